@@ -1,0 +1,42 @@
+//! Operations endpoints: liveness, readiness (the store answers) and metrics.
+
+use super::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use std::time::Duration;
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 200 when the store answers within two seconds, else 503.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let answer = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
+    match answer {
+        Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({ "ready": true }))),
+        Ok(Err(error)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "ready": false, "detail": error.to_string() })),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                serde_json::json!({ "ready": false, "detail": "the store did not answer within 2s" }),
+            ),
+        ),
+    }
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

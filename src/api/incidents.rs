@@ -1,0 +1,190 @@
+//! Incidents: list, detail with alerts and timeline, and the actions of a responder
+//! (acknowledge, resolve, notes). Actions go through the pipeline so they are ordered
+//! with ingest and committed before the answer.
+
+use super::alerts::alert_json;
+use super::auth::Actor;
+use super::error::ApiError;
+use super::{AppState, Page, page};
+use crate::clock::rfc3339;
+use crate::incident::Incident;
+use crate::pipeline::Action;
+use crate::store::{AlertQuery, IncidentQuery};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, Query, State};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Query string of the list.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    priority: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/incidents`.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (limit, before_id) = page(query.limit.as_deref(), query.cursor.as_deref())?;
+    let statuses = super::list_filter(
+        query.status.as_deref(),
+        "status",
+        &["triggered", "acknowledged", "resolved"],
+    )?;
+    let priorities = super::priority_filter(query.priority.as_deref())?;
+    let incidents = state
+        .store
+        .incidents(&IncidentQuery {
+            statuses,
+            priorities,
+            before_id,
+            limit: limit + 1,
+        })
+        .await?;
+    let now = state.clock.now();
+    Ok(Json(
+        Page::of(incidents, limit, |i| i.id).to_json(|i| incident_json(i, now)),
+    ))
+}
+
+/// `GET /api/v1/incidents/{id}`: the incident with its alerts and timeline.
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = incident_id(&id)?;
+    let incident = state
+        .store
+        .incident(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("incident {id} does not exist")))?;
+    let alerts = state
+        .store
+        .alerts(&AlertQuery {
+            incident_id: Some(id),
+            limit: 1000,
+            ..AlertQuery::default()
+        })
+        .await?;
+    let timeline = state.store.timeline(id).await?;
+    let mut body = incident_json(&incident, state.clock.now());
+    body["alerts"] = alerts.iter().map(alert_json).collect();
+    body["timeline"] = timeline
+        .iter()
+        .map(|e| json!({ "at": rfc3339(e.at), "kind": e.kind, "actor": e.actor, "message": e.message, "data": e.data }))
+        .collect();
+    Ok(Json(body))
+}
+
+/// Optional body of `/ack` and `/resolve`.
+#[derive(Debug, Default, Deserialize)]
+struct NoteBody {
+    note: Option<String>,
+    text: Option<String>,
+}
+
+fn note_body(body: &Bytes) -> Result<NoteBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(NoteBody::default());
+    }
+    crate::ingest::from_json(body)
+        .map_err(|error| ApiError::bad_request("invalid body", error.detail()))
+}
+
+/// `POST /api/v1/incidents/{id}/ack`.
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = incident_id(&id)?;
+    let note = note_body(&body)?.note;
+    act(&state, id, Action::Acknowledge { note }, &actor).await
+}
+
+/// `POST /api/v1/incidents/{id}/resolve`.
+pub async fn resolve(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = incident_id(&id)?;
+    let note = note_body(&body)?.note;
+    act(&state, id, Action::Resolve { note }, &actor).await
+}
+
+/// `POST /api/v1/incidents/{id}/notes` with `{"text": "…"}` (or `note`).
+pub async fn add_note(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = incident_id(&id)?;
+    let body = note_body(&body)?;
+    let text = body
+        .text
+        .or(body.note)
+        .filter(|text| !text.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid body",
+                "text: is required, e.g. {\"text\": \"restarted the pod\"}",
+            )
+        })?;
+    act(&state, id, Action::Note { text }, &actor).await
+}
+
+async fn act(
+    state: &AppState,
+    id: i64,
+    action: Action,
+    actor: &Actor,
+) -> Result<Json<Value>, ApiError> {
+    let incident = state.pipeline.act(id, action, &actor.0).await?;
+    Ok(Json(incident_json(&incident, state.clock.now())))
+}
+
+fn incident_id(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "incident {text:?} does not exist: ids are positive integers"
+            ))
+        })
+}
+
+/// The incident fields of spec §6 and §10.
+pub fn incident_json(incident: &Incident, now: DateTime<Utc>) -> Value {
+    json!({
+        "id": incident.id,
+        "title": incident.title,
+        "priority": incident.priority.as_str(),
+        "status": incident.status.as_str(),
+        "created_at": rfc3339(incident.created_at),
+        "acknowledged_at": incident.acknowledged_at.map(rfc3339),
+        "resolved_at": incident.resolved_at.map(rfc3339),
+        "alert_count": incident.alert_count,
+        "escalation_level": incident.escalation_level,
+        "response_due": rfc3339(incident.response_due),
+        "resolve_due": rfc3339(incident.resolve_due),
+        "sla_breached": crate::sla::breached(incident, now),
+        "flapping": incident.flapping,
+        "on_hold": incident.on_hold,
+        "source": incident.source,
+        "resource": incident.resource,
+        "check": incident.check,
+        "summary": incident.summary,
+        "tickets": [],
+    })
+}

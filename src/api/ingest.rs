@@ -1,0 +1,329 @@
+//! `POST /api/v1/ingest/{source}` and `POST /v2/enqueue`: authenticate the source,
+//! read the body within its limit, parse it, and answer 202 only once the pipeline has
+//! committed it. Refusals are counted by reason in `tocsin_alerts_rejected_total`.
+
+use super::AppState;
+use super::auth::{presented_token, same_secret};
+use super::error::ApiError;
+use crate::ingest::{self, IngestError, SourceKind};
+use crate::pipeline::{Accepted, PipelineError};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use std::time::{Duration, Instant};
+
+/// How long the rest of an oversized body is read and discarded before answering 413.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+/// How much of an oversized body is discarded, as a multiple of the limit.
+const DRAIN_FACTOR: usize = 8;
+
+/// A refusal, with the metric reason it counts under.
+struct Refusal {
+    reason: &'static str,
+    error: ApiError,
+}
+
+impl Refusal {
+    fn new(
+        reason: &'static str,
+        status: StatusCode,
+        error: &str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            reason,
+            error: ApiError::new(status, error, detail),
+        }
+    }
+
+    fn invalid(error: &IngestError) -> Self {
+        Self::new(
+            "invalid",
+            StatusCode::BAD_REQUEST,
+            "invalid payload",
+            error.detail(),
+        )
+    }
+}
+
+/// `POST /api/v1/ingest/{source}`.
+pub async fn ingest(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Ok(kind) = source.parse::<SourceKind>() else {
+        return ApiError::not_found(format!(
+            "no sender is called {source:?}; use one of {}",
+            SourceKind::ALL.map(SourceKind::as_str).join(", ")
+        ))
+        .into_response();
+    };
+    handle(state, kind, query, headers, body).await
+}
+
+/// `POST /v2/enqueue`, PagerDuty's own path.
+pub async fn enqueue(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, SourceKind::Pagerduty, query, headers, body).await
+}
+
+async fn handle(
+    state: AppState,
+    kind: SourceKind,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let outcome = accept(&state, kind, query.as_deref(), &headers, body).await;
+    state
+        .metrics
+        .ingest_duration_seconds
+        .with_label_values(&[kind.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    match outcome {
+        Ok(accepted) => accepted_response(kind, accepted),
+        Err(refusal) => {
+            state
+                .metrics
+                .alerts_rejected
+                .with_label_values(&[kind.as_str(), refusal.reason])
+                .inc();
+            let mut response = refusal_response(kind, refusal.error);
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            }
+            response
+        }
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    kind: SourceKind,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<Accepted>, Refusal> {
+    let source = state.config.sources.get(&kind).ok_or_else(|| {
+        Refusal::new(
+            "not_enabled",
+            StatusCode::NOT_FOUND,
+            "source not enabled",
+            format!(
+                "add a [sources.{kind}] table with a token to the config to accept {kind} alerts"
+            ),
+        )
+    })?;
+    let token = presented_token(headers, query);
+    let token_ok = match (&source.token, &token) {
+        (None, _) => true,
+        (Some(expected), Some(given)) => same_secret(given, expected),
+        (Some(_), None) => false,
+    };
+    // PagerDuty senders authenticate with the body's routing_key instead.
+    if !token_ok && kind != SourceKind::Pagerduty {
+        return Err(unauthorized(kind, token.is_some()));
+    }
+    if let Some(limiter) = state.limiters.get(&kind)
+        && limiter.check().is_err()
+    {
+        return Err(Refusal::new(
+            "rate_limited",
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded",
+            format!("[sources.{kind}] rate_limit is reached; retry after a second"),
+        ));
+    }
+    check_content_type(kind, headers)?;
+    let body = read_body(body, state.config.max_body_bytes).await?;
+    let payload = ingest::parse(kind, &body, state.clock.now()).map_err(|error| {
+        if token_ok {
+            Refusal::invalid(&error)
+        } else {
+            unauthorized(kind, token.is_some())
+        }
+    })?;
+    if !token_ok {
+        let routing_ok = match (&source.token, &payload.routing_key) {
+            (Some(expected), Some(given)) => same_secret(given, expected),
+            _ => false,
+        };
+        if !routing_ok {
+            return Err(unauthorized(
+                kind,
+                token.is_some() || payload.routing_key.is_some(),
+            ));
+        }
+    }
+    state
+        .pipeline
+        .ingest(payload.alerts)
+        .await
+        .map_err(|error| match error {
+            PipelineError::Unavailable(_) => Refusal {
+                reason: "unavailable",
+                error: error.into(),
+            },
+            other => Refusal {
+                reason: "invalid",
+                error: other.into(),
+            },
+        })
+}
+
+fn unauthorized(kind: SourceKind, presented: bool) -> Refusal {
+    let (error, detail) = if presented {
+        (
+            "wrong token",
+            format!("the token does not match [sources.{kind}] token"),
+        )
+    } else {
+        (
+            "missing token",
+            format!(
+                "send Authorization: Bearer <token> or ?token=<token> with the [sources.{kind}] token"
+            ),
+        )
+    };
+    Refusal::new("unauthorized", StatusCode::UNAUTHORIZED, error, detail)
+}
+
+/// JSON endpoints take `application/json` and `*+json`; the form-capable senders also
+/// take forms. No declared type is read as JSON.
+fn check_content_type(kind: SourceKind, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let declared = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = declared == "application/json"
+        || (declared.starts_with("application/") && declared.ends_with("+json"));
+    let form = declared == "application/x-www-form-urlencoded";
+    if json || (form && kind.accepts_form()) {
+        return Ok(());
+    }
+    let accepted = if kind.accepts_form() {
+        "application/json or application/x-www-form-urlencoded"
+    } else {
+        "application/json"
+    };
+    Err(Refusal::new(
+        "unsupported_media_type",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported content type",
+        format!("Content-Type {declared:?} cannot be read here; send {accepted}"),
+    ))
+}
+
+/// Reads at most `limit` bytes. Past it, discards the rest (bounded in size and
+/// time) so a client that writes its whole body before reading still sees the 413.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Refusal> {
+    let mut body = body;
+    let mut buffer = Vec::new();
+    let unreadable = |error: axum::Error| {
+        Refusal::new(
+            "invalid",
+            StatusCode::BAD_REQUEST,
+            "unreadable body",
+            format!("the body could not be read: {error}"),
+        )
+    };
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(unreadable)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buffer.len() + data.len() > limit {
+            drain(
+                body,
+                buffer.len() + data.len(),
+                limit.saturating_mul(DRAIN_FACTOR),
+            )
+            .await;
+            return Err(Refusal::new(
+                "too_large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload too large",
+                format!(
+                    "the body is larger than server.max_body_bytes ({limit} bytes); send fewer alerts per request"
+                ),
+            ));
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(buffer))
+}
+
+async fn drain(mut body: Body, mut seen: usize, cap: usize) {
+    let discard = async {
+        while seen < cap {
+            match body.frame().await {
+                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
+}
+
+fn accepted_response(kind: SourceKind, accepted: Vec<Accepted>) -> Response {
+    if kind == SourceKind::Pagerduty {
+        let dedup_key = accepted.first().map(|a| a.dedup_key.clone());
+        let body = serde_json::json!({ "status": "success", "message": "Event processed", "dedup_key": dedup_key });
+        return (StatusCode::ACCEPTED, Json(body)).into_response();
+    }
+    let alerts: Vec<_> = accepted
+        .into_iter()
+        .map(|a| serde_json::json!({ "id": a.id, "dedup_key": a.dedup_key, "incident_id": a.incident_id }))
+        .collect();
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "alerts": alerts })),
+    )
+        .into_response()
+}
+
+/// PagerDuty clients read `status`/`message`/`errors`; everyone else `error`/`detail`.
+/// PagerDuty routes carry both.
+fn refusal_response(kind: SourceKind, error: ApiError) -> Response {
+    if kind != SourceKind::Pagerduty {
+        return error.into_response();
+    }
+    let status_word = if error.status == StatusCode::BAD_REQUEST {
+        "invalid event"
+    } else {
+        "unrecognized request"
+    };
+    let message = if error.status == StatusCode::BAD_REQUEST {
+        "Event object is invalid".to_string()
+    } else {
+        error.error.clone()
+    };
+    let body = serde_json::json!({
+        "status": status_word,
+        "message": message,
+        "errors": [error.detail],
+        "error": error.error,
+        "detail": error.detail,
+    });
+    (error.status, Json(body)).into_response()
+}

@@ -1,0 +1,156 @@
+//! The HTTP API of spec §6: the router, its shared state, and helpers every list
+//! endpoint uses (paging, filters). One file per resource.
+
+pub mod alerts;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod incidents;
+pub mod ingest;
+
+use crate::alert::Priority;
+use crate::clock::Clock;
+use crate::config::{Config, Role};
+use crate::ingest::SourceKind;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use error::ApiError;
+use governor::DefaultDirectRateLimiter;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Everything a handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub pipeline: Pipeline,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+    pub limiters: Arc<HashMap<SourceKind, DefaultDirectRateLimiter>>,
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let role = |role: Role| from_fn_with_state((state.clone(), role), auth::require);
+    let read = Router::new()
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::show))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route_layer(role(Role::Viewer));
+    let act = Router::new()
+        .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
+        .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
+        .route_layer(role(Role::Responder));
+    Router::new()
+        .route("/api/v1/ingest/{source}", post(ingest::ingest))
+        .route("/v2/enqueue", post(ingest::enqueue))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .merge(read)
+        .merge(act)
+        .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
+        // Ingest enforces server.max_body_bytes itself, with the drain of spec §10.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// One page of a newest-first list: fetch `limit + 1` rows, return `limit`, and use
+/// the last id as the cursor when there was more.
+pub struct Page<T> {
+    items: Vec<T>,
+    next: Option<i64>,
+}
+
+impl<T> Page<T> {
+    /// Cuts a `limit + 1` fetch into a page.
+    pub fn of(mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(&id)
+        } else {
+            None
+        };
+        Self { items, next }
+    }
+
+    /// `{"items": [...], "next": cursor-or-null}`.
+    pub fn to_json(&self, item: impl Fn(&T) -> Value) -> Value {
+        serde_json::json!({
+            "items": self.items.iter().map(item).collect::<Vec<_>>(),
+            "next": self.next.map(|id| id.to_string()),
+        })
+    }
+}
+
+/// Reads `?limit=` (default 100, at most 1000) and `?cursor=`.
+pub fn page(limit: Option<&str>, cursor: Option<&str>) -> Result<(i64, Option<i64>), ApiError> {
+    let limit = match limit {
+        None => 100,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid query",
+                    format!("limit: {text:?} is not a number from 1 to 1000"),
+                )
+            })?,
+    };
+    let before = match cursor.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid query",
+                format!("cursor: {text:?} is not a cursor from a previous page's \"next\""),
+            )
+        })?),
+    };
+    Ok((limit, before))
+}
+
+/// A comma-separated filter whose values must come from `allowed`.
+pub fn list_filter(
+    text: Option<&str>,
+    name: &str,
+    allowed: &[&str],
+) -> Result<Vec<String>, ApiError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .map(|value| {
+            if allowed.contains(&value) {
+                Ok(value.to_string())
+            } else {
+                Err(ApiError::bad_request(
+                    "invalid query",
+                    format!("{name}: {value:?} is not one of {}", allowed.join(", ")),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// `?priority=P1,P2`.
+pub fn priority_filter(text: Option<&str>) -> Result<Vec<Priority>, ApiError> {
+    list_filter(text, "priority", &["P1", "P2", "P3", "P4"])?
+        .iter()
+        .map(|p| {
+            p.parse()
+                .map_err(|_| ApiError::bad_request("invalid query", "priority"))
+        })
+        .collect()
+}

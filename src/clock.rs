@@ -1,0 +1,94 @@
+//! The only place that reads wall time. Everything else asks a [`Clock`], so tests
+//! move time forward instead of sleeping.
+
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Mutex;
+
+/// A source of "now". Shared as `Arc<dyn Clock>`.
+pub trait Clock: Send + Sync + 'static {
+    /// The current instant, UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that only moves when told to; used by tests and `simulate`.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    /// A clock frozen at `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self {
+            now: Mutex::new(start),
+        }
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *now += by;
+    }
+
+    /// Sets the clock to `at`.
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = at;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Formats a timestamp the way the API promises: RFC 3339, UTC, milliseconds, `Z`.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Store representation of a timestamp: milliseconds since the Unix epoch.
+pub fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// Inverse of [`to_millis`]; out-of-range values clamp to the epoch rather than fail,
+/// because they can only come from a hand-edited database.
+pub fn from_millis(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let start = DateTime::parse_from_rfc3339("2026-11-29T03:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let clock = ManualClock::new(start);
+        assert_eq!(clock.now(), start);
+        clock.advance(Duration::minutes(15));
+        assert_eq!(rfc3339(clock.now()), "2026-11-29T03:15:00.000Z");
+    }
+}

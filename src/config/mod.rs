@@ -1,0 +1,808 @@
+//! Loads `config/tocsin.toml`: `${VAR}` interpolation, per-section parsing, then one
+//! validation pass that collects every error with its key path and line (spec §9, §10).
+//! No other module reads the environment.
+
+mod locate;
+pub mod raw;
+
+use crate::alert::Priority;
+use crate::ingest::SourceKind;
+use crate::rules::{Matcher, Rule};
+use chrono::TimeDelta;
+use raw::*;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The documented default configuration, compiled in for `--print-default-config` and
+/// for tests that want "the file as shipped".
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/tocsin.toml");
+
+/// One problem in the configuration, pointing at where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Key path such as `escalation_policies[0].tiers[1].after`; empty for syntax errors.
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every error found in one file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors {
+    pub file: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} has {} error(s):", self.file, self.errors.len())?;
+        for error in &self.errors {
+            writeln!(f, "  {}:{error}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+/// Who may do what with the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Viewer,
+    Responder,
+    Admin,
+}
+
+impl FromStr for Role {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "viewer" => Ok(Self::Viewer),
+            "responder" => Ok(Self::Responder),
+            "admin" => Ok(Self::Admin),
+            _ => Err(()),
+        }
+    }
+}
+
+/// An API token and what it may do.
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub name: String,
+    pub token: String,
+    pub role: Role,
+}
+
+/// One enabled ingest source.
+#[derive(Debug, Clone, Default)]
+pub struct SourceConfig {
+    /// `None` accepts unauthenticated posts (a warning is logged at start).
+    pub token: Option<String>,
+    /// Requests per second before 429.
+    pub rate_limit: Option<NonZeroU32>,
+}
+
+/// Response and resolution budgets of one priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlaTarget {
+    pub respond: TimeDelta,
+    pub resolve: TimeDelta,
+    pub escalate_on_breach: bool,
+}
+
+/// `[incidents]`.
+#[derive(Debug, Clone)]
+pub struct IncidentsConfig {
+    pub auto_open: Vec<Priority>,
+    pub auto_resolve: bool,
+    pub group_window: TimeDelta,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub max_body_bytes: usize,
+    pub storage_url: String,
+    pub write_timeout: std::time::Duration,
+    pub api_tokens: Vec<ApiToken>,
+    pub sources: BTreeMap<SourceKind, SourceConfig>,
+    pub incidents: IncidentsConfig,
+    /// Indexed by [`Priority::index`].
+    pub sla: [SlaTarget; 4],
+    pub rules: Vec<Rule>,
+    pub users: Vec<RawUser>,
+    pub schedules: Vec<RawSchedule>,
+    pub escalation_policies: Vec<RawPolicy>,
+    pub email: Option<RawEmail>,
+    pub sms: Option<RawSms>,
+    pub runbooks_dir: PathBuf,
+    pub templates_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
+            file: file.clone(),
+            errors: vec![ConfigError {
+                path: String::new(),
+                line: None,
+                message: format!(
+                    "cannot read it ({error}); pass --config PATH or run from the directory that holds config/tocsin.toml"
+                ),
+            }],
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Validates configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigErrors> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let mut errors = Vec::new();
+        let config = build(text, &lookup, &mut errors);
+        for error in &mut errors {
+            if error.line.is_none() && !error.path.is_empty() {
+                error.line = locate::line_of(text, &error.path);
+            }
+        }
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(ConfigErrors {
+                file: file.to_string(),
+                errors,
+            }),
+        }
+    }
+
+    /// The SLA budgets of `priority`.
+    pub fn sla_for(&self, priority: Priority) -> SlaTarget {
+        self.sla[priority.index()]
+    }
+}
+
+/// Parses the duration syntax of spec §10: one integer and one unit, `s m h d w`.
+pub fn parse_duration(text: &str) -> Result<TimeDelta, String> {
+    let hint = "write one integer and one unit s, m, h, d or w, such as \"90s\" or \"10m\"";
+    let unit_at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("duration {text:?} has no unit; {hint}"))?;
+    let (number, unit) = text.split_at(unit_at);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("duration {text:?} does not start with a number; {hint}"))?;
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("duration {text:?} is not valid; {hint}")),
+    };
+    number
+        .checked_mul(seconds_per_unit)
+        .and_then(TimeDelta::try_seconds)
+        .ok_or_else(|| format!("duration {text:?} is too long"))
+}
+
+type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+fn build(text: &str, lookup: &Lookup<'_>, errors: &mut Vec<ConfigError>) -> Option<Config> {
+    let mut table: toml::Table = match text.parse() {
+        Ok(table) => table,
+        Err(error) => {
+            let error: toml::de::Error = error;
+            let line = error
+                .span()
+                .map(|span| text[..span.start].matches('\n').count() + 1);
+            errors.push(ConfigError {
+                path: String::new(),
+                line,
+                message: format!("not valid TOML: {}", error.message()),
+            });
+            return None;
+        }
+    };
+    for (key, value) in table.iter_mut() {
+        interpolate(value, key, lookup, errors);
+    }
+    let raw = read_sections(table, errors);
+    let config = validate(raw, errors);
+    // One error per key: a value that failed interpolation would also fail validation.
+    let mut seen = BTreeSet::new();
+    errors.retain(|error| error.path.is_empty() || seen.insert(error.path.clone()));
+    Some(config)
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` in every string value.
+fn interpolate(
+    value: &mut toml::Value,
+    path: &str,
+    lookup: &Lookup<'_>,
+    errors: &mut Vec<ConfigError>,
+) {
+    match value {
+        toml::Value::String(text) => match expand(text, lookup) {
+            Ok(expanded) => *text = expanded,
+            Err(message) => errors.push(ConfigError {
+                path: path.to_string(),
+                line: None,
+                message,
+            }),
+        },
+        toml::Value::Array(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                interpolate(item, &format!("{path}[{index}]"), lookup, errors);
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                interpolate(item, &format!("{path}.{key}"), lookup, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn expand(text: &str, lookup: &Lookup<'_>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("{text:?} opens ${{ without a closing }}"))?;
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (inner, None),
+        };
+        match (lookup(name), default) {
+            (Some(value), _) => out.push_str(&value),
+            (None, Some(default)) => out.push_str(default),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable {name} is not set; export it, or write ${{{name}:-default}}"
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig {
+    let mut raw = RawConfig::default();
+    for (key, value) in table {
+        match key.as_str() {
+            "server" => section(value, &key, errors, &mut raw.server),
+            "storage" => section(value, &key, errors, &mut raw.storage),
+            "api" => section(value, &key, errors, &mut raw.api),
+            "sources" => section(value, &key, errors, &mut raw.sources),
+            "incidents" => section(value, &key, errors, &mut raw.incidents),
+            "sla" => section(value, &key, errors, &mut raw.sla),
+            "email" => section(value, &key, errors, &mut raw.email),
+            "sms" => section(value, &key, errors, &mut raw.sms),
+            "users" => section(value, &key, errors, &mut raw.users),
+            "schedules" => section(value, &key, errors, &mut raw.schedules),
+            "escalation_policies" => section(value, &key, errors, &mut raw.escalation_policies),
+            "rules" => section(value, &key, errors, &mut raw.rules),
+            "runbooks" => section(value, &key, errors, &mut raw.runbooks),
+            "templates_dir" => section(value, &key, errors, &mut raw.templates_dir),
+            later if LATER_SECTIONS.contains(&later) => {
+                raw.later.insert(key, value);
+            }
+            _ => errors.push(ConfigError {
+                path: key.clone(),
+                line: None,
+                message: format!(
+                    "unknown section {key:?}; see config/tocsin.toml for the valid ones"
+                ),
+            }),
+        }
+    }
+    raw
+}
+
+fn section<T: DeserializeOwned>(
+    value: toml::Value,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+    slot: &mut T,
+) {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(parsed) => *slot = parsed,
+        Err(error) => {
+            let inner = error.path().to_string();
+            let path = if inner == "." || inner.is_empty() {
+                key.to_string()
+            } else if inner.starts_with('[') {
+                format!("{key}{inner}")
+            } else {
+                format!("{key}.{inner}")
+            };
+            errors.push(ConfigError {
+                path,
+                line: None,
+                message: error.into_inner().to_string(),
+            });
+        }
+    }
+}
+
+/// Collects errors while turning raw strings into typed values.
+struct Checker<'e> {
+    errors: &'e mut Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            path: path.into(),
+            line: None,
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, path: &str, text: &str) -> TimeDelta {
+        parse_duration(text).unwrap_or_else(|message| {
+            self.error(path, message);
+            TimeDelta::zero()
+        })
+    }
+
+    fn priority(&mut self, path: &str, text: &str) -> Option<Priority> {
+        let parsed = text.parse().ok();
+        if parsed.is_none() {
+            self.error(
+                path,
+                format!("unknown priority {text:?}; use P1, P2, P3 or P4"),
+            );
+        }
+        parsed
+    }
+}
+
+fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
+    let mut check = Checker { errors };
+    let listen = raw.server.listen.parse().unwrap_or_else(|_| {
+        check.error(
+            "server.listen",
+            format!(
+                "{:?} is not an address:port such as \"127.0.0.1:8080\"",
+                raw.server.listen
+            ),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    if raw.server.max_body_bytes == 0 {
+        check.error("server.max_body_bytes", "must be more than 0");
+    }
+    let storage_url = raw.storage.url.clone();
+    if !(storage_url.starts_with("sqlite:") || storage_url.starts_with("postgres:")) {
+        check.error(
+            "storage.url",
+            format!("{storage_url:?} is neither sqlite://PATH nor postgres://…"),
+        );
+    }
+    let write_timeout = check
+        .duration("storage.write_timeout", &raw.storage.write_timeout)
+        .to_std()
+        .unwrap_or_default();
+
+    let api_tokens = api_tokens(&raw.api, &mut check);
+    let sources = sources(&raw.sources, &mut check);
+    let incidents = IncidentsConfig {
+        auto_open: raw
+            .incidents
+            .auto_open
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| check.priority(&format!("incidents.auto_open[{i}]"), p))
+            .collect(),
+        auto_resolve: raw.incidents.auto_resolve,
+        group_window: check.duration("incidents.group_window", &raw.incidents.group_window),
+    };
+    let sla = sla(&raw.sla, &mut check);
+    check_people(&raw, &mut check);
+    let rules = rules(&raw, &mut check);
+    check_channels(&raw, &mut check);
+
+    Config {
+        listen,
+        public_url: raw.server.public_url.trim_end_matches('/').to_string(),
+        max_body_bytes: usize::try_from(raw.server.max_body_bytes).unwrap_or(usize::MAX),
+        storage_url,
+        write_timeout,
+        api_tokens,
+        sources,
+        incidents,
+        sla,
+        rules,
+        users: raw.users,
+        schedules: raw.schedules,
+        escalation_policies: raw.escalation_policies,
+        email: raw.email,
+        sms: raw.sms,
+        runbooks_dir: PathBuf::from(raw.runbooks.dir),
+        templates_dir: PathBuf::from(
+            raw.templates_dir
+                .unwrap_or_else(|| "config/templates".into()),
+        ),
+    }
+}
+
+fn api_tokens(api: &RawApi, check: &mut Checker<'_>) -> Vec<ApiToken> {
+    let mut seen = BTreeSet::new();
+    let mut tokens = Vec::new();
+    for (i, token) in api.tokens.iter().enumerate() {
+        let Ok(role) = token.role.parse() else {
+            check.error(
+                format!("api.tokens[{i}].role"),
+                format!(
+                    "unknown role {:?}; use viewer, responder or admin",
+                    token.role
+                ),
+            );
+            continue;
+        };
+        if token.token.len() < 8 {
+            check.error(
+                format!("api.tokens[{i}].token"),
+                "is shorter than 8 characters; use a long random string",
+            );
+        }
+        if !seen.insert(token.token.clone()) {
+            check.error(format!("api.tokens[{i}].token"), "is used by another token");
+        }
+        tokens.push(ApiToken {
+            name: token.name.clone(),
+            token: token.token.clone(),
+            role,
+        });
+    }
+    tokens
+}
+
+fn sources(
+    raw: &BTreeMap<String, RawSource>,
+    check: &mut Checker<'_>,
+) -> BTreeMap<SourceKind, SourceConfig> {
+    let mut sources = BTreeMap::new();
+    for (name, source) in raw {
+        let Ok(kind) = name.parse::<SourceKind>() else {
+            check.error(
+                format!("sources.{name}"),
+                format!(
+                    "unknown source {name:?}; use one of {}",
+                    SourceKind::ALL.map(SourceKind::as_str).join(", ")
+                ),
+            );
+            continue;
+        };
+        let rate_limit = source.rate_limit.as_deref().and_then(|text| {
+            let parsed = text
+                .strip_suffix("/s")
+                .and_then(|n| n.parse::<u32>().ok())
+                .and_then(NonZeroU32::new);
+            if parsed.is_none() {
+                check.error(
+                    format!("sources.{name}.rate_limit"),
+                    format!("{text:?} is not a rate such as \"100/s\""),
+                );
+            }
+            parsed
+        });
+        let token = source.token.clone().filter(|token| !token.is_empty());
+        sources.insert(kind, SourceConfig { token, rate_limit });
+    }
+    sources
+}
+
+fn sla(raw: &BTreeMap<String, RawSla>, check: &mut Checker<'_>) -> [SlaTarget; 4] {
+    let defaults = [("15m", "1h"), ("1h", "4h"), ("4h", "24h"), ("24h", "72h")];
+    for name in raw.keys() {
+        if name.parse::<Priority>().is_err() {
+            check.error(
+                format!("sla.{name}"),
+                format!("unknown priority {name:?}; use [sla.P1] … [sla.P4]"),
+            );
+        }
+    }
+    Priority::ALL.map(|priority| {
+        let (respond, resolve) = defaults[priority.index()];
+        let entry = raw.get(priority.as_str());
+        let path = format!("sla.{priority}");
+        let respond = entry.and_then(|e| e.respond.as_deref()).unwrap_or(respond);
+        let resolve = entry.and_then(|e| e.resolve.as_deref()).unwrap_or(resolve);
+        SlaTarget {
+            respond: check.duration(&format!("{path}.respond"), respond),
+            resolve: check.duration(&format!("{path}.resolve"), resolve),
+            escalate_on_breach: entry.is_some_and(|e| e.escalate_on_breach),
+        }
+    })
+}
+
+fn check_people(raw: &RawConfig, check: &mut Checker<'_>) {
+    let users: BTreeSet<&str> = raw.users.iter().map(|u| u.id.as_str()).collect();
+    let schedules: BTreeSet<&str> = raw.schedules.iter().map(|s| s.name.as_str()).collect();
+    for (i, user) in raw.users.iter().enumerate() {
+        for (j, rule) in user.notify.iter().enumerate() {
+            let path = format!("users[{i}].notify[{j}]");
+            if !["email", "sms", "webhook"].contains(&rule.channel.as_str()) {
+                check.error(
+                    format!("{path}.channel"),
+                    format!(
+                        "unknown channel {:?}; use email, sms or webhook",
+                        rule.channel
+                    ),
+                );
+            }
+            check.duration(&format!("{path}.after"), &rule.after);
+            if let Some(priority) = &rule.min_priority {
+                check.priority(&format!("{path}.min_priority"), priority);
+            }
+        }
+    }
+    for (i, schedule) in raw.schedules.iter().enumerate() {
+        check.duration(
+            &format!("schedules[{i}].rotation.every"),
+            &schedule.rotation.every,
+        );
+        for (j, user) in schedule.rotation.users.iter().enumerate() {
+            if !users.contains(user.as_str()) {
+                check.error(
+                    format!("schedules[{i}].rotation.users[{j}]"),
+                    format!("unknown user {user:?}"),
+                );
+            }
+        }
+    }
+    for (i, policy) in raw.escalation_policies.iter().enumerate() {
+        if let Some(timeout) = &policy.ack_timeout {
+            check.duration(&format!("escalation_policies[{i}].ack_timeout"), timeout);
+        }
+        for (j, tier) in policy.tiers.iter().enumerate() {
+            let path = format!("escalation_policies[{i}].tiers[{j}]");
+            check.duration(&format!("{path}.after"), &tier.after);
+            for (k, target) in tier.targets.iter().enumerate() {
+                let problem = match target.split_once(':') {
+                    Some(("user", id)) if users.contains(id) => None,
+                    Some(("user", id)) => Some(format!("unknown user {id:?}")),
+                    Some(("schedule", name)) if schedules.contains(name) => None,
+                    Some(("schedule", name)) => Some(format!("unknown schedule {name:?}")),
+                    _ => Some(format!(
+                        "target {target:?} is neither user:ID nor schedule:NAME"
+                    )),
+                };
+                if let Some(problem) = problem {
+                    check.error(format!("{path}.targets[{k}]"), problem);
+                }
+            }
+        }
+    }
+}
+
+fn rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rule> {
+    let policies: BTreeSet<&str> = raw
+        .escalation_policies
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut rules = Vec::new();
+    for (i, rule) in raw.rules.iter().enumerate() {
+        let path = format!("rules[{i}]");
+        let matchers = rule
+            .matchers
+            .iter()
+            .enumerate()
+            .filter_map(|(j, text)| {
+                Matcher::parse(text)
+                    .map_err(|message| check.error(format!("{path}.match[{j}]"), message))
+                    .ok()
+            })
+            .collect();
+        let priority = rule
+            .priority
+            .as_deref()
+            .and_then(|p| check.priority(&format!("{path}.priority"), p));
+        if let Some(policy) = &rule.escalation_policy
+            && !policies.contains(policy.as_str())
+        {
+            check.error(
+                format!("{path}.escalation_policy"),
+                format!("unknown escalation policy {policy:?}"),
+            );
+        }
+        for (j, field) in rule.group_by.iter().enumerate() {
+            if !(crate::rules::MATCHABLE_FIELDS.contains(&field.as_str())
+                || field.starts_with("labels."))
+            {
+                check.error(
+                    format!("{path}.group_by[{j}]"),
+                    format!(
+                        "unknown field {field:?}; use resource, check, source, … or labels.NAME"
+                    ),
+                );
+            }
+        }
+        rules.push(Rule {
+            name: rule.name.clone(),
+            matchers,
+            priority,
+            escalation_policy: rule.escalation_policy.clone(),
+            runbooks: rule.runbooks.clone(),
+            group_by: rule.group_by.clone(),
+            stakeholders: rule.stakeholders.clone(),
+        });
+    }
+    rules
+}
+
+fn check_channels(raw: &RawConfig, check: &mut Checker<'_>) {
+    if let Some(email) = &raw.email {
+        if !["smtp", "spool"].contains(&email.transport.as_str()) {
+            check.error(
+                "email.transport",
+                format!("unknown transport {:?}; use smtp or spool", email.transport),
+            );
+        }
+        if !["none", "starttls", "tls"].contains(&email.tls.as_str()) {
+            check.error(
+                "email.tls",
+                format!(
+                    "unknown tls mode {:?}; use none, starttls or tls",
+                    email.tls
+                ),
+            );
+        }
+    }
+    if let Some(provider) = raw.sms.as_ref().and_then(|sms| sms.provider.as_deref())
+        && !["twilio", "webhook", "log"].contains(&provider)
+    {
+        check.error(
+            "sms.provider",
+            format!("unknown provider {provider:?}; use twilio, webhook or log"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_with(text: &str, env: &[(&str, &str)]) -> Result<Config, Vec<ConfigError>> {
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let mut errors = Vec::new();
+        let config = build(text, &lookup, &mut errors);
+        for error in &mut errors {
+            if error.line.is_none() && !error.path.is_empty() {
+                error.line = locate::line_of(text, &error.path);
+            }
+        }
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(errors),
+        }
+    }
+
+    #[test]
+    fn empty_file_gives_the_spec_defaults() {
+        let config = parse_with("", &[]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.storage_url, "sqlite://data/tocsin.db");
+        assert_eq!(config.sla_for(Priority::P1).respond, TimeDelta::minutes(15));
+        assert_eq!(config.sla_for(Priority::P4).resolve, TimeDelta::hours(72));
+        assert_eq!(config.incidents.auto_open, vec![Priority::P1, Priority::P2]);
+        assert!(config.sources.is_empty());
+    }
+
+    #[test]
+    fn the_shipped_default_config_is_valid() {
+        parse_with(DEFAULT_CONFIG, &[]).unwrap();
+    }
+
+    #[test]
+    fn durations_follow_the_spec_grammar() {
+        assert_eq!(parse_duration("90s").unwrap(), TimeDelta::seconds(90));
+        assert_eq!(parse_duration("1w").unwrap(), TimeDelta::days(7));
+        for bad in ["10 minutes", "1h30m", "5", "", "m"] {
+            assert!(parse_duration(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn env_variables_are_interpolated() {
+        let text = "[api]\ntokens = [{ name = \"ops\", token = \"${T}\", role = \"admin\" }]\n[sources.generic]\ntoken = \"${G:-fallback-token}\"\n";
+        let config = parse_with(text, &[("T", "secret-admin")]).unwrap();
+        assert_eq!(config.api_tokens[0].token, "secret-admin");
+        assert_eq!(
+            config.sources[&SourceKind::Generic].token.as_deref(),
+            Some("fallback-token")
+        );
+        let errors = parse_with(text, &[]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].message.contains("T is not set"),
+            "{}",
+            errors[0].message
+        );
+        assert_eq!(errors[0].line, Some(2));
+    }
+
+    #[test]
+    fn every_error_is_reported_with_path_and_line() {
+        let text = r#"[server]
+listen = "nowhere"
+
+[incidents]
+group_window = "5 minutes"
+
+[[users]]
+id = "alice"
+
+[[escalation_policies]]
+name = "default"
+tiers = [
+  { level = "L1", targets = ["user:alice"], after = "0s" },
+  { level = "L2", targets = ["user:ghost"], after = "10m" },
+]
+
+[[rules]]
+name = "r"
+match = ['check=~"("']
+priority = "P9"
+"#;
+        let errors = parse_with(text, &[]).unwrap_err();
+        let find = |path: &str| {
+            errors
+                .iter()
+                .find(|e| e.path == path)
+                .unwrap_or_else(|| panic!("no error at {path}: {errors:?}"))
+        };
+        assert_eq!(find("server.listen").line, Some(2));
+        assert_eq!(find("incidents.group_window").line, Some(5));
+        let ghost = find("escalation_policies[0].tiers[1].targets[0]");
+        assert_eq!(ghost.message, "unknown user \"ghost\"");
+        assert_eq!(ghost.line, Some(14));
+        assert_eq!(find("rules[0].match[0]").line, Some(19));
+        assert_eq!(find("rules[0].priority").line, Some(20));
+        assert_eq!(errors.len(), 5);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused() {
+        let errors =
+            parse_with("[server]\nlisten = 8080\n[storage]\nurll = \"x\"\n", &[]).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.path == "server.listen" && e.line == Some(2))
+        );
+        assert!(errors.iter().any(|e| e.message.contains("urll")));
+    }
+}

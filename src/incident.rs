@@ -1,0 +1,241 @@
+//! The incident: what a human is asked to handle. Its state machine
+//! (triggered → acknowledged → resolved) refuses illegal moves, and every move is
+//! written to the timeline by the caller. Pure: no I/O, time is passed in.
+
+use crate::alert::{Alert, Priority};
+use crate::config::SlaTarget;
+use crate::rules::Classification;
+use chrono::{DateTime, Utc};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where an incident is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentStatus {
+    Triggered,
+    Acknowledged,
+    Resolved,
+}
+
+impl IncidentStatus {
+    /// The canonical name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Triggered => "triggered",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+impl fmt::Display for IncidentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for IncidentStatus {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "triggered" => Ok(Self::Triggered),
+            "acknowledged" => Ok(Self::Acknowledged),
+            "resolved" => Ok(Self::Resolved),
+            _ => Err(()),
+        }
+    }
+}
+
+/// A move the state machine refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("incident {0} is already resolved; open a new one by sending the alert again")]
+    AlreadyResolved(i64),
+}
+
+/// An incident as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub id: i64,
+    pub title: String,
+    pub priority: Priority,
+    pub status: IncidentStatus,
+    pub created_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub alert_count: i64,
+    pub escalation_level: String,
+    pub response_due: DateTime<Utc>,
+    pub resolve_due: DateTime<Utc>,
+    pub flapping: bool,
+    pub on_hold: bool,
+    pub source: String,
+    pub resource: String,
+    pub check: String,
+    pub summary: String,
+    pub group_key: Option<String>,
+    pub rule: Option<String>,
+    pub escalation_policy: Option<String>,
+    /// When an alert last opened or joined it; the group window counts from here.
+    pub last_alert_at: DateTime<Utc>,
+}
+
+impl Incident {
+    /// A new triggered incident opened by `alert`.
+    pub fn open(
+        id: i64,
+        alert: &Alert,
+        classification: &Classification,
+        sla: SlaTarget,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (response_due, resolve_due) = crate::sla::due_times(now, sla);
+        Self {
+            id,
+            title: format!("{} on {}", alert.check, alert.resource),
+            priority: classification.priority,
+            status: IncidentStatus::Triggered,
+            created_at: now,
+            acknowledged_at: None,
+            resolved_at: None,
+            alert_count: 1,
+            escalation_level: "L1".into(),
+            response_due,
+            resolve_due,
+            flapping: false,
+            on_hold: false,
+            source: alert.source.clone(),
+            resource: alert.resource.clone(),
+            check: alert.check.clone(),
+            summary: alert.summary.clone(),
+            group_key: classification.group_key.clone(),
+            rule: classification.rule.clone(),
+            escalation_policy: classification.escalation_policy.clone(),
+            last_alert_at: now,
+        }
+    }
+
+    /// True until resolved.
+    pub fn is_open(&self) -> bool {
+        self.status != IncidentStatus::Resolved
+    }
+
+    /// Acknowledges; returns false when it already was (nothing changes).
+    pub fn acknowledge(&mut self, now: DateTime<Utc>) -> Result<bool, TransitionError> {
+        match self.status {
+            IncidentStatus::Resolved => Err(TransitionError::AlreadyResolved(self.id)),
+            IncidentStatus::Acknowledged => Ok(false),
+            IncidentStatus::Triggered => {
+                self.status = IncidentStatus::Acknowledged;
+                self.acknowledged_at = Some(now);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Resolves.
+    pub fn resolve(&mut self, now: DateTime<Utc>) -> Result<(), TransitionError> {
+        if self.status == IncidentStatus::Resolved {
+            return Err(TransitionError::AlreadyResolved(self.id));
+        }
+        self.status = IncidentStatus::Resolved;
+        self.resolved_at = Some(now);
+        Ok(())
+    }
+
+    /// Raises the priority when a more urgent alert joins; the SLA deadlines follow,
+    /// still counted from creation. Returns true when it changed.
+    pub fn raise_priority(&mut self, priority: Priority, sla: SlaTarget) -> bool {
+        if priority >= self.priority {
+            return false;
+        }
+        self.priority = priority;
+        (self.response_due, self.resolve_due) = crate::sla::due_times(self.created_at, sla);
+        true
+    }
+}
+
+/// One line of an incident's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineEntry {
+    pub incident_id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    /// Who or what did it: an API token's name, a sender, or `tocsin`.
+    pub actor: String,
+    pub message: String,
+    pub data: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertAction, AlertStatus, Labels, Severity};
+    use chrono::TimeDelta;
+
+    fn incident() -> Incident {
+        let alert = Alert {
+            source: "generic".into(),
+            dedup_key: "k".into(),
+            resource: "web-1".into(),
+            check: "http".into(),
+            severity: Severity::Warning,
+            status: AlertStatus::Firing,
+            action: AlertAction::Report,
+            summary: "down".into(),
+            details: serde_json::Value::Null,
+            labels: Labels::new(),
+            links: vec![],
+            occurred_at: None,
+        };
+        let class = Classification {
+            priority: Priority::P2,
+            rule: None,
+            escalation_policy: None,
+            runbooks: vec![],
+            group_key: None,
+        };
+        let sla = SlaTarget {
+            respond: TimeDelta::hours(1),
+            resolve: TimeDelta::hours(4),
+            escalate_on_breach: false,
+        };
+        Incident::open(1, &alert, &class, sla, Utc::now())
+    }
+
+    #[test]
+    fn walks_triggered_acknowledged_resolved() {
+        let mut incident = incident();
+        assert_eq!(incident.title, "http on web-1");
+        assert_eq!(
+            incident.response_due - incident.created_at,
+            TimeDelta::hours(1)
+        );
+        let now = Utc::now();
+        assert_eq!(incident.acknowledge(now), Ok(true));
+        assert_eq!(incident.acknowledge(now), Ok(false));
+        incident.resolve(now).unwrap();
+        assert_eq!(incident.status, IncidentStatus::Resolved);
+        assert_eq!(
+            incident.resolve(now),
+            Err(TransitionError::AlreadyResolved(1))
+        );
+        assert!(incident.acknowledge(now).is_err());
+    }
+
+    #[test]
+    fn only_more_urgent_alerts_raise_priority() {
+        let mut incident = incident();
+        let p1 = SlaTarget {
+            respond: TimeDelta::minutes(15),
+            resolve: TimeDelta::hours(1),
+            escalate_on_breach: false,
+        };
+        assert!(!incident.raise_priority(Priority::P3, p1));
+        assert!(incident.raise_priority(Priority::P1, p1));
+        assert_eq!(
+            incident.response_due - incident.created_at,
+            TimeDelta::minutes(15)
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Turns each sender's payload into normalized [`Alert`]s: one file per sender, each a
+//! pure `parse(body, now)`. Decoding rules shared by all senders (JSON with named error
+//! paths, timestamps) live here.
+
+pub mod alertmanager;
+pub mod generic;
+pub mod pagerduty;
+
+use crate::alert::Alert;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::str::FromStr;
+
+/// The senders of spec §6, each with its own route and `[sources.X]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    Alertmanager,
+    Nagios,
+    Prtg,
+    Datadog,
+    Grafana,
+    Pagerduty,
+    Generic,
+}
+
+impl SourceKind {
+    /// Every sender, in route order.
+    pub const ALL: [SourceKind; 7] = [
+        Self::Alertmanager,
+        Self::Nagios,
+        Self::Prtg,
+        Self::Datadog,
+        Self::Grafana,
+        Self::Pagerduty,
+        Self::Generic,
+    ];
+
+    /// The name used in routes, config and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alertmanager => "alertmanager",
+            Self::Nagios => "nagios",
+            Self::Prtg => "prtg",
+            Self::Datadog => "datadog",
+            Self::Grafana => "grafana",
+            Self::Pagerduty => "pagerduty",
+            Self::Generic => "generic",
+        }
+    }
+
+    /// Senders that may post `application/x-www-form-urlencoded` (spec §10).
+    pub fn accepts_form(self) -> bool {
+        matches!(self, Self::Nagios | Self::Prtg | Self::Datadog)
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SourceKind {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or(())
+    }
+}
+
+/// Why a payload was refused. Always the sender's fault (400), never ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct IngestError {
+    /// The offending field's path, such as `alerts[0].status`, when there is one.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl IngestError {
+    /// An error about one field.
+    pub fn field(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(path.into()),
+            message: message.into(),
+        }
+    }
+
+    /// An error about the body as a whole.
+    pub fn body(message: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// `field: message`, for the `detail` of a 400.
+    pub fn detail(&self) -> String {
+        match &self.field {
+            Some(field) => format!("{field}: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
+/// What a payload asks for: the alerts, plus the PagerDuty `routing_key` that may
+/// authenticate it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    pub alerts: Vec<Alert>,
+    pub routing_key: Option<String>,
+}
+
+/// Parses a body for `kind`. Senders still to come answer with a clear error.
+pub fn parse(kind: SourceKind, body: &[u8], now: DateTime<Utc>) -> Result<Payload, IngestError> {
+    match kind {
+        SourceKind::Alertmanager => alertmanager::parse(body, now).map(Payload::alerts),
+        SourceKind::Pagerduty => pagerduty::parse(body, now),
+        SourceKind::Generic => generic::parse(body, now).map(Payload::alerts),
+        SourceKind::Nagios | SourceKind::Prtg | SourceKind::Datadog | SourceKind::Grafana => {
+            Err(IngestError::body(format!(
+                "the {kind} sender is not supported by this version; post to /api/v1/ingest/generic instead"
+            )))
+        }
+    }
+}
+
+impl Payload {
+    fn alerts(alerts: Vec<Alert>) -> Self {
+        Self {
+            alerts,
+            routing_key: None,
+        }
+    }
+}
+
+/// Decodes JSON strictly: trailing data, duplicate fields, wrong types and excessive
+/// nesting are errors that name the path of the offending field.
+pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(IngestError::body("the body is empty; send a JSON document"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = format!("invalid JSON: {inner}");
+        if path == "." || path.is_empty() {
+            IngestError::body(message)
+        } else {
+            IngestError::field(path, message)
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| IngestError::body(format!("invalid JSON: {error}")))?;
+    Ok(value)
+}
+
+/// Reads the timestamp shapes senders use (senders.md §0.1.5). Go's zero time and
+/// unreadable values mean "none": the receipt time is used instead.
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if text.is_empty() || text.starts_with("0001-01-01") {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .map(|at| at.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|naive| naive.and_utc())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_in_sender_shapes() {
+        assert!(parse_time("2025-03-14T09:07:41.517Z").is_some());
+        assert!(parse_time("2015-07-17T08:42:58.315+0000").is_some());
+        assert_eq!(parse_time("0001-01-01T00:00:00Z"), None);
+        assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)] // read only through Debug in the assertion
+        struct Shape {
+            alerts: Vec<String>,
+        }
+        let error = from_json::<Shape>(br#"{"alerts": {"a": 1}}"#).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("alerts"));
+        assert!(
+            from_json::<Shape>(br#"{"alerts": []} {}"#)
+                .unwrap_err()
+                .message
+                .contains("trailing")
+        );
+        assert!(
+            from_json::<Shape>(b"  \n")
+                .unwrap_err()
+                .message
+                .contains("empty")
+        );
+    }
+}

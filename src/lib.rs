@@ -1,0 +1,26 @@
+//! Tocsin turns monitoring alerts into handled incidents.
+//!
+//! The modules, in the order an alert flows through them:
+//! - [`ingest`]: one parser per sender, payload → [`alert::Alert`].
+//! - [`dedup`]: identity of an alert and the in-memory index of open ones.
+//! - [`rules`]: matchers and ordered rules → priority, policy, grouping.
+//! - [`incident`]: the incident state machine and its timeline entries.
+//! - [`sla`]: response and resolution deadlines.
+//! - [`pipeline`]: the single writer that applies all of the above and group-commits.
+//! - [`store`]: the storage contract and its SQLite backend.
+//! - [`api`]: the HTTP API; [`metrics`]: Prometheus metrics.
+//! - [`config`], [`clock`], [`app`]: configuration, time, and wiring.
+
+pub mod alert;
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod dedup;
+pub mod incident;
+pub mod ingest;
+pub mod metrics;
+pub mod pipeline;
+pub mod rules;
+pub mod sla;
+pub mod store;

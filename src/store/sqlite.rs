@@ -1,0 +1,471 @@
+//! The embedded SQLite backend: WAL, `synchronous=FULL`, one writer connection (the
+//! group-commit writer is its only user) and a small pool of readers. An OS lock on
+//! `<db>.lock` keeps a second instance off the same file and dies with the process.
+
+use super::{
+    AlertQuery, AlertRecord, AlertUpdate, IncidentQuery, OpenState, Store, StoreError, WriteBatch,
+};
+use crate::alert::{AlertStatus, Priority, Severity};
+use crate::clock::{from_millis, to_millis};
+use crate::dedup::{DedupKey, OpenAlert};
+use crate::incident::{Incident, IncidentStatus, TimelineEntry};
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+const INCIDENT_COLUMNS: &str = "id, title, priority, status, created_at, acknowledged_at, resolved_at, alert_count, escalation_level, response_due, resolve_due, flapping, on_hold, source, resource, check_name, summary, group_key, rule, escalation_policy, last_alert_at";
+const ALERT_COLUMNS: &str = "id, source, dedup_key, resource, check_name, severity, priority, status, summary, details, labels, links, count, first_seen, last_seen, occurred_at, resolved_at, incident_id, silenced, flapping";
+/// Rows per multi-row INSERT, kept under SQLite's 32,766 bound parameters.
+const INSERT_CHUNK: usize = 1000;
+
+/// A SQLite database file owned by this process.
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+    /// Held for the life of the store: the one-instance guard.
+    _lock: File,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database at `url` and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let path = database_path(url);
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|error| {
+                StoreError::Open(format!(
+                    "cannot create the directory {}: {error}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let lock = lock(&path)?;
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self {
+            writer,
+            readers,
+            _lock: lock,
+        })
+    }
+}
+
+fn database_path(url: &str) -> PathBuf {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    PathBuf::from(rest.split('?').next().unwrap_or(rest))
+}
+
+fn lock(path: &Path) -> Result<File, StoreError> {
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let file = File::create(&lock_path).map_err(|error| {
+        StoreError::Open(format!(
+            "cannot create the lock file {}: {error}",
+            lock_path.display()
+        ))
+    })?;
+    file.try_lock().map_err(|_| {
+        StoreError::Open(format!(
+            "another tocsin is already serving {} (it holds {}); stop it first, or point [storage] url at another file",
+            path.display(),
+            lock_path.display()
+        ))
+    })?;
+    Ok(file)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.readers).await?;
+        Ok(())
+    }
+
+    async fn load_open_state(&self) -> Result<OpenState, StoreError> {
+        let alerts = sqlx::query(
+            "SELECT id, source, dedup_key, incident_id, priority, count, last_seen FROM alerts WHERE status = 'firing'",
+        )
+        .fetch_all(&self.writer)
+        .await?
+        .iter()
+        .map(|row| {
+            let key = DedupKey {
+                source: row.try_get("source")?,
+                key: row.try_get("dedup_key")?,
+            };
+            let open = OpenAlert {
+                id: row.try_get("id")?,
+                incident_id: row.try_get("incident_id")?,
+                priority: parse_enum(row.try_get("priority")?)?,
+                count: row.try_get("count")?,
+                last_seen: from_millis(row.try_get("last_seen")?),
+            };
+            Ok((key, open))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let incidents = sqlx::query(format!(
+            "SELECT {INCIDENT_COLUMNS}, (SELECT COUNT(*) FROM alerts a WHERE a.incident_id = incidents.id AND a.status = 'firing') AS firing FROM incidents WHERE status <> 'resolved'"
+        ).into_safe())
+        .fetch_all(&self.writer)
+        .await?
+        .iter()
+        .map(|row| Ok((incident_from_row(row)?, row.try_get("firing")?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let next_alert_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM alerts")
+            .fetch_one(&self.writer)
+            .await?;
+        let next_incident_id: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents")
+                .fetch_one(&self.writer)
+                .await?;
+        Ok(OpenState {
+            alerts,
+            incidents,
+            next_alert_id,
+            next_incident_id,
+        })
+    }
+
+    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        let incidents: Vec<&Incident> = batch.incidents().collect();
+        for chunk in incidents.chunks(INSERT_CHUNK / 2) {
+            upsert_incidents(chunk).build().execute(&mut *tx).await?;
+        }
+        for chunk in batch.new_alerts().chunks(INSERT_CHUNK) {
+            insert_alerts(chunk).build().execute(&mut *tx).await?;
+        }
+        for (id, update) in batch.alert_updates() {
+            update_alert(*id, update).execute(&mut *tx).await?;
+        }
+        for chunk in batch.timeline().chunks(INSERT_CHUNK) {
+            insert_timeline(chunk).build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        let row = sqlx::query(
+            format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?").into_safe(),
+        )
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.as_ref().map(incident_from_row).transpose()
+    }
+
+    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"
+        ));
+        push_in(&mut sql, "status", query.statuses.iter().cloned());
+        push_in(
+            &mut sql,
+            "priority",
+            query.priorities.iter().map(|p| p.as_str().to_string()),
+        );
+        if let Some(before) = query.before_id {
+            sql.push(" AND id < ").push_bind(before);
+        }
+        sql.push(" ORDER BY id DESC LIMIT ").push_bind(query.limit);
+        sql.build()
+            .fetch_all(&self.readers)
+            .await?
+            .iter()
+            .map(incident_from_row)
+            .collect()
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+        let mut sql =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE 1 = 1"));
+        let silenced = query.statuses.iter().any(|s| s == "silenced");
+        let states: Vec<String> = query
+            .statuses
+            .iter()
+            .filter(|s| *s != "silenced")
+            .cloned()
+            .collect();
+        match (states.is_empty(), silenced) {
+            (true, true) => {
+                sql.push(" AND silenced = 1");
+            }
+            (false, true) => {
+                sql.push(" AND (silenced = 1 OR status IN (");
+                let mut list = sql.separated(", ");
+                for state in states {
+                    list.push_bind(state);
+                }
+                sql.push("))");
+            }
+            (false, false) => push_in(&mut sql, "status", states.into_iter()),
+            (true, false) => {}
+        }
+        push_in(
+            &mut sql,
+            "priority",
+            query.priorities.iter().map(|p| p.as_str().to_string()),
+        );
+        if let Some(source) = &query.source {
+            sql.push(" AND source = ").push_bind(source.clone());
+        }
+        if let Some(resource) = &query.resource {
+            sql.push(" AND resource = ").push_bind(resource.clone());
+        }
+        if let Some(incident) = query.incident_id {
+            sql.push(" AND incident_id = ").push_bind(incident);
+        }
+        if let Some(before) = query.before_id {
+            sql.push(" AND id < ").push_bind(before);
+        }
+        sql.push(" ORDER BY id DESC LIMIT ").push_bind(query.limit);
+        sql.build()
+            .fetch_all(&self.readers)
+            .await?
+            .iter()
+            .map(alert_from_row)
+            .collect()
+    }
+
+    async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        sqlx::query("SELECT incident_id, at, kind, actor, message, data FROM timeline WHERE incident_id = ? ORDER BY id")
+            .bind(incident_id)
+            .fetch_all(&self.readers)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(TimelineEntry {
+                    incident_id: row.try_get("incident_id")?,
+                    at: from_millis(row.try_get("at")?),
+                    kind: row.try_get("kind")?,
+                    actor: row.try_get("actor")?,
+                    message: row.try_get("message")?,
+                    data: parse_json(row.try_get("data")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_alert(&self, key: &DedupKey) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, incident_id FROM alerts WHERE source = ? AND dedup_key = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(&key.source)
+        .bind(&key.key)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|row| Ok((row.try_get("id")?, row.try_get("incident_id")?)))
+            .transpose()
+    }
+}
+
+trait IntoSafe {
+    fn into_safe(self) -> sqlx::AssertSqlSafe<String>;
+}
+
+impl IntoSafe for String {
+    /// Our dynamic SQL is built only from the column-list constants above, never from input.
+    fn into_safe(self) -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(self)
+    }
+}
+
+fn push_in(sql: &mut QueryBuilder<Sqlite>, column: &str, values: impl Iterator<Item = String>) {
+    let values: Vec<String> = values.collect();
+    if values.is_empty() {
+        return;
+    }
+    sql.push(format!(" AND {column} IN ("));
+    let mut list = sql.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    sql.push(")");
+}
+
+fn upsert_incidents<'a>(incidents: &'a [&'a Incident]) -> QueryBuilder<Sqlite> {
+    let mut sql =
+        QueryBuilder::<Sqlite>::new(format!("INSERT INTO incidents ({INCIDENT_COLUMNS}) "));
+    sql.push_values(incidents, |mut row, incident| {
+        row.push_bind(incident.id)
+            .push_bind(incident.title.clone())
+            .push_bind(incident.priority.as_str())
+            .push_bind(incident.status.as_str())
+            .push_bind(to_millis(incident.created_at))
+            .push_bind(incident.acknowledged_at.map(to_millis))
+            .push_bind(incident.resolved_at.map(to_millis))
+            .push_bind(incident.alert_count)
+            .push_bind(incident.escalation_level.clone())
+            .push_bind(to_millis(incident.response_due))
+            .push_bind(to_millis(incident.resolve_due))
+            .push_bind(incident.flapping)
+            .push_bind(incident.on_hold)
+            .push_bind(incident.source.clone())
+            .push_bind(incident.resource.clone())
+            .push_bind(incident.check.clone())
+            .push_bind(incident.summary.clone())
+            .push_bind(incident.group_key.clone())
+            .push_bind(incident.rule.clone())
+            .push_bind(incident.escalation_policy.clone())
+            .push_bind(to_millis(incident.last_alert_at));
+    });
+    sql.push(
+        " ON CONFLICT (id) DO UPDATE SET title = excluded.title, priority = excluded.priority, \
+         status = excluded.status, acknowledged_at = excluded.acknowledged_at, \
+         resolved_at = excluded.resolved_at, alert_count = excluded.alert_count, \
+         escalation_level = excluded.escalation_level, response_due = excluded.response_due, \
+         resolve_due = excluded.resolve_due, flapping = excluded.flapping, on_hold = excluded.on_hold, \
+         last_alert_at = excluded.last_alert_at",
+    );
+    sql
+}
+
+fn insert_alerts(alerts: &[AlertRecord]) -> QueryBuilder<Sqlite> {
+    let mut sql = QueryBuilder::<Sqlite>::new(format!("INSERT INTO alerts ({ALERT_COLUMNS}) "));
+    sql.push_values(alerts, |mut row, alert| {
+        row.push_bind(alert.id)
+            .push_bind(alert.source.clone())
+            .push_bind(alert.dedup_key.clone())
+            .push_bind(alert.resource.clone())
+            .push_bind(alert.check.clone())
+            .push_bind(alert.severity.as_str())
+            .push_bind(alert.priority.as_str())
+            .push_bind(alert.status.as_str())
+            .push_bind(alert.summary.clone())
+            .push_bind(alert.details.to_string())
+            .push_bind(serde_json::to_string(&alert.labels).unwrap_or_default())
+            .push_bind(serde_json::to_string(&alert.links).unwrap_or_default())
+            .push_bind(alert.count)
+            .push_bind(to_millis(alert.first_seen))
+            .push_bind(to_millis(alert.last_seen))
+            .push_bind(alert.occurred_at.map(to_millis))
+            .push_bind(alert.resolved_at.map(to_millis))
+            .push_bind(alert.incident_id)
+            .push_bind(alert.silenced)
+            .push_bind(alert.flapping);
+    });
+    sql
+}
+
+fn update_alert(
+    id: i64,
+    update: &AlertUpdate,
+) -> sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(
+        "UPDATE alerts SET count = ?, last_seen = ?, status = ?, resolved_at = ? WHERE id = ?",
+    )
+    .bind(update.count)
+    .bind(to_millis(update.last_seen))
+    .bind(update.status.as_str())
+    .bind(update.resolved_at.map(to_millis))
+    .bind(id)
+}
+
+fn insert_timeline(entries: &[TimelineEntry]) -> QueryBuilder<Sqlite> {
+    let mut sql = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO timeline (incident_id, at, kind, actor, message, data) ",
+    );
+    sql.push_values(entries, |mut row, entry| {
+        row.push_bind(entry.incident_id)
+            .push_bind(to_millis(entry.at))
+            .push_bind(entry.kind.clone())
+            .push_bind(entry.actor.clone())
+            .push_bind(entry.message.clone())
+            .push_bind(entry.data.to_string());
+    });
+    sql
+}
+
+fn parse_enum<T: FromStr>(text: String) -> Result<T, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unexpected value {text:?}")))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: String) -> Result<T, StoreError> {
+    serde_json::from_str(&text)
+        .map_err(|error| StoreError::Corrupt(format!("bad JSON column: {error}")))
+}
+
+fn incident_from_row(row: &SqliteRow) -> Result<Incident, StoreError> {
+    let optional_time = |column: &str| -> Result<_, StoreError> {
+        Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis))
+    };
+    Ok(Incident {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        priority: parse_enum::<Priority>(row.try_get("priority")?)?,
+        status: parse_enum::<IncidentStatus>(row.try_get("status")?)?,
+        created_at: from_millis(row.try_get("created_at")?),
+        acknowledged_at: optional_time("acknowledged_at")?,
+        resolved_at: optional_time("resolved_at")?,
+        alert_count: row.try_get("alert_count")?,
+        escalation_level: row.try_get("escalation_level")?,
+        response_due: from_millis(row.try_get("response_due")?),
+        resolve_due: from_millis(row.try_get("resolve_due")?),
+        flapping: row.try_get("flapping")?,
+        on_hold: row.try_get("on_hold")?,
+        source: row.try_get("source")?,
+        resource: row.try_get("resource")?,
+        check: row.try_get("check_name")?,
+        summary: row.try_get("summary")?,
+        group_key: row.try_get("group_key")?,
+        rule: row.try_get("rule")?,
+        escalation_policy: row.try_get("escalation_policy")?,
+        last_alert_at: from_millis(row.try_get("last_alert_at")?),
+    })
+}
+
+fn alert_from_row(row: &SqliteRow) -> Result<AlertRecord, StoreError> {
+    Ok(AlertRecord {
+        id: row.try_get("id")?,
+        source: row.try_get("source")?,
+        dedup_key: row.try_get("dedup_key")?,
+        resource: row.try_get("resource")?,
+        check: row.try_get("check_name")?,
+        severity: Severity::from_word(&row.try_get::<String, _>("severity")?)
+            .ok_or_else(|| StoreError::Corrupt("unknown severity".into()))?,
+        priority: parse_enum(row.try_get("priority")?)?,
+        status: parse_enum::<AlertStatus>(row.try_get("status")?)?,
+        summary: row.try_get("summary")?,
+        details: parse_json(row.try_get("details")?)?,
+        labels: parse_json(row.try_get("labels")?)?,
+        links: parse_json(row.try_get("links")?)?,
+        count: row.try_get("count")?,
+        first_seen: from_millis(row.try_get("first_seen")?),
+        last_seen: from_millis(row.try_get("last_seen")?),
+        occurred_at: row
+            .try_get::<Option<i64>, _>("occurred_at")?
+            .map(from_millis),
+        resolved_at: row
+            .try_get::<Option<i64>, _>("resolved_at")?
+            .map(from_millis),
+        incident_id: row.try_get("incident_id")?,
+        silenced: row.try_get("silenced")?,
+        flapping: row.try_get("flapping")?,
+    })
+}
