@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::store;
+use crate::store::{self, Store};
 use anyhow::Context;
 use axum::Router;
 use governor::{Quota, RateLimiter};
@@ -23,11 +23,20 @@ pub struct App {
 impl App {
     /// Opens the store named in `config` and starts the pipeline.
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let config = Arc::new(config);
-        warn_about_tokens(&config);
         let store = store::open(&config.storage_url)
             .await
             .context("cannot open the store")?;
+        Self::start_with_store(config, clock, store).await
+    }
+
+    /// Starts the pipeline on a store opened by the caller (tests inject faults this way).
+    pub async fn start_with_store(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        warn_about_tokens(&config);
         let metrics = Metrics::new().context("cannot register metrics")?;
         let (pipeline, writer) = Pipeline::start(
             store.clone(),

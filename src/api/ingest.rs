@@ -149,24 +149,24 @@ async fn accept(
     }
     check_content_type(kind, headers)?;
     let body = read_body(body, state.config.max_body_bytes).await?;
-    let payload = ingest::parse(kind, &body, state.clock.now()).map_err(|error| {
-        if token_ok {
-            Refusal::invalid(&error)
-        } else {
-            unauthorized(kind, token.is_some())
+    let routing_ok = |routing_key: Option<&str>| match (&source.token, routing_key) {
+        (Some(expected), Some(given)) => same_secret(given, expected),
+        _ => false,
+    };
+    let payload = match ingest::parse(kind, &body, state.clock.now()) {
+        Ok(payload) => payload,
+        // A sender we can authenticate learns what is wrong; anyone else only that
+        // they are not authenticated.
+        Err(error) if token_ok || routing_ok(routing_key_of(&body).as_deref()) => {
+            return Err(Refusal::invalid(&error));
         }
-    })?;
-    if !token_ok {
-        let routing_ok = match (&source.token, &payload.routing_key) {
-            (Some(expected), Some(given)) => same_secret(given, expected),
-            _ => false,
-        };
-        if !routing_ok {
-            return Err(unauthorized(
-                kind,
-                token.is_some() || payload.routing_key.is_some(),
-            ));
-        }
+        Err(_) => return Err(unauthorized(kind, token.is_some())),
+    };
+    if !token_ok && !routing_ok(payload.routing_key.as_deref()) {
+        return Err(unauthorized(
+            kind,
+            token.is_some() || payload.routing_key.is_some(),
+        ));
     }
     state
         .pipeline
@@ -182,6 +182,15 @@ async fn accept(
                 error: other.into(),
             },
         })
+}
+
+/// The `routing_key` of a body that may be invalid otherwise.
+fn routing_key_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct RoutingKey {
+        routing_key: Option<String>,
+    }
+    serde_json::from_slice::<RoutingKey>(body).ok()?.routing_key
 }
 
 fn unauthorized(kind: SourceKind, presented: bool) -> Refusal {

@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 struct Webhook {
     version: String,
     alerts: Vec<WebhookAlert>,
+    /// "firing" when any alert fires; read per alert instead. Declared so a
+    /// duplicated `status` key is refused like any other duplicate.
+    #[serde(default, rename = "status")]
+    _group_status: Option<String>,
     #[serde(default)]
     receiver: Option<String>,
     #[serde(default, rename = "externalURL")]

@@ -148,7 +148,7 @@ pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
         let path = error.path().to_string();
         let inner = error.into_inner();
         let message = format!("invalid JSON: {inner}");
-        if path == "." || path.is_empty() {
+        if path == "." || path == "?" || path.is_empty() {
             IngestError::body(message)
         } else {
             IngestError::field(path, message)

@@ -1,0 +1,341 @@
+//! Every kind of bad input gets its status code, a JSON error naming the problem, and
+//! leaves the store as it was.
+
+use crate::harness::{Harness, INGEST_TOKEN, fixture, generic};
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+
+async fn snapshot(tocsin: &Harness) -> (Vec<Value>, Vec<Value>) {
+    (tocsin.alerts().await, tocsin.incidents().await)
+}
+
+async fn post(
+    tocsin: &Harness,
+    path: &str,
+    content_type: Option<&str>,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut request = tocsin
+        .client
+        .post(format!("{}{path}", tocsin.url))
+        .body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn malformed_payloads_get_400_naming_the_problem_and_change_nothing() {
+    let tocsin = Harness::start("").await;
+    tocsin
+        .ingest_ok("alertmanager", &fixture("alertmanager-firing.json"))
+        .await;
+    let before = snapshot(&tocsin).await;
+    let cases = [
+        ("alertmanager", "malformed-truncated.json", "EOF"),
+        ("alertmanager", "malformed-empty.json", "empty"),
+        ("alertmanager", "malformed-whitespace-only.json", "empty"),
+        ("generic", "malformed-trailing-garbage.json", "trailing"),
+        ("alertmanager", "malformed-wrong-types.json", "invalid type"),
+        (
+            "alertmanager",
+            "malformed-missing-required-alertmanager.json",
+            "missing field",
+        ),
+        (
+            "alertmanager",
+            "malformed-duplicate-keys.json",
+            "duplicate field",
+        ),
+        ("generic", "malformed-deeply-nested.json", "recursion limit"),
+        ("generic", "malformed-lone-surrogate.json", "hex escape"),
+        ("generic", "malformed-invalid-utf8.json", "invalid"),
+        ("generic", "malformed-nagios-shell-unescaped.json", "line 6"),
+        (
+            "pagerduty",
+            "malformed-missing-required-pagerduty.json",
+            "payload.summary",
+        ),
+        (
+            "pagerduty",
+            "malformed-pagerduty-bad-action.json",
+            "event_action",
+        ),
+        (
+            "pagerduty",
+            "malformed-pagerduty-ack-without-dedup.json",
+            "dedup_key",
+        ),
+        ("alertmanager", "generic-firing.json", "missing field"),
+    ];
+    for (source, name, expected) in cases {
+        let token = if source == "pagerduty" {
+            "e93facc04764012d7bfb002500d5d1a6"
+        } else {
+            INGEST_TOKEN
+        };
+        let (status, error) = post(
+            &tocsin,
+            &format!("/api/v1/ingest/{source}"),
+            Some("application/json"),
+            Some(token),
+            fixture(name),
+        )
+        .await;
+        assert_eq!(status, 400, "{name}: {error}");
+        let text = error.to_string();
+        assert!(
+            text.to_lowercase().contains(&expected.to_lowercase()),
+            "{name}: {text} should mention {expected}"
+        );
+    }
+    let (_, error) = post(
+        &tocsin,
+        "/api/v1/ingest/alertmanager",
+        Some("application/json"),
+        Some(INGEST_TOKEN),
+        fixture("malformed-wrong-types.json"),
+    )
+    .await;
+    assert_eq!(error["error"], "invalid payload");
+    let (_, error) = post(
+        &tocsin,
+        "/v2/enqueue",
+        Some("application/json"),
+        None,
+        fixture("malformed-missing-required-pagerduty.json"),
+    )
+    .await;
+    assert_eq!(
+        error["status"], "invalid event",
+        "PagerDuty clients read their own error shape"
+    );
+    assert_eq!(snapshot(&tocsin).await, before);
+    assert_eq!(
+        tocsin
+            .metric(r#"tocsin_alerts_rejected_total{reason="invalid",source="alertmanager"}"#)
+            .await,
+        8.0
+    );
+}
+
+#[tokio::test]
+async fn auth_type_and_size_refusals_use_their_status_codes() {
+    let tocsin = Harness::start("[sources.grafana]\ntoken = \"grafana-token-1\"\n").await;
+    let before = snapshot(&tocsin).await;
+    let body = generic("web-1", "http", "critical");
+    let path = "/api/v1/ingest/generic";
+    assert_eq!(
+        post(&tocsin, path, Some("application/json"), None, body.clone())
+            .await
+            .0,
+        401
+    );
+    let (status, error) = post(
+        &tocsin,
+        path,
+        Some("application/json"),
+        Some("wrong-token"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (401, Some("wrong token"))
+    );
+    let (status, error) = post(
+        &tocsin,
+        path,
+        Some("text/plain"),
+        Some(INGEST_TOKEN),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 415);
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap()
+            .contains("application/json")
+    );
+    assert_eq!(
+        post(
+            &tocsin,
+            path,
+            Some("application/x-www-form-urlencoded"),
+            Some(INGEST_TOKEN),
+            body.clone()
+        )
+        .await
+        .0,
+        415
+    );
+    assert_eq!(
+        post(
+            &tocsin,
+            path,
+            Some("application/vnd.tocsin+json"),
+            Some(INGEST_TOKEN),
+            body.clone()
+        )
+        .await
+        .0,
+        202
+    );
+    assert_eq!(
+        post(&tocsin, path, None, Some(INGEST_TOKEN), body.clone())
+            .await
+            .0,
+        202
+    );
+    let (status, error) = post(
+        &tocsin,
+        path,
+        Some("application/json"),
+        Some(INGEST_TOKEN),
+        fixture("malformed-huge-field.json"),
+    )
+    .await;
+    assert_eq!(status, 413, "{error}");
+    assert!(error["detail"].as_str().unwrap().contains("max_body_bytes"));
+    let (status, error) = post(
+        &tocsin,
+        "/api/v1/ingest/datadog",
+        Some("application/json"),
+        Some(INGEST_TOKEN),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap()
+            .contains("[sources.datadog]")
+    );
+    assert_eq!(
+        post(
+            &tocsin,
+            "/api/v1/ingest/nosuch",
+            Some("application/json"),
+            Some(INGEST_TOKEN),
+            body.clone()
+        )
+        .await
+        .0,
+        404
+    );
+    let (status, error) = post(
+        &tocsin,
+        "/api/v1/ingest/grafana",
+        Some("application/json"),
+        Some("grafana-token-1"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 400, "a sender not yet supported says so: {error}");
+    // Only the two accepted posts above changed anything.
+    let after = snapshot(&tocsin).await;
+    assert_eq!(after.0.len(), before.0.len() + 1);
+    assert_eq!(after.0[0]["count"], 2);
+    assert_eq!(
+        tocsin
+            .metric(r#"tocsin_alerts_rejected_total{reason="unauthorized",source="generic"}"#)
+            .await,
+        2.0
+    );
+    assert_eq!(
+        tocsin
+            .metric(r#"tocsin_alerts_rejected_total{reason="too_large",source="generic"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        tocsin
+            .metric(
+                r#"tocsin_alerts_rejected_total{reason="unsupported_media_type",source="generic"}"#
+            )
+            .await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_refuses_the_write_gets_503_and_nothing_is_half_done() {
+    let tocsin = Harness::start("").await;
+    tocsin
+        .ingest_ok("generic", &generic("web-1", "http", "critical"))
+        .await;
+    let before = snapshot(&tocsin).await;
+    tocsin.store.failing.store(true, Ordering::SeqCst);
+    for body in [
+        generic("web-2", "http", "critical"),
+        generic("web-1", "http", "critical"),
+    ] {
+        let (status, error) = post(
+            &tocsin,
+            "/api/v1/ingest/generic",
+            Some("application/json"),
+            Some(INGEST_TOKEN),
+            body,
+        )
+        .await;
+        assert_eq!(status, 503, "{error}");
+        assert!(error["detail"].as_str().unwrap().contains("retry"));
+    }
+    tocsin.store.failing.store(false, Ordering::SeqCst);
+    assert_eq!(snapshot(&tocsin).await, before);
+    assert_eq!(
+        tocsin
+            .metric(r#"tocsin_alerts_rejected_total{reason="unavailable",source="generic"}"#)
+            .await,
+        2.0
+    );
+    assert_eq!(
+        tocsin
+            .metric(r#"tocsin_incidents_opened_total{priority="P1"}"#)
+            .await,
+        1.0
+    );
+    // The sender's retry goes through, and the refused repeat was not counted.
+    let reply = tocsin
+        .ingest_ok("generic", &generic("web-2", "http", "critical"))
+        .await;
+    assert_eq!(
+        reply["alerts"][0]["id"], 2,
+        "ids given out in the failed batch are reused"
+    );
+    tocsin
+        .ingest_ok("generic", &generic("web-1", "http", "critical"))
+        .await;
+    let alerts = tocsin.alerts().await;
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts[1]["count"], 2);
+}
+
+#[tokio::test]
+async fn rate_limited_sources_get_429_with_retry_after() {
+    let tocsin = Harness::start(
+        "[sources.generic]\ntoken = \"ingest-secret-token\"\nrate_limit = \"2/s\"\n",
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let response = tocsin
+            .ingest("generic", &generic("web-1", "http", "info"))
+            .await;
+        if response.status() == 429 {
+            assert_eq!(response.headers()["retry-after"], "1");
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses[0], 202);
+}

@@ -1,0 +1,239 @@
+//! Starts Tocsin in-process on a free port with a temporary database and a manual
+//! clock, and offers the few HTTP calls the tests make.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tocsin::app::App;
+use tocsin::clock::ManualClock;
+use tocsin::config::Config;
+use tocsin::dedup::DedupKey;
+use tocsin::incident::{Incident, TimelineEntry};
+use tocsin::store::{
+    AlertQuery, AlertRecord, IncidentQuery, OpenState, Store, StoreError, WriteBatch,
+};
+
+pub const INGEST_TOKEN: &str = "ingest-secret-token";
+pub const ADMIN: &str = "admin-secret-token";
+pub const VIEWER: &str = "viewer-secret-token";
+pub const RESPONDER: &str = "responder-secret-token";
+
+/// The configuration every test starts from; `extra` is appended, and replaces the
+/// default table of any source it configures itself.
+pub fn base_config(db: &str, extra: &str) -> String {
+    let mut sources = String::new();
+    for (name, token) in [
+        ("alertmanager", INGEST_TOKEN),
+        ("pagerduty", "e93facc04764012d7bfb002500d5d1a6"),
+        ("generic", INGEST_TOKEN),
+    ] {
+        if !extra.contains(&format!("[sources.{name}]")) {
+            sources.push_str(&format!("[sources.{name}]\ntoken = \"{token}\"\n"));
+        }
+    }
+    format!(
+        r#"
+[storage]
+url = "sqlite://{db}"
+[api]
+tokens = [
+  {{ name = "ops", token = "{ADMIN}", role = "admin" }},
+  {{ name = "watcher", token = "{VIEWER}", role = "viewer" }},
+  {{ name = "oncall", token = "{RESPONDER}", role = "responder" }},
+]
+{sources}
+{extra}
+"#
+    )
+}
+
+/// A store whose commits can be made to fail, to test the 503 path against a real
+/// SQLite store underneath.
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    pub failing: AtomicBool,
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn load_open_state(&self) -> Result<OpenState, StoreError> {
+        self.inner.load_open_state().await
+    }
+    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Open("injected fault: disk unavailable".into()));
+        }
+        self.inner.commit(batch).await
+    }
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        self.inner.incident(id).await
+    }
+    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        self.inner.incidents(query).await
+    }
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+        self.inner.alerts(query).await
+    }
+    async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.inner.timeline(incident_id).await
+    }
+    async fn latest_alert(&self, key: &DedupKey) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+        self.inner.latest_alert(key).await
+    }
+}
+
+/// A running in-process Tocsin.
+pub struct Harness {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<FaultyStore>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-29T03:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+impl Harness {
+    /// Starts with the base configuration plus `extra`.
+    pub async fn start(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tocsin.db");
+        let text = base_config(&db.display().to_string(), extra);
+        let config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let inner = tocsin::store::open(&config.storage_url).await.unwrap();
+        let store = Arc::new(FaultyStore {
+            inner,
+            failing: AtomicBool::new(false),
+        });
+        let app = App::start_with_store(config, clock.clone(), store.clone())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = app.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            url,
+            client: reqwest::Client::new(),
+            clock,
+            store,
+            _dir: dir,
+        }
+    }
+
+    /// Posts a JSON body to an ingest route with the ingest token.
+    pub async fn ingest(&self, source: &str, body: &[u8]) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/ingest/{source}", self.url))
+            .bearer_auth(INGEST_TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts and expects 202, returning the reply.
+    pub async fn ingest_ok(&self, source: &str, body: &[u8]) -> Value {
+        let response = self.ingest(source, body).await;
+        let status = response.status();
+        let reply: Value = response.json().await.unwrap();
+        assert_eq!(status, 202, "{reply}");
+        reply
+    }
+
+    /// GET with the admin token, expecting 200.
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    /// POST with a token and a JSON body; returns status and body.
+    pub async fn post_as(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// All incidents (up to 1000), newest first.
+    pub async fn incidents(&self) -> Vec<Value> {
+        self.get("/api/v1/incidents?limit=1000").await["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// All alerts (up to 1000), newest first.
+    pub async fn alerts(&self) -> Vec<Value> {
+        self.get("/api/v1/alerts?limit=1000").await["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The value of one metric line, such as `tocsin_alerts_deduplicated_total{source="generic"}`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(series)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+}
+
+/// A fixture body from `tests/fixtures`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// A generic alert body.
+pub fn generic(resource: &str, check: &str, severity: &str) -> Vec<u8> {
+    serde_json::json!({ "resource": resource, "check": check, "severity": severity, "summary": format!("{check} failing on {resource}") })
+        .to_string()
+        .into_bytes()
+}
+
+/// Reads an RFC 3339 field.
+pub fn time(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(value.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}

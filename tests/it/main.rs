@@ -1,0 +1,11 @@
+//! End-to-end tests: the real router over real HTTP on 127.0.0.1, a real SQLite file,
+//! and a manual clock. `process.rs` drives the real binary.
+
+// Test helpers panic on purpose: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod harness;
+mod incidents;
+mod ingest;
+mod process;
