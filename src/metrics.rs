@@ -2,7 +2,8 @@
 //! are bounded (source, priority, reason): never ids or user text.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// The daemon's metrics and the registry that renders them.
@@ -17,6 +18,10 @@ pub struct Metrics {
     pub incident_ack_seconds: HistogramVec,
     pub incident_resolve_seconds: HistogramVec,
     pub ingest_duration_seconds: HistogramVec,
+    /// Duration of one group commit (one transaction, one fsync).
+    pub commit_seconds: Histogram,
+    /// Requests answered by one group commit: how well batching works.
+    pub commit_requests: Histogram,
 }
 
 /// Buckets from one second to three days, matching SLA budgets of 15 min to 72 h.
@@ -57,7 +62,27 @@ impl Metrics {
             &["priority"],
         )?;
         registry.register(Box::new(incidents_open.clone()))?;
+        let plain_histogram =
+            |name: &str, help: &str, buckets: Vec<f64>| -> Result<Histogram, prometheus::Error> {
+                let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+                registry.register(Box::new(metric.clone()))?;
+                Ok(metric)
+            };
+        let commit_seconds = plain_histogram(
+            "store_commit_seconds",
+            "Duration of one group commit of the ingest pipeline.",
+            INGEST_BUCKETS.to_vec(),
+        )?;
+        let commit_requests = plain_histogram(
+            "store_commit_requests",
+            "Requests answered by one group commit.",
+            vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+            ],
+        )?;
         Ok(Self {
+            commit_seconds,
+            commit_requests,
             alerts_received: counter(
                 "alerts_received_total",
                 "Alerts accepted, by source.",

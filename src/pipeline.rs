@@ -227,7 +227,13 @@ impl Writer {
         for command in commands {
             replies.push(self.apply(command, now, &mut batch, &mut effects).await);
         }
-        match self.store.commit(&batch).await {
+        let started = std::time::Instant::now();
+        let committed = self.store.commit(&batch).await;
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.commit_requests.observe(replies.len() as f64);
+        match committed {
             Ok(()) => {
                 self.publish(effects);
                 for reply in replies {

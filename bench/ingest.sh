@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Ingest throughput and latency of a release build on SQLite (every 202 committed):
+# wrk, 2 threads, 32 connections, 10 s, distinct alerts (P3 and P1) then duplicates.
+# Usage: bench/ingest.sh   (needs wrk: apt-get install wrk)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cargo build --release --locked --manifest-path "$root/Cargo.toml" >/dev/null
+work=$(mktemp -d)
+mkdir "$work/config" && cp "$root/config/tocsin.toml" "$work/config/"
+port=${PORT:-18080}
+cd "$work"
+TOCSIN_LISTEN=127.0.0.1:$port RUST_LOG=error "$root/target/release/tocsin" serve &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+run() { echo "== $1"; shift; wrk -t2 -c32 -d10s --latency "$@" "http://127.0.0.1:$port" | grep -E 'Requests/sec|50%|99%|Non-2xx|Socket errors'; }
+SEVERITY=warning run "distinct alerts, P3 (alert rows only)" -s "$root/bench/distinct.lua"
+SEVERITY=critical run "distinct alerts, P1 (alert + incident + timeline rows)" -s "$root/bench/distinct.lua"
+run "duplicates of one alert" -s "$root/bench/duplicate.lua"
+echo "== resident memory after the runs: $(ps -o rss= -p $pid) KiB"
+echo "== alerts stored: $(sqlite3 "$work/data/tocsin.db" 'select count(*), sum(count) from alerts')"
