@@ -5,19 +5,30 @@ use crate::api::{AppState, router};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::notify::ack_link::AckLinks;
+use crate::notify::email::EmailSender;
+use crate::notify::outbox::Outbox;
+use crate::notify::sms::SmsSender;
+use crate::notify::templates::Templates;
 use crate::pipeline::Pipeline;
+use crate::scheduler::Ticker;
 use crate::store::{self, Store};
 use anyhow::Context;
 use axum::Router;
 use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-/// A started Tocsin: its state and the writer task behind it.
+/// A started Tocsin: its state and the tasks behind it.
 pub struct App {
     pub state: AppState,
+    /// One round of escalations and deliveries; tests call it after moving the clock.
+    pub ticker: Ticker,
     writer: JoinHandle<()>,
+    scheduler: JoinHandle<()>,
+    stop: watch::Sender<bool>,
 }
 
 impl App {
@@ -35,17 +46,48 @@ impl App {
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
+        // reqwest and lettre share rustls; ring is the one provider compiled in.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = Arc::new(config);
         warn_about_tokens(&config);
         let metrics = Metrics::new().context("cannot register metrics")?;
+        let wake = Arc::new(Notify::new());
         let (pipeline, writer) = Pipeline::start(
             store.clone(),
             clock.clone(),
             config.clone(),
             metrics.clone(),
+            wake.clone(),
         )
         .await
         .context("cannot load the open alerts and incidents from the store")?;
+        let released = store
+            .release_claims()
+            .await
+            .context("cannot reset the outbox")?;
+        if released > 0 {
+            tracing::warn!(
+                released,
+                "messages that were being sent when Tocsin stopped are queued again"
+            );
+        }
+        let links = ack_links(store.as_ref(), config.ack_link_ttl).await?;
+        let outbox = Arc::new(outbox(
+            &config,
+            store.clone(),
+            clock.clone(),
+            metrics.clone(),
+            links.clone(),
+        )?);
+        let ticker = Ticker {
+            pipeline: pipeline.clone(),
+            outbox,
+            store: store.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let scheduler = tokio::spawn(ticker.clone().run(wake, stopped));
         let limiters = config
             .sources
             .iter()
@@ -61,9 +103,16 @@ impl App {
             pipeline,
             clock,
             metrics,
+            links,
             limiters: Arc::new(limiters),
         };
-        Ok(Self { state, writer })
+        Ok(Self {
+            state,
+            ticker,
+            writer,
+            scheduler,
+            stop,
+        })
     }
 
     /// The HTTP API.
@@ -71,13 +120,70 @@ impl App {
         router(self.state.clone())
     }
 
-    /// Waits for the writer to commit what is queued; call after the server stopped.
+    /// Stops the tick loop and waits for the writer to commit what is queued; call
+    /// after the server stopped.
     pub async fn finish(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.scheduler.await {
+            tracing::error!(%error, "the scheduler ended abnormally");
+        }
         drop(self.state);
+        drop(self.ticker);
         if let Err(error) = self.writer.await {
             tracing::error!(%error, "the pipeline writer ended abnormally");
         }
     }
+}
+
+/// The link-signing key lives in the store so links survive restarts and work on
+/// every replica.
+async fn ack_links(store: &dyn Store, ttl: chrono::TimeDelta) -> anyhow::Result<AckLinks> {
+    let fresh = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let key = store
+        .setting("ack_link_key", &fresh)
+        .await
+        .context("cannot read the link-signing key")?;
+    AckLinks::new(key.as_bytes(), ttl).context("the stored link-signing key is empty")
+}
+
+fn outbox(
+    config: &Arc<Config>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    links: AckLinks,
+) -> anyhow::Result<Outbox> {
+    let templates =
+        Templates::load(&config.templates_dir).context("cannot load the message templates")?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let email = config
+        .email
+        .as_ref()
+        .map(EmailSender::new)
+        .transpose()
+        .context("cannot set up email")?;
+    let sms = config
+        .sms
+        .as_ref()
+        .map(|sms| SmsSender::new(sms, http.clone()));
+    Ok(Outbox {
+        store,
+        clock,
+        config: config.clone(),
+        metrics,
+        templates,
+        links,
+        email,
+        sms,
+        http,
+    })
 }
 
 /// Runs the daemon until a shutdown signal.

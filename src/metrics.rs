@@ -2,8 +2,8 @@
 //! are bounded (source, priority, reason): never ids or user text.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The daemon's metrics and the registry that renders them.
@@ -15,6 +15,9 @@ pub struct Metrics {
     pub alerts_rejected: IntCounterVec,
     pub incidents_opened: IntCounterVec,
     pub incidents_open: IntGaugeVec,
+    pub escalations: IntCounterVec,
+    pub escalations_overdue: IntGauge,
+    pub notifications: IntCounterVec,
     pub incident_ack_seconds: HistogramVec,
     pub incident_resolve_seconds: HistogramVec,
     pub ingest_duration_seconds: HistogramVec,
@@ -80,7 +83,23 @@ impl Metrics {
                 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
             ],
         )?;
+        let escalations_overdue = IntGauge::new(
+            "escalations_overdue",
+            "Escalation steps overdue by more than 30 s: a healthy engine shows 0.",
+        )?;
+        registry.register(Box::new(escalations_overdue.clone()))?;
         Ok(Self {
+            escalations: counter(
+                "escalations_total",
+                "Escalation tiers paged, by level.",
+                &["level"],
+            )?,
+            escalations_overdue,
+            notifications: counter(
+                "notifications_total",
+                "Delivery attempts, by channel and outcome (sent, retry, failed).",
+                &["channel", "outcome"],
+            )?,
             commit_seconds,
             commit_requests,
             alerts_received: counter(

@@ -45,7 +45,7 @@ impl From<PipelineError> for ApiError {
         match &error {
             PipelineError::Unavailable(_) => Self::unavailable(error.to_string()),
             PipelineError::NotFound(_) => Self::not_found(error.to_string()),
-            PipelineError::Transition(_) => Self::new(
+            PipelineError::Transition(_) | PipelineError::NotPossible(_) => Self::new(
                 StatusCode::CONFLICT,
                 "not allowed in this state",
                 error.to_string(),

@@ -121,6 +121,18 @@ pub async fn resolve(
     act(&state, id, Action::Resolve { note }, &actor).await
 }
 
+/// `POST /api/v1/incidents/{id}/escalate`: page the next tier now.
+pub async fn escalate(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = incident_id(&id)?;
+    let note = note_body(&body)?.note;
+    act(&state, id, Action::Escalate { note }, &actor).await
+}
+
 /// `POST /api/v1/incidents/{id}/notes` with `{"text": "…"}` (or `note`).
 pub async fn add_note(
     State(state): State<AppState>,

@@ -1,12 +1,14 @@
 //! The HTTP API of spec §6: the router, its shared state, and helpers every list
 //! endpoint uses (paging, filters). One file per resource.
 
+pub mod acknowledge;
 pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod health;
 pub mod incidents;
 pub mod ingest;
+pub mod oncall;
 
 use crate::alert::Priority;
 use crate::clock::Clock;
@@ -33,6 +35,7 @@ pub struct AppState {
     pub pipeline: Pipeline,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
+    pub links: crate::notify::ack_link::AckLinks,
     pub limiters: Arc<HashMap<SourceKind, DefaultDirectRateLimiter>>,
 }
 
@@ -43,15 +46,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/oncall", get(oncall::oncall))
         .route_layer(role(Role::Viewer));
     let act = Router::new()
         .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
         .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
         .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
+        .route("/api/v1/incidents/{id}/escalate", post(incidents::escalate))
         .route_layer(role(Role::Responder));
     Router::new()
         .route("/api/v1/ingest/{source}", post(ingest::ingest))
         .route("/v2/enqueue", post(ingest::enqueue))
+        .route("/ack/{token}", get(acknowledge::link))
+        .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -2,12 +2,16 @@
 //! validation pass that collects every error with its key path and line (spec §9, §10).
 //! No other module reads the environment.
 
+pub mod channels;
 mod locate;
 pub mod raw;
 
 use crate::alert::Priority;
 use crate::ingest::SourceKind;
+use crate::oncall::schedule::{Override, Schedule};
+use crate::oncall::{Channel, Directory, EscalationPolicy, NotifyRule, Target, Tier, User};
 use crate::rules::{Matcher, Rule};
+use channels::{EmailConfig, EmailTransport, SmsConfig, SmsProvider, SmtpTls};
 use chrono::TimeDelta;
 use raw::*;
 use serde::de::DeserializeOwned;
@@ -119,6 +123,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub public_url: String,
     pub max_body_bytes: usize,
+    pub ack_link_ttl: TimeDelta,
     pub storage_url: String,
     pub write_timeout: std::time::Duration,
     pub api_tokens: Vec<ApiToken>,
@@ -127,11 +132,10 @@ pub struct Config {
     /// Indexed by [`Priority::index`].
     pub sla: [SlaTarget; 4],
     pub rules: Vec<Rule>,
-    pub users: Vec<RawUser>,
-    pub schedules: Vec<RawSchedule>,
-    pub escalation_policies: Vec<RawPolicy>,
-    pub email: Option<RawEmail>,
-    pub sms: Option<RawSms>,
+    /// Users, schedules and escalation policies.
+    pub directory: Directory,
+    pub email: Option<EmailConfig>,
+    pub sms: Option<SmsConfig>,
     pub runbooks_dir: PathBuf,
     pub templates_dir: PathBuf,
 }
@@ -170,6 +174,17 @@ impl Config {
                 errors,
             }),
         }
+    }
+
+    /// How long messages on `channel` are retried before they fail.
+    pub fn delivery_deadline(&self, channel: crate::oncall::Channel) -> TimeDelta {
+        use crate::oncall::Channel;
+        match channel {
+            Channel::Email => self.email.as_ref().map(|e| e.deadline),
+            Channel::Sms => self.sms.as_ref().map(|s| s.deadline),
+            Channel::Webhook => None,
+        }
+        .unwrap_or(TimeDelta::hours(24))
     }
 
     /// The SLA budgets of `priority`.
@@ -409,6 +424,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         .to_std()
         .unwrap_or_default();
 
+    let ack_link_ttl = check.duration("server.ack_link_ttl", &raw.server.ack_link_ttl);
     let api_tokens = api_tokens(&raw.api, &mut check);
     let sources = sources(&raw.sources, &mut check);
     let incidents = IncidentsConfig {
@@ -423,14 +439,19 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         group_window: check.duration("incidents.group_window", &raw.incidents.group_window),
     };
     let sla = sla(&raw.sla, &mut check);
-    check_people(&raw, &mut check);
+    let directory = directory(&raw, &mut check);
     let rules = rules(&raw, &mut check);
-    check_channels(&raw, &mut check);
+    let email = raw
+        .email
+        .as_ref()
+        .map(|email| email_config(email, &mut check));
+    let sms = raw.sms.as_ref().map(|sms| sms_config(sms, &mut check));
 
     Config {
         listen,
         public_url: raw.server.public_url.trim_end_matches('/').to_string(),
         max_body_bytes: usize::try_from(raw.server.max_body_bytes).unwrap_or(usize::MAX),
+        ack_link_ttl,
         storage_url,
         write_timeout,
         api_tokens,
@@ -438,11 +459,9 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         incidents,
         sla,
         rules,
-        users: raw.users,
-        schedules: raw.schedules,
-        escalation_policies: raw.escalation_policies,
-        email: raw.email,
-        sms: raw.sms,
+        directory,
+        email,
+        sms,
         runbooks_dir: PathBuf::from(raw.runbooks.dir),
         templates_dir: PathBuf::from(
             raw.templates_dir
@@ -542,64 +561,199 @@ fn sla(raw: &BTreeMap<String, RawSla>, check: &mut Checker<'_>) -> [SlaTarget; 4
     })
 }
 
-fn check_people(raw: &RawConfig, check: &mut Checker<'_>) {
-    let users: BTreeSet<&str> = raw.users.iter().map(|u| u.id.as_str()).collect();
-    let schedules: BTreeSet<&str> = raw.schedules.iter().map(|s| s.name.as_str()).collect();
+fn directory(raw: &RawConfig, check: &mut Checker<'_>) -> Directory {
+    let user_ids: BTreeSet<&str> = raw.users.iter().map(|u| u.id.as_str()).collect();
+    let schedule_names: BTreeSet<&str> = raw.schedules.iter().map(|s| s.name.as_str()).collect();
+    let mut directory = Directory::default();
     for (i, user) in raw.users.iter().enumerate() {
-        for (j, rule) in user.notify.iter().enumerate() {
-            let path = format!("users[{i}].notify[{j}]");
-            if !["email", "sms", "webhook"].contains(&rule.channel.as_str()) {
+        let notify = user
+            .notify
+            .iter()
+            .enumerate()
+            .filter_map(|(j, rule)| {
+                let path = format!("users[{i}].notify[{j}]");
+                let after = check.duration(&format!("{path}.after"), &rule.after);
+                let min_priority = rule
+                    .min_priority
+                    .as_deref()
+                    .and_then(|p| check.priority(&format!("{path}.min_priority"), p));
+                let Ok(channel) = rule.channel.parse::<Channel>() else {
+                    check.error(
+                        format!("{path}.channel"),
+                        format!(
+                            "unknown channel {:?}; use email, sms or webhook",
+                            rule.channel
+                        ),
+                    );
+                    return None;
+                };
+                Some(NotifyRule {
+                    channel,
+                    after,
+                    min_priority,
+                })
+            })
+            .collect();
+        let parsed = User {
+            id: user.id.clone(),
+            name: user.name.clone().unwrap_or_else(|| user.id.clone()),
+            email: user.email.clone().filter(|e| !e.is_empty()),
+            phone: user.phone.clone().filter(|p| !p.is_empty()),
+            webhook: user.webhook.clone().filter(|w| !w.is_empty()),
+            notify,
+        };
+        for (j, rule) in parsed.notify.iter().enumerate() {
+            if parsed.address(rule.channel).is_none() {
                 check.error(
-                    format!("{path}.channel"),
+                    format!("users[{i}].notify[{j}].channel"),
                     format!(
-                        "unknown channel {:?}; use email, sms or webhook",
-                        rule.channel
+                        "user {:?} has no {} address for channel {:?}",
+                        user.id,
+                        rule.channel,
+                        rule.channel.as_str()
                     ),
                 );
             }
-            check.duration(&format!("{path}.after"), &rule.after);
-            if let Some(priority) = &rule.min_priority {
-                check.priority(&format!("{path}.min_priority"), priority);
-            }
+        }
+        if directory.users.insert(user.id.clone(), parsed).is_some() {
+            check.error(
+                format!("users[{i}].id"),
+                format!("user {:?} is defined twice", user.id),
+            );
         }
     }
     for (i, schedule) in raw.schedules.iter().enumerate() {
-        check.duration(
-            &format!("schedules[{i}].rotation.every"),
-            &schedule.rotation.every,
-        );
+        let path = format!("schedules[{i}]");
         for (j, user) in schedule.rotation.users.iter().enumerate() {
-            if !users.contains(user.as_str()) {
+            if !user_ids.contains(user.as_str()) {
                 check.error(
-                    format!("schedules[{i}].rotation.users[{j}]"),
+                    format!("{path}.rotation.users[{j}]"),
                     format!("unknown user {user:?}"),
                 );
             }
         }
+        let overrides = schedule
+            .overrides
+            .iter()
+            .enumerate()
+            .filter_map(|(j, o)| {
+                if !user_ids.contains(o.user.as_str()) {
+                    check.error(format!("{path}.overrides[{j}].user"), format!("unknown user {:?}", o.user));
+                }
+                let time = |check: &mut Checker<'_>, key: &str, text: &str| {
+                    chrono::DateTime::parse_from_rfc3339(text)
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .map_err(|_| check.error(format!("{path}.overrides[{j}].{key}"), format!("{text:?} is not an RFC 3339 time such as \"2026-12-24T18:00:00+01:00\"")))
+                        .ok()
+                };
+                let start = time(check, "start", &o.start)?;
+                let end = time(check, "end", &o.end)?;
+                Some(Override { user: o.user.clone(), start, end })
+            })
+            .collect();
+        let every = check.duration(&format!("{path}.rotation.every"), &schedule.rotation.every);
+        let start = schedule.rotation.start.as_deref().and_then(|text| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| {
+                    check.error(
+                        format!("{path}.rotation.start"),
+                        format!("{text:?} is not a date such as \"2026-01-05\""),
+                    )
+                })
+                .ok()
+        });
+        match Schedule::new(
+            &schedule.name,
+            &schedule.time_zone,
+            every,
+            &schedule.rotation.handoff,
+            schedule.rotation.users.clone(),
+            start,
+            overrides,
+        ) {
+            Ok(parsed) => {
+                directory.schedules.insert(schedule.name.clone(), parsed);
+            }
+            Err(message) if every > TimeDelta::zero() => {
+                check.error(format!("{path}.rotation"), message)
+            }
+            Err(_) => {}
+        }
     }
     for (i, policy) in raw.escalation_policies.iter().enumerate() {
-        if let Some(timeout) = &policy.ack_timeout {
-            check.duration(&format!("escalation_policies[{i}].ack_timeout"), timeout);
-        }
-        for (j, tier) in policy.tiers.iter().enumerate() {
-            let path = format!("escalation_policies[{i}].tiers[{j}]");
-            check.duration(&format!("{path}.after"), &tier.after);
-            for (k, target) in tier.targets.iter().enumerate() {
-                let problem = match target.split_once(':') {
-                    Some(("user", id)) if users.contains(id) => None,
-                    Some(("user", id)) => Some(format!("unknown user {id:?}")),
-                    Some(("schedule", name)) if schedules.contains(name) => None,
-                    Some(("schedule", name)) => Some(format!("unknown schedule {name:?}")),
-                    _ => Some(format!(
-                        "target {target:?} is neither user:ID nor schedule:NAME"
-                    )),
-                };
-                if let Some(problem) = problem {
-                    check.error(format!("{path}.targets[{k}]"), problem);
+        let path = format!("escalation_policies[{i}]");
+        let tiers: Vec<Tier> = policy
+            .tiers
+            .iter()
+            .enumerate()
+            .map(|(j, tier)| {
+                let tier_path = format!("{path}.tiers[{j}]");
+                let targets = tier
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, target)| {
+                        let parsed = match target.split_once(':') {
+                            Some(("user", id)) if user_ids.contains(id) => {
+                                Ok(Target::User(id.to_string()))
+                            }
+                            Some(("user", id)) => Err(format!("unknown user {id:?}")),
+                            Some(("schedule", name)) if schedule_names.contains(name) => {
+                                Ok(Target::Schedule(name.to_string()))
+                            }
+                            Some(("schedule", name)) => Err(format!("unknown schedule {name:?}")),
+                            _ => Err(format!(
+                                "target {target:?} is neither user:ID nor schedule:NAME"
+                            )),
+                        };
+                        parsed
+                            .map_err(|message| {
+                                check.error(format!("{tier_path}.targets[{k}]"), message)
+                            })
+                            .ok()
+                    })
+                    .collect();
+                Tier {
+                    level: tier.level.clone(),
+                    targets,
+                    after: check.duration(&format!("{tier_path}.after"), &tier.after),
                 }
-            }
+            })
+            .collect();
+        if tiers.is_empty() {
+            check.error(format!("{path}.tiers"), "a policy needs at least one tier");
+        }
+        // Without repeat_after, a repeat waits as long as the gap before the last tier.
+        let last_gap = tiers
+            .iter()
+            .skip(1)
+            .map(|t| t.after)
+            .next_back()
+            .unwrap_or(TimeDelta::minutes(10));
+        let parsed = EscalationPolicy {
+            name: policy.name.clone(),
+            repeat: policy.repeat,
+            repeat_after: policy.repeat_after.as_deref().map_or(last_gap, |text| {
+                check.duration(&format!("{path}.repeat_after"), text)
+            }),
+            ack_timeout: policy
+                .ack_timeout
+                .as_deref()
+                .map(|text| check.duration(&format!("{path}.ack_timeout"), text)),
+            tiers,
+        };
+        if directory
+            .policies
+            .insert(policy.name.clone(), parsed)
+            .is_some()
+        {
+            check.error(
+                format!("{path}.name"),
+                format!("policy {:?} is defined twice", policy.name),
+            );
         }
     }
+    directory
 }
 
 fn rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rule> {
@@ -658,31 +812,123 @@ fn rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rule> {
     rules
 }
 
-fn check_channels(raw: &RawConfig, check: &mut Checker<'_>) {
-    if let Some(email) = &raw.email {
-        if !["smtp", "spool"].contains(&email.transport.as_str()) {
-            check.error(
-                "email.transport",
-                format!("unknown transport {:?}; use smtp or spool", email.transport),
-            );
-        }
-        if !["none", "starttls", "tls"].contains(&email.tls.as_str()) {
+fn email_config(email: &RawEmail, check: &mut Checker<'_>) -> EmailConfig {
+    let tls = match email.tls.as_str() {
+        "none" => SmtpTls::None,
+        "starttls" => SmtpTls::StartTls,
+        "tls" => SmtpTls::Tls,
+        other => {
             check.error(
                 "email.tls",
-                format!(
-                    "unknown tls mode {:?}; use none, starttls or tls",
-                    email.tls
-                ),
+                format!("unknown tls mode {other:?}; use none, starttls or tls"),
             );
+            SmtpTls::None
+        }
+    };
+    let transport = match email.transport.as_str() {
+        "spool" => EmailTransport::Spool {
+            dir: email.spool_dir.clone(),
+        },
+        other => {
+            if other != "smtp" {
+                check.error(
+                    "email.transport",
+                    format!("unknown transport {other:?}; use smtp or spool"),
+                );
+            }
+            let credentials = match (&email.username, &email.password) {
+                (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+                (None, None) => None,
+                _ => {
+                    check.error(
+                        "email.username",
+                        "username and password go together; set both or neither",
+                    );
+                    None
+                }
+            };
+            EmailTransport::Smtp {
+                host: email.host.clone(),
+                port: email.port,
+                tls,
+                credentials,
+            }
+        }
+    };
+    if email.from.parse::<lettre::message::Mailbox>().is_err() {
+        check.error(
+            "email.from",
+            format!("{:?} is not an email address", email.from),
+        );
+    }
+    EmailConfig {
+        transport,
+        from: email.from.clone(),
+        deadline: check.duration("email.deadline", &email.deadline),
+    }
+}
+
+fn sms_provider(raw: &RawSmsProvider, path: &str, check: &mut Checker<'_>) -> Option<SmsProvider> {
+    let mut need = |key: &str, value: &Option<String>| -> String {
+        value.clone().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+            check.error(
+                format!("{path}.{key}"),
+                "is required for this provider".to_string(),
+            );
+            String::new()
+        })
+    };
+    match raw.provider.as_deref().unwrap_or("log") {
+        "log" => Some(SmsProvider::Log),
+        "twilio" => Some(SmsProvider::Twilio {
+            base_url: raw
+                .base_url
+                .clone()
+                .unwrap_or_else(|| "https://api.twilio.com".into())
+                .trim_end_matches('/')
+                .to_string(),
+            account_sid: need("account_sid", &raw.account_sid),
+            auth_token: need("auth_token", &raw.auth_token),
+            from: need("from", &raw.from),
+        }),
+        "webhook" => Some(SmsProvider::Webhook {
+            url: need("url", &raw.url),
+            from: raw.from.clone(),
+        }),
+        other => {
+            check.error(
+                format!("{path}.provider"),
+                format!("unknown provider {other:?}; use twilio, webhook or log"),
+            );
+            None
         }
     }
-    if let Some(provider) = raw.sms.as_ref().and_then(|sms| sms.provider.as_deref())
-        && !["twilio", "webhook", "log"].contains(&provider)
-    {
-        check.error(
-            "sms.provider",
-            format!("unknown provider {provider:?}; use twilio, webhook or log"),
-        );
+}
+
+fn sms_config(sms: &RawSms, check: &mut Checker<'_>) -> SmsConfig {
+    let providers = if sms.providers.is_empty() {
+        let inline = RawSmsProvider {
+            provider: sms.provider.clone(),
+            base_url: sms.base_url.clone(),
+            url: sms.url.clone(),
+            account_sid: sms.account_sid.clone(),
+            auth_token: sms.auth_token.clone(),
+            from: sms.from.clone(),
+        };
+        sms_provider(&inline, "sms", check).into_iter().collect()
+    } else {
+        sms.providers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, provider)| {
+                sms_provider(provider, &format!("sms.providers[{i}]"), check)
+            })
+            .collect()
+    };
+    SmsConfig {
+        providers,
+        inbound_token: sms.inbound_token.clone().filter(|t| !t.is_empty()),
+        deadline: check.duration("sms.deadline", sms.deadline.as_deref().unwrap_or("24h")),
     }
 }
 

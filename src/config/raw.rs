@@ -10,6 +10,8 @@ pub struct RawServer {
     pub listen: String,
     pub public_url: String,
     pub max_body_bytes: u64,
+    /// How long an acknowledgement link in an email stays valid.
+    pub ack_link_ttl: String,
 }
 
 impl Default for RawServer {
@@ -18,6 +20,7 @@ impl Default for RawServer {
             listen: "127.0.0.1:8080".into(),
             public_url: "http://127.0.0.1:8080".into(),
             max_body_bytes: 1_048_576,
+            ack_link_ttl: "24h".into(),
         }
     }
 }
@@ -97,6 +100,8 @@ pub struct RawEmail {
     pub password: Option<String>,
     pub from: String,
     pub spool_dir: String,
+    /// Give up retrying a message this long after it was due.
+    pub deadline: String,
 }
 
 impl Default for RawEmail {
@@ -110,6 +115,7 @@ impl Default for RawEmail {
             password: None,
             from: "tocsin@example.com".into(),
             spool_dir: "data/outbox".into(),
+            deadline: "24h".into(),
         }
     }
 }
@@ -123,7 +129,22 @@ pub struct RawSms {
     pub account_sid: Option<String>,
     pub auth_token: Option<String>,
     pub from: Option<String>,
-    pub providers: Vec<toml::Table>,
+    /// Ordered fallbacks; the first is the primary. Replaces the inline provider.
+    pub providers: Vec<RawSmsProvider>,
+    /// Token SMS gateways must present on `/api/v1/sms/inbound` (`?token=` or Bearer).
+    pub inbound_token: Option<String>,
+    pub deadline: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSmsProvider {
+    pub provider: Option<String>,
+    pub base_url: Option<String>,
+    pub url: Option<String>,
+    pub account_sid: Option<String>,
+    pub auth_token: Option<String>,
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +157,9 @@ pub struct RawUser {
     pub email: Option<String>,
     #[serde(default)]
     pub phone: Option<String>,
+    /// URL for the `webhook` channel (chat tools).
+    #[serde(default)]
+    pub webhook: Option<String>,
     #[serde(default)]
     pub notify: Vec<RawNotifyRule>,
 }
@@ -162,7 +186,15 @@ pub struct RawSchedule {
     pub time_zone: String,
     pub rotation: RawRotation,
     #[serde(default)]
-    pub overrides: Vec<toml::Table>,
+    pub overrides: Vec<RawOverride>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOverride {
+    pub user: String,
+    pub start: String,
+    pub end: String,
 }
 
 fn utc() -> String {
@@ -185,6 +217,8 @@ pub struct RawPolicy {
     pub name: String,
     #[serde(default)]
     pub repeat: u32,
+    #[serde(default)]
+    pub repeat_after: Option<String>,
     #[serde(default)]
     pub ack_timeout: Option<String>,
     pub tiers: Vec<RawTier>,

@@ -2,6 +2,7 @@
 //! embedded default) and PostgreSQL (scale-out) are interchangeable. Writes arrive as
 //! one [`WriteBatch`] per group commit; reads serve the API.
 
+pub mod paging;
 pub mod sqlite;
 
 use crate::alert::{AlertStatus, Labels, Priority, Severity};
@@ -9,6 +10,7 @@ use crate::dedup::{DedupKey, OpenAlert};
 use crate::incident::{Incident, TimelineEntry};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use paging::{Delivery, Escalation, Notification};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -70,6 +72,10 @@ pub struct WriteBatch {
     alert_updates: HashMap<i64, AlertUpdate>,
     incidents: HashMap<i64, Incident>,
     timeline: Vec<TimelineEntry>,
+    /// Escalation timers to write (`Some`) or delete (`None`), by incident.
+    escalations: HashMap<i64, Option<Escalation>>,
+    notifications: Vec<Notification>,
+    cancelled_pages: Vec<i64>,
 }
 
 impl WriteBatch {
@@ -79,6 +85,52 @@ impl WriteBatch {
             && self.alert_updates.is_empty()
             && self.incidents.is_empty()
             && self.timeline.is_empty()
+            && self.escalations.is_empty()
+            && self.notifications.is_empty()
+            && self.cancelled_pages.is_empty()
+    }
+
+    /// Writes an escalation timer.
+    pub fn set_escalation(&mut self, escalation: Escalation) {
+        self.escalations
+            .insert(escalation.incident_id, Some(escalation));
+    }
+
+    /// Stops an incident's escalation.
+    pub fn end_escalation(&mut self, incident_id: i64) {
+        self.escalations.insert(incident_id, None);
+    }
+
+    /// Queues a message; a duplicate of an existing one (same incident, user, channel,
+    /// kind and step) is dropped by the store, so nobody is paged twice for one step.
+    pub fn queue(&mut self, notification: Notification) {
+        self.notifications.push(notification);
+    }
+
+    /// Cancels the pages of an incident still waiting in the outbox (acknowledged or
+    /// resolved before they went out). Pages queued in this batch are cancelled too.
+    pub fn cancel_pages(&mut self, incident_id: i64) {
+        self.cancelled_pages.push(incident_id);
+    }
+
+    /// The escalation change this batch holds for an incident, if any.
+    pub fn pending_escalation(&self, incident_id: i64) -> Option<&Option<Escalation>> {
+        self.escalations.get(&incident_id)
+    }
+
+    /// Escalation changes.
+    pub fn escalations(&self) -> impl Iterator<Item = (&i64, &Option<Escalation>)> {
+        self.escalations.iter()
+    }
+
+    /// Messages to queue.
+    pub fn notifications(&self) -> &[Notification] {
+        &self.notifications
+    }
+
+    /// Incidents whose pending pages are cancelled.
+    pub fn cancelled_pages(&self) -> &[i64] {
+        &self.cancelled_pages
     }
 
     /// A new alert row.
@@ -188,6 +240,43 @@ pub trait Store: Send + Sync + 'static {
     async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError>;
     /// The newest alert of an identity, with its incident, if it was ever seen.
     async fn latest_alert(&self, key: &DedupKey) -> Result<Option<(i64, Option<i64>)>, StoreError>;
+
+    /// Escalation timers due at `now`.
+    async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError>;
+    /// An incident's escalation timer.
+    async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError>;
+    /// Timers due before `before`: a healthy engine has none.
+    async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError>;
+    /// Claims up to `limit` messages due at `now` for sending.
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Notification>, StoreError>;
+    /// Records the outcome of an attempt on a claimed message.
+    async fn finish_notification(
+        &self,
+        id: i64,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Queues messages outside a pipeline batch (outbox fallbacks); duplicates are dropped.
+    async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError>;
+    /// Returns messages claimed by a process that died to the queue.
+    async fn release_claims(&self) -> Result<u64, StoreError>;
+    /// The pages actually delivered for an incident: `(user, channel, address)`.
+    async fn delivered_pages(
+        &self,
+        incident_id: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
+    /// The incident most recently paged to a user.
+    async fn last_paged_incident(&self, user_id: &str) -> Result<Option<i64>, StoreError>;
+    /// Appends timeline entries outside a pipeline batch (delivery attempts).
+    async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
+    /// Marks a single-use token as used; false when it already was.
+    async fn use_once(&self, nonce: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// A persistent setting, created with `initial` when missing.
+    async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError>;
 }
 
 /// Opens the backend named by `[storage] url`.

@@ -2,6 +2,7 @@
 //! group-commit writer is its only user) and a small pool of readers. An OS lock on
 //! `<db>.lock` keeps a second instance off the same file and dies with the process.
 
+use super::paging::{Delivery, Escalation, EscalationState, Notification, NotificationKind};
 use super::{
     AlertQuery, AlertRecord, AlertUpdate, IncidentQuery, OpenState, Store, StoreError, WriteBatch,
 };
@@ -10,6 +11,7 @@ use crate::clock::{from_millis, to_millis};
 use crate::dedup::{DedupKey, OpenAlert};
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -168,6 +170,24 @@ impl Store for SqliteStore {
         for chunk in batch.timeline().chunks(INSERT_CHUNK) {
             insert_timeline(&mut sql, chunk);
         }
+        for chunk in batch.notifications().chunks(INSERT_CHUNK / 2) {
+            insert_notifications(&mut sql, chunk);
+        }
+        for incident_id in batch.cancelled_pages() {
+            sql.push("UPDATE notifications SET status = 'cancelled' WHERE kind = 'page' AND status = 'pending' AND incident_id = ")
+                .push_bind(*incident_id)
+                .push(";");
+        }
+        for (incident_id, escalation) in batch.escalations() {
+            match escalation {
+                Some(escalation) => upsert_escalation(&mut sql, escalation),
+                None => {
+                    sql.push("DELETE FROM escalations WHERE incident_id = ")
+                        .push_bind(*incident_id)
+                        .push(";");
+                }
+            }
+        }
         sql.push("COMMIT;");
         let mut connection = self.writer.acquire().await?;
         let outcome = sql
@@ -298,7 +318,158 @@ impl Store for SqliteStore {
         row.map(|row| Ok((row.try_get("id")?, row.try_get("incident_id")?)))
             .transpose()
     }
+
+    async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError> {
+        sqlx::query(format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at").into_safe())
+            .bind(to_millis(now))
+            .fetch_all(&self.writer)
+            .await?
+            .iter()
+            .map(escalation_from_row)
+            .collect()
+    }
+
+    async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError> {
+        sqlx::query(
+            format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE incident_id = ?")
+                .into_safe(),
+        )
+        .bind(incident_id)
+        .fetch_optional(&self.writer)
+        .await?
+        .as_ref()
+        .map(escalation_from_row)
+        .transpose()
+    }
+
+    async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM escalations WHERE due_at IS NOT NULL AND due_at < ?",
+        )
+        .bind(to_millis(before))
+        .fetch_one(&self.readers)
+        .await?)
+    }
+
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Notification>, StoreError> {
+        sqlx::query(format!(
+            "UPDATE notifications SET status = 'sending' WHERE id IN \
+             (SELECT id FROM notifications WHERE status = 'pending' AND due_at <= ? ORDER BY due_at LIMIT ?) \
+             RETURNING {NOTIFICATION_COLUMNS}"
+        ).into_safe())
+        .bind(to_millis(now))
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?
+        .iter()
+        .map(notification_from_row)
+        .collect()
+    }
+
+    async fn finish_notification(
+        &self,
+        id: i64,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let query = match delivery {
+            Delivery::Sent => sqlx::query("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ?")
+                .bind(to_millis(now))
+                .bind(id),
+            Delivery::Retry { at, error } => sqlx::query("UPDATE notifications SET status = 'pending', attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending'")
+                .bind(to_millis(*at))
+                .bind(error.clone())
+                .bind(id),
+            Delivery::Failed { error } => sqlx::query("UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?")
+                .bind(error.clone())
+                .bind(id),
+        };
+        query.execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+        if notifications.is_empty() {
+            return Ok(());
+        }
+        let mut sql = QueryBuilder::<Sqlite>::new("");
+        insert_notifications(&mut sql, notifications);
+        sql.build().persistent(false).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn release_claims(&self) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("UPDATE notifications SET status = 'pending' WHERE status = 'sending'")
+                .execute(&self.writer)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    async fn delivered_pages(
+        &self,
+        incident_id: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        sqlx::query("SELECT DISTINCT user_id, channel, address FROM notifications WHERE incident_id = ? AND kind = 'page' AND status = 'sent' ORDER BY user_id, channel")
+            .bind(incident_id)
+            .fetch_all(&self.writer)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("user_id")?, row.try_get("channel")?, row.try_get("address")?)))
+            .collect()
+    }
+
+    async fn last_paged_incident(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT incident_id FROM notifications WHERE user_id = ? AND kind = 'page' ORDER BY id DESC LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(&self.readers)
+            .await?)
+    }
+
+    async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut sql = QueryBuilder::<Sqlite>::new("");
+        insert_timeline(&mut sql, entries);
+        sql.build().persistent(false).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn use_once(&self, nonce: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let inserted =
+            sqlx::query("INSERT OR IGNORE INTO ack_links_used (nonce, used_at) VALUES (?, ?)")
+                .bind(nonce)
+                .bind(to_millis(now))
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)")
+            .bind(name)
+            .bind(initial)
+            .execute(&self.writer)
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+                .bind(name)
+                .fetch_one(&self.writer)
+                .await?,
+        )
+    }
 }
+
+const ESCALATION_COLUMNS: &str = "incident_id, policy, tier, cycle, steps, due_at, state";
+const NOTIFICATION_COLUMNS: &str =
+    "id, incident_id, user_id, channel, address, kind, step, attempts, due_at, deadline";
 
 trait IntoSafe {
     fn into_safe(self) -> sqlx::AssertSqlSafe<String>;
@@ -411,6 +582,70 @@ fn insert_timeline(sql: &mut QueryBuilder<Sqlite>, entries: &[TimelineEntry]) {
             .push_bind(entry.data.to_string());
     });
     sql.push(";");
+}
+
+fn insert_notifications(sql: &mut QueryBuilder<Sqlite>, notifications: &[Notification]) {
+    sql.push("INSERT OR IGNORE INTO notifications (incident_id, user_id, channel, address, kind, step, status, attempts, due_at, deadline, created_at) ");
+    sql.push_values(notifications, |mut row, n| {
+        row.push_bind(n.incident_id)
+            .push_bind(n.user_id.clone())
+            .push_bind(n.channel.as_str())
+            .push_bind(n.address.clone())
+            .push_bind(n.kind.as_str())
+            .push_bind(n.step.clone())
+            .push_bind("pending")
+            .push_bind(n.attempts)
+            .push_bind(to_millis(n.due_at))
+            .push_bind(to_millis(n.deadline))
+            .push_bind(to_millis(n.due_at));
+    });
+    sql.push(";");
+}
+
+fn upsert_escalation(sql: &mut QueryBuilder<Sqlite>, escalation: &Escalation) {
+    sql.push(format!(
+        "INSERT INTO escalations ({ESCALATION_COLUMNS}) VALUES ("
+    ));
+    let mut values = sql.separated(", ");
+    values
+        .push_bind(escalation.incident_id)
+        .push_bind(escalation.policy.clone())
+        .push_bind(escalation.tier)
+        .push_bind(escalation.cycle)
+        .push_bind(escalation.steps)
+        .push_bind(escalation.due_at.map(to_millis))
+        .push_bind(escalation.state.as_str());
+    sql.push(
+        ") ON CONFLICT (incident_id) DO UPDATE SET policy = excluded.policy, tier = excluded.tier, \
+         cycle = excluded.cycle, steps = excluded.steps, due_at = excluded.due_at, state = excluded.state;",
+    );
+}
+
+fn escalation_from_row(row: &SqliteRow) -> Result<Escalation, StoreError> {
+    Ok(Escalation {
+        incident_id: row.try_get("incident_id")?,
+        policy: row.try_get("policy")?,
+        tier: row.try_get("tier")?,
+        cycle: row.try_get("cycle")?,
+        steps: row.try_get("steps")?,
+        due_at: row.try_get::<Option<i64>, _>("due_at")?.map(from_millis),
+        state: parse_enum::<EscalationState>(row.try_get("state")?)?,
+    })
+}
+
+fn notification_from_row(row: &SqliteRow) -> Result<Notification, StoreError> {
+    Ok(Notification {
+        id: row.try_get("id")?,
+        incident_id: row.try_get("incident_id")?,
+        user_id: row.try_get("user_id")?,
+        channel: parse_enum(row.try_get("channel")?)?,
+        address: row.try_get("address")?,
+        kind: parse_enum::<NotificationKind>(row.try_get("kind")?)?,
+        step: row.try_get("step")?,
+        attempts: row.try_get("attempts")?,
+        due_at: from_millis(row.try_get("due_at")?),
+        deadline: from_millis(row.try_get("deadline")?),
+    })
 }
 
 fn parse_enum<T: FromStr>(text: String) -> Result<T, StoreError> {

@@ -11,6 +11,7 @@ use tocsin::clock::ManualClock;
 use tocsin::config::Config;
 use tocsin::dedup::DedupKey;
 use tocsin::incident::{Incident, TimelineEntry};
+use tocsin::store::paging::{Delivery, Escalation, Notification};
 use tocsin::store::{
     AlertQuery, AlertRecord, IncidentQuery, OpenState, Store, StoreError, WriteBatch,
 };
@@ -84,6 +85,54 @@ impl Store for FaultyStore {
     }
     async fn latest_alert(&self, key: &DedupKey) -> Result<Option<(i64, Option<i64>)>, StoreError> {
         self.inner.latest_alert(key).await
+    }
+    async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError> {
+        self.inner.due_escalations(now).await
+    }
+    async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError> {
+        self.inner.escalation(incident_id).await
+    }
+    async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.inner.overdue_escalations(before).await
+    }
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.inner.claim_notifications(now, limit).await
+    }
+    async fn finish_notification(
+        &self,
+        id: i64,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.finish_notification(id, delivery, now).await
+    }
+    async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+        self.inner.queue_notifications(notifications).await
+    }
+    async fn release_claims(&self) -> Result<u64, StoreError> {
+        self.inner.release_claims().await
+    }
+    async fn delivered_pages(
+        &self,
+        incident_id: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.inner.delivered_pages(incident_id).await
+    }
+    async fn last_paged_incident(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
+        self.inner.last_paged_incident(user_id).await
+    }
+    async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
+        self.inner.append_timeline(entries).await
+    }
+    async fn use_once(&self, nonce: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.use_once(nonce, now).await
+    }
+    async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError> {
+        self.inner.setting(name, initial).await
     }
 }
 

@@ -1,0 +1,328 @@
+//! The escalation engine's decisions: which tier pages whom and when the next step is
+//! due. Pure: the pipeline applies what these functions return and the store keeps the
+//! timers, so a restart loses no step.
+
+use crate::incident::Incident;
+use crate::oncall::{Channel, Directory, EscalationPolicy};
+use crate::store::paging::{Escalation, EscalationState, Notification, NotificationKind};
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// What one pass over a due escalation decided.
+#[derive(Debug, Default)]
+pub struct Paging {
+    pub notifications: Vec<Notification>,
+    /// `(kind, message)` lines for the incident timeline.
+    pub timeline: Vec<(&'static str, String)>,
+    /// Levels paged, for `tocsin_escalations_total{level}`.
+    pub levels: Vec<String>,
+    /// The timer to keep, or `None` to delete it.
+    pub next: Option<Escalation>,
+}
+
+/// The timer of a new incident: its first tier is due after that tier's delay.
+pub fn start(policy: &EscalationPolicy, incident: &Incident, now: DateTime<Utc>) -> Escalation {
+    Escalation {
+        incident_id: incident.id,
+        policy: policy.name.clone(),
+        tier: 0,
+        cycle: 0,
+        steps: 0,
+        due_at: policy.tiers.first().map(|tier| now + tier.after),
+        state: EscalationState::Tiers,
+    }
+}
+
+/// Pages every tier that is due at `now`, skipping tiers with nobody on call, and
+/// sets the timer for the next one. `force` pages the next tier even if not yet due
+/// (a responder's `escalate`).
+pub fn page_due(
+    mut escalation: Escalation,
+    policy: &EscalationPolicy,
+    incident: &mut Incident,
+    directory: &Directory,
+    deadline: &dyn Fn(Channel) -> TimeDelta,
+    now: DateTime<Utc>,
+    force: bool,
+) -> Paging {
+    let mut paging = Paging::default();
+    let mut force = force;
+    // Bounded: each pass advances one tier, and a policy has tiers × (repeat + 1) steps.
+    let budget = policy.tiers.len() * (policy.repeat as usize + 1) + 1;
+    for _ in 0..budget {
+        let due = escalation.due_at.is_some_and(|due| due <= now);
+        if !(due || force) {
+            break;
+        }
+        force = false;
+        let Some(tier) = usize::try_from(escalation.tier)
+            .ok()
+            .and_then(|i| policy.tiers.get(i))
+        else {
+            escalation.due_at = None;
+            break;
+        };
+        let step = format!("{}#{}", tier.level, escalation.steps);
+        let (users, nobody) = directory.resolve(tier, now);
+        for target in &nobody {
+            paging.timeline.push((
+                "paging",
+                format!("{}: nobody is on call for {target}", tier.level),
+            ));
+        }
+        if users.is_empty() {
+            paging.timeline.push((
+                "escalation_skipped",
+                format!("{} skipped: nobody to page", tier.level),
+            ));
+        } else {
+            let mut paged = Vec::new();
+            for user in users {
+                let mut channels = Vec::new();
+                for rule in user.rules_for(incident.priority) {
+                    let Some(address) = user.address(rule.channel) else {
+                        continue;
+                    };
+                    let due_at = now + rule.after;
+                    paging.notifications.push(Notification {
+                        id: 0,
+                        incident_id: incident.id,
+                        user_id: user.id.clone(),
+                        channel: rule.channel,
+                        address: address.to_string(),
+                        kind: NotificationKind::Page,
+                        step: step.clone(),
+                        attempts: 0,
+                        due_at,
+                        deadline: due_at + deadline(rule.channel),
+                    });
+                    channels.push(rule.channel.as_str());
+                }
+                if channels.is_empty() {
+                    paged.push(format!(
+                        "{} (no channel for {})",
+                        user.id, incident.priority
+                    ));
+                } else {
+                    paged.push(format!("{} ({})", user.id, channels.join(", ")));
+                }
+            }
+            incident.escalation_level = tier.level.clone();
+            paging.levels.push(tier.level.clone());
+            paging.timeline.push((
+                "escalated",
+                format!("{} paged: {}", tier.level, paged.join(", ")),
+            ));
+        }
+        escalation.steps += 1;
+        advance(&mut escalation, policy, now);
+    }
+    paging.next = Some(escalation);
+    paging
+}
+
+fn advance(escalation: &mut Escalation, policy: &EscalationPolicy, now: DateTime<Utc>) {
+    let next = usize::try_from(escalation.tier + 1).unwrap_or(usize::MAX);
+    if let Some(tier) = policy.tiers.get(next) {
+        escalation.tier += 1;
+        escalation.due_at = Some(now + tier.after);
+    } else if escalation.cycle < i64::from(policy.repeat) {
+        escalation.tier = 0;
+        escalation.cycle += 1;
+        escalation.due_at = Some(now + policy.repeat_after);
+    } else {
+        escalation.due_at = None;
+    }
+}
+
+/// After an acknowledgement: the timer that re-triggers the incident when it is not
+/// resolved within the policy's `ack_timeout`, or none.
+pub fn acknowledged(
+    escalation: Option<Escalation>,
+    policy: Option<&EscalationPolicy>,
+    now: DateTime<Utc>,
+) -> Option<Escalation> {
+    let timeout = policy?.ack_timeout?;
+    let mut escalation = escalation?;
+    escalation.state = EscalationState::AckTimeout;
+    escalation.due_at = Some(now + timeout);
+    Some(escalation)
+}
+
+/// The ack timeout expired: start the policy again from its first tier.
+pub fn retrigger(mut escalation: Escalation, now: DateTime<Utc>) -> Escalation {
+    escalation.state = EscalationState::Tiers;
+    escalation.tier = 0;
+    escalation.cycle = 0;
+    escalation.due_at = Some(now);
+    escalation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Priority, Severity};
+    use crate::config::SlaTarget;
+    use crate::oncall::{NotifyRule, Target, Tier, User};
+    use crate::rules::Classification;
+
+    fn directory() -> Directory {
+        let mut directory = Directory::default();
+        for id in ["alice", "carol", "dave"] {
+            directory.users.insert(
+                id.into(),
+                User {
+                    id: id.into(),
+                    name: id.into(),
+                    email: Some(format!("{id}@example.com")),
+                    phone: Some("+15550001".into()),
+                    webhook: None,
+                    notify: vec![
+                        NotifyRule {
+                            channel: Channel::Email,
+                            after: TimeDelta::zero(),
+                            min_priority: None,
+                        },
+                        NotifyRule {
+                            channel: Channel::Sms,
+                            after: TimeDelta::zero(),
+                            min_priority: Some(Priority::P2),
+                        },
+                    ],
+                },
+            );
+        }
+        let tier = |level: &str, user: &str, after: i64| Tier {
+            level: level.into(),
+            targets: vec![Target::User(user.into())],
+            after: TimeDelta::minutes(after),
+        };
+        directory.policies.insert(
+            "default".into(),
+            EscalationPolicy {
+                name: "default".into(),
+                tiers: vec![
+                    tier("L1", "alice", 0),
+                    tier("L2", "carol", 10),
+                    tier("L3", "dave", 20),
+                ],
+                repeat: 0,
+                repeat_after: TimeDelta::minutes(20),
+                ack_timeout: None,
+            },
+        );
+        directory
+    }
+
+    fn incident(now: DateTime<Utc>) -> Incident {
+        let alert = Alert {
+            source: "generic".into(),
+            dedup_key: "k".into(),
+            resource: "db".into(),
+            check: "pg".into(),
+            severity: Severity::Critical,
+            status: AlertStatus::Firing,
+            action: AlertAction::Report,
+            summary: "down".into(),
+            details: serde_json::Value::Null,
+            labels: Labels::new(),
+            links: vec![],
+            occurred_at: None,
+        };
+        let class = Classification {
+            priority: Priority::P1,
+            rule: None,
+            escalation_policy: None,
+            runbooks: vec![],
+            group_key: None,
+        };
+        let sla = SlaTarget {
+            respond: TimeDelta::minutes(15),
+            resolve: TimeDelta::hours(1),
+            escalate_on_breach: false,
+        };
+        Incident::open(1, &alert, &class, sla, now)
+    }
+
+    #[test]
+    fn tiers_page_in_order_each_once() {
+        let directory = directory();
+        let policy = directory.policy_for(None).unwrap();
+        let deadline = |_: Channel| TimeDelta::hours(24);
+        let t0 = Utc::now();
+        let mut incident = incident(t0);
+        let escalation = start(policy, &incident, t0);
+        let first = page_due(
+            escalation,
+            policy,
+            &mut incident,
+            &directory,
+            &deadline,
+            t0,
+            false,
+        );
+        assert_eq!(first.notifications.len(), 2, "alice by email and sms");
+        assert_eq!(first.levels, ["L1"]);
+        let next = first.next.unwrap();
+        assert_eq!(next.due_at, Some(t0 + TimeDelta::minutes(10)));
+        // Not due yet: nothing happens.
+        let early = page_due(
+            next.clone(),
+            policy,
+            &mut incident,
+            &directory,
+            &deadline,
+            t0 + TimeDelta::minutes(9),
+            false,
+        );
+        assert!(early.notifications.is_empty());
+        let second = page_due(
+            next,
+            policy,
+            &mut incident,
+            &directory,
+            &deadline,
+            t0 + TimeDelta::minutes(10),
+            false,
+        );
+        assert_eq!(second.notifications[0].user_id, "carol");
+        assert_eq!(second.notifications[0].step, "L2#1");
+        assert_eq!(incident.escalation_level, "L2");
+        let third_due = second.next.unwrap();
+        assert_eq!(third_due.due_at, Some(t0 + TimeDelta::minutes(30)));
+        let third = page_due(
+            third_due,
+            policy,
+            &mut incident,
+            &directory,
+            &deadline,
+            t0 + TimeDelta::minutes(30),
+            false,
+        );
+        assert_eq!(third.notifications[0].user_id, "dave");
+        assert_eq!(
+            third.next.unwrap().due_at,
+            None,
+            "repeat = 0: the policy runs once"
+        );
+    }
+
+    #[test]
+    fn a_p3_skips_sms_rules_with_min_priority_p2() {
+        let directory = directory();
+        let policy = directory.policy_for(None).unwrap();
+        let now = Utc::now();
+        let mut incident = incident(now);
+        incident.priority = Priority::P3;
+        let paging = page_due(
+            start(policy, &incident, now),
+            policy,
+            &mut incident,
+            &directory,
+            &|_| TimeDelta::hours(1),
+            now,
+            false,
+        );
+        assert_eq!(paging.notifications.len(), 1);
+        assert_eq!(paging.notifications[0].channel, Channel::Email);
+    }
+}

@@ -1,0 +1,397 @@
+//! The durable outbox: every message is a row; due rows are claimed, rendered from the
+//! incident as it is now, sent, and their outcome recorded. Transient failures retry
+//! with exponential backoff and jitter (from 5 s, capped at 60 s) until the channel's
+//! deadline; a channel that keeps failing also brings in the user's next channel.
+//! Every attempt is on the incident timeline and in `tocsin_notifications_total`.
+
+use super::NotifyError;
+use super::ack_link::{AckClaim, AckLinks};
+use super::email::EmailSender;
+use super::sms::SmsSender;
+use super::templates::{Templates, fit_sms};
+use crate::clock::{Clock, rfc3339};
+use crate::config::Config;
+use crate::incident::{Incident, TimelineEntry};
+use crate::metrics::Metrics;
+use crate::oncall::Channel;
+use crate::store::paging::{Delivery, Notification, NotificationKind};
+use crate::store::{AlertQuery, Store, StoreError};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+/// Messages claimed per round.
+const CLAIM: i64 = 64;
+/// Failed attempts after which the user's next channel is tried as well.
+const FALLBACK_AFTER: i64 = 3;
+const SMS_LIMIT: usize = 160;
+const SUBJECT_LIMIT: usize = 200;
+
+/// Delivers what the pipeline queued.
+pub struct Outbox {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<Config>,
+    pub metrics: Metrics,
+    pub templates: Templates,
+    pub links: AckLinks,
+    pub email: Option<EmailSender>,
+    pub sms: Option<SmsSender>,
+    pub http: reqwest::Client,
+}
+
+impl Outbox {
+    /// Sends everything due now, concurrently within each claimed round; returns how
+    /// many messages were attempted.
+    pub async fn flush(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let mut attempted = 0;
+        loop {
+            let claimed = self
+                .store
+                .claim_notifications(self.clock.now(), CLAIM)
+                .await?;
+            if claimed.is_empty() {
+                return Ok(attempted);
+            }
+            attempted += claimed.len();
+            let mut sending = JoinSet::new();
+            for notification in claimed {
+                let outbox = Arc::clone(self);
+                sending.spawn(async move { outbox.deliver(notification).await });
+            }
+            while let Some(done) = sending.join_next().await {
+                match done {
+                    Ok(Err(error)) => tracing::error!(%error, "cannot record a delivery"),
+                    Err(error) => tracing::error!(%error, "a delivery task failed"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, notification: Notification) -> Result<(), StoreError> {
+        let outcome = match self.store.incident(notification.incident_id).await? {
+            Some(incident) => self.send(&notification, &incident).await,
+            None => Err(NotifyError::Permanent(format!(
+                "incident {} no longer exists",
+                notification.incident_id
+            ))),
+        };
+        let now = self.clock.now();
+        let attempt = notification.attempts + 1;
+        let delivery = match outcome {
+            Ok(via) => {
+                self.record(
+                    &notification,
+                    now,
+                    "notified",
+                    format!("{} sent{via}", describe(&notification)),
+                )
+                .await?;
+                Delivery::Sent
+            }
+            Err(NotifyError::Transient(error)) if now < notification.deadline => {
+                let at = now + backoff(attempt, notification.id);
+                let wait = (at - now).num_seconds();
+                self.record(
+                    &notification,
+                    now,
+                    "notification_retry",
+                    format!(
+                        "{} attempt {attempt} failed: {error}; retrying in {wait}s",
+                        describe(&notification)
+                    ),
+                )
+                .await?;
+                Delivery::Retry { at, error }
+            }
+            Err(error) => {
+                self.record(
+                    &notification,
+                    now,
+                    "notification_failed",
+                    format!(
+                        "{} failed after {attempt} attempt(s): {error}",
+                        describe(&notification)
+                    ),
+                )
+                .await?;
+                Delivery::Failed {
+                    error: error.to_string(),
+                }
+            }
+        };
+        let outcome = match &delivery {
+            Delivery::Sent => "sent",
+            Delivery::Retry { .. } => "retry",
+            Delivery::Failed { .. } => "failed",
+        };
+        self.metrics
+            .notifications
+            .with_label_values(&[notification.channel.as_str(), outcome])
+            .inc();
+        self.store
+            .finish_notification(notification.id, &delivery, now)
+            .await?;
+        if !matches!(delivery, Delivery::Sent)
+            && (attempt == FALLBACK_AFTER || matches!(delivery, Delivery::Failed { .. }))
+        {
+            self.fall_back(&notification, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the same message on the user's next channel, once.
+    async fn fall_back(
+        &self,
+        failing: &Notification,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(user) = self.config.directory.users.get(&failing.user_id) else {
+            return Ok(());
+        };
+        let channels: Vec<Channel> = user
+            .notify
+            .iter()
+            .map(|rule| rule.channel)
+            .chain([Channel::Email, Channel::Sms, Channel::Webhook])
+            .collect();
+        let next = channels
+            .iter()
+            .skip_while(|channel| **channel != failing.channel)
+            .skip(1)
+            .chain(channels.iter())
+            .find(|channel| **channel != failing.channel && user.address(**channel).is_some());
+        let Some(channel) = next else { return Ok(()) };
+        let Some(address) = user.address(*channel) else {
+            return Ok(());
+        };
+        let fallback = Notification {
+            id: 0,
+            channel: *channel,
+            address: address.to_string(),
+            attempts: 0,
+            due_at: now,
+            deadline: now + self.config.delivery_deadline(*channel),
+            ..failing.clone()
+        };
+        self.record(
+            failing,
+            now,
+            "notification_fallback",
+            format!("{} keeps failing: also trying {channel}", describe(failing)),
+        )
+        .await?;
+        self.store.queue_notifications(&[fallback]).await
+    }
+
+    async fn record(
+        &self,
+        notification: &Notification,
+        at: DateTime<Utc>,
+        kind: &str,
+        message: String,
+    ) -> Result<(), StoreError> {
+        let entry = TimelineEntry {
+            incident_id: notification.incident_id,
+            at,
+            kind: kind.to_string(),
+            actor: "tocsin".to_string(),
+            message,
+            data: json!({ "channel": notification.channel.as_str(), "user": notification.user_id, "step": notification.step, "notification": notification.id }),
+        };
+        self.store.append_timeline(&[entry]).await
+    }
+
+    /// Renders and sends one message; returns a note on how it went out.
+    async fn send(
+        &self,
+        notification: &Notification,
+        incident: &Incident,
+    ) -> Result<String, NotifyError> {
+        let mut context = self.context(notification, incident).await?;
+        let resolved = notification.kind == NotificationKind::Resolved;
+        let render = |name: &str, context: &Value| {
+            self.templates
+                .render(name, context)
+                .map_err(|error| NotifyError::Permanent(error.to_string()))
+        };
+        match notification.channel {
+            Channel::Email => {
+                let email = self.email.as_ref().ok_or_else(|| {
+                    NotifyError::Permanent(
+                        "email is off: add an [email] section to the config".into(),
+                    )
+                })?;
+                let (subject, text, html) = if resolved {
+                    (
+                        subject("[RESOLVED]", incident),
+                        render("resolved.txt", &context)?,
+                        None,
+                    )
+                } else {
+                    (
+                        subject(&format!("[{}]", incident.priority), incident),
+                        render("page.txt", &context)?,
+                        Some(render("page.html", &context)?),
+                    )
+                };
+                email
+                    .send(&notification.address, &subject, text, html)
+                    .await
+                    .map(|()| String::new())
+            }
+            Channel::Sms => {
+                let sms = self.sms.as_ref().ok_or_else(|| {
+                    NotifyError::Permanent("SMS is off: add an [sms] section to the config".into())
+                })?;
+                let name = if resolved { "resolved.sms" } else { "page.sms" };
+                let body = fit_sms(
+                    &self.templates,
+                    name,
+                    &mut context,
+                    &incident.summary,
+                    SMS_LIMIT,
+                )
+                .map_err(|error| NotifyError::Permanent(error.to_string()))?;
+                sms.send(&notification.address, &body)
+                    .await
+                    .map(|provider| format!(" via {provider}"))
+            }
+            Channel::Webhook => {
+                let payload = json!({
+                    "event": if resolved { "resolved" } else { "page" },
+                    "text": render(if resolved { "resolved.sms" } else { "page.sms" }, &context)?,
+                    "incident": context["incident"],
+                    "ack_url": context["ack_url"],
+                    "level": context["level"],
+                });
+                super::webhook::send(&self.http, &notification.address, &payload)
+                    .await
+                    .map(|()| String::new())
+            }
+        }
+    }
+
+    async fn context(
+        &self,
+        notification: &Notification,
+        incident: &Incident,
+    ) -> Result<Value, NotifyError> {
+        let alerts = self
+            .store
+            .alerts(&AlertQuery {
+                incident_id: Some(incident.id),
+                limit: 20,
+                ..AlertQuery::default()
+            })
+            .await
+            .map_err(|error| NotifyError::Transient(error.to_string()))?;
+        let claim = AckClaim {
+            incident_id: incident.id,
+            user_id: notification.user_id.clone(),
+            expires_at: self.clock.now() + self.links.ttl,
+            nonce: notification.id,
+        };
+        let public = &self.config.public_url;
+        let user_name = self
+            .config
+            .directory
+            .users
+            .get(&notification.user_id)
+            .map_or(notification.user_id.clone(), |user| user.name.clone());
+        Ok(json!({
+            "incident": {
+                "id": incident.id,
+                "title": incident.title,
+                "priority": incident.priority.as_str(),
+                "status": incident.status.as_str(),
+                "summary": incident.summary,
+                "resource": incident.resource,
+                "check": incident.check,
+                "source": incident.source,
+                "created_at": rfc3339(incident.created_at),
+                "resolved_at": incident.resolved_at.map(rfc3339),
+                "response_due": rfc3339(incident.response_due),
+                "resolve_due": rfc3339(incident.resolve_due),
+                "escalation_level": incident.escalation_level,
+                "alert_count": incident.alert_count,
+            },
+            "alerts": alerts.iter().map(|alert| json!({
+                "check": alert.check,
+                "resource": alert.resource,
+                "severity": alert.severity.as_str(),
+                "summary": alert.summary,
+                "count": alert.count,
+                "count_repeats": alert.count > 1,
+                "labels": alert.labels,
+                "links": alert.links,
+            })).collect::<Vec<_>>(),
+            "user": { "id": notification.user_id, "name": user_name },
+            "level": notification.step.split('#').next().unwrap_or_default(),
+            "ack_url": format!("{public}/ack/{}", self.links.sign(&claim)),
+            "incident_url": format!("{public}/api/v1/incidents/{}", incident.id),
+            "summary": incident.summary,
+        }))
+    }
+}
+
+/// `[P1] #12 db-01: summary`, cut to 200 characters.
+fn subject(prefix: &str, incident: &Incident) -> String {
+    let full = format!(
+        "{prefix} #{} {}: {}",
+        incident.id, incident.resource, incident.summary
+    );
+    let single_line = full.replace(['\r', '\n'], " ");
+    if single_line.chars().count() <= SUBJECT_LIMIT {
+        return single_line;
+    }
+    single_line
+        .chars()
+        .take(SUBJECT_LIMIT - 1)
+        .collect::<String>()
+        + "…"
+}
+
+fn describe(notification: &Notification) -> String {
+    let what = match notification.kind {
+        NotificationKind::Page => format!(
+            "{} page",
+            notification.step.split('#').next().unwrap_or_default()
+        ),
+        NotificationKind::Resolved => "resolution notice".to_string(),
+    };
+    format!(
+        "{} {what} to {} ({})",
+        notification.channel, notification.user_id, notification.address
+    )
+}
+
+/// 5 s, 10 s, 20 s, 40 s, then 60 s, each shortened by up to 20 % by a jitter drawn
+/// from the message id, so retries of many messages spread out and the first retry
+/// still comes within 5 s.
+fn backoff(attempt: i64, id: i64) -> TimeDelta {
+    let exponent = u32::try_from(attempt.clamp(1, 5) - 1).unwrap_or(0);
+    let base_ms = (5_000_i64 << exponent).min(60_000);
+    let spread = (id.wrapping_mul(2_654_435_761) % 21).abs() - 20;
+    TimeDelta::milliseconds(base_ms + base_ms * spread / 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_within_five_seconds_and_caps_at_a_minute() {
+        for id in 0..50 {
+            let first = backoff(1, id);
+            assert!(
+                first >= TimeDelta::seconds(4) && first <= TimeDelta::seconds(5),
+                "{first}"
+            );
+            assert!(backoff(10, id) <= TimeDelta::seconds(60));
+        }
+        assert!(backoff(3, 1) > backoff(2, 1));
+    }
+}

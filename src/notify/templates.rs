@@ -1,0 +1,157 @@
+//! Message bodies from Handlebars templates: the defaults are compiled in, and files
+//! of the same name in `templates_dir` override them.
+
+use handlebars::Handlebars;
+use serde_json::Value;
+use std::path::Path;
+
+/// Built-in templates: (name, file, text).
+const BUILT_IN: [(&str, &str, &str); 5] = [
+    (
+        "page.txt",
+        "page.txt.hbs",
+        include_str!("../../config/templates/page.txt.hbs"),
+    ),
+    (
+        "page.html",
+        "page.html.hbs",
+        include_str!("../../config/templates/page.html.hbs"),
+    ),
+    (
+        "page.sms",
+        "page.sms.hbs",
+        include_str!("../../config/templates/page.sms.hbs"),
+    ),
+    (
+        "resolved.txt",
+        "resolved.txt.hbs",
+        include_str!("../../config/templates/resolved.txt.hbs"),
+    ),
+    (
+        "resolved.sms",
+        "resolved.sms.hbs",
+        include_str!("../../config/templates/resolved.sms.hbs"),
+    ),
+];
+
+/// A template that does not compile or render.
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {message}")]
+pub struct TemplateError {
+    pub name: String,
+    pub message: String,
+}
+
+/// The compiled templates. HTML templates escape values; text ones do not.
+pub struct Templates {
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+}
+
+impl Templates {
+    /// Compiles the built-in templates, each replaced by `dir/<file>` when present.
+    pub fn load(dir: &Path) -> Result<Self, TemplateError> {
+        let mut html = Handlebars::new();
+        let mut text = Handlebars::new();
+        text.register_escape_fn(handlebars::no_escape);
+        for (name, file, built_in) in BUILT_IN {
+            let path = dir.join(file);
+            let source = match std::fs::read_to_string(&path) {
+                Ok(source) => source,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => built_in.to_string(),
+                Err(error) => {
+                    return Err(TemplateError {
+                        name: path.display().to_string(),
+                        message: error.to_string(),
+                    });
+                }
+            };
+            let registry = if name.ends_with(".html") {
+                &mut html
+            } else {
+                &mut text
+            };
+            registry
+                .register_template_string(name, source)
+                .map_err(|error| TemplateError {
+                    name: path.display().to_string(),
+                    message: error.to_string(),
+                })?;
+        }
+        Ok(Self { html, text })
+    }
+
+    /// Renders `name` (`page.txt`, `page.html`, `page.sms`, …) with `context`.
+    pub fn render(&self, name: &str, context: &Value) -> Result<String, TemplateError> {
+        let registry = if name.ends_with(".html") {
+            &self.html
+        } else {
+            &self.text
+        };
+        registry
+            .render(name, context)
+            .map(|text| text.trim_end().to_string())
+            .map_err(|error| TemplateError {
+                name: name.to_string(),
+                message: error.to_string(),
+            })
+    }
+}
+
+/// Renders an SMS within `limit` characters by shortening the `summary` field.
+pub fn fit_sms(
+    templates: &Templates,
+    name: &str,
+    context: &mut Value,
+    summary: &str,
+    limit: usize,
+) -> Result<String, TemplateError> {
+    context["summary"] = Value::from(summary);
+    let full = templates.render(name, context)?;
+    let excess = full.chars().count().saturating_sub(limit);
+    if excess == 0 {
+        return Ok(full);
+    }
+    let keep = summary.chars().count().saturating_sub(excess + 1);
+    let short: String = summary.chars().take(keep).collect::<String>() + "…";
+    context["summary"] = Value::from(short);
+    templates.render(name, context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sms_stays_within_160_characters_and_keeps_the_reply_codes() {
+        let templates = Templates::load(Path::new("/nonexistent")).unwrap();
+        let mut context = serde_json::json!({ "incident": { "id": 4521, "priority": "P1", "resource": "db-01.prod.example.net" } });
+        let summary = "x".repeat(400);
+        let sms = fit_sms(&templates, "page.sms", &mut context, &summary, 160).unwrap();
+        assert!(sms.chars().count() <= 160, "{}", sms.len());
+        assert!(sms.ends_with("Reply ACK 4521 or RES 4521"), "{sms}");
+        let short = fit_sms(&templates, "page.sms", &mut context, "disk full", 160).unwrap();
+        assert_eq!(
+            short,
+            "[P1] #4521 db-01.prod.example.net: disk full Reply ACK 4521 or RES 4521"
+        );
+    }
+
+    #[test]
+    fn html_escapes_and_text_does_not() {
+        let templates = Templates::load(Path::new("/nonexistent")).unwrap();
+        let context = serde_json::json!({ "incident": { "id": 1, "title": "<b>x</b>", "summary": "a & b" }, "alerts": [] });
+        assert!(
+            templates
+                .render("page.html", &context)
+                .unwrap()
+                .contains("&lt;b&gt;x&lt;/b&gt;")
+        );
+        assert!(
+            templates
+                .render("page.txt", &context)
+                .unwrap()
+                .contains("<b>x</b>")
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! What senders post: new alerts, repeats, resolves and sender acknowledgements.
+
+use super::{Accepted, Effects, OpenIncident, PipelineError, Writer, entry};
+use crate::alert::{Alert, AlertAction, AlertStatus};
+use crate::dedup::{Decision, DedupKey, OpenAlert};
+use crate::incident::{Incident, TimelineEntry};
+use crate::rules::{Classification, classify};
+use crate::store::{AlertRecord, AlertUpdate, WriteBatch};
+use chrono::{DateTime, Utc};
+
+impl Writer {
+    pub(super) async fn ingest(
+        &mut self,
+        alert: Alert,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<Accepted, PipelineError> {
+        let key = DedupKey::of(&alert);
+        effects.received.push(alert.source.clone());
+        if alert.action == AlertAction::Acknowledge {
+            return self
+                .sender_acknowledges(&key, &alert.source, now, batch, effects)
+                .await;
+        }
+        match self.view.alerts.decide(&key, alert.status) {
+            Decision::Open => Ok(self.open_alert(alert, now, batch, effects)),
+            Decision::Repeat(id) => {
+                effects.deduplicated.push(alert.source.clone());
+                let open = self
+                    .view
+                    .alerts
+                    .get_mut(&key)
+                    .ok_or(PipelineError::NotFound(id))?;
+                open.count += 1;
+                open.last_seen = now;
+                let update = AlertUpdate {
+                    count: open.count,
+                    last_seen: now,
+                    status: AlertStatus::Firing,
+                    resolved_at: None,
+                };
+                batch.update_alert(id, update);
+                Ok(Accepted {
+                    id: Some(id),
+                    dedup_key: key.key,
+                    incident_id: open.incident_id,
+                })
+            }
+            Decision::Resolve(_) => {
+                self.resolve_alert(&key, &alert.source, now, batch, effects)
+                    .await
+            }
+            Decision::Stale => self.stale_follow_up(key).await,
+        }
+    }
+
+    fn open_alert(
+        &mut self,
+        alert: Alert,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Accepted {
+        let classification = classify(&alert, &self.config.rules);
+        let id = self.view.next_alert_id;
+        self.view.next_alert_id += 1;
+        let incident_id = if self
+            .config
+            .incidents
+            .auto_open
+            .contains(&classification.priority)
+        {
+            Some(self.incident_for(&alert, &classification, now, batch, effects))
+        } else {
+            None
+        };
+        let key = DedupKey::of(&alert);
+        self.view.alerts.insert(
+            key.clone(),
+            OpenAlert {
+                id,
+                incident_id,
+                priority: classification.priority,
+                count: 1,
+                last_seen: now,
+            },
+        );
+        batch.insert_alert(AlertRecord {
+            id,
+            source: alert.source,
+            dedup_key: alert.dedup_key,
+            resource: alert.resource,
+            check: alert.check,
+            severity: alert.severity,
+            priority: classification.priority,
+            status: AlertStatus::Firing,
+            summary: alert.summary,
+            details: alert.details,
+            labels: alert.labels,
+            links: alert.links,
+            count: 1,
+            first_seen: now,
+            last_seen: now,
+            occurred_at: alert.occurred_at,
+            resolved_at: None,
+            incident_id,
+            silenced: false,
+            flapping: false,
+        });
+        Accepted {
+            id: Some(id),
+            dedup_key: key.key,
+            incident_id,
+        }
+    }
+
+    /// Joins the open incident of the alert's group when it is inside the group
+    /// window, else opens a new one and starts paging.
+    fn incident_for(
+        &mut self,
+        alert: &Alert,
+        classification: &Classification,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> i64 {
+        let window = self.config.incidents.group_window;
+        let joinable = classification
+            .group_key
+            .as_ref()
+            .and_then(|group| self.view.groups.get(group))
+            .copied()
+            .filter(|id| {
+                self.view
+                    .incidents
+                    .get(id)
+                    .is_some_and(|open| now - open.incident.last_alert_at <= window)
+            });
+        if let Some(incident_id) = joinable
+            && let Some(open) = self.view.incidents.get_mut(&incident_id)
+        {
+            let incident = &mut open.incident;
+            open.firing += 1;
+            incident.alert_count += 1;
+            incident.last_alert_at = now;
+            batch.record(entry(
+                incident_id,
+                now,
+                "alert_added",
+                &alert.source,
+                format!("{} on {} joined the incident", alert.check, alert.resource),
+            ));
+            let old = incident.priority;
+            if incident.raise_priority(
+                classification.priority,
+                self.config.sla_for(classification.priority),
+            ) {
+                self.view.open_per_priority[old.index()] -= 1;
+                self.view.open_per_priority[incident.priority.index()] += 1;
+                batch.record(entry(
+                    incident_id,
+                    now,
+                    "priority_raised",
+                    &alert.source,
+                    format!("priority raised from {old} to {}", incident.priority),
+                ));
+            }
+            batch.upsert_incident(incident);
+            return incident_id;
+        }
+        let id = self.view.next_incident_id;
+        self.view.next_incident_id += 1;
+        let mut incident = Incident::open(
+            id,
+            alert,
+            classification,
+            self.config.sla_for(classification.priority),
+            now,
+        );
+        let rule = classification
+            .rule
+            .as_deref()
+            .map_or(String::new(), |rule| format!(" by rule {rule:?}"));
+        batch.record(TimelineEntry {
+            data: serde_json::json!({ "alert": alert.dedup_key, "rule": classification.rule }),
+            ..entry(
+                id,
+                now,
+                "opened",
+                &alert.source,
+                format!("opened as {}{rule}: {}", incident.priority, alert.summary),
+            )
+        });
+        self.start_paging(&mut incident, now, batch, effects);
+        if let Some(group) = &classification.group_key {
+            self.view.groups.insert(group.clone(), id);
+        }
+        batch.upsert_incident(&incident);
+        effects.opened.push(incident.priority);
+        self.view.open_per_priority[incident.priority.index()] += 1;
+        self.view.incidents.insert(
+            id,
+            OpenIncident {
+                incident,
+                firing: 1,
+            },
+        );
+        id
+    }
+
+    async fn resolve_alert(
+        &mut self,
+        key: &DedupKey,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<Accepted, PipelineError> {
+        let Some(open) = self.view.alerts.remove(key) else {
+            return Ok(Accepted {
+                id: None,
+                dedup_key: key.key.clone(),
+                incident_id: None,
+            });
+        };
+        batch.update_alert(
+            open.id,
+            AlertUpdate {
+                count: open.count,
+                last_seen: now,
+                status: AlertStatus::Resolved,
+                resolved_at: Some(now),
+            },
+        );
+        if let Some(incident_id) = open.incident_id {
+            self.alert_of_incident_resolved(incident_id, key, actor, now, batch, effects)
+                .await?;
+        }
+        Ok(Accepted {
+            id: Some(open.id),
+            dedup_key: key.key.clone(),
+            incident_id: open.incident_id,
+        })
+    }
+
+    async fn alert_of_incident_resolved(
+        &mut self,
+        incident_id: i64,
+        key: &DedupKey,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<(), PipelineError> {
+        let Some(open) = self.view.incidents.get_mut(&incident_id) else {
+            return Ok(());
+        };
+        open.firing -= 1;
+        batch.record(entry(
+            incident_id,
+            now,
+            "alert_resolved",
+            actor,
+            format!("alert {} resolved", key.key),
+        ));
+        if open.firing > 0 || !self.config.incidents.auto_resolve {
+            return Ok(());
+        }
+        self.resolve_incident(
+            incident_id,
+            "tocsin",
+            "every alert resolved: incident resolved automatically".into(),
+            now,
+            batch,
+            effects,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A PagerDuty-style `acknowledge` from the sender acknowledges the alert's incident.
+    async fn sender_acknowledges(
+        &mut self,
+        key: &DedupKey,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<Accepted, PipelineError> {
+        let Some(open) = self.view.alerts.get(key).cloned() else {
+            return self.stale_follow_up(key.clone()).await;
+        };
+        if let Some(incident_id) = open.incident_id {
+            self.acknowledge_incident(
+                incident_id,
+                actor,
+                format!("acknowledged by the sender ({actor})"),
+                now,
+                batch,
+                effects,
+            )
+            .await?;
+        }
+        Ok(Accepted {
+            id: Some(open.id),
+            dedup_key: key.key.clone(),
+            incident_id: open.incident_id,
+        })
+    }
+
+    /// A follow-up for an identity that is not firing changes nothing; it is answered
+    /// with the last alert of that identity, as PagerDuty drops such events.
+    async fn stale_follow_up(&self, key: DedupKey) -> Result<Accepted, PipelineError> {
+        let latest = self
+            .store
+            .latest_alert(&key)
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+        Ok(Accepted {
+            id: latest.map(|(id, _)| id),
+            dedup_key: key.key,
+            incident_id: latest.and_then(|(_, incident)| incident),
+        })
+    }
+}

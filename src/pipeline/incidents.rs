@@ -1,0 +1,216 @@
+//! What humans (and auto-resolve) do to incidents: acknowledge, resolve, annotate,
+//! escalate. Every transition also settles the incident's paging.
+
+use super::{Action, Effects, PipelineError, Writer, entry, seconds};
+use crate::alert::AlertStatus;
+use crate::escalation;
+use crate::incident::{Incident, TransitionError};
+use crate::oncall::Channel;
+use crate::store::paging::{Notification, NotificationKind};
+use crate::store::{AlertUpdate, WriteBatch};
+use chrono::{DateTime, Utc};
+
+impl Writer {
+    pub(super) async fn act(
+        &mut self,
+        incident_id: i64,
+        action: Action,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<Incident, PipelineError> {
+        if !self.view.incidents.contains_key(&incident_id) {
+            return self
+                .act_on_closed(incident_id, action, actor, now, batch)
+                .await;
+        }
+        match action {
+            Action::Acknowledge { note } => {
+                let message = with_note(format!("acknowledged by {actor}"), note);
+                self.acknowledge_incident(incident_id, actor, message, now, batch, effects)
+                    .await
+            }
+            Action::Resolve { note } => {
+                let message = with_note(format!("resolved by {actor}"), note);
+                self.resolve_incident(incident_id, actor, message, now, batch, effects)
+                    .await
+            }
+            Action::Note { text } => {
+                batch.record(entry(incident_id, now, "note", actor, text));
+                self.open_incident(incident_id)
+            }
+            Action::Escalate { note } => {
+                if let Some(note) = note.filter(|n| !n.trim().is_empty()) {
+                    batch.record(entry(incident_id, now, "note", actor, note));
+                }
+                self.escalate_now(incident_id, actor, now, batch, effects)
+                    .await
+            }
+        }
+    }
+
+    pub(super) fn open_incident(&self, incident_id: i64) -> Result<Incident, PipelineError> {
+        self.view
+            .incidents
+            .get(&incident_id)
+            .map(|open| open.incident.clone())
+            .ok_or(PipelineError::NotFound(incident_id))
+    }
+
+    /// Actions on an incident that is no longer open: only notes are allowed.
+    async fn act_on_closed(
+        &self,
+        incident_id: i64,
+        action: Action,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<Incident, PipelineError> {
+        let incident = self
+            .store
+            .incident(incident_id)
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+            .ok_or(PipelineError::NotFound(incident_id))?;
+        match action {
+            Action::Note { text } => {
+                batch.record(entry(incident_id, now, "note", actor, text));
+                Ok(incident)
+            }
+            Action::Acknowledge { .. } | Action::Resolve { .. } | Action::Escalate { .. } => {
+                Err(TransitionError::AlreadyResolved(incident_id).into())
+            }
+        }
+    }
+
+    /// Acknowledges an open incident: its pending pages are cancelled and its
+    /// escalation stops (or waits for the policy's `ack_timeout`). Acknowledging
+    /// twice changes nothing.
+    pub(super) async fn acknowledge_incident(
+        &mut self,
+        incident_id: i64,
+        actor: &str,
+        message: String,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<Incident, PipelineError> {
+        let open = self
+            .view
+            .incidents
+            .get_mut(&incident_id)
+            .ok_or(PipelineError::NotFound(incident_id))?;
+        let incident = &mut open.incident;
+        if !incident.acknowledge(now)? {
+            return Ok(incident.clone());
+        }
+        batch.record(entry(incident_id, now, "acknowledged", actor, message));
+        batch.upsert_incident(incident);
+        effects
+            .acknowledged
+            .push((incident.priority, seconds(incident.created_at, now)));
+        let incident = incident.clone();
+        batch.cancel_pages(incident_id);
+        let current = self.escalation_of(incident_id, batch).await?;
+        let config = self.config.clone();
+        let policy = current
+            .as_ref()
+            .and_then(|e| config.directory.policies.get(&e.policy));
+        match escalation::acknowledged(current, policy, now) {
+            Some(waiting) => batch.set_escalation(waiting),
+            None => batch.end_escalation(incident_id),
+        }
+        Ok(incident)
+    }
+
+    /// Resolves an open incident and its alerts, stops its paging and tells everyone
+    /// who was paged.
+    pub(super) async fn resolve_incident(
+        &mut self,
+        incident_id: i64,
+        actor: &str,
+        message: String,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<Incident, PipelineError> {
+        let open = self
+            .view
+            .incidents
+            .get_mut(&incident_id)
+            .ok_or(PipelineError::NotFound(incident_id))?;
+        open.incident.resolve(now)?;
+        let incident = open.incident.clone();
+        batch.record(entry(incident_id, now, "resolved", actor, message));
+        batch.upsert_incident(&incident);
+        for alert in self.view.alerts.remove_incident(incident_id) {
+            let update = AlertUpdate {
+                count: alert.count,
+                last_seen: alert.last_seen,
+                status: AlertStatus::Resolved,
+                resolved_at: Some(now),
+            };
+            batch.update_alert(alert.id, update);
+        }
+        batch.end_escalation(incident_id);
+        batch.cancel_pages(incident_id);
+        self.queue_resolution_notices(&incident, now, batch).await?;
+        self.forget(&incident, effects);
+        Ok(incident)
+    }
+
+    async fn queue_resolution_notices(
+        &self,
+        incident: &Incident,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<(), PipelineError> {
+        let delivered = self
+            .store
+            .delivered_pages(incident.id)
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+        for (user_id, channel, address) in delivered {
+            let Ok(channel) = channel.parse::<Channel>() else {
+                continue;
+            };
+            batch.queue(Notification {
+                id: 0,
+                incident_id: incident.id,
+                user_id,
+                channel,
+                address,
+                kind: NotificationKind::Resolved,
+                step: "resolved".into(),
+                attempts: 0,
+                due_at: now,
+                deadline: now + self.config.delivery_deadline(channel),
+            });
+        }
+        Ok(())
+    }
+
+    /// Drops a resolved incident from the view.
+    fn forget(&mut self, incident: &Incident, effects: &mut Effects) {
+        self.view.incidents.remove(&incident.id);
+        if let Some(group) = &incident.group_key
+            && self.view.groups.get(group) == Some(&incident.id)
+        {
+            self.view.groups.remove(group);
+        }
+        self.view.open_per_priority[incident.priority.index()] -= 1;
+        if let Some(resolved_at) = incident.resolved_at {
+            effects
+                .resolved
+                .push((incident.priority, seconds(incident.created_at, resolved_at)));
+        }
+    }
+}
+
+fn with_note(message: String, note: Option<String>) -> String {
+    match note.filter(|note| !note.trim().is_empty()) {
+        Some(note) => format!("{message}: {note}"),
+        None => message,
+    }
+}

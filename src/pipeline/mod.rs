@@ -1,0 +1,442 @@
+//! The single writer every change goes through: dedup → classify → incident →
+//! escalation → timeline, applied to the in-memory view of what is open, then written
+//! by one group commit.
+//!
+//! Requests queue on a channel; the writer takes everything waiting, applies it in
+//! order, commits it in one transaction (one fsync for all of them) and only then
+//! answers. A failed commit answers every request of the batch with
+//! [`PipelineError::Unavailable`] and rebuilds the in-memory view from the store, so
+//! memory never claims what the disk does not hold.
+//!
+//! `alerts.rs` handles what senders post, `incidents.rs` what humans do, `paging.rs`
+//! the escalation timers.
+
+mod alerts;
+mod incidents;
+mod paging;
+
+use crate::alert::{Alert, Priority};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::dedup::OpenAlerts;
+use crate::incident::{Incident, TimelineEntry, TransitionError};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError, WriteBatch};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Most commands applied in one group commit.
+const MAX_BATCH: usize = 1024;
+/// Requests waiting for the writer before senders are made to wait too.
+const QUEUE: usize = 8192;
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("the store cannot take the write right now ({0}); retry shortly")]
+    Unavailable(String),
+    #[error("incident {0} does not exist")]
+    NotFound(i64),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("{0}")]
+    NotPossible(String),
+}
+
+/// What the pipeline did with one alert of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// `None` only for a resolve or acknowledgement of an identity never seen.
+    pub id: Option<i64>,
+    pub dedup_key: String,
+    pub incident_id: Option<i64>,
+}
+
+/// A human's action on an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Acknowledge {
+        note: Option<String>,
+    },
+    Resolve {
+        note: Option<String>,
+    },
+    Note {
+        text: String,
+    },
+    /// Page the next tier now.
+    Escalate {
+        note: Option<String>,
+    },
+}
+
+enum Command {
+    Ingest {
+        alerts: Vec<Alert>,
+        reply: oneshot::Sender<Result<Vec<Accepted>, PipelineError>>,
+    },
+    Act {
+        incident_id: i64,
+        action: Action,
+        actor: String,
+        reply: oneshot::Sender<Result<Incident, PipelineError>>,
+    },
+    /// Run the escalation steps that are due.
+    Tick {
+        reply: oneshot::Sender<Result<usize, PipelineError>>,
+    },
+}
+
+/// The handle the API holds; cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    commands: mpsc::Sender<Command>,
+    timeout: std::time::Duration,
+}
+
+impl Pipeline {
+    /// Loads what is open from the store and starts the writer task. The task ends
+    /// once every handle is dropped and the queue is drained. `outbox` is woken after
+    /// every commit that queued messages.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: Arc<Config>,
+        metrics: Metrics,
+        outbox: Arc<Notify>,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), StoreError> {
+        let mut writer = Writer {
+            store,
+            clock,
+            timeout: config.write_timeout,
+            config,
+            metrics,
+            outbox,
+            view: View::default(),
+            stale: false,
+        };
+        writer.reload().await?;
+        let (commands, receiver) = mpsc::channel(QUEUE);
+        let timeout = writer.timeout;
+        let task = tokio::spawn(writer.run(receiver));
+        Ok((Self { commands, timeout }, task))
+    }
+
+    /// Runs alerts through the pipeline; returns once they are durable.
+    pub async fn ingest(&self, alerts: Vec<Alert>) -> Result<Vec<Accepted>, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Ingest { alerts, reply }, answer).await
+    }
+
+    /// Applies a human's action; returns the incident as it now is.
+    pub async fn act(
+        &self,
+        incident_id: i64,
+        action: Action,
+        actor: &str,
+    ) -> Result<Incident, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Act {
+            incident_id,
+            action,
+            actor: actor.to_string(),
+            reply,
+        };
+        self.send(command, answer).await
+    }
+
+    /// Pages every escalation step due now; returns how many timers fired.
+    pub async fn tick(&self) -> Result<usize, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Tick { reply }, answer).await
+    }
+
+    async fn send<T>(
+        &self,
+        command: Command,
+        answer: oneshot::Receiver<Result<T, PipelineError>>,
+    ) -> Result<T, PipelineError> {
+        let gone = || PipelineError::Unavailable("the writer has stopped".into());
+        let exchange = async {
+            self.commands.send(command).await.map_err(|_| gone())?;
+            answer.await.map_err(|_| gone())?
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| PipelineError::Unavailable("the write did not commit in time".into()))?
+    }
+}
+
+/// An open incident and how many of its alerts still fire.
+struct OpenIncident {
+    incident: Incident,
+    firing: i64,
+}
+
+/// The in-memory view of what is open, mirrored from the store.
+#[derive(Default)]
+struct View {
+    alerts: OpenAlerts,
+    incidents: HashMap<i64, OpenIncident>,
+    /// Group key → the open incident alerts of that group join.
+    groups: HashMap<String, i64>,
+    open_per_priority: [i64; 4],
+    next_alert_id: i64,
+    next_incident_id: i64,
+}
+
+/// Metric updates held back until their batch has committed.
+#[derive(Default)]
+struct Effects {
+    received: Vec<String>,
+    deduplicated: Vec<String>,
+    opened: Vec<Priority>,
+    acknowledged: Vec<(Priority, f64)>,
+    resolved: Vec<(Priority, f64)>,
+    escalations: Vec<String>,
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: Arc<Config>,
+    metrics: Metrics,
+    outbox: Arc<Notify>,
+    timeout: std::time::Duration,
+    view: View,
+    /// Set after a failed commit: the view must be rebuilt before it is trusted.
+    stale: bool,
+}
+
+type Reply = Box<dyn FnOnce(bool) + Send>;
+
+impl Writer {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
+        let mut commands = Vec::with_capacity(MAX_BATCH);
+        while receiver.recv_many(&mut commands, MAX_BATCH).await > 0 {
+            self.process(commands.drain(..)).await;
+        }
+    }
+
+    async fn reload(&mut self) -> Result<(), StoreError> {
+        let state = self.store.load_open_state().await?;
+        let mut view = View {
+            next_alert_id: state.next_alert_id,
+            next_incident_id: state.next_incident_id,
+            ..View::default()
+        };
+        for (key, alert) in state.alerts {
+            view.alerts.insert(key, alert);
+        }
+        for (incident, firing) in state.incidents {
+            if let Some(group) = &incident.group_key {
+                view.groups.insert(group.clone(), incident.id);
+            }
+            view.open_per_priority[incident.priority.index()] += 1;
+            view.incidents
+                .insert(incident.id, OpenIncident { incident, firing });
+        }
+        self.view = view;
+        self.stale = false;
+        self.publish_open_gauge();
+        Ok(())
+    }
+
+    async fn process(&mut self, commands: impl Iterator<Item = Command>) {
+        if self.stale
+            && let Err(error) = self.reload().await
+        {
+            tracing::error!(%error, "store still unavailable");
+            for command in commands {
+                command.fail(PipelineError::Unavailable(error.to_string()));
+            }
+            return;
+        }
+        let now = self.clock.now();
+        let mut batch = WriteBatch::default();
+        let mut effects = Effects::default();
+        let mut replies: Vec<Reply> = Vec::new();
+        for command in commands {
+            replies.push(self.apply(command, now, &mut batch, &mut effects).await);
+        }
+        let started = std::time::Instant::now();
+        let committed = self.store.commit(&batch).await;
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.commit_requests.observe(replies.len() as f64);
+        match committed {
+            Ok(()) => {
+                if !batch.notifications().is_empty() {
+                    self.outbox.notify_one();
+                }
+                self.publish(effects);
+                for reply in replies {
+                    reply(true);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "group commit failed; answering 503 and reloading");
+                self.stale = true;
+                for reply in replies {
+                    reply(false);
+                }
+                if let Err(error) = self.reload().await {
+                    tracing::error!(%error, "cannot reload the open state; will retry on the next request");
+                }
+            }
+        }
+    }
+
+    /// Applies one command to the view and the batch, and returns how to answer it
+    /// once the batch's fate is known.
+    async fn apply(
+        &mut self,
+        command: Command,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Reply {
+        match command {
+            Command::Ingest { alerts, reply } => {
+                let mut accepted = Vec::with_capacity(alerts.len());
+                let mut failure = None;
+                for alert in alerts {
+                    match self.ingest(alert, now, batch, effects).await {
+                        Ok(one) => accepted.push(one),
+                        Err(error) => {
+                            failure = Some(error);
+                            break;
+                        }
+                    }
+                }
+                let result = match failure {
+                    Some(error) => Err(error),
+                    None => Ok(accepted),
+                };
+                answer(reply, result)
+            }
+            Command::Act {
+                incident_id,
+                action,
+                actor,
+                reply,
+            } => {
+                let result = self
+                    .act(incident_id, action, &actor, now, batch, effects)
+                    .await;
+                answer(reply, result)
+            }
+            Command::Tick { reply } => {
+                let result = self.tick(now, batch, effects).await;
+                answer(reply, result)
+            }
+        }
+    }
+
+    fn publish(&self, effects: Effects) {
+        let metrics = &self.metrics;
+        for source in effects.received {
+            metrics
+                .alerts_received
+                .with_label_values(&[source.as_str()])
+                .inc();
+        }
+        for source in effects.deduplicated {
+            metrics
+                .alerts_deduplicated
+                .with_label_values(&[source.as_str()])
+                .inc();
+        }
+        for priority in effects.opened {
+            metrics
+                .incidents_opened
+                .with_label_values(&[priority.as_str()])
+                .inc();
+        }
+        for (priority, seconds) in effects.acknowledged {
+            metrics
+                .incident_ack_seconds
+                .with_label_values(&[priority.as_str()])
+                .observe(seconds);
+        }
+        for (priority, seconds) in effects.resolved {
+            metrics
+                .incident_resolve_seconds
+                .with_label_values(&[priority.as_str()])
+                .observe(seconds);
+        }
+        for level in effects.escalations {
+            metrics
+                .escalations
+                .with_label_values(&[level.as_str()])
+                .inc();
+        }
+        self.publish_open_gauge();
+    }
+
+    fn publish_open_gauge(&self) {
+        for priority in Priority::ALL {
+            self.metrics
+                .incidents_open
+                .with_label_values(&[priority.as_str()])
+                .set(self.view.open_per_priority[priority.index()]);
+        }
+    }
+}
+
+/// Answers a command once its batch has committed, or with 503 when it did not.
+fn answer<T: Send + 'static>(
+    reply: oneshot::Sender<Result<T, PipelineError>>,
+    result: Result<T, PipelineError>,
+) -> Reply {
+    Box::new(move |committed| {
+        let result = if committed {
+            result
+        } else {
+            Err(PipelineError::Unavailable(
+                "the batch could not be committed".into(),
+            ))
+        };
+        let _ = reply.send(result);
+    })
+}
+
+impl Command {
+    fn fail(self, error: PipelineError) {
+        match self {
+            Command::Ingest { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::Act { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::Tick { reply } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+fn entry(
+    incident_id: i64,
+    at: DateTime<Utc>,
+    kind: &str,
+    actor: &str,
+    message: String,
+) -> TimelineEntry {
+    TimelineEntry {
+        incident_id,
+        at,
+        kind: kind.to_string(),
+        actor: actor.to_string(),
+        message,
+        data: serde_json::Value::Null,
+    }
+}
+
+fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}

@@ -1,0 +1,202 @@
+//! Paging inside the writer: starting an incident's escalation, firing due timers,
+//! and jumping a tier on request. Decisions come from [`crate::escalation`]; this
+//! file applies them to the incident, the batch and the metrics.
+
+use super::{Effects, PipelineError, Writer, entry};
+use crate::escalation::{self, Paging};
+use crate::incident::{Incident, IncidentStatus};
+use crate::store::WriteBatch;
+use crate::store::paging::{Escalation, EscalationState};
+use chrono::{DateTime, Utc};
+
+impl Writer {
+    /// A new incident starts its policy; the first tier is usually due at once.
+    pub(super) fn start_paging(
+        &self,
+        incident: &mut Incident,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) {
+        let config = self.config.clone();
+        let Some(policy) = config
+            .directory
+            .policy_for(incident.escalation_policy.as_deref())
+        else {
+            let why = match &incident.escalation_policy {
+                Some(name) => {
+                    format!("escalation policy {name:?} does not exist: nobody was paged")
+                }
+                None => "no escalation policy is configured: nobody was paged".to_string(),
+            };
+            batch.record(entry(incident.id, now, "paging", "tocsin", why));
+            return;
+        };
+        let timer = escalation::start(policy, incident, now);
+        let deadline = |channel| config.delivery_deadline(channel);
+        let paging = escalation::page_due(
+            timer,
+            policy,
+            incident,
+            &config.directory,
+            &deadline,
+            now,
+            false,
+        );
+        self.apply_paging(incident, paging, now, batch, effects);
+    }
+
+    /// Fires every escalation timer that is due.
+    pub(super) async fn tick(
+        &mut self,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<usize, PipelineError> {
+        let due = self
+            .store
+            .due_escalations(now)
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+        let fired = due.len();
+        for timer in due {
+            let Some(open) = self.view.incidents.get(&timer.incident_id) else {
+                // The incident is gone (resolved in a way that left its timer behind).
+                batch.end_escalation(timer.incident_id);
+                continue;
+            };
+            let mut incident = open.incident.clone();
+            let timer = match timer.state {
+                EscalationState::Tiers => timer,
+                EscalationState::AckTimeout => {
+                    if incident.status == IncidentStatus::Acknowledged {
+                        incident.status = IncidentStatus::Triggered;
+                        batch.record(entry(
+                            incident.id,
+                            now,
+                            "retriggered",
+                            "tocsin",
+                            "acknowledged but not resolved within the policy's ack_timeout: paging again".into(),
+                        ));
+                    }
+                    escalation::retrigger(timer, now)
+                }
+            };
+            self.run_timer(&mut incident, timer, now, false, batch, effects);
+            batch.upsert_incident(&incident);
+            if let Some(open) = self.view.incidents.get_mut(&incident.id) {
+                open.incident = incident;
+            }
+        }
+        Ok(fired)
+    }
+
+    /// `POST /incidents/{id}/escalate`: page the next tier now.
+    pub(super) async fn escalate_now(
+        &mut self,
+        incident_id: i64,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<Incident, PipelineError> {
+        let mut incident = self.open_incident(incident_id)?;
+        let timer = self
+            .escalation_of(incident_id, batch)
+            .await?
+            .filter(|timer| timer.state == EscalationState::Tiers && timer.due_at.is_some())
+            .ok_or_else(|| {
+                PipelineError::NotPossible(format!(
+                    "incident {incident_id} has no further tier to page (no policy, acknowledged, or its last tier was paged)"
+                ))
+            })?;
+        batch.record(entry(
+            incident_id,
+            now,
+            "escalation_requested",
+            actor,
+            format!("{actor} asked to escalate"),
+        ));
+        self.run_timer(&mut incident, timer, now, true, batch, effects);
+        batch.upsert_incident(&incident);
+        if let Some(open) = self.view.incidents.get_mut(&incident_id) {
+            open.incident = incident.clone();
+        }
+        Ok(incident)
+    }
+
+    fn run_timer(
+        &self,
+        incident: &mut Incident,
+        timer: Escalation,
+        now: DateTime<Utc>,
+        force: bool,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) {
+        let config = self.config.clone();
+        let Some(policy) = config.directory.policies.get(&timer.policy) else {
+            batch.record(entry(
+                incident.id,
+                now,
+                "paging",
+                "tocsin",
+                format!(
+                    "escalation policy {:?} no longer exists: paging stopped",
+                    timer.policy
+                ),
+            ));
+            batch.end_escalation(incident.id);
+            return;
+        };
+        let deadline = |channel| config.delivery_deadline(channel);
+        let paging = escalation::page_due(
+            timer,
+            policy,
+            incident,
+            &config.directory,
+            &deadline,
+            now,
+            force,
+        );
+        self.apply_paging(incident, paging, now, batch, effects);
+    }
+
+    fn apply_paging(
+        &self,
+        incident: &Incident,
+        paging: Paging,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) {
+        for (kind, message) in paging.timeline {
+            batch.record(entry(incident.id, now, kind, "tocsin", message));
+        }
+        for notification in paging.notifications {
+            batch.queue(notification);
+        }
+        effects.escalations.extend(paging.levels);
+        // A policy that ran out keeps its row without a due time, so a later
+        // `escalate` can say there is nothing left to page.
+        match paging.next {
+            Some(next) => batch.set_escalation(next),
+            None => batch.end_escalation(incident.id),
+        }
+    }
+
+    /// The incident's escalation timer as this batch leaves it.
+    pub(super) async fn escalation_of(
+        &self,
+        incident_id: i64,
+        batch: &WriteBatch,
+    ) -> Result<Option<Escalation>, PipelineError> {
+        if let Some(pending) = batch.pending_escalation(incident_id) {
+            return Ok(pending.clone());
+        }
+        self.store
+            .escalation(incident_id)
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))
+    }
+}

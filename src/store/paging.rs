@@ -1,0 +1,107 @@
+//! Rows of the paging machinery: escalation timers and outbox notifications.
+
+use crate::oncall::Channel;
+use chrono::{DateTime, Utc};
+use std::str::FromStr;
+
+/// What an escalation timer waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscalationState {
+    /// Paging tiers; `due_at` is when the next tier is paged.
+    Tiers,
+    /// Acknowledged; `due_at` is when it re-triggers unless resolved.
+    AckTimeout,
+}
+
+impl EscalationState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tiers => "tiers",
+            Self::AckTimeout => "ack_timeout",
+        }
+    }
+}
+
+impl FromStr for EscalationState {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "tiers" => Ok(Self::Tiers),
+            "ack_timeout" => Ok(Self::AckTimeout),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The durable timer of one incident's escalation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Escalation {
+    pub incident_id: i64,
+    pub policy: String,
+    pub tier: i64,
+    pub cycle: i64,
+    pub steps: i64,
+    pub due_at: Option<DateTime<Utc>>,
+    pub state: EscalationState,
+}
+
+/// Why a message is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationKind {
+    Page,
+    Resolved,
+}
+
+impl NotificationKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Page => "page",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+impl FromStr for NotificationKind {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "page" => Ok(Self::Page),
+            "resolved" => Ok(Self::Resolved),
+            _ => Err(()),
+        }
+    }
+}
+
+/// One message to one person on one channel, as queued in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// 0 until stored.
+    pub id: i64,
+    pub incident_id: i64,
+    pub user_id: String,
+    pub channel: Channel,
+    pub address: String,
+    pub kind: NotificationKind,
+    /// The escalation step (`L2#1`) that caused it; part of its uniqueness.
+    pub step: String,
+    pub attempts: i64,
+    pub due_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+}
+
+/// What happened to one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Sent,
+    /// Try again at this time.
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    /// Given up.
+    Failed {
+        error: String,
+    },
+}
