@@ -21,6 +21,15 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+/// Whether timers and deliveries run by themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Background {
+    /// The tick loop runs (the daemon).
+    Tick,
+    /// Only explicit [`Ticker::tick`] calls run timers and deliveries (tests).
+    Manual,
+}
+
 /// A started Tocsin: its state and the tasks behind it.
 pub struct App {
     pub state: AppState,
@@ -37,14 +46,17 @@ impl App {
         let store = store::open(&config.storage_url)
             .await
             .context("cannot open the store")?;
-        Self::start_with_store(config, clock, store).await
+        Self::start_with_store(config, clock, store, Background::Tick).await
     }
 
-    /// Starts the pipeline on a store opened by the caller (tests inject faults this way).
+    /// Starts the pipeline on a store opened by the caller (tests inject faults this
+    /// way). With [`Background::Manual`] nothing fires unless [`Ticker::tick`] is
+    /// called, so tests that move a clock decide exactly when timers run.
     pub async fn start_with_store(
         config: Config,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
+        background: Background,
     ) -> anyhow::Result<Self> {
         // reqwest and lettre share rustls; ring is the one provider compiled in.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -87,7 +99,10 @@ impl App {
             metrics: metrics.clone(),
         };
         let (stop, stopped) = watch::channel(false);
-        let scheduler = tokio::spawn(ticker.clone().run(wake, stopped));
+        let scheduler = match background {
+            Background::Tick => tokio::spawn(ticker.clone().run(wake, stopped)),
+            Background::Manual => tokio::spawn(async {}),
+        };
         let limiters = config
             .sources
             .iter()

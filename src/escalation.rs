@@ -69,50 +69,65 @@ pub fn page_due(
                 format!("{}: nobody is on call for {target}", tier.level),
             ));
         }
-        if users.is_empty() {
+        let mut paged = Vec::new();
+        let mut unreachable = Vec::new();
+        for user in users {
+            let mut channels = Vec::new();
+            for rule in user.rules_for(incident.priority) {
+                let Some(address) = user.address(rule.channel) else {
+                    continue;
+                };
+                let due_at = now + rule.after;
+                paging.notifications.push(Notification {
+                    id: 0,
+                    incident_id: incident.id,
+                    user_id: user.id.clone(),
+                    channel: rule.channel,
+                    address: address.to_string(),
+                    kind: NotificationKind::Page,
+                    step: step.clone(),
+                    attempts: 0,
+                    due_at,
+                    deadline: due_at + deadline(rule.channel),
+                });
+                channels.push(rule.channel.as_str());
+            }
+            if channels.is_empty() {
+                unreachable.push(user.id.clone());
+            } else {
+                paged.push(format!("{} ({})", user.id, channels.join(", ")));
+            }
+        }
+        if !unreachable.is_empty() {
+            paging.timeline.push((
+                "paging",
+                format!(
+                    "{}: no channel reaches {} for a {} incident",
+                    tier.level,
+                    unreachable.join(", "),
+                    incident.priority
+                ),
+            ));
+        }
+        if paged.is_empty() {
+            // Nobody could be reached: move on to the next tier now rather than wait.
             paging.timeline.push((
                 "escalation_skipped",
                 format!("{} skipped: nobody to page", tier.level),
             ));
-        } else {
-            let mut paged = Vec::new();
-            for user in users {
-                let mut channels = Vec::new();
-                for rule in user.rules_for(incident.priority) {
-                    let Some(address) = user.address(rule.channel) else {
-                        continue;
-                    };
-                    let due_at = now + rule.after;
-                    paging.notifications.push(Notification {
-                        id: 0,
-                        incident_id: incident.id,
-                        user_id: user.id.clone(),
-                        channel: rule.channel,
-                        address: address.to_string(),
-                        kind: NotificationKind::Page,
-                        step: step.clone(),
-                        attempts: 0,
-                        due_at,
-                        deadline: due_at + deadline(rule.channel),
-                    });
-                    channels.push(rule.channel.as_str());
-                }
-                if channels.is_empty() {
-                    paged.push(format!(
-                        "{} (no channel for {})",
-                        user.id, incident.priority
-                    ));
-                } else {
-                    paged.push(format!("{} ({})", user.id, channels.join(", ")));
-                }
+            escalation.steps += 1;
+            advance(&mut escalation, policy, now);
+            if escalation.due_at.is_some() {
+                escalation.due_at = Some(now);
             }
-            incident.escalation_level = tier.level.clone();
-            paging.levels.push(tier.level.clone());
-            paging.timeline.push((
-                "escalated",
-                format!("{} paged: {}", tier.level, paged.join(", ")),
-            ));
+            continue;
         }
+        incident.escalation_level = tier.level.clone();
+        paging.levels.push(tier.level.clone());
+        paging.timeline.push((
+            "escalated",
+            format!("{} paged: {}", tier.level, paged.join(", ")),
+        ));
         escalation.steps += 1;
         advance(&mut escalation, policy, now);
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tocsin::app::App;
+use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
 use tocsin::dedup::DedupKey;
@@ -142,7 +142,10 @@ pub struct Harness {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub store: Arc<FaultyStore>,
-    _dir: tempfile::TempDir,
+    app: Option<App>,
+    server: tokio::task::JoinHandle<()>,
+    extra: String,
+    dir: tempfile::TempDir,
 }
 
 pub fn start_time() -> DateTime<Utc> {
@@ -155,29 +158,65 @@ impl Harness {
     /// Starts with the base configuration plus `extra`.
     pub async fn start(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("tocsin.db");
-        let text = base_config(&db.display().to_string(), extra);
-        let config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
         let clock = Arc::new(ManualClock::new(start_time()));
+        Self::start_in(dir, extra, clock).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, extra: &str, clock: Arc<ManualClock>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let db = dir.path().join("tocsin.db");
+        let text = format!(
+            "[server]\npublic_url = \"{url}\"\n{}",
+            base_config(&db.display().to_string(), extra)
+        );
+        let config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
         let inner = tocsin::store::open(&config.storage_url).await.unwrap();
         let store = Arc::new(FaultyStore {
             inner,
             failing: AtomicBool::new(false),
         });
-        let app = App::start_with_store(config, clock.clone(), store.clone())
+        let app = App::start_with_store(config, clock.clone(), store.clone(), Background::Manual)
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let router = app.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
         Self {
             url,
             client: reqwest::Client::new(),
             clock,
             store,
-            _dir: dir,
+            app: Some(app),
+            server,
+            extra: extra.to_string(),
+            dir,
         }
+    }
+
+    /// Stops this instance and starts a new one on the same database, clock and
+    /// configuration: the new one knows only what the store holds.
+    pub async fn restart(mut self) -> Self {
+        self.server.abort();
+        let _ = (&mut self.server).await;
+        if let Some(app) = self.app.take() {
+            app.finish().await;
+        }
+        let Harness {
+            dir,
+            extra,
+            clock,
+            store,
+            ..
+        } = self;
+        drop(store);
+        Self::start_in(dir, &extra, clock).await
+    }
+
+    /// One round of due escalations and deliveries at the clock's time.
+    pub async fn tick(&self) {
+        self.app.as_ref().unwrap().ticker.tick().await;
     }
 
     /// Posts a JSON body to an ingest route with the ingest token.

@@ -8,4 +8,7 @@ mod bad_input;
 mod harness;
 mod incidents;
 mod ingest;
+mod paging;
 mod process;
+mod sms_gateway;
+mod smtp_sink;

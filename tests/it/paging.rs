@@ -1,0 +1,528 @@
+//! Paging end to end: a real SMTP server, a real HTTP SMS gateway, a moved clock.
+
+use crate::harness::{Harness, RESPONDER, generic};
+use crate::sms_gateway::SmsGateway;
+use crate::smtp_sink::SmtpSink;
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
+
+struct Paging {
+    tocsin: Harness,
+    smtp: SmtpSink,
+    sms: SmsGateway,
+}
+
+const ALICE_PHONE: &str = "+33600000001";
+const CAROL_PHONE: &str = "+33600000003";
+
+fn config(smtp: &SmtpSink, sms: &SmsGateway, extra: &str) -> String {
+    format!(
+        r#"
+[email]
+transport = "smtp"
+host = "127.0.0.1"
+port = {port}
+from = "tocsin@example.com"
+
+[sms]
+provider = "twilio"
+base_url = "{sms_url}"
+account_sid = "AC123"
+auth_token = "twilio-token"
+from = "+15550000000"
+inbound_token = "sms-inbound-token"
+
+[[users]]
+id = "alice"
+name = "Alice Martin"
+email = "alice@example.com"
+phone = "{ALICE_PHONE}"
+notify = [ {{ channel = "email", after = "0s" }}, {{ channel = "sms", after = "0s", min_priority = "P2" }} ]
+
+[[users]]
+id = "carol"
+email = "carol@example.com"
+phone = "{CAROL_PHONE}"
+
+[[users]]
+id = "dave"
+email = "dave@example.com"
+
+[[schedules]]
+name = "primary"
+time_zone = "Europe/Paris"
+rotation = {{ every = "1w", handoff = "Mon 09:00", users = ["alice"] }}
+
+[[escalation_policies]]
+name = "default"
+tiers = [
+  {{ level = "L1", targets = ["schedule:primary"], after = "0s" }},
+  {{ level = "L2", targets = ["user:carol"], after = "10m" }},
+  {{ level = "L3", targets = ["user:dave"], after = "20m" }},
+]
+{extra}
+"#,
+        port = smtp.port,
+        sms_url = sms.url,
+    )
+}
+
+impl Paging {
+    async fn start(extra: &str) -> Self {
+        let smtp = SmtpSink::start().await;
+        let sms = SmsGateway::start().await;
+        let tocsin = Harness::start(&config(&smtp, &sms, extra)).await;
+        Self { tocsin, smtp, sms }
+    }
+
+    async fn p1(&self, resource: &str) -> i64 {
+        let reply = self
+            .tocsin
+            .ingest_ok("generic", &generic(resource, "postgres", "critical"))
+            .await;
+        reply["alerts"][0]["incident_id"].as_i64().unwrap()
+    }
+
+    async fn advance_minutes(&self, minutes: i64) {
+        self.tocsin.clock.advance(TimeDelta::minutes(minutes));
+        self.tocsin.tick().await;
+    }
+
+    fn pages(&self, user: &str) -> usize {
+        self.smtp
+            .to(&format!("{user}@example.com"))
+            .iter()
+            .filter(|m| !m.subject().starts_with("[RESOLVED]"))
+            .count()
+    }
+}
+
+async fn timeline(tocsin: &Harness, id: i64) -> Vec<(String, String)> {
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn tiers_page_on_time_once_each_and_an_ack_stops_the_rest() {
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    assert_eq!(paging.pages("alice"), 1, "L1 by email at once");
+    assert_eq!(
+        paging.sms.to(ALICE_PHONE).len(),
+        1,
+        "and by SMS, P1 meets min_priority P2"
+    );
+    assert_eq!(paging.pages("carol"), 0);
+
+    paging.advance_minutes(9).await;
+    assert_eq!(paging.pages("carol"), 0, "L2 waits its 10 minutes");
+    paging.advance_minutes(1).await;
+    assert_eq!(paging.pages("carol"), 1, "L2 at minute 10");
+    assert_eq!(
+        paging.sms.to(CAROL_PHONE).len(),
+        1,
+        "carol has no rules: every channel she has"
+    );
+    let incident = paging.tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(incident["escalation_level"], "L2");
+
+    paging.advance_minutes(2).await;
+    let (status, _) = paging
+        .tocsin
+        .post_as(RESPONDER, &format!("/api/v1/incidents/{id}/ack"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    for _ in 0..4 {
+        paging.advance_minutes(10).await;
+    }
+    assert_eq!(paging.pages("dave"), 0, "the ack at minute 12 stopped L3");
+    assert_eq!(
+        (paging.pages("alice"), paging.pages("carol")),
+        (1, 1),
+        "nobody paged twice"
+    );
+    assert_eq!(
+        paging
+            .tocsin
+            .metric(r#"tocsin_escalations_total{level="L2"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        paging
+            .tocsin
+            .metric(r#"tocsin_notifications_total{channel="email",outcome="sent"}"#)
+            .await,
+        2.0
+    );
+
+    let subject = paging.smtp.to("alice@example.com")[0].subject();
+    assert_eq!(subject, "[P1] #1 db-01: postgres failing on db-01");
+    let kinds: Vec<String> = timeline(&paging.tocsin, id)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect();
+    assert!(
+        kinds.contains(&"escalated".to_string()) && kinds.contains(&"notified".to_string()),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_an_ack_l3_is_paged_thirty_minutes_in_and_resolving_tells_everyone() {
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    paging.advance_minutes(10).await;
+    paging.advance_minutes(19).await;
+    assert_eq!(paging.pages("dave"), 0);
+    paging.advance_minutes(1).await;
+    assert_eq!(paging.pages("dave"), 1, "L3 at minute 30");
+    paging.advance_minutes(60).await;
+    assert_eq!(paging.pages("dave"), 1, "repeat = 0: the policy runs once");
+
+    let (status, _) = paging
+        .tocsin
+        .post_as(
+            RESPONDER,
+            &format!("/api/v1/incidents/{id}/resolve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    paging.tocsin.tick().await;
+    for user in ["alice", "carol", "dave"] {
+        let notices: Vec<_> = paging
+            .smtp
+            .to(&format!("{user}@example.com"))
+            .into_iter()
+            .filter(|m| m.subject().starts_with("[RESOLVED] #1"))
+            .collect();
+        assert_eq!(notices.len(), 1, "{user} is told once");
+    }
+    assert!(
+        paging
+            .sms
+            .to(ALICE_PHONE)
+            .iter()
+            .any(|sms| sms.body.starts_with("[RESOLVED] #1"))
+    );
+}
+
+#[tokio::test]
+async fn the_email_link_acknowledges_once_and_forged_links_are_refused() {
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    let mail = paging.smtp.to("alice@example.com")[0].text();
+    let start = mail
+        .find(&format!("{}/ack/", paging.tocsin.url))
+        .expect("an acknowledge link");
+    let link: String = mail[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
+        .collect();
+    let token = link.rsplit('/').next().unwrap().to_string();
+    assert!(
+        token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    );
+
+    let mut forged = token.clone().into_bytes();
+    let last = forged.len() - 5;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = format!(
+        "{}/ack/{}",
+        paging.tocsin.url,
+        String::from_utf8(forged).unwrap()
+    );
+    assert_eq!(
+        paging
+            .tocsin
+            .client
+            .get(&forged)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let page = paging.tocsin.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("acknowledged by alice"));
+    let incident = paging.tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(incident["status"], "acknowledged");
+    assert!(timeline(&paging.tocsin, id).await.iter().any(|(kind, message)| kind == "acknowledged" && message.contains("alice (email link)")));
+    assert_eq!(
+        paging
+            .tocsin
+            .client
+            .get(&link)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        410,
+        "a used link"
+    );
+    assert_eq!(
+        paging.sms.to(ALICE_PHONE).len(),
+        1,
+        "an acknowledgement pages nobody"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_link_is_gone() {
+    let paging = Paging::start("").await;
+    paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    let mail = paging.smtp.to("alice@example.com")[0].text();
+    let start = mail.find("/ack/").unwrap();
+    let token: String = mail[start + 5..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    paging.tocsin.clock.advance(TimeDelta::hours(25));
+    let response = paging
+        .tocsin
+        .client
+        .get(format!("{}/ack/{token}", paging.tocsin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 410);
+}
+
+#[tokio::test]
+async fn an_sms_reply_from_the_on_call_phone_acknowledges_and_a_stranger_cannot() {
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    let sms = &paging.sms.to(ALICE_PHONE)[0];
+    assert!(sms.body.chars().count() <= 160);
+    assert!(
+        sms.body.contains(&format!("Reply ACK {id}")),
+        "{}",
+        sms.body
+    );
+    let inbound = |from: &str, body: String| {
+        paging
+            .tocsin
+            .client
+            .post(format!(
+                "{}/api/v1/sms/inbound?token=sms-inbound-token",
+                paging.tocsin.url
+            ))
+            .form(&[("From", from.to_string()), ("Body", body)])
+            .send()
+    };
+    let stranger = inbound("+19998887777", format!("ACK {id}")).await.unwrap();
+    assert_eq!(stranger.status(), 403);
+    assert_eq!(
+        paging.tocsin.get(&format!("/api/v1/incidents/{id}")).await["status"],
+        "triggered"
+    );
+    let unauthenticated = paging
+        .tocsin
+        .client
+        .post(format!("{}/api/v1/sms/inbound", paging.tocsin.url))
+        .form(&[("From", ALICE_PHONE), ("Body", "ACK 1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let reply = inbound("+33 6 00 00 00 01", format!("ack {id}"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let incident = paging.tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(incident["status"], "acknowledged");
+    assert!(
+        timeline(&paging.tocsin, id)
+            .await
+            .iter()
+            .any(|(_, message)| message.contains("alice (sms)"))
+    );
+    let resolve = inbound(ALICE_PHONE, "R".into()).await.unwrap();
+    assert_eq!(
+        resolve.status(),
+        200,
+        "a bare R resolves the incident last paged to this phone"
+    );
+    assert_eq!(
+        paging.tocsin.get(&format!("/api/v1/incidents/{id}")).await["status"],
+        "resolved"
+    );
+}
+
+#[tokio::test]
+async fn with_smtp_down_for_five_minutes_the_page_arrives_when_it_returns_once() {
+    let paging = Paging::start("").await;
+    paging.smtp.down.store(true, Ordering::SeqCst);
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    for _ in 0..5 {
+        paging.advance_minutes(1).await;
+    }
+    assert_eq!(paging.pages("alice"), 0);
+    let retries = timeline(&paging.tocsin, id)
+        .await
+        .iter()
+        .filter(|(kind, _)| kind == "notification_retry")
+        .count();
+    assert!(retries >= 5, "every attempt is on the timeline: {retries}");
+    paging.smtp.down.store(false, Ordering::SeqCst);
+    paging.advance_minutes(1).await;
+    paging.advance_minutes(1).await;
+    assert_eq!(
+        paging.pages("alice"),
+        1,
+        "delivered once when the server is back"
+    );
+    assert!(
+        paging
+            .tocsin
+            .metric(r#"tocsin_notifications_total{channel="email",outcome="retry"}"#)
+            .await
+            >= 5.0
+    );
+}
+
+#[tokio::test]
+async fn a_failing_sms_gateway_falls_back_to_email_after_three_attempts() {
+    let paging = Paging::start("").await;
+    paging.sms.failing.store(true, Ordering::SeqCst);
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    for _ in 0..3 {
+        paging.advance_minutes(1).await;
+    }
+    let lines = timeline(&paging.tocsin, id).await;
+    assert!(
+        lines
+            .iter()
+            .any(|(kind, message)| kind == "notification_fallback"
+                && message.starts_with("sms L1 page to alice")
+                && message.ends_with("also trying email")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_between_l1_and_l2_still_pages_l2_on_time_once() {
+    let paging = Paging::start("").await;
+    paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    assert_eq!(paging.pages("alice"), 1);
+    paging.tocsin.clock.advance(TimeDelta::minutes(5));
+    let Paging { tocsin, smtp, sms } = paging;
+    let tocsin = tocsin.restart().await;
+    let paging = Paging { tocsin, smtp, sms };
+    paging.advance_minutes(4).await;
+    assert_eq!(paging.pages("carol"), 0);
+    paging.advance_minutes(1).await;
+    assert_eq!(
+        paging.pages("carol"),
+        1,
+        "L2 at minute 10 after the restart"
+    );
+    paging.advance_minutes(1).await;
+    assert_eq!(
+        (paging.pages("alice"), paging.pages("carol")),
+        (1, 1),
+        "nothing re-sent after the restart"
+    );
+}
+
+#[tokio::test]
+async fn an_alert_storm_on_one_incident_pages_each_person_once() {
+    let paging = Paging::start("[[rules]]\nname = \"per host\"\nmatch = ['resource=\"db-01\"']\ngroup_by = [\"resource\"]\n").await;
+    for chunk in 0..20 {
+        let alerts: Vec<Value> = (0..500)
+            .map(|i| json!({ "resource": "db-01", "check": format!("check-{chunk}-{i}"), "severity": "critical", "summary": "storm" }))
+            .collect();
+        paging
+            .tocsin
+            .ingest_ok(
+                "generic",
+                serde_json::to_string(&alerts).unwrap().as_bytes(),
+            )
+            .await;
+    }
+    paging.tocsin.tick().await;
+    let incidents = paging.tocsin.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["alert_count"], 10_000);
+    assert_eq!(paging.pages("alice"), 1);
+    assert_eq!(paging.sms.to(ALICE_PHONE).len(), 1);
+}
+
+#[tokio::test]
+async fn escalate_jumps_a_tier_and_oncall_shows_who_is_on_call() {
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    let (status, incident) = paging
+        .tocsin
+        .post_as(
+            RESPONDER,
+            &format!("/api/v1/incidents/{id}/escalate"),
+            json!({"note": "need a DBA"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{incident}");
+    assert_eq!(incident["escalation_level"], "L2");
+    paging.tocsin.tick().await;
+    assert_eq!(paging.pages("carol"), 1);
+    paging.advance_minutes(10).await;
+    assert_eq!(
+        paging.pages("carol"),
+        1,
+        "the jumped tier is not paged again"
+    );
+
+    let oncall = paging.tocsin.get("/api/v1/oncall").await;
+    assert_eq!(oncall["schedules"][0]["now"]["user"], "alice");
+    assert_eq!(oncall["schedules"][0]["time_zone"], "Europe/Paris");
+    assert_eq!(oncall["policies"][0]["tiers"][1]["users"][0], "carol");
+}
+
+#[tokio::test]
+async fn without_anybody_on_call_a_tier_is_skipped_and_the_timeline_says_so() {
+    let smtp = SmtpSink::start().await;
+    let sms = SmsGateway::start().await;
+    let extra = "[[escalation_policies]]\nname = \"empty first\"\ntiers = [ { level = \"L1\", targets = [\"schedule:ghosts\"] }, { level = \"L2\", targets = [\"user:dave\"] } ]\n[[schedules]]\nname = \"ghosts\"\nrotation = { every = \"1d\", handoff = \"09:00\", users = [\"nobody\"] }\n[[users]]\nid = \"nobody\"\n[[rules]]\nname = \"r\"\nmatch = ['resource=\"x\"']\nescalation_policy = \"empty first\"\n";
+    let tocsin = Harness::start(&config(&smtp, &sms, extra)).await;
+    let reply = tocsin
+        .ingest_ok("generic", &generic("x", "c", "critical"))
+        .await;
+    tocsin.tick().await;
+    let id = reply["alerts"][0]["incident_id"].as_i64().unwrap();
+    let lines = timeline(&tocsin, id).await;
+    assert!(
+        lines
+            .iter()
+            .any(|(kind, message)| kind == "escalation_skipped" && message.starts_with("L1")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        smtp.to("dave@example.com").len(),
+        1,
+        "L2 paged at once instead"
+    );
+}
