@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tocsin::clock::SystemClock;
+use tocsin::clock::{Clock, SystemClock};
 use tocsin::config::{Config, DEFAULT_CONFIG};
 
 #[derive(Parser)]
@@ -43,6 +43,63 @@ enum Command {
         #[arg(long, default_value = "config/tocsin.toml")]
         config: PathBuf,
     },
+    /// Who is on call now and next, per schedule.
+    Oncall {
+        #[arg(long, default_value = "config/tocsin.toml")]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List, show, acknowledge or resolve incidents on a running daemon.
+    Incidents {
+        #[command(subcommand)]
+        action: IncidentsAction,
+        /// The daemon's base URL.
+        #[arg(
+            long,
+            global = true,
+            env = "TOCSIN_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        /// An API token (responder role to act).
+        #[arg(
+            long,
+            global = true,
+            env = "TOCSIN_TOKEN",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        token: String,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IncidentsAction {
+    /// Incidents, newest first.
+    List {
+        /// Comma-separated statuses: triggered, acknowledged, resolved.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// One incident with its timeline.
+    Show { id: i64 },
+    /// Acknowledge: stops the escalation.
+    Ack {
+        id: i64,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Resolve: tells everyone who was paged.
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,6 +124,42 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Oncall { config, json }) => match Config::load(&config) {
+            Ok(config) => finish(tocsin::cli::oncall(&config, SystemClock.now(), json)),
+            Err(errors) => {
+                eprint!("{errors}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Incidents {
+            action,
+            url,
+            token,
+            json,
+        }) => {
+            if token.is_empty() {
+                eprintln!("tocsin: set TOCSIN_TOKEN (or --token) to an API token");
+                return ExitCode::from(2);
+            }
+            let remote = tocsin::cli::Remote { url, token };
+            let outcome = tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| {
+                    runtime.block_on(async {
+                        match action {
+                            IncidentsAction::List { status } => {
+                                remote.list(status.as_deref(), json).await
+                            }
+                            IncidentsAction::Show { id } => remote.show(id, json).await,
+                            IncidentsAction::Ack { id, note } => remote.act(id, "ack", note).await,
+                            IncidentsAction::Resolve { id, note } => {
+                                remote.act(id, "resolve", note).await
+                            }
+                        }
+                    })
+                });
+            finish(outcome)
+        }
         Some(Command::Serve { config }) => {
             let config = match Config::load(&config) {
                 Ok(config) => config,
@@ -82,6 +175,19 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn finish(outcome: anyhow::Result<String>) -> ExitCode {
+    match outcome {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("tocsin: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }

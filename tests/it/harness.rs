@@ -185,7 +185,7 @@ impl Harness {
         });
         Self {
             url,
-            client: reqwest::Client::new(),
+            client: crate::harness::client(),
             clock,
             store,
             app: Some(app),
@@ -324,4 +324,10 @@ pub fn time(value: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(value.as_str().unwrap())
         .unwrap()
         .with_timezone(&Utc)
+}
+
+/// An HTTP client for tests; installs the ring provider rustls needs first.
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

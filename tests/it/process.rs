@@ -63,7 +63,7 @@ async fn an_alert_answered_202_survives_sigkill_and_a_second_instance_is_refused
     let dir = project_dir();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     let mut first = serve(dir.path(), port);
     wait_ready(&client, &url).await;
 
@@ -129,6 +129,32 @@ async fn an_alert_answered_202_survives_sigkill_and_a_second_instance_is_refused
     );
     restarted.kill().unwrap();
     restarted.wait().unwrap();
+}
+
+#[test]
+fn oncall_prints_who_is_on_call_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tocsin.toml");
+    std::fs::write(
+        &path,
+        "[[users]]\nid = \"alice\"\nname = \"Alice Martin\"\n[[schedules]]\nname = \"primary\"\ntime_zone = \"Europe/Paris\"\nrotation = { every = \"1w\", handoff = \"Mon 09:00\", users = [\"alice\"] }\n",
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args(["oncall", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("primary") && text.contains("Alice Martin") && text.contains("Europe/Paris"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,0 +1,211 @@
+//! The command line as a client: `tocsin oncall` reads the configuration, and
+//! `tocsin incidents …` talks to a running daemon over its HTTP API.
+
+use crate::config::Config;
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// How to reach the daemon.
+pub struct Remote {
+    pub url: String,
+    pub token: String,
+}
+
+impl Remote {
+    fn client() -> anyhow::Result<reqwest::Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("cannot build the HTTP client")
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.url.trim_end_matches('/'));
+        let mut request = Self::client()?
+            .request(method, &url)
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Tocsin at {url}; is it running? (--url)"))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let detail = value["detail"].as_str().unwrap_or("");
+            let error = value["error"].as_str().unwrap_or("request failed");
+            bail!("{status}: {error}: {detail}");
+        }
+        Ok(value)
+    }
+
+    /// `tocsin incidents list`.
+    pub async fn list(&self, status: Option<&str>, json: bool) -> anyhow::Result<String> {
+        let query = status.map_or(String::new(), |s| format!("?status={s}"));
+        let page = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/incidents{query}"),
+                None,
+            )
+            .await?;
+        if json {
+            return Ok(serde_json::to_string_pretty(&page)?);
+        }
+        let rows: Vec<Vec<String>> = page["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|i| {
+                vec![
+                    i["id"].to_string(),
+                    text(&i["priority"]),
+                    text(&i["status"]),
+                    text(&i["escalation_level"]),
+                    if i["sla_breached"] == Value::Bool(true) {
+                        "BREACHED".into()
+                    } else {
+                        "ok".into()
+                    },
+                    text(&i["created_at"]),
+                    text(&i["title"]),
+                ]
+            })
+            .collect();
+        Ok(table(
+            &["ID", "PRI", "STATUS", "LEVEL", "SLA", "CREATED", "TITLE"],
+            &rows,
+        ))
+    }
+
+    /// `tocsin incidents show ID`.
+    pub async fn show(&self, id: i64, json: bool) -> anyhow::Result<String> {
+        let incident = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/incidents/{id}"),
+                None,
+            )
+            .await?;
+        if json {
+            return Ok(serde_json::to_string_pretty(&incident)?);
+        }
+        let mut out = format!(
+            "#{} {} [{}] {} ({})\nresponse due {}  resolve due {}\n\n",
+            incident["id"],
+            text(&incident["title"]),
+            text(&incident["priority"]),
+            text(&incident["status"]),
+            text(&incident["escalation_level"]),
+            text(&incident["response_due"]),
+            text(&incident["resolve_due"]),
+        );
+        for entry in incident["timeline"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            out.push_str(&format!(
+                "{}  {:<20} {:<12} {}\n",
+                text(&entry["at"]),
+                text(&entry["kind"]),
+                text(&entry["actor"]),
+                text(&entry["message"])
+            ));
+        }
+        Ok(out)
+    }
+
+    /// `tocsin incidents ack|resolve ID`.
+    pub async fn act(&self, id: i64, action: &str, note: Option<String>) -> anyhow::Result<String> {
+        let body = serde_json::json!({ "note": note });
+        let incident = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/incidents/{id}/{action}"),
+                Some(body),
+            )
+            .await?;
+        Ok(format!(
+            "#{} is {}",
+            incident["id"],
+            text(&incident["status"])
+        ))
+    }
+}
+
+/// `tocsin oncall`: who is on call now and next, from the configuration.
+pub fn oncall(
+    config: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+    json: bool,
+) -> anyhow::Result<String> {
+    let report = crate::api::oncall::report(config, now);
+    if json {
+        return Ok(serde_json::to_string_pretty(&report)?);
+    }
+    let rows: Vec<Vec<String>> = report["schedules"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            vec![
+                text(&s["name"]),
+                text(&s["now"]["name"]),
+                text(&s["now"]["end"]),
+                text(&s["next"]["name"]),
+                text(&s["time_zone"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok("no schedules are configured".into());
+    }
+    Ok(table(
+        &["SCHEDULE", "ON CALL", "UNTIL", "NEXT", "TIME ZONE"],
+        &rows,
+    ))
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
