@@ -906,6 +906,20 @@ fn sms_provider(raw: &RawSmsProvider, path: &str, check: &mut Checker<'_>) -> Op
 }
 
 fn sms_config(sms: &RawSms, check: &mut Checker<'_>) -> SmsConfig {
+    let inline = [
+        &sms.provider,
+        &sms.base_url,
+        &sms.url,
+        &sms.account_sid,
+        &sms.auth_token,
+        &sms.from,
+    ];
+    if !sms.providers.is_empty() && inline.iter().any(|value| value.is_some()) {
+        check.error(
+            "sms.providers",
+            "set the provider keys in [sms] or list [[sms.providers]], not both",
+        );
+    }
     let providers = if sms.providers.is_empty() {
         let inline = RawSmsProvider {
             provider: sms.provider.clone(),

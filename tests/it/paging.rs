@@ -526,3 +526,118 @@ async fn without_anybody_on_call_a_tier_is_skipped_and_the_timeline_says_so() {
         "L2 paged at once instead"
     );
 }
+
+#[tokio::test]
+async fn an_acknowledged_incident_not_resolved_within_ack_timeout_pages_again() {
+    let smtp = SmtpSink::start().await;
+    let sms = SmsGateway::start().await;
+    let extra = "[[escalation_policies]]\nname = \"patient\"\nack_timeout = \"1h\"\ntiers = [ { level = \"L1\", targets = [\"user:dave\"] } ]\n[[rules]]\nname = \"r\"\nmatch = ['resource=\"x\"']\nescalation_policy = \"patient\"\n";
+    let tocsin = Harness::start(&config(&smtp, &sms, extra)).await;
+    let reply = tocsin
+        .ingest_ok("generic", &generic("x", "c", "critical"))
+        .await;
+    let id = reply["alerts"][0]["incident_id"].as_i64().unwrap();
+    tocsin.tick().await;
+    assert_eq!(smtp.to("dave@example.com").len(), 1);
+    let (status, _) = tocsin
+        .post_as(RESPONDER, &format!("/api/v1/incidents/{id}/ack"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    tocsin.clock.advance(TimeDelta::minutes(59));
+    tocsin.tick().await;
+    assert_eq!(
+        tocsin.get(&format!("/api/v1/incidents/{id}")).await["status"],
+        "acknowledged"
+    );
+    tocsin.clock.advance(TimeDelta::minutes(1));
+    tocsin.tick().await;
+    assert_eq!(
+        tocsin.get(&format!("/api/v1/incidents/{id}")).await["status"],
+        "triggered"
+    );
+    assert_eq!(
+        smtp.to("dave@example.com").len(),
+        2,
+        "paged again after the ack timeout"
+    );
+    assert!(
+        timeline(&tocsin, id)
+            .await
+            .iter()
+            .any(|(kind, _)| kind == "retriggered")
+    );
+}
+
+#[tokio::test]
+async fn a_second_sms_provider_takes_over_and_chat_webhooks_get_json() {
+    let smtp = SmtpSink::start().await;
+    let sms = SmsGateway::start().await;
+    let text = config(&smtp, &sms, "");
+    let (before, rest) = text.split_once("[sms]\n").unwrap();
+    let (_, after) = rest.split_once("inbound_token").unwrap();
+    let providers = format!(
+        "[sms]\nproviders = [ {{ provider = \"twilio\", base_url = \"{0}\", account_sid = \"AC123\", auth_token = \"t\", from = \"+1555\" }}, {{ provider = \"webhook\", url = \"{0}/hook\" }} ]\ninbound_token",
+        sms.url
+    );
+    let text = format!("{before}{providers}{after}").replace(
+        "id = \"dave\"\nemail = \"dave@example.com\"",
+        &format!("id = \"dave\"\nwebhook = \"{}/hook\"", sms.url),
+    );
+    let tocsin = Harness::start(&text).await;
+    sms.failing.store(true, Ordering::SeqCst);
+    let id = tocsin
+        .ingest_ok("generic", &generic("db-01", "pg", "critical"))
+        .await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    tocsin.tick().await;
+    let hooks = sms.hooks.lock().unwrap().clone();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0]["to"], ALICE_PHONE);
+    assert!(
+        timeline(&tocsin, id)
+            .await
+            .iter()
+            .any(|(_, message)| message.contains("sent via webhook"))
+    );
+    for minutes in [10, 20] {
+        tocsin.clock.advance(TimeDelta::minutes(minutes));
+        tocsin.tick().await;
+    }
+    let hooks = sms.hooks.lock().unwrap().clone();
+    let chat: Vec<_> = hooks
+        .iter()
+        .filter(|hook| hook["event"] == "page")
+        .collect();
+    assert_eq!(
+        chat.len(),
+        1,
+        "dave's L3 page went to his chat webhook: {hooks:?}"
+    );
+    assert_eq!(chat[0]["incident"]["id"], id);
+    assert!(chat[0]["ack_url"].as_str().unwrap().contains("/ack/"));
+}
+
+#[tokio::test]
+async fn a_stuck_engine_shows_in_the_overdue_gauge() {
+    let paging = Paging::start("").await;
+    paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    paging.tocsin.store.failing.store(true, Ordering::SeqCst);
+    paging.advance_minutes(11).await;
+    assert_eq!(
+        paging.tocsin.metric("tocsin_escalations_overdue").await,
+        1.0
+    );
+    paging.tocsin.store.failing.store(false, Ordering::SeqCst);
+    paging.tocsin.tick().await;
+    assert_eq!(
+        paging.tocsin.metric("tocsin_escalations_overdue").await,
+        0.0
+    );
+    assert_eq!(
+        paging.pages("carol"),
+        1,
+        "L2 went out once the store was back"
+    );
+}

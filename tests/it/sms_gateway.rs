@@ -20,6 +20,8 @@ pub struct SmsGateway {
     pub url: String,
     pub messages: Arc<Mutex<Vec<Sms>>>,
     pub failing: Arc<AtomicBool>,
+    /// JSON bodies posted to `/hook` (the generic SMS webhook and chat webhooks).
+    pub hooks: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
 impl SmsGateway {
@@ -31,6 +33,7 @@ impl SmsGateway {
         };
         let router = axum::Router::new()
             .route("/2010-04-01/Accounts/{sid}/Messages.json", post(receive))
+            .route("/hook", post(hook))
             .with_state(gateway.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -48,6 +51,14 @@ impl SmsGateway {
             .cloned()
             .collect()
     }
+}
+
+async fn hook(
+    State(gateway): State<SmsGateway>,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> StatusCode {
+    gateway.hooks.lock().unwrap().push(body);
+    StatusCode::OK
 }
 
 async fn receive(
