@@ -3,7 +3,7 @@
 //! timers, so a restart loses no step.
 
 use crate::incident::Incident;
-use crate::oncall::{Channel, Directory, EscalationPolicy};
+use crate::oncall::{Channel, Directory, EscalationPolicy, Tier};
 use crate::store::paging::{Escalation, EscalationState, Notification, NotificationKind};
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -29,6 +29,7 @@ pub fn start(policy: &EscalationPolicy, incident: &Incident, now: DateTime<Utc>)
         steps: 0,
         due_at: policy.tiers.first().map(|tier| now + tier.after),
         state: EscalationState::Tiers,
+        last_step: None,
     }
 }
 
@@ -62,54 +63,8 @@ pub fn page_due(
             break;
         };
         let step = format!("{}#{}", tier.level, escalation.steps);
-        let (users, nobody) = directory.resolve(tier, now);
-        for target in &nobody {
-            paging.timeline.push((
-                "paging",
-                format!("{}: nobody is on call for {target}", tier.level),
-            ));
-        }
-        let mut paged = Vec::new();
-        let mut unreachable = Vec::new();
-        for user in users {
-            let mut channels = Vec::new();
-            for rule in user.rules_for(incident.priority) {
-                let Some(address) = user.address(rule.channel) else {
-                    continue;
-                };
-                let due_at = now + rule.after;
-                paging.notifications.push(Notification {
-                    id: 0,
-                    incident_id: incident.id,
-                    user_id: user.id.clone(),
-                    channel: rule.channel,
-                    address: address.to_string(),
-                    kind: NotificationKind::Page,
-                    step: step.clone(),
-                    attempts: 0,
-                    due_at,
-                    deadline: due_at + deadline(rule.channel),
-                });
-                channels.push(rule.channel.as_str());
-            }
-            if channels.is_empty() {
-                unreachable.push(user.id.clone());
-            } else {
-                paged.push(format!("{} ({})", user.id, channels.join(", ")));
-            }
-        }
-        if !unreachable.is_empty() {
-            paging.timeline.push((
-                "paging",
-                format!(
-                    "{}: no channel reaches {} for a {} incident",
-                    tier.level,
-                    unreachable.join(", "),
-                    incident.priority
-                ),
-            ));
-        }
-        if paged.is_empty() {
+        let anyone = page_tier(tier, &step, incident, directory, deadline, now, &mut paging);
+        if !anyone {
             // Nobody could be reached: move on to the next tier now rather than wait.
             paging.timeline.push((
                 "escalation_skipped",
@@ -124,14 +79,101 @@ pub fn page_due(
         }
         incident.escalation_level = tier.level.clone();
         paging.levels.push(tier.level.clone());
-        paging.timeline.push((
-            "escalated",
-            format!("{} paged: {}", tier.level, paged.join(", ")),
-        ));
+        escalation.last_step = Some(step);
         escalation.steps += 1;
         advance(&mut escalation, policy, now);
     }
     paging.next = Some(escalation);
+    paging
+}
+
+/// Queues the pages of one tier; returns false when nobody could be reached.
+fn page_tier(
+    tier: &Tier,
+    step: &str,
+    incident: &Incident,
+    directory: &Directory,
+    deadline: &dyn Fn(Channel) -> TimeDelta,
+    now: DateTime<Utc>,
+    paging: &mut Paging,
+) -> bool {
+    let (users, nobody) = directory.resolve(tier, now);
+    for target in &nobody {
+        paging.timeline.push((
+            "paging",
+            format!("{}: nobody is on call for {target}", tier.level),
+        ));
+    }
+    let mut paged = Vec::new();
+    let mut unreachable = Vec::new();
+    for user in users {
+        let mut channels = Vec::new();
+        for rule in user.rules_for(incident.priority) {
+            let Some(address) = user.address(rule.channel) else {
+                continue;
+            };
+            let due_at = now + rule.after;
+            paging.notifications.push(Notification {
+                id: 0,
+                incident_id: incident.id,
+                user_id: user.id.clone(),
+                channel: rule.channel,
+                address: address.to_string(),
+                kind: NotificationKind::Page,
+                step: step.to_string(),
+                attempts: 0,
+                due_at,
+                deadline: due_at + deadline(rule.channel),
+            });
+            channels.push(rule.channel.as_str());
+        }
+        if channels.is_empty() {
+            unreachable.push(user.id.clone());
+        } else {
+            paged.push(format!("{} ({})", user.id, channels.join(", ")));
+        }
+    }
+    if !unreachable.is_empty() {
+        paging.timeline.push((
+            "paging",
+            format!(
+                "{}: no channel reaches {} for a {} incident",
+                tier.level,
+                unreachable.join(", "),
+                incident.priority
+            ),
+        ));
+    }
+    if !paged.is_empty() {
+        paging.timeline.push((
+            "escalated",
+            format!("{} paged: {}", tier.level, paged.join(", ")),
+        ));
+    }
+    !paged.is_empty()
+}
+
+/// After a priority upgrade: pages the last paged tier again under the new priority.
+/// Channels already used for that step are not used again (the outbox drops
+/// duplicates), so only channels the upgrade made eligible (such as SMS for P2 and
+/// above) go out.
+pub fn repage_after_upgrade(
+    escalation: &Escalation,
+    policy: &EscalationPolicy,
+    incident: &Incident,
+    directory: &Directory,
+    deadline: &dyn Fn(Channel) -> TimeDelta,
+    now: DateTime<Utc>,
+) -> Paging {
+    let mut paging = Paging::default();
+    let Some(step) = escalation.last_step.as_deref() else {
+        return paging;
+    };
+    let level = step.split('#').next().unwrap_or_default();
+    if let Some(tier) = policy.tiers.iter().find(|tier| tier.level == level) {
+        page_tier(tier, step, incident, directory, deadline, now, &mut paging);
+    }
+    paging.next = Some(escalation.clone());
     paging
 }
 
@@ -177,7 +219,7 @@ mod tests {
     use super::*;
     use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Priority, Severity};
     use crate::config::SlaTarget;
-    use crate::oncall::{NotifyRule, Target, Tier, User};
+    use crate::oncall::{NotifyRule, Target, User};
     use crate::rules::Classification;
 
     fn directory() -> Directory {
@@ -318,6 +360,44 @@ mod tests {
             third.next.unwrap().due_at,
             None,
             "repeat = 0: the policy runs once"
+        );
+    }
+
+    #[test]
+    fn an_upgrade_to_p1_adds_only_the_newly_eligible_channels() {
+        let directory = directory();
+        let policy = directory.policy_for(None).unwrap();
+        let now = Utc::now();
+        let mut incident = incident(now);
+        incident.priority = Priority::P3;
+        let first = page_due(
+            start(policy, &incident, now),
+            policy,
+            &mut incident,
+            &directory,
+            &|_| TimeDelta::hours(1),
+            now,
+            false,
+        );
+        let timer = first.next.unwrap();
+        incident.priority = Priority::P1;
+        let again = repage_after_upgrade(
+            &timer,
+            policy,
+            &incident,
+            &directory,
+            &|_| TimeDelta::hours(1),
+            now,
+        );
+        let channels: Vec<(Channel, &str)> = again
+            .notifications
+            .iter()
+            .map(|n| (n.channel, n.step.as_str()))
+            .collect();
+        assert_eq!(
+            channels,
+            [(Channel::Email, "L1#0"), (Channel::Sms, "L1#0")],
+            "same step: the email is a duplicate the store drops"
         );
     }
 

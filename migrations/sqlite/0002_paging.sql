@@ -12,7 +12,9 @@ CREATE TABLE escalations (
     -- When the next step is due; NULL once the policy has run out.
     due_at      INTEGER,
     -- 'tiers' while paging tiers; 'ack_timeout' while acknowledged with a timeout.
-    state       TEXT    NOT NULL
+    state       TEXT    NOT NULL,
+    -- The last step that paged someone, e.g. 'L2#1'.
+    last_step   TEXT
 );
 CREATE INDEX escalations_due ON escalations (due_at) WHERE due_at IS NOT NULL;
 

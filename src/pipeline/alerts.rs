@@ -165,6 +165,7 @@ impl Writer {
                     &alert.source,
                     format!("priority raised from {old} to {}", incident.priority),
                 ));
+                self.upgraded.push(incident_id);
             }
             batch.upsert_incident(incident);
             return incident_id;

@@ -116,6 +116,7 @@ impl Pipeline {
             outbox,
             view: View::default(),
             stale: false,
+            upgraded: Vec::new(),
         };
         writer.reload().await?;
         let (commands, receiver) = mpsc::channel(QUEUE);
@@ -208,6 +209,8 @@ struct Writer {
     view: View,
     /// Set after a failed commit: the view must be rebuilt before it is trusted.
     stale: bool,
+    /// Incidents whose priority rose in this batch; their paging is re-evaluated.
+    upgraded: Vec<i64>,
 }
 
 type Reply = Box<dyn FnOnce(bool) + Send>;
@@ -260,6 +263,9 @@ impl Writer {
         let mut replies: Vec<Reply> = Vec::new();
         for command in commands {
             replies.push(self.apply(command, now, &mut batch, &mut effects).await);
+        }
+        if let Err(error) = self.repage_upgraded(now, &mut batch).await {
+            tracing::error!(%error, "cannot re-evaluate paging after a priority upgrade");
         }
         let started = std::time::Instant::now();
         let committed = self.store.commit(&batch).await;

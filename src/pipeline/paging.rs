@@ -185,6 +185,53 @@ impl Writer {
         }
     }
 
+    /// Pages the newly eligible channels of incidents whose priority rose.
+    pub(super) async fn repage_upgraded(
+        &mut self,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<(), PipelineError> {
+        let config = self.config.clone();
+        let deadline = |channel| config.delivery_deadline(channel);
+        for incident_id in std::mem::take(&mut self.upgraded) {
+            let Some(incident) = self
+                .view
+                .incidents
+                .get(&incident_id)
+                .map(|open| open.incident.clone())
+            else {
+                continue;
+            };
+            let Some(timer) = self.escalation_of(incident_id, batch).await? else {
+                continue;
+            };
+            let Some(policy) = config.directory.policies.get(&timer.policy) else {
+                continue;
+            };
+            let paging = escalation::repage_after_upgrade(
+                &timer,
+                policy,
+                &incident,
+                &config.directory,
+                &deadline,
+                now,
+            );
+            for notification in paging.notifications {
+                batch.queue(notification);
+            }
+            for (kind, message) in paging.timeline {
+                batch.record(entry(
+                    incident_id,
+                    now,
+                    kind,
+                    "tocsin",
+                    format!("after the priority upgrade: {message}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The incident's escalation timer as this batch leaves it.
     pub(super) async fn escalation_of(
         &self,

@@ -44,6 +44,8 @@ pub struct Escalation {
     pub steps: i64,
     pub due_at: Option<DateTime<Utc>>,
     pub state: EscalationState,
+    /// The last step that paged someone (`L2#1`), re-paged after a priority upgrade.
+    pub last_step: Option<String>,
 }
 
 /// Why a message is sent.

@@ -467,7 +467,8 @@ impl Store for SqliteStore {
     }
 }
 
-const ESCALATION_COLUMNS: &str = "incident_id, policy, tier, cycle, steps, due_at, state";
+const ESCALATION_COLUMNS: &str =
+    "incident_id, policy, tier, cycle, steps, due_at, state, last_step";
 const NOTIFICATION_COLUMNS: &str =
     "id, incident_id, user_id, channel, address, kind, step, attempts, due_at, deadline";
 
@@ -614,10 +615,12 @@ fn upsert_escalation(sql: &mut QueryBuilder<Sqlite>, escalation: &Escalation) {
         .push_bind(escalation.cycle)
         .push_bind(escalation.steps)
         .push_bind(escalation.due_at.map(to_millis))
-        .push_bind(escalation.state.as_str());
+        .push_bind(escalation.state.as_str())
+        .push_bind(escalation.last_step.clone());
     sql.push(
         ") ON CONFLICT (incident_id) DO UPDATE SET policy = excluded.policy, tier = excluded.tier, \
-         cycle = excluded.cycle, steps = excluded.steps, due_at = excluded.due_at, state = excluded.state;",
+         cycle = excluded.cycle, steps = excluded.steps, due_at = excluded.due_at, state = excluded.state, \
+         last_step = excluded.last_step;",
     );
 }
 
@@ -630,6 +633,7 @@ fn escalation_from_row(row: &SqliteRow) -> Result<Escalation, StoreError> {
         steps: row.try_get("steps")?,
         due_at: row.try_get::<Option<i64>, _>("due_at")?.map(from_millis),
         state: parse_enum::<EscalationState>(row.try_get("state")?)?,
+        last_step: row.try_get("last_step")?,
     })
 }
 

@@ -641,3 +641,33 @@ async fn a_stuck_engine_shows_in_the_overdue_gauge() {
         "L2 went out once the store was back"
     );
 }
+
+#[tokio::test]
+async fn a_priority_upgrade_brings_in_the_channels_the_new_priority_allows() {
+    let paging = Paging::start(
+        "[incidents]\nauto_open = [\"P1\", \"P2\", \"P3\"]\n[[rules]]\nname = \"per host\"\nmatch = ['resource=\"db-01\"']\ngroup_by = [\"resource\"]\n",
+    )
+    .await;
+    paging
+        .tocsin
+        .ingest_ok("generic", &generic("db-01", "latency", "warning"))
+        .await;
+    paging.tocsin.tick().await;
+    assert_eq!(
+        (paging.pages("alice"), paging.sms.to(ALICE_PHONE).len()),
+        (1, 0),
+        "a P3 is not worth an SMS to alice"
+    );
+    paging
+        .tocsin
+        .ingest_ok("generic", &generic("db-01", "postgres", "critical"))
+        .await;
+    paging.tocsin.tick().await;
+    let incident = paging.tocsin.incidents().await[0].clone();
+    assert_eq!(incident["priority"], "P1");
+    assert_eq!(
+        (paging.pages("alice"), paging.sms.to(ALICE_PHONE).len()),
+        (1, 1),
+        "the SMS follows the upgrade, the email is not repeated"
+    );
+}
