@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}/escalate", post(incidents::escalate))
         .route_layer(role(Role::Responder));
     Router::new()
-        .route("/api/v1/ingest/{source}", post(ingest::ingest))
+        .route(
+            "/api/v1/ingest/{source}",
+            post(ingest::ingest).put(ingest::ingest),
+        )
         .route("/v2/enqueue", post(ingest::enqueue))
         .route("/ack/{token}", get(acknowledge::link))
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))

@@ -1,5 +1,6 @@
-//! Prometheus Alertmanager webhook, version 4 (senders.md §1). One alert per
-//! `alerts[]` item; each item's own `status` decides, never the top-level one.
+//! Prometheus Alertmanager webhook, version 4 (senders.md §1), and Grafana's unified
+//! alerting webhook, which is the same shape with a few extra fields (§2). One alert
+//! per `alerts[]` item; each item's own `status` decides, never the top-level one.
 
 use super::{IngestError, from_json, parse_time};
 use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Severity};
@@ -25,6 +26,12 @@ struct Webhook {
     group_key: Option<String>,
     #[serde(default)]
     truncated_alerts: Option<u64>,
+    /// Grafana: the rendered notification title.
+    #[serde(default)]
+    title: Option<String>,
+    /// Grafana: the organisation the rule belongs to.
+    #[serde(default)]
+    org_id: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,10 +49,21 @@ struct WebhookAlert {
     generator_url: Option<String>,
     #[serde(default)]
     fingerprint: Option<String>,
+    #[serde(default, rename = "dashboardURL")]
+    dashboard_url: Option<String>,
+    #[serde(default, rename = "panelURL")]
+    panel_url: Option<String>,
+    #[serde(default)]
+    values: Option<serde_json::Value>,
 }
 
-/// Parses one webhook body.
+/// Parses one Alertmanager webhook body.
 pub fn parse(body: &[u8], _now: DateTime<Utc>) -> Result<Vec<Alert>, IngestError> {
+    parse_as(body, "alertmanager")
+}
+
+/// Parses an Alertmanager-shaped body for `source` (`alertmanager` or `grafana`).
+pub fn parse_as(body: &[u8], source: &str) -> Result<Vec<Alert>, IngestError> {
     let webhook: Webhook = from_json(body)?;
     if let Some(truncated) = webhook.truncated_alerts.filter(|n| *n > 0) {
         // Alerts cut by max_alerts are not resolved; we simply did not see them.
@@ -58,11 +76,16 @@ pub fn parse(body: &[u8], _now: DateTime<Utc>) -> Result<Vec<Alert>, IngestError
         .alerts
         .iter()
         .enumerate()
-        .map(|(index, alert)| normalize(&webhook, alert, index))
+        .map(|(index, alert)| normalize(&webhook, alert, index, source))
         .collect()
 }
 
-fn normalize(webhook: &Webhook, alert: &WebhookAlert, index: usize) -> Result<Alert, IngestError> {
+fn normalize(
+    webhook: &Webhook,
+    alert: &WebhookAlert,
+    index: usize,
+    source: &str,
+) -> Result<Alert, IngestError> {
     let status = match alert.status.as_str() {
         "firing" => AlertStatus::Firing,
         "resolved" => AlertStatus::Resolved,
@@ -91,6 +114,8 @@ fn normalize(webhook: &Webhook, alert: &WebhookAlert, index: usize) -> Result<Al
     let links = [
         alert.generator_url.as_ref(),
         alert.annotations.get("runbook_url"),
+        alert.dashboard_url.as_ref(),
+        alert.panel_url.as_ref(),
     ]
     .into_iter()
     .flatten()
@@ -98,10 +123,13 @@ fn normalize(webhook: &Webhook, alert: &WebhookAlert, index: usize) -> Result<Al
     .cloned()
     .collect();
     Ok(Alert {
-        source: "alertmanager".into(),
+        source: source.into(),
         dedup_key,
         resource: resource(labels),
-        summary: summary(&alert.annotations, &check),
+        summary: summary(
+            &alert.annotations,
+            webhook.title.as_deref().unwrap_or(&check),
+        ),
         check,
         severity,
         status,
@@ -114,6 +142,8 @@ fn normalize(webhook: &Webhook, alert: &WebhookAlert, index: usize) -> Result<Al
             "external_url": webhook.external_url,
             "version": webhook.version,
             "ends_at": alert.ends_at.as_deref().and_then(parse_time).map(crate::clock::rfc3339),
+            "values": alert.values,
+            "org_id": webhook.org_id,
         }),
         labels: labels.clone(),
         links,

@@ -3,8 +3,13 @@
 //! paths, timestamps) live here.
 
 pub mod alertmanager;
+pub mod datadog;
+pub mod fields;
 pub mod generic;
+pub mod grafana;
+pub mod nagios;
 pub mod pagerduty;
+pub mod prtg;
 
 use crate::alert::Alert;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -114,17 +119,16 @@ pub struct Payload {
     pub routing_key: Option<String>,
 }
 
-/// Parses a body for `kind`. Senders still to come answer with a clear error.
+/// Parses a body for `kind`.
 pub fn parse(kind: SourceKind, body: &[u8], now: DateTime<Utc>) -> Result<Payload, IngestError> {
     match kind {
         SourceKind::Alertmanager => alertmanager::parse(body, now).map(Payload::alerts),
         SourceKind::Pagerduty => pagerduty::parse(body, now),
         SourceKind::Generic => generic::parse(body, now).map(Payload::alerts),
-        SourceKind::Nagios | SourceKind::Prtg | SourceKind::Datadog | SourceKind::Grafana => {
-            Err(IngestError::body(format!(
-                "the {kind} sender is not supported by this version; post to /api/v1/ingest/generic instead"
-            )))
-        }
+        SourceKind::Nagios => nagios::parse(body, now).map(Payload::alerts),
+        SourceKind::Prtg => prtg::parse(body, now).map(Payload::alerts),
+        SourceKind::Datadog => datadog::parse(body, now).map(Payload::alerts),
+        SourceKind::Grafana => grafana::parse(body, now).map(Payload::alerts),
     }
 }
 
