@@ -145,6 +145,11 @@ pub enum AlertAction {
     Report,
     /// The sender's own acknowledgement (PagerDuty `acknowledge`): acknowledges the incident.
     Acknowledge,
+    /// The sender put the object in scheduled downtime (Nagios `DOWNTIMESTART`):
+    /// silence it, then treat the state as a report.
+    DowntimeStart,
+    /// The downtime ended or was cancelled: lift that silence.
+    DowntimeEnd,
 }
 
 /// One alert as the pipeline sees it, whatever sender it came from.

@@ -56,6 +56,8 @@ pub struct OpenAlert {
     pub priority: Priority,
     pub count: i64,
     pub last_seen: DateTime<Utc>,
+    pub silenced: bool,
+    pub flapping: bool,
 }
 
 /// What to do with an incoming alert.
@@ -160,6 +162,8 @@ mod tests {
                 priority: Priority::P1,
                 count: 1,
                 last_seen: Utc::now(),
+                silenced: false,
+                flapping: false,
             },
         );
         assert_eq!(

@@ -44,7 +44,10 @@ impl From<PipelineError> for ApiError {
     fn from(error: PipelineError) -> Self {
         match &error {
             PipelineError::Unavailable(_) => Self::unavailable(error.to_string()),
-            PipelineError::NotFound(_) => Self::not_found(error.to_string()),
+            PipelineError::NotFound(_) | PipelineError::Missing(_) => {
+                Self::not_found(error.to_string())
+            }
+            PipelineError::Invalid(_) => Self::bad_request("invalid request", error.to_string()),
             PipelineError::Transition(_) | PipelineError::NotPossible(_) => Self::new(
                 StatusCode::CONFLICT,
                 "not allowed in this state",

@@ -6,9 +6,11 @@ pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod heartbeat;
 pub mod incidents;
 pub mod ingest;
 pub mod oncall;
+pub mod silences;
 
 use crate::alert::Priority;
 use crate::clock::Clock;
@@ -47,12 +49,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/oncall", get(oncall::oncall))
+        .route("/api/v1/silences", get(silences::list))
         .route_layer(role(Role::Viewer));
     let act = Router::new()
         .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
         .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
         .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
         .route("/api/v1/incidents/{id}/escalate", post(incidents::escalate))
+        .route("/api/v1/silences", post(silences::create))
+        .route(
+            "/api/v1/silences/{id}",
+            axum::routing::delete(silences::expire),
+        )
         .route_layer(role(Role::Responder));
     Router::new()
         .route(
@@ -62,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/enqueue", post(ingest::enqueue))
         .route("/ack/{token}", get(acknowledge::link))
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
+        .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

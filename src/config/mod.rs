@@ -117,6 +117,22 @@ pub struct IncidentsConfig {
     pub group_window: TimeDelta,
 }
 
+/// A dead-man's switch: something must check in every `interval` (plus `grace`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatConfig {
+    pub name: String,
+    pub interval: TimeDelta,
+    pub grace: TimeDelta,
+    pub token: Option<String>,
+}
+
+/// `[flapping]`: more than `changes` state changes within `window` is flapping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlappingConfig {
+    pub changes: u32,
+    pub window: TimeDelta,
+}
+
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -138,6 +154,8 @@ pub struct Config {
     pub sms: Option<SmsConfig>,
     pub runbooks_dir: PathBuf,
     pub templates_dir: PathBuf,
+    pub heartbeats: Vec<HeartbeatConfig>,
+    pub flapping: FlappingConfig,
 }
 
 impl Config {
@@ -323,6 +341,8 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "rules" => section(value, &key, errors, &mut raw.rules),
             "runbooks" => section(value, &key, errors, &mut raw.runbooks),
             "templates_dir" => section(value, &key, errors, &mut raw.templates_dir),
+            "heartbeats" => section(value, &key, errors, &mut raw.heartbeats),
+            "flapping" => section(value, &key, errors, &mut raw.flapping),
             later if LATER_SECTIONS.contains(&later) => {
                 raw.later.insert(key, value);
             }
@@ -446,6 +466,30 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         .as_ref()
         .map(|email| email_config(email, &mut check));
     let sms = raw.sms.as_ref().map(|sms| sms_config(sms, &mut check));
+    let heartbeats = raw
+        .heartbeats
+        .iter()
+        .enumerate()
+        .map(|(i, beat)| {
+            let interval = check.duration(&format!("heartbeats[{i}].interval"), &beat.interval);
+            if interval <= TimeDelta::zero() {
+                check.error(
+                    format!("heartbeats[{i}].interval"),
+                    "must be longer than 0s",
+                );
+            }
+            HeartbeatConfig {
+                name: beat.name.clone(),
+                interval,
+                grace: check.duration(&format!("heartbeats[{i}].grace"), &beat.grace),
+                token: beat.token.clone().filter(|t| !t.is_empty()),
+            }
+        })
+        .collect();
+    let flapping = FlappingConfig {
+        changes: raw.flapping.changes.max(1),
+        window: check.duration("flapping.window", &raw.flapping.window),
+    };
 
     Config {
         listen,
@@ -463,6 +507,8 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         email,
         sms,
         runbooks_dir: PathBuf::from(raw.runbooks.dir),
+        heartbeats,
+        flapping,
         templates_dir: PathBuf::from(
             raw.templates_dir
                 .unwrap_or_else(|| "config/templates".into()),

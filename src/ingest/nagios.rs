@@ -73,9 +73,12 @@ fn notification(fields: &Fields) -> Result<Alert, IngestError> {
         "ACKNOWLEDGEMENT" => (AlertStatus::Firing, AlertAction::Acknowledge),
         // Flapping, downtime and custom notifications do not resolve anything by
         // themselves: the state they carry decides.
-        "FLAPPINGSTART" | "FLAPPINGSTOP" | "FLAPPINGEND" | "FLAPPINGDISABLED" | "DOWNTIMESTART"
-        | "DOWNTIMEEND" | "DOWNTIMECANCELLED" | "CUSTOM" => {
+        "FLAPPINGSTART" | "FLAPPINGSTOP" | "FLAPPINGEND" | "FLAPPINGDISABLED" | "CUSTOM" => {
             (state_status(state.as_deref()), AlertAction::Report)
+        }
+        "DOWNTIMESTART" => (state_status(state.as_deref()), AlertAction::DowntimeStart),
+        "DOWNTIMEEND" | "DOWNTIMECANCELLED" => {
+            (state_status(state.as_deref()), AlertAction::DowntimeEnd)
         }
         other => {
             return Err(IngestError::field(
@@ -377,6 +380,7 @@ mod tests {
             AlertStatus::Firing,
             "a downtime is not a recovery"
         );
+        assert_eq!(downtime.action, AlertAction::DowntimeStart);
         assert_eq!(downtime.labels["nagios_downtime"], "true");
     }
 

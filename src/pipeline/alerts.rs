@@ -5,10 +5,85 @@ use crate::alert::{Alert, AlertAction, AlertStatus};
 use crate::dedup::{Decision, DedupKey, OpenAlert};
 use crate::incident::{Incident, TimelineEntry};
 use crate::rules::{Classification, classify};
+use crate::silence::silenced_by;
 use crate::store::{AlertRecord, AlertUpdate, WriteBatch};
 use chrono::{DateTime, Utc};
 
+/// The stored form of an open alert's current state.
+pub(super) fn update_of(
+    open: &OpenAlert,
+    status: AlertStatus,
+    resolved_at: Option<DateTime<Utc>>,
+) -> AlertUpdate {
+    AlertUpdate {
+        count: open.count,
+        last_seen: open.last_seen,
+        status,
+        resolved_at,
+        incident_id: open.incident_id,
+        silenced: open.silenced,
+        flapping: open.flapping,
+    }
+}
+
 impl Writer {
+    /// A silenced alert that fires again after its silence ended opens (or joins)
+    /// its incident now, as if it had just fired.
+    fn maybe_unsilence(
+        &mut self,
+        alert: &Alert,
+        key: &DedupKey,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) {
+        if silenced_by(&self.view.silences, alert, now).is_some() {
+            return;
+        }
+        self.reopen_quiet_alert(key, alert.clone(), now, batch, effects);
+    }
+
+    /// An open alert that was kept quiet (silenced or flapping) and no longer is:
+    /// it opens or joins its incident now, unless it already has one.
+    pub(super) fn reopen_quiet_alert(
+        &mut self,
+        key: &DedupKey,
+        alert: Alert,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) {
+        if self
+            .view
+            .alerts
+            .get(key)
+            .is_some_and(|open| open.incident_id.is_some())
+        {
+            if let Some(open) = self.view.alerts.get_mut(key) {
+                open.silenced = false;
+                batch.update_alert(open.id, update_of(open, AlertStatus::Firing, None));
+            }
+            return;
+        }
+        let alert = &alert;
+        let classification = classify(alert, &self.config.rules);
+        let incident_id = if self
+            .config
+            .incidents
+            .auto_open
+            .contains(&classification.priority)
+        {
+            Some(self.incident_for(alert, &classification, now, batch, effects))
+        } else {
+            None
+        };
+        if let Some(open) = self.view.alerts.get_mut(key) {
+            open.silenced = false;
+            open.incident_id = incident_id;
+            batch.update_alert(open.id, update_of(open, AlertStatus::Firing, None));
+        }
+    }
+
     pub(super) async fn ingest(
         &mut self,
         alert: Alert,
@@ -18,13 +93,27 @@ impl Writer {
     ) -> Result<Accepted, PipelineError> {
         let key = DedupKey::of(&alert);
         effects.received.push(alert.source.clone());
-        if alert.action == AlertAction::Acknowledge {
-            return self
-                .sender_acknowledges(&key, &alert.source, now, batch, effects)
-                .await;
+        match alert.action {
+            AlertAction::Acknowledge => {
+                return self
+                    .sender_acknowledges(&key, &alert.source, now, batch, effects)
+                    .await;
+            }
+            AlertAction::DowntimeStart => self.sender_downtime(&alert, true, now, batch)?,
+            AlertAction::DowntimeEnd => self.sender_downtime(&alert, false, now, batch)?,
+            AlertAction::Report => {}
         }
         match self.view.alerts.decide(&key, alert.status) {
-            Decision::Open => Ok(self.open_alert(alert, now, batch, effects)),
+            Decision::Open => {
+                let flapping = self.state_changed(&key, now, batch).await?;
+                let accepted = self.open_alert(alert, flapping, now, batch, effects);
+                if let Some(flap) = self.view.flaps.get_mut(&key)
+                    && accepted.incident_id.is_some()
+                {
+                    flap.incident_id = accepted.incident_id;
+                }
+                Ok(accepted)
+            }
             Decision::Repeat(id) => {
                 effects.deduplicated.push(alert.source.clone());
                 let open = self
@@ -34,20 +123,20 @@ impl Writer {
                     .ok_or(PipelineError::NotFound(id))?;
                 open.count += 1;
                 open.last_seen = now;
-                let update = AlertUpdate {
-                    count: open.count,
-                    last_seen: now,
-                    status: AlertStatus::Firing,
-                    resolved_at: None,
-                };
-                batch.update_alert(id, update);
+                let was_silenced = open.silenced;
+                batch.update_alert(id, update_of(open, AlertStatus::Firing, None));
+                if was_silenced {
+                    self.maybe_unsilence(&alert, &key, now, batch, effects);
+                }
+                let incident_id = self.view.alerts.get(&key).and_then(|open| open.incident_id);
                 Ok(Accepted {
                     id: Some(id),
                     dedup_key: key.key,
-                    incident_id: open.incident_id,
+                    incident_id,
                 })
             }
             Decision::Resolve(_) => {
+                self.state_changed(&key, now, batch).await?;
                 self.resolve_alert(&key, &alert.source, now, batch, effects)
                     .await
             }
@@ -55,9 +144,12 @@ impl Writer {
         }
     }
 
-    fn open_alert(
+    /// Opens an alert. A flapping alert opens no incident and pages no one: it waits
+    /// to settle (see `settle_flapping`).
+    pub(super) fn open_alert(
         &mut self,
         alert: Alert,
+        flapping: bool,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
         effects: &mut Effects,
@@ -65,12 +157,13 @@ impl Writer {
         let classification = classify(&alert, &self.config.rules);
         let id = self.view.next_alert_id;
         self.view.next_alert_id += 1;
-        let incident_id = if self
+        let silenced = silenced_by(&self.view.silences, &alert, now).is_some();
+        let auto_open = self
             .config
             .incidents
             .auto_open
-            .contains(&classification.priority)
-        {
+            .contains(&classification.priority);
+        let incident_id = if auto_open && !silenced && !flapping {
             Some(self.incident_for(&alert, &classification, now, batch, effects))
         } else {
             None
@@ -84,6 +177,8 @@ impl Writer {
                 priority: classification.priority,
                 count: 1,
                 last_seen: now,
+                silenced,
+                flapping,
             },
         );
         batch.insert_alert(AlertRecord {
@@ -105,8 +200,8 @@ impl Writer {
             occurred_at: alert.occurred_at,
             resolved_at: None,
             incident_id,
-            silenced: false,
-            flapping: false,
+            silenced,
+            flapping,
         });
         Accepted {
             id: Some(id),
@@ -225,15 +320,9 @@ impl Writer {
                 incident_id: None,
             });
         };
-        batch.update_alert(
-            open.id,
-            AlertUpdate {
-                count: open.count,
-                last_seen: now,
-                status: AlertStatus::Resolved,
-                resolved_at: Some(now),
-            },
-        );
+        let mut update = update_of(&open, AlertStatus::Resolved, Some(now));
+        update.last_seen = now;
+        batch.update_alert(open.id, update);
         if let Some(incident_id) = open.incident_id {
             self.alert_of_incident_resolved(incident_id, key, actor, now, batch, effects)
                 .await?;

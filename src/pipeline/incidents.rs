@@ -6,8 +6,8 @@ use crate::alert::AlertStatus;
 use crate::escalation;
 use crate::incident::{Incident, TransitionError};
 use crate::oncall::Channel;
+use crate::store::WriteBatch;
 use crate::store::paging::{Notification, NotificationKind};
-use crate::store::{AlertUpdate, WriteBatch};
 use chrono::{DateTime, Utc};
 
 impl Writer {
@@ -145,13 +145,10 @@ impl Writer {
         batch.record(entry(incident_id, now, "resolved", actor, message));
         batch.upsert_incident(&incident);
         for alert in self.view.alerts.remove_incident(incident_id) {
-            let update = AlertUpdate {
-                count: alert.count,
-                last_seen: alert.last_seen,
-                status: AlertStatus::Resolved,
-                resolved_at: Some(now),
-            };
-            batch.update_alert(alert.id, update);
+            batch.update_alert(
+                alert.id,
+                super::alerts::update_of(&alert, AlertStatus::Resolved, Some(now)),
+            );
         }
         batch.end_escalation(incident_id);
         batch.cancel_pages(incident_id);

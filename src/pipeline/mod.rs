@@ -14,6 +14,7 @@
 mod alerts;
 mod incidents;
 mod paging;
+mod watch;
 
 use crate::alert::{Alert, Priority};
 use crate::clock::Clock;
@@ -26,6 +27,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
+pub use watch::{HEARTBEAT_SOURCE, NewSilence, SilenceChange};
 
 /// Most commands applied in one group commit.
 const MAX_BATCH: usize = 1024;
@@ -43,6 +45,10 @@ pub enum PipelineError {
     Transition(#[from] TransitionError),
     #[error("{0}")]
     NotPossible(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Missing(String),
 }
 
 /// What the pipeline did with one alert of a request.
@@ -83,9 +89,17 @@ enum Command {
         actor: String,
         reply: oneshot::Sender<Result<Incident, PipelineError>>,
     },
-    /// Run the escalation steps that are due.
+    /// Run the escalation steps and heartbeat checks that are due.
     Tick {
         reply: oneshot::Sender<Result<usize, PipelineError>>,
+    },
+    Silence {
+        change: SilenceChange,
+        reply: oneshot::Sender<Result<crate::silence::Silence, PipelineError>>,
+    },
+    Beat {
+        name: String,
+        reply: oneshot::Sender<Result<(), PipelineError>>,
     },
 }
 
@@ -154,6 +168,28 @@ impl Pipeline {
         self.send(Command::Tick { reply }, answer).await
     }
 
+    /// Adds or expires a silence.
+    pub async fn silence(
+        &self,
+        change: SilenceChange,
+    ) -> Result<crate::silence::Silence, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Silence { change, reply }, answer).await
+    }
+
+    /// Records a heartbeat check-in.
+    pub async fn beat(&self, name: &str) -> Result<(), PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(
+            Command::Beat {
+                name: name.to_string(),
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
     async fn send<T>(
         &self,
         command: Command,
@@ -186,6 +222,12 @@ struct View {
     open_per_priority: [i64; 4],
     next_alert_id: i64,
     next_incident_id: i64,
+    silences: Vec<crate::silence::Silence>,
+    next_silence_id: i64,
+    /// Last check-in of each heartbeat.
+    heartbeats: HashMap<String, DateTime<Utc>>,
+    /// Recent state changes per alert identity, for flap detection.
+    flaps: HashMap<crate::dedup::DedupKey, crate::flapping::Flap>,
 }
 
 /// Metric updates held back until their batch has committed.
@@ -228,6 +270,9 @@ impl Writer {
         let mut view = View {
             next_alert_id: state.next_alert_id,
             next_incident_id: state.next_incident_id,
+            silences: state.silences,
+            next_silence_id: state.next_silence_id,
+            heartbeats: state.heartbeats,
             ..View::default()
         };
         for (key, alert) in state.alerts {
@@ -336,7 +381,20 @@ impl Writer {
                 answer(reply, result)
             }
             Command::Tick { reply } => {
-                let result = self.tick(now, batch, effects).await;
+                let result = match self.check_heartbeats(now, batch, effects).await {
+                    Ok(()) => match self.settle_flapping(now, batch, effects).await {
+                        Ok(()) => self.tick(now, batch, effects).await,
+                        Err(error) => Err(error),
+                    },
+                    Err(error) => Err(error),
+                };
+                answer(reply, result)
+            }
+            Command::Silence { change, reply } => {
+                answer(reply, self.change_silence(change, now, batch))
+            }
+            Command::Beat { name, reply } => {
+                let result = self.beat(&name, now, batch, effects).await;
                 answer(reply, result)
             }
         }
@@ -420,6 +478,12 @@ impl Command {
                 let _ = reply.send(Err(error));
             }
             Command::Tick { reply } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::Silence { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::Beat { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
         }

@@ -8,6 +8,7 @@ pub mod sqlite;
 use crate::alert::{AlertStatus, Labels, Priority, Severity};
 use crate::dedup::{DedupKey, OpenAlert};
 use crate::incident::{Incident, TimelineEntry};
+use crate::silence::Silence;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use paging::{Delivery, Escalation, Notification};
@@ -54,6 +55,26 @@ pub struct AlertRecord {
     pub flapping: bool,
 }
 
+impl AlertRecord {
+    /// The alert as a sender would have posted it, for re-running it through the rules.
+    pub fn into_alert(self) -> crate::alert::Alert {
+        crate::alert::Alert {
+            source: self.source,
+            dedup_key: self.dedup_key,
+            resource: self.resource,
+            check: self.check,
+            severity: self.severity,
+            status: self.status,
+            action: crate::alert::AlertAction::Report,
+            summary: self.summary,
+            details: self.details,
+            labels: self.labels,
+            links: self.links,
+            occurred_at: self.occurred_at,
+        }
+    }
+}
+
 /// The mutable part of an existing alert, written by a repeat or a resolve.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AlertUpdate {
@@ -61,6 +82,9 @@ pub struct AlertUpdate {
     pub last_seen: DateTime<Utc>,
     pub status: AlertStatus,
     pub resolved_at: Option<DateTime<Utc>>,
+    pub incident_id: Option<i64>,
+    pub silenced: bool,
+    pub flapping: bool,
 }
 
 /// Everything one group commit writes, in one transaction. Changes to the same row
@@ -76,6 +100,8 @@ pub struct WriteBatch {
     escalations: HashMap<i64, Option<Escalation>>,
     notifications: Vec<Notification>,
     cancelled_pages: Vec<i64>,
+    silences: Vec<Silence>,
+    heartbeats: HashMap<String, DateTime<Utc>>,
 }
 
 impl WriteBatch {
@@ -88,6 +114,28 @@ impl WriteBatch {
             && self.escalations.is_empty()
             && self.notifications.is_empty()
             && self.cancelled_pages.is_empty()
+            && self.silences.is_empty()
+            && self.heartbeats.is_empty()
+    }
+
+    /// Inserts or replaces a silence.
+    pub fn upsert_silence(&mut self, silence: &Silence) {
+        self.silences.push(silence.clone());
+    }
+
+    /// Records a heartbeat check-in.
+    pub fn beat(&mut self, name: &str, at: DateTime<Utc>) {
+        self.heartbeats.insert(name.to_string(), at);
+    }
+
+    /// Silences to write.
+    pub fn silences(&self) -> &[Silence] {
+        &self.silences
+    }
+
+    /// Heartbeat check-ins to write.
+    pub fn heartbeats(&self) -> impl Iterator<Item = (&String, &DateTime<Utc>)> {
+        self.heartbeats.iter()
     }
 
     /// Writes an escalation timer.
@@ -148,6 +196,9 @@ impl WriteBatch {
                 alert.last_seen = update.last_seen;
                 alert.status = update.status;
                 alert.resolved_at = update.resolved_at;
+                alert.incident_id = update.incident_id;
+                alert.silenced = update.silenced;
+                alert.flapping = update.flapping;
             }
             None => {
                 self.alert_updates.insert(id, update);
@@ -195,6 +246,11 @@ pub struct OpenState {
     pub incidents: Vec<(Incident, i64)>,
     pub next_alert_id: i64,
     pub next_incident_id: i64,
+    /// Silences that have not ended, and the next free silence id.
+    pub silences: Vec<Silence>,
+    pub next_silence_id: i64,
+    /// Last check-in of each heartbeat.
+    pub heartbeats: HashMap<String, DateTime<Utc>>,
 }
 
 /// Filters of `GET /api/v1/incidents`.
@@ -277,6 +333,10 @@ pub trait Store: Send + Sync + 'static {
     async fn use_once(&self, nonce: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// A persistent setting, created with `initial` when missing.
     async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError>;
+    /// One alert.
+    async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError>;
+    /// Every silence, newest first.
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError>;
 }
 
 /// Opens the backend named by `[storage] url`.

@@ -10,6 +10,7 @@ use crate::alert::{AlertStatus, Priority, Severity};
 use crate::clock::{from_millis, to_millis};
 use crate::dedup::{DedupKey, OpenAlert};
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
+use crate::silence::Silence;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
@@ -106,7 +107,7 @@ impl Store for SqliteStore {
 
     async fn load_open_state(&self) -> Result<OpenState, StoreError> {
         let alerts = sqlx::query(
-            "SELECT id, source, dedup_key, incident_id, priority, count, last_seen FROM alerts WHERE status = 'firing'",
+            "SELECT id, source, dedup_key, incident_id, priority, count, last_seen, silenced, flapping FROM alerts WHERE status = 'firing'",
         )
         .fetch_all(&self.writer)
         .await?
@@ -122,6 +123,8 @@ impl Store for SqliteStore {
                 priority: parse_enum(row.try_get("priority")?)?,
                 count: row.try_get("count")?,
                 last_seen: from_millis(row.try_get("last_seen")?),
+                silenced: row.try_get("silenced")?,
+                flapping: row.try_get("flapping")?,
             };
             Ok((key, open))
         })
@@ -141,11 +144,22 @@ impl Store for SqliteStore {
             sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents")
                 .fetch_one(&self.writer)
                 .await?;
+        let silences = self.silences().await?;
+        let next_silence_id = silences.iter().map(|s| s.id).max().unwrap_or(0) + 1;
+        let heartbeats = sqlx::query("SELECT name, last_seen FROM heartbeats")
+            .fetch_all(&self.writer)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("name")?, from_millis(row.try_get("last_seen")?))))
+            .collect::<Result<_, StoreError>>()?;
         Ok(OpenState {
             alerts,
             incidents,
             next_alert_id,
             next_incident_id,
+            silences,
+            next_silence_id,
+            heartbeats,
         })
     }
 
@@ -177,6 +191,16 @@ impl Store for SqliteStore {
             sql.push("UPDATE notifications SET status = 'cancelled' WHERE kind = 'page' AND status = 'pending' AND incident_id = ")
                 .push_bind(*incident_id)
                 .push(";");
+        }
+        for silence in batch.silences() {
+            upsert_silence(&mut sql, silence);
+        }
+        for (name, at) in batch.heartbeats() {
+            sql.push("INSERT INTO heartbeats (name, last_seen) VALUES (")
+                .push_bind(name.clone())
+                .push(", ")
+                .push_bind(to_millis(*at))
+                .push(") ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen;");
         }
         for (incident_id, escalation) in batch.escalations() {
             match escalation {
@@ -452,6 +476,37 @@ impl Store for SqliteStore {
         Ok(inserted == 1)
     }
 
+    async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
+        sqlx::query(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?").into_safe())
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?
+            .as_ref()
+            .map(alert_from_row)
+            .transpose()
+    }
+
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        sqlx::query("SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences ORDER BY id DESC")
+            .fetch_all(&self.writer)
+            .await?
+            .iter()
+            .map(|row| {
+                let matchers: Vec<String> = parse_json(row.try_get("matchers")?)?;
+                Silence::new(
+                    row.try_get("id")?,
+                    matchers,
+                    from_millis(row.try_get("starts_at")?),
+                    from_millis(row.try_get("ends_at")?),
+                    row.try_get("created_by")?,
+                    row.try_get("comment")?,
+                    from_millis(row.try_get("created_at")?),
+                )
+                .map_err(StoreError::Corrupt)
+            })
+            .collect()
+    }
+
     async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError> {
         sqlx::query("INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)")
             .bind(name)
@@ -558,6 +613,20 @@ fn insert_alerts(sql: &mut QueryBuilder<Sqlite>, alerts: &[AlertRecord]) {
     sql.push(";");
 }
 
+fn upsert_silence(sql: &mut QueryBuilder<Sqlite>, silence: &Silence) {
+    sql.push("INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at) VALUES (");
+    let mut values = sql.separated(", ");
+    values
+        .push_bind(silence.id)
+        .push_bind(serde_json::to_string(&silence.matchers).unwrap_or_default())
+        .push_bind(to_millis(silence.starts_at))
+        .push_bind(to_millis(silence.ends_at))
+        .push_bind(silence.created_by.clone())
+        .push_bind(silence.comment.clone())
+        .push_bind(to_millis(silence.created_at));
+    sql.push(") ON CONFLICT (id) DO UPDATE SET ends_at = excluded.ends_at, starts_at = excluded.starts_at;");
+}
+
 fn update_alert(sql: &mut QueryBuilder<Sqlite>, id: i64, update: &AlertUpdate) {
     sql.push("UPDATE alerts SET count = ")
         .push_bind(update.count)
@@ -567,6 +636,12 @@ fn update_alert(sql: &mut QueryBuilder<Sqlite>, id: i64, update: &AlertUpdate) {
         .push_bind(update.status.as_str())
         .push(", resolved_at = ")
         .push_bind(update.resolved_at.map(to_millis))
+        .push(", incident_id = ")
+        .push_bind(update.incident_id)
+        .push(", silenced = ")
+        .push_bind(update.silenced)
+        .push(", flapping = ")
+        .push_bind(update.flapping)
         .push(" WHERE id = ")
         .push_bind(id)
         .push(";");

@@ -134,6 +134,12 @@ impl Store for FaultyStore {
     async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError> {
         self.inner.setting(name, initial).await
     }
+    async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
+        self.inner.alert(id).await
+    }
+    async fn silences(&self) -> Result<Vec<tocsin::silence::Silence>, StoreError> {
+        self.inner.silences().await
+    }
 }
 
 /// A running in-process Tocsin.

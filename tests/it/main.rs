@@ -10,5 +10,6 @@ mod incidents;
 mod ingest;
 mod paging;
 mod process;
+mod senders;
 mod sms_gateway;
 mod smtp_sink;

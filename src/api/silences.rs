@@ -1,0 +1,97 @@
+//! Maintenance windows: `GET/POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`.
+
+use super::AppState;
+use super::auth::Actor;
+use super::error::ApiError;
+use crate::clock::rfc3339;
+use crate::pipeline::{NewSilence, SilenceChange};
+use crate::silence::Silence;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Deserialize)]
+struct Body {
+    matchers: Vec<String>,
+    #[serde(default)]
+    starts_at: Option<String>,
+    ends_at: String,
+    #[serde(default)]
+    created_by: Option<String>,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+fn time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid body",
+                format!("{field}: {text:?} is not an RFC 3339 time"),
+            )
+        })
+}
+
+/// `POST /api/v1/silences`: 201 `{"id"}`.
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: Body = crate::ingest::from_json(&body)
+        .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
+    let new = NewSilence {
+        matchers: body.matchers,
+        starts_at: body
+            .starts_at
+            .as_deref()
+            .map(|text| time("starts_at", text))
+            .transpose()?,
+        ends_at: time("ends_at", &body.ends_at)?,
+        created_by: body.created_by.filter(|c| !c.is_empty()).unwrap_or(actor.0),
+        comment: body.comment.unwrap_or_default(),
+    };
+    let silence = state.pipeline.silence(SilenceChange::Add(new)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": silence.id }))))
+}
+
+/// `GET /api/v1/silences`: every silence, newest first, with its state.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let now = state.clock.now();
+    let silences = state.store.silences().await?;
+    let items: Vec<Value> = silences
+        .iter()
+        .map(|silence| silence_json(silence, now))
+        .collect();
+    Ok(Json(json!({ "items": items, "next": null })))
+}
+
+/// `DELETE /api/v1/silences/{id}`: expires it now.
+pub async fn expire(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| ApiError::not_found(format!("silence {id:?} does not exist")))?;
+    let silence = state.pipeline.silence(SilenceChange::Expire(id)).await?;
+    Ok(Json(silence_json(&silence, state.clock.now())))
+}
+
+fn silence_json(silence: &Silence, now: DateTime<Utc>) -> Value {
+    json!({
+        "id": silence.id,
+        "matchers": silence.matchers,
+        "starts_at": rfc3339(silence.starts_at),
+        "ends_at": rfc3339(silence.ends_at),
+        "created_by": silence.created_by,
+        "comment": silence.comment,
+        "created_at": rfc3339(silence.created_at),
+        "state": silence.state(now),
+    })
+}

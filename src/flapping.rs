@@ -1,0 +1,88 @@
+//! Flap detection: an alert that changes state (fires, resolves, fires again…) at
+//! least `changes` times within `window` is flapping. Pure bookkeeping; the pipeline
+//! decides what flapping means (no new incident, no page, until it settles).
+
+use crate::config::FlappingConfig;
+use chrono::{DateTime, Utc};
+use std::collections::VecDeque;
+
+/// The recent history of one alert identity.
+#[derive(Debug, Clone, Default)]
+pub struct Flap {
+    changes: VecDeque<DateTime<Utc>>,
+    pub flapping: bool,
+    /// The incident the alert belonged to when it started flapping.
+    pub incident_id: Option<i64>,
+}
+
+impl Flap {
+    /// Records a state change at `now`; returns true when this change made the
+    /// alert start flapping.
+    pub fn change(&mut self, now: DateTime<Utc>, config: FlappingConfig) -> bool {
+        self.changes.push_back(now);
+        self.forget_before(now - config.window);
+        let was = self.flapping;
+        self.flapping = self.flapping || self.changes.len() >= config.changes as usize;
+        self.flapping && !was
+    }
+
+    fn forget_before(&mut self, limit: DateTime<Utc>) {
+        while self.changes.front().is_some_and(|at| *at < limit) {
+            self.changes.pop_front();
+        }
+    }
+
+    /// True once a flapping alert has not changed for a whole window.
+    pub fn settled(&self, now: DateTime<Utc>, config: FlappingConfig) -> bool {
+        self.flapping
+            && self
+                .changes
+                .back()
+                .is_none_or(|last| now - *last >= config.window)
+    }
+
+    /// Nothing left to remember.
+    pub fn is_idle(&self, now: DateTime<Utc>, config: FlappingConfig) -> bool {
+        !self.flapping
+            && self
+                .changes
+                .back()
+                .is_none_or(|last| now - *last >= config.window)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    #[test]
+    fn flapping_starts_at_the_threshold_inside_the_window_and_settles_after_it() {
+        let config = FlappingConfig {
+            changes: 3,
+            window: TimeDelta::minutes(10),
+        };
+        let t0 = Utc::now();
+        let mut flap = Flap::default();
+        assert!(!flap.change(t0, config));
+        assert!(!flap.change(t0 + TimeDelta::minutes(1), config));
+        assert!(
+            flap.change(t0 + TimeDelta::minutes(2), config),
+            "third change in 10 minutes"
+        );
+        assert!(
+            !flap.change(t0 + TimeDelta::minutes(3), config),
+            "already flapping"
+        );
+        assert!(!flap.settled(t0 + TimeDelta::minutes(12), config));
+        assert!(flap.settled(t0 + TimeDelta::minutes(13), config));
+
+        let mut slow = Flap::default();
+        for minute in [0, 11, 22, 33] {
+            assert!(
+                !slow.change(t0 + TimeDelta::minutes(minute), config),
+                "changes spread out never flap"
+            );
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Silences and heartbeats inside the writer: both change what an alert does, so
+//! they are ordered with ingest and committed with it.
+
+use super::{Effects, PipelineError, Writer};
+use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Severity};
+use crate::clock::rfc3339;
+use crate::dedup::DedupKey;
+use crate::silence::Silence;
+use crate::store::WriteBatch;
+use chrono::{DateTime, Utc};
+
+/// A new silence as the API received it.
+#[derive(Debug, Clone)]
+pub struct NewSilence {
+    pub matchers: Vec<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: String,
+}
+
+/// What to do with silences.
+#[derive(Debug, Clone)]
+pub enum SilenceChange {
+    Add(NewSilence),
+    Expire(i64),
+}
+
+/// The source name of heartbeat alerts.
+pub const HEARTBEAT_SOURCE: &str = "heartbeat";
+
+impl Writer {
+    pub(super) fn change_silence(
+        &mut self,
+        change: SilenceChange,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<Silence, PipelineError> {
+        match change {
+            SilenceChange::Add(new) => {
+                // A start in the past means now.
+                let starts_at = new.starts_at.map_or(now, |start| start.max(now));
+                if new.ends_at <= starts_at {
+                    return Err(PipelineError::Invalid(
+                        "ends_at: must be after starts_at and in the future".into(),
+                    ));
+                }
+                let silence = Silence::new(
+                    self.view.next_silence_id,
+                    new.matchers,
+                    starts_at,
+                    new.ends_at,
+                    new.created_by,
+                    new.comment,
+                    now,
+                )
+                .map_err(PipelineError::Invalid)?;
+                self.view.next_silence_id += 1;
+                batch.upsert_silence(&silence);
+                self.view.silences.push(silence.clone());
+                Ok(silence)
+            }
+            SilenceChange::Expire(id) => {
+                let silence = self
+                    .view
+                    .silences
+                    .iter_mut()
+                    .find(|silence| silence.id == id)
+                    .ok_or(PipelineError::Missing(format!(
+                        "silence {id} does not exist"
+                    )))?;
+                if silence.ends_at > now {
+                    silence.ends_at = now;
+                    if silence.starts_at > now {
+                        silence.starts_at = now;
+                    }
+                    batch.upsert_silence(silence);
+                }
+                Ok(silence.clone())
+            }
+        }
+    }
+
+    /// A sender's scheduled downtime silences that one alert identity (for at most
+    /// a week, since the sender does not say when it ends); its end lifts the silence.
+    pub(super) fn sender_downtime(
+        &mut self,
+        alert: &Alert,
+        start: bool,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<(), PipelineError> {
+        let escape = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
+        let matchers = vec![
+            format!("source=\"{}\"", escape(&alert.source)),
+            format!("dedup_key=\"{}\"", escape(&alert.dedup_key)),
+        ];
+        if start {
+            let comment = alert.labels.get("author").map_or_else(
+                || format!("downtime set in {}", alert.source),
+                |author| format!("downtime set in {} by {author}", alert.source),
+            );
+            let new = NewSilence {
+                matchers,
+                starts_at: None,
+                ends_at: now + chrono::TimeDelta::days(7),
+                created_by: alert.source.clone(),
+                comment,
+            };
+            self.change_silence(SilenceChange::Add(new), now, batch)
+                .map(|_| ())
+        } else {
+            let ended: Vec<i64> = self
+                .view
+                .silences
+                .iter()
+                .filter(|silence| silence.matchers == matchers && silence.is_active(now))
+                .map(|silence| silence.id)
+                .collect();
+            for id in ended {
+                self.change_silence(SilenceChange::Expire(id), now, batch)?;
+            }
+            Ok(())
+        }
+    }
+
+    /// A check-in: remembered, and it resolves the heartbeat's alert if one fires.
+    pub(super) async fn beat(
+        &mut self,
+        name: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<(), PipelineError> {
+        if !self.config.heartbeats.iter().any(|beat| beat.name == name) {
+            return Err(PipelineError::Missing(format!(
+                "heartbeat {name:?} is not configured; add a [[heartbeats]] entry"
+            )));
+        }
+        self.view.heartbeats.insert(name.to_string(), now);
+        batch.beat(name, now);
+        let key = DedupKey {
+            source: HEARTBEAT_SOURCE.into(),
+            key: name.to_string(),
+        };
+        if self.view.alerts.get(&key).is_some() {
+            self.ingest(
+                heartbeat_alert(
+                    name,
+                    AlertStatus::Resolved,
+                    format!("{name} checked in again"),
+                ),
+                now,
+                batch,
+                effects,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Opens a P1 for every heartbeat past its deadline that is not already firing.
+    /// A heartbeat never seen counts from the first check after start.
+    pub(super) async fn check_heartbeats(
+        &mut self,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<(), PipelineError> {
+        let config = self.config.clone();
+        for heartbeat in &config.heartbeats {
+            let Some(last) = self.view.heartbeats.get(&heartbeat.name).copied() else {
+                self.view.heartbeats.insert(heartbeat.name.clone(), now);
+                batch.beat(&heartbeat.name, now);
+                continue;
+            };
+            let deadline = last + heartbeat.interval + heartbeat.grace;
+            let key = DedupKey {
+                source: HEARTBEAT_SOURCE.into(),
+                key: heartbeat.name.clone(),
+            };
+            if now > deadline && self.view.alerts.get(&key).is_none() {
+                let summary = format!(
+                    "monitoring is silent: no check-in from {} since {}",
+                    heartbeat.name,
+                    rfc3339(last)
+                );
+                self.ingest(
+                    heartbeat_alert(&heartbeat.name, AlertStatus::Firing, summary),
+                    now,
+                    batch,
+                    effects,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn heartbeat_alert(name: &str, status: AlertStatus, summary: String) -> Alert {
+    let mut labels = Labels::new();
+    labels.insert("heartbeat".into(), name.to_string());
+    Alert {
+        source: HEARTBEAT_SOURCE.into(),
+        dedup_key: name.to_string(),
+        resource: name.to_string(),
+        check: "heartbeat".into(),
+        severity: Severity::Critical,
+        status,
+        action: AlertAction::Report,
+        summary,
+        details: serde_json::Value::Null,
+        labels,
+        links: Vec::new(),
+        occurred_at: None,
+    }
+}
+
+impl Writer {
+    /// Records a state change of `key`; returns whether the alert is flapping. When
+    /// this change starts the flapping, the alert's last incident is marked and its
+    /// timeline says paging is paused.
+    pub(super) async fn state_changed(
+        &mut self,
+        key: &DedupKey,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<bool, PipelineError> {
+        let config = self.config.flapping;
+        let flap = self.view.flaps.entry(key.clone()).or_default();
+        let started = flap.change(now, config);
+        let flapping = flap.flapping;
+        let incident_id = flap.incident_id;
+        if started {
+            if let Some(open) = self.view.alerts.get_mut(key) {
+                open.flapping = true;
+                batch.update_alert(
+                    open.id,
+                    super::alerts::update_of(open, AlertStatus::Firing, None),
+                );
+            }
+            if let Some(incident_id) = incident_id {
+                self.mark_flapping(incident_id, true, now, batch).await?;
+            }
+        }
+        Ok(flapping)
+    }
+
+    async fn mark_flapping(
+        &mut self,
+        incident_id: i64,
+        flapping: bool,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<(), PipelineError> {
+        let config = self.config.flapping;
+        let message = if flapping {
+            format!(
+                "flapping: {} state changes within {} min; no new incident or page until it settles",
+                config.changes,
+                config.window.num_minutes()
+            )
+        } else {
+            "stopped flapping".to_string()
+        };
+        if let Some(open) = self.view.incidents.get_mut(&incident_id) {
+            open.incident.flapping = flapping;
+            batch.upsert_incident(&open.incident);
+        } else if let Some(mut incident) = self
+            .store
+            .incident(incident_id)
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+        {
+            incident.flapping = flapping;
+            batch.upsert_incident(&incident);
+        }
+        batch.record(super::entry(
+            incident_id,
+            now,
+            "flapping",
+            "tocsin",
+            message,
+        ));
+        Ok(())
+    }
+
+    /// Alerts that stopped flapping: a still-firing one opens its incident now (the
+    /// problem is real); forgotten history is dropped.
+    pub(super) async fn settle_flapping(
+        &mut self,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<(), PipelineError> {
+        let config = self.config.flapping;
+        let settled: Vec<DedupKey> = self
+            .view
+            .flaps
+            .iter()
+            .filter(|(_, flap)| flap.settled(now, config))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in settled {
+            let incident_id = self
+                .view
+                .flaps
+                .remove(&key)
+                .and_then(|flap| flap.incident_id);
+            if let Some(incident_id) = incident_id {
+                self.mark_flapping(incident_id, false, now, batch).await?;
+            }
+            let Some(open) = self.view.alerts.get(&key).cloned() else {
+                continue;
+            };
+            let record = self
+                .store
+                .alert(open.id)
+                .await
+                .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+            let Some(record) = record else { continue };
+            if let Some(open) = self.view.alerts.get_mut(&key) {
+                open.flapping = false;
+            }
+            self.reopen_quiet_alert(&key, record.into_alert(), now, batch, effects);
+        }
+        self.view.flaps.retain(|_, flap| !flap.is_idle(now, config));
+        Ok(())
+    }
+}

@@ -1,0 +1,436 @@
+//! Every sender over HTTP with its real payloads, silences, flapping and heartbeats.
+
+use crate::harness::{Harness, INGEST_TOKEN, RESPONDER, fixture, generic};
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+
+const SOURCES: &str = "[sources.nagios]\ntoken = \"ingest-secret-token\"\n[sources.prtg]\ntoken = \"ingest-secret-token\"\n[sources.datadog]\ntoken = \"ingest-secret-token\"\n[sources.grafana]\ntoken = \"ingest-secret-token\"\n";
+
+async fn post(tocsin: &Harness, source: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    let response = tocsin
+        .client
+        .post(format!(
+            "{}/api/v1/ingest/{source}?token={INGEST_TOKEN}",
+            tocsin.url
+        ))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn alert(tocsin: &Harness, id: &Value) -> Value {
+    tocsin
+        .alerts()
+        .await
+        .into_iter()
+        .find(|a| &a["id"] == id)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_sender_fixture_gives_the_expected_alert() {
+    let tocsin = Harness::start(SOURCES).await;
+    let form = "application/x-www-form-urlencoded";
+    let json = "application/json";
+    // (source, fixture, content type, resource, check, priority, status)
+    let cases = [
+        (
+            "nagios",
+            "nagios-service-problem.form",
+            form,
+            "db-01.prod.example.net",
+            "PostgreSQL Replication Lag",
+            "P1",
+            "firing",
+        ),
+        (
+            "nagios",
+            "nagios-host-down-prefixed.form",
+            form,
+            "edge-rtr-02",
+            "host",
+            "P1",
+            "firing",
+        ),
+        (
+            "nagios",
+            "icinga2-service-problem.form",
+            form,
+            "web-01.prod.example.net",
+            "https",
+            "P1",
+            "firing",
+        ),
+        (
+            "prtg",
+            "prtg-down.form",
+            form,
+            "core-sw-01 (10.1.0.2)",
+            "Ping",
+            "P1",
+            "firing",
+        ),
+        (
+            "datadog",
+            "datadog-triggered.json",
+            json,
+            "db-01.prod.example.net",
+            "PostgreSQL replication lag is high",
+            "P2",
+            "firing",
+        ),
+        (
+            "datadog",
+            "datadog-warn-no-priority.json",
+            json,
+            "db-02.prod.example.net",
+            "PostgreSQL replication lag is high",
+            "P3",
+            "firing",
+        ),
+        (
+            "grafana",
+            "grafana-firing.json",
+            json,
+            "web-01.prod.example.net",
+            "HighCPUUsage",
+            "P3",
+            "firing",
+        ),
+    ];
+    for (source, name, content_type, resource, check, priority, status) in cases {
+        let (code, reply) = post(&tocsin, source, content_type, fixture(name)).await;
+        assert_eq!(code, 202, "{name}: {reply}");
+        let stored = alert(&tocsin, &reply["alerts"][0]["id"]).await;
+        assert_eq!(stored["source"], source, "{name}");
+        assert_eq!(stored["resource"], resource, "{name}");
+        assert_eq!(stored["check"], check, "{name}");
+        assert_eq!(stored["priority"], priority, "{name}");
+        assert_eq!(stored["status"], status, "{name}");
+    }
+    // The recoveries resolve what the problems opened.
+    for (source, name, content_type) in [
+        ("nagios", "icinga2-statechange-ok.json", json),
+        ("prtg", "prtg-up.json", json),
+        ("datadog", "datadog-recovered.json", json),
+        ("grafana", "grafana-resolved.json", json),
+    ] {
+        let (code, reply) = post(&tocsin, source, content_type, fixture(name)).await;
+        assert_eq!(code, 202, "{name}: {reply}");
+        assert_eq!(
+            alert(&tocsin, &reply["alerts"][0]["id"]).await["status"],
+            "resolved",
+            "{name}"
+        );
+    }
+    // PRTG's star priority is kept as a label and changes nothing by itself.
+    let prtg = tocsin.get("/api/v1/alerts?source=prtg").await["items"][0].clone();
+    assert_eq!(prtg["labels"]["prtg_priority"], "5");
+    // Malformed variants get a 400 that names the field.
+    for (source, body, field) in [
+        (
+            "nagios",
+            b"SERVICEDESC=x&SERVICESTATE=CRITICAL".to_vec(),
+            "HOSTNAME",
+        ),
+        ("prtg", b"sensor=Ping&status=Down".to_vec(), "device"),
+        (
+            "datadog",
+            br#"{"alert_transition":"Exploded","alert_title":"x"}"#.to_vec(),
+            "alert_transition",
+        ),
+        (
+            "grafana",
+            br#"{"version":"1","alerts":[{"status":"pending","labels":{}}]}"#.to_vec(),
+            "alerts[0].status",
+        ),
+    ] {
+        let content_type = if source == "grafana" { json } else { form };
+        let (code, error) = post(&tocsin, source, content_type, body).await;
+        assert_eq!(code, 400, "{source}");
+        assert!(
+            error["detail"].as_str().unwrap().contains(field),
+            "{source}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn nagios_recovery_acknowledgement_and_downtime_walk_the_incident() {
+    let tocsin = Harness::start(SOURCES).await;
+    let form = "application/x-www-form-urlencoded";
+    let (_, reply) = post(
+        &tocsin,
+        "nagios",
+        form,
+        fixture("nagios-service-problem.form"),
+    )
+    .await;
+    let incident_id = reply["alerts"][0]["incident_id"].as_i64().unwrap();
+    post(
+        &tocsin,
+        "nagios",
+        form,
+        fixture("nagios-service-acknowledgement.form"),
+    )
+    .await;
+    assert_eq!(
+        tocsin
+            .get(&format!("/api/v1/incidents/{incident_id}"))
+            .await["status"],
+        "acknowledged"
+    );
+    let (code, reply) = post(
+        &tocsin,
+        "nagios",
+        form,
+        fixture("nagios-service-downtimestart.form"),
+    )
+    .await;
+    assert_eq!(code, 202, "{reply}");
+    let silences = tocsin.get("/api/v1/silences").await;
+    assert_eq!(
+        silences["items"][0]["state"], "active",
+        "{silences} {reply}"
+    );
+    assert_eq!(silences["items"][0]["created_by"], "nagios");
+    post(
+        &tocsin,
+        "nagios",
+        "application/json",
+        fixture("nagios-service-recovery.json"),
+    )
+    .await;
+    let incident = tocsin
+        .get(&format!("/api/v1/incidents/{incident_id}"))
+        .await;
+    assert_eq!(incident["status"], "resolved");
+    // While the downtime lasts, the same problem is kept but opens nothing.
+    let (_, again) = post(
+        &tocsin,
+        "nagios",
+        form,
+        fixture("nagios-service-problem.form"),
+    )
+    .await;
+    assert_eq!(again["alerts"][0]["incident_id"], Value::Null);
+    assert_eq!(
+        alert(&tocsin, &again["alerts"][0]["id"]).await["silenced"],
+        true
+    );
+    let end = String::from_utf8(fixture("nagios-service-downtimestart.form"))
+        .unwrap()
+        .replace("DOWNTIMESTART", "DOWNTIMEEND");
+    post(&tocsin, "nagios", form, end.into_bytes()).await;
+    assert_eq!(
+        tocsin.get("/api/v1/silences").await["items"][0]["state"],
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn a_silence_stops_an_incident_and_after_it_expires_the_alert_opens_one() {
+    let tocsin = Harness::start("").await;
+    let (status, created) = tocsin
+        .post_as(
+            RESPONDER,
+            "/api/v1/silences",
+            json!({ "matchers": ["resource=\"db-01\"", "check=~\"post.*\""], "ends_at": "2026-11-29T04:00:00Z", "comment": "patching" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let reply = tocsin
+        .ingest_ok("generic", &generic("db-01", "postgres", "critical"))
+        .await;
+    assert_eq!(
+        reply["alerts"][0]["incident_id"],
+        Value::Null,
+        "silenced: no incident"
+    );
+    let other = tocsin
+        .ingest_ok("generic", &generic("db-02", "postgres", "critical"))
+        .await;
+    assert!(
+        other["alerts"][0]["incident_id"].is_i64(),
+        "another resource is not silenced"
+    );
+    let silenced = tocsin.get("/api/v1/alerts?status=silenced").await;
+    assert_eq!(silenced["items"].as_array().unwrap().len(), 1);
+    let listed = tocsin.get("/api/v1/silences").await;
+    assert_eq!(
+        (
+            listed["items"][0]["created_by"].as_str(),
+            listed["items"][0]["comment"].as_str()
+        ),
+        (Some("oncall"), Some("patching"))
+    );
+
+    tocsin.clock.advance(TimeDelta::hours(1));
+    let after = tocsin
+        .ingest_ok("generic", &generic("db-01", "postgres", "critical"))
+        .await;
+    let incident_id = after["alerts"][0]["incident_id"]
+        .as_i64()
+        .expect("the silence expired: the alert opens its incident");
+    assert_eq!(
+        after["alerts"][0]["id"], reply["alerts"][0]["id"],
+        "same alert, now loud"
+    );
+    assert_eq!(
+        tocsin
+            .get(&format!("/api/v1/incidents/{incident_id}"))
+            .await["priority"],
+        "P1"
+    );
+
+    // Expiring by hand, and bad silences.
+    let (_, second) = tocsin
+        .post_as(
+            RESPONDER,
+            "/api/v1/silences",
+            json!({ "matchers": ["resource=\"x\""], "ends_at": "2027-01-01T00:00:00Z" }),
+        )
+        .await;
+    let response = tocsin
+        .client
+        .delete(format!("{}/api/v1/silences/{}", tocsin.url, second["id"]))
+        .bearer_auth(RESPONDER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["state"], "expired");
+    let (status, error) = tocsin
+        .post_as(
+            RESPONDER,
+            "/api/v1/silences",
+            json!({ "matchers": ["bogus"], "ends_at": "2027-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(error["detail"].as_str().unwrap().contains("matchers[0]"));
+    let (status, _) = tocsin
+        .post_as(
+            RESPONDER,
+            "/api/v1/silences",
+            json!({ "matchers": ["resource=\"x\""], "ends_at": "2020-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(status, 400, "a silence that already ended");
+    let (status, _) = tocsin
+        .post_as(
+            crate::harness::VIEWER,
+            "/api/v1/silences",
+            json!({ "matchers": ["resource=\"x\""], "ends_at": "2027-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn an_alert_toggled_ten_times_in_a_minute_is_flapping_and_pages_once() {
+    let smtp = crate::smtp_sink::SmtpSink::start().await;
+    let extra = format!(
+        "[flapping]\nchanges = 3\nwindow = \"10m\"\n[email]\ntransport = \"smtp\"\nport = {}\n[[users]]\nid = \"alice\"\nemail = \"alice@example.com\"\n[[escalation_policies]]\nname = \"default\"\ntiers = [ {{ level = \"L1\", targets = [\"user:alice\"] }} ]\n",
+        smtp.port
+    );
+    let tocsin = Harness::start(&extra).await;
+    let firing = generic("db-01", "postgres", "critical");
+    let resolved =
+        br#"{"resource":"db-01","check":"postgres","status":"resolved","summary":"ok"}"#.to_vec();
+    for toggle in 0..10 {
+        let body = if toggle % 2 == 0 { &firing } else { &resolved };
+        tocsin.ingest_ok("generic", body).await;
+        tocsin.clock.advance(TimeDelta::seconds(6));
+        tocsin.tick().await;
+    }
+    let pages = smtp
+        .to("alice@example.com")
+        .into_iter()
+        .filter(|m| !m.subject().starts_with("[RESOLVED]"))
+        .count();
+    assert_eq!(pages, 1, "paged once for ten toggles");
+    let incidents = tocsin.incidents().await;
+    assert_eq!(incidents.len(), 1, "flapping opens no further incident");
+    assert_eq!(incidents[0]["flapping"], true);
+    let alerts = tocsin.alerts().await;
+    assert!(alerts.iter().any(|a| a["flapping"] == true));
+    let detail = tocsin
+        .get(&format!("/api/v1/incidents/{}", incidents[0]["id"]))
+        .await;
+    assert!(
+        detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "flapping")
+    );
+
+    // It settles firing: the problem is real, so it opens an incident and pages.
+    tocsin.ingest_ok("generic", &firing).await;
+    tocsin.clock.advance(TimeDelta::minutes(11));
+    tocsin.tick().await;
+    tocsin.tick().await;
+    let incidents = tocsin.incidents().await;
+    assert_eq!(incidents.len(), 2, "{incidents:?}");
+    assert_eq!(incidents[0]["flapping"], false);
+}
+
+#[tokio::test]
+async fn a_missed_heartbeat_opens_a_p1_and_the_next_check_in_resolves_it() {
+    let tocsin = Harness::start(
+        "[[heartbeats]]\nname = \"backup-cron\"\ninterval = \"10m\"\ngrace = \"1m\"\n",
+    )
+    .await;
+    let beat = |token: &'static str| {
+        tocsin
+            .client
+            .post(format!("{}/api/v1/heartbeat/backup-cron", tocsin.url))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(beat("wrong-token").await.unwrap().status(), 401);
+    assert_eq!(beat(INGEST_TOKEN).await.unwrap().status(), 200);
+    tocsin.clock.advance(TimeDelta::minutes(11));
+    tocsin.tick().await;
+    assert!(
+        tocsin.incidents().await.is_empty(),
+        "not yet past interval + grace"
+    );
+    tocsin.clock.advance(TimeDelta::seconds(1));
+    tocsin.tick().await;
+    let incidents = tocsin.incidents().await;
+    assert_eq!(
+        incidents.len(),
+        1,
+        "the deadline passed: a P1 at the next tick"
+    );
+    assert_eq!(incidents[0]["priority"], "P1");
+    assert!(
+        incidents[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("monitoring is silent")
+    );
+    tocsin.clock.advance(TimeDelta::minutes(5));
+    tocsin.tick().await;
+    assert_eq!(
+        tocsin.incidents().await.len(),
+        1,
+        "one incident while it stays silent"
+    );
+    assert_eq!(beat(INGEST_TOKEN).await.unwrap().status(), 200);
+    assert_eq!(tocsin.incidents().await[0]["status"], "resolved");
+    let unknown = tocsin
+        .client
+        .post(format!("{}/api/v1/heartbeat/nope", tocsin.url))
+        .bearer_auth(INGEST_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
