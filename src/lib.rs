@@ -29,5 +29,6 @@ pub mod pipeline;
 pub mod rules;
 pub mod scheduler;
 pub mod silence;
+pub mod simulate;
 pub mod sla;
 pub mod store;

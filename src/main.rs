@@ -43,6 +43,20 @@ enum Command {
         #[arg(long, default_value = "config/tocsin.toml")]
         config: PathBuf,
     },
+    /// What the rules would do with these payload files; nothing is stored or sent.
+    Simulate {
+        #[arg(long, default_value = "config/tocsin.toml")]
+        config: PathBuf,
+        /// The sender (alertmanager, grafana, nagios, prtg, datadog, pagerduty,
+        /// generic); detected from each file's shape when omitted.
+        #[arg(long)]
+        source: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Who is on call now and next, per schedule.
     Oncall {
         #[arg(long, default_value = "config/tocsin.toml")]
@@ -124,6 +138,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Simulate {
+            config,
+            source,
+            json,
+            files,
+        }) => match Config::load(&config) {
+            Ok(config) => finish(simulate(&config, source.as_deref(), json, &files)),
+            Err(errors) => {
+                eprint!("{errors}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Oncall { config, json }) => match Config::load(&config) {
             Ok(config) => finish(tocsin::cli::oncall(&config, SystemClock.now(), json)),
             Err(errors) => {
@@ -177,6 +203,41 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn simulate(
+    config: &Config,
+    source: Option<&str>,
+    json: bool,
+    files: &[PathBuf],
+) -> anyhow::Result<String> {
+    let source = source
+        .map(|name| {
+            name.parse::<tocsin::ingest::SourceKind>()
+                .map_err(|()| anyhow::anyhow!("unknown sender {name:?}; use alertmanager, grafana, nagios, prtg, datadog, pagerduty or generic"))
+        })
+        .transpose()?;
+    let now = SystemClock.now();
+    let mut reports = Vec::new();
+    for file in files {
+        let body = std::fs::read(file)
+            .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", file.display()))?;
+        reports.push(tocsin::simulate::simulate(
+            config,
+            &file.display().to_string(),
+            &body,
+            source,
+            now,
+        ));
+    }
+    if json {
+        return Ok(serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(reports
+        .iter()
+        .map(tocsin::simulate::render)
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 fn finish(outcome: anyhow::Result<String>) -> ExitCode {

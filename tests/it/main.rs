@@ -10,6 +10,7 @@ mod incidents;
 mod ingest;
 mod paging;
 mod process;
+mod real_senders;
 mod senders;
 mod sms_gateway;
 mod smtp_sink;
