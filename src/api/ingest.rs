@@ -149,6 +149,16 @@ async fn accept(
     }
     check_content_type(kind, headers)?;
     let body = read_body(body, state.config.max_body_bytes).await?;
+    if let Some(signature) = &source.signature {
+        super::signature::verify(signature, headers, &body, state.clock.now()).map_err(|why| {
+            Refusal::new(
+                "bad_signature",
+                StatusCode::UNAUTHORIZED,
+                "bad signature",
+                why,
+            )
+        })?;
+    }
     let routing_ok = |routing_key: Option<&str>| match (&source.token, routing_key) {
         (Some(expected), Some(given)) => same_secret(given, expected),
         _ => false,

@@ -10,6 +10,7 @@ pub mod heartbeat;
 pub mod incidents;
 pub mod ingest;
 pub mod oncall;
+pub mod signature;
 pub mod silences;
 
 use crate::alert::Priority;

@@ -99,6 +99,18 @@ pub struct SourceConfig {
     pub token: Option<String>,
     /// Requests per second before 429.
     pub rate_limit: Option<NonZeroU32>,
+    /// Body signature the sender must send, when configured.
+    pub signature: Option<SignatureConfig>,
+}
+
+/// An HMAC-SHA256 body signature: `hex(HMAC(secret, [timestamp ":"] body))`, in
+/// `header`, optionally prefixed `sha256=`. With `timestamp_header`, the timestamp
+/// (Unix seconds) is signed too and must be within five minutes of now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureConfig {
+    pub secret: String,
+    pub header: String,
+    pub timestamp_header: Option<String>,
 }
 
 /// Response and resolution budgets of one priority.
@@ -578,7 +590,42 @@ fn sources(
             parsed
         });
         let token = source.token.clone().filter(|token| !token.is_empty());
-        sources.insert(kind, SourceConfig { token, rate_limit });
+        // Grafana names its own headers; Tocsin's generic convention signs a timestamp.
+        let grafana = kind == SourceKind::Grafana;
+        let signature = source
+            .hmac_secret
+            .clone()
+            .filter(|secret| !secret.is_empty())
+            .map(|secret| SignatureConfig {
+                secret,
+                header: source.signature_header.clone().unwrap_or_else(|| {
+                    if grafana {
+                        "X-Grafana-Alert-Signature".into()
+                    } else {
+                        "X-Tocsin-Signature".into()
+                    }
+                }),
+                timestamp_header: source
+                    .timestamp_header
+                    .clone()
+                    .or_else(|| (!grafana).then(|| "X-Tocsin-Timestamp".into())),
+            });
+        if signature.is_none()
+            && (source.signature_header.is_some() || source.timestamp_header.is_some())
+        {
+            check.error(
+                format!("sources.{name}.hmac_secret"),
+                "signature headers are set but hmac_secret is not",
+            );
+        }
+        sources.insert(
+            kind,
+            SourceConfig {
+                token,
+                rate_limit,
+                signature,
+            },
+        );
     }
     sources
 }

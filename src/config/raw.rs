@@ -61,6 +61,10 @@ pub struct RawApiToken {
 pub struct RawSource {
     pub token: Option<String>,
     pub rate_limit: Option<String>,
+    /// Shared secret of an HMAC-SHA256 body signature the sender must send.
+    pub hmac_secret: Option<String>,
+    pub signature_header: Option<String>,
+    pub timestamp_header: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 use crate::harness::{Harness, INGEST_TOKEN, RESPONDER, fixture, generic};
 use chrono::TimeDelta;
 use serde_json::{Value, json};
+use tocsin::clock::Clock;
 
 const SOURCES: &str = "[sources.nagios]\ntoken = \"ingest-secret-token\"\n[sources.prtg]\ntoken = \"ingest-secret-token\"\n[sources.datadog]\ntoken = \"ingest-secret-token\"\n[sources.grafana]\ntoken = \"ingest-secret-token\"\n";
 
@@ -433,4 +434,88 @@ async fn a_missed_heartbeat_opens_a_p1_and_the_next_check_in_resolves_it() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test]
+async fn signed_sources_refuse_unsigned_forged_and_replayed_bodies() {
+    let tocsin = Harness::start(
+        "[sources.generic]\nhmac_secret = \"generic-secret\"\n[sources.grafana]\nhmac_secret = \"grafana-secret\"\n",
+    )
+    .await;
+    let body = generic("web-1", "http", "critical");
+    let send = |path: &'static str, headers: Vec<(&'static str, String)>, body: Vec<u8>| {
+        let mut request = tocsin
+            .client
+            .post(format!("{}{path}", tocsin.url))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let now = tocsin.clock.now().timestamp().to_string();
+    let signed = tocsin::api::signature::sign("generic-secret", Some(&now), &body);
+    let ok = send(
+        "/api/v1/ingest/generic",
+        vec![
+            ("X-Tocsin-Signature", format!("sha256={signed}")),
+            ("X-Tocsin-Timestamp", now.clone()),
+        ],
+        body.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), 202);
+    let unsigned = send("/api/v1/ingest/generic", vec![], body.clone())
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let tampered = send(
+        "/api/v1/ingest/generic",
+        vec![
+            ("X-Tocsin-Signature", format!("sha256={signed}")),
+            ("X-Tocsin-Timestamp", now.clone()),
+        ],
+        generic("web-2", "http", "critical"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tampered.status(), 401);
+    let old = (tocsin.clock.now().timestamp() - 600).to_string();
+    let replayed = tocsin::api::signature::sign("generic-secret", Some(&old), &body);
+    let response = send(
+        "/api/v1/ingest/generic",
+        vec![
+            ("X-Tocsin-Signature", replayed),
+            ("X-Tocsin-Timestamp", old),
+        ],
+        body.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        response.json::<Value>().await.unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("replay")
+    );
+
+    let grafana = fixture("grafana-firing.json");
+    let signature = tocsin::api::signature::sign("grafana-secret", None, &grafana);
+    let response = send(
+        "/api/v1/ingest/grafana",
+        vec![("X-Grafana-Alert-Signature", signature)],
+        grafana.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        tocsin
+            .metric(r#"tocsin_alerts_rejected_total{reason="bad_signature",source="generic"}"#)
+            .await,
+        3.0
+    );
 }
