@@ -39,6 +39,11 @@ pub struct DedupKey {
 }
 
 impl DedupKey {
+    /// One string for maps that need a plain key.
+    pub fn joined(&self) -> String {
+        format!("{}\u{1f}{}", self.source, self.key)
+    }
+
     /// The identity of `alert`.
     pub fn of(alert: &Alert) -> Self {
         Self {
@@ -57,6 +62,7 @@ pub struct OpenAlert {
     pub count: i64,
     pub last_seen: DateTime<Utc>,
     pub silenced: bool,
+    pub inhibited: bool,
     pub flapping: bool,
 }
 
@@ -112,12 +118,12 @@ impl OpenAlerts {
 
     /// Forgets every open alert of `incident_id` (the incident was resolved by hand),
     /// returning them.
-    pub fn remove_incident(&mut self, incident_id: i64) -> Vec<OpenAlert> {
+    pub fn remove_incident(&mut self, incident_id: i64) -> Vec<(DedupKey, OpenAlert)> {
         let mut removed = Vec::new();
-        self.by_key.retain(|_, open| {
+        self.by_key.retain(|key, open| {
             let keep = open.incident_id != Some(incident_id);
             if !keep {
-                removed.push(open.clone());
+                removed.push((key.clone(), open.clone()));
             }
             keep
         });
@@ -163,6 +169,7 @@ mod tests {
                 count: 1,
                 last_seen: Utc::now(),
                 silenced: false,
+                inhibited: false,
                 flapping: false,
             },
         );
@@ -174,7 +181,7 @@ mod tests {
             open.decide(&key("a"), AlertStatus::Resolved),
             Decision::Resolve(7)
         );
-        assert_eq!(open.remove_incident(1)[0].id, 7);
+        assert_eq!(open.remove_incident(1)[0].1.id, 7);
         assert!(open.is_empty());
     }
 

@@ -22,6 +22,7 @@ pub mod escalation;
 pub mod flapping;
 pub mod incident;
 pub mod ingest;
+pub mod inhibit;
 pub mod metrics;
 pub mod notify;
 pub mod oncall;

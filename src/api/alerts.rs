@@ -29,7 +29,7 @@ pub async fn list(
     let statuses = super::list_filter(
         query.status.as_deref(),
         "status",
-        &["firing", "resolved", "silenced"],
+        &["firing", "resolved", "silenced", "inhibited"],
     )?;
     let priorities = super::priority_filter(query.priority.as_deref())?;
     let alerts = state
@@ -66,6 +66,7 @@ pub fn alert_json(alert: &AlertRecord) -> Value {
         "resolved_at": alert.resolved_at.map(rfc3339),
         "incident_id": alert.incident_id,
         "silenced": alert.silenced,
+        "inhibited": alert.inhibited,
         "flapping": alert.flapping,
         "labels": alert.labels,
         "links": alert.links,

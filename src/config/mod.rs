@@ -168,6 +168,8 @@ pub struct Config {
     pub templates_dir: PathBuf,
     pub heartbeats: Vec<HeartbeatConfig>,
     pub flapping: FlappingConfig,
+    pub inhibit: Vec<crate::inhibit::InhibitRule>,
+    pub maintenance: Vec<crate::inhibit::MaintenanceWindow>,
 }
 
 impl Config {
@@ -355,6 +357,8 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "templates_dir" => section(value, &key, errors, &mut raw.templates_dir),
             "heartbeats" => section(value, &key, errors, &mut raw.heartbeats),
             "flapping" => section(value, &key, errors, &mut raw.flapping),
+            "inhibit" => section(value, &key, errors, &mut raw.inhibit),
+            "maintenance" => section(value, &key, errors, &mut raw.maintenance),
             later if LATER_SECTIONS.contains(&later) => {
                 raw.later.insert(key, value);
             }
@@ -502,6 +506,8 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         changes: raw.flapping.changes.max(1),
         window: check.duration("flapping.window", &raw.flapping.window),
     };
+    let inhibit = inhibit_rules(&raw, &mut check);
+    let maintenance = maintenance_windows(&raw, &mut check);
 
     Config {
         listen,
@@ -521,6 +527,8 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         runbooks_dir: PathBuf::from(raw.runbooks.dir),
         heartbeats,
         flapping,
+        inhibit,
+        maintenance,
         templates_dir: PathBuf::from(
             raw.templates_dir
                 .unwrap_or_else(|| "config/templates".into()),
@@ -905,6 +913,105 @@ fn rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rule> {
     rules
 }
 
+fn matchers(path: &str, texts: &[String], check: &mut Checker<'_>) -> Vec<Matcher> {
+    texts
+        .iter()
+        .enumerate()
+        .filter_map(|(j, text)| {
+            Matcher::parse(text)
+                .map_err(|message| check.error(format!("{path}[{j}]"), message))
+                .ok()
+        })
+        .collect()
+}
+
+fn inhibit_rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<crate::inhibit::InhibitRule> {
+    raw.inhibit
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            if rule.source_match.is_empty() || rule.target_match.is_empty() {
+                check.error(
+                    format!("inhibit[{i}]"),
+                    "source_match and target_match each need at least one matcher",
+                );
+            }
+            crate::inhibit::InhibitRule {
+                source_match: matchers(
+                    &format!("inhibit[{i}].source_match"),
+                    &rule.source_match,
+                    check,
+                ),
+                target_match: matchers(
+                    &format!("inhibit[{i}].target_match"),
+                    &rule.target_match,
+                    check,
+                ),
+                equal: rule.equal.clone(),
+            }
+        })
+        .collect()
+}
+
+fn maintenance_windows(
+    raw: &RawConfig,
+    check: &mut Checker<'_>,
+) -> Vec<crate::inhibit::MaintenanceWindow> {
+    let mut windows = Vec::new();
+    for (i, window) in raw.maintenance.iter().enumerate() {
+        let path = format!("maintenance[{i}]");
+        let time = |check: &mut Checker<'_>, key: &str, text: &str| {
+            chrono::NaiveTime::parse_from_str(text, "%H:%M")
+                .map_err(|_| {
+                    check.error(
+                        format!("{path}.{key}"),
+                        format!("{text:?} is not a time such as \"02:00\""),
+                    )
+                })
+                .ok()
+        };
+        let start = time(check, "start", &window.start);
+        let end = time(check, "end", &window.end);
+        let days: Vec<chrono::Weekday> = window
+            .days
+            .iter()
+            .enumerate()
+            .filter_map(|(j, day)| {
+                day.parse()
+                    .map_err(|_| {
+                        check.error(
+                            format!("{path}.days[{j}]"),
+                            format!("{day:?} is not a weekday such as \"Sat\""),
+                        )
+                    })
+                    .ok()
+            })
+            .collect();
+        let zone = window
+            .time_zone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                check.error(
+                    format!("{path}.time_zone"),
+                    format!("{:?} is not an IANA time zone", window.time_zone),
+                )
+            })
+            .ok();
+        let parsed = matchers(&format!("{path}.match"), &window.matchers, check);
+        if let (Some(start), Some(end), Some(time_zone)) = (start, end, zone) {
+            windows.push(crate::inhibit::MaintenanceWindow {
+                name: window.name.clone(),
+                matchers: parsed,
+                time_zone,
+                days,
+                start,
+                end,
+            });
+        }
+    }
+    windows
+}
+
 fn email_config(email: &RawEmail, check: &mut Checker<'_>) -> EmailConfig {
     let tls = match email.tls.as_str() {
         "none" => SmtpTls::None,
@@ -1076,6 +1183,29 @@ mod tests {
     #[test]
     fn the_shipped_default_config_is_valid() {
         parse_with(DEFAULT_CONFIG, &[]).unwrap();
+    }
+
+    #[test]
+    fn the_shipped_example_configs_are_valid() {
+        let text = include_str!("../../config/examples/all-senders.toml");
+        let names = [
+            "AM_TOKEN",
+            "GRAFANA_TOKEN",
+            "GRAFANA_HMAC_SECRET",
+            "NAGIOS_TOKEN",
+            "PRTG_TOKEN",
+            "DATADOG_TOKEN",
+            "PD_ROUTING_KEY",
+            "GENERIC_TOKEN",
+            "GENERIC_HMAC_SECRET",
+        ];
+        let env: Vec<(&str, &str)> = names
+            .iter()
+            .map(|name| (*name, "a-long-secret-value"))
+            .collect();
+        let config = parse_with(text, &env).unwrap();
+        assert_eq!(config.sources.len(), 7);
+        assert_eq!(config.inhibit.len(), 1);
     }
 
     #[test]

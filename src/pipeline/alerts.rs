@@ -22,6 +22,7 @@ pub(super) fn update_of(
         resolved_at,
         incident_id: open.incident_id,
         silenced: open.silenced,
+        inhibited: open.inhibited,
         flapping: open.flapping,
     }
 }
@@ -37,10 +38,33 @@ impl Writer {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) {
-        if silenced_by(&self.view.silences, alert, now).is_some() {
+        let (silenced, inhibited) = self.quiet(alert, key, now);
+        if silenced || inhibited {
+            if let Some(open) = self.view.alerts.get_mut(key)
+                && (open.silenced, open.inhibited) != (silenced, inhibited)
+            {
+                (open.silenced, open.inhibited) = (silenced, inhibited);
+                batch.update_alert(open.id, update_of(open, AlertStatus::Firing, None));
+            }
             return;
         }
         self.reopen_quiet_alert(key, alert.clone(), now, batch, effects);
+    }
+
+    /// Whether `alert` is kept quiet now: (silenced by a silence or a maintenance
+    /// window, inhibited by a firing source alert).
+    fn quiet(&self, alert: &Alert, key: &DedupKey, now: DateTime<Utc>) -> (bool, bool) {
+        let silenced = silenced_by(&self.view.silences, alert, now).is_some()
+            || self
+                .config
+                .maintenance
+                .iter()
+                .any(|window| window.covers(alert, now));
+        let inhibited = self
+            .view
+            .inhibitors
+            .inhibits(&self.config.inhibit, &key.joined(), alert);
+        (silenced, inhibited)
     }
 
     /// An open alert that was kept quiet (silenced or flapping) and no longer is:
@@ -79,6 +103,7 @@ impl Writer {
         };
         if let Some(open) = self.view.alerts.get_mut(key) {
             open.silenced = false;
+            open.inhibited = false;
             open.incident_id = incident_id;
             batch.update_alert(open.id, update_of(open, AlertStatus::Firing, None));
         }
@@ -123,7 +148,7 @@ impl Writer {
                     .ok_or(PipelineError::NotFound(id))?;
                 open.count += 1;
                 open.last_seen = now;
-                let was_silenced = open.silenced;
+                let was_silenced = open.silenced || open.inhibited;
                 batch.update_alert(id, update_of(open, AlertStatus::Firing, None));
                 if was_silenced {
                     self.maybe_unsilence(&alert, &key, now, batch, effects);
@@ -157,18 +182,21 @@ impl Writer {
         let classification = classify(&alert, &self.config.rules);
         let id = self.view.next_alert_id;
         self.view.next_alert_id += 1;
-        let silenced = silenced_by(&self.view.silences, &alert, now).is_some();
+        let key = DedupKey::of(&alert);
+        let (silenced, inhibited) = self.quiet(&alert, &key, now);
         let auto_open = self
             .config
             .incidents
             .auto_open
             .contains(&classification.priority);
-        let incident_id = if auto_open && !silenced && !flapping {
+        let incident_id = if auto_open && !silenced && !inhibited && !flapping {
             Some(self.incident_for(&alert, &classification, now, batch, effects))
         } else {
             None
         };
-        let key = DedupKey::of(&alert);
+        self.view
+            .inhibitors
+            .fire(&self.config.inhibit, &key.joined(), &alert);
         self.view.alerts.insert(
             key.clone(),
             OpenAlert {
@@ -178,6 +206,7 @@ impl Writer {
                 count: 1,
                 last_seen: now,
                 silenced,
+                inhibited,
                 flapping,
             },
         );
@@ -201,6 +230,7 @@ impl Writer {
             resolved_at: None,
             incident_id,
             silenced,
+            inhibited,
             flapping,
         });
         Accepted {
@@ -313,6 +343,7 @@ impl Writer {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<Accepted, PipelineError> {
+        self.view.inhibitors.resolve(&key.joined());
         let Some(open) = self.view.alerts.remove(key) else {
             return Ok(Accepted {
                 id: None,

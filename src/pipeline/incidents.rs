@@ -144,7 +144,8 @@ impl Writer {
         let incident = open.incident.clone();
         batch.record(entry(incident_id, now, "resolved", actor, message));
         batch.upsert_incident(&incident);
-        for alert in self.view.alerts.remove_incident(incident_id) {
+        for (key, alert) in self.view.alerts.remove_incident(incident_id) {
+            self.view.inhibitors.resolve(&key.joined());
             batch.update_alert(
                 alert.id,
                 super::alerts::update_of(&alert, AlertStatus::Resolved, Some(now)),

@@ -226,6 +226,8 @@ struct View {
     next_silence_id: i64,
     /// Last check-in of each heartbeat.
     heartbeats: HashMap<String, DateTime<Utc>>,
+    /// Firing alerts that inhibit others.
+    inhibitors: crate::inhibit::Inhibitors,
     /// Recent state changes per alert identity, for flap detection.
     flaps: HashMap<crate::dedup::DedupKey, crate::flapping::Flap>,
 }
@@ -285,6 +287,25 @@ impl Writer {
             view.open_per_priority[incident.priority.index()] += 1;
             view.incidents
                 .insert(incident.id, OpenIncident { incident, firing });
+        }
+        if !self.config.inhibit.is_empty() {
+            // Inhibition needs the fields of the firing alerts, not just their ids.
+            let firing = self
+                .store
+                .alerts(&crate::store::AlertQuery {
+                    statuses: vec!["firing".into()],
+                    limit: i64::MAX,
+                    ..Default::default()
+                })
+                .await?;
+            for record in firing {
+                let key = crate::dedup::DedupKey {
+                    source: record.source.clone(),
+                    key: record.dedup_key.clone(),
+                };
+                view.inhibitors
+                    .fire(&self.config.inhibit, &key.joined(), &record.into_alert());
+            }
         }
         self.view = view;
         self.stale = false;

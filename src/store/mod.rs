@@ -52,6 +52,7 @@ pub struct AlertRecord {
     pub resolved_at: Option<DateTime<Utc>>,
     pub incident_id: Option<i64>,
     pub silenced: bool,
+    pub inhibited: bool,
     pub flapping: bool,
 }
 
@@ -84,6 +85,7 @@ pub struct AlertUpdate {
     pub resolved_at: Option<DateTime<Utc>>,
     pub incident_id: Option<i64>,
     pub silenced: bool,
+    pub inhibited: bool,
     pub flapping: bool,
 }
 
@@ -198,6 +200,7 @@ impl WriteBatch {
                 alert.resolved_at = update.resolved_at;
                 alert.incident_id = update.incident_id;
                 alert.silenced = update.silenced;
+                alert.inhibited = update.inhibited;
                 alert.flapping = update.flapping;
             }
             None => {
@@ -266,7 +269,7 @@ pub struct IncidentQuery {
 /// Filters of `GET /api/v1/alerts`.
 #[derive(Debug, Clone, Default)]
 pub struct AlertQuery {
-    /// `firing`, `resolved` or `silenced`.
+    /// `firing`, `resolved`, `silenced` or `inhibited`.
     pub statuses: Vec<String>,
     pub priorities: Vec<Priority>,
     pub source: Option<String>,

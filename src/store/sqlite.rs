@@ -23,7 +23,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 const INCIDENT_COLUMNS: &str = "id, title, priority, status, created_at, acknowledged_at, resolved_at, alert_count, escalation_level, response_due, resolve_due, flapping, on_hold, source, resource, check_name, summary, group_key, rule, escalation_policy, last_alert_at";
-const ALERT_COLUMNS: &str = "id, source, dedup_key, resource, check_name, severity, priority, status, summary, details, labels, links, count, first_seen, last_seen, occurred_at, resolved_at, incident_id, silenced, flapping";
+const ALERT_COLUMNS: &str = "id, source, dedup_key, resource, check_name, severity, priority, status, summary, details, labels, links, count, first_seen, last_seen, occurred_at, resolved_at, incident_id, silenced, flapping, inhibited";
 /// Rows per multi-row INSERT, kept under SQLite's 32,766 bound parameters.
 const INSERT_CHUNK: usize = 1000;
 
@@ -107,7 +107,7 @@ impl Store for SqliteStore {
 
     async fn load_open_state(&self) -> Result<OpenState, StoreError> {
         let alerts = sqlx::query(
-            "SELECT id, source, dedup_key, incident_id, priority, count, last_seen, silenced, flapping FROM alerts WHERE status = 'firing'",
+            "SELECT id, source, dedup_key, incident_id, priority, count, last_seen, silenced, inhibited, flapping FROM alerts WHERE status = 'firing'",
         )
         .fetch_all(&self.writer)
         .await?
@@ -124,6 +124,7 @@ impl Store for SqliteStore {
                 count: row.try_get("count")?,
                 last_seen: from_millis(row.try_get("last_seen")?),
                 silenced: row.try_get("silenced")?,
+                inhibited: row.try_get("inhibited")?,
                 flapping: row.try_get("flapping")?,
             };
             Ok((key, open))
@@ -264,27 +265,20 @@ impl Store for SqliteStore {
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
         let mut sql =
             QueryBuilder::<Sqlite>::new(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE 1 = 1"));
-        let silenced = query.statuses.iter().any(|s| s == "silenced");
-        let states: Vec<String> = query
+        // Each status is a fixed condition; several are alternatives.
+        let conditions: Vec<&str> = query
             .statuses
             .iter()
-            .filter(|s| *s != "silenced")
-            .cloned()
+            .filter_map(|status| match status.as_str() {
+                "firing" => Some("status = 'firing'"),
+                "resolved" => Some("status = 'resolved'"),
+                "silenced" => Some("silenced = 1"),
+                "inhibited" => Some("inhibited = 1"),
+                _ => None,
+            })
             .collect();
-        match (states.is_empty(), silenced) {
-            (true, true) => {
-                sql.push(" AND silenced = 1");
-            }
-            (false, true) => {
-                sql.push(" AND (silenced = 1 OR status IN (");
-                let mut list = sql.separated(", ");
-                for state in states {
-                    list.push_bind(state);
-                }
-                sql.push("))");
-            }
-            (false, false) => push_in(&mut sql, "status", states.into_iter()),
-            (true, false) => {}
+        if !conditions.is_empty() {
+            sql.push(format!(" AND ({})", conditions.join(" OR ")));
         }
         push_in(
             &mut sql,
@@ -608,7 +602,8 @@ fn insert_alerts(sql: &mut QueryBuilder<Sqlite>, alerts: &[AlertRecord]) {
             .push_bind(alert.resolved_at.map(to_millis))
             .push_bind(alert.incident_id)
             .push_bind(alert.silenced)
-            .push_bind(alert.flapping);
+            .push_bind(alert.flapping)
+            .push_bind(alert.inhibited);
     });
     sql.push(";");
 }
@@ -642,6 +637,8 @@ fn update_alert(sql: &mut QueryBuilder<Sqlite>, id: i64, update: &AlertUpdate) {
         .push_bind(update.silenced)
         .push(", flapping = ")
         .push_bind(update.flapping)
+        .push(", inhibited = ")
+        .push_bind(update.inhibited)
         .push(" WHERE id = ")
         .push_bind(id)
         .push(";");
@@ -792,6 +789,7 @@ fn alert_from_row(row: &SqliteRow) -> Result<AlertRecord, StoreError> {
             .map(from_millis),
         incident_id: row.try_get("incident_id")?,
         silenced: row.try_get("silenced")?,
+        inhibited: row.try_get("inhibited")?,
         flapping: row.try_get("flapping")?,
     })
 }

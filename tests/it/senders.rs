@@ -519,3 +519,83 @@ async fn signed_sources_refuse_unsigned_forged_and_replayed_bodies() {
         3.0
     );
 }
+
+#[tokio::test]
+async fn a_down_host_inhibits_its_services_and_they_open_once_it_is_back() {
+    let tocsin = Harness::start(&format!(
+        "{SOURCES}[[inhibit]]\nsource_match = ['source=\"nagios\"', 'check=\"host\"']\ntarget_match = ['source=\"nagios\"', 'check!=\"host\"']\nequal = [\"resource\"]\n"
+    ))
+    .await;
+    let form = "application/x-www-form-urlencoded";
+    let host_down =
+        b"NOTIFICATIONTYPE=PROBLEM&HOSTNAME=web-01&HOSTSTATE=DOWN&HOSTOUTPUT=unreachable".to_vec();
+    let service = b"NOTIFICATIONTYPE=PROBLEM&HOSTNAME=web-01&SERVICEDESC=https&SERVICESTATE=CRITICAL&SERVICEOUTPUT=timeout".to_vec();
+    let other_host =
+        b"NOTIFICATIONTYPE=PROBLEM&HOSTNAME=web-02&SERVICEDESC=https&SERVICESTATE=CRITICAL"
+            .to_vec();
+    let (_, host) = post(&tocsin, "nagios", form, host_down).await;
+    assert!(
+        host["alerts"][0]["incident_id"].is_i64(),
+        "the host itself pages"
+    );
+    let (_, inhibited) = post(&tocsin, "nagios", form, service.clone()).await;
+    assert_eq!(
+        inhibited["alerts"][0]["incident_id"],
+        Value::Null,
+        "its service is inhibited"
+    );
+    let stored = alert(&tocsin, &inhibited["alerts"][0]["id"]).await;
+    assert_eq!(
+        (stored["inhibited"].as_bool(), stored["status"].as_str()),
+        (Some(true), Some("firing"))
+    );
+    assert_eq!(
+        tocsin.get("/api/v1/alerts?status=inhibited").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let (_, elsewhere) = post(&tocsin, "nagios", form, other_host).await;
+    assert!(
+        elsewhere["alerts"][0]["incident_id"].is_i64(),
+        "another host's service is not inhibited"
+    );
+
+    post(
+        &tocsin,
+        "nagios",
+        form,
+        b"NOTIFICATIONTYPE=RECOVERY&HOSTNAME=web-01&HOSTSTATE=UP".to_vec(),
+    )
+    .await;
+    let (_, after) = post(&tocsin, "nagios", form, service).await;
+    assert!(
+        after["alerts"][0]["incident_id"].is_i64(),
+        "the host is back: the still-failing service opens its incident"
+    );
+}
+
+#[tokio::test]
+async fn a_recurring_maintenance_window_keeps_matching_alerts_quiet_inside_its_span() {
+    // The harness clock starts on Sunday 2026-11-29 03:00 UTC (04:00 in Paris).
+    let tocsin = Harness::start(
+        "[[maintenance]]\nname = \"sunday patching\"\nmatch = ['labels.env=\"staging\"']\ntime_zone = \"Europe/Paris\"\ndays = [\"Sun\"]\nstart = \"03:00\"\nend = \"05:00\"\n",
+    )
+    .await;
+    let staging = br#"{"resource":"stg-1","check":"disk","severity":"critical","summary":"disk","labels":{"env":"staging"}}"#;
+    let reply = tocsin.ingest_ok("generic", staging).await;
+    assert_eq!(
+        reply["alerts"][0]["incident_id"],
+        Value::Null,
+        "inside the window"
+    );
+    let prod = tocsin.ingest_ok("generic", br#"{"resource":"prd-1","check":"disk","severity":"critical","summary":"disk","labels":{"env":"prod"}}"#).await;
+    assert!(prod["alerts"][0]["incident_id"].is_i64());
+    tocsin.clock.advance(TimeDelta::hours(1));
+    let later = tocsin.ingest_ok("generic", staging).await;
+    assert!(
+        later["alerts"][0]["incident_id"].is_i64(),
+        "05:00 Paris: the window is over"
+    );
+}
