@@ -16,7 +16,8 @@ COPY --from=build /src/target/release/tocsin /usr/local/bin/tocsin
 COPY config /etc/tocsin
 COPY runbooks /etc/tocsin/runbooks
 WORKDIR /data
-ENV TOCSIN_LISTEN=0.0.0.0:8080
+ENV TOCSIN_LISTEN=0.0.0.0:8080 \
+    TOCSIN_RUNBOOKS_DIR=/etc/tocsin/runbooks
 VOLUME ["/data"]
 USER tocsin
 EXPOSE 8080

@@ -37,6 +37,7 @@ pub struct App {
     pub ticker: Ticker,
     writer: JoinHandle<()>,
     scheduler: JoinHandle<()>,
+    executor: JoinHandle<()>,
     stop: watch::Sender<bool>,
 }
 
@@ -64,12 +65,14 @@ impl App {
         warn_about_tokens(&config);
         let metrics = Metrics::new().context("cannot register metrics")?;
         let wake = Arc::new(Notify::new());
+        let (runs, run_requests) = tokio::sync::mpsc::unbounded_channel();
         let (pipeline, writer) = Pipeline::start(
             store.clone(),
             clock.clone(),
             config.clone(),
             metrics.clone(),
             wake.clone(),
+            runs,
         )
         .await
         .context("cannot load the open alerts and incidents from the store")?;
@@ -91,6 +94,11 @@ impl App {
             metrics.clone(),
             links.clone(),
         )?);
+        let executor = tokio::spawn(crate::runbook::executor::execute(
+            run_requests,
+            pipeline.downgrade(),
+            outbox.clone(),
+        ));
         let ticker = Ticker {
             pipeline: pipeline.clone(),
             outbox,
@@ -126,6 +134,7 @@ impl App {
             ticker,
             writer,
             scheduler,
+            executor,
             stop,
         })
     }
@@ -147,6 +156,8 @@ impl App {
         if let Err(error) = self.writer.await {
             tracing::error!(%error, "the pipeline writer ended abnormally");
         }
+        // The writer is gone, so no run can be reported; stop waiting for them.
+        self.executor.abort();
     }
 }
 

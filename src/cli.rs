@@ -125,6 +125,34 @@ impl Remote {
         Ok(out)
     }
 
+    /// `tocsin runbook run NAME --param k=v [--incident ID]`.
+    pub async fn run_runbook(
+        &self,
+        name: &str,
+        params: &[String],
+        incident: Option<i64>,
+    ) -> anyhow::Result<String> {
+        let mut values = serde_json::Map::new();
+        for param in params {
+            let (key, value) = param
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--param {param:?}: write NAME=VALUE"))?;
+            values.insert(key.to_string(), Value::from(value));
+        }
+        let body = serde_json::json!({ "params": values, "incident_id": incident });
+        let reply = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/runbooks/{name}/run"),
+                Some(body),
+            )
+            .await?;
+        Ok(format!(
+            "run {} of {name} started; see GET /api/v1/runbooks for its outcome",
+            reply["run_id"]
+        ))
+    }
+
     /// `tocsin incidents ack|resolve ID`.
     pub async fn act(&self, id: i64, action: &str, note: Option<String>) -> anyhow::Result<String> {
         let body = serde_json::json!({ "note": note });

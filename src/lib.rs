@@ -28,6 +28,7 @@ pub mod notify;
 pub mod oncall;
 pub mod pipeline;
 pub mod rules;
+pub mod runbook;
 pub mod scheduler;
 pub mod silence;
 pub mod simulate;

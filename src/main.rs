@@ -57,6 +57,26 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Runbooks on a running daemon.
+    Runbook {
+        #[command(subcommand)]
+        action: RunbookAction,
+        #[arg(
+            long,
+            global = true,
+            env = "TOCSIN_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        #[arg(
+            long,
+            global = true,
+            env = "TOCSIN_TOKEN",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        token: String,
+    },
     /// Who is on call now and next, per schedule.
     Oncall {
         #[arg(long, default_value = "config/tocsin.toml")]
@@ -89,6 +109,20 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long, global = true)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunbookAction {
+    /// Start a runbook by hand on a running daemon.
+    Run {
+        name: String,
+        /// A parameter as NAME=VALUE; repeat for each.
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// The incident the run belongs to (its timeline gets the output).
+        #[arg(long)]
+        incident: Option<i64>,
     },
 }
 
@@ -157,6 +191,24 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Runbook { action, url, token }) => {
+            if token.is_empty() {
+                eprintln!(
+                    "tocsin: set TOCSIN_TOKEN (or --token) to an API token with the responder role"
+                );
+                return ExitCode::from(2);
+            }
+            let remote = tocsin::cli::Remote { url, token };
+            let RunbookAction::Run {
+                name,
+                params,
+                incident,
+            } = action;
+            let outcome = tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(remote.run_runbook(&name, &params, incident)));
+            finish(outcome)
+        }
         Some(Command::Incidents {
             action,
             url,

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub escalations: IntCounterVec,
     pub escalations_overdue: IntGauge,
     pub notifications: IntCounterVec,
+    pub runbook_runs: IntCounterVec,
     pub incident_ack_seconds: HistogramVec,
     pub incident_resolve_seconds: HistogramVec,
     pub ingest_duration_seconds: HistogramVec,
@@ -95,6 +96,11 @@ impl Metrics {
                 &["level"],
             )?,
             escalations_overdue,
+            runbook_runs: counter(
+                "runbook_runs_total",
+                "Runbook runs, by runbook and outcome (success, failure, timeout, refused).",
+                &["runbook", "outcome"],
+            )?,
             notifications: counter(
                 "notifications_total",
                 "Delivery attempts, by channel and outcome (sent, retry, failed).",

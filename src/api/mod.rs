@@ -10,6 +10,7 @@ pub mod heartbeat;
 pub mod incidents;
 pub mod ingest;
 pub mod oncall;
+pub mod runbooks;
 pub mod signature;
 pub mod silences;
 
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/oncall", get(oncall::oncall))
         .route("/api/v1/silences", get(silences::list))
+        .route("/api/v1/runbooks", get(runbooks::list))
         .route_layer(role(Role::Viewer));
     let act = Router::new()
         .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
@@ -58,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
         .route("/api/v1/incidents/{id}/escalate", post(incidents::escalate))
         .route("/api/v1/silences", post(silences::create))
+        .route("/api/v1/runbooks/{name}/run", post(runbooks::run))
         .route(
             "/api/v1/silences/{id}",
             axum::routing::delete(silences::expire),

@@ -165,6 +165,8 @@ pub struct Config {
     pub email: Option<EmailConfig>,
     pub sms: Option<SmsConfig>,
     pub runbooks_dir: PathBuf,
+    /// The manifests found in `runbooks_dir`.
+    pub runbooks: Vec<crate::runbook::Runbook>,
     pub templates_dir: PathBuf,
     pub heartbeats: Vec<HeartbeatConfig>,
     pub flapping: FlappingConfig,
@@ -507,6 +509,22 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         window: check.duration("flapping.window", &raw.flapping.window),
     };
     let inhibit = inhibit_rules(&raw, &mut check);
+    let (runbooks, runbook_errors) =
+        crate::runbook::load_dir(std::path::Path::new(&raw.runbooks.dir));
+    check.errors.extend(runbook_errors);
+    for (i, rule) in raw.rules.iter().enumerate() {
+        for (j, name) in rule.runbooks.iter().enumerate() {
+            if !runbooks.iter().any(|runbook| &runbook.name == name) {
+                check.error(
+                    format!("rules[{i}].runbooks[{j}]"),
+                    format!(
+                        "unknown runbook {name:?}; put runbooks/{name}.toml in [runbooks] dir ({})",
+                        raw.runbooks.dir
+                    ),
+                );
+            }
+        }
+    }
     let maintenance = maintenance_windows(&raw, &mut check);
 
     Config {
@@ -525,6 +543,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         email,
         sms,
         runbooks_dir: PathBuf::from(raw.runbooks.dir),
+        runbooks,
         heartbeats,
         flapping,
         inhibit,

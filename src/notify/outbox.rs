@@ -142,6 +142,26 @@ impl Outbox {
         Ok(())
     }
 
+    /// Emails a secret a runbook produced (a temporary password) to `address`, at
+    /// once and without storing it: it is neither queued as a row nor logged.
+    pub async fn deliver_secret(
+        &self,
+        address: &str,
+        runbook: &str,
+        secret: &str,
+    ) -> Result<(), NotifyError> {
+        let email = self.email.as_ref().ok_or_else(|| {
+            NotifyError::Permanent("email is off: add an [email] section to the config".into())
+        })?;
+        let text = format!(
+            "Your temporary password, set by Tocsin's {runbook} runbook:\n\n    {secret}\n\nYou will be asked to change it when you next log in. \
+             If you did not expect this message, tell your service desk."
+        );
+        email
+            .send(address, "Your temporary password", text, None)
+            .await
+    }
+
     /// Queues the same message on the user's next channel, once.
     async fn fall_back(
         &self,

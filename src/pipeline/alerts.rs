@@ -319,6 +319,7 @@ impl Writer {
             )
         });
         self.start_paging(&mut incident, now, batch, effects);
+        self.start_runbooks(alert, classification, &incident, now, batch, effects);
         if let Some(group) = &classification.group_key {
             self.view.groups.insert(group.clone(), id);
         }

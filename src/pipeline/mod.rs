@@ -14,6 +14,7 @@
 mod alerts;
 mod incidents;
 mod paging;
+mod runbooks;
 mod watch;
 
 use crate::alert::{Alert, Priority};
@@ -24,6 +25,7 @@ use crate::incident::{Incident, TimelineEntry, TransitionError};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, WriteBatch};
 use chrono::{DateTime, Utc};
+pub use runbooks::RunRequest;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -101,6 +103,18 @@ enum Command {
         name: String,
         reply: oneshot::Sender<Result<(), PipelineError>>,
     },
+    RunFinished {
+        run_id: i64,
+        outcome: crate::runbook::runner::RunOutcome,
+        reply: oneshot::Sender<Result<(), PipelineError>>,
+    },
+    RunManual {
+        name: String,
+        values: std::collections::BTreeMap<String, String>,
+        incident_id: Option<i64>,
+        actor: String,
+        reply: oneshot::Sender<Result<i64, PipelineError>>,
+    },
 }
 
 /// The handle the API holds; cheap to clone.
@@ -108,6 +122,24 @@ enum Command {
 pub struct Pipeline {
     commands: mpsc::Sender<Command>,
     timeout: std::time::Duration,
+}
+
+/// A handle that does not keep the writer alive (held by the runbook executor, so
+/// shutdown is not blocked by it).
+#[derive(Clone)]
+pub struct WeakPipeline {
+    commands: mpsc::WeakSender<Command>,
+    timeout: std::time::Duration,
+}
+
+impl WeakPipeline {
+    /// The pipeline, while it still runs.
+    pub fn upgrade(&self) -> Option<Pipeline> {
+        self.commands.upgrade().map(|commands| Pipeline {
+            commands,
+            timeout: self.timeout,
+        })
+    }
 }
 
 impl Pipeline {
@@ -120,6 +152,7 @@ impl Pipeline {
         config: Arc<Config>,
         metrics: Metrics,
         outbox: Arc<Notify>,
+        runs: mpsc::UnboundedSender<RunRequest>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), StoreError> {
         let mut writer = Writer {
             store,
@@ -131,6 +164,10 @@ impl Pipeline {
             view: View::default(),
             stale: false,
             upgraded: Vec::new(),
+            guard: crate::runbook::guard::Guard::default(),
+            running: HashMap::new(),
+            pending_runs: Vec::new(),
+            runs,
         };
         writer.reload().await?;
         let (commands, receiver) = mpsc::channel(QUEUE);
@@ -190,6 +227,51 @@ impl Pipeline {
         .await
     }
 
+    /// Reports the end of a runbook run.
+    pub async fn run_finished(
+        &self,
+        run_id: i64,
+        outcome: crate::runbook::runner::RunOutcome,
+    ) -> Result<(), PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(
+            Command::RunFinished {
+                run_id,
+                outcome,
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// Starts a runbook by hand; returns the run id once it is recorded.
+    pub async fn run_runbook(
+        &self,
+        name: &str,
+        values: std::collections::BTreeMap<String, String>,
+        incident_id: Option<i64>,
+        actor: &str,
+    ) -> Result<i64, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::RunManual {
+            name: name.to_string(),
+            values,
+            incident_id,
+            actor: actor.to_string(),
+            reply,
+        };
+        self.send(command, answer).await
+    }
+
+    /// A handle that does not keep the writer running.
+    pub fn downgrade(&self) -> WeakPipeline {
+        WeakPipeline {
+            commands: self.commands.downgrade(),
+            timeout: self.timeout,
+        }
+    }
+
     async fn send<T>(
         &self,
         command: Command,
@@ -230,6 +312,9 @@ struct View {
     inhibitors: crate::inhibit::Inhibitors,
     /// Recent state changes per alert identity, for flap detection.
     flaps: HashMap<crate::dedup::DedupKey, crate::flapping::Flap>,
+    next_run_id: i64,
+    /// Successful runs waiting for the sender's recovery.
+    awaiting: Vec<crate::store::runs::RunRecord>,
 }
 
 /// Metric updates held back until their batch has committed.
@@ -241,6 +326,7 @@ struct Effects {
     acknowledged: Vec<(Priority, f64)>,
     resolved: Vec<(Priority, f64)>,
     escalations: Vec<String>,
+    runbook_runs: Vec<(String, &'static str)>,
 }
 
 struct Writer {
@@ -255,6 +341,13 @@ struct Writer {
     stale: bool,
     /// Incidents whose priority rose in this batch; their paging is re-evaluated.
     upgraded: Vec<i64>,
+    /// Whether runbooks may start (cooldowns, caps, breakers); kept across reloads.
+    guard: crate::runbook::guard::Guard,
+    /// Runs started and not yet finished, by id.
+    running: HashMap<i64, crate::store::runs::RunRecord>,
+    /// Runs decided in this batch, handed to the executor once it commits.
+    pending_runs: Vec<RunRequest>,
+    runs: mpsc::UnboundedSender<RunRequest>,
 }
 
 type Reply = Box<dyn FnOnce(bool) + Send>;
@@ -275,6 +368,8 @@ impl Writer {
             silences: state.silences,
             next_silence_id: state.next_silence_id,
             heartbeats: state.heartbeats,
+            next_run_id: state.next_run_id,
+            awaiting: state.awaiting_recovery,
             ..View::default()
         };
         for (key, alert) in state.alerts {
@@ -344,6 +439,11 @@ impl Writer {
                 if !batch.notifications().is_empty() {
                     self.outbox.notify_one();
                 }
+                for request in self.pending_runs.drain(..) {
+                    if self.runs.send(request).is_err() {
+                        tracing::error!("the runbook executor has stopped; a run was not started");
+                    }
+                }
                 self.publish(effects);
                 for reply in replies {
                     reply(true);
@@ -352,6 +452,9 @@ impl Writer {
             Err(error) => {
                 tracing::error!(%error, "group commit failed; answering 503 and reloading");
                 self.stale = true;
+                for request in self.pending_runs.drain(..) {
+                    self.running.remove(&request.run_id);
+                }
                 for reply in replies {
                     reply(false);
                 }
@@ -404,7 +507,10 @@ impl Writer {
             Command::Tick { reply } => {
                 let result = match self.check_heartbeats(now, batch, effects).await {
                     Ok(()) => match self.settle_flapping(now, batch, effects).await {
-                        Ok(()) => self.tick(now, batch, effects).await,
+                        Ok(()) => match self.check_recoveries(now, batch, effects).await {
+                            Ok(()) => self.tick(now, batch, effects).await,
+                            Err(error) => Err(error),
+                        },
                         Err(error) => Err(error),
                     },
                     Err(error) => Err(error),
@@ -416,6 +522,28 @@ impl Writer {
             }
             Command::Beat { name, reply } => {
                 let result = self.beat(&name, now, batch, effects).await;
+                answer(reply, result)
+            }
+            Command::RunFinished {
+                run_id,
+                outcome,
+                reply,
+            } => {
+                let result = self
+                    .run_finished(run_id, outcome, now, batch, effects)
+                    .await;
+                answer(reply, result)
+            }
+            Command::RunManual {
+                name,
+                values,
+                incident_id,
+                actor,
+                reply,
+            } => {
+                let result = self
+                    .manual_run(&name, values, incident_id, &actor, now, batch)
+                    .await;
                 answer(reply, result)
             }
         }
@@ -457,6 +585,12 @@ impl Writer {
             metrics
                 .escalations
                 .with_label_values(&[level.as_str()])
+                .inc();
+        }
+        for (runbook, outcome) in effects.runbook_runs {
+            metrics
+                .runbook_runs
+                .with_label_values(&[runbook.as_str(), outcome])
                 .inc();
         }
         self.publish_open_gauge();
@@ -505,6 +639,12 @@ impl Command {
                 let _ = reply.send(Err(error));
             }
             Command::Beat { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::RunFinished { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::RunManual { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
         }

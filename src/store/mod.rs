@@ -3,6 +3,7 @@
 //! one [`WriteBatch`] per group commit; reads serve the API.
 
 pub mod paging;
+pub mod runs;
 pub mod sqlite;
 
 use crate::alert::{AlertStatus, Labels, Priority, Severity};
@@ -104,6 +105,7 @@ pub struct WriteBatch {
     cancelled_pages: Vec<i64>,
     silences: Vec<Silence>,
     heartbeats: HashMap<String, DateTime<Utc>>,
+    runs: Vec<runs::RunRecord>,
 }
 
 impl WriteBatch {
@@ -118,6 +120,17 @@ impl WriteBatch {
             && self.cancelled_pages.is_empty()
             && self.silences.is_empty()
             && self.heartbeats.is_empty()
+            && self.runs.is_empty()
+    }
+
+    /// Inserts or replaces a runbook run.
+    pub fn upsert_run(&mut self, run: runs::RunRecord) {
+        self.runs.push(run);
+    }
+
+    /// Runs to write.
+    pub fn runs(&self) -> &[runs::RunRecord] {
+        &self.runs
     }
 
     /// Inserts or replaces a silence.
@@ -254,6 +267,9 @@ pub struct OpenState {
     pub next_silence_id: i64,
     /// Last check-in of each heartbeat.
     pub heartbeats: HashMap<String, DateTime<Utc>>,
+    /// Runs waiting for the sender's recovery, and the next free run id.
+    pub awaiting_recovery: Vec<runs::RunRecord>,
+    pub next_run_id: i64,
 }
 
 /// Filters of `GET /api/v1/incidents`.
@@ -338,6 +354,12 @@ pub trait Store: Send + Sync + 'static {
     async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError>;
     /// One alert.
     async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError>;
+    /// The latest runs of a runbook, newest first.
+    async fn runbook_runs(
+        &self,
+        runbook: &str,
+        limit: i64,
+    ) -> Result<Vec<runs::RunRecord>, StoreError>;
     /// Every silence, newest first.
     async fn silences(&self) -> Result<Vec<Silence>, StoreError>;
 }

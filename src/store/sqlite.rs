@@ -3,6 +3,7 @@
 //! `<db>.lock` keeps a second instance off the same file and dies with the process.
 
 use super::paging::{Delivery, Escalation, EscalationState, Notification, NotificationKind};
+use super::runs::RunRecord;
 use super::{
     AlertQuery, AlertRecord, AlertUpdate, IncidentQuery, OpenState, Store, StoreError, WriteBatch,
 };
@@ -145,6 +146,23 @@ impl Store for SqliteStore {
             sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents")
                 .fetch_one(&self.writer)
                 .await?;
+        // Runs cut short by a stop cannot be resumed safely: say so.
+        sqlx::query("UPDATE runbook_runs SET status = 'interrupted' WHERE status = 'running'")
+            .execute(&self.writer)
+            .await?;
+        let awaiting_recovery = sqlx::query(
+            format!("SELECT {RUN_COLUMNS} FROM runbook_runs WHERE status = 'awaiting_recovery'")
+                .into_safe(),
+        )
+        .fetch_all(&self.writer)
+        .await?
+        .iter()
+        .map(run_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let next_run_id: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM runbook_runs")
+                .fetch_one(&self.writer)
+                .await?;
         let silences = self.silences().await?;
         let next_silence_id = silences.iter().map(|s| s.id).max().unwrap_or(0) + 1;
         let heartbeats = sqlx::query("SELECT name, last_seen FROM heartbeats")
@@ -161,6 +179,8 @@ impl Store for SqliteStore {
             silences,
             next_silence_id,
             heartbeats,
+            awaiting_recovery,
+            next_run_id,
         })
     }
 
@@ -192,6 +212,9 @@ impl Store for SqliteStore {
             sql.push("UPDATE notifications SET status = 'cancelled' WHERE kind = 'page' AND status = 'pending' AND incident_id = ")
                 .push_bind(*incident_id)
                 .push(";");
+        }
+        for run in batch.runs() {
+            upsert_run(&mut sql, run);
         }
         for silence in batch.silences() {
             upsert_silence(&mut sql, silence);
@@ -480,6 +503,22 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn runbook_runs(&self, runbook: &str, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+        sqlx::query(
+            format!(
+                "SELECT {RUN_COLUMNS} FROM runbook_runs WHERE runbook = ? ORDER BY id DESC LIMIT ?"
+            )
+            .into_safe(),
+        )
+        .bind(runbook)
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?
+        .iter()
+        .map(run_from_row)
+        .collect()
+    }
+
     async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
         sqlx::query("SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences ORDER BY id DESC")
             .fetch_all(&self.writer)
@@ -606,6 +645,53 @@ fn insert_alerts(sql: &mut QueryBuilder<Sqlite>, alerts: &[AlertRecord]) {
             .push_bind(alert.inhibited);
     });
     sql.push(";");
+}
+
+const RUN_COLUMNS: &str = "id, runbook, incident_id, trigger, actor, target, params, status, exit_code, output, started_at, finished_at, recovery_due";
+
+fn upsert_run(sql: &mut QueryBuilder<Sqlite>, run: &RunRecord) {
+    sql.push(format!("INSERT INTO runbook_runs ({RUN_COLUMNS}) VALUES ("));
+    let mut values = sql.separated(", ");
+    values
+        .push_bind(run.id)
+        .push_bind(run.runbook.clone())
+        .push_bind(run.incident_id)
+        .push_bind(run.trigger.clone())
+        .push_bind(run.actor.clone())
+        .push_bind(run.target.clone())
+        .push_bind(serde_json::to_string(&run.params).unwrap_or_default())
+        .push_bind(run.status.clone())
+        .push_bind(run.exit_code)
+        .push_bind(run.output.clone())
+        .push_bind(to_millis(run.started_at))
+        .push_bind(run.finished_at.map(to_millis))
+        .push_bind(run.recovery_due.map(to_millis));
+    sql.push(
+        ") ON CONFLICT (id) DO UPDATE SET status = excluded.status, exit_code = excluded.exit_code, \
+         output = excluded.output, finished_at = excluded.finished_at, recovery_due = excluded.recovery_due;",
+    );
+}
+
+fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
+    Ok(RunRecord {
+        id: row.try_get("id")?,
+        runbook: row.try_get("runbook")?,
+        incident_id: row.try_get("incident_id")?,
+        trigger: row.try_get("trigger")?,
+        actor: row.try_get("actor")?,
+        target: row.try_get("target")?,
+        params: parse_json(row.try_get("params")?)?,
+        status: row.try_get("status")?,
+        exit_code: row.try_get("exit_code")?,
+        output: row.try_get("output")?,
+        started_at: from_millis(row.try_get("started_at")?),
+        finished_at: row
+            .try_get::<Option<i64>, _>("finished_at")?
+            .map(from_millis),
+        recovery_due: row
+            .try_get::<Option<i64>, _>("recovery_due")?
+            .map(from_millis),
+    })
 }
 
 fn upsert_silence(sql: &mut QueryBuilder<Sqlite>, silence: &Silence) {

@@ -137,6 +137,13 @@ impl Store for FaultyStore {
     async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
         self.inner.alert(id).await
     }
+    async fn runbook_runs(
+        &self,
+        runbook: &str,
+        limit: i64,
+    ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
+        self.inner.runbook_runs(runbook, limit).await
+    }
     async fn silences(&self) -> Result<Vec<tocsin::silence::Silence>, StoreError> {
         self.inner.silences().await
     }
@@ -172,8 +179,17 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let db = dir.path().join("tocsin.db");
+        // Without a [runbooks] table of its own, a test gets an empty runbook
+        // directory, so the shipped runbooks never run in tests about other things.
+        let runbooks = if extra.contains("[runbooks]") {
+            String::new()
+        } else {
+            let empty = dir.path().join("no-runbooks");
+            std::fs::create_dir_all(&empty).unwrap();
+            format!("[runbooks]\ndir = \"{}\"\n", empty.display())
+        };
         let text = format!(
-            "[server]\npublic_url = \"{url}\"\n{}",
+            "[server]\npublic_url = \"{url}\"\n{runbooks}{}",
             base_config(&db.display().to_string(), extra)
         );
         let config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));

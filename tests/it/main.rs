@@ -11,6 +11,7 @@ mod ingest;
 mod paging;
 mod process;
 mod real_senders;
+mod runbooks;
 mod senders;
 mod sms_gateway;
 mod smtp_sink;

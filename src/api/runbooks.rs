@@ -1,0 +1,79 @@
+//! `GET /api/v1/runbooks` (with their last runs) and
+//! `POST /api/v1/runbooks/{name}/run` (a run started by hand).
+
+use super::AppState;
+use super::auth::Actor;
+use super::error::ApiError;
+use crate::clock::rfc3339;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Runs listed per runbook.
+const LAST_RUNS: i64 = 10;
+
+/// The list.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut items = Vec::new();
+    for runbook in &state.config.runbooks {
+        let runs = state.store.runbook_runs(&runbook.name, LAST_RUNS).await?;
+        let last_runs: Vec<Value> = runs
+            .iter()
+            .map(|run| {
+                json!({
+                    "id": run.id,
+                    "incident_id": run.incident_id,
+                    "trigger": run.trigger,
+                    "actor": run.actor,
+                    "target": run.target,
+                    "params": run.params,
+                    "status": run.status,
+                    "exit_code": run.exit_code,
+                    "started_at": rfc3339(run.started_at),
+                    "finished_at": run.finished_at.map(rfc3339),
+                    "output": run.output,
+                })
+            })
+            .collect();
+        items.push(json!({
+            "name": runbook.name,
+            "description": runbook.description,
+            "params": runbook.params.keys().collect::<Vec<_>>(),
+            "on_success": format!("{:?}", runbook.on_success).to_lowercase(),
+            "last_runs": last_runs,
+        }));
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RunBody {
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    #[serde(default)]
+    incident_id: Option<i64>,
+}
+
+/// Start a run: 202 `{"run_id"}`, or 400 naming the parameter that failed its pattern.
+pub async fn run(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: RunBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RunBody::default()
+    } else {
+        crate::ingest::from_json(&body)
+            .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?
+    };
+    let run_id = state
+        .pipeline
+        .run_runbook(&name, body.params, body.incident_id, &actor.0)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run_id }))))
+}

@@ -1,0 +1,43 @@
+//! Starts the runs the pipeline decided, each in its own task, and reports their end
+//! back. A secret a runbook hands over (a new password) goes straight to the email
+//! channel and is never stored, logged or put on a timeline.
+
+use super::runner;
+use crate::notify::outbox::Outbox;
+use crate::pipeline::{RunRequest, WeakPipeline};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Runs requests until the pipeline closes the channel.
+pub async fn execute(
+    mut requests: mpsc::UnboundedReceiver<RunRequest>,
+    pipeline: WeakPipeline,
+    outbox: Arc<Outbox>,
+) {
+    let mut running = tokio::task::JoinSet::new();
+    while let Some(request) = requests.recv().await {
+        let pipeline = pipeline.clone();
+        let outbox = outbox.clone();
+        running.spawn(async move {
+            let mut outcome = runner::run(&request.runbook, &request.params, request.incident_id, &request.priority).await;
+            if let Some((address, secret)) = outcome.delivery.take() {
+                if let Err(error) = outbox.deliver_secret(&address, &request.runbook.name, &secret).await {
+                    outcome.success = false;
+                    outcome.output.push_str(&format!("\ncould not deliver the new credential to {address}: {error}"));
+                } else {
+                    outcome.output.push_str(&format!("\nthe new credential was sent to {address}"));
+                }
+            }
+            match pipeline.upgrade() {
+                Some(pipeline) => {
+                    if let Err(error) = pipeline.run_finished(request.run_id, outcome).await {
+                        tracing::error!(%error, run = request.run_id, "cannot record the end of a runbook run");
+                    }
+                }
+                None => tracing::warn!(run = request.run_id, "Tocsin stopped before the end of a runbook run was recorded"),
+            }
+        });
+        while running.try_join_next().is_some() {}
+    }
+    while running.join_next().await.is_some() {}
+}
