@@ -354,10 +354,7 @@ async fn reset_password_emails_the_new_password_which_appears_nowhere_else() {
         incident.to_string(),
         tocsin.get("/api/v1/runbooks").await.to_string(),
         tocsin.get("/api/v1/alerts").await.to_string(),
-        tocsin
-            .get("/api/v1/incidents?limit=10")
-            .await
-            .to_string(),
+        tocsin.get("/api/v1/incidents?limit=10").await.to_string(),
     ];
     for text in everything {
         assert!(
