@@ -125,6 +125,61 @@ impl Remote {
         Ok(out)
     }
 
+    /// `tocsin report [--from --to] [--json | --csv]`.
+    pub async fn report(
+        &self,
+        from: Option<&str>,
+        to: Option<&str>,
+        format: ReportFormat,
+    ) -> anyhow::Result<String> {
+        let mut query = Vec::new();
+        if let Some(from) = from {
+            query.push(format!("from={from}"));
+        }
+        if let Some(to) = to {
+            query.push(format!("to={to}"));
+        }
+        let path = if query.is_empty() {
+            "/api/v1/kpi".to_string()
+        } else {
+            format!("/api/v1/kpi?{}", query.join("&"))
+        };
+        let kpi = self.call(reqwest::Method::GET, &path, None).await?;
+        Ok(match format {
+            ReportFormat::Json => serde_json::to_string_pretty(&kpi)?,
+            ReportFormat::Table | ReportFormat::Csv => {
+                let mut rows = vec![kpi_row("all", &kpi["overall"])];
+                for priority in ["P1", "P2", "P3", "P4"] {
+                    rows.push(kpi_row(priority, &kpi["priorities"][priority]));
+                }
+                let headers = [
+                    "PRIORITY",
+                    "INCIDENTS",
+                    "MTTA",
+                    "MTTR",
+                    "RESPONSE SLA",
+                    "RESOLVE SLA",
+                    "FCR",
+                    "AUTO-FIXED",
+                    "ESCALATED",
+                ];
+                if format == ReportFormat::Csv {
+                    std::iter::once(headers.join(",").to_lowercase().replace(' ', "_"))
+                        .chain(rows.iter().map(|row| row.join(",")))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                } else {
+                    format!(
+                        "{} .. {}\n{}",
+                        text(&kpi["from"]),
+                        text(&kpi["to"]),
+                        table(&headers, &rows)
+                    )
+                }
+            }
+        })
+    }
+
     /// `tocsin runbook run NAME --param k=v [--incident ID]`.
     pub async fn run_runbook(
         &self,
@@ -203,6 +258,38 @@ pub fn oncall(
         &["SCHEDULE", "ON CALL", "UNTIL", "NEXT", "TIME ZONE"],
         &rows,
     ))
+}
+
+/// Output format of `tocsin report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+fn kpi_row(name: &str, figures: &Value) -> Vec<String> {
+    let duration = |value: &Value| match value.as_f64() {
+        None => "-".to_string(),
+        Some(seconds) if seconds < 3600.0 => format!("{:.0}m", seconds / 60.0),
+        Some(seconds) => format!("{:.1}h", seconds / 3600.0),
+    };
+    let percent = |value: &Value| {
+        value
+            .as_f64()
+            .map_or("-".to_string(), |f| format!("{:.0}%", f * 100.0))
+    };
+    vec![
+        name.to_string(),
+        figures["incidents"].to_string(),
+        duration(&figures["mtta_seconds"]),
+        duration(&figures["mttr_seconds"]),
+        percent(&figures["sla_response_compliance"]),
+        percent(&figures["sla_resolve_compliance"]),
+        percent(&figures["fcr_rate"]),
+        percent(&figures["auto_remediation_rate"]),
+        percent(&figures["escalation_rate"]),
+    ]
 }
 
 fn text(value: &Value) -> String {

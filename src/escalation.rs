@@ -17,6 +17,8 @@ pub struct Paging {
     pub levels: Vec<String>,
     /// The timer to keep, or `None` to delete it.
     pub next: Option<Escalation>,
+    /// A tier beyond the first (or a repeat) was paged.
+    pub escalated: bool,
 }
 
 /// The timer of a new incident: its first tier is due after that tier's delay.
@@ -79,6 +81,7 @@ pub fn page_due(
         }
         incident.escalation_level = tier.level.clone();
         paging.levels.push(tier.level.clone());
+        paging.escalated |= escalation.tier > 0 || escalation.cycle > 0;
         escalation.last_step = Some(step);
         escalation.steps += 1;
         advance(&mut escalation, policy, now);

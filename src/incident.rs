@@ -78,6 +78,14 @@ pub struct Incident {
     pub escalation_policy: Option<String>,
     /// When an alert last opened or joined it; the group window counts from here.
     pub last_alert_at: DateTime<Utc>,
+    /// SLA warnings and breaches already recorded (see [`crate::sla::SlaFlags`]).
+    pub sla_flags: u8,
+    /// Start of the current hold; the SLA clock is paused while it lasts.
+    pub hold_since: Option<DateTime<Utc>>,
+    /// Resolved by a runbook (automated remediation).
+    pub remediated: bool,
+    /// Paged beyond its first tier.
+    pub escalated: bool,
 }
 
 impl Incident {
@@ -112,7 +120,41 @@ impl Incident {
             rule: classification.rule.clone(),
             escalation_policy: classification.escalation_policy.clone(),
             last_alert_at: now,
+            sla_flags: 0,
+            hold_since: None,
+            remediated: false,
+            escalated: false,
         }
+    }
+
+    /// Pauses the SLA clock.
+    pub fn hold(&mut self, now: DateTime<Utc>) -> Result<bool, TransitionError> {
+        if self.status == IncidentStatus::Resolved {
+            return Err(TransitionError::AlreadyResolved(self.id));
+        }
+        if self.on_hold {
+            return Ok(false);
+        }
+        self.on_hold = true;
+        self.hold_since = Some(now);
+        Ok(true)
+    }
+
+    /// Restarts the SLA clock: the deadlines still ahead move by the time held.
+    pub fn unhold(&mut self, now: DateTime<Utc>) -> Result<bool, TransitionError> {
+        if self.status == IncidentStatus::Resolved {
+            return Err(TransitionError::AlreadyResolved(self.id));
+        }
+        let Some(since) = self.hold_since.take() else {
+            return Ok(false);
+        };
+        let held = now - since;
+        if self.acknowledged_at.is_none() {
+            self.response_due += held;
+        }
+        self.resolve_due += held;
+        self.on_hold = false;
+        Ok(true)
     }
 
     /// True until resolved.

@@ -23,6 +23,7 @@ pub mod flapping;
 pub mod incident;
 pub mod ingest;
 pub mod inhibit;
+pub mod kpi;
 pub mod metrics;
 pub mod notify;
 pub mod oncall;

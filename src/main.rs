@@ -77,6 +77,23 @@ enum Command {
         )]
         token: String,
     },
+    /// KPIs of a running daemon: MTTA, MTTR, SLA compliance, FCR, per priority.
+    Report {
+        /// Start (RFC 3339); default: 7 days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// End (RFC 3339); default: now.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        #[arg(long, env = "TOCSIN_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true, default_value = "")]
+        token: String,
+    },
     /// Who is on call now and next, per schedule.
     Oncall {
         #[arg(long, default_value = "config/tocsin.toml")]
@@ -191,6 +208,33 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Report {
+            from,
+            to,
+            json,
+            csv,
+            url,
+            token,
+        }) => {
+            if token.is_empty() {
+                eprintln!("tocsin: set TOCSIN_TOKEN (or --token) to an API token");
+                return ExitCode::from(2);
+            }
+            let remote = tocsin::cli::Remote { url, token };
+            let format = if json {
+                tocsin::cli::ReportFormat::Json
+            } else if csv {
+                tocsin::cli::ReportFormat::Csv
+            } else {
+                tocsin::cli::ReportFormat::Table
+            };
+            let outcome = tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| {
+                    runtime.block_on(remote.report(from.as_deref(), to.as_deref(), format))
+                });
+            finish(outcome)
+        }
         Some(Command::Runbook { action, url, token }) => {
             if token.is_empty() {
                 eprintln!(

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub escalations_overdue: IntGauge,
     pub notifications: IntCounterVec,
     pub runbook_runs: IntCounterVec,
+    pub sla_breaches: IntCounterVec,
     pub incident_ack_seconds: HistogramVec,
     pub incident_resolve_seconds: HistogramVec,
     pub ingest_duration_seconds: HistogramVec,
@@ -96,6 +97,11 @@ impl Metrics {
                 &["level"],
             )?,
             escalations_overdue,
+            sla_breaches: counter(
+                "sla_breaches_total",
+                "SLA deadlines missed, by priority and kind (response, resolve).",
+                &["priority", "kind"],
+            )?,
             runbook_runs: counter(
                 "runbook_runs_total",
                 "Runbook runs, by runbook and outcome (success, failure, timeout, refused).",

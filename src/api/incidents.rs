@@ -45,6 +45,7 @@ pub async fn list(
             priorities,
             before_id,
             limit: limit + 1,
+            ..IncidentQuery::default()
         })
         .await?;
     let now = state.clock.now();
@@ -131,6 +132,30 @@ pub async fn escalate(
     let id = incident_id(&id)?;
     let note = note_body(&body)?.note;
     act(&state, id, Action::Escalate { note }, &actor).await
+}
+
+/// `POST /api/v1/incidents/{id}/hold`: pause the SLA clock.
+pub async fn hold(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = incident_id(&id)?;
+    let note = note_body(&body)?.note;
+    act(&state, id, Action::Hold { note }, &actor).await
+}
+
+/// `POST /api/v1/incidents/{id}/unhold`: restart it.
+pub async fn unhold(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = incident_id(&id)?;
+    let note = note_body(&body)?.note;
+    act(&state, id, Action::Unhold { note }, &actor).await
 }
 
 /// `POST /api/v1/incidents/{id}/notes` with `{"text": "…"}` (or `note`).

@@ -9,6 +9,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod incidents;
 pub mod ingest;
+pub mod kpi;
 pub mod oncall;
 pub mod runbooks;
 pub mod signature;
@@ -53,12 +54,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/oncall", get(oncall::oncall))
         .route("/api/v1/silences", get(silences::list))
         .route("/api/v1/runbooks", get(runbooks::list))
+        .route("/api/v1/kpi", get(kpi::kpi))
         .route_layer(role(Role::Viewer));
     let act = Router::new()
         .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
         .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
         .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
         .route("/api/v1/incidents/{id}/escalate", post(incidents::escalate))
+        .route("/api/v1/incidents/{id}/hold", post(incidents::hold))
+        .route("/api/v1/incidents/{id}/unhold", post(incidents::unhold))
         .route("/api/v1/silences", post(silences::create))
         .route("/api/v1/runbooks/{name}/run", post(runbooks::run))
         .route(

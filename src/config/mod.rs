@@ -127,6 +127,7 @@ pub struct IncidentsConfig {
     pub auto_open: Vec<Priority>,
     pub auto_resolve: bool,
     pub group_window: TimeDelta,
+    pub sla_warn_at: f64,
 }
 
 /// A dead-man's switch: something must check in every `interval` (plus `grace`).
@@ -474,6 +475,15 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
             .filter_map(|(i, p)| check.priority(&format!("incidents.auto_open[{i}]"), p))
             .collect(),
         auto_resolve: raw.incidents.auto_resolve,
+        sla_warn_at: if (0.0..1.0).contains(&raw.incidents.sla_warn_at) {
+            raw.incidents.sla_warn_at
+        } else {
+            check.error(
+                "incidents.sla_warn_at",
+                "must be a fraction from 0 (off) to below 1, such as 0.8",
+            );
+            0.0
+        },
         group_window: check.duration("incidents.group_window", &raw.incidents.group_window),
     };
     let sla = sla(&raw.sla, &mut check);

@@ -73,6 +73,8 @@ pub struct RawIncidents {
     pub auto_open: Vec<String>,
     pub auto_resolve: bool,
     pub group_window: String,
+    /// Fraction of an SLA budget after which the timeline warns (0 turns it off).
+    pub sla_warn_at: f64,
 }
 
 impl Default for RawIncidents {
@@ -81,6 +83,7 @@ impl Default for RawIncidents {
             auto_open: vec!["P1".into(), "P2".into()],
             auto_resolve: true,
             group_window: "5m".into(),
+            sla_warn_at: 0.8,
         }
     }
 }

@@ -47,7 +47,52 @@ impl Writer {
                 self.escalate_now(incident_id, actor, now, batch, effects)
                     .await
             }
+            Action::Hold { note } => self.hold(incident_id, true, note, actor, now, batch),
+            Action::Unhold { note } => self.hold(incident_id, false, note, actor, now, batch),
         }
+    }
+
+    /// Pauses or restarts the SLA clock.
+    fn hold(
+        &mut self,
+        incident_id: i64,
+        hold: bool,
+        note: Option<String>,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<Incident, PipelineError> {
+        let open = self
+            .view
+            .incidents
+            .get_mut(&incident_id)
+            .ok_or(PipelineError::NotFound(incident_id))?;
+        let incident = &mut open.incident;
+        let changed = if hold {
+            incident.hold(now)?
+        } else {
+            incident.unhold(now)?
+        };
+        if changed {
+            let message = if hold {
+                format!("put on hold by {actor}: the SLA clock is paused")
+            } else {
+                format!(
+                    "taken off hold by {actor}: respond by {}, resolve by {}",
+                    crate::clock::rfc3339(incident.response_due),
+                    crate::clock::rfc3339(incident.resolve_due)
+                )
+            };
+            batch.record(entry(
+                incident_id,
+                now,
+                if hold { "hold" } else { "unhold" },
+                actor,
+                with_note(message, note),
+            ));
+            batch.upsert_incident(incident);
+        }
+        Ok(incident.clone())
     }
 
     pub(super) fn open_incident(&self, incident_id: i64) -> Result<Incident, PipelineError> {
@@ -78,9 +123,11 @@ impl Writer {
                 batch.record(entry(incident_id, now, "note", actor, text));
                 Ok(incident)
             }
-            Action::Acknowledge { .. } | Action::Resolve { .. } | Action::Escalate { .. } => {
-                Err(TransitionError::AlreadyResolved(incident_id).into())
-            }
+            Action::Acknowledge { .. }
+            | Action::Resolve { .. }
+            | Action::Escalate { .. }
+            | Action::Hold { .. }
+            | Action::Unhold { .. } => Err(TransitionError::AlreadyResolved(incident_id).into()),
         }
     }
 
@@ -96,6 +143,10 @@ impl Writer {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<Incident, PipelineError> {
+        // A late acknowledgement or resolution still records its breach, even
+        // between two ticks.
+        let warn_at = self.config.incidents.sla_warn_at;
+        self.record_sla_events(incident_id, now, warn_at, batch, effects);
         let open = self
             .view
             .incidents
@@ -135,6 +186,10 @@ impl Writer {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<Incident, PipelineError> {
+        // A late acknowledgement or resolution still records its breach, even
+        // between two ticks.
+        let warn_at = self.config.incidents.sla_warn_at;
+        self.record_sla_events(incident_id, now, warn_at, batch, effects);
         let open = self
             .view
             .incidents

@@ -78,6 +78,14 @@ pub enum Action {
     Escalate {
         note: Option<String>,
     },
+    /// Pause the SLA clock (waiting on the client).
+    Hold {
+        note: Option<String>,
+    },
+    /// Restart it.
+    Unhold {
+        note: Option<String>,
+    },
 }
 
 enum Command {
@@ -327,6 +335,7 @@ struct Effects {
     resolved: Vec<(Priority, f64)>,
     escalations: Vec<String>,
     runbook_runs: Vec<(String, &'static str)>,
+    sla_breaches: Vec<(crate::alert::Priority, &'static str)>,
 }
 
 struct Writer {
@@ -508,7 +517,10 @@ impl Writer {
                 let result = match self.check_heartbeats(now, batch, effects).await {
                     Ok(()) => match self.settle_flapping(now, batch, effects).await {
                         Ok(()) => match self.check_recoveries(now, batch, effects).await {
-                            Ok(()) => self.tick(now, batch, effects).await,
+                            Ok(()) => match self.check_sla(now, batch, effects).await {
+                                Ok(()) => self.tick(now, batch, effects).await,
+                                Err(error) => Err(error),
+                            },
                             Err(error) => Err(error),
                         },
                         Err(error) => Err(error),
@@ -585,6 +597,12 @@ impl Writer {
             metrics
                 .escalations
                 .with_label_values(&[level.as_str()])
+                .inc();
+        }
+        for (priority, kind) in effects.sla_breaches {
+            metrics
+                .sla_breaches
+                .with_label_values(&[priority.as_str(), kind])
                 .inc();
         }
         for (runbook, outcome) in effects.runbook_runs {

@@ -164,7 +164,7 @@ impl Writer {
 
     fn apply_paging(
         &self,
-        incident: &Incident,
+        incident: &mut Incident,
         paging: Paging,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
@@ -176,6 +176,7 @@ impl Writer {
         for notification in paging.notifications {
             batch.queue(notification);
         }
+        incident.escalated |= paging.escalated;
         effects.escalations.extend(paging.levels);
         // A policy that ran out keeps its row without a due time, so a later
         // `escalate` can say there is nothing left to page.

@@ -252,6 +252,9 @@ impl Writer {
             runbook.map(|r| (r.on_success, r.on_failure, r.recovery_timeout)),
         ) {
             (true, Some((OnSuccess::Resolve, _, _))) if open => {
+                if let Some(open) = self.view.incidents.get_mut(&incident_id) {
+                    open.incident.remediated = true;
+                }
                 let message = format!(
                     "resolved by runbook {} (automated remediation)",
                     record.runbook
@@ -374,6 +377,15 @@ impl Writer {
             };
             if !self.view.incidents.contains_key(&incident_id) {
                 run.status = "recovered".into();
+                if let Some(mut incident) = self
+                    .store
+                    .incident(incident_id)
+                    .await
+                    .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+                {
+                    incident.remediated = true;
+                    batch.upsert_incident(&incident);
+                }
                 batch.record(entry(
                     incident_id,
                     now,

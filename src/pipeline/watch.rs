@@ -329,3 +329,96 @@ impl Writer {
         Ok(())
     }
 }
+
+impl Writer {
+    /// Records the SLA warnings and breaches due now on open incidents, and escalates
+    /// a response breach when the priority's `escalate_on_breach` says so.
+    pub(super) async fn check_sla(
+        &mut self,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<(), PipelineError> {
+        let warn_at = self.config.incidents.sla_warn_at;
+        let ids: Vec<i64> = self.view.incidents.keys().copied().collect();
+        for id in ids {
+            let breach = self.record_sla_events(id, now, warn_at, batch, effects);
+            if breach && let Some(open) = self.view.incidents.get(&id) {
+                let priority = open.incident.priority;
+                if self.config.sla_for(priority).escalate_on_breach {
+                    match self
+                        .escalate_now(id, "tocsin (SLA breach)", now, batch, effects)
+                        .await
+                    {
+                        Ok(_) | Err(PipelineError::NotPossible(_)) => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records what is due for one incident; returns whether a response breach was
+    /// among it.
+    pub(super) fn record_sla_events(
+        &mut self,
+        id: i64,
+        now: DateTime<Utc>,
+        warn_at: f64,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> bool {
+        let Some(open) = self.view.incidents.get_mut(&id) else {
+            return false;
+        };
+        let events = crate::sla::due_events(&mut open.incident, now, warn_at);
+        if events.is_empty() {
+            return false;
+        }
+        let incident = &open.incident;
+        let mut response_breach = false;
+        for event in &events {
+            let (kind, message) = match event {
+                crate::sla::SlaEvent::Warning(clock) => {
+                    let due = if *clock == crate::sla::Clock::Response {
+                        incident.response_due
+                    } else {
+                        incident.resolve_due
+                    };
+                    (
+                        "sla_warning",
+                        format!(
+                            "{} SLA: {} min left (due {})",
+                            clock.as_str(),
+                            (due - now).num_minutes(),
+                            rfc3339(due)
+                        ),
+                    )
+                }
+                crate::sla::SlaEvent::Breach(clock) => {
+                    effects
+                        .sla_breaches
+                        .push((incident.priority, clock.as_str()));
+                    response_breach |= *clock == crate::sla::Clock::Response;
+                    let due = if *clock == crate::sla::Clock::Response {
+                        incident.response_due
+                    } else {
+                        incident.resolve_due
+                    };
+                    (
+                        "sla_breach",
+                        format!(
+                            "{} SLA breached: it was due {}",
+                            clock.as_str(),
+                            rfc3339(due)
+                        ),
+                    )
+                }
+            };
+            batch.record(super::entry(id, now, kind, "tocsin", message));
+        }
+        batch.upsert_incident(incident);
+        response_breach
+    }
+}

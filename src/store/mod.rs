@@ -276,6 +276,10 @@ pub struct OpenState {
 #[derive(Debug, Clone, Default)]
 pub struct IncidentQuery {
     pub statuses: Vec<String>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_to: Option<DateTime<Utc>>,
     pub priorities: Vec<Priority>,
     /// Only ids below this (the page cursor).
     pub before_id: Option<i64>,

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-const INCIDENT_COLUMNS: &str = "id, title, priority, status, created_at, acknowledged_at, resolved_at, alert_count, escalation_level, response_due, resolve_due, flapping, on_hold, source, resource, check_name, summary, group_key, rule, escalation_policy, last_alert_at";
+const INCIDENT_COLUMNS: &str = "id, title, priority, status, created_at, acknowledged_at, resolved_at, alert_count, escalation_level, response_due, resolve_due, flapping, on_hold, source, resource, check_name, summary, group_key, rule, escalation_policy, last_alert_at, sla_flags, hold_since, remediated, escalated";
 const ALERT_COLUMNS: &str = "id, source, dedup_key, resource, check_name, severity, priority, status, summary, details, labels, links, count, first_seen, last_seen, occurred_at, resolved_at, incident_id, silenced, flapping, inhibited";
 /// Rows per multi-row INSERT, kept under SQLite's 32,766 bound parameters.
 const INSERT_CHUNK: usize = 1000;
@@ -268,6 +268,12 @@ impl Store for SqliteStore {
             "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"
         ));
         push_in(&mut sql, "status", query.statuses.iter().cloned());
+        if let Some(from) = query.created_from {
+            sql.push(" AND created_at >= ").push_bind(to_millis(from));
+        }
+        if let Some(to) = query.created_to {
+            sql.push(" AND created_at < ").push_bind(to_millis(to));
+        }
         push_in(
             &mut sql,
             "priority",
@@ -607,7 +613,11 @@ fn upsert_incidents(sql: &mut QueryBuilder<Sqlite>, incidents: &[&Incident]) {
             .push_bind(incident.group_key.clone())
             .push_bind(incident.rule.clone())
             .push_bind(incident.escalation_policy.clone())
-            .push_bind(to_millis(incident.last_alert_at));
+            .push_bind(to_millis(incident.last_alert_at))
+            .push_bind(i64::from(incident.sla_flags))
+            .push_bind(incident.hold_since.map(to_millis))
+            .push_bind(incident.remediated)
+            .push_bind(incident.escalated);
     });
     sql.push(
         " ON CONFLICT (id) DO UPDATE SET title = excluded.title, priority = excluded.priority, \
@@ -615,7 +625,9 @@ fn upsert_incidents(sql: &mut QueryBuilder<Sqlite>, incidents: &[&Incident]) {
          resolved_at = excluded.resolved_at, alert_count = excluded.alert_count, \
          escalation_level = excluded.escalation_level, response_due = excluded.response_due, \
          resolve_due = excluded.resolve_due, flapping = excluded.flapping, on_hold = excluded.on_hold, \
-         last_alert_at = excluded.last_alert_at;",
+         last_alert_at = excluded.last_alert_at, \
+         sla_flags = excluded.sla_flags, hold_since = excluded.hold_since, remediated = excluded.remediated, \
+         escalated = excluded.escalated, response_due = excluded.response_due, resolve_due = excluded.resolve_due;",
     );
 }
 
@@ -846,6 +858,10 @@ fn incident_from_row(row: &SqliteRow) -> Result<Incident, StoreError> {
         rule: row.try_get("rule")?,
         escalation_policy: row.try_get("escalation_policy")?,
         last_alert_at: from_millis(row.try_get("last_alert_at")?),
+        sla_flags: u8::try_from(row.try_get::<i64, _>("sla_flags")?).unwrap_or(0),
+        hold_since: optional_time("hold_since")?,
+        remediated: row.try_get("remediated")?,
+        escalated: row.try_get("escalated")?,
     })
 }
 

@@ -13,5 +13,6 @@ mod process;
 mod real_senders;
 mod runbooks;
 mod senders;
+mod sla;
 mod sms_gateway;
 mod smtp_sink;
