@@ -66,6 +66,7 @@ impl App {
         let metrics = Metrics::new().context("cannot register metrics")?;
         let wake = Arc::new(Notify::new());
         let (runs, run_requests) = tokio::sync::mpsc::unbounded_channel();
+        let (changes, _) = tokio::sync::broadcast::channel(16);
         let (pipeline, writer) = Pipeline::start(
             store.clone(),
             clock.clone(),
@@ -73,6 +74,7 @@ impl App {
             metrics.clone(),
             wake.clone(),
             runs,
+            changes.clone(),
         )
         .await
         .context("cannot load the open alerts and incidents from the store")?;
@@ -87,12 +89,16 @@ impl App {
             );
         }
         let links = ack_links(store.as_ref(), config.ack_link_ttl).await?;
+        let templates = Arc::new(
+            Templates::load(&config.templates_dir).context("cannot load the message templates")?,
+        );
         let outbox = Arc::new(outbox(
             &config,
             store.clone(),
             clock.clone(),
             metrics.clone(),
             links.clone(),
+            templates.clone(),
         )?);
         let executor = tokio::spawn(crate::runbook::executor::execute(
             run_requests,
@@ -127,6 +133,8 @@ impl App {
             clock,
             metrics,
             links,
+            templates,
+            changes,
             limiters: Arc::new(limiters),
         };
         Ok(Self {
@@ -182,9 +190,8 @@ fn outbox(
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     links: AckLinks,
+    templates: Arc<Templates>,
 ) -> anyhow::Result<Outbox> {
-    let templates =
-        Templates::load(&config.templates_dir).context("cannot load the message templates")?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
         .build()

@@ -4,6 +4,7 @@
 pub mod acknowledge;
 pub mod alerts;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod heartbeat;
@@ -41,6 +42,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
     pub links: crate::notify::ack_link::AckLinks,
+    pub templates: Arc<crate::notify::templates::Templates>,
+    /// Fires after every committed change, for the dashboard's live stream.
+    pub changes: tokio::sync::broadcast::Sender<()>,
     pub limiters: Arc<HashMap<SourceKind, DefaultDirectRateLimiter>>,
 }
 
@@ -79,6 +83,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ack/{token}", get(acknowledge::link))
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
+        .route("/", get(dashboard::page))
+        .route("/dashboard/panel", get(dashboard::panel))
+        .route("/api/v1/stream", get(dashboard::stream))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -34,7 +34,7 @@ pub struct Outbox {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
     pub metrics: Metrics,
-    pub templates: Templates,
+    pub templates: Arc<Templates>,
     pub links: AckLinks,
     pub email: Option<EmailSender>,
     pub sms: Option<SmsSender>,

@@ -6,7 +6,17 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Built-in templates: (name, file, text).
-const BUILT_IN: [(&str, &str, &str); 5] = [
+const BUILT_IN: [(&str, &str, &str); 7] = [
+    (
+        "dashboard.html",
+        "dashboard.html.hbs",
+        include_str!("../../config/templates/dashboard.html.hbs"),
+    ),
+    (
+        "dashboard_panel.html",
+        "dashboard_panel.html.hbs",
+        include_str!("../../config/templates/dashboard_panel.html.hbs"),
+    ),
     (
         "page.txt",
         "page.txt.hbs",

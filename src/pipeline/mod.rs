@@ -161,6 +161,7 @@ impl Pipeline {
         metrics: Metrics,
         outbox: Arc<Notify>,
         runs: mpsc::UnboundedSender<RunRequest>,
+        changes: tokio::sync::broadcast::Sender<()>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), StoreError> {
         let mut writer = Writer {
             store,
@@ -176,6 +177,7 @@ impl Pipeline {
             running: HashMap::new(),
             pending_runs: Vec::new(),
             runs,
+            changes,
         };
         writer.reload().await?;
         let (commands, receiver) = mpsc::channel(QUEUE);
@@ -357,6 +359,8 @@ struct Writer {
     /// Runs decided in this batch, handed to the executor once it commits.
     pending_runs: Vec<RunRequest>,
     runs: mpsc::UnboundedSender<RunRequest>,
+    /// Told after every commit that changed something (the dashboard listens).
+    changes: tokio::sync::broadcast::Sender<()>,
 }
 
 type Reply = Box<dyn FnOnce(bool) + Send>;
@@ -447,6 +451,10 @@ impl Writer {
             Ok(()) => {
                 if !batch.notifications().is_empty() {
                     self.outbox.notify_one();
+                }
+                if !batch.is_empty() {
+                    // Nobody listening is fine.
+                    let _ = self.changes.send(());
                 }
                 for request in self.pending_runs.drain(..) {
                     if self.runs.send(request).is_err() {

@@ -1,0 +1,176 @@
+//! The live dashboard at `GET /`: server-rendered with Handlebars (templates
+//! `dashboard.html.hbs` and `dashboard_panel.html.hbs`, compiled in, overridable), a
+//! small inline script for SLA countdowns, and server-sent events
+//! (`GET /api/v1/stream`) that make the page fetch a fresh panel after every change.
+//! No token, no external asset: it works offline and on a phone.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::clock::rfc3339;
+use crate::incident::Incident;
+use crate::sla::SlaFlags;
+use crate::store::{AlertQuery, IncidentQuery};
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse};
+use chrono::{TimeDelta, Timelike};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+
+/// `GET /`.
+pub async fn page(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let panel = render_panel(&state).await?;
+    let html = state
+        .templates
+        .render("dashboard.html", &json!({ "panel": panel }))
+        .map_err(|error| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "template error",
+                error.to_string(),
+            )
+        })?;
+    Ok(Html(html))
+}
+
+/// `GET /dashboard/panel`: the part of the page that changes.
+pub async fn panel(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Html(render_panel(&state).await?))
+}
+
+/// `GET /api/v1/stream`: a `change` event after every committed change.
+pub async fn stream(
+    State(state): State<AppState>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let receiver = state.changes.subscribe();
+    let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    return Some((Ok(Event::default().event("change").data("1")), receiver));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+async fn render_panel(state: &AppState) -> Result<String, ApiError> {
+    let now = state.clock.now();
+    let open = state
+        .store
+        .incidents(&IncidentQuery {
+            statuses: vec!["triggered".into(), "acknowledged".into()],
+            limit: 200,
+            ..IncidentQuery::default()
+        })
+        .await?;
+    let mut open_sorted = open.clone();
+    open_sorted.sort_by(|a, b| a.priority.cmp(&b.priority).then(b.id.cmp(&a.id)));
+    let resolved: Vec<Incident> = state
+        .store
+        .incidents(&IncidentQuery {
+            statuses: vec!["resolved".into()],
+            limit: 20,
+            ..IncidentQuery::default()
+        })
+        .await?
+        .into_iter()
+        .filter(|i| {
+            i.resolved_at
+                .is_some_and(|at| now - at < TimeDelta::hours(24))
+        })
+        .collect();
+    let queue = state
+        .store
+        .alerts(&AlertQuery { statuses: vec!["firing".into()], limit: 200, ..AlertQuery::default() })
+        .await?
+        .into_iter()
+        .filter(|alert| alert.incident_id.is_none())
+        .take(20)
+        .map(|alert| json!({ "priority": alert.priority.as_str(), "check": alert.check, "resource": alert.resource, "summary": alert.summary, "count": alert.count }))
+        .collect::<Vec<_>>();
+    let oncall = crate::api::oncall::report(&state.config, now)["schedules"].clone();
+    let start_of_day = now - TimeDelta::seconds(i64::from(now.num_seconds_from_midnight()));
+    let today = crate::api::kpi::compute(
+        state.store.as_ref(),
+        start_of_day,
+        now + TimeDelta::seconds(1),
+        now,
+    )
+    .await?;
+    let week = crate::api::kpi::compute(
+        state.store.as_ref(),
+        now - TimeDelta::days(7),
+        now + TimeDelta::seconds(1),
+        now,
+    )
+    .await?;
+    let mut runs = Vec::new();
+    for runbook in &state.config.runbooks {
+        runs.extend(state.store.runbook_runs(&runbook.name, 5).await?);
+    }
+    runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    let context = json!({
+        "open_count": open_sorted.len(),
+        "open": open_sorted.iter().map(|i| incident_row(i)).collect::<Vec<_>>(),
+        "resolved": resolved.iter().map(|i| incident_row(i)).collect::<Vec<_>>(),
+        "queue": queue,
+        "oncall": oncall,
+        "today": figures(&today["overall"]),
+        "week": figures(&week["overall"]),
+        "runs": runs.iter().take(8).map(|run| json!({ "runbook": run.runbook, "status": run.status, "target": run.target, "started_at": rfc3339(run.started_at) })).collect::<Vec<_>>(),
+    });
+    state
+        .templates
+        .render("dashboard_panel.html", &context)
+        .map_err(|error| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "template error",
+                error.to_string(),
+            )
+        })
+}
+
+fn incident_row(incident: &Incident) -> Value {
+    json!({
+        "id": incident.id,
+        "priority": incident.priority.as_str(),
+        "title": incident.title,
+        "summary": incident.summary,
+        "status": incident.status.as_str(),
+        "escalation_level": incident.escalation_level,
+        "on_hold": incident.on_hold,
+        "acknowledged_at": incident.acknowledged_at.map(rfc3339),
+        "resolved_at": incident.resolved_at.map(rfc3339),
+        "response_due": rfc3339(incident.response_due),
+        "resolve_due": rfc3339(incident.resolve_due),
+        "response_breached": incident.sla_flags & SlaFlags::RESPONSE_BREACHED != 0,
+        "resolve_breached": incident.sla_flags & SlaFlags::RESOLVE_BREACHED != 0,
+    })
+}
+
+/// The dashboard shows percentages and human durations.
+fn figures(kpi: &Value) -> Value {
+    let duration = |value: &Value| match value.as_f64() {
+        None => "–".to_string(),
+        Some(seconds) if seconds < 3600.0 => format!("{:.0} min", seconds / 60.0),
+        Some(seconds) => format!("{:.1} h", seconds / 3600.0),
+    };
+    let percent = |value: &Value| {
+        value
+            .as_f64()
+            .map_or("–".to_string(), |f| format!("{:.0} %", f * 100.0))
+    };
+    json!({
+        "incidents": kpi["incidents"],
+        "mtta": duration(&kpi["mtta_seconds"]),
+        "mttr": duration(&kpi["mttr_seconds"]),
+        "response": percent(&kpi["sla_response_compliance"]),
+        "resolve": percent(&kpi["sla_resolve_compliance"]),
+        "fcr": percent(&kpi["fcr_rate"]),
+        "auto": percent(&kpi["auto_remediation_rate"]),
+    })
+}
