@@ -44,13 +44,12 @@ pub async fn stream(
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let receiver = state.changes.subscribe();
     let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    return Some((Ok(Event::default().event("change").data("1")), receiver));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        match receiver.recv().await {
+            // Missed changes collapse into one: the page refetches everything anyway.
+            Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                Some((Ok(Event::default().event("change").data("1")), receiver))
             }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
         }
     });
     Sse::new(events).keep_alive(KeepAlive::default())
@@ -111,7 +110,7 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
     for runbook in &state.config.runbooks {
         runs.extend(state.store.runbook_runs(&runbook.name, 5).await?);
     }
-    runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    runs.sort_by_key(|run| std::cmp::Reverse(run.started_at));
     let context = json!({
         "open_count": open_sorted.len(),
         "open": open_sorted.iter().map(|i| incident_row(i)).collect::<Vec<_>>(),
