@@ -113,8 +113,8 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
     runs.sort_by_key(|run| std::cmp::Reverse(run.started_at));
     let context = json!({
         "open_count": open_sorted.len(),
-        "open": open_sorted.iter().map(|i| incident_row(i)).collect::<Vec<_>>(),
-        "resolved": resolved.iter().map(|i| incident_row(i)).collect::<Vec<_>>(),
+        "open": open_sorted.iter().map(incident_row).collect::<Vec<_>>(),
+        "resolved": resolved.iter().map(incident_row).collect::<Vec<_>>(),
         "queue": queue,
         "oncall": oncall,
         "today": figures(&today["overall"]),
