@@ -38,6 +38,7 @@ pub struct App {
     writer: JoinHandle<()>,
     scheduler: JoinHandle<()>,
     executor: JoinHandle<()>,
+    reports: Option<tokio_cron_scheduler::JobScheduler>,
     stop: watch::Sender<bool>,
 }
 
@@ -112,6 +113,9 @@ impl App {
             clock: clock.clone(),
             metrics: metrics.clone(),
         };
+        let reports = crate::report::schedule(&config, store.clone(), clock.clone(), wake.clone())
+            .await
+            .context("cannot start the weekly report's cron job")?;
         let (stop, stopped) = watch::channel(false);
         let scheduler = match background {
             Background::Tick => tokio::spawn(ticker.clone().run(wake, stopped)),
@@ -143,6 +147,7 @@ impl App {
             writer,
             scheduler,
             executor,
+            reports,
             stop,
         })
     }
@@ -154,8 +159,13 @@ impl App {
 
     /// Stops the tick loop and waits for the writer to commit what is queued; call
     /// after the server stopped.
-    pub async fn finish(self) {
+    pub async fn finish(mut self) {
         let _ = self.stop.send(true);
+        if let Some(mut reports) = self.reports.take()
+            && let Err(error) = reports.shutdown().await
+        {
+            tracing::warn!(%error, "the report scheduler did not stop cleanly");
+        }
         if let Err(error) = self.scheduler.await {
             tracing::error!(%error, "the scheduler ended abnormally");
         }

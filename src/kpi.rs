@@ -6,8 +6,43 @@
 use crate::alert::Priority;
 use crate::clock::rfc3339;
 use crate::incident::Incident;
+use crate::store::{IncidentQuery, Store, StoreError};
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Value, json};
+
+/// The KPI report of `[from, to)` as seen at `now`, read from the store.
+pub async fn compute(
+    store: &dyn Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Value, StoreError> {
+    let created = created_between(store, from, to).await?;
+    let open = store
+        .incidents(&IncidentQuery {
+            statuses: vec!["triggered".into(), "acknowledged".into()],
+            limit: i64::MAX,
+            ..IncidentQuery::default()
+        })
+        .await?;
+    Ok(report(&created, &open, from, to, now))
+}
+
+/// The incidents created in `[from, to)`.
+pub async fn created_between(
+    store: &dyn Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Incident>, StoreError> {
+    store
+        .incidents(&IncidentQuery {
+            created_from: Some(from),
+            created_to: Some(to),
+            limit: i64::MAX,
+            ..IncidentQuery::default()
+        })
+        .await
+}
 
 /// The KPI JSON of spec §6 for incidents created in `[from, to)`, with `open` the
 /// incidents not resolved now (for the backlog).

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod notify;
 pub mod oncall;
 pub mod pipeline;
+pub mod report;
 pub mod rules;
 pub mod runbook;
 pub mod scheduler;

@@ -92,14 +92,14 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
         .collect::<Vec<_>>();
     let oncall = crate::api::oncall::report(&state.config, now)["schedules"].clone();
     let start_of_day = now - TimeDelta::seconds(i64::from(now.num_seconds_from_midnight()));
-    let today = crate::api::kpi::compute(
+    let today = crate::kpi::compute(
         state.store.as_ref(),
         start_of_day,
         now + TimeDelta::seconds(1),
         now,
     )
     .await?;
-    let week = crate::api::kpi::compute(
+    let week = crate::kpi::compute(
         state.store.as_ref(),
         now - TimeDelta::days(7),
         now + TimeDelta::seconds(1),

@@ -2,7 +2,6 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::store::{IncidentQuery, Store, StoreError};
 use axum::Json;
 use axum::extract::{Query, State};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -36,7 +35,8 @@ pub async fn kpi(
             })
             .transpose()
     };
-    let to = time("to", &window.to)?.unwrap_or(now);
+    // By default up to and including now: the window is half-open.
+    let to = time("to", &window.to)?.unwrap_or(now + TimeDelta::milliseconds(1));
     let from = time("from", &window.from)?.unwrap_or(to - TimeDelta::days(7));
     if from >= to {
         return Err(ApiError::bad_request(
@@ -44,30 +44,7 @@ pub async fn kpi(
             "from must be before to",
         ));
     }
-    Ok(Json(compute(state.store.as_ref(), from, to, now).await?))
-}
-
-/// The KPI report of `[from, to)` as seen at `now` (also used by the weekly report).
-pub async fn compute(
-    store: &dyn Store,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<Value, StoreError> {
-    let created = store
-        .incidents(&IncidentQuery {
-            created_from: Some(from),
-            created_to: Some(to),
-            limit: i64::MAX,
-            ..IncidentQuery::default()
-        })
-        .await?;
-    let open = store
-        .incidents(&IncidentQuery {
-            statuses: vec!["triggered".into(), "acknowledged".into()],
-            limit: i64::MAX,
-            ..IncidentQuery::default()
-        })
-        .await?;
-    Ok(crate::kpi::report(&created, &open, from, to, now))
+    Ok(Json(
+        crate::kpi::compute(state.store.as_ref(), from, to, now).await?,
+    ))
 }

@@ -172,6 +172,8 @@ pub struct Config {
     pub heartbeats: Vec<HeartbeatConfig>,
     pub flapping: FlappingConfig,
     pub inhibit: Vec<crate::inhibit::InhibitRule>,
+    /// `[reports.weekly]`: the cron (six fields, seconds first) and the recipients.
+    pub weekly_report: Option<(String, Vec<String>)>,
     pub maintenance: Vec<crate::inhibit::MaintenanceWindow>,
 }
 
@@ -361,6 +363,7 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "heartbeats" => section(value, &key, errors, &mut raw.heartbeats),
             "flapping" => section(value, &key, errors, &mut raw.flapping),
             "inhibit" => section(value, &key, errors, &mut raw.inhibit),
+            "reports" => section(value, &key, errors, &mut raw.reports),
             "maintenance" => section(value, &key, errors, &mut raw.maintenance),
             later if LATER_SECTIONS.contains(&later) => {
                 raw.later.insert(key, value);
@@ -536,6 +539,27 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         }
     }
     let maintenance = maintenance_windows(&raw, &mut check);
+    let weekly_report = raw.reports.weekly.as_ref().map(|weekly| {
+        check_cron("reports.weekly.cron", &weekly.cron, &mut check);
+        if weekly.to.is_empty() {
+            check.error("reports.weekly.to", "name at least one address");
+        }
+        for (i, address) in weekly.to.iter().enumerate() {
+            if address.parse::<lettre::message::Mailbox>().is_err() {
+                check.error(
+                    format!("reports.weekly.to[{i}]"),
+                    format!("{address:?} is not an email address"),
+                );
+            }
+        }
+        if raw.email.is_none() {
+            check.error(
+                "reports.weekly",
+                "the weekly report is emailed: add an [email] section",
+            );
+        }
+        (weekly.cron.clone(), weekly.to.clone())
+    });
 
     Config {
         listen,
@@ -558,6 +582,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         flapping,
         inhibit,
         maintenance,
+        weekly_report,
         templates_dir: PathBuf::from(
             raw.templates_dir
                 .unwrap_or_else(|| "config/templates".into()),
@@ -942,6 +967,21 @@ fn rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rule> {
     rules
 }
 
+/// Cron strings have six fields, seconds first, as tokio-cron-scheduler reads them.
+fn check_cron(path: &str, text: &str, check: &mut Checker<'_>) {
+    let parsed = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(text);
+    if let Err(error) = parsed {
+        check.error(
+            path,
+            format!("{text:?} is not a six-field cron string such as \"0 0 8 * * Mon\" ({error})"),
+        );
+    }
+}
+
 fn matchers(path: &str, texts: &[String], check: &mut Checker<'_>) -> Vec<Matcher> {
     texts
         .iter()
@@ -1235,6 +1275,28 @@ mod tests {
         let config = parse_with(text, &env).unwrap();
         assert_eq!(config.sources.len(), 7);
         assert_eq!(config.inhibit.len(), 1);
+    }
+
+    #[test]
+    fn cron_strings_need_six_fields() {
+        let email = "[email]\ntransport = \"spool\"\n";
+        assert!(
+            parse_with(
+                &format!(
+                    "{email}[reports.weekly]\ncron = \"0 0 8 * * Mon\"\nto = [\"sm@example.com\"]\n"
+                ),
+                &[]
+            )
+            .is_ok()
+        );
+        let errors = parse_with(
+            &format!(
+                "{email}[reports.weekly]\ncron = \"0 8 * * Mon\"\nto = [\"sm@example.com\"]\n"
+            ),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].path, "reports.weekly.cron");
     }
 
     #[test]

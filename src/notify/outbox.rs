@@ -71,12 +71,16 @@ impl Outbox {
     }
 
     async fn deliver(&self, notification: Notification) -> Result<(), StoreError> {
-        let outcome = match self.store.incident(notification.incident_id).await? {
-            Some(incident) => self.send(&notification, &incident).await,
-            None => Err(NotifyError::Permanent(format!(
-                "incident {} no longer exists",
-                notification.incident_id
-            ))),
+        let outcome = if notification.kind == NotificationKind::Report {
+            self.send_report(&notification).await
+        } else {
+            match self.store.incident(notification.incident_id).await? {
+                Some(incident) => self.send(&notification, &incident).await,
+                None => Err(NotifyError::Permanent(format!(
+                    "incident {} no longer exists",
+                    notification.incident_id
+                ))),
+            }
         };
         let now = self.clock.now();
         let attempt = notification.attempts + 1;
@@ -206,6 +210,26 @@ impl Outbox {
         self.store.queue_notifications(&[fallback]).await
     }
 
+    async fn send_report(&self, notification: &Notification) -> Result<String, NotifyError> {
+        let email = self.email.as_ref().ok_or_else(|| {
+            NotifyError::Permanent("email is off: add an [email] section to the config".into())
+        })?;
+        let (subject, html) = crate::report::render(
+            self.store.as_ref(),
+            &self.templates,
+            &self.config,
+            &notification.step,
+            self.clock.now(),
+        )
+        .await
+        .map_err(NotifyError::Transient)?;
+        let text = "This report is HTML; open it in a mail client that shows HTML.".to_string();
+        email
+            .send(&notification.address, &subject, text, Some(html))
+            .await
+            .map(|()| String::new())
+    }
+
     async fn record(
         &self,
         notification: &Notification,
@@ -213,6 +237,10 @@ impl Outbox {
         kind: &str,
         message: String,
     ) -> Result<(), StoreError> {
+        if notification.kind == NotificationKind::Report {
+            // Reports belong to no incident; their outcome is in the metrics and logs.
+            return Ok(());
+        }
         let entry = TimelineEntry {
             incident_id: notification.incident_id,
             at,
@@ -381,6 +409,7 @@ fn describe(notification: &Notification) -> String {
             notification.step.split('#').next().unwrap_or_default()
         ),
         NotificationKind::Resolved => "resolution notice".to_string(),
+        NotificationKind::Report => "weekly report".to_string(),
     };
     format!(
         "{} {what} to {} ({})",

@@ -6,7 +6,12 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Built-in templates: (name, file, text).
-const BUILT_IN: [(&str, &str, &str); 7] = [
+const BUILT_IN: [(&str, &str, &str); 8] = [
+    (
+        "report.html",
+        "report.html.hbs",
+        include_str!("../../config/templates/report.html.hbs"),
+    ),
     (
         "dashboard.html",
         "dashboard.html.hbs",

@@ -53,6 +53,8 @@ pub struct Escalation {
 pub enum NotificationKind {
     Page,
     Resolved,
+    /// A report (weekly): not tied to an incident; `step` names the period.
+    Report,
 }
 
 impl NotificationKind {
@@ -61,6 +63,7 @@ impl NotificationKind {
         match self {
             Self::Page => "page",
             Self::Resolved => "resolved",
+            Self::Report => "report",
         }
     }
 }
@@ -71,6 +74,7 @@ impl FromStr for NotificationKind {
         match text {
             "page" => Ok(Self::Page),
             "resolved" => Ok(Self::Resolved),
+            "report" => Ok(Self::Report),
             _ => Err(()),
         }
     }

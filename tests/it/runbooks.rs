@@ -154,6 +154,12 @@ async fn restart_service_fixes_a_stopped_service_and_resolves_the_incident() {
         .clone();
     assert_eq!(restart["last_runs"][0]["status"], "success");
     assert_eq!(restart["last_runs"][0]["exit_code"], 0);
+    let kpi = tocsin.get("/api/v1/kpi").await;
+    assert_eq!(
+        kpi["overall"]["auto_remediation_rate"], 1.0,
+        "counted as automated remediation"
+    );
+    assert_eq!(kpi["overall"]["fcr_rate"], 1.0);
 }
 
 #[tokio::test]
@@ -173,6 +179,10 @@ async fn a_failing_runbook_escalates_at_once() {
     .await;
     assert_eq!(incident["status"], "triggered");
     assert!(kinds(&incident).contains(&"escalated_by_runbook".to_string()));
+    assert_eq!(
+        tocsin.get("/api/v1/kpi").await["overall"]["escalation_rate"],
+        1.0
+    );
     assert_eq!(
         tocsin
             .metric(r#"tocsin_runbook_runs_total{outcome="failure",runbook="restart-service"}"#)

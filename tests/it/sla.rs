@@ -121,10 +121,7 @@ async fn a_hold_pauses_the_clock() {
 #[tokio::test]
 async fn kpis_equal_the_figures_computed_by_hand_for_fifty_incidents() {
     let tocsin = Harness::start("").await;
-    let start = tocsin.get("/api/v1/kpi").await["to"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let start = "2026-11-29T00:00:00Z";
     let mut ack_seconds = Vec::new();
     let mut resolve_seconds = Vec::new();
     let (mut response_met, mut response_breached) = (0, 0);
@@ -211,4 +208,63 @@ async fn kpis_equal_the_figures_computed_by_hand_for_fifty_incidents() {
 
 async fn tocsin_now(tocsin: &Harness) -> chrono::DateTime<chrono::Utc> {
     crate::harness::time(&tocsin.get("/api/v1/kpi").await["to"])
+}
+
+#[tokio::test]
+async fn the_weekly_report_arrives_by_email_when_its_cron_fires_with_the_kpi_figures() {
+    let smtp = crate::smtp_sink::SmtpSink::start().await;
+    let tocsin = Harness::start(&format!(
+        "[email]\ntransport = \"smtp\"\nport = {}\n[reports.weekly]\ncron = \"* * * * * *\"\nto = [\"manager@example.com\"]\n",
+        smtp.port
+    ))
+    .await;
+    let first = open_p1(&tocsin, "web-1").await;
+    open_p1(&tocsin, "web-2").await;
+    tocsin.clock.advance(TimeDelta::minutes(12));
+    tocsin
+        .post_as(
+            RESPONDER,
+            &format!("/api/v1/incidents/{first}/ack"),
+            json!({}),
+        )
+        .await;
+    tocsin.clock.advance(TimeDelta::minutes(30));
+    let kpi = tocsin.get("/api/v1/kpi").await;
+    // The cron fires every second in real time; the outbox is ticked by hand.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mail = loop {
+        tocsin.tick().await;
+        if let Some(mail) = smtp.to("manager@example.com").into_iter().next() {
+            break mail;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no report within 10 s: {}",
+            tocsin
+                .metric(r#"tocsin_notifications_total{channel="email",outcome="failed"}"#)
+                .await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        mail.subject(),
+        "[Tocsin] Weekly report 2026-11-22 to 2026-11-29"
+    );
+    let body = mail.text();
+    assert_eq!(kpi["overall"]["incidents"], 2);
+    assert!(body.contains("2 incidents"), "{body}");
+    assert_eq!(kpi["overall"]["mtta_seconds"], 720.0);
+    assert!(
+        body.contains("12 min"),
+        "MTTA as the KPI endpoint computes it"
+    );
+    assert_eq!(kpi["overall"]["sla_response_compliance"], 1.0 / 2.0);
+    assert!(
+        body.contains("50 %"),
+        "response compliance: one met, one breached"
+    );
+    assert!(
+        body.contains("web-2"),
+        "the breached incident is among the worst"
+    );
 }

@@ -1,0 +1,214 @@
+//! The weekly report: its cron job queues one message per recipient in the outbox,
+//! and the outbox renders it when it sends it — the week's KPIs against the SLA
+//! targets, the trend against the week before, the worst incidents and what the
+//! runbooks saved.
+
+use crate::clock::{Clock, rfc3339};
+use crate::config::Config;
+use crate::incident::Incident;
+use crate::kpi;
+use crate::notify::templates::Templates;
+use crate::oncall::Channel;
+use crate::store::paging::{Notification, NotificationKind};
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
+
+const WEEKLY: &str = "weekly:";
+
+/// Queues the weekly report for the seven days before now, to every recipient.
+pub async fn queue_weekly(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    to: &[String],
+    outbox: &Notify,
+) -> Result<(), StoreError> {
+    let now = clock.now();
+    let from = now - TimeDelta::days(7);
+    let messages: Vec<Notification> = to
+        .iter()
+        .map(|address| Notification {
+            id: 0,
+            incident_id: 0,
+            user_id: "report".into(),
+            channel: Channel::Email,
+            address: address.clone(),
+            kind: NotificationKind::Report,
+            step: format!("{WEEKLY}{}", rfc3339(from)),
+            attempts: 0,
+            due_at: now,
+            deadline: now + TimeDelta::hours(24),
+        })
+        .collect();
+    store.queue_notifications(&messages).await?;
+    outbox.notify_one();
+    Ok(())
+}
+
+/// Starts the cron job of `[reports.weekly]`, if configured.
+pub async fn schedule(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    outbox: Arc<Notify>,
+) -> Result<Option<JobScheduler>, JobSchedulerError> {
+    let Some((cron, to)) = config.weekly_report.clone() else {
+        return Ok(None);
+    };
+    let scheduler = JobScheduler::new().await?;
+    let job = Job::new_async(cron.as_str(), move |_, _| {
+        let (store, clock, outbox, to) = (store.clone(), clock.clone(), outbox.clone(), to.clone());
+        Box::pin(async move {
+            if let Err(error) = queue_weekly(store.as_ref(), clock.as_ref(), &to, &outbox).await {
+                tracing::error!(%error, "cannot queue the weekly report");
+            }
+        })
+    })?;
+    scheduler.add(job).await?;
+    scheduler.start().await?;
+    Ok(Some(scheduler))
+}
+
+/// Subject and HTML body of the report a queued message names.
+pub async fn render(
+    store: &dyn Store,
+    templates: &Templates,
+    config: &Config,
+    step: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, String), String> {
+    let from = step
+        .strip_prefix(WEEKLY)
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .map(|at| at.with_timezone(&Utc))
+        .ok_or_else(|| format!("unknown report {step:?}"))?;
+    let to = from + TimeDelta::days(7);
+    let unavailable = |error: StoreError| error.to_string();
+    let current = kpi::compute(store, from, to, now)
+        .await
+        .map_err(unavailable)?;
+    let previous = kpi::compute(store, from - TimeDelta::days(7), from, now)
+        .await
+        .map_err(unavailable)?;
+    let created = kpi::created_between(store, from, to)
+        .await
+        .map_err(unavailable)?;
+    let context = json!({
+        "from": rfc3339(from),
+        "to": rfc3339(to),
+        "from_day": from.format("%Y-%m-%d").to_string(),
+        "to_day": to.format("%Y-%m-%d").to_string(),
+        "overall": current["overall"],
+        "previous": previous["overall"],
+        "rows": rows(config, &current, &previous),
+        "worst": worst(&created, now),
+        "savings": savings(&created),
+    });
+    let subject = format!(
+        "[Tocsin] Weekly report {} to {}",
+        from.format("%Y-%m-%d"),
+        to.format("%Y-%m-%d")
+    );
+    let html = templates
+        .render("report.html", &context)
+        .map_err(|error| error.to_string())?;
+    Ok((subject, html))
+}
+
+fn rows(config: &Config, current: &Value, previous: &Value) -> Vec<Value> {
+    let duration = |value: &Value| match value.as_f64() {
+        None => "–".to_string(),
+        Some(seconds) if seconds < 3600.0 => format!("{:.0} min", seconds / 60.0),
+        Some(seconds) => format!("{:.1} h", seconds / 3600.0),
+    };
+    let percent = |value: &Value| {
+        value
+            .as_f64()
+            .map_or("–".to_string(), |f| format!("{:.0} %", f * 100.0))
+    };
+    let row = |name: &str, figures: &Value, before: &Value, targets: String| {
+        let now = figures["incidents"].as_i64().unwrap_or(0);
+        let then = before["incidents"].as_i64().unwrap_or(0);
+        json!({
+            "name": name,
+            "incidents": now,
+            "trend": format!("{:+}", now - then),
+            "mtta": duration(&figures["mtta_seconds"]),
+            "mttr": duration(&figures["mttr_seconds"]),
+            "response": percent(&figures["sla_response_compliance"]),
+            "resolve": percent(&figures["sla_resolve_compliance"]),
+            "fcr": percent(&figures["fcr_rate"]),
+            "targets": targets,
+        })
+    };
+    let mut rows = vec![row(
+        "All",
+        &current["overall"],
+        &previous["overall"],
+        String::new(),
+    )];
+    for priority in crate::alert::Priority::ALL {
+        let target = config.sla_for(priority);
+        let name = priority.as_str();
+        rows.push(row(
+            name,
+            &current["priorities"][name],
+            &previous["priorities"][name],
+            format!(
+                "respond {} min, resolve {} h",
+                target.respond.num_minutes(),
+                target.resolve.num_hours()
+            ),
+        ));
+    }
+    rows
+}
+
+/// The incidents that missed their SLA, longest first.
+fn worst(created: &[Incident], now: DateTime<Utc>) -> Vec<Value> {
+    let mut missed: Vec<(&Incident, TimeDelta)> = created
+        .iter()
+        .filter(|incident| crate::sla::breached(incident, now))
+        .map(|incident| {
+            (
+                incident,
+                incident.resolved_at.unwrap_or(now) - incident.created_at,
+            )
+        })
+        .collect();
+    missed.sort_by_key(|(_, open_for)| std::cmp::Reverse(*open_for));
+    missed
+        .iter()
+        .take(5)
+        .map(|(incident, open_for)| {
+            let verdict = match incident.resolved_at {
+                Some(_) => format!("resolved after {:.1} h", open_for.num_minutes() as f64 / 60.0),
+                None => format!("still open after {:.1} h", open_for.num_minutes() as f64 / 60.0),
+            };
+            json!({ "id": incident.id, "priority": incident.priority.as_str(), "title": incident.title, "verdict": verdict })
+        })
+        .collect()
+}
+
+/// Incidents fixed by runbooks, and the hours people would have spent on them at the
+/// week's human MTTR.
+fn savings(created: &[Incident]) -> Value {
+    let remediated = created.iter().filter(|i| i.remediated).count();
+    let human: Vec<f64> = created
+        .iter()
+        .filter(|i| !i.remediated)
+        .filter_map(|i| {
+            i.resolved_at
+                .map(|at| (at - i.created_at).num_seconds() as f64)
+        })
+        .collect();
+    let hours = if human.is_empty() {
+        0.0
+    } else {
+        remediated as f64 * human.iter().sum::<f64>() / human.len() as f64 / 3600.0
+    };
+    json!({ "remediated": remediated, "hours": format!("{hours:.1}") })
+}
