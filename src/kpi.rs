@@ -25,7 +25,12 @@ pub async fn compute(
             ..IncidentQuery::default()
         })
         .await?;
-    Ok(report(&created, &open, from, to, now))
+    let mut report = report(&created, &open, from, to, now);
+    let scores = store.csat_scores(from, to).await?;
+    let happy = scores.iter().filter(|score| **score >= 4).count();
+    report["overall"]["csat"] = fraction(happy, scores.len());
+    report["overall"]["csat_answers"] = json!(scores.len());
+    Ok(report)
 }
 
 /// The incidents created in `[from, to)`.

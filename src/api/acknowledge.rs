@@ -76,6 +76,70 @@ pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> R
     }
 }
 
+/// `GET /csat/{token}?score=1..5`: a stakeholder's satisfaction, one click from the
+/// resolution email. The first answer counts; a forged link is refused.
+pub async fn csat(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let now = state.clock.now();
+    let claim = match state.links.verify(&token, now) {
+        Ok(claim) if claim.user_id.starts_with("csat:") => claim,
+        Ok(_) | Err(LinkError::Forged) => {
+            return page(
+                StatusCode::FORBIDDEN,
+                "Link refused",
+                "This link is not one Tocsin issued.",
+            );
+        }
+        Err(error @ LinkError::Expired) => {
+            return page(StatusCode::GONE, "Link expired", &error.to_string());
+        }
+    };
+    let score = query
+        .as_deref()
+        .and_then(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == "score")
+                .map(|(_, value)| value.into_owned())
+        })
+        .and_then(|value| value.parse::<i64>().ok())
+        .filter(|score| (1..=5).contains(score));
+    let Some(score) = score else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Pick a score",
+            "Open one of the five links of the email (score 1 to 5).",
+        );
+    };
+    let address = claim.user_id.trim_start_matches("csat:");
+    match state
+        .store
+        .record_csat(claim.incident_id, address, score, now)
+        .await
+    {
+        Ok(true) => page(
+            StatusCode::OK,
+            "Thank you",
+            &format!(
+                "Your answer ({score}/5) on incident #{} is recorded.",
+                claim.incident_id
+            ),
+        ),
+        Ok(false) => page(
+            StatusCode::OK,
+            "Already answered",
+            "Your first answer is the one that counts. Thank you.",
+        ),
+        Err(error) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            &error.to_string(),
+        ),
+    }
+}
+
 fn page(status: StatusCode, title: &str, message: &str) -> Response {
     let escape = |text: &str| {
         text.replace('&', "&amp;")

@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/enqueue", post(ingest::enqueue))
         .route("/ack/{token}", get(acknowledge::link))
+        .route("/csat/{token}", get(acknowledge::csat))
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
         .route("/", get(dashboard::page))

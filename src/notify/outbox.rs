@@ -210,6 +210,68 @@ impl Outbox {
         self.store.queue_notifications(&[fallback]).await
     }
 
+    /// An update to a client contact; the resolution carries one-click satisfaction
+    /// links (`GET /csat/{token}?score=1..5`).
+    async fn send_stakeholder(
+        &self,
+        notification: &Notification,
+        incident: &Incident,
+    ) -> Result<String, NotifyError> {
+        let email = self.email.as_ref().ok_or_else(|| {
+            NotifyError::Permanent("email is off: add an [email] section to the config".into())
+        })?;
+        let resolved = notification.step == "resolved";
+        let claim = AckClaim {
+            incident_id: incident.id,
+            user_id: format!("csat:{}", notification.address),
+            expires_at: self.clock.now() + TimeDelta::days(30),
+            nonce: notification.id,
+        };
+        let token = self.links.sign(&claim);
+        let labels = [
+            "very unsatisfied",
+            "unsatisfied",
+            "neutral",
+            "satisfied",
+            "very satisfied",
+        ];
+        let csat: Vec<Value> = (1..=5)
+            .map(|score| json!({ "score": score, "label": labels[score - 1], "url": format!("{}/csat/{token}?score={score}", self.config.public_url) }))
+            .collect();
+        let context = json!({
+            "incident": {
+                "id": incident.id,
+                "title": incident.title,
+                "summary": incident.summary,
+                "priority": incident.priority.as_str(),
+                "resource": incident.resource,
+                "created_at": rfc3339(incident.created_at),
+                "resolved_at": incident.resolved_at.map(rfc3339),
+                "response_due": rfc3339(incident.response_due),
+                "resolve_due": rfc3339(incident.resolve_due),
+            },
+            "opened": notification.step == "opened",
+            "resolved": resolved,
+            "csat": csat,
+        });
+        let text = self
+            .templates
+            .render("stakeholder.txt", &context)
+            .map_err(|error| NotifyError::Permanent(error.to_string()))?;
+        let what = if resolved {
+            "resolved".to_string()
+        } else if notification.step == "opened" {
+            "we are on it".to_string()
+        } else {
+            format!("now {}", incident.priority)
+        };
+        let subject = format!("#{} {}: {what}", incident.id, incident.title);
+        email
+            .send(&notification.address, &subject, text, None)
+            .await
+            .map(|()| String::new())
+    }
+
     async fn send_report(&self, notification: &Notification) -> Result<String, NotifyError> {
         let email = self.email.as_ref().ok_or_else(|| {
             NotifyError::Permanent("email is off: add an [email] section to the config".into())
@@ -258,6 +320,9 @@ impl Outbox {
         notification: &Notification,
         incident: &Incident,
     ) -> Result<String, NotifyError> {
+        if notification.kind == NotificationKind::Stakeholder {
+            return self.send_stakeholder(notification, incident).await;
+        }
         let mut context = self.context(notification, incident).await?;
         let resolved = notification.kind == NotificationKind::Resolved;
         let render = |name: &str, context: &Value| {
@@ -410,6 +475,7 @@ fn describe(notification: &Notification) -> String {
         ),
         NotificationKind::Resolved => "resolution notice".to_string(),
         NotificationKind::Report => "weekly report".to_string(),
+        NotificationKind::Stakeholder => format!("stakeholder update ({})", notification.step),
     };
     format!(
         "{} {what} to {} ({})",

@@ -6,7 +6,12 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Built-in templates: (name, file, text).
-const BUILT_IN: [(&str, &str, &str); 8] = [
+const BUILT_IN: [(&str, &str, &str); 9] = [
+    (
+        "stakeholder.txt",
+        "stakeholder.txt.hbs",
+        include_str!("../../config/templates/stakeholder.txt.hbs"),
+    ),
     (
         "report.html",
         "report.html.hbs",

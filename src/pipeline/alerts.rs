@@ -291,6 +291,8 @@ impl Writer {
                     format!("priority raised from {old} to {}", incident.priority),
                 ));
                 self.upgraded.push(incident_id);
+                let step = format!("priority:{}", incident.priority);
+                Self::notify_stakeholders(&self.config, incident, &step, now, batch);
             }
             batch.upsert_incident(incident);
             return incident_id;
@@ -320,6 +322,7 @@ impl Writer {
         });
         self.start_paging(&mut incident, now, batch, effects);
         self.start_runbooks(alert, classification, &incident, now, batch, effects);
+        Self::notify_stakeholders(&self.config, &incident, "opened", now, batch);
         if let Some(group) = &classification.group_key {
             self.view.groups.insert(group.clone(), id);
         }

@@ -3,6 +3,7 @@
 
 use super::{Action, Effects, PipelineError, Writer, entry, seconds};
 use crate::alert::AlertStatus;
+use crate::config::Config;
 use crate::escalation;
 use crate::incident::{Incident, TransitionError};
 use crate::oncall::Channel;
@@ -209,8 +210,41 @@ impl Writer {
         batch.end_escalation(incident_id);
         batch.cancel_pages(incident_id);
         self.queue_resolution_notices(&incident, now, batch).await?;
+        Self::notify_stakeholders(&self.config, &incident, "resolved", now, batch);
         self.forget(&incident, effects);
         Ok(incident)
+    }
+
+    /// Queues an update to the stakeholders (client contacts) the incident's rule
+    /// names: `opened`, `priority:P1` or `resolved`.
+    pub(super) fn notify_stakeholders(
+        config: &Config,
+        incident: &Incident,
+        step: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) {
+        let Some(rule) = incident
+            .rule
+            .as_deref()
+            .and_then(|name| config.rules.iter().find(|rule| rule.name == name))
+        else {
+            return;
+        };
+        for address in &rule.stakeholders {
+            batch.queue(Notification {
+                id: 0,
+                incident_id: incident.id,
+                user_id: "stakeholder".into(),
+                channel: Channel::Email,
+                address: address.clone(),
+                kind: NotificationKind::Stakeholder,
+                step: step.to_string(),
+                attempts: 0,
+                due_at: now,
+                deadline: now + config.delivery_deadline(Channel::Email),
+            });
+        }
     }
 
     async fn queue_resolution_notices(

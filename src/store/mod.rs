@@ -364,6 +364,21 @@ pub trait Store: Send + Sync + 'static {
         runbook: &str,
         limit: i64,
     ) -> Result<Vec<runs::RunRecord>, StoreError>;
+    /// Records a satisfaction answer; false when this address already answered for
+    /// this incident (the first answer counts).
+    async fn record_csat(
+        &self,
+        incident_id: i64,
+        address: &str,
+        score: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// The satisfaction scores of incidents created in `[from, to)`.
+    async fn csat_scores(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError>;
     /// Every silence, newest first.
     async fn silences(&self) -> Result<Vec<Silence>, StoreError>;
 }

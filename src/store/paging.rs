@@ -55,6 +55,9 @@ pub enum NotificationKind {
     Resolved,
     /// A report (weekly): not tied to an incident; `step` names the period.
     Report,
+    /// An update to a stakeholder (client contact): `step` is `opened`,
+    /// `priority:P1` or `resolved`.
+    Stakeholder,
 }
 
 impl NotificationKind {
@@ -64,6 +67,7 @@ impl NotificationKind {
             Self::Page => "page",
             Self::Resolved => "resolved",
             Self::Report => "report",
+            Self::Stakeholder => "stakeholder",
         }
     }
 }
@@ -75,6 +79,7 @@ impl FromStr for NotificationKind {
             "page" => Ok(Self::Page),
             "resolved" => Ok(Self::Resolved),
             "report" => Ok(Self::Report),
+            "stakeholder" => Ok(Self::Stakeholder),
             _ => Err(()),
         }
     }

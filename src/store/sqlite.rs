@@ -525,6 +525,38 @@ impl Store for SqliteStore {
         .collect()
     }
 
+    async fn record_csat(
+        &self,
+        incident_id: i64,
+        address: &str,
+        score: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query("INSERT OR IGNORE INTO csat (incident_id, address, score, answered_at) VALUES (?, ?, ?, ?)")
+            .bind(incident_id)
+            .bind(address)
+            .bind(score)
+            .bind(to_millis(at))
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn csat_scores(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT c.score FROM csat c JOIN incidents i ON i.id = c.incident_id WHERE i.created_at >= ? AND i.created_at < ?",
+        )
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .fetch_all(&self.readers)
+        .await?)
+    }
+
     async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
         sqlx::query("SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences ORDER BY id DESC")
             .fetch_all(&self.writer)

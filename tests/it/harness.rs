@@ -144,6 +144,24 @@ impl Store for FaultyStore {
     ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
         self.inner.runbook_runs(runbook, limit).await
     }
+    async fn record_csat(
+        &self,
+        incident_id: i64,
+        address: &str,
+        score: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .record_csat(incident_id, address, score, at)
+            .await
+    }
+    async fn csat_scores(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.inner.csat_scores(from, to).await
+    }
     async fn silences(&self) -> Result<Vec<tocsin::silence::Silence>, StoreError> {
         self.inner.silences().await
     }

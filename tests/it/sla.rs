@@ -268,3 +268,71 @@ async fn the_weekly_report_arrives_by_email_when_its_cron_fires_with_the_kpi_fig
         "the breached incident is among the worst"
     );
 }
+
+#[tokio::test]
+async fn stakeholders_hear_of_the_incident_and_answer_csat_once() {
+    let smtp = crate::smtp_sink::SmtpSink::start().await;
+    let tocsin = Harness::start(&format!(
+        "[email]\ntransport = \"smtp\"\nport = {}\n[[rules]]\nname = \"acme\"\nmatch = ['resource=~\"acme-.*\"']\nstakeholders = [\"it@acme.example\"]\n",
+        smtp.port
+    ))
+    .await;
+    let id = open_p1(&tocsin, "acme-web").await;
+    tocsin.tick().await;
+    let opened = smtp.to("it@acme.example");
+    assert_eq!(opened.len(), 1);
+    assert_eq!(
+        opened[0].subject(),
+        format!("#{id} http on acme-web: we are on it")
+    );
+    tocsin.clock.advance(TimeDelta::minutes(20));
+    tocsin
+        .post_as(
+            RESPONDER,
+            &format!("/api/v1/incidents/{id}/resolve"),
+            json!({}),
+        )
+        .await;
+    tocsin.tick().await;
+    let resolved = smtp.to("it@acme.example");
+    assert_eq!(resolved.len(), 2);
+    let body = resolved[1].text();
+    let start = body
+        .find(&format!("{}/csat/", tocsin.url))
+        .expect("a satisfaction link");
+    let five: String = body[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .replace("score=1", "score=5");
+    let link = five.split("?score").next().unwrap().to_string();
+    let answer = |url: String| {
+        let client = tocsin.client.clone();
+        async move { client.get(url).send().await.unwrap() }
+    };
+    let first = answer(format!("{link}?score=5")).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.text().await.unwrap().contains("recorded"));
+    let second = answer(format!("{link}?score=1")).await;
+    assert!(
+        second.text().await.unwrap().contains("first answer"),
+        "answered twice counts once"
+    );
+    let mut forged = link.clone().into_bytes();
+    let last = forged.len() - 3;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    assert_eq!(
+        answer(format!("{}?score=5", String::from_utf8(forged).unwrap()))
+            .await
+            .status(),
+        403
+    );
+    let kpi = tocsin.get("/api/v1/kpi").await;
+    assert_eq!(
+        (
+            kpi["overall"]["csat"].as_f64(),
+            kpi["overall"]["csat_answers"].as_i64()
+        ),
+        (Some(1.0), Some(1))
+    );
+}
