@@ -3,7 +3,7 @@
 
 use crate::api::{AppState, router};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::notify::ack_link::AckLinks;
 use crate::notify::email::EmailSender;
@@ -64,6 +64,7 @@ impl App {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let config = Arc::new(config);
         warn_about_tokens(&config);
+        let shared: crate::config::SharedConfig = Arc::new(arc_swap::ArcSwap::new(config.clone()));
         let metrics = Metrics::new().context("cannot register metrics")?;
         let wake = Arc::new(Notify::new());
         let (runs, run_requests) = tokio::sync::mpsc::unbounded_channel();
@@ -71,7 +72,7 @@ impl App {
         let (pipeline, writer) = Pipeline::start(
             store.clone(),
             clock.clone(),
-            config.clone(),
+            shared.clone(),
             metrics.clone(),
             wake.clone(),
             runs,
@@ -94,7 +95,7 @@ impl App {
             Templates::load(&config.templates_dir).context("cannot load the message templates")?,
         );
         let outbox = Arc::new(outbox(
-            &config,
+            &shared,
             store.clone(),
             clock.clone(),
             metrics.clone(),
@@ -131,7 +132,8 @@ impl App {
             })
             .collect::<HashMap<_, _>>();
         let state = AppState {
-            config,
+            config: shared,
+            config_path: None,
             store,
             pipeline,
             clock,
@@ -195,7 +197,7 @@ async fn ack_links(store: &dyn Store, ttl: chrono::TimeDelta) -> anyhow::Result<
 }
 
 fn outbox(
-    config: &Arc<Config>,
+    config: &crate::config::SharedConfig,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
@@ -206,13 +208,15 @@ fn outbox(
         .timeout(std::time::Duration::from_secs(15))
         .build()
         .context("cannot build the HTTP client")?;
-    let email = config
+    // The channels are set up once: SMTP and SMS gateway changes need a restart.
+    let current = config.load_full();
+    let email = current
         .email
         .as_ref()
         .map(EmailSender::new)
         .transpose()
         .context("cannot set up email")?;
-    let sms = config
+    let sms = current
         .sms
         .as_ref()
         .map(|sms| SmsSender::new(sms, http.clone()));
@@ -229,10 +233,52 @@ fn outbox(
     })
 }
 
-/// Runs the daemon until a shutdown signal.
-pub async fn serve(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+/// Reads the configuration file again and swaps it in whole, or keeps the running
+/// one and returns every error. Listen address, storage, channels, rate limits and
+/// the report's cron are read at start only; a reload that changes them says so.
+pub fn reload(state: &AppState) -> Result<String, ConfigErrors> {
+    let Some(path) = &state.config_path else {
+        return Err(ConfigErrors {
+            file: "(built-in)".into(),
+            errors: vec![crate::config::ConfigError {
+                path: String::new(),
+                line: None,
+                message: "this instance was not started from a file".into(),
+            }],
+        });
+    };
+    let fresh = Config::load(path)?;
+    let running = state.config.load_full();
+    let mut note = format!("reloaded {}", path.display());
+    if fresh.listen != running.listen || fresh.storage_url != running.storage_url {
+        note.push_str("; server.listen and storage.url take effect at the next restart");
+    }
+    state.config.store(Arc::new(fresh));
+    tracing::info!("{note}");
+    Ok(note)
+}
+
+/// Runs the daemon until a shutdown signal; SIGHUP reloads the configuration.
+pub async fn serve(
+    config: Config,
+    path: std::path::PathBuf,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
     let listen = config.listen;
-    let app = App::start(config, clock).await?;
+    let mut app = App::start(config, clock).await?;
+    app.state.config_path = Some(path);
+    let reload_state = app.state.clone();
+    let hangups = tokio::spawn(async move {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            if let Err(errors) = reload(&reload_state) {
+                tracing::error!("configuration refused, the running one stays:\n{errors}");
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
@@ -246,7 +292,14 @@ pub async fn serve(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
         .await
         .context("the HTTP server failed")?;
     tracing::info!("shutting down: finishing the in-flight batch");
-    app.finish().await;
+    hangups.abort();
+    // The queued batch and in-flight messages get ten seconds.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), app.finish())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight work did not finish within 10 s; exiting anyway");
+    }
     Ok(())
 }
 

@@ -208,6 +208,130 @@ impl Remote {
         ))
     }
 
+    /// `tocsin alerts`.
+    pub async fn alerts(&self, status: Option<&str>, json: bool) -> anyhow::Result<String> {
+        let query = status.map_or(String::new(), |s| format!("?status={s}"));
+        let page = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/alerts{query}"),
+                None,
+            )
+            .await?;
+        if json {
+            return Ok(serde_json::to_string_pretty(&page)?);
+        }
+        let rows: Vec<Vec<String>> = page["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                let quiet = if a["silenced"] == Value::Bool(true) {
+                    "silenced"
+                } else if a["inhibited"] == Value::Bool(true) {
+                    "inhibited"
+                } else {
+                    ""
+                };
+                vec![
+                    a["id"].to_string(),
+                    text(&a["priority"]),
+                    text(&a["status"]),
+                    a["count"].to_string(),
+                    text(&a["incident_id"]),
+                    quiet.to_string(),
+                    format!("{} on {}", text(&a["check"]), text(&a["resource"])),
+                ]
+            })
+            .collect();
+        Ok(table(
+            &["ID", "PRI", "STATUS", "COUNT", "INCIDENT", "QUIET", "ALERT"],
+            &rows,
+        ))
+    }
+
+    /// `tocsin silences list`.
+    pub async fn silences(&self, json: bool) -> anyhow::Result<String> {
+        let page = self
+            .call(reqwest::Method::GET, "/api/v1/silences", None)
+            .await?;
+        if json {
+            return Ok(serde_json::to_string_pretty(&page)?);
+        }
+        let rows: Vec<Vec<String>> = page["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                let matchers: Vec<String> = s["matchers"]
+                    .as_array()
+                    .map(|m| m.iter().map(text).collect())
+                    .unwrap_or_default();
+                vec![
+                    s["id"].to_string(),
+                    text(&s["state"]),
+                    text(&s["ends_at"]),
+                    text(&s["created_by"]),
+                    matchers.join(" "),
+                    text(&s["comment"]),
+                ]
+            })
+            .collect();
+        Ok(table(
+            &["ID", "STATE", "ENDS", "BY", "MATCHERS", "COMMENT"],
+            &rows,
+        ))
+    }
+
+    /// `tocsin silences add`.
+    pub async fn add_silence(
+        &self,
+        matchers: Vec<String>,
+        ends_at: String,
+        comment: Option<String>,
+    ) -> anyhow::Result<String> {
+        let body = serde_json::json!({ "matchers": matchers, "ends_at": ends_at, "comment": comment.unwrap_or_default() });
+        let reply = self
+            .call(reqwest::Method::POST, "/api/v1/silences", Some(body))
+            .await?;
+        Ok(format!("silence {} until {ends_at}", reply["id"]))
+    }
+
+    /// `tocsin silences expire ID`.
+    pub async fn expire_silence(&self, id: i64) -> anyhow::Result<String> {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/silences/{id}"),
+            None,
+        )
+        .await?;
+        Ok(format!("silence {id} expired"))
+    }
+
+    /// `tocsin send-test-alert`: a generic alert that walks the whole chain.
+    pub async fn send_test_alert(&self, severity: &str) -> anyhow::Result<String> {
+        let body = serde_json::json!({
+            "resource": "tocsin-test",
+            "check": "test alert",
+            "severity": severity,
+            "summary": "A test alert sent by tocsin send-test-alert; resolve it when you have seen it.",
+            "labels": { "test": "true" },
+        });
+        let reply = self
+            .call(reqwest::Method::POST, "/api/v1/ingest/generic", Some(body))
+            .await?;
+        let alert = &reply["alerts"][0];
+        Ok(match alert["incident_id"].as_i64() {
+            Some(incident) => format!("alert {} opened incident #{incident}", alert["id"]),
+            None => format!(
+                "alert {} is in the queue (its priority opens no incident)",
+                alert["id"]
+            ),
+        })
+    }
+
     /// `tocsin incidents ack|resolve ID`.
     pub async fn act(&self, id: i64, action: &str, note: Option<String>) -> anyhow::Result<String> {
         let body = serde_json::json!({ "note": note });

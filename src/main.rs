@@ -94,6 +94,57 @@ enum Command {
         #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true, default_value = "")]
         token: String,
     },
+    /// The alert queue of a running daemon.
+    Alerts {
+        /// Comma-separated: firing, resolved, silenced, inhibited.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "TOCSIN_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true, default_value = "")]
+        token: String,
+    },
+    /// Silences (maintenance windows) on a running daemon.
+    Silences {
+        #[command(subcommand)]
+        action: SilencesAction,
+        #[arg(
+            long,
+            global = true,
+            env = "TOCSIN_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        #[arg(
+            long,
+            global = true,
+            env = "TOCSIN_TOKEN",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        token: String,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Send a test alert through the whole chain (ingest token in TOCSIN_INGEST_TOKEN).
+    SendTestAlert {
+        /// P1..P4: the severity sent (critical, error, warning, info).
+        #[arg(long, default_value = "P1")]
+        priority: String,
+        #[arg(long, env = "TOCSIN_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(
+            long,
+            env = "TOCSIN_INGEST_TOKEN",
+            hide_env_values = true,
+            default_value = "dev-ingest-token"
+        )]
+        token: String,
+    },
+    /// Shell completions: bash, zsh, fish, elvish or powershell.
+    Completions { shell: clap_complete::Shell },
     /// Who is on call now and next, per schedule.
     Oncall {
         #[arg(long, default_value = "config/tocsin.toml")]
@@ -126,6 +177,27 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long, global = true)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SilencesAction {
+    /// Silence the alerts matching every --match until --until (RFC 3339) or for --for.
+    Add {
+        #[arg(long = "match", required = true)]
+        matchers: Vec<String>,
+        /// End, RFC 3339.
+        #[arg(long, conflicts_with = "duration")]
+        until: Option<String>,
+        /// Length from now, such as 2h.
+        #[arg(long = "for")]
+        duration: Option<String>,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    List,
+    Expire {
+        id: i64,
     },
 }
 
@@ -208,6 +280,70 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "tocsin",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Some(Command::Alerts {
+            status,
+            json,
+            url,
+            token,
+        }) => client(url, token, |remote| async move {
+            remote.alerts(status.as_deref(), json).await
+        }),
+        Some(Command::Silences {
+            action,
+            url,
+            token,
+            json,
+        }) => client(url, token, |remote| async move {
+            match action {
+                SilencesAction::List => remote.silences(json).await,
+                SilencesAction::Expire { id } => remote.expire_silence(id).await,
+                SilencesAction::Add {
+                    matchers,
+                    until,
+                    duration,
+                    comment,
+                } => {
+                    let ends_at = match (until, duration) {
+                        (Some(until), _) => until,
+                        (None, Some(duration)) => {
+                            let length = tocsin::config::parse_duration(&duration)
+                                .map_err(|why| anyhow::anyhow!("--for: {why}"))?;
+                            tocsin::clock::rfc3339(SystemClock.now() + length)
+                        }
+                        (None, None) => anyhow::bail!("give --until TIME or --for DURATION"),
+                    };
+                    remote.add_silence(matchers, ends_at, comment).await
+                }
+            }
+        }),
+        Some(Command::SendTestAlert {
+            priority,
+            url,
+            token,
+        }) => {
+            let severity = match priority.as_str() {
+                "P1" => "critical",
+                "P2" => "error",
+                "P3" => "warning",
+                "P4" => "info",
+                other => {
+                    eprintln!("tocsin: --priority {other:?}: use P1, P2, P3 or P4");
+                    return ExitCode::from(2);
+                }
+            };
+            client(url, token, |remote| async move {
+                remote.send_test_alert(severity).await
+            })
+        }
         Some(Command::Report {
             from,
             to,
@@ -283,14 +419,15 @@ fn main() -> ExitCode {
             finish(outcome)
         }
         Some(Command::Serve { config }) => {
-            let config = match Config::load(&config) {
+            let path = config;
+            let config = match Config::load(&path) {
                 Ok(config) => config,
                 Err(errors) => {
                     eprint!("{errors}");
                     return ExitCode::FAILURE;
                 }
             };
-            match run(config) {
+            match run(config, path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("tocsin: {error:#}");
@@ -336,6 +473,23 @@ fn simulate(
         .join("\n"))
 }
 
+/// Runs one call against a daemon and prints its outcome.
+fn client<F, Fut>(url: String, token: String, call: F) -> ExitCode
+where
+    F: FnOnce(tocsin::cli::Remote) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    if token.is_empty() {
+        eprintln!("tocsin: set TOCSIN_TOKEN (or --token) to an API token");
+        return ExitCode::from(2);
+    }
+    let remote = tocsin::cli::Remote { url, token };
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(call(remote)));
+    finish(outcome)
+}
+
 fn finish(outcome: anyhow::Result<String>) -> ExitCode {
     match outcome {
         Ok(text) => {
@@ -349,9 +503,9 @@ fn finish(outcome: anyhow::Result<String>) -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(tocsin::app::serve(config, Arc::new(SystemClock)))
+    runtime.block_on(tocsin::app::serve(config, path, Arc::new(SystemClock)))
 }
 
 fn init_logging(format: LogFormat) {

@@ -85,6 +85,17 @@ impl Metrics {
                 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
             ],
         )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "Always 1; the labels say which build runs."),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         let escalations_overdue = IntGauge::new(
             "escalations_overdue",
             "Escalation steps overdue by more than 30 s: a healthy engine shows 0.",

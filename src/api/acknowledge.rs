@@ -207,6 +207,7 @@ pub async fn sms_inbound(
 ) -> Result<Response, ApiError> {
     let expected = state
         .config
+        .load()
         .sms
         .as_ref()
         .and_then(|sms| sms.inbound_token.clone())
@@ -233,8 +234,8 @@ pub async fn sms_inbound(
     } else {
         serde_urlencoded_form(&body)?
     };
-    let user = state
-        .config
+    let config = state.config.load_full();
+    let user = config
         .directory
         .user_by_phone(&inbound.from)
         .ok_or_else(|| {

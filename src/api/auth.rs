@@ -70,8 +70,8 @@ pub async fn require(
             "send Authorization: Bearer <token> with a token from [api] tokens",
         )
     })?;
-    let found = state
-        .config
+    let config = state.config.load_full();
+    let found = config
         .api_tokens
         .iter()
         .fold(None, |found, candidate| {

@@ -90,7 +90,7 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
         .take(20)
         .map(|alert| json!({ "priority": alert.priority.as_str(), "check": alert.check, "resource": alert.resource, "summary": alert.summary, "count": alert.count }))
         .collect::<Vec<_>>();
-    let oncall = crate::api::oncall::report(&state.config, now)["schedules"].clone();
+    let oncall = crate::api::oncall::report(&state.config.load(), now)["schedules"].clone();
     let start_of_day = now - TimeDelta::seconds(i64::from(now.num_seconds_from_midnight()));
     let today = crate::kpi::compute(
         state.store.as_ref(),
@@ -107,7 +107,7 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
     )
     .await?;
     let mut runs = Vec::new();
-    for runbook in &state.config.runbooks {
+    for runbook in &state.config.load().runbooks {
         runs.extend(state.store.runbook_runs(&runbook.name, 5).await?);
     }
     runs.sort_by_key(|run| std::cmp::Reverse(run.started_at));

@@ -40,3 +40,28 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         state.metrics.render(),
     )
 }
+
+/// `POST /-/reload` (admin): reads the configuration file again; a bad one is refused
+/// with every error and the running one stays.
+pub async fn reload(State(state): State<AppState>) -> impl IntoResponse {
+    match crate::app::reload(&state) {
+        Ok(note) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "reloaded": true, "detail": note })),
+        ),
+        Err(errors) => (
+            StatusCode::BAD_REQUEST,
+            Json(
+                serde_json::json!({ "error": "the configuration has errors; the running one stays", "detail": errors.to_string() }),
+            ),
+        ),
+    }
+}
+
+/// `GET /api/v1/openapi.json`: the API description kept in `docs/openapi.json`.
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../../docs/openapi.json"),
+    )
+}

@@ -17,8 +17,8 @@ pub async fn check_in(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let heartbeat = state
-        .config
+    let config = state.config.load_full();
+    let heartbeat = config
         .heartbeats
         .iter()
         .find(|beat| beat.name == name)
@@ -31,14 +31,12 @@ pub async fn check_in(
     let allowed = match &heartbeat.token {
         Some(expected) => same_secret(&token, expected),
         None => {
-            state
-                .config
+            config
                 .sources
                 .values()
                 .filter_map(|s| s.token.as_deref())
                 .any(|t| same_secret(&token, t))
-                || state
-                    .config
+                || config
                     .api_tokens
                     .iter()
                     .any(|t| t.role >= Role::Responder && same_secret(&token, &t.token))

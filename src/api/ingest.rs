@@ -117,7 +117,8 @@ async fn accept(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<Accepted>, Refusal> {
-    let source = state.config.sources.get(&kind).ok_or_else(|| {
+    let config = state.config.load_full();
+    let source = config.sources.get(&kind).ok_or_else(|| {
         Refusal::new(
             "not_enabled",
             StatusCode::NOT_FOUND,
@@ -148,7 +149,7 @@ async fn accept(
         ));
     }
     check_content_type(kind, headers)?;
-    let body = read_body(body, state.config.max_body_bytes).await?;
+    let body = read_body(body, config.max_body_bytes).await?;
     if let Some(signature) = &source.signature {
         super::signature::verify(signature, headers, &body, state.clock.now()).map_err(|why| {
             Refusal::new(

@@ -18,7 +18,7 @@ pub mod silences;
 
 use crate::alert::Priority;
 use crate::clock::Clock;
-use crate::config::{Config, Role};
+use crate::config::Role;
 use crate::ingest::SourceKind;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -36,7 +36,10 @@ use std::sync::Arc;
 /// Everything a handler may need.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// Read with `.load()` for each request: a reload replaces it.
+    pub config: crate::config::SharedConfig,
+    /// Where the configuration was read from, for reloads (`None` when built in memory).
+    pub config_path: Option<std::path::PathBuf>,
     pub store: Arc<dyn Store>,
     pub pipeline: Pipeline,
     pub clock: Arc<dyn Clock>,
@@ -60,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runbooks", get(runbooks::list))
         .route("/api/v1/kpi", get(kpi::kpi))
         .route_layer(role(Role::Viewer));
+    let admin = Router::new()
+        .route("/-/reload", post(health::reload))
+        .route_layer(role(Role::Admin));
     let act = Router::new()
         .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
         .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
@@ -87,14 +93,24 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard::page))
         .route("/dashboard/panel", get(dashboard::panel))
         .route("/api/v1/stream", get(dashboard::stream))
+        .route("/api/v1/openapi.json", get(health::openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .merge(read)
         .merge(act)
+        .merge(admin)
         .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
         // Ingest enforces server.max_body_bytes itself, with the drain of spec §10.
         .layer(DefaultBodyLimit::disable())
+        // Every request gets an x-request-id (kept when the client sent one), logged
+        // with its span and returned in the response.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
         .with_state(state)
 }
 

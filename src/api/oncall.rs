@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 /// The handler.
 pub async fn oncall(State(state): State<AppState>) -> Json<Value> {
-    Json(report(&state.config, state.clock.now()))
+    Json(report(&state.config.load(), state.clock.now()))
 }
 
 /// The report, also printed by `tocsin oncall`.

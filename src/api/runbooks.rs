@@ -19,7 +19,7 @@ const LAST_RUNS: i64 = 10;
 /// The list.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut items = Vec::new();
-    for runbook in &state.config.runbooks {
+    for runbook in &state.config.load().runbooks {
         let runs = state.store.runbook_runs(&runbook.name, LAST_RUNS).await?;
         let last_runs: Vec<Value> = runs
             .iter()

@@ -22,6 +22,9 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// The running configuration, replaced whole by a reload (SIGHUP, `POST /-/reload`).
+pub type SharedConfig = std::sync::Arc<arc_swap::ArcSwap<Config>>;
+
 /// The documented default configuration, compiled in for `--print-default-config` and
 /// for tests that want "the file as shipped".
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/tocsin.toml");

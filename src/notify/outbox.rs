@@ -10,7 +10,6 @@ use super::email::EmailSender;
 use super::sms::SmsSender;
 use super::templates::{Templates, fit_sms};
 use crate::clock::{Clock, rfc3339};
-use crate::config::Config;
 use crate::incident::{Incident, TimelineEntry};
 use crate::metrics::Metrics;
 use crate::oncall::Channel;
@@ -32,7 +31,7 @@ const SUBJECT_LIMIT: usize = 200;
 pub struct Outbox {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub config: Arc<Config>,
+    pub config: crate::config::SharedConfig,
     pub metrics: Metrics,
     pub templates: Arc<Templates>,
     pub links: AckLinks,
@@ -172,7 +171,8 @@ impl Outbox {
         failing: &Notification,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let Some(user) = self.config.directory.users.get(&failing.user_id) else {
+        let config = self.config.load_full();
+        let Some(user) = config.directory.users.get(&failing.user_id) else {
             return Ok(());
         };
         let channels: Vec<Channel> = user
@@ -197,7 +197,7 @@ impl Outbox {
             address: address.to_string(),
             attempts: 0,
             due_at: now,
-            deadline: now + self.config.delivery_deadline(*channel),
+            deadline: now + self.config.load().delivery_deadline(*channel),
             ..failing.clone()
         };
         self.record(
@@ -236,7 +236,7 @@ impl Outbox {
             "very satisfied",
         ];
         let csat: Vec<Value> = (1..=5)
-            .map(|score| json!({ "score": score, "label": labels[score - 1], "url": format!("{}/csat/{token}?score={score}", self.config.public_url) }))
+            .map(|score| json!({ "score": score, "label": labels[score - 1], "url": format!("{}/csat/{token}?score={score}", self.config.load().public_url) }))
             .collect();
         let context = json!({
             "incident": {
@@ -279,7 +279,7 @@ impl Outbox {
         let (subject, html) = crate::report::render(
             self.store.as_ref(),
             &self.templates,
-            &self.config,
+            &self.config.load(),
             &notification.step,
             self.clock.now(),
         )
@@ -407,9 +407,10 @@ impl Outbox {
             expires_at: self.clock.now() + self.links.ttl,
             nonce: notification.id,
         };
-        let public = &self.config.public_url;
+        let public = &self.config.load().public_url;
         let user_name = self
             .config
+            .load()
             .directory
             .users
             .get(&notification.user_id)

@@ -157,17 +157,19 @@ impl Pipeline {
     pub async fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        config: Arc<Config>,
+        shared: crate::config::SharedConfig,
         metrics: Metrics,
         outbox: Arc<Notify>,
         runs: mpsc::UnboundedSender<RunRequest>,
         changes: tokio::sync::broadcast::Sender<()>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), StoreError> {
+        let config = shared.load_full();
         let mut writer = Writer {
             store,
             clock,
             timeout: config.write_timeout,
             config,
+            shared,
             metrics,
             outbox,
             view: View::default(),
@@ -343,7 +345,10 @@ struct Effects {
 struct Writer {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// The configuration of the current batch, taken from `shared` at its start so a
+    /// reload never changes the rules in the middle of a batch.
     config: Arc<Config>,
+    shared: crate::config::SharedConfig,
     metrics: Metrics,
     outbox: Arc<Notify>,
     timeout: std::time::Duration,
@@ -431,6 +436,7 @@ impl Writer {
             }
             return;
         }
+        self.config = self.shared.load_full();
         let now = self.clock.now();
         let mut batch = WriteBatch::default();
         let mut effects = Effects::default();

@@ -9,6 +9,7 @@ mod dashboard;
 mod harness;
 mod incidents;
 mod ingest;
+mod operations;
 mod paging;
 mod process;
 mod real_senders;
