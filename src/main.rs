@@ -252,10 +252,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Some(Command::CheckConfig { config }) => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: OK", config.display());
-                ExitCode::SUCCESS
-            }
+            Ok(loaded) => match tocsin::notify::templates::Templates::load(&loaded.templates_dir) {
+                Ok(_) => {
+                    println!(
+                        "{}: OK ({} runbooks)",
+                        config.display(),
+                        loaded.runbooks.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("{}: {error}", config.display());
+                    ExitCode::FAILURE
+                }
+            },
             Err(errors) => {
                 eprint!("{errors}");
                 ExitCode::FAILURE
