@@ -130,7 +130,13 @@ impl Writer {
         }
         match self.view.alerts.decide(&key, alert.status) {
             Decision::Open => {
-                let flapping = self.state_changed(&key, now, batch).await?;
+                // Only identities that resolved recently have a history to check; a
+                // flood of new alerts creates none.
+                let flapping = if self.view.flaps.contains_key(&key) {
+                    self.state_changed(&key, now, batch).await?
+                } else {
+                    false
+                };
                 let accepted = self.open_alert(alert, flapping, now, batch, effects);
                 if let Some(flap) = self.view.flaps.get_mut(&key)
                     && accepted.incident_id.is_some()
@@ -161,11 +167,20 @@ impl Writer {
                 })
             }
             Decision::Resolve(_) => {
+                if !self.view.flaps.contains_key(&key)
+                    && let Some(open) = self.view.alerts.get(&key)
+                {
+                    // The history starts with the firing this resolve ends.
+                    let mut flap = crate::flapping::Flap::default();
+                    flap.change(open.last_seen, self.config.flapping);
+                    flap.incident_id = open.incident_id;
+                    self.view.flaps.insert(key.clone(), flap);
+                }
                 self.state_changed(&key, now, batch).await?;
                 self.resolve_alert(&key, &alert.source, now, batch, effects)
                     .await
             }
-            Decision::Stale => self.stale_follow_up(key).await,
+            Decision::Stale => self.stale_follow_up(key),
         }
     }
 
@@ -414,7 +429,7 @@ impl Writer {
         effects: &mut Effects,
     ) -> Result<Accepted, PipelineError> {
         let Some(open) = self.view.alerts.get(key).cloned() else {
-            return self.stale_follow_up(key.clone()).await;
+            return self.stale_follow_up(key.clone());
         };
         if let Some(incident_id) = open.incident_id {
             self.acknowledge_incident(
@@ -434,18 +449,15 @@ impl Writer {
         })
     }
 
-    /// A follow-up for an identity that is not firing changes nothing; it is answered
-    /// with the last alert of that identity, as PagerDuty drops such events.
-    async fn stale_follow_up(&self, key: DedupKey) -> Result<Accepted, PipelineError> {
-        let latest = self
-            .store
-            .latest_alert(&key)
-            .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+    /// A follow-up for an identity that is not firing changes nothing and is accepted,
+    /// as PagerDuty drops such events. No alert answers it, so its ids are null: the
+    /// store keeps no index by identity, which would cost a random B-tree write per
+    /// new alert on the ingest path.
+    fn stale_follow_up(&self, key: DedupKey) -> Result<Accepted, PipelineError> {
         Ok(Accepted {
-            id: latest.map(|(id, _)| id),
+            id: None,
             dedup_key: key.key,
-            incident_id: latest.and_then(|(_, incident)| incident),
+            incident_id: None,
         })
     }
 }

@@ -317,8 +317,6 @@ pub trait Store: Send + Sync + 'static {
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError>;
     /// An incident's history, oldest first.
     async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError>;
-    /// The newest alert of an identity, with its incident, if it was ever seen.
-    async fn latest_alert(&self, key: &DedupKey) -> Result<Option<(i64, Option<i64>)>, StoreError>;
 
     /// Escalation timers due at `now`.
     async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError>;

@@ -354,18 +354,6 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn latest_alert(&self, key: &DedupKey) -> Result<Option<(i64, Option<i64>)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, incident_id FROM alerts WHERE source = ? AND dedup_key = ? ORDER BY id DESC LIMIT 1",
-        )
-        .bind(&key.source)
-        .bind(&key.key)
-        .fetch_optional(&self.writer)
-        .await?;
-        row.map(|row| Ok((row.try_get("id")?, row.try_get("incident_id")?)))
-            .transpose()
-    }
-
     async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError> {
         sqlx::query(format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at").into_safe())
             .bind(to_millis(now))

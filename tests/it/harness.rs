@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
-use tocsin::dedup::DedupKey;
 use tocsin::incident::{Incident, TimelineEntry};
 use tocsin::store::paging::{Delivery, Escalation, Notification};
 use tocsin::store::{
@@ -82,9 +81,6 @@ impl Store for FaultyStore {
     }
     async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
         self.inner.timeline(incident_id).await
-    }
-    async fn latest_alert(&self, key: &DedupKey) -> Result<Option<(i64, Option<i64>)>, StoreError> {
-        self.inner.latest_alert(key).await
     }
     async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError> {
         self.inner.due_escalations(now).await

@@ -416,3 +416,72 @@ async fn runbooks_can_be_run_by_hand_and_bad_requests_are_refused() {
         .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn wait_for_recovery_resolves_with_the_senders_recovery_or_escalates_when_none_comes() {
+    let bench = Bench::new();
+    bench.systemctl(0);
+    // A copy of restart-service that waits for the sender instead of resolving.
+    let manifest = std::fs::read_to_string(bench.runbooks.join("restart-service.toml"))
+        .unwrap()
+        .replace(
+            "on_success = \"resolve\"",
+            "on_success = \"wait_for_recovery\"",
+        )
+        .replace("cooldown = \"10m\"", "cooldown = \"0s\"");
+    std::fs::write(bench.runbooks.join("restart-service.toml"), manifest).unwrap();
+    let extra = "[[users]]\nid = \"alice\"\nemail = \"alice@example.com\"\n[[users]]\nid = \"carol\"\nemail = \"carol@example.com\"\n[[escalation_policies]]\nname = \"default\"\ntiers = [ { level = \"L1\", targets = [\"user:alice\"] }, { level = \"L2\", targets = [\"user:carol\"], after = \"30m\" } ]\n";
+    let tocsin = Harness::start(&bench.config(extra)).await;
+    let recovered = tocsin
+        .ingest_ok("generic", &down_alert("localhost", "nginx"))
+        .await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    incident_when(&tocsin, recovered, "the run to wait", |i| {
+        kinds(i).contains(&"runbook_waiting".to_string())
+    })
+    .await;
+    assert_eq!(
+        tocsin.get(&format!("/api/v1/incidents/{recovered}")).await["status"],
+        "triggered",
+        "not resolved by the run itself"
+    );
+    let recovery = json!({ "resource": "localhost", "check": "nginx down", "status": "resolved", "summary": "ok" });
+    tocsin
+        .ingest_ok("generic", recovery.to_string().as_bytes())
+        .await;
+    tocsin.tick().await;
+    let incident = tocsin.get(&format!("/api/v1/incidents/{recovered}")).await;
+    assert_eq!(incident["status"], "resolved");
+    assert!(kinds(&incident).contains(&"auto_remediated".to_string()));
+
+    let silent = tocsin
+        .ingest_ok("generic", &down_alert("localhost", "redis"))
+        .await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    incident_when(&tocsin, silent, "the run to wait", |i| {
+        kinds(i).contains(&"runbook_waiting".to_string())
+    })
+    .await;
+    tocsin.clock.advance(chrono::TimeDelta::minutes(6));
+    tocsin.tick().await;
+    let incident = tocsin.get(&format!("/api/v1/incidents/{silent}")).await;
+    assert_eq!(
+        incident["escalation_level"], "L2",
+        "no recovery within recovery_timeout: escalated at once"
+    );
+    let runs = tocsin.get("/api/v1/runbooks").await;
+    let statuses: Vec<String> = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "restart-service")
+        .unwrap()["last_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, ["recovery_missed", "recovered"]);
+}
