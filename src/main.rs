@@ -362,11 +362,6 @@ fn main() -> ExitCode {
             url,
             token,
         }) => {
-            if token.is_empty() {
-                eprintln!("tocsin: set TOCSIN_TOKEN (or --token) to an API token");
-                return ExitCode::from(2);
-            }
-            let remote = tocsin::cli::Remote { url, token };
             let format = if json {
                 tocsin::cli::ReportFormat::Json
             } else if csv {
@@ -374,60 +369,33 @@ fn main() -> ExitCode {
             } else {
                 tocsin::cli::ReportFormat::Table
             };
-            let outcome = tokio::runtime::Runtime::new()
-                .map_err(anyhow::Error::from)
-                .and_then(|runtime| {
-                    runtime.block_on(remote.report(from.as_deref(), to.as_deref(), format))
-                });
-            finish(outcome)
+            client(url, token, |remote| async move {
+                remote.report(from.as_deref(), to.as_deref(), format).await
+            })
         }
         Some(Command::Runbook { action, url, token }) => {
-            if token.is_empty() {
-                eprintln!(
-                    "tocsin: set TOCSIN_TOKEN (or --token) to an API token with the responder role"
-                );
-                return ExitCode::from(2);
-            }
-            let remote = tocsin::cli::Remote { url, token };
             let RunbookAction::Run {
                 name,
                 params,
                 incident,
             } = action;
-            let outcome = tokio::runtime::Runtime::new()
-                .map_err(anyhow::Error::from)
-                .and_then(|runtime| runtime.block_on(remote.run_runbook(&name, &params, incident)));
-            finish(outcome)
+            client(url, token, |remote| async move {
+                remote.run_runbook(&name, &params, incident).await
+            })
         }
         Some(Command::Incidents {
             action,
             url,
             token,
             json,
-        }) => {
-            if token.is_empty() {
-                eprintln!("tocsin: set TOCSIN_TOKEN (or --token) to an API token");
-                return ExitCode::from(2);
+        }) => client(url, token, |remote| async move {
+            match action {
+                IncidentsAction::List { status } => remote.list(status.as_deref(), json).await,
+                IncidentsAction::Show { id } => remote.show(id, json).await,
+                IncidentsAction::Ack { id, note } => remote.act(id, "ack", note).await,
+                IncidentsAction::Resolve { id, note } => remote.act(id, "resolve", note).await,
             }
-            let remote = tocsin::cli::Remote { url, token };
-            let outcome = tokio::runtime::Runtime::new()
-                .map_err(anyhow::Error::from)
-                .and_then(|runtime| {
-                    runtime.block_on(async {
-                        match action {
-                            IncidentsAction::List { status } => {
-                                remote.list(status.as_deref(), json).await
-                            }
-                            IncidentsAction::Show { id } => remote.show(id, json).await,
-                            IncidentsAction::Ack { id, note } => remote.act(id, "ack", note).await,
-                            IncidentsAction::Resolve { id, note } => {
-                                remote.act(id, "resolve", note).await
-                            }
-                        }
-                    })
-                });
-            finish(outcome)
-        }
+        }),
         Some(Command::Serve { config }) => {
             let path = config;
             let config = match Config::load(&path) {

@@ -105,9 +105,10 @@ pub async fn acknowledge(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let id = incident_id(&id)?;
-    let note = note_body(&body)?.note;
-    act(&state, id, Action::Acknowledge { note }, &actor).await
+    noted(&state, &actor, &id, &body, |note| Action::Acknowledge {
+        note,
+    })
+    .await
 }
 
 /// `POST /api/v1/incidents/{id}/resolve`.
@@ -117,9 +118,7 @@ pub async fn resolve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let id = incident_id(&id)?;
-    let note = note_body(&body)?.note;
-    act(&state, id, Action::Resolve { note }, &actor).await
+    noted(&state, &actor, &id, &body, |note| Action::Resolve { note }).await
 }
 
 /// `POST /api/v1/incidents/{id}/escalate`: page the next tier now.
@@ -129,9 +128,7 @@ pub async fn escalate(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let id = incident_id(&id)?;
-    let note = note_body(&body)?.note;
-    act(&state, id, Action::Escalate { note }, &actor).await
+    noted(&state, &actor, &id, &body, |note| Action::Escalate { note }).await
 }
 
 /// `POST /api/v1/incidents/{id}/hold`: pause the SLA clock.
@@ -141,9 +138,7 @@ pub async fn hold(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let id = incident_id(&id)?;
-    let note = note_body(&body)?.note;
-    act(&state, id, Action::Hold { note }, &actor).await
+    noted(&state, &actor, &id, &body, |note| Action::Hold { note }).await
 }
 
 /// `POST /api/v1/incidents/{id}/unhold`: restart it.
@@ -153,9 +148,7 @@ pub async fn unhold(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let id = incident_id(&id)?;
-    let note = note_body(&body)?.note;
-    act(&state, id, Action::Unhold { note }, &actor).await
+    noted(&state, &actor, &id, &body, |note| Action::Unhold { note }).await
 }
 
 /// `POST /api/v1/incidents/{id}/notes` with `{"text": "…"}` (or `note`).
@@ -178,6 +171,19 @@ pub async fn add_note(
             )
         })?;
     act(&state, id, Action::Note { text }, &actor).await
+}
+
+/// The actions whose body is an optional `{"note": "…"}`.
+async fn noted(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    body: &Bytes,
+    action: fn(Option<String>) -> Action,
+) -> Result<Json<Value>, ApiError> {
+    let id = incident_id(id)?;
+    let note = note_body(body)?.note;
+    act(state, id, action(note), actor).await
 }
 
 async fn act(
