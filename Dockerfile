@@ -5,6 +5,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY config ./config
+# The OpenAPI document is compiled in.
+COPY docs/openapi.json ./docs/openapi.json
 RUN cargo build --release --locked && strip target/release/tocsin
 
 # Runtime: Debian slim, no compiler, a non-root user, data on a volume.
