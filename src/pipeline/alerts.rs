@@ -9,6 +9,15 @@ use crate::silence::silenced_by;
 use crate::store::{AlertRecord, AlertUpdate, WriteBatch};
 use chrono::{DateTime, Utc};
 
+fn count(counts: &mut std::collections::HashMap<String, u64>, source: &str) {
+    match counts.get_mut(source) {
+        Some(count) => *count += 1,
+        None => {
+            counts.insert(source.to_string(), 1);
+        }
+    }
+}
+
 /// The stored form of an open alert's current state.
 pub(super) fn update_of(
     open: &OpenAlert,
@@ -117,7 +126,7 @@ impl Writer {
         effects: &mut Effects,
     ) -> Result<Accepted, PipelineError> {
         let key = DedupKey::of(&alert);
-        effects.received.push(alert.source.clone());
+        count(&mut effects.received, &alert.source);
         match alert.action {
             AlertAction::Acknowledge => {
                 return self
@@ -146,7 +155,7 @@ impl Writer {
                 Ok(accepted)
             }
             Decision::Repeat(id) => {
-                effects.deduplicated.push(alert.source.clone());
+                count(&mut effects.deduplicated, &alert.source);
                 let open = self
                     .view
                     .alerts

@@ -332,8 +332,10 @@ struct View {
 /// Metric updates held back until their batch has committed.
 #[derive(Default)]
 struct Effects {
-    received: Vec<String>,
-    deduplicated: Vec<String>,
+    /// Per source: counted here and added once per batch, so a storm costs one
+    /// metric update per batch rather than one per alert.
+    received: HashMap<String, u64>,
+    deduplicated: HashMap<String, u64>,
     opened: Vec<Priority>,
     acknowledged: Vec<(Priority, f64)>,
     resolved: Vec<(Priority, f64)>,
@@ -577,17 +579,17 @@ impl Writer {
 
     fn publish(&self, effects: Effects) {
         let metrics = &self.metrics;
-        for source in effects.received {
+        for (source, count) in effects.received {
             metrics
                 .alerts_received
                 .with_label_values(&[source.as_str()])
-                .inc();
+                .inc_by(count);
         }
-        for source in effects.deduplicated {
+        for (source, count) in effects.deduplicated {
             metrics
                 .alerts_deduplicated
                 .with_label_values(&[source.as_str()])
-                .inc();
+                .inc_by(count);
         }
         for priority in effects.opened {
             metrics
