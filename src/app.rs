@@ -114,9 +114,15 @@ impl App {
             clock: clock.clone(),
             metrics: metrics.clone(),
         };
-        let reports = crate::report::schedule(&config, store.clone(), clock.clone(), wake.clone())
-            .await
-            .context("cannot start the weekly report's cron job")?;
+        let reports = crate::scheduler::cron_jobs(
+            &config,
+            store.clone(),
+            clock.clone(),
+            wake.clone(),
+            pipeline.downgrade(),
+        )
+        .await
+        .context("cannot start the cron jobs (weekly report, drills)")?;
         let (stop, stopped) = watch::channel(false);
         let scheduler = match background {
             Background::Tick => tokio::spawn(ticker.clone().run(wake, stopped)),

@@ -208,6 +208,21 @@ impl Remote {
         ))
     }
 
+    /// `tocsin drill run NAME`.
+    pub async fn run_drill(&self, name: &str) -> anyhow::Result<String> {
+        let reply = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/drills/{name}/run"),
+                None,
+            )
+            .await?;
+        Ok(format!(
+            "drill {name} started as incident {}; acknowledge it as you would a real page",
+            reply["incident_id"]
+        ))
+    }
+
     /// `tocsin alerts`.
     pub async fn alerts(&self, status: Option<&str>, json: bool) -> anyhow::Result<String> {
         let query = status.map_or(String::new(), |s| format!("?status={s}"));

@@ -86,6 +86,9 @@ pub struct Incident {
     pub remediated: bool,
     /// Paged beyond its first tier.
     pub escalated: bool,
+    /// A paging drill, not a real incident: out of the SLA KPIs, no runbook, no
+    /// stakeholder.
+    pub drill: bool,
 }
 
 impl Incident {
@@ -124,6 +127,7 @@ impl Incident {
             hold_since: None,
             remediated: false,
             escalated: false,
+            drill: false,
         }
     }
 

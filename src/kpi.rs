@@ -17,15 +17,22 @@ pub async fn compute(
     to: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Value, StoreError> {
-    let created = created_between(store, from, to).await?;
-    let open = store
+    // Drills test the paging chain, not the service: they are kept out of the SLA
+    // figures and reported on their own.
+    let (drills, created): (Vec<Incident>, Vec<Incident>) = created_between(store, from, to)
+        .await?
+        .into_iter()
+        .partition(|incident| incident.drill);
+    let mut open = store
         .incidents(&IncidentQuery {
             statuses: vec!["triggered".into(), "acknowledged".into()],
             limit: i64::MAX,
             ..IncidentQuery::default()
         })
         .await?;
+    open.retain(|incident| !incident.drill);
     let mut report = report(&created, &open, from, to, now);
+    report["drills"] = drill_figures(&drills);
     let scores = store.csat_scores(from, to).await?;
     let happy = scores.iter().filter(|score| **score >= 4).count();
     report["overall"]["csat"] = fraction(happy, scores.len());
@@ -89,8 +96,6 @@ pub fn report(
 
 /// The figures of one set of incidents.
 pub fn figures(incidents: &[&Incident], now: DateTime<Utc>) -> Value {
-    let seconds =
-        |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_milliseconds() as f64 / 1000.0;
     let mut ack: Vec<f64> = incidents
         .iter()
         .filter_map(|i| i.acknowledged_at.map(|at| seconds(i.created_at, at)))
@@ -157,6 +162,51 @@ fn compliance(
         }
     }
     (met, breached)
+}
+
+/// Drills run, passed (acknowledged), failed (ended unacknowledged), their MTTA,
+/// and each drill's outcome.
+fn drill_figures(drills: &[Incident]) -> Value {
+    let ack_seconds: Vec<f64> = drills
+        .iter()
+        .filter_map(|drill| {
+            drill
+                .acknowledged_at
+                .map(|at| seconds(drill.created_at, at))
+        })
+        .collect();
+    let failed = drills
+        .iter()
+        .filter(|drill| drill.acknowledged_at.is_none() && drill.resolved_at.is_some())
+        .count();
+    let runs: Vec<Value> = drills
+        .iter()
+        .map(|drill| {
+            let outcome = match (drill.acknowledged_at, drill.resolved_at) {
+                (Some(_), _) => "passed",
+                (None, Some(_)) => "failed",
+                (None, None) => "running",
+            };
+            json!({
+                "incident_id": drill.id,
+                "drill": drill.check,
+                "started_at": rfc3339(drill.created_at),
+                "outcome": outcome,
+                "ack_seconds": drill.acknowledged_at.map(|at| seconds(drill.created_at, at)),
+            })
+        })
+        .collect();
+    json!({
+        "count": drills.len(),
+        "passed": ack_seconds.len(),
+        "failed": failed,
+        "mtta_seconds": mean(&ack_seconds),
+        "runs": runs,
+    })
+}
+
+fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
 }
 
 fn mean(values: &[f64]) -> Value {

@@ -77,6 +77,26 @@ enum Command {
         )]
         token: String,
     },
+    /// Paging drills on a running daemon.
+    Drill {
+        #[command(subcommand)]
+        action: DrillAction,
+        #[arg(
+            long,
+            global = true,
+            env = "TOCSIN_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        #[arg(
+            long,
+            global = true,
+            env = "TOCSIN_TOKEN",
+            hide_env_values = true,
+            default_value = ""
+        )]
+        token: String,
+    },
     /// KPIs of a running daemon: MTTA, MTTR, SLA compliance, FCR, per priority.
     Report {
         /// Start (RFC 3339); default: 7 days before --to.
@@ -199,6 +219,12 @@ enum SilencesAction {
     Expire {
         id: i64,
     },
+}
+
+#[derive(Subcommand)]
+enum DrillAction {
+    /// Start a `[[drills]]` drill now: its policy is paged for real, marked DRILL.
+    Run { name: String },
 }
 
 #[derive(Subcommand)]
@@ -372,6 +398,14 @@ fn main() -> ExitCode {
             client(url, token, |remote| async move {
                 remote.report(from.as_deref(), to.as_deref(), format).await
             })
+        }
+        Some(Command::Drill { action, url, token }) => {
+            let DrillAction::Run { name } = action;
+            client(
+                url,
+                token,
+                |remote| async move { remote.run_drill(&name).await },
+            )
         }
         Some(Command::Runbook { action, url, token }) => {
             let RunbookAction::Run {

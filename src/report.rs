@@ -13,9 +13,7 @@ use crate::store::paging::{Notification, NotificationKind};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use tokio::sync::Notify;
-use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 const WEEKLY: &str = "weekly:";
 
@@ -46,30 +44,6 @@ pub async fn queue_weekly(
     store.queue_notifications(&messages).await?;
     outbox.notify_one();
     Ok(())
-}
-
-/// Starts the cron job of `[reports.weekly]`, if configured.
-pub async fn schedule(
-    config: &Config,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    outbox: Arc<Notify>,
-) -> Result<Option<JobScheduler>, JobSchedulerError> {
-    let Some((cron, to)) = config.weekly_report.clone() else {
-        return Ok(None);
-    };
-    let scheduler = JobScheduler::new().await?;
-    let job = Job::new_async(cron.as_str(), move |_, _| {
-        let (store, clock, outbox, to) = (store.clone(), clock.clone(), outbox.clone(), to.clone());
-        Box::pin(async move {
-            if let Err(error) = queue_weekly(store.as_ref(), clock.as_ref(), &to, &outbox).await {
-                tracing::error!(%error, "cannot queue the weekly report");
-            }
-        })
-    })?;
-    scheduler.add(job).await?;
-    scheduler.start().await?;
-    Ok(Some(scheduler))
 }
 
 /// Subject and HTML body of the report a queued message names.

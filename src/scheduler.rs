@@ -2,16 +2,19 @@
 //! messages from the outbox, and watches itself (`tocsin_escalations_overdue`). It
 //! wakes every 250 ms, and at once when a commit queued messages, so a page leaves
 //! within milliseconds of the alert and a timer fires within 1 s of its due time.
+//! Wall-clock jobs (the weekly report, paging drills) run on cron beside it.
 
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::outbox::Outbox;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, WeakPipeline};
 use crate::store::Store;
 use chrono::TimeDelta;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 const PERIOD: Duration = Duration::from_millis(250);
 /// A step later than this is reported as overdue.
@@ -65,4 +68,51 @@ impl Ticker {
             self.tick().await;
         }
     }
+}
+
+/// Starts the cron jobs: the weekly report and each paging drill. The drill jobs hold
+/// a weak handle so they never keep the writer alive at shutdown.
+pub async fn cron_jobs(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    outbox: Arc<Notify>,
+    pipeline: WeakPipeline,
+) -> Result<Option<JobScheduler>, JobSchedulerError> {
+    if config.weekly_report.is_none() && config.drills.is_empty() {
+        return Ok(None);
+    }
+    let scheduler = JobScheduler::new().await?;
+    if let Some((cron, to)) = config.weekly_report.clone() {
+        let job = Job::new_async(cron.as_str(), move |_, _| {
+            let (store, clock, outbox, to) =
+                (store.clone(), clock.clone(), outbox.clone(), to.clone());
+            Box::pin(async move {
+                let queued =
+                    crate::report::queue_weekly(store.as_ref(), clock.as_ref(), &to, &outbox);
+                if let Err(error) = queued.await {
+                    tracing::error!(%error, "cannot queue the weekly report");
+                }
+            })
+        })?;
+        scheduler.add(job).await?;
+    }
+    for drill in &config.drills {
+        let (name, pipeline) = (drill.name.clone(), pipeline.clone());
+        let job = Job::new_async(drill.cron.as_str(), move |_, _| {
+            let (name, pipeline) = (name.clone(), pipeline.upgrade());
+            Box::pin(async move {
+                let Some(pipeline) = pipeline else { return };
+                match pipeline.drill(&name, "cron").await {
+                    Ok(incident) => {
+                        tracing::info!(drill = %name, incident = incident.id, "drill started")
+                    }
+                    Err(error) => tracing::error!(drill = %name, %error, "cannot start the drill"),
+                }
+            })
+        })?;
+        scheduler.add(job).await?;
+    }
+    scheduler.start().await?;
+    Ok(Some(scheduler))
 }

@@ -5,6 +5,7 @@ pub mod acknowledge;
 pub mod alerts;
 pub mod auth;
 pub mod dashboard;
+pub mod drills;
 pub mod error;
 pub mod health;
 pub mod heartbeat;
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}/unhold", post(incidents::unhold))
         .route("/api/v1/silences", post(silences::create))
         .route("/api/v1/runbooks/{name}/run", post(runbooks::run))
+        .route("/api/v1/drills/{name}/run", post(drills::run))
         .route(
             "/api/v1/silences/{id}",
             axum::routing::delete(silences::expire),

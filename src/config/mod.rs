@@ -149,6 +149,17 @@ pub struct FlappingConfig {
     pub window: TimeDelta,
 }
 
+/// A paging drill: on its cron, a synthetic incident pages the policy for real.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrillConfig {
+    pub name: String,
+    pub cron: String,
+    pub escalation_policy: Option<String>,
+    pub priority: Priority,
+    /// Not acknowledged within this, the drill failed.
+    pub ack_window: TimeDelta,
+}
+
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -175,6 +186,8 @@ pub struct Config {
     pub heartbeats: Vec<HeartbeatConfig>,
     pub flapping: FlappingConfig,
     pub inhibit: Vec<crate::inhibit::InhibitRule>,
+    /// `[[drills]]`.
+    pub drills: Vec<DrillConfig>,
     /// `[reports.weekly]`: the cron (six fields, seconds first) and the recipients.
     pub weekly_report: Option<(String, Vec<String>)>,
     pub maintenance: Vec<crate::inhibit::MaintenanceWindow>,
@@ -367,6 +380,7 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "flapping" => section(value, &key, errors, &mut raw.flapping),
             "inhibit" => section(value, &key, errors, &mut raw.inhibit),
             "reports" => section(value, &key, errors, &mut raw.reports),
+            "drills" => section(value, &key, errors, &mut raw.drills),
             "maintenance" => section(value, &key, errors, &mut raw.maintenance),
             later if LATER_SECTIONS.contains(&later) => {
                 raw.later.insert(key, value);
@@ -542,6 +556,41 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         }
     }
     let maintenance = maintenance_windows(&raw, &mut check);
+    let drills = raw
+        .drills
+        .iter()
+        .enumerate()
+        .map(|(i, drill)| {
+            let path = format!("drills[{i}]");
+            check_cron(&format!("{path}.cron"), &drill.cron, &mut check);
+            if raw.drills[..i].iter().any(|other| other.name == drill.name) {
+                check.error(
+                    format!("{path}.name"),
+                    format!(
+                        "drill {:?} is defined twice; give each drill its own name",
+                        drill.name
+                    ),
+                );
+            }
+            if let Some(policy) = &drill.escalation_policy
+                && !raw.escalation_policies.iter().any(|p| &p.name == policy)
+            {
+                check.error(
+                    format!("{path}.escalation_policy"),
+                    format!("unknown escalation policy {policy:?}"),
+                );
+            }
+            DrillConfig {
+                name: drill.name.clone(),
+                cron: drill.cron.clone(),
+                escalation_policy: drill.escalation_policy.clone(),
+                priority: check
+                    .priority(&format!("{path}.priority"), &drill.priority)
+                    .unwrap_or(Priority::P1),
+                ack_window: check.duration(&format!("{path}.ack_window"), &drill.ack_window),
+            }
+        })
+        .collect();
     let weekly_report = raw.reports.weekly.as_ref().map(|weekly| {
         check_cron("reports.weekly.cron", &weekly.cron, &mut check);
         if weekly.to.is_empty() {
@@ -586,6 +635,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         inhibit,
         maintenance,
         weekly_report,
+        drills,
         templates_dir: PathBuf::from(
             raw.templates_dir
                 .unwrap_or_else(|| "config/templates".into()),
@@ -1278,6 +1328,41 @@ mod tests {
         let config = parse_with(text, &env).unwrap();
         assert_eq!(config.sources.len(), 7);
         assert_eq!(config.inhibit.len(), 1);
+    }
+
+    #[test]
+    fn drills_name_a_known_policy_a_valid_cron_and_a_unique_name() {
+        let policy = "[[users]]\nid = \"ann\"\nemail = \"ann@example.com\"\n[[escalation_policies]]\nname = \"default\"\ntiers = [ { level = \"L1\", targets = [\"user:ann\"], after = \"0s\" } ]\n";
+        let drill = |name: &str, cron: &str, policy: &str| {
+            format!(
+                "[[drills]]\nname = \"{name}\"\ncron = \"{cron}\"\nescalation_policy = \"{policy}\"\n"
+            )
+        };
+        let config = parse_with(
+            &format!("{policy}{}", drill("chain", "0 0 9 * * Mon", "default")),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.drills[0].priority, Priority::P1);
+        assert_eq!(config.drills[0].ack_window, TimeDelta::minutes(15));
+        let text = format!(
+            "{policy}{}{}",
+            drill("chain", "0 9 * * Mon", "nope"),
+            drill("chain", "0 0 9 * * Mon", "default")
+        );
+        let paths: Vec<String> = parse_with(&text, &[])
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "drills[0].cron",
+                "drills[0].escalation_policy",
+                "drills[1].name"
+            ]
+        );
     }
 
     #[test]

@@ -314,6 +314,38 @@ impl Outbox {
         self.store.append_timeline(&[entry]).await
     }
 
+    /// Tells the policy's last tier that a drill went unacknowledged, so the gap in
+    /// the rota is found before a real incident finds it.
+    async fn send_drill_report(
+        &self,
+        notification: &Notification,
+        incident: &Incident,
+    ) -> Result<String, NotifyError> {
+        let email = self.email.as_ref().ok_or_else(|| {
+            NotifyError::Permanent("email is off: add an [email] section to the config".into())
+        })?;
+        let text = format!(
+            "Paging drill {check} (incident {id}, policy {policy}) was not acknowledged.\n\
+             It started at {started}; its timeline lists who was paged and how.\n\
+             Check the on-call schedule and contact details of everyone paged; a real {priority} \
+             incident would have gone unanswered the same way.\n",
+            check = incident.check,
+            id = incident.id,
+            policy = incident.escalation_policy.as_deref().unwrap_or("default"),
+            started = incident.created_at.to_rfc3339(),
+            priority = incident.priority,
+        );
+        email
+            .send(
+                &notification.address,
+                &subject("[DRILL FAILED]", incident),
+                text,
+                None,
+            )
+            .await
+            .map(|()| String::new())
+    }
+
     /// Renders and sends one message; returns a note on how it went out.
     async fn send(
         &self,
@@ -322,6 +354,9 @@ impl Outbox {
     ) -> Result<String, NotifyError> {
         if notification.kind == NotificationKind::Stakeholder {
             return self.send_stakeholder(notification, incident).await;
+        }
+        if notification.kind == NotificationKind::DrillReport {
+            return self.send_drill_report(notification, incident).await;
         }
         let mut context = self.context(notification, incident).await?;
         let resolved = notification.kind == NotificationKind::Resolved;
@@ -477,6 +512,7 @@ fn describe(notification: &Notification) -> String {
         NotificationKind::Resolved => "resolution notice".to_string(),
         NotificationKind::Report => "weekly report".to_string(),
         NotificationKind::Stakeholder => format!("stakeholder update ({})", notification.step),
+        NotificationKind::DrillReport => "failed-drill report".to_string(),
     };
     format!(
         "{} {what} to {} ({})",

@@ -159,9 +159,11 @@ impl Writer {
         }
         batch.record(entry(incident_id, now, "acknowledged", actor, message));
         batch.upsert_incident(incident);
-        effects
-            .acknowledged
-            .push((incident.priority, seconds(incident.created_at, now)));
+        if !incident.drill {
+            effects
+                .acknowledged
+                .push((incident.priority, seconds(incident.created_at, now)));
+        }
         let incident = incident.clone();
         batch.cancel_pages(incident_id);
         let current = self.escalation_of(incident_id, batch).await?;
@@ -172,6 +174,13 @@ impl Writer {
         match escalation::acknowledged(current, policy, now) {
             Some(waiting) => batch.set_escalation(waiting),
             None => batch.end_escalation(incident_id),
+        }
+        if incident.drill {
+            // The acknowledgement was the test; nothing is left to fix.
+            let passed = format!("drill passed: acknowledged by {actor}");
+            return self
+                .resolve_incident(incident_id, "tocsin", passed, now, batch, effects)
+                .await;
         }
         Ok(incident)
     }
@@ -224,6 +233,9 @@ impl Writer {
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
     ) {
+        if incident.drill {
+            return;
+        }
         let Some(rule) = incident
             .rule
             .as_deref()
@@ -287,7 +299,7 @@ impl Writer {
             self.view.groups.remove(group);
         }
         self.view.open_per_priority[incident.priority.index()] -= 1;
-        if let Some(resolved_at) = incident.resolved_at {
+        if let Some(resolved_at) = incident.resolved_at.filter(|_| !incident.drill) {
             effects
                 .resolved
                 .push((incident.priority, seconds(incident.created_at, resolved_at)));

@@ -12,6 +12,7 @@
 //! the escalation timers.
 
 mod alerts;
+mod drills;
 mod incidents;
 mod paging;
 mod runbooks;
@@ -115,6 +116,12 @@ enum Command {
         run_id: i64,
         outcome: crate::runbook::runner::RunOutcome,
         reply: oneshot::Sender<Result<(), PipelineError>>,
+    },
+    /// Start a paging drill.
+    Drill {
+        name: String,
+        actor: String,
+        reply: oneshot::Sender<Result<Incident, PipelineError>>,
     },
     RunManual {
         name: String,
@@ -232,6 +239,20 @@ impl Pipeline {
         self.send(
             Command::Beat {
                 name: name.to_string(),
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// Starts a paging drill now.
+    pub async fn drill(&self, name: &str, actor: &str) -> Result<Incident, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(
+            Command::Drill {
+                name: name.to_string(),
+                actor: actor.to_string(),
                 reply,
             },
             answer,
@@ -533,7 +554,11 @@ impl Writer {
                 let result = match self.check_heartbeats(now, batch, effects).await {
                     Ok(()) => match self.settle_flapping(now, batch, effects).await {
                         Ok(()) => match self.check_recoveries(now, batch, effects).await {
-                            Ok(()) => match self.check_sla(now, batch, effects).await {
+                            Ok(()) => match self
+                                .check_drills(now, batch, effects)
+                                .await
+                                .and(self.check_sla(now, batch, effects).await)
+                            {
                                 Ok(()) => self.tick(now, batch, effects).await,
                                 Err(error) => Err(error),
                             },
@@ -560,6 +585,10 @@ impl Writer {
                 let result = self
                     .run_finished(run_id, outcome, now, batch, effects)
                     .await;
+                answer(reply, result)
+            }
+            Command::Drill { name, actor, reply } => {
+                let result = self.start_drill(&name, &actor, now, batch, effects);
                 answer(reply, result)
             }
             Command::RunManual {
@@ -679,6 +708,9 @@ impl Command {
                 let _ = reply.send(Err(error));
             }
             Command::RunManual { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::Drill { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
         }

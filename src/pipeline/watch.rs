@@ -340,7 +340,14 @@ impl Writer {
         effects: &mut Effects,
     ) -> Result<(), PipelineError> {
         let warn_at = self.config.incidents.sla_warn_at;
-        let ids: Vec<i64> = self.view.incidents.keys().copied().collect();
+        // Drills are out of the SLA: they only time the acknowledgement.
+        let ids: Vec<i64> = self
+            .view
+            .incidents
+            .values()
+            .filter(|open| !open.incident.drill)
+            .map(|open| open.incident.id)
+            .collect();
         for id in ids {
             let breach = self.record_sla_events(id, now, warn_at, batch, effects);
             if breach && let Some(open) = self.view.incidents.get(&id) {
@@ -372,6 +379,9 @@ impl Writer {
         let Some(open) = self.view.incidents.get_mut(&id) else {
             return false;
         };
+        if open.incident.drill {
+            return false;
+        }
         let events = crate::sla::due_events(&mut open.incident, now, warn_at);
         if events.is_empty() {
             return false;

@@ -58,6 +58,8 @@ pub enum NotificationKind {
     /// An update to a stakeholder (client contact): `step` is `opened`,
     /// `priority:P1` or `resolved`.
     Stakeholder,
+    /// A failed drill, reported to the policy's last tier.
+    DrillReport,
 }
 
 impl NotificationKind {
@@ -68,6 +70,7 @@ impl NotificationKind {
             Self::Resolved => "resolved",
             Self::Report => "report",
             Self::Stakeholder => "stakeholder",
+            Self::DrillReport => "drill_report",
         }
     }
 }
@@ -80,6 +83,7 @@ impl FromStr for NotificationKind {
             "resolved" => Ok(Self::Resolved),
             "report" => Ok(Self::Report),
             "stakeholder" => Ok(Self::Stakeholder),
+            "drill_report" => Ok(Self::DrillReport),
             _ => Err(()),
         }
     }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-const INCIDENT_COLUMNS: &str = "id, title, priority, status, created_at, acknowledged_at, resolved_at, alert_count, escalation_level, response_due, resolve_due, flapping, on_hold, source, resource, check_name, summary, group_key, rule, escalation_policy, last_alert_at, sla_flags, hold_since, remediated, escalated";
+const INCIDENT_COLUMNS: &str = "id, title, priority, status, created_at, acknowledged_at, resolved_at, alert_count, escalation_level, response_due, resolve_due, flapping, on_hold, source, resource, check_name, summary, group_key, rule, escalation_policy, last_alert_at, sla_flags, hold_since, remediated, escalated, drill";
 const ALERT_COLUMNS: &str = "id, source, dedup_key, resource, check_name, severity, priority, status, summary, details, labels, links, count, first_seen, last_seen, occurred_at, resolved_at, incident_id, silenced, flapping, inhibited";
 /// Rows per multi-row INSERT, kept under SQLite's 32,766 bound parameters.
 const INSERT_CHUNK: usize = 1000;
@@ -637,7 +637,8 @@ fn upsert_incidents(sql: &mut QueryBuilder<Sqlite>, incidents: &[&Incident]) {
             .push_bind(i64::from(incident.sla_flags))
             .push_bind(incident.hold_since.map(to_millis))
             .push_bind(incident.remediated)
-            .push_bind(incident.escalated);
+            .push_bind(incident.escalated)
+            .push_bind(incident.drill);
     });
     sql.push(
         " ON CONFLICT (id) DO UPDATE SET title = excluded.title, priority = excluded.priority, \
@@ -882,6 +883,7 @@ fn incident_from_row(row: &SqliteRow) -> Result<Incident, StoreError> {
         hold_since: optional_time("hold_since")?,
         remediated: row.try_get("remediated")?,
         escalated: row.try_get("escalated")?,
+        drill: row.try_get("drill")?,
     })
 }
 
