@@ -452,3 +452,69 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .find(|path| path.exists())
         .ok_or(())
 }
+
+/// Runs a client command of the binary against `daemon`; its exit status and output.
+fn cli(daemon: &Daemon, args: &[&str]) -> (bool, String) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .env("TOCSIN_URL", &daemon.url)
+        .env("TOCSIN_TOKEN", "ops-admin-token")
+        .env("TOCSIN_INGEST_TOKEN", "ops-ingest-token")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_client_commands_drive_a_running_daemon() {
+    let daemon = Daemon::start(
+        "[[users]]\nid = \"ann\"\nemail = \"ann@example.com\"\n\
+         [[escalation_policies]]\nname = \"default\"\n\
+         tiers = [ { level = \"L1\", targets = [\"user:ann\"], after = \"0s\" } ]\n\
+         [[drills]]\nname = \"chain\"\ncron = \"0 0 3 1 1 *\"\nescalation_policy = \"default\"\n",
+    )
+    .await;
+    let (ok, text) = cli(&daemon, &["send-test-alert", "--priority", "P1"]);
+    assert!(ok && text.contains("opened incident #1"), "{text}");
+    let (ok, text) = cli(&daemon, &["incidents", "list"]);
+    assert!(
+        ok && text.contains("P1") && text.contains("triggered"),
+        "{text}"
+    );
+    let (ok, text) = cli(&daemon, &["incidents", "ack", "1", "--note", "looking"]);
+    assert!(ok, "{text}");
+    let (ok, text) = cli(&daemon, &["incidents", "show", "1"]);
+    assert!(
+        ok && text.contains("acknowledged") && text.contains("looking"),
+        "{text}"
+    );
+
+    let (ok, text) = cli(&daemon, &["drill", "run", "chain"]);
+    assert!(
+        ok && text.contains("drill chain started as incident 2"),
+        "{text}"
+    );
+    let (ok, text) = cli(&daemon, &["drill", "run", "chain"]);
+    assert!(
+        !ok && text.contains("still running"),
+        "one at a time: {text}"
+    );
+    let (ok, text) = cli(&daemon, &["drill", "run", "nope"]);
+    assert!(
+        !ok && text.contains("[[drills]]"),
+        "says what to add: {text}"
+    );
+    let (ok, text) = cli(&daemon, &["incidents", "ack", "2"]);
+    assert!(ok, "{text}");
+
+    let (ok, text) = cli(&daemon, &["report", "--json"]);
+    assert!(ok, "{text}");
+    let kpi: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        kpi["overall"]["incidents"], 1,
+        "the drill is not an incident: {kpi}"
+    );
+    assert_eq!(kpi["drills"]["passed"], 1);
+}
