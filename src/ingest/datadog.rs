@@ -14,16 +14,16 @@ pub fn parse(body: &[u8], _now: DateTime<Utc>) -> Result<Vec<Alert>, IngestError
         .unwrap_or_default()
         .to_string();
     let (title_transition, bare_title) = split_title(&title);
-    let transition = fields
-        .get(&["alert_transition"])
-        .map(str::to_string)
-        .or(title_transition)
-        .ok_or_else(|| {
-            IngestError::field(
-                "alert_transition",
-                "is required ($ALERT_TRANSITION), or a title starting with [Triggered …]",
-            )
-        })?;
+    let explicit_transition = fields.get(&["alert_transition"]).map(str::to_string);
+    // Datadog's default template carries neither a transition nor a priority: only the
+    // title says it triggered, which is too little to wake anyone (P3, as its fixture).
+    let default_template = explicit_transition.is_none();
+    let transition = explicit_transition.or(title_transition).ok_or_else(|| {
+        IngestError::field(
+            "alert_transition",
+            "is required ($ALERT_TRANSITION), or a title starting with [Triggered …]",
+        )
+    })?;
     let transition_lower = transition.to_ascii_lowercase();
     let status = if transition_lower == "recovered" {
         AlertStatus::Resolved
@@ -63,7 +63,10 @@ pub fn parse(body: &[u8], _now: DateTime<Utc>) -> Result<Vec<Alert>, IngestError
                 format!("{other:?} is not one of P1..P5"),
             ));
         }
-        None if transition_lower.contains("warn") || transition_lower.contains("no data") => {
+        None if default_template
+            || transition_lower.contains("warn")
+            || transition_lower.contains("no data") =>
+        {
             Severity::Warning
         }
         None => Severity::Error,
@@ -218,7 +221,11 @@ mod tests {
         let alert = one("datadog-default-payload.json");
         assert_eq!(alert.status, AlertStatus::Firing);
         assert_eq!(alert.check, "PostgreSQL replication lag is high");
-        assert_eq!(alert.severity, Severity::Error);
+        assert_eq!(
+            alert.severity,
+            Severity::Warning,
+            "P3: no priority to go by"
+        );
         assert_eq!(alert.dedup_key, "123456/PostgreSQL replication lag is high");
     }
 
