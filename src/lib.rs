@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod inhibit;
 pub mod kpi;
 pub mod metrics;
+pub mod noise;
 pub mod notify;
 pub mod oncall;
 pub mod pipeline;

@@ -11,8 +11,42 @@ use serde_json::Value;
 /// Query string.
 #[derive(Debug, Deserialize)]
 pub struct Window {
-    from: Option<String>,
-    to: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl Window {
+    /// `[from, to)`; by default the `span` up to and including now.
+    pub fn resolve(
+        &self,
+        now: DateTime<Utc>,
+        span: TimeDelta,
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+        let to = time("to", &self.to)?.unwrap_or(now + TimeDelta::milliseconds(1));
+        let from = time("from", &self.from)?.unwrap_or(to - span);
+        if from >= to {
+            return Err(ApiError::bad_request(
+                "invalid query",
+                "from must be before to",
+            ));
+        }
+        Ok((from, to))
+    }
+}
+
+fn time(name: &str, text: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    text.as_deref()
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid query",
+                        format!("{name}: {text:?} is not an RFC 3339 time"),
+                    )
+                })
+        })
+        .transpose()
 }
 
 /// The handler.
@@ -21,29 +55,7 @@ pub async fn kpi(
     Query(window): Query<Window>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now();
-    let time = |name: &str, text: &Option<String>| -> Result<Option<DateTime<Utc>>, ApiError> {
-        text.as_deref()
-            .map(|text| {
-                DateTime::parse_from_rfc3339(text)
-                    .map(|at| at.with_timezone(&Utc))
-                    .map_err(|_| {
-                        ApiError::bad_request(
-                            "invalid query",
-                            format!("{name}: {text:?} is not an RFC 3339 time"),
-                        )
-                    })
-            })
-            .transpose()
-    };
-    // By default up to and including now: the window is half-open.
-    let to = time("to", &window.to)?.unwrap_or(now + TimeDelta::milliseconds(1));
-    let from = time("from", &window.from)?.unwrap_or(to - TimeDelta::days(7));
-    if from >= to {
-        return Err(ApiError::bad_request(
-            "invalid query",
-            "from must be before to",
-        ));
-    }
+    let (from, to) = window.resolve(now, TimeDelta::days(7))?;
     Ok(Json(
         crate::kpi::compute(state.store.as_ref(), from, to, now).await?,
     ))

@@ -12,6 +12,7 @@ pub mod heartbeat;
 pub mod incidents;
 pub mod ingest;
 pub mod kpi;
+pub mod noise;
 pub mod oncall;
 pub mod runbooks;
 pub mod signature;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/silences", get(silences::list))
         .route("/api/v1/runbooks", get(runbooks::list))
         .route("/api/v1/kpi", get(kpi::kpi))
+        .route("/api/v1/noise", get(noise::noise))
         .route_layer(role(Role::Viewer));
     let admin = Router::new()
         .route("/-/reload", post(health::reload))

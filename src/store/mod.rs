@@ -299,6 +299,19 @@ pub struct AlertQuery {
     pub limit: i64,
 }
 
+/// The alerts of one source and check first seen in a window, for the noise analysis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertVolume {
+    pub source: String,
+    pub check: String,
+    /// Alert episodes (rows).
+    pub alerts: i64,
+    /// Notifications received for them, repeats included.
+    pub notifications: i64,
+    /// Episodes that were flapping.
+    pub flapping: i64,
+}
+
 /// The storage backend. Implementations must make [`Store::commit`] atomic and durable
 /// before it returns: a 202 is only sent after it.
 #[async_trait]
@@ -379,6 +392,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<i64>, StoreError>;
     /// Every silence, newest first.
     async fn silences(&self) -> Result<Vec<Silence>, StoreError>;
+    /// Alert volume per source and check, for alerts first seen in `[from, to)`.
+    async fn alert_volume(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AlertVolume>, StoreError>;
+    /// Who was paged when: pages sent in `[from, to)`, any channel.
+    async fn sent_pages(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
 }
 
 /// Opens the backend named by `[storage] url`.

@@ -5,7 +5,8 @@
 use super::paging::{Delivery, Escalation, EscalationState, Notification, NotificationKind};
 use super::runs::RunRecord;
 use super::{
-    AlertQuery, AlertRecord, AlertUpdate, IncidentQuery, OpenState, Store, StoreError, WriteBatch,
+    AlertQuery, AlertRecord, AlertUpdate, AlertVolume, IncidentQuery, OpenState, Store, StoreError,
+    WriteBatch,
 };
 use crate::alert::{AlertStatus, Priority, Severity};
 use crate::clock::{from_millis, to_millis};
@@ -543,6 +544,55 @@ impl Store for SqliteStore {
         .bind(to_millis(to))
         .fetch_all(&self.readers)
         .await?)
+    }
+
+    async fn alert_volume(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AlertVolume>, StoreError> {
+        sqlx::query(
+            "SELECT source, check_name, COUNT(*) AS alerts, SUM(count) AS notifications, SUM(flapping) AS flapping \
+             FROM alerts WHERE first_seen >= ? AND first_seen < ? GROUP BY source, check_name",
+        )
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .fetch_all(&self.readers)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AlertVolume {
+                source: row.try_get("source")?,
+                check: row.try_get("check_name")?,
+                alerts: row.try_get("alerts")?,
+                notifications: row.try_get("notifications")?,
+                flapping: row.try_get("flapping")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn sent_pages(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        sqlx::query(
+            "SELECT user_id, sent_at FROM notifications \
+             WHERE kind = 'page' AND status = 'sent' AND sent_at >= ? AND sent_at < ?",
+        )
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .fetch_all(&self.readers)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("user_id")?,
+                from_millis(row.try_get("sent_at")?),
+            ))
+        })
+        .collect()
     }
 
     async fn silences(&self) -> Result<Vec<Silence>, StoreError> {

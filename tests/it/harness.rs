@@ -158,6 +158,20 @@ impl Store for FaultyStore {
     ) -> Result<Vec<i64>, StoreError> {
         self.inner.csat_scores(from, to).await
     }
+    async fn alert_volume(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<tocsin::store::AlertVolume>, StoreError> {
+        self.inner.alert_volume(from, to).await
+    }
+    async fn sent_pages(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.inner.sent_pages(from, to).await
+    }
     async fn silences(&self) -> Result<Vec<tocsin::silence::Silence>, StoreError> {
         self.inner.silences().await
     }

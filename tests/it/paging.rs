@@ -810,3 +810,108 @@ async fn an_unacknowledged_drill_fails_after_its_window_and_is_reported_once() {
     assert_eq!(kpi["drills"]["passed"], 0);
     assert_eq!(kpi["overall"]["incidents"], 0);
 }
+
+#[tokio::test]
+async fn the_noise_report_puts_the_self_healing_alert_first_and_counts_night_pages() {
+    let paging = Paging::start("").await;
+    let resolved = |resource: &str, check: &str| {
+        json!({ "resource": resource, "check": check, "status": "resolved", "summary": "recovered" })
+            .to_string()
+            .into_bytes()
+    };
+    for _ in 0..4 {
+        paging
+            .tocsin
+            .ingest_ok("generic", &generic("web-1", "disk-flap", "error"))
+            .await;
+        paging.tocsin.tick().await;
+        paging.advance_minutes(2).await;
+        paging
+            .tocsin
+            .ingest_ok("generic", &resolved("web-1", "disk-flap"))
+            .await;
+        paging.advance_minutes(20).await;
+    }
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    paging.advance_minutes(3).await;
+    for action in ["ack", "resolve"] {
+        let (status, _) = paging
+            .tocsin
+            .post_as(
+                RESPONDER,
+                &format!("/api/v1/incidents/{id}/{action}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    for _ in 0..10 {
+        paging
+            .tocsin
+            .ingest_ok("generic", &generic("web-2", "cert-expiry", "info"))
+            .await;
+    }
+
+    let noise = paging.tocsin.get("/api/v1/noise").await;
+    let top = &noise["top"][0];
+    assert_eq!(
+        (&top["source"], &top["check"]),
+        (&json!("generic"), &json!("disk-flap")),
+        "{noise}"
+    );
+    assert_eq!(top["alerts"], 4);
+    assert_eq!(top["incidents"], 4);
+    assert_eq!(top["self_healed"], 4);
+    assert!(
+        top["suggestion"]
+            .as_str()
+            .unwrap()
+            .starts_with("4 of 4 incidents cleared on their own within 10 min"),
+        "{top}"
+    );
+    let checks = noise["checks"].as_array().unwrap();
+    let find = |check: &str| checks.iter().find(|c| c["check"] == check).unwrap().clone();
+    assert_eq!(
+        find("postgres")["self_healed"],
+        0,
+        "a person acknowledged it"
+    );
+    let cert = find("cert-expiry");
+    assert_eq!(
+        (
+            cert["alerts"].as_i64(),
+            cert["notifications"].as_i64(),
+            cert["incidents"].as_i64()
+        ),
+        (Some(1), Some(10), Some(0))
+    );
+    assert!(
+        cert["suggestion"]
+            .as_str()
+            .unwrap()
+            .contains("silence window"),
+        "{cert}"
+    );
+
+    // Five incidents, each paged alice by email and SMS, all in the small hours (UTC).
+    let pages = &noise["pages"];
+    assert_eq!(pages["total"], 10, "{pages}");
+    assert_eq!(
+        pages["per_person"],
+        json!([{ "user": "alice", "pages": 10, "night_pages": 10 }])
+    );
+
+    let refused = crate::harness::client()
+        .get(format!(
+            "{}/api/v1/noise?self_heal_minutes=0",
+            paging.tocsin.url
+        ))
+        .bearer_auth(RESPONDER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("self_heal_minutes"), "{body}");
+}
