@@ -70,7 +70,13 @@ impl Ticker {
     }
 }
 
-/// Starts the cron jobs: the weekly report and each paging drill. The drill jobs hold
+#[derive(Debug, Clone, Copy)]
+enum Report {
+    Weekly,
+    Monthly,
+}
+
+/// Starts the cron jobs: the weekly report, the monthly review and each paging drill. The drill jobs hold
 /// a weak handle so they never keep the writer alive at shutdown.
 pub async fn cron_jobs(
     config: &Config,
@@ -79,19 +85,31 @@ pub async fn cron_jobs(
     outbox: Arc<Notify>,
     pipeline: WeakPipeline,
 ) -> Result<Option<JobScheduler>, JobSchedulerError> {
-    if config.weekly_report.is_none() && config.drills.is_empty() {
+    if config.weekly_report.is_none() && config.monthly_report.is_none() && config.drills.is_empty()
+    {
         return Ok(None);
     }
     let scheduler = JobScheduler::new().await?;
-    if let Some((cron, to)) = config.weekly_report.clone() {
+    let reports = [
+        (Report::Weekly, config.weekly_report.clone()),
+        (Report::Monthly, config.monthly_report.clone()),
+    ];
+    for (report, schedule) in reports {
+        let Some((cron, to)) = schedule else { continue };
+        let (store, clock, outbox) = (store.clone(), clock.clone(), outbox.clone());
         let job = Job::new_async(cron.as_str(), move |_, _| {
             let (store, clock, outbox, to) =
                 (store.clone(), clock.clone(), outbox.clone(), to.clone());
             Box::pin(async move {
-                let queued =
-                    crate::report::queue_weekly(store.as_ref(), clock.as_ref(), &to, &outbox);
-                if let Err(error) = queued.await {
-                    tracing::error!(%error, "cannot queue the weekly report");
+                let (store, clock) = (store.as_ref(), clock.as_ref());
+                let queued = match report {
+                    Report::Weekly => crate::report::queue_weekly(store, clock, &to, &outbox).await,
+                    Report::Monthly => {
+                        crate::report::monthly::queue_monthly(store, clock, &to, &outbox).await
+                    }
+                };
+                if let Err(error) = queued {
+                    tracing::error!(%error, ?report, "cannot queue the report");
                 }
             })
         })?;

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod kpi;
 pub mod noise;
 pub mod oncall;
+pub mod reports;
 pub mod runbooks;
 pub mod signature;
 pub mod silences;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runbooks", get(runbooks::list))
         .route("/api/v1/kpi", get(kpi::kpi))
         .route("/api/v1/noise", get(noise::noise))
+        .route("/api/v1/reports/monthly", get(reports::monthly))
         .route_layer(role(Role::Viewer));
     let admin = Router::new()
         .route("/-/reload", post(health::reload))

@@ -190,6 +190,8 @@ pub struct Config {
     pub drills: Vec<DrillConfig>,
     /// `[reports.weekly]`: the cron (six fields, seconds first) and the recipients.
     pub weekly_report: Option<(String, Vec<String>)>,
+    /// `[reports.monthly]`: likewise, for the monthly service review.
+    pub monthly_report: Option<(String, Vec<String>)>,
     pub maintenance: Vec<crate::inhibit::MaintenanceWindow>,
 }
 
@@ -591,27 +593,16 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
             }
         })
         .collect();
-    let weekly_report = raw.reports.weekly.as_ref().map(|weekly| {
-        check_cron("reports.weekly.cron", &weekly.cron, &mut check);
-        if weekly.to.is_empty() {
-            check.error("reports.weekly.to", "name at least one address");
-        }
-        for (i, address) in weekly.to.iter().enumerate() {
-            if address.parse::<lettre::message::Mailbox>().is_err() {
-                check.error(
-                    format!("reports.weekly.to[{i}]"),
-                    format!("{address:?} is not an email address"),
-                );
-            }
-        }
-        if raw.email.is_none() {
-            check.error(
-                "reports.weekly",
-                "the weekly report is emailed: add an [email] section",
-            );
-        }
-        (weekly.cron.clone(), weekly.to.clone())
-    });
+    let weekly_report = raw
+        .reports
+        .weekly
+        .as_ref()
+        .map(|weekly| report("weekly", weekly, raw.email.is_some(), &mut check));
+    let monthly_report = raw
+        .reports
+        .monthly
+        .as_ref()
+        .map(|monthly| report("monthly", monthly, raw.email.is_some(), &mut check));
 
     Config {
         listen,
@@ -635,6 +626,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         inhibit,
         maintenance,
         weekly_report,
+        monthly_report,
         drills,
         templates_dir: PathBuf::from(
             raw.templates_dir
@@ -1020,6 +1012,35 @@ fn rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rule> {
     rules
 }
 
+/// `[reports.NAME]`: a valid cron, real addresses, and email to send them by.
+fn report(
+    name: &str,
+    report: &RawReport,
+    email: bool,
+    check: &mut Checker<'_>,
+) -> (String, Vec<String>) {
+    let path = format!("reports.{name}");
+    check_cron(&format!("{path}.cron"), &report.cron, check);
+    if report.to.is_empty() {
+        check.error(format!("{path}.to"), "name at least one address");
+    }
+    for (i, address) in report.to.iter().enumerate() {
+        if address.parse::<lettre::message::Mailbox>().is_err() {
+            check.error(
+                format!("{path}.to[{i}]"),
+                format!("{address:?} is not an email address"),
+            );
+        }
+    }
+    if !email {
+        check.error(
+            path,
+            format!("the {name} report is emailed: add an [email] section"),
+        );
+    }
+    (report.cron.clone(), report.to.clone())
+}
+
 /// Cron strings have six fields, seconds first, as tokio-cron-scheduler reads them.
 fn check_cron(path: &str, text: &str, check: &mut Checker<'_>) {
     let parsed = croner::parser::CronParser::builder()
@@ -1385,6 +1406,21 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errors[0].path, "reports.weekly.cron");
+        let errors = parse_with(
+            "[reports.monthly]\ncron = \"0 8 1 * *\"\nto = [\"not an address\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "reports.monthly.cron",
+                "reports.monthly.to[0]",
+                "reports.monthly"
+            ],
+            "and email must be on"
+        );
     }
 
     #[test]

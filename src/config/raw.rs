@@ -328,8 +328,7 @@ pub struct RawMaintenance {
 #[serde(deny_unknown_fields, default)]
 pub struct RawReports {
     pub weekly: Option<RawReport>,
-    /// Owned by the monthly review, still to come.
-    pub monthly: Option<toml::Value>,
+    pub monthly: Option<RawReport>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,12 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Built-in templates: (name, file, text).
-const BUILT_IN: [(&str, &str, &str); 9] = [
+const BUILT_IN: [(&str, &str, &str); 10] = [
+    (
+        "monthly.html",
+        "monthly.html.hbs",
+        include_str!("../../config/templates/monthly.html.hbs"),
+    ),
     (
         "stakeholder.txt",
         "stakeholder.txt.hbs",

@@ -915,3 +915,143 @@ async fn the_noise_report_puts_the_self_healing_alert_first_and_counts_night_pag
     let body = refused.text().await.unwrap();
     assert!(body.contains("self_heal_minutes"), "{body}");
 }
+
+/// GET with the responder token; status, content type and body text.
+async fn fetch(tocsin: &Harness, path: &str) -> (u16, String, String) {
+    let response = crate::harness::client()
+        .get(format!("{}{path}", tocsin.url))
+        .bearer_auth(RESPONDER)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, kind, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_monthly_review_has_the_kpi_figures_of_its_month_and_names_the_noisiest_alert() {
+    let paging = Paging::start(&format!(
+        "[reports.monthly]\ncron = \"{}\"\nto = [\"sm@example.com\"]\n",
+        cron_in(2)
+    ))
+    .await;
+    let resolved = |resource: &str, check: &str| {
+        json!({ "resource": resource, "check": check, "status": "resolved", "summary": "recovered" })
+            .to_string()
+            .into_bytes()
+    };
+    for _ in 0..3 {
+        paging
+            .tocsin
+            .ingest_ok("generic", &generic("web-1", "disk-flap", "error"))
+            .await;
+        paging.tocsin.tick().await;
+        paging.advance_minutes(2).await;
+        paging
+            .tocsin
+            .ingest_ok("generic", &resolved("web-1", "disk-flap"))
+            .await;
+        paging.advance_minutes(20).await;
+    }
+    // A P1 acknowledged late (response SLA missed), and a P2 handled in time.
+    for (resource, severity, ack_after, resolve_after) in
+        [("db-01", "critical", 20, 30), ("api-1", "error", 5, 120)]
+    {
+        let reply = paging
+            .tocsin
+            .ingest_ok("generic", &generic(resource, "latency", severity))
+            .await;
+        let id = reply["alerts"][0]["incident_id"].as_i64().unwrap();
+        paging.tocsin.tick().await;
+        paging.advance_minutes(ack_after).await;
+        let path = format!("/api/v1/incidents/{id}/ack");
+        assert_eq!(
+            paging.tocsin.post_as(RESPONDER, &path, json!({})).await.0,
+            200
+        );
+        paging.advance_minutes(resolve_after - ack_after).await;
+        let path = format!("/api/v1/incidents/{id}/resolve");
+        assert_eq!(
+            paging.tocsin.post_as(RESPONDER, &path, json!({})).await.0,
+            200
+        );
+    }
+
+    let kpi = paging
+        .tocsin
+        .get("/api/v1/kpi?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z")
+        .await;
+    assert_eq!(kpi["overall"]["incidents"], 5);
+    let (status, kind, text) = fetch(
+        &paging.tocsin,
+        "/api/v1/reports/monthly?month=2026-11&format=csv",
+    )
+    .await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (200, "text/csv; charset=utf-8"),
+        "{text}"
+    );
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|record| record.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    let mut compared = 0;
+    for row in rows.iter().filter(|row| row[0] == "sla") {
+        let figures = if row[1] == "overall" {
+            &kpi["overall"]
+        } else {
+            &kpi["priorities"][&row[1]]
+        };
+        let expected = &figures[&row[2]];
+        match expected.as_f64() {
+            Some(number) => assert_eq!(row[3].parse::<f64>().unwrap(), number, "{row:?}"),
+            None => assert!(
+                expected.is_null() && row[3].is_empty(),
+                "{row:?} vs {expected}"
+            ),
+        }
+        compared += 1;
+    }
+    assert!(
+        compared >= 5 * 15,
+        "every figure of every priority: {compared}"
+    );
+    let noisiest = rows.iter().find(|row| row[0] == "noise").unwrap();
+    assert_eq!(noisiest[1], "1 generic/disk-flap", "{noisiest:?}");
+    let p1_mtta = rows
+        .iter()
+        .find(|row| row[0] == "sla" && row[1] == "P1" && row[2] == "mtta_seconds")
+        .unwrap();
+    assert_eq!(p1_mtta[3], "1200.0");
+
+    let (status, kind, html) = fetch(&paging.tocsin, "/api/v1/reports/monthly?month=2026-11").await;
+    assert_eq!((status, kind.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(
+        html.contains("Monthly review: 2026-11") && html.contains("disk-flap"),
+        "{html}"
+    );
+    assert!(html.contains("alice: 10 pages"), "pages per person: {html}");
+    let (status, _, body) = fetch(&paging.tocsin, "/api/v1/reports/monthly?month=2026-13").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("YYYY-MM"), "{body}");
+
+    // The cron queues last month's review (the test clock is in November).
+    let mut mails = Vec::new();
+    for _ in 0..100 {
+        paging.tocsin.tick().await;
+        mails = paging.smtp.to("sm@example.com");
+        if !mails.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(mails.len(), 1, "the cron sent the review once");
+    assert_eq!(mails[0].subject(), "[Tocsin] Monthly review 2026-10");
+}

@@ -1,7 +1,9 @@
-//! The weekly report: its cron job queues one message per recipient in the outbox,
-//! and the outbox renders it when it sends it — the week's KPIs against the SLA
-//! targets, the trend against the week before, the worst incidents and what the
-//! runbooks saved.
+//! The scheduled reports. Their cron jobs queue one message per recipient in the
+//! outbox, and the outbox renders it when it sends it. The weekly report: the week's
+//! KPIs against the SLA targets, the trend against the week before, the worst
+//! incidents and what the runbooks saved. The monthly review is in `monthly.rs`.
+
+pub mod monthly;
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
@@ -24,8 +26,26 @@ pub async fn queue_weekly(
     to: &[String],
     outbox: &Notify,
 ) -> Result<(), StoreError> {
+    let from = clock.now() - TimeDelta::days(7);
+    queue(
+        store,
+        clock,
+        to,
+        outbox,
+        format!("{WEEKLY}{}", rfc3339(from)),
+    )
+    .await
+}
+
+/// Queues the report `step` names to every recipient; the outbox renders it.
+async fn queue(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    to: &[String],
+    outbox: &Notify,
+    step: String,
+) -> Result<(), StoreError> {
     let now = clock.now();
-    let from = now - TimeDelta::days(7);
     let messages: Vec<Notification> = to
         .iter()
         .map(|address| Notification {
@@ -35,7 +55,7 @@ pub async fn queue_weekly(
             channel: Channel::Email,
             address: address.clone(),
             kind: NotificationKind::Report,
-            step: format!("{WEEKLY}{}", rfc3339(from)),
+            step: step.clone(),
             attempts: 0,
             due_at: now,
             deadline: now + TimeDelta::hours(24),
@@ -54,6 +74,9 @@ pub async fn render(
     step: &str,
     now: DateTime<Utc>,
 ) -> Result<(String, String), String> {
+    if let Some(month) = step.strip_prefix(monthly::MONTHLY) {
+        return monthly::email(store, templates, config, month, now).await;
+    }
     let from = step
         .strip_prefix(WEEKLY)
         .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
@@ -67,9 +90,10 @@ pub async fn render(
     let previous = kpi::compute(store, from - TimeDelta::days(7), from, now)
         .await
         .map_err(unavailable)?;
-    let created = kpi::created_between(store, from, to)
+    let mut created = kpi::created_between(store, from, to)
         .await
         .map_err(unavailable)?;
+    created.retain(|incident| !incident.drill);
     let context = json!({
         "from": rfc3339(from),
         "to": rfc3339(to),
@@ -92,7 +116,7 @@ pub async fn render(
     Ok((subject, html))
 }
 
-fn rows(config: &Config, current: &Value, previous: &Value) -> Vec<Value> {
+pub(crate) fn rows(config: &Config, current: &Value, previous: &Value) -> Vec<Value> {
     let duration = |value: &Value| match value.as_f64() {
         None => "–".to_string(),
         Some(seconds) if seconds < 3600.0 => format!("{:.0} min", seconds / 60.0),
@@ -169,7 +193,7 @@ fn worst(created: &[Incident], now: DateTime<Utc>) -> Vec<Value> {
 
 /// Incidents fixed by runbooks, and the hours people would have spent on them at the
 /// week's human MTTR.
-fn savings(created: &[Incident]) -> Value {
+pub(crate) fn savings(created: &[Incident]) -> Value {
     let remediated = created.iter().filter(|i| i.remediated).count();
     let human: Vec<f64> = created
         .iter()

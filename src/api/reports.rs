@@ -1,0 +1,61 @@
+//! `GET /api/v1/reports/monthly?month=2026-11&format=html|csv`: the monthly service
+//! review, the same as the `[reports.monthly]` email.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::report::monthly;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+/// Query string.
+#[derive(Debug, Deserialize)]
+pub struct MonthlyQuery {
+    month: String,
+    format: Option<String>,
+}
+
+/// The handler.
+pub async fn monthly(
+    State(state): State<AppState>,
+    Query(query): Query<MonthlyQuery>,
+) -> Result<Response, ApiError> {
+    let csv = match query.format.as_deref() {
+        None | Some("html") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid query",
+                format!("format: {other:?} is not html or csv"),
+            ));
+        }
+    };
+    let config = state.config.load();
+    let model = monthly::review(
+        state.store.as_ref(),
+        &config,
+        &query.month,
+        state.clock.now(),
+    )
+    .await?
+    .map_err(|error| ApiError::bad_request("invalid query", error))?;
+    let rendered = if csv {
+        monthly::csv(&model)
+    } else {
+        monthly::html(&state.templates, &model)
+    };
+    let body = rendered.map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot render the review",
+            format!("{error}; check config/templates/monthly.html.hbs"),
+        )
+    })?;
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "text/html; charset=utf-8"
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
