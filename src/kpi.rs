@@ -205,6 +205,22 @@ fn drill_figures(drills: &[Incident]) -> Value {
     })
 }
 
+/// A duration in seconds as people read it: "12 min", "3.5 h", or "–" for none.
+pub fn duration(value: &Value) -> String {
+    match value.as_f64() {
+        None => "–".to_string(),
+        Some(seconds) if seconds < 3600.0 => format!("{:.0} min", seconds / 60.0),
+        Some(seconds) => format!("{:.1} h", seconds / 3600.0),
+    }
+}
+
+/// A fraction as a whole percentage, or "–" for none.
+pub fn percent(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or("–".to_string(), |f| format!("{:.0} %", f * 100.0))
+}
+
 fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_milliseconds() as f64 / 1000.0
 }

@@ -153,23 +153,13 @@ fn incident_row(incident: &Incident) -> Value {
 
 /// The dashboard shows percentages and human durations.
 fn figures(kpi: &Value) -> Value {
-    let duration = |value: &Value| match value.as_f64() {
-        None => "–".to_string(),
-        Some(seconds) if seconds < 3600.0 => format!("{:.0} min", seconds / 60.0),
-        Some(seconds) => format!("{:.1} h", seconds / 3600.0),
-    };
-    let percent = |value: &Value| {
-        value
-            .as_f64()
-            .map_or("–".to_string(), |f| format!("{:.0} %", f * 100.0))
-    };
     json!({
         "incidents": kpi["incidents"],
-        "mtta": duration(&kpi["mtta_seconds"]),
-        "mttr": duration(&kpi["mttr_seconds"]),
-        "response": percent(&kpi["sla_response_compliance"]),
-        "resolve": percent(&kpi["sla_resolve_compliance"]),
-        "fcr": percent(&kpi["fcr_rate"]),
-        "auto": percent(&kpi["auto_remediation_rate"]),
+        "mtta": crate::kpi::duration(&kpi["mtta_seconds"]),
+        "mttr": crate::kpi::duration(&kpi["mttr_seconds"]),
+        "response": crate::kpi::percent(&kpi["sla_response_compliance"]),
+        "resolve": crate::kpi::percent(&kpi["sla_resolve_compliance"]),
+        "fcr": crate::kpi::percent(&kpi["fcr_rate"]),
+        "auto": crate::kpi::percent(&kpi["auto_remediation_rate"]),
     })
 }

@@ -153,9 +153,7 @@ impl Outbox {
         runbook: &str,
         secret: &str,
     ) -> Result<(), NotifyError> {
-        let email = self.email.as_ref().ok_or_else(|| {
-            NotifyError::Permanent("email is off: add an [email] section to the config".into())
-        })?;
+        let email = self.mailer()?;
         let text = format!(
             "Your temporary password, set by Tocsin's {runbook} runbook:\n\n    {secret}\n\nYou will be asked to change it when you next log in. \
              If you did not expect this message, tell your service desk."
@@ -217,9 +215,7 @@ impl Outbox {
         notification: &Notification,
         incident: &Incident,
     ) -> Result<String, NotifyError> {
-        let email = self.email.as_ref().ok_or_else(|| {
-            NotifyError::Permanent("email is off: add an [email] section to the config".into())
-        })?;
+        let email = self.mailer()?;
         let resolved = notification.step == "resolved";
         let claim = AckClaim {
             incident_id: incident.id,
@@ -273,9 +269,7 @@ impl Outbox {
     }
 
     async fn send_report(&self, notification: &Notification) -> Result<String, NotifyError> {
-        let email = self.email.as_ref().ok_or_else(|| {
-            NotifyError::Permanent("email is off: add an [email] section to the config".into())
-        })?;
+        let email = self.mailer()?;
         let (subject, html) = crate::report::render(
             self.store.as_ref(),
             &self.templates,
@@ -314,6 +308,12 @@ impl Outbox {
         self.store.append_timeline(&[entry]).await
     }
 
+    fn mailer(&self) -> Result<&EmailSender, NotifyError> {
+        self.email.as_ref().ok_or_else(|| {
+            NotifyError::Permanent("email is off: add an [email] section to the config".into())
+        })
+    }
+
     /// Tells the policy's last tier that a drill went unacknowledged, so the gap in
     /// the rota is found before a real incident finds it.
     async fn send_drill_report(
@@ -321,9 +321,7 @@ impl Outbox {
         notification: &Notification,
         incident: &Incident,
     ) -> Result<String, NotifyError> {
-        let email = self.email.as_ref().ok_or_else(|| {
-            NotifyError::Permanent("email is off: add an [email] section to the config".into())
-        })?;
+        let email = self.mailer()?;
         let text = format!(
             "Paging drill {check} (incident {id}, policy {policy}) was not acknowledged.\n\
              It started at {started}; its timeline lists who was paged and how.\n\
@@ -367,11 +365,7 @@ impl Outbox {
         };
         match notification.channel {
             Channel::Email => {
-                let email = self.email.as_ref().ok_or_else(|| {
-                    NotifyError::Permanent(
-                        "email is off: add an [email] section to the config".into(),
-                    )
-                })?;
+                let email = self.mailer()?;
                 let (subject, text, html) = if resolved {
                     (
                         subject("[RESOLVED]", incident),

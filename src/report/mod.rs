@@ -117,16 +117,6 @@ pub async fn render(
 }
 
 pub(crate) fn rows(config: &Config, current: &Value, previous: &Value) -> Vec<Value> {
-    let duration = |value: &Value| match value.as_f64() {
-        None => "–".to_string(),
-        Some(seconds) if seconds < 3600.0 => format!("{:.0} min", seconds / 60.0),
-        Some(seconds) => format!("{:.1} h", seconds / 3600.0),
-    };
-    let percent = |value: &Value| {
-        value
-            .as_f64()
-            .map_or("–".to_string(), |f| format!("{:.0} %", f * 100.0))
-    };
     let row = |name: &str, figures: &Value, before: &Value, targets: String| {
         let now = figures["incidents"].as_i64().unwrap_or(0);
         let then = before["incidents"].as_i64().unwrap_or(0);
@@ -134,11 +124,11 @@ pub(crate) fn rows(config: &Config, current: &Value, previous: &Value) -> Vec<Va
             "name": name,
             "incidents": now,
             "trend": format!("{:+}", now - then),
-            "mtta": duration(&figures["mtta_seconds"]),
-            "mttr": duration(&figures["mttr_seconds"]),
-            "response": percent(&figures["sla_response_compliance"]),
-            "resolve": percent(&figures["sla_resolve_compliance"]),
-            "fcr": percent(&figures["fcr_rate"]),
+            "mtta": crate::kpi::duration(&figures["mtta_seconds"]),
+            "mttr": crate::kpi::duration(&figures["mttr_seconds"]),
+            "response": crate::kpi::percent(&figures["sla_response_compliance"]),
+            "resolve": crate::kpi::percent(&figures["sla_resolve_compliance"]),
+            "fcr": crate::kpi::percent(&figures["fcr_rate"]),
             "targets": targets,
         })
     };

@@ -111,8 +111,8 @@ fn trend_point(start: DateTime<Utc>, figures: &Value) -> Value {
         "incidents": overall["incidents"],
         "mtta_seconds": overall["mtta_seconds"],
         "mttr_seconds": overall["mttr_seconds"],
-        "mtta": minutes(&overall["mtta_seconds"]),
-        "mttr": minutes(&overall["mttr_seconds"]),
+        "mtta": kpi::duration(&overall["mtta_seconds"]),
+        "mttr": kpi::duration(&overall["mttr_seconds"]),
     })
 }
 
@@ -122,8 +122,8 @@ fn week(start: DateTime<Utc>, end: DateTime<Utc>, figures: &Value) -> Value {
             "incidents": figures["incidents"],
             "sla_response_compliance": figures["sla_response_compliance"],
             "sla_resolve_compliance": figures["sla_resolve_compliance"],
-            "response": percent(&figures["sla_response_compliance"]),
-            "resolve": percent(&figures["sla_resolve_compliance"]),
+            "response": kpi::percent(&figures["sla_response_compliance"]),
+            "resolve": kpi::percent(&figures["sla_resolve_compliance"]),
         })
     };
     let priorities: serde_json::Map<String, Value> = crate::alert::Priority::ALL
@@ -140,18 +140,6 @@ fn week(start: DateTime<Utc>, end: DateTime<Utc>, figures: &Value) -> Value {
         "overall": compliance(&figures["overall"]),
         "priorities": priorities,
     })
-}
-
-fn percent(value: &Value) -> String {
-    value
-        .as_f64()
-        .map_or("–".to_string(), |f| format!("{:.0} %", f * 100.0))
-}
-
-fn minutes(value: &Value) -> String {
-    value
-        .as_f64()
-        .map_or("–".to_string(), |s| format!("{:.0} min", s / 60.0))
 }
 
 /// Subject and HTML body of the emailed review.

@@ -84,6 +84,23 @@ impl Paging {
         reply["alerts"][0]["incident_id"].as_i64().unwrap()
     }
 
+    /// `times` P2 incidents on web-1 that the sender resolves 2 minutes in, 22 minutes
+    /// apart (too slow to count as flapping).
+    async fn self_healing_disk(&self, times: usize) {
+        let resolved = json!({ "resource": "web-1", "check": "disk-flap", "status": "resolved", "summary": "recovered" });
+        for _ in 0..times {
+            self.tocsin
+                .ingest_ok("generic", &generic("web-1", "disk-flap", "error"))
+                .await;
+            self.tocsin.tick().await;
+            self.advance_minutes(2).await;
+            self.tocsin
+                .ingest_ok("generic", resolved.to_string().as_bytes())
+                .await;
+            self.advance_minutes(20).await;
+        }
+    }
+
     async fn advance_minutes(&self, minutes: i64) {
         self.tocsin.clock.advance(TimeDelta::minutes(minutes));
         self.tocsin.tick().await;
@@ -814,24 +831,7 @@ async fn an_unacknowledged_drill_fails_after_its_window_and_is_reported_once() {
 #[tokio::test]
 async fn the_noise_report_puts_the_self_healing_alert_first_and_counts_night_pages() {
     let paging = Paging::start("").await;
-    let resolved = |resource: &str, check: &str| {
-        json!({ "resource": resource, "check": check, "status": "resolved", "summary": "recovered" })
-            .to_string()
-            .into_bytes()
-    };
-    for _ in 0..4 {
-        paging
-            .tocsin
-            .ingest_ok("generic", &generic("web-1", "disk-flap", "error"))
-            .await;
-        paging.tocsin.tick().await;
-        paging.advance_minutes(2).await;
-        paging
-            .tocsin
-            .ingest_ok("generic", &resolved("web-1", "disk-flap"))
-            .await;
-        paging.advance_minutes(20).await;
-    }
+    paging.self_healing_disk(4).await;
     let id = paging.p1("db-01").await;
     paging.tocsin.tick().await;
     paging.advance_minutes(3).await;
@@ -940,24 +940,7 @@ async fn the_monthly_review_has_the_kpi_figures_of_its_month_and_names_the_noisi
         cron_in(2)
     ))
     .await;
-    let resolved = |resource: &str, check: &str| {
-        json!({ "resource": resource, "check": check, "status": "resolved", "summary": "recovered" })
-            .to_string()
-            .into_bytes()
-    };
-    for _ in 0..3 {
-        paging
-            .tocsin
-            .ingest_ok("generic", &generic("web-1", "disk-flap", "error"))
-            .await;
-        paging.tocsin.tick().await;
-        paging.advance_minutes(2).await;
-        paging
-            .tocsin
-            .ingest_ok("generic", &resolved("web-1", "disk-flap"))
-            .await;
-        paging.advance_minutes(20).await;
-    }
+    paging.self_healing_disk(3).await;
     // A P1 acknowledged late (response SLA missed), and a P2 handled in time.
     for (resource, severity, ack_after, resolve_after) in
         [("db-01", "critical", 20, 30), ("api-1", "error", 5, 120)]
