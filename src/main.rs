@@ -1,7 +1,7 @@
 //! The `tocsin` command: parses the command line, sets up logging, and hands over to
 //! the library. Startup errors become a message and exit code 1.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,41 +61,15 @@ enum Command {
     Runbook {
         #[command(subcommand)]
         action: RunbookAction,
-        #[arg(
-            long,
-            global = true,
-            env = "TOCSIN_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
-        url: String,
-        #[arg(
-            long,
-            global = true,
-            env = "TOCSIN_TOKEN",
-            hide_env_values = true,
-            default_value = ""
-        )]
-        token: String,
+        #[command(flatten)]
+        daemon: Daemon,
     },
     /// Paging drills on a running daemon.
     Drill {
         #[command(subcommand)]
         action: DrillAction,
-        #[arg(
-            long,
-            global = true,
-            env = "TOCSIN_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
-        url: String,
-        #[arg(
-            long,
-            global = true,
-            env = "TOCSIN_TOKEN",
-            hide_env_values = true,
-            default_value = ""
-        )]
-        token: String,
+        #[command(flatten)]
+        daemon: Daemon,
     },
     /// KPIs of a running daemon: MTTA, MTTR, SLA compliance, FCR, per priority.
     Report {
@@ -109,10 +83,8 @@ enum Command {
         json: bool,
         #[arg(long, conflicts_with = "json")]
         csv: bool,
-        #[arg(long, env = "TOCSIN_URL", default_value = "http://127.0.0.1:8080")]
-        url: String,
-        #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true, default_value = "")]
-        token: String,
+        #[command(flatten)]
+        daemon: Daemon,
     },
     /// The alert queue of a running daemon.
     Alerts {
@@ -121,30 +93,15 @@ enum Command {
         status: Option<String>,
         #[arg(long)]
         json: bool,
-        #[arg(long, env = "TOCSIN_URL", default_value = "http://127.0.0.1:8080")]
-        url: String,
-        #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true, default_value = "")]
-        token: String,
+        #[command(flatten)]
+        daemon: Daemon,
     },
     /// Silences (maintenance windows) on a running daemon.
     Silences {
         #[command(subcommand)]
         action: SilencesAction,
-        #[arg(
-            long,
-            global = true,
-            env = "TOCSIN_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
-        url: String,
-        #[arg(
-            long,
-            global = true,
-            env = "TOCSIN_TOKEN",
-            hide_env_values = true,
-            default_value = ""
-        )]
-        token: String,
+        #[command(flatten)]
+        daemon: Daemon,
         #[arg(long, global = true)]
         json: bool,
     },
@@ -177,23 +134,8 @@ enum Command {
     Incidents {
         #[command(subcommand)]
         action: IncidentsAction,
-        /// The daemon's base URL.
-        #[arg(
-            long,
-            global = true,
-            env = "TOCSIN_URL",
-            default_value = "http://127.0.0.1:8080"
-        )]
-        url: String,
-        /// An API token (responder role to act).
-        #[arg(
-            long,
-            global = true,
-            env = "TOCSIN_TOKEN",
-            hide_env_values = true,
-            default_value = ""
-        )]
-        token: String,
+        #[command(flatten)]
+        daemon: Daemon,
         /// Print JSON instead of a table.
         #[arg(long, global = true)]
         json: bool,
@@ -219,6 +161,28 @@ enum SilencesAction {
     Expire {
         id: i64,
     },
+}
+
+/// Where the running daemon is, and the API token to call it with.
+#[derive(Args)]
+struct Daemon {
+    /// The daemon's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "TOCSIN_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// An API token (responder role to act).
+    #[arg(
+        long,
+        global = true,
+        env = "TOCSIN_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    token: String,
 }
 
 #[derive(Subcommand)]
@@ -328,17 +292,15 @@ fn main() -> ExitCode {
         Some(Command::Alerts {
             status,
             json,
-            url,
-            token,
-        }) => client(url, token, |remote| async move {
+            daemon,
+        }) => client(daemon, |remote| async move {
             remote.alerts(status.as_deref(), json).await
         }),
         Some(Command::Silences {
             action,
-            url,
-            token,
+            daemon,
             json,
-        }) => client(url, token, |remote| async move {
+        }) => client(daemon, |remote| async move {
             match action {
                 SilencesAction::List => remote.silences(json).await,
                 SilencesAction::Expire { id } => remote.expire_silence(id).await,
@@ -363,8 +325,8 @@ fn main() -> ExitCode {
         }),
         Some(Command::SendTestAlert {
             priority,
-            url,
-            token,
+            url: daemon_url,
+            token: ingest_token,
         }) => {
             let severity = match priority.as_str() {
                 "P1" => "critical",
@@ -376,7 +338,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            client(url, token, |remote| async move {
+            let daemon = Daemon {
+                url: daemon_url,
+                token: ingest_token,
+            };
+            client(daemon, |remote| async move {
                 remote.send_test_alert(severity).await
             })
         }
@@ -385,8 +351,7 @@ fn main() -> ExitCode {
             to,
             json,
             csv,
-            url,
-            token,
+            daemon,
         }) => {
             let format = if json {
                 tocsin::cli::ReportFormat::Json
@@ -395,34 +360,32 @@ fn main() -> ExitCode {
             } else {
                 tocsin::cli::ReportFormat::Table
             };
-            client(url, token, |remote| async move {
+            client(daemon, |remote| async move {
                 remote.report(from.as_deref(), to.as_deref(), format).await
             })
         }
-        Some(Command::Drill { action, url, token }) => {
+        Some(Command::Drill { action, daemon }) => {
             let DrillAction::Run { name } = action;
             client(
-                url,
-                token,
+                daemon,
                 |remote| async move { remote.run_drill(&name).await },
             )
         }
-        Some(Command::Runbook { action, url, token }) => {
+        Some(Command::Runbook { action, daemon }) => {
             let RunbookAction::Run {
                 name,
                 params,
                 incident,
             } = action;
-            client(url, token, |remote| async move {
+            client(daemon, |remote| async move {
                 remote.run_runbook(&name, &params, incident).await
             })
         }
         Some(Command::Incidents {
             action,
-            url,
-            token,
+            daemon,
             json,
-        }) => client(url, token, |remote| async move {
+        }) => client(daemon, |remote| async move {
             match action {
                 IncidentsAction::List { status } => remote.list(status.as_deref(), json).await,
                 IncidentsAction::Show { id } => remote.show(id, json).await,
@@ -486,7 +449,7 @@ fn simulate(
 }
 
 /// Runs one call against a daemon and prints its outcome.
-fn client<F, Fut>(url: String, token: String, call: F) -> ExitCode
+fn client<F, Fut>(Daemon { url, token }: Daemon, call: F) -> ExitCode
 where
     F: FnOnce(tocsin::cli::Remote) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<String>>,
