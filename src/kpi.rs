@@ -32,7 +32,11 @@ pub async fn compute(
         .await?;
     open.retain(|incident| !incident.drill);
     let mut report = report(&created, &open, from, to, now);
-    report["drills"] = drill_figures(&drills);
+    let mut undelivered = Vec::with_capacity(drills.len());
+    for drill in &drills {
+        undelivered.push(undelivered_channels(store, drill.id).await?);
+    }
+    report["drills"] = drill_figures(&drills, &undelivered);
     let scores = store.csat_scores(from, to).await?;
     let happy = scores.iter().filter(|score| **score >= 4).count();
     report["overall"]["csat"] = fraction(happy, scores.len());
@@ -164,9 +168,27 @@ fn compliance(
     (met, breached)
 }
 
+/// The channels on which a message of the incident finally failed: a drill's way of
+/// finding a wrong phone number or a dead SMS gateway before a real incident does.
+async fn undelivered_channels(
+    store: &dyn Store,
+    incident_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut channels: Vec<String> = store
+        .timeline(incident_id)
+        .await?
+        .into_iter()
+        .filter(|entry| entry.kind == "notification_failed")
+        .filter_map(|entry| entry.data["channel"].as_str().map(str::to_string))
+        .collect();
+    channels.sort();
+    channels.dedup();
+    Ok(channels)
+}
+
 /// Drills run, passed (acknowledged), failed (ended unacknowledged), their MTTA,
-/// and each drill's outcome.
-fn drill_figures(drills: &[Incident]) -> Value {
+/// and each drill's outcome with the channels that did not deliver.
+fn drill_figures(drills: &[Incident], undelivered: &[Vec<String>]) -> Value {
     let ack_seconds: Vec<f64> = drills
         .iter()
         .filter_map(|drill| {
@@ -181,7 +203,8 @@ fn drill_figures(drills: &[Incident]) -> Value {
         .count();
     let runs: Vec<Value> = drills
         .iter()
-        .map(|drill| {
+        .zip(undelivered)
+        .map(|(drill, undelivered)| {
             let outcome = match (drill.acknowledged_at, drill.resolved_at) {
                 (Some(_), _) => "passed",
                 (None, Some(_)) => "failed",
@@ -193,6 +216,7 @@ fn drill_figures(drills: &[Incident]) -> Value {
                 "started_at": rfc3339(drill.created_at),
                 "outcome": outcome,
                 "ack_seconds": drill.acknowledged_at.map(|at| seconds(drill.created_at, at)),
+                "undelivered_channels": undelivered,
             })
         })
         .collect();
@@ -201,6 +225,7 @@ fn drill_figures(drills: &[Incident]) -> Value {
         "passed": ack_seconds.len(),
         "failed": failed,
         "mtta_seconds": mean(&ack_seconds),
+        "undelivered": undelivered.iter().filter(|channels| !channels.is_empty()).count(),
         "runs": runs,
     })
 }

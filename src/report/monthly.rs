@@ -221,7 +221,7 @@ pub fn csv(model: &Value) -> Result<String, String> {
     for metric in ["remediated", "hours"] {
         write("savings", "runbooks", metric, &model["savings"][metric])?;
     }
-    for metric in ["count", "passed", "failed", "mtta_seconds"] {
+    for metric in ["count", "passed", "failed", "undelivered", "mtta_seconds"] {
         write("drills", "all", metric, &kpi["drills"][metric])?;
     }
     for (rank, entry) in model["noise"].as_array().into_iter().flatten().enumerate() {

@@ -757,6 +757,7 @@ async fn a_drill_from_its_cron_pages_marked_drill_and_its_ack_is_timed_outside_t
     assert_eq!(kpi["drills"]["passed"], 1);
     assert_eq!(kpi["drills"]["mtta_seconds"], 180.0);
     assert_eq!(kpi["drills"]["runs"][0]["outcome"], "passed");
+    assert_eq!(kpi["drills"]["runs"][0]["undelivered_channels"], json!([]));
     assert_eq!(
         paging
             .tocsin
@@ -771,6 +772,13 @@ async fn a_drill_from_its_cron_pages_marked_drill_and_its_ack_is_timed_outside_t
 async fn an_unacknowledged_drill_fails_after_its_window_and_is_reported_once() {
     // Never fires on its own during the test: started by hand.
     let paging = Paging::start(&drill("0 0 3 1 1 *")).await;
+    // Alice's number is dead: the drill is how anyone finds out.
+    paging
+        .sms
+        .rejected
+        .lock()
+        .unwrap()
+        .push(ALICE_PHONE.to_string());
     let (status, reply) = paging
         .tocsin
         .post_as(RESPONDER, "/api/v1/drills/chain/run", json!({}))
@@ -825,6 +833,11 @@ async fn an_unacknowledged_drill_fails_after_its_window_and_is_reported_once() {
     let kpi = paging.tocsin.get("/api/v1/kpi").await;
     assert_eq!(kpi["drills"]["failed"], 1);
     assert_eq!(kpi["drills"]["passed"], 0);
+    assert_eq!(kpi["drills"]["undelivered"], 1);
+    assert_eq!(
+        kpi["drills"]["runs"][0]["undelivered_channels"],
+        json!(["sms"])
+    );
     assert_eq!(kpi["overall"]["incidents"], 0);
 }
 

@@ -20,6 +20,8 @@ pub struct SmsGateway {
     pub url: String,
     pub messages: Arc<Mutex<Vec<Sms>>>,
     pub failing: Arc<AtomicBool>,
+    /// Numbers refused as Twilio refuses an unreachable one (400, error 21211).
+    pub rejected: Arc<Mutex<Vec<String>>>,
     /// JSON bodies posted to `/hook` (the generic SMS webhook and chat webhooks).
     pub hooks: Arc<Mutex<Vec<serde_json::Value>>>,
 }
@@ -77,6 +79,10 @@ async fn receive(
         .is_some_and(|value| value.starts_with("Basic "));
     if sid != "AC123" || !authorized {
         return StatusCode::UNAUTHORIZED;
+    }
+    let to = form.get("To").cloned().unwrap_or_default();
+    if gateway.rejected.lock().unwrap().contains(&to) {
+        return StatusCode::BAD_REQUEST;
     }
     gateway.messages.lock().unwrap().push(Sms {
         to: form.get("To").cloned().unwrap_or_default(),
