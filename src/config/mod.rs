@@ -509,7 +509,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         group_window: check.duration("incidents.group_window", &raw.incidents.group_window),
     };
     let sla = sla(&raw.sla, &mut check);
-    let directory = directory(&raw, &mut check);
+    let mut directory = directory(&raw, &mut check);
     let rules = rules(&raw, &mut check);
     let email = raw
         .email
@@ -582,10 +582,28 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
                     format!("unknown escalation policy {policy:?}"),
                 );
             }
+            let escalation_policy = match (&drill.escalation_policy, &drill.schedule) {
+                (Some(_), Some(_)) => {
+                    check.error(
+                        format!("{path}.schedule"),
+                        "name an escalation_policy or a schedule, not both",
+                    );
+                    None
+                }
+                (None, Some(schedule)) => drill_policy(&drill.name, schedule, &mut directory)
+                    .or_else(|| {
+                        check.error(
+                            format!("{path}.schedule"),
+                            format!("unknown schedule {schedule:?}"),
+                        );
+                        None
+                    }),
+                (policy, None) => policy.clone(),
+            };
             DrillConfig {
                 name: drill.name.clone(),
                 cron: drill.cron.clone(),
-                escalation_policy: drill.escalation_policy.clone(),
+                escalation_policy,
                 priority: check
                     .priority(&format!("{path}.priority"), &drill.priority)
                     .unwrap_or(Priority::P1),
@@ -1012,6 +1030,29 @@ fn rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rule> {
     rules
 }
 
+/// A drill on a schedule pages whoever is on call there: a one-tier policy of its
+/// own, `drill:NAME`, so paging, acknowledgement and the failure report work as for
+/// any policy. `None` for an unknown schedule.
+fn drill_policy(name: &str, schedule: &str, directory: &mut Directory) -> Option<String> {
+    directory.schedules.get(schedule)?;
+    let policy = format!("drill:{name}");
+    directory.policies.insert(
+        policy.clone(),
+        crate::oncall::EscalationPolicy {
+            name: policy.clone(),
+            tiers: vec![crate::oncall::Tier {
+                level: "L1".into(),
+                targets: vec![crate::oncall::Target::Schedule(schedule.to_string())],
+                after: TimeDelta::zero(),
+            }],
+            repeat: 0,
+            repeat_after: TimeDelta::zero(),
+            ack_timeout: None,
+        },
+    );
+    Some(policy)
+}
+
 /// `[reports.NAME]`: a valid cron, real addresses, and email to send them by.
 fn report(
     name: &str,
@@ -1384,6 +1425,24 @@ mod tests {
                 "drills[1].name"
             ]
         );
+
+        let schedule = "[[schedules]]\nname = \"primary\"\ntime_zone = \"Europe/Paris\"\nrotation = { every = \"1w\", handoff = \"Mon 09:00\", users = [\"ann\"] }\n";
+        let on_schedule =
+            "[[drills]]\nname = \"rota\"\ncron = \"0 0 9 * * Mon\"\nschedule = \"primary\"\n";
+        let config = parse_with(&format!("{policy}{schedule}{on_schedule}"), &[]).unwrap();
+        let name = config.drills[0].escalation_policy.clone().unwrap();
+        assert_eq!(name, "drill:rota");
+        let tiers = &config.directory.policies[&name].tiers;
+        assert_eq!(
+            tiers[0].targets,
+            [crate::oncall::Target::Schedule("primary".into())]
+        );
+        let both = format!("{on_schedule}escalation_policy = \"default\"\n");
+        let errors = parse_with(&format!("{policy}{schedule}{both}"), &[]).unwrap_err();
+        assert_eq!(errors[0].path, "drills[0].schedule");
+        let unknown = on_schedule.replace("\"primary\"", "\"nope\"");
+        let errors = parse_with(&format!("{policy}{unknown}"), &[]).unwrap_err();
+        assert_eq!(errors[0].message, "unknown schedule \"nope\"");
     }
 
     #[test]

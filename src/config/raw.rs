@@ -350,6 +350,9 @@ pub struct RawDrill {
     pub cron: String,
     #[serde(default)]
     pub escalation_policy: Option<String>,
+    /// Instead of a policy: page whoever is on call on this schedule.
+    #[serde(default)]
+    pub schedule: Option<String>,
     #[serde(default = "p1")]
     pub priority: String,
     #[serde(default = "fifteen_minutes")]

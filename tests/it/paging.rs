@@ -1051,3 +1051,32 @@ async fn the_monthly_review_has_the_kpi_figures_of_its_month_and_names_the_noisi
     assert_eq!(mails.len(), 1, "the cron sent the review once");
     assert_eq!(mails[0].subject(), "[Tocsin] Monthly review 2026-10");
 }
+
+#[tokio::test]
+async fn a_drill_on_a_schedule_pages_who_is_on_call_there_and_reports_to_them() {
+    let paging = Paging::start(
+        "[[drills]]\nname = \"rota\"\ncron = \"0 0 3 1 1 *\"\nschedule = \"primary\"\nack_window = \"5m\"\n",
+    )
+    .await;
+    let (status, reply) = paging
+        .tocsin
+        .post_as(RESPONDER, "/api/v1/drills/rota/run", json!({}))
+        .await;
+    assert_eq!(status, 201, "{reply}");
+    paging.tocsin.tick().await;
+    assert_eq!(paging.pages("alice"), 1, "alice is on call on primary");
+    paging.advance_minutes(6).await;
+    paging.advance_minutes(30).await;
+    assert_eq!(paging.pages("carol"), 0, "the schedule is the only tier");
+    let reports: Vec<_> = paging
+        .smtp
+        .to("alice@example.com")
+        .into_iter()
+        .filter(|mail| mail.subject().starts_with("[DRILL FAILED]"))
+        .collect();
+    assert_eq!(
+        reports.len(),
+        1,
+        "the failure goes to the schedule's on-call"
+    );
+}
