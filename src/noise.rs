@@ -1,6 +1,7 @@
 //! Noise analysis: which alerts wear the on-call team down. Per source and check over
 //! a window: alert episodes, incidents opened, incidents that healed themselves
-//! (resolved by their alerts within N minutes, nobody acknowledging), flapping; and
+//! (resolved by their alerts within N minutes, nobody acknowledging), flapping episodes
+//! and how long they flapped; and
 //! who was paged, at which hour. The top ten come with a suggested fix.
 
 use crate::clock::rfc3339;
@@ -22,6 +23,7 @@ struct Figures {
     alerts: i64,
     notifications: i64,
     flapping: i64,
+    flapping_seconds: i64,
     incidents: i64,
     self_healed: i64,
     remediated: i64,
@@ -42,11 +44,13 @@ pub async fn analyse(
             alerts,
             notifications,
             flapping,
+            flapping_seconds,
         } = volume;
         let figures = checks.entry((source, check)).or_default();
         figures.alerts = alerts;
         figures.notifications = notifications;
         figures.flapping = flapping;
+        figures.flapping_seconds = flapping_seconds;
     }
     for incident in created_between(store, from, to).await? {
         if incident.drill {
@@ -108,6 +112,7 @@ fn entry(source: &str, check: &str, figures: &Figures, minutes: i64) -> Value {
         "alerts": figures.alerts,
         "notifications": figures.notifications,
         "flapping": figures.flapping,
+        "flapping_seconds": figures.flapping_seconds,
         "incidents": figures.incidents,
         "self_healed": figures.self_healed,
         "remediated": figures.remediated,

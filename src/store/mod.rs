@@ -310,6 +310,8 @@ pub struct AlertVolume {
     pub notifications: i64,
     /// Episodes that were flapping.
     pub flapping: i64,
+    /// How long those episodes lasted, first seen to resolved (or last seen).
+    pub flapping_seconds: i64,
 }
 
 /// The storage backend. Implementations must make [`Store::commit`] atomic and durable

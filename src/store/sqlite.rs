@@ -552,7 +552,8 @@ impl Store for SqliteStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<AlertVolume>, StoreError> {
         sqlx::query(
-            "SELECT source, check_name, COUNT(*) AS alerts, SUM(count) AS notifications, SUM(flapping) AS flapping \
+            "SELECT source, check_name, COUNT(*) AS alerts, SUM(count) AS notifications, SUM(flapping) AS flapping, \
+             SUM(CASE WHEN flapping = 1 THEN COALESCE(resolved_at, last_seen) - first_seen ELSE 0 END) / 1000 AS flapping_seconds \
              FROM alerts WHERE first_seen >= ? AND first_seen < ? GROUP BY source, check_name",
         )
         .bind(to_millis(from))
@@ -567,6 +568,7 @@ impl Store for SqliteStore {
                 alerts: row.try_get("alerts")?,
                 notifications: row.try_get("notifications")?,
                 flapping: row.try_get("flapping")?,
+                flapping_seconds: row.try_get("flapping_seconds")?,
             })
         })
         .collect()

@@ -866,6 +866,22 @@ async fn the_noise_report_puts_the_self_healing_alert_first_and_counts_night_pag
             .await;
     }
 
+    // A link that goes up and down every 30 seconds (P3: no incident, no page).
+    let link_up =
+        json!({ "resource": "sw-1", "check": "link-flap", "status": "resolved", "summary": "up" });
+    for _ in 0..4 {
+        paging
+            .tocsin
+            .ingest_ok("generic", &generic("sw-1", "link-flap", "warning"))
+            .await;
+        paging.tocsin.clock.advance(TimeDelta::seconds(30));
+        paging
+            .tocsin
+            .ingest_ok("generic", link_up.to_string().as_bytes())
+            .await;
+        paging.tocsin.clock.advance(TimeDelta::seconds(30));
+    }
+
     let noise = paging.tocsin.get("/api/v1/noise").await;
     let top = &noise["top"][0];
     assert_eq!(
@@ -905,6 +921,13 @@ async fn the_noise_report_puts_the_self_healing_alert_first_and_counts_night_pag
             .unwrap()
             .contains("silence window"),
         "{cert}"
+    );
+    let link = find("link-flap");
+    assert!(link["flapping"].as_i64().unwrap() >= 1, "{link}");
+    assert!(link["flapping_seconds"].as_i64().unwrap() >= 30, "{link}");
+    assert!(
+        link["suggestion"].as_str().unwrap().starts_with("it flaps"),
+        "{link}"
     );
 
     // Five incidents, each paged alice by email and SMS, all in the small hours (UTC).
