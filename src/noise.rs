@@ -9,12 +9,13 @@ use crate::incident::Incident;
 use crate::kpi::created_between;
 use crate::store::{AlertVolume, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use chrono_tz::Tz;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Entries in the `top` list.
 const TOP: usize = 10;
-/// Pages between 22:00 and 07:00 (UTC) count as night pages.
+/// Pages between 22:00 and 07:00, in the team's time zone, count as night pages.
 const NIGHT: [u32; 9] = [22, 23, 0, 1, 2, 3, 4, 5, 6];
 
 /// One source and check.
@@ -35,6 +36,7 @@ pub async fn analyse(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     self_heal: TimeDelta,
+    time_zone: Tz,
 ) -> Result<Value, StoreError> {
     let mut checks: BTreeMap<(String, String), Figures> = BTreeMap::new();
     for volume in store.alert_volume(from, to).await? {
@@ -82,7 +84,7 @@ pub async fn analyse(
         "self_heal_minutes": minutes,
         "top": top,
         "checks": entries,
-        "pages": pages(&store.sent_pages(from, to).await?),
+        "pages": pages(&store.sent_pages(from, to).await?, time_zone),
     }))
 }
 
@@ -143,12 +145,12 @@ fn suggestion(figures: &Figures, minutes: i64) -> String {
     "nothing to change".into()
 }
 
-/// Pages per person (all and at night) and per hour of day, UTC.
-fn pages(sent: &[(String, DateTime<Utc>)]) -> Value {
+/// Pages per person (all and at night) and per hour of day, in `time_zone`.
+fn pages(sent: &[(String, DateTime<Utc>)], time_zone: Tz) -> Value {
     let mut by_hour = [0_u32; 24];
     let mut people: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
     for (user, at) in sent {
-        let hour = at.hour();
+        let hour = at.with_timezone(&time_zone).hour();
         by_hour[hour as usize] += 1;
         let counts = people.entry(user).or_default();
         counts.0 += 1;
@@ -161,7 +163,8 @@ fn pages(sent: &[(String, DateTime<Utc>)]) -> Value {
     json!({
         "total": sent.len(),
         "per_person": per_person,
-        "by_hour_utc": by_hour,
+        "time_zone": time_zone.name(),
+        "by_hour": by_hour,
     })
 }
 
@@ -207,7 +210,7 @@ mod tests {
             ("ann".to_string(), at(6)),
             ("bob".to_string(), at(7)),
         ];
-        let report = pages(&sent);
+        let report = pages(&sent, Tz::UTC);
         assert_eq!(report["total"], 5);
         assert_eq!(
             report["per_person"][0],
@@ -217,6 +220,11 @@ mod tests {
             report["per_person"][1],
             json!({ "user": "bob", "pages": 2, "night_pages": 1 })
         );
-        assert_eq!(report["by_hour_utc"][3], 1);
+        assert_eq!(report["by_hour"][3], 1);
+        let paris = pages(&sent, chrono_tz::Europe::Paris);
+        assert_eq!(
+            paris["per_person"][0]["night_pages"], 1,
+            "06:30 UTC is 07:30 in Paris, morning already: {paris}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! `GET /api/v1/noise?from=&to=&self_heal_minutes=`: the noisiest alerts and the
-//! paging load (default: the last 30 days, self-healing within 10 minutes).
+//! `GET /api/v1/noise?from=&to=&self_heal_minutes=&time_zone=`: the noisiest alerts
+//! and the paging load (default: the last 30 days, self-healing within 10 minutes,
+//! night hours in the team's time zone).
 
 use super::AppState;
 use super::error::ApiError;
@@ -16,6 +17,7 @@ pub struct NoiseQuery {
     from: Option<String>,
     to: Option<String>,
     self_heal_minutes: Option<i64>,
+    time_zone: Option<String>,
 }
 
 /// The handler.
@@ -35,7 +37,17 @@ pub async fn noise(
             format!("self_heal_minutes: {minutes} is not between 1 and 1440"),
         ));
     }
+    let time_zone = match query.time_zone {
+        None => crate::report::monthly::team_time_zone(&state.config.load()),
+        Some(name) => name.parse().map_err(|_| {
+            ApiError::bad_request(
+                "invalid query",
+                format!("time_zone: {name:?} is not an IANA name such as Europe/Paris"),
+            )
+        })?,
+    };
+    let self_heal = TimeDelta::minutes(minutes);
     let report =
-        crate::noise::analyse(state.store.as_ref(), from, to, TimeDelta::minutes(minutes)).await?;
+        crate::noise::analyse(state.store.as_ref(), from, to, self_heal, time_zone).await?;
     Ok(Json(report))
 }

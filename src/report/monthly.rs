@@ -89,7 +89,7 @@ pub async fn review(
     }
     let mut created = kpi::created_between(store, from, to).await?;
     created.retain(|incident| !incident.drill);
-    let noise = crate::noise::analyse(store, from, to, SELF_HEAL).await?;
+    let noise = crate::noise::analyse(store, from, to, SELF_HEAL, team_time_zone(config)).await?;
     Ok(Ok(json!({
         "month": month,
         "from": rfc3339(from),
@@ -102,6 +102,17 @@ pub async fn review(
         "noise": noise["top"],
         "pages": noise["pages"]["per_person"],
     })))
+}
+
+/// Night pages are counted in the time zone of the on-call schedules (the first by
+/// name), else UTC.
+pub fn team_time_zone(config: &Config) -> chrono_tz::Tz {
+    config
+        .directory
+        .schedules
+        .values()
+        .next()
+        .map_or(chrono_tz::Tz::UTC, |schedule| schedule.time_zone)
 }
 
 fn trend_point(start: DateTime<Utc>, figures: &Value) -> Value {

@@ -930,9 +930,11 @@ async fn the_noise_report_puts_the_self_healing_alert_first_and_counts_night_pag
         "{link}"
     );
 
-    // Five incidents, each paged alice by email and SMS, all in the small hours (UTC).
+    // Five incidents, each paged alice by email and SMS, all in the small hours of the
+    // schedule's time zone (04:00-06:00 in Paris).
     let pages = &noise["pages"];
     assert_eq!(pages["total"], 10, "{pages}");
+    assert_eq!(pages["time_zone"], "Europe/Paris");
     assert_eq!(
         pages["per_person"],
         json!([{ "user": "alice", "pages": 10, "night_pages": 10 }])
@@ -950,6 +952,18 @@ async fn the_noise_report_puts_the_self_healing_alert_first_and_counts_night_pag
     assert_eq!(refused.status(), 400);
     let body = refused.text().await.unwrap();
     assert!(body.contains("self_heal_minutes"), "{body}");
+    let refused = crate::harness::client()
+        .get(format!(
+            "{}/api/v1/noise?time_zone=Mars/Olympus",
+            paging.tocsin.url
+        ))
+        .bearer_auth(RESPONDER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("IANA"), "{body}");
 }
 
 /// GET with the responder token; status, content type and body text.
