@@ -129,6 +129,7 @@ pub(crate) fn rows(config: &Config, current: &Value, previous: &Value) -> Vec<Va
             "response": crate::kpi::percent(&figures["sla_response_compliance"]),
             "resolve": crate::kpi::percent(&figures["sla_resolve_compliance"]),
             "fcr": crate::kpi::percent(&figures["fcr_rate"]),
+            "auto": crate::kpi::percent(&figures["auto_remediation_rate"]),
             "targets": targets,
         })
     };
