@@ -1117,3 +1117,47 @@ async fn a_drill_on_a_schedule_pages_who_is_on_call_there_and_reports_to_them() 
         "the failure goes to the schedule's on-call"
     );
 }
+
+#[tokio::test]
+async fn a_drill_running_across_a_restart_still_fails_once_and_stays_a_drill() {
+    let paging = Paging::start(&drill("0 0 3 1 1 *")).await;
+    let (status, reply) = paging
+        .tocsin
+        .post_as(RESPONDER, "/api/v1/drills/chain/run", json!({}))
+        .await;
+    assert_eq!(status, 201, "{reply}");
+    paging.tocsin.tick().await;
+    let Paging { tocsin, smtp, sms } = paging;
+    let tocsin = tocsin.restart().await;
+    let paging = Paging { tocsin, smtp, sms };
+    let (status, _) = paging
+        .tocsin
+        .post_as(RESPONDER, "/api/v1/drills/chain/run", json!({}))
+        .await;
+    assert_eq!(
+        status, 409,
+        "the restarted daemon knows the drill still runs"
+    );
+    paging.advance_minutes(11).await;
+    paging.advance_minutes(1).await;
+    let reports = paging
+        .smtp
+        .to("dave@example.com")
+        .into_iter()
+        .filter(|mail| mail.subject().starts_with("[DRILL FAILED]"))
+        .count();
+    assert_eq!(reports, 1);
+    assert_eq!(
+        paging.pages("alice"),
+        1,
+        "not paged again after the restart"
+    );
+    let kpi = paging.tocsin.get("/api/v1/kpi").await;
+    assert_eq!(
+        (
+            kpi["drills"]["failed"].as_i64(),
+            kpi["overall"]["incidents"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
+}
