@@ -16,7 +16,7 @@ use serde_json::Value;
 pub struct NoiseQuery {
     from: Option<String>,
     to: Option<String>,
-    self_heal_minutes: Option<i64>,
+    self_heal_minutes: Option<String>,
     time_zone: Option<String>,
 }
 
@@ -30,13 +30,19 @@ pub async fn noise(
         to: query.to,
     };
     let (from, to) = window.resolve(state.clock.now(), TimeDelta::days(30))?;
-    let minutes = query.self_heal_minutes.unwrap_or(10);
-    if !(1..=1440).contains(&minutes) {
-        return Err(ApiError::bad_request(
-            "invalid query",
-            format!("self_heal_minutes: {minutes} is not between 1 and 1440"),
-        ));
-    }
+    let minutes = match query.self_heal_minutes {
+        None => 10,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|minutes| (1..=1440).contains(minutes))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid query",
+                    format!("self_heal_minutes: {text:?} is not a whole number from 1 to 1440"),
+                )
+            })?,
+    };
     let time_zone = match query.time_zone {
         None => crate::report::monthly::team_time_zone(&state.config.load()),
         Some(name) => name.parse().map_err(|_| {

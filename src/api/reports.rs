@@ -1,5 +1,5 @@
 //! `GET /api/v1/reports/monthly?month=2026-11&format=html|csv`: the monthly service
-//! review, the same as the `[reports.monthly]` email.
+//! review, the same as the `[reports.monthly]` email (default: the last complete month).
 
 use super::AppState;
 use super::error::ApiError;
@@ -12,7 +12,7 @@ use serde::Deserialize;
 /// Query string.
 #[derive(Debug, Deserialize)]
 pub struct MonthlyQuery {
-    month: String,
+    month: Option<String>,
     format: Option<String>,
 }
 
@@ -32,14 +32,11 @@ pub async fn monthly(
         }
     };
     let config = state.config.load();
-    let model = monthly::review(
-        state.store.as_ref(),
-        &config,
-        &query.month,
-        state.clock.now(),
-    )
-    .await?
-    .map_err(|error| ApiError::bad_request("invalid query", error))?;
+    let now = state.clock.now();
+    let month = query.month.unwrap_or_else(|| monthly::last_month(now));
+    let model = monthly::review(state.store.as_ref(), &config, &month, now)
+        .await?
+        .map_err(|error| ApiError::bad_request("invalid query", error))?;
     let rendered = if csv {
         monthly::csv(&model)
     } else {

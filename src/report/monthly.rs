@@ -43,13 +43,19 @@ pub async fn queue_monthly(
     to: &[String],
     outbox: &Notify,
 ) -> Result<(), StoreError> {
-    let now = clock.now().date_naive();
-    let last_month = now
+    let step = format!("{MONTHLY}{}", last_month(clock.now()));
+    queue(store, clock, to, outbox, step).await
+}
+
+/// The last complete month before `now`, as `YYYY-MM`.
+pub fn last_month(now: DateTime<Utc>) -> String {
+    let today = now.date_naive();
+    today
         .with_day(1)
         .and_then(|first| first.checked_sub_months(Months::new(1)))
-        .unwrap_or(now);
-    let step = format!("{MONTHLY}{}", last_month.format("%Y-%m"));
-    queue(store, clock, to, outbox, step).await
+        .unwrap_or(today)
+        .format("%Y-%m")
+        .to_string()
 }
 
 /// The review's figures for `month`.
@@ -265,6 +271,8 @@ mod tests {
         let (from, to) = bounds("2026-12").unwrap();
         assert_eq!(rfc3339(from), "2026-12-01T00:00:00.000Z");
         assert_eq!(rfc3339(to), "2027-01-01T00:00:00.000Z");
+        let new_year = DateTime::parse_from_rfc3339("2027-01-03T10:00:00Z").unwrap();
+        assert_eq!(last_month(new_year.with_timezone(&Utc)), "2026-12");
         for bad in ["2026-13", "2026-1", "november", "2026-11-05"] {
             assert!(bounds(bad).unwrap_err().contains("YYYY-MM"), "{bad}");
         }

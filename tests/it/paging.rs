@@ -940,6 +940,12 @@ async fn the_noise_report_puts_the_self_healing_alert_first_and_counts_night_pag
         json!([{ "user": "alice", "pages": 10, "night_pages": 10 }])
     );
 
+    let (status, _, body) = fetch(&paging.tocsin, "/api/v1/noise?self_heal_minutes=abc").await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("\"error\"") && body.contains("whole number"),
+        "{body}"
+    );
     let refused = crate::harness::client()
         .get(format!(
             "{}/api/v1/noise?self_heal_minutes=0",
@@ -1071,6 +1077,12 @@ async fn the_monthly_review_has_the_kpi_figures_of_its_month_and_names_the_noisi
         "{html}"
     );
     assert!(html.contains("alice: 10 pages"), "pages per person: {html}");
+    let (status, _, html) = fetch(&paging.tocsin, "/api/v1/reports/monthly").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Monthly review: 2026-10"),
+        "the last complete month by default"
+    );
     let (status, _, body) = fetch(&paging.tocsin, "/api/v1/reports/monthly?month=2026-13").await;
     assert_eq!(status, 400);
     assert!(body.contains("YYYY-MM"), "{body}");
