@@ -47,16 +47,16 @@ impl Remote {
         Ok(value)
     }
 
-    /// `tocsin incidents list`.
-    pub async fn list(&self, status: Option<&str>, json: bool) -> anyhow::Result<String> {
-        let query = status.map_or(String::new(), |s| format!("?status={s}"));
-        let page = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/api/v1/incidents{query}"),
-                None,
-            )
-            .await?;
+    /// GETs a `{"items"}` page: as pretty JSON with `json`, else as a table of one row
+    /// per item.
+    async fn listing(
+        &self,
+        path: &str,
+        json: bool,
+        headers: &[&str],
+        row: impl Fn(&Value) -> Vec<String>,
+    ) -> anyhow::Result<String> {
+        let page = self.call(reqwest::Method::GET, path, None).await?;
         if json {
             return Ok(serde_json::to_string_pretty(&page)?);
         }
@@ -65,26 +65,31 @@ impl Remote {
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
-            .map(|i| {
-                vec![
-                    i["id"].to_string(),
-                    text(&i["priority"]),
-                    text(&i["status"]),
-                    text(&i["escalation_level"]),
-                    if i["sla_breached"] == Value::Bool(true) {
-                        "BREACHED".into()
-                    } else {
-                        "ok".into()
-                    },
-                    text(&i["created_at"]),
-                    text(&i["title"]),
-                ]
-            })
+            .map(row)
             .collect();
-        Ok(table(
-            &["ID", "PRI", "STATUS", "LEVEL", "SLA", "CREATED", "TITLE"],
-            &rows,
-        ))
+        Ok(table(headers, &rows))
+    }
+
+    /// `tocsin incidents list`.
+    pub async fn list(&self, status: Option<&str>, json: bool) -> anyhow::Result<String> {
+        let query = status.map_or(String::new(), |s| format!("?status={s}"));
+        let headers = ["ID", "PRI", "STATUS", "LEVEL", "SLA", "CREATED", "TITLE"];
+        self.listing(&format!("/api/v1/incidents{query}"), json, &headers, |i| {
+            vec![
+                i["id"].to_string(),
+                text(&i["priority"]),
+                text(&i["status"]),
+                text(&i["escalation_level"]),
+                if i["sla_breached"] == Value::Bool(true) {
+                    "BREACHED".into()
+                } else {
+                    "ok".into()
+                },
+                text(&i["created_at"]),
+                text(&i["title"]),
+            ]
+        })
+        .await
     }
 
     /// `tocsin incidents show ID`.
@@ -226,78 +231,46 @@ impl Remote {
     /// `tocsin alerts`.
     pub async fn alerts(&self, status: Option<&str>, json: bool) -> anyhow::Result<String> {
         let query = status.map_or(String::new(), |s| format!("?status={s}"));
-        let page = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/api/v1/alerts{query}"),
-                None,
-            )
-            .await?;
-        if json {
-            return Ok(serde_json::to_string_pretty(&page)?);
-        }
-        let rows: Vec<Vec<String>> = page["items"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|a| {
-                let quiet = if a["silenced"] == Value::Bool(true) {
-                    "silenced"
-                } else if a["inhibited"] == Value::Bool(true) {
-                    "inhibited"
-                } else {
-                    ""
-                };
-                vec![
-                    a["id"].to_string(),
-                    text(&a["priority"]),
-                    text(&a["status"]),
-                    a["count"].to_string(),
-                    text(&a["incident_id"]),
-                    quiet.to_string(),
-                    format!("{} on {}", text(&a["check"]), text(&a["resource"])),
-                ]
-            })
-            .collect();
-        Ok(table(
-            &["ID", "PRI", "STATUS", "COUNT", "INCIDENT", "QUIET", "ALERT"],
-            &rows,
-        ))
+        let headers = ["ID", "PRI", "STATUS", "COUNT", "INCIDENT", "QUIET", "ALERT"];
+        self.listing(&format!("/api/v1/alerts{query}"), json, &headers, |a| {
+            let quiet = if a["silenced"] == Value::Bool(true) {
+                "silenced"
+            } else if a["inhibited"] == Value::Bool(true) {
+                "inhibited"
+            } else {
+                ""
+            };
+            vec![
+                a["id"].to_string(),
+                text(&a["priority"]),
+                text(&a["status"]),
+                a["count"].to_string(),
+                text(&a["incident_id"]),
+                quiet.to_string(),
+                format!("{} on {}", text(&a["check"]), text(&a["resource"])),
+            ]
+        })
+        .await
     }
 
     /// `tocsin silences list`.
     pub async fn silences(&self, json: bool) -> anyhow::Result<String> {
-        let page = self
-            .call(reqwest::Method::GET, "/api/v1/silences", None)
-            .await?;
-        if json {
-            return Ok(serde_json::to_string_pretty(&page)?);
-        }
-        let rows: Vec<Vec<String>> = page["items"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|s| {
-                let matchers: Vec<String> = s["matchers"]
-                    .as_array()
-                    .map(|m| m.iter().map(text).collect())
-                    .unwrap_or_default();
-                vec![
-                    s["id"].to_string(),
-                    text(&s["state"]),
-                    text(&s["ends_at"]),
-                    text(&s["created_by"]),
-                    matchers.join(" "),
-                    text(&s["comment"]),
-                ]
-            })
-            .collect();
-        Ok(table(
-            &["ID", "STATE", "ENDS", "BY", "MATCHERS", "COMMENT"],
-            &rows,
-        ))
+        let headers = ["ID", "STATE", "ENDS", "BY", "MATCHERS", "COMMENT"];
+        self.listing("/api/v1/silences", json, &headers, |s| {
+            let matchers: Vec<String> = s["matchers"]
+                .as_array()
+                .map(|m| m.iter().map(text).collect())
+                .unwrap_or_default();
+            vec![
+                s["id"].to_string(),
+                text(&s["state"]),
+                text(&s["ends_at"]),
+                text(&s["created_by"]),
+                matchers.join(" "),
+                text(&s["comment"]),
+            ]
+        })
+        .await
     }
 
     /// `tocsin silences add`.

@@ -5,6 +5,7 @@
 
 use super::{Effects, OpenIncident, PipelineError, Writer, entry};
 use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Priority, Severity};
+use crate::config::DrillConfig;
 use crate::incident::{Incident, IncidentStatus};
 use crate::oncall::Channel;
 use crate::rules::Classification;
@@ -113,28 +114,27 @@ impl Writer {
         effects: &mut Effects,
     ) -> Result<(), PipelineError> {
         let config = self.config.clone();
-        let failed: Vec<(i64, String)> = self
+        if config.drills.is_empty() {
+            // The tick runs this every 250 ms: no walk over the open incidents for nothing.
+            return Ok(());
+        }
+        let failed: Vec<(Incident, &DrillConfig)> = self
             .view
             .incidents
             .values()
             .filter(|open| open.incident.drill && open.incident.status == IncidentStatus::Triggered)
             .filter_map(|open| {
-                let name = open.incident.check.clone();
-                let drill = config.drills.iter().find(|drill| drill.name == name)?;
+                let drill = config
+                    .drills
+                    .iter()
+                    .find(|drill| drill.name == open.incident.check)?;
                 (now - open.incident.created_at > drill.ack_window)
-                    .then_some((open.incident.id, name))
+                    .then(|| (open.incident.clone(), drill))
             })
             .collect();
-        for (id, name) in failed {
-            let Some(open) = self.view.incidents.get(&id) else {
-                continue;
-            };
-            let incident = open.incident.clone();
-            let window = config
-                .drills
-                .iter()
-                .find(|d| d.name == name)
-                .map_or(0, |d| d.ack_window.num_minutes());
+        for (incident, drill) in failed {
+            let (id, name) = (incident.id, &drill.name);
+            let window = drill.ack_window.num_minutes();
             let policy = config
                 .directory
                 .policy_for(incident.escalation_policy.as_deref());

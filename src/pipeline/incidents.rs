@@ -1,7 +1,7 @@
 //! What humans (and auto-resolve) do to incidents: acknowledge, resolve, annotate,
 //! escalate. Every transition also settles the incident's paging.
 
-use super::{Action, Effects, PipelineError, Writer, entry, seconds};
+use super::{Action, Effects, OpenIncident, PipelineError, Writer, entry, seconds};
 use crate::alert::AlertStatus;
 use crate::config::Config;
 use crate::escalation;
@@ -144,15 +144,7 @@ impl Writer {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<Incident, PipelineError> {
-        // A late acknowledgement or resolution still records its breach, even
-        // between two ticks.
-        let warn_at = self.config.incidents.sla_warn_at;
-        self.record_sla_events(incident_id, now, warn_at, batch, effects);
-        let open = self
-            .view
-            .incidents
-            .get_mut(&incident_id)
-            .ok_or(PipelineError::NotFound(incident_id))?;
+        let open = self.settle_sla(incident_id, now, batch, effects)?;
         let incident = &mut open.incident;
         if !incident.acknowledge(now)? {
             return Ok(incident.clone());
@@ -185,6 +177,24 @@ impl Writer {
         Ok(incident)
     }
 
+    /// The open incident a person or its alerts act on, after recording the SLA
+    /// warnings and breaches due by now: a late acknowledgement or resolution still
+    /// records its breach, even between two ticks.
+    fn settle_sla(
+        &mut self,
+        incident_id: i64,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<&mut OpenIncident, PipelineError> {
+        let warn_at = self.config.incidents.sla_warn_at;
+        self.record_sla_events(incident_id, now, warn_at, batch, effects);
+        self.view
+            .incidents
+            .get_mut(&incident_id)
+            .ok_or(PipelineError::NotFound(incident_id))
+    }
+
     /// Resolves an open incident and its alerts, stops its paging and tells everyone
     /// who was paged.
     pub(super) async fn resolve_incident(
@@ -196,15 +206,7 @@ impl Writer {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<Incident, PipelineError> {
-        // A late acknowledgement or resolution still records its breach, even
-        // between two ticks.
-        let warn_at = self.config.incidents.sla_warn_at;
-        self.record_sla_events(incident_id, now, warn_at, batch, effects);
-        let open = self
-            .view
-            .incidents
-            .get_mut(&incident_id)
-            .ok_or(PipelineError::NotFound(incident_id))?;
+        let open = self.settle_sla(incident_id, now, batch, effects)?;
         open.incident.resolve(now)?;
         let incident = open.incident.clone();
         batch.record(entry(incident_id, now, "resolved", actor, message));

@@ -70,18 +70,19 @@ pub async fn review(
         Err(error) => return Ok(Err(error)),
     };
     let current = kpi::compute(store, from, to, now).await?;
-    let mut trend = Vec::new();
+    // The months before, oldest first; the last of them is the "previous" of the table.
+    let mut before = Vec::new();
     for back in (1..=TREND_MONTHS).rev() {
         let start = from.checked_sub_months(Months::new(back)).unwrap_or(from);
         let end = start.checked_add_months(Months::new(1)).unwrap_or(from);
-        trend.push(trend_point(
-            start,
-            &kpi::compute(store, start, end, now).await?,
-        ));
+        before.push((start, kpi::compute(store, start, end, now).await?));
     }
+    let mut trend: Vec<Value> = before
+        .iter()
+        .map(|(start, figures)| trend_point(*start, figures))
+        .collect();
     trend.push(trend_point(from, &current));
-    let previous_start = from.checked_sub_months(Months::new(1)).unwrap_or(from);
-    let previous = kpi::compute(store, previous_start, from, now).await?;
+    let previous = before.last().map_or(&Value::Null, |(_, figures)| figures);
     let mut weeks = Vec::new();
     let mut start = from;
     while start < to {
@@ -101,7 +102,7 @@ pub async fn review(
         "from": rfc3339(from),
         "to": rfc3339(to),
         "kpi": current,
-        "rows": rows(config, &current, &previous),
+        "rows": rows(config, &current, previous),
         "weeks": weeks,
         "trend": trend,
         "savings": savings(&created),
