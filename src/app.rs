@@ -107,9 +107,17 @@ impl App {
             pipeline.downgrade(),
             outbox.clone(),
         ));
+        let desk = Arc::new(crate::ticket::desk::Desk {
+            store: store.clone(),
+            clock: clock.clone(),
+            config: shared.clone(),
+            metrics: metrics.clone(),
+            http: outbox.http.clone(),
+        });
         let ticker = Ticker {
             pipeline: pipeline.clone(),
             outbox,
+            desk: desk.clone(),
             store: store.clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
@@ -125,7 +133,13 @@ impl App {
         .context("cannot start the cron jobs (weekly report, drills)")?;
         let (stop, stopped) = watch::channel(false);
         let scheduler = match background {
-            Background::Tick => tokio::spawn(ticker.clone().run(wake, stopped)),
+            Background::Tick => {
+                let desk = tokio::spawn(desk.run(stopped.clone()));
+                let ticks = tokio::spawn(ticker.clone().run(wake, stopped));
+                tokio::spawn(async move {
+                    let _ = tokio::join!(desk, ticks);
+                })
+            }
             Background::Manual => tokio::spawn(async {}),
         };
         let limiters = config

@@ -89,6 +89,8 @@ pub struct Incident {
     /// A paging drill, not a real incident: out of the SLA KPIs, no runbook, no
     /// stakeholder.
     pub drill: bool,
+    /// Knowledge-base and remote-access links, rendered when it opened.
+    pub links: Vec<crate::links::Link>,
 }
 
 impl Incident {
@@ -128,6 +130,7 @@ impl Incident {
             remediated: false,
             escalated: false,
             drill: false,
+            links: Vec::new(),
         }
     }
 

@@ -151,6 +151,10 @@ pub struct Rule {
     pub runbooks: Vec<String>,
     pub group_by: Vec<String>,
     pub stakeholders: Vec<String>,
+    /// Knowledge-base link templates for its incidents.
+    pub kb: Vec<String>,
+    /// Ticketing platforms for its incidents, instead of each platform's `priorities`.
+    pub tickets: Option<Vec<String>>,
 }
 
 /// What the rules decided for one alert.
@@ -241,6 +245,8 @@ mod tests {
             runbooks: vec![],
             group_by: vec!["resource".into()],
             stakeholders: vec![],
+            kb: vec![],
+            tickets: None,
         }
     }
 

@@ -25,14 +25,25 @@ const OVERDUE: TimeDelta = TimeDelta::seconds(30);
 pub struct Ticker {
     pub pipeline: Pipeline,
     pub outbox: Arc<Outbox>,
+    /// Ticket calls: flushed by [`Ticker::tick`]; the daemon runs it in its own loop.
+    pub desk: Arc<crate::ticket::desk::Desk>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
 }
 
 impl Ticker {
-    /// One round: due escalations, then due messages, then the self-check.
+    /// One round: due escalations, due messages, due ticket calls, the self-check.
     pub async fn tick(&self) {
+        self.round().await;
+        if let Err(error) = self.desk.flush().await {
+            tracing::error!(%error, "ticket desk flush failed");
+        }
+    }
+
+    /// Escalations, messages and the self-check: everything paging needs, and nothing
+    /// that waits on a helpdesk.
+    async fn round(&self) {
         if let Err(error) = self.pipeline.tick().await {
             tracing::error!(%error, "escalation tick failed");
         }
@@ -65,7 +76,7 @@ impl Ticker {
             if *stop.borrow() {
                 return;
             }
-            self.tick().await;
+            self.round().await;
         }
     }
 }

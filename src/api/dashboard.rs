@@ -9,6 +9,7 @@ use super::error::ApiError;
 use crate::clock::rfc3339;
 use crate::incident::Incident;
 use crate::sla::SlaFlags;
+use crate::store::tickets::Ticket;
 use crate::store::{AlertQuery, IncidentQuery};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -106,6 +107,8 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
         now,
     )
     .await?;
+    let ids: Vec<i64> = open_sorted.iter().map(|i| i.id).collect();
+    let tickets = state.store.tickets(&ids).await?;
     let mut runs = Vec::new();
     for runbook in &state.config.load().runbooks {
         runs.extend(state.store.runbook_runs(&runbook.name, 5).await?);
@@ -113,8 +116,8 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
     runs.sort_by_key(|run| std::cmp::Reverse(run.started_at));
     let context = json!({
         "open_count": open_sorted.len(),
-        "open": open_sorted.iter().map(incident_row).collect::<Vec<_>>(),
-        "resolved": resolved.iter().map(incident_row).collect::<Vec<_>>(),
+        "open": open_sorted.iter().map(|i| incident_row(i, &tickets)).collect::<Vec<_>>(),
+        "resolved": resolved.iter().map(|i| incident_row(i, &[])).collect::<Vec<_>>(),
         "queue": queue,
         "oncall": oncall,
         "today": figures(&today["overall"]),
@@ -133,8 +136,15 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
         })
 }
 
-fn incident_row(incident: &Incident) -> Value {
+fn incident_row(incident: &Incident, tickets: &[Ticket]) -> Value {
+    let tickets: Vec<Value> = tickets
+        .iter()
+        .filter(|ticket| ticket.incident_id == incident.id)
+        .map(Ticket::to_json)
+        .collect();
     json!({
+        "links": incident.links,
+        "tickets": tickets,
         "id": incident.id,
         "priority": incident.priority.as_str(),
         "title": incident.title,

@@ -9,6 +9,7 @@ use super::{AppState, Page, page};
 use crate::clock::rfc3339;
 use crate::incident::Incident;
 use crate::pipeline::Action;
+use crate::store::tickets::Ticket;
 use crate::store::{AlertQuery, IncidentQuery};
 use axum::Json;
 use axum::body::Bytes;
@@ -48,9 +49,11 @@ pub async fn list(
             ..IncidentQuery::default()
         })
         .await?;
+    let ids: Vec<i64> = incidents.iter().map(|i| i.id).collect();
+    let tickets = state.store.tickets(&ids).await?;
     let now = state.clock.now();
     Ok(Json(
-        Page::of(incidents, limit, |i| i.id).to_json(|i| incident_json(i, now)),
+        Page::of(incidents, limit, |i| i.id).to_json(|i| incident_json(i, &tickets, now)),
     ))
 }
 
@@ -74,7 +77,8 @@ pub async fn show(
         })
         .await?;
     let timeline = state.store.timeline(id).await?;
-    let mut body = incident_json(&incident, state.clock.now());
+    let tickets = state.store.tickets(&[id]).await?;
+    let mut body = incident_json(&incident, &tickets, state.clock.now());
     body["alerts"] = alerts.iter().map(alert_json).collect();
     body["timeline"] = timeline
         .iter()
@@ -193,7 +197,8 @@ async fn act(
     actor: &Actor,
 ) -> Result<Json<Value>, ApiError> {
     let incident = state.pipeline.act(id, action, &actor.0).await?;
-    Ok(Json(incident_json(&incident, state.clock.now())))
+    let tickets = state.store.tickets(&[id]).await?;
+    Ok(Json(incident_json(&incident, &tickets, state.clock.now())))
 }
 
 fn incident_id(text: &str) -> Result<i64, ApiError> {
@@ -207,8 +212,14 @@ fn incident_id(text: &str) -> Result<i64, ApiError> {
         })
 }
 
-/// The incident fields of spec §6 and §10.
-pub fn incident_json(incident: &Incident, now: DateTime<Utc>) -> Value {
+/// The incident fields of spec §6 and §10, with the tickets among `tickets` that are
+/// this incident's.
+pub fn incident_json(incident: &Incident, tickets: &[Ticket], now: DateTime<Utc>) -> Value {
+    let tickets: Vec<Value> = tickets
+        .iter()
+        .filter(|ticket| ticket.incident_id == incident.id)
+        .map(Ticket::to_json)
+        .collect();
     json!({
         "id": incident.id,
         "title": incident.title,
@@ -228,6 +239,7 @@ pub fn incident_json(incident: &Incident, now: DateTime<Utc>) -> Value {
         "resource": incident.resource,
         "check": incident.check,
         "summary": incident.summary,
-        "tickets": [],
+        "tickets": tickets,
+        "links": incident.links,
     })
 }

@@ -18,6 +18,7 @@ pub mod reports;
 pub mod runbooks;
 pub mod signature;
 pub mod silences;
+pub mod tickets;
 
 use crate::alert::Priority;
 use crate::clock::Clock;
@@ -86,16 +87,25 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(silences::expire),
         )
         .route_layer(role(Role::Responder));
-    Router::new()
+    // Ingest enforces server.max_body_bytes itself, with the drain of spec §10; every
+    // other body is capped at the same size by axum.
+    let ingest = Router::new()
         .route(
             "/api/v1/ingest/{source}",
             post(ingest::ingest).put(ingest::ingest),
         )
         .route("/v2/enqueue", post(ingest::enqueue))
+        .layer(DefaultBodyLimit::disable());
+    let max_body = state.config.load().max_body_bytes;
+    Router::new()
         .route("/ack/{token}", get(acknowledge::link))
         .route("/csat/{token}", get(acknowledge::csat))
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
+        .route(
+            "/api/v1/tickets/{platform}/webhook",
+            post(tickets::webhook),
+        )
         .route("/", get(dashboard::page))
         .route("/dashboard/panel", get(dashboard::panel))
         .route("/api/v1/stream", get(dashboard::stream))
@@ -106,9 +116,9 @@ pub fn router(state: AppState) -> Router {
         .merge(read)
         .merge(act)
         .merge(admin)
+        .layer(DefaultBodyLimit::max(max_body))
+        .merge(ingest)
         .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
-        // Ingest enforces server.max_body_bytes itself, with the drain of spec §10.
-        .layer(DefaultBodyLimit::disable())
         // Every request gets an x-request-id (kept when the client sent one), logged
         // with its span and returned in the response.
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())

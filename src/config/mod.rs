@@ -3,6 +3,7 @@
 //! No other module reads the environment.
 
 pub mod channels;
+mod helpdesk;
 mod locate;
 pub mod raw;
 
@@ -193,6 +194,10 @@ pub struct Config {
     /// `[reports.monthly]`: likewise, for the monthly service review.
     pub monthly_report: Option<(String, Vec<String>)>,
     pub maintenance: Vec<crate::inhibit::MaintenanceWindow>,
+    /// `[[tickets]]`: one per ticketing platform.
+    pub tickets: Vec<crate::ticket::TicketConfig>,
+    /// `[[remote_access]]`: link templates to reach a resource.
+    pub remote_access: Vec<crate::links::RemoteAccess>,
 }
 
 impl Config {
@@ -384,9 +389,8 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "reports" => section(value, &key, errors, &mut raw.reports),
             "drills" => section(value, &key, errors, &mut raw.drills),
             "maintenance" => section(value, &key, errors, &mut raw.maintenance),
-            later if LATER_SECTIONS.contains(&later) => {
-                raw.later.insert(key, value);
-            }
+            "tickets" => section(value, &key, errors, &mut raw.tickets),
+            "remote_access" => section(value, &key, errors, &mut raw.remote_access),
             _ => errors.push(ConfigError {
                 path: key.clone(),
                 line: None,
@@ -558,6 +562,8 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         }
     }
     let maintenance = maintenance_windows(&raw, &mut check);
+    let tickets = helpdesk::tickets(&raw, &mut check);
+    let remote_access = helpdesk::remote_access(&raw, &mut check);
     let drills = raw
         .drills
         .iter()
@@ -646,6 +652,8 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         weekly_report,
         monthly_report,
         drills,
+        tickets,
+        remote_access,
         templates_dir: PathBuf::from(
             raw.templates_dir
                 .unwrap_or_else(|| "config/templates".into()),
@@ -1025,6 +1033,8 @@ fn rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rule> {
             runbooks: rule.runbooks.clone(),
             group_by: rule.group_by.clone(),
             stakeholders: rule.stakeholders.clone(),
+            kb: rule.kb.clone(),
+            tickets: rule.tickets.clone(),
         });
     }
     rules

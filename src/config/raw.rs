@@ -256,6 +256,67 @@ pub struct RawRule {
     pub group_by: Vec<String>,
     #[serde(default)]
     pub stakeholders: Vec<String>,
+    /// Knowledge-base links (templates over the alert's fields).
+    #[serde(default)]
+    pub kb: Vec<String>,
+    /// Ticketing platforms for this rule's incidents, instead of `[[tickets]] priorities`.
+    #[serde(default)]
+    pub tickets: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTicket {
+    pub platform: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub user: String,
+    pub token: String,
+    #[serde(default = "p1_p2")]
+    pub priorities: Vec<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub requester: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default = "task")]
+    pub issue_type: String,
+    #[serde(default)]
+    pub resolve_transition: Option<String>,
+    #[serde(default = "solved_permanently")]
+    pub close_code: String,
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    #[serde(default = "one_day")]
+    pub deadline: String,
+}
+
+fn p1_p2() -> Vec<String> {
+    vec!["P1".into(), "P2".into()]
+}
+
+fn task() -> String {
+    "Task".into()
+}
+
+fn solved_permanently() -> String {
+    "Solved (Permanently)".into()
+}
+
+fn one_day() -> String {
+    "24h".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteAccess {
+    pub name: String,
+    #[serde(rename = "match", default)]
+    pub matchers: Vec<String>,
+    pub url: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -391,10 +452,6 @@ pub struct RawConfig {
     pub reports: RawReports,
     pub drills: Vec<RawDrill>,
     pub maintenance: Vec<RawMaintenance>,
-    /// Sections owned by features still to come (reports, tickets, heartbeats, flapping,
-    /// inhibit, drills): accepted so the documented file loads, validated by their owners.
-    pub later: BTreeMap<String, toml::Value>,
+    pub tickets: Vec<RawTicket>,
+    pub remote_access: Vec<RawRemoteAccess>,
 }
-
-/// Top-level keys whose contents are checked by the features that use them.
-pub const LATER_SECTIONS: [&str; 1] = ["tickets"];

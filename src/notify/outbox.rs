@@ -430,6 +430,11 @@ impl Outbox {
             })
             .await
             .map_err(|error| NotifyError::Transient(error.to_string()))?;
+        let tickets = self
+            .store
+            .tickets(&[incident.id])
+            .await
+            .map_err(|error| NotifyError::Transient(error.to_string()))?;
         let claim = AckClaim {
             incident_id: incident.id,
             user_id: notification.user_id.clone(),
@@ -472,6 +477,8 @@ impl Outbox {
                 "links": alert.links,
             })).collect::<Vec<_>>(),
             "user": { "id": notification.user_id, "name": user_name },
+            "links": incident.links,
+            "tickets": tickets.iter().map(crate::store::tickets::Ticket::to_json).collect::<Vec<_>>(),
             "level": notification.step.split('#').next().unwrap_or_default(),
             "ack_url": format!("{public}/ack/{}", self.links.sign(&claim)),
             "incident_url": format!("{public}/api/v1/incidents/{}", incident.id),
@@ -481,7 +488,7 @@ impl Outbox {
 }
 
 /// `[P1] #12 db-01: summary`, cut to 200 characters.
-fn subject(prefix: &str, incident: &Incident) -> String {
+pub fn subject(prefix: &str, incident: &Incident) -> String {
     let full = format!(
         "{prefix} #{} {}: {}",
         incident.id, incident.resource, incident.summary
@@ -517,7 +524,7 @@ fn describe(notification: &Notification) -> String {
 /// 5 s, 10 s, 20 s, 40 s, then 60 s, each shortened by up to 20 % by a jitter drawn
 /// from the message id, so retries of many messages spread out and the first retry
 /// still comes within 5 s.
-fn backoff(attempt: i64, id: i64) -> TimeDelta {
+pub fn backoff(attempt: i64, id: i64) -> TimeDelta {
     let exponent = u32::try_from(attempt.clamp(1, 5) - 1).unwrap_or(0);
     let base_ms = (5_000_i64 << exponent).min(60_000);
     let spread = (id.wrapping_mul(2_654_435_761) % 21).abs() - 20;

@@ -300,25 +300,14 @@ impl Writer {
                 &alert.source,
                 format!("{} on {} joined the incident", alert.check, alert.resource),
             ));
-            let old = incident.priority;
-            if incident.raise_priority(
-                classification.priority,
-                self.config.sla_for(classification.priority),
-            ) {
-                self.view.open_per_priority[old.index()] -= 1;
-                self.view.open_per_priority[incident.priority.index()] += 1;
-                batch.record(entry(
-                    incident_id,
-                    now,
-                    "priority_raised",
-                    &alert.source,
-                    format!("priority raised from {old} to {}", incident.priority),
-                ));
-                self.upgraded.push(incident_id);
-                let step = format!("priority:{}", incident.priority);
-                Self::notify_stakeholders(&self.config, incident, &step, now, batch);
-            }
             batch.upsert_incident(incident);
+            self.raise_priority(
+                incident_id,
+                classification.priority,
+                &alert.source,
+                now,
+                batch,
+            );
             return incident_id;
         }
         let id = self.view.next_incident_id;
@@ -330,6 +319,7 @@ impl Writer {
             self.config.sla_for(classification.priority),
             now,
         );
+        incident.links = crate::links::of_incident(&self.config, alert, classification);
         let rule = classification
             .rule
             .as_deref()

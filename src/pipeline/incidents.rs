@@ -2,7 +2,7 @@
 //! escalate. Every transition also settles the incident's paging.
 
 use super::{Action, Effects, OpenIncident, PipelineError, Writer, entry, seconds};
-use crate::alert::AlertStatus;
+use crate::alert::{AlertStatus, Priority};
 use crate::config::Config;
 use crate::escalation;
 use crate::incident::{Incident, TransitionError};
@@ -48,9 +48,56 @@ impl Writer {
                 self.escalate_now(incident_id, actor, now, batch, effects)
                     .await
             }
+            Action::Reprioritize { priority, note } => {
+                if !self.raise_priority(incident_id, priority, actor, now, batch) {
+                    batch.record(entry(incident_id, now, "note", actor, note));
+                }
+                self.open_incident(incident_id)
+            }
             Action::Hold { note } => self.hold(incident_id, true, note, actor, now, batch),
             Action::Unhold { note } => self.hold(incident_id, false, note, actor, now, batch),
         }
+    }
+
+    /// Raises an open incident to a more urgent priority: new SLA deadlines, paging
+    /// re-evaluated after the batch, stakeholders told. False when `priority` is not
+    /// more urgent (nothing changes).
+    pub(super) fn raise_priority(
+        &mut self,
+        incident_id: i64,
+        priority: Priority,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> bool {
+        let sla = self.config.sla_for(priority);
+        let Some(open) = self.view.incidents.get_mut(&incident_id) else {
+            return false;
+        };
+        let incident = &mut open.incident;
+        let old = incident.priority;
+        if !incident.raise_priority(priority, sla) {
+            return false;
+        }
+        self.view.open_per_priority[old.index()] -= 1;
+        self.view.open_per_priority[priority.index()] += 1;
+        batch.record(entry(
+            incident_id,
+            now,
+            "priority_raised",
+            actor,
+            format!("priority raised from {old} to {priority}"),
+        ));
+        batch.upsert_incident(incident);
+        self.upgraded.push(incident_id);
+        Self::notify_stakeholders(
+            &self.config,
+            incident,
+            &format!("priority:{priority}"),
+            now,
+            batch,
+        );
+        true
     }
 
     /// Pauses or restarts the SLA clock.
@@ -128,6 +175,7 @@ impl Writer {
             | Action::Resolve { .. }
             | Action::Escalate { .. }
             | Action::Hold { .. }
+            | Action::Reprioritize { .. }
             | Action::Unhold { .. } => Err(TransitionError::AlreadyResolved(incident_id).into()),
         }
     }

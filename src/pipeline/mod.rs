@@ -16,6 +16,7 @@ mod drills;
 mod incidents;
 mod paging;
 mod runbooks;
+mod tickets;
 mod watch;
 
 use crate::alert::{Alert, Priority};
@@ -78,6 +79,13 @@ pub enum Action {
     /// Page the next tier now.
     Escalate {
         note: Option<String>,
+    },
+    /// A ticketing platform changed the ticket's priority: a more urgent one raises
+    /// the incident (and pages as for it); a less urgent one is only noted, since the
+    /// monitoring, not the helpdesk, says how bad it is.
+    Reprioritize {
+        priority: Priority,
+        note: String,
     },
     /// Pause the SLA clock (waiting on the client).
     Hold {
@@ -470,6 +478,7 @@ impl Writer {
         if let Err(error) = self.repage_upgraded(now, &mut batch).await {
             tracing::error!(%error, "cannot re-evaluate paging after a priority upgrade");
         }
+        self.queue_ticket_work(now, &mut batch);
         let started = std::time::Instant::now();
         let committed = self.store.commit(&batch).await;
         self.metrics

@@ -67,6 +67,8 @@ pub struct Runbook {
     pub path: String,
     /// Failures in a row on one target before the breaker opens.
     pub breaker_failures: u32,
+    /// Knowledge-base link templates shown on the incidents it is chosen for.
+    pub kb: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +101,9 @@ struct RawManifest {
     path: Option<String>,
     #[serde(default = "three")]
     breaker_failures: u32,
+    /// Knowledge-base links (templates over the alert's fields).
+    #[serde(default)]
+    kb: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,6 +255,11 @@ pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Runbook, Vec<String>>
             Err(why) => problems.push(format!("params.{param}.pattern: {why}")),
         }
     }
+    for (i, template) in raw.kb.iter().enumerate() {
+        if let Err(why) = crate::links::check_template(template) {
+            problems.push(format!("kb[{i}]: {why}"));
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -270,6 +280,7 @@ pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Runbook, Vec<String>>
         pass_env: raw.pass_env,
         path: raw.path.unwrap_or_else(|| DEFAULT_PATH.to_string()),
         breaker_failures: raw.breaker_failures.max(1),
+        kb: raw.kb,
     })
 }
 

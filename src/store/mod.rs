@@ -5,6 +5,7 @@
 pub mod paging;
 pub mod runs;
 pub mod sqlite;
+pub mod tickets;
 
 use crate::alert::{AlertStatus, Labels, Priority, Severity};
 use crate::dedup::{DedupKey, OpenAlert};
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 use paging::{Delivery, Escalation, Notification};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tickets::{Ticket, TicketOp};
 
 /// Why the store could not do what was asked. Callers answer 503 so senders retry.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +108,7 @@ pub struct WriteBatch {
     silences: Vec<Silence>,
     heartbeats: HashMap<String, DateTime<Utc>>,
     runs: Vec<runs::RunRecord>,
+    ticket_ops: Vec<TicketOp>,
 }
 
 impl WriteBatch {
@@ -121,6 +124,24 @@ impl WriteBatch {
             && self.silences.is_empty()
             && self.heartbeats.is_empty()
             && self.runs.is_empty()
+            && self.ticket_ops.is_empty()
+    }
+
+    /// Queues a call to a ticketing platform; a duplicate (same incident, platform,
+    /// kind and step) is dropped by the store, so an incident gets one ticket per
+    /// platform.
+    pub fn queue_ticket(&mut self, op: TicketOp) {
+        self.ticket_ops.push(op);
+    }
+
+    /// Ticket calls to queue, in order.
+    pub fn ticket_ops(&self) -> &[TicketOp] {
+        &self.ticket_ops
+    }
+
+    /// An incident this batch writes.
+    pub fn incident(&self, id: i64) -> Option<&Incident> {
+        self.incidents.get(&id)
     }
 
     /// Inserts or replaces a runbook run.
@@ -354,7 +375,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Queues messages outside a pipeline batch (outbox fallbacks); duplicates are dropped.
     async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError>;
-    /// Returns messages claimed by a process that died to the queue.
+    /// Returns messages and ticket calls claimed by a process that died to the queue.
     async fn release_claims(&self) -> Result<u64, StoreError>;
     /// The pages actually delivered for an incident: `(user, channel, address)`.
     async fn delivered_pages(
@@ -406,6 +427,30 @@ pub trait Store: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
+    /// Claims up to `limit` ticket calls due at `now`: per ticket, only the oldest
+    /// unfinished one, so calls reach each ticket in order.
+    async fn claim_ticket_ops(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<TicketOp>, StoreError>;
+    /// Records the outcome of a claimed ticket call.
+    async fn finish_ticket_op(
+        &self,
+        id: i64,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Records the ticket a platform opened for an incident.
+    async fn save_ticket(&self, ticket: &Ticket, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// The tickets of these incidents.
+    async fn tickets(&self, incident_ids: &[i64]) -> Result<Vec<Ticket>, StoreError>;
+    /// The incident a platform's ticket (by id or API reference) belongs to.
+    async fn ticket_incident(
+        &self,
+        platform: crate::ticket::Platform,
+        ticket: &str,
+    ) -> Result<Option<i64>, StoreError>;
 }
 
 /// Opens the backend named by `[storage] url`.

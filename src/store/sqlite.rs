@@ -4,6 +4,7 @@
 
 use super::paging::{Delivery, Escalation, EscalationState, Notification, NotificationKind};
 use super::runs::RunRecord;
+use super::tickets::{Ticket, TicketOp, TicketOpKind};
 use super::{
     AlertQuery, AlertRecord, AlertUpdate, AlertVolume, IncidentQuery, OpenState, Store, StoreError,
     WriteBatch,
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-const INCIDENT_COLUMNS: &str = "id, title, priority, status, created_at, acknowledged_at, resolved_at, alert_count, escalation_level, response_due, resolve_due, flapping, on_hold, source, resource, check_name, summary, group_key, rule, escalation_policy, last_alert_at, sla_flags, hold_since, remediated, escalated, drill";
+const INCIDENT_COLUMNS: &str = "id, title, priority, status, created_at, acknowledged_at, resolved_at, alert_count, escalation_level, response_due, resolve_due, flapping, on_hold, source, resource, check_name, summary, group_key, rule, escalation_policy, last_alert_at, sla_flags, hold_since, remediated, escalated, drill, links";
 const ALERT_COLUMNS: &str = "id, source, dedup_key, resource, check_name, severity, priority, status, summary, details, labels, links, count, first_seen, last_seen, occurred_at, resolved_at, incident_id, silenced, flapping, inhibited";
 /// Rows per multi-row INSERT, kept under SQLite's 32,766 bound parameters.
 const INSERT_CHUNK: usize = 1000;
@@ -216,6 +217,9 @@ impl Store for SqliteStore {
         }
         for run in batch.runs() {
             upsert_run(&mut sql, run);
+        }
+        for chunk in batch.ticket_ops().chunks(INSERT_CHUNK / 2) {
+            insert_ticket_ops(&mut sql, chunk);
         }
         for silence in batch.silences() {
             upsert_silence(&mut sql, silence);
@@ -439,12 +443,17 @@ impl Store for SqliteStore {
     }
 
     async fn release_claims(&self) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("UPDATE notifications SET status = 'pending' WHERE status = 'sending'")
-                .execute(&self.writer)
-                .await?
-                .rows_affected(),
-        )
+        let mut released = 0;
+        for table in ["notifications", "ticket_ops"] {
+            released += sqlx::query(
+                format!("UPDATE {table} SET status = 'pending' WHERE status = 'sending'")
+                    .into_safe(),
+            )
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        }
+        Ok(released)
     }
 
     async fn delivered_pages(
@@ -597,6 +606,115 @@ impl Store for SqliteStore {
         .collect()
     }
 
+    async fn claim_ticket_ops(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<TicketOp>, StoreError> {
+        sqlx::query(
+            "UPDATE ticket_ops SET status = 'sending' WHERE id IN \
+             (SELECT o.id FROM ticket_ops o WHERE o.status = 'pending' AND o.due_at <= ? \
+              AND NOT EXISTS (SELECT 1 FROM ticket_ops p WHERE p.incident_id = o.incident_id \
+                AND p.platform = o.platform AND p.id < o.id AND p.status IN ('pending', 'sending')) \
+              ORDER BY o.id LIMIT ?) \
+             RETURNING id, incident_id, platform, kind, step, body, attempts, due_at, deadline",
+        )
+        .bind(to_millis(now))
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(TicketOp {
+                id: row.try_get("id")?,
+                incident_id: row.try_get("incident_id")?,
+                platform: parse_enum(row.try_get("platform")?)?,
+                kind: parse_enum::<TicketOpKind>(row.try_get("kind")?)?,
+                step: row.try_get("step")?,
+                body: row.try_get("body")?,
+                attempts: row.try_get("attempts")?,
+                due_at: from_millis(row.try_get("due_at")?),
+                deadline: from_millis(row.try_get("deadline")?),
+            })
+        })
+        .collect()
+    }
+
+    async fn finish_ticket_op(
+        &self,
+        id: i64,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (status, due_at, error) = match delivery {
+            Delivery::Sent => ("done", now, None),
+            Delivery::Retry { at, error } => ("pending", *at, Some(error.clone())),
+            Delivery::Failed { error } => ("failed", now, Some(error.clone())),
+        };
+        sqlx::query("UPDATE ticket_ops SET status = ?, attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ?")
+            .bind(status)
+            .bind(to_millis(due_at))
+            .bind(error)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn save_ticket(&self, ticket: &Ticket, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO tickets (incident_id, platform, ticket_id, reference, url, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(ticket.incident_id)
+            .bind(ticket.platform.as_str())
+            .bind(ticket.id.clone())
+            .bind(ticket.reference.clone())
+            .bind(ticket.url.clone())
+            .bind(to_millis(now))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn tickets(&self, incident_ids: &[i64]) -> Result<Vec<Ticket>, StoreError> {
+        if incident_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT incident_id, platform, ticket_id, reference, url FROM tickets WHERE incident_id IN (",
+        );
+        let mut ids = sql.separated(", ");
+        for id in incident_ids {
+            ids.push_bind(*id);
+        }
+        sql.push(") ORDER BY incident_id, created_at");
+        sql.build()
+            .fetch_all(&self.writer)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Ticket {
+                    incident_id: row.try_get("incident_id")?,
+                    platform: parse_enum(row.try_get("platform")?)?,
+                    id: row.try_get("ticket_id")?,
+                    reference: row.try_get("reference")?,
+                    url: row.try_get("url")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ticket_incident(
+        &self,
+        platform: crate::ticket::Platform,
+        ticket: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT incident_id FROM tickets WHERE platform = ? AND (ticket_id = ? OR reference = ?) ORDER BY incident_id DESC LIMIT 1")
+            .bind(platform.as_str())
+            .bind(ticket)
+            .bind(ticket)
+            .fetch_optional(&self.writer)
+            .await?)
+    }
+
     async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
         sqlx::query("SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences ORDER BY id DESC")
             .fetch_all(&self.writer)
@@ -690,7 +808,8 @@ fn upsert_incidents(sql: &mut QueryBuilder<Sqlite>, incidents: &[&Incident]) {
             .push_bind(incident.hold_since.map(to_millis))
             .push_bind(incident.remediated)
             .push_bind(incident.escalated)
-            .push_bind(incident.drill);
+            .push_bind(incident.drill)
+            .push_bind(serde_json::to_string(&incident.links).unwrap_or_else(|_| "[]".into()));
     });
     sql.push(
         " ON CONFLICT (id) DO UPDATE SET title = excluded.title, priority = excluded.priority, \
@@ -846,6 +965,23 @@ fn insert_notifications(sql: &mut QueryBuilder<Sqlite>, notifications: &[Notific
     sql.push(";");
 }
 
+fn insert_ticket_ops(sql: &mut QueryBuilder<Sqlite>, ops: &[TicketOp]) {
+    sql.push("INSERT OR IGNORE INTO ticket_ops (incident_id, platform, kind, step, body, status, attempts, due_at, deadline, created_at) ");
+    sql.push_values(ops, |mut row, op| {
+        row.push_bind(op.incident_id)
+            .push_bind(op.platform.as_str())
+            .push_bind(op.kind.as_str())
+            .push_bind(op.step.clone())
+            .push_bind(op.body.clone())
+            .push_bind("pending")
+            .push_bind(op.attempts)
+            .push_bind(to_millis(op.due_at))
+            .push_bind(to_millis(op.deadline))
+            .push_bind(to_millis(op.due_at));
+    });
+    sql.push(";");
+}
+
 fn upsert_escalation(sql: &mut QueryBuilder<Sqlite>, escalation: &Escalation) {
     sql.push(format!(
         "INSERT INTO escalations ({ESCALATION_COLUMNS}) VALUES ("
@@ -936,6 +1072,7 @@ fn incident_from_row(row: &SqliteRow) -> Result<Incident, StoreError> {
         remediated: row.try_get("remediated")?,
         escalated: row.try_get("escalated")?,
         drill: row.try_get("drill")?,
+        links: parse_json(row.try_get("links")?)?,
     })
 }
 

@@ -11,6 +11,7 @@ use tocsin::clock::ManualClock;
 use tocsin::config::Config;
 use tocsin::incident::{Incident, TimelineEntry};
 use tocsin::store::paging::{Delivery, Escalation, Notification};
+use tocsin::store::tickets::{Ticket, TicketOp};
 use tocsin::store::{
     AlertQuery, AlertRecord, IncidentQuery, OpenState, Store, StoreError, WriteBatch,
 };
@@ -174,6 +175,34 @@ impl Store for FaultyStore {
     }
     async fn silences(&self) -> Result<Vec<tocsin::silence::Silence>, StoreError> {
         self.inner.silences().await
+    }
+    async fn claim_ticket_ops(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<TicketOp>, StoreError> {
+        self.inner.claim_ticket_ops(now, limit).await
+    }
+    async fn finish_ticket_op(
+        &self,
+        id: i64,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.finish_ticket_op(id, delivery, now).await
+    }
+    async fn save_ticket(&self, ticket: &Ticket, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.save_ticket(ticket, now).await
+    }
+    async fn tickets(&self, incident_ids: &[i64]) -> Result<Vec<Ticket>, StoreError> {
+        self.inner.tickets(incident_ids).await
+    }
+    async fn ticket_incident(
+        &self,
+        platform: tocsin::ticket::Platform,
+        ticket: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.inner.ticket_incident(platform, ticket).await
     }
 }
 

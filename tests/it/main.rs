@@ -7,6 +7,7 @@
 mod bad_input;
 mod dashboard;
 mod harness;
+mod helpdesk;
 mod incidents;
 mod ingest;
 mod operations;
@@ -18,3 +19,4 @@ mod senders;
 mod sla;
 mod sms_gateway;
 mod smtp_sink;
+mod tickets;

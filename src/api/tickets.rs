@@ -1,0 +1,104 @@
+//! `POST /api/v1/tickets/{platform}/webhook`: what the helpdesk did to a ticket comes
+//! back to its incident. The platform proves itself (its signature or the shared
+//! secret, see [`crate::ticket::authenticate`]) instead of an API token, since
+//! helpdesks cannot all send one. Solved resolves the incident; a more urgent priority
+//! raises it; a reassignment is noted. A ticket Tocsin did not open is answered 200 and
+//! ignored, so the platform does not retry or switch the webhook off.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::incident::TransitionError;
+use crate::pipeline::{Action, PipelineError};
+use crate::ticket::{Platform, TicketEvent};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+/// The webhook.
+pub async fn webhook(
+    State(state): State<AppState>,
+    Path(platform): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let config = state.config.load_full();
+    let settings = platform
+        .parse::<Platform>()
+        .ok()
+        .and_then(|platform| config.tickets.iter().find(|t| t.platform == platform))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no [[tickets]] table for {platform:?}; configure zendesk, freshdesk, servicenow or jira first"
+            ))
+        })?;
+    crate::ticket::authenticate(settings, &headers, &body)
+        .map_err(|why| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why))?;
+    let event = crate::ticket::event(settings.platform, &body)
+        .map_err(|why| ApiError::bad_request("invalid webhook", why))?;
+    let Some(incident_id) = state
+        .store
+        .ticket_incident(settings.platform, &event.ticket)
+        .await?
+    else {
+        return Ok(Json(json!({
+            "incident_id": null,
+            "ignored": format!("{} ticket {} was not opened by Tocsin", settings.platform, event.ticket),
+        })));
+    };
+    let done = apply(&state, settings.platform, incident_id, &event).await?;
+    Ok(Json(json!({ "incident_id": incident_id, "applied": done })))
+}
+
+/// Carries the event out on the incident; returns what was done.
+async fn apply(
+    state: &AppState,
+    platform: Platform,
+    incident_id: i64,
+    event: &TicketEvent,
+) -> Result<Vec<&'static str>, ApiError> {
+    let actor = platform.as_str();
+    let ticket = &event.ticket;
+    let mut done = Vec::new();
+    if let Some(assignee) = &event.assignee {
+        let text = format!("{platform} ticket {ticket} assigned to {assignee}");
+        act(state, incident_id, Action::Note { text }, actor).await?;
+        done.push("noted assignee");
+    }
+    if let Some(priority) = event.priority {
+        let note = format!(
+            "{platform} ticket {ticket} set to {priority}; the incident keeps its more urgent priority"
+        );
+        act(
+            state,
+            incident_id,
+            Action::Reprioritize { priority, note },
+            actor,
+        )
+        .await?;
+        done.push("priority");
+    }
+    if event.solved {
+        let note = Some(format!("{platform} ticket {ticket} was solved"));
+        if act(state, incident_id, Action::Resolve { note }, actor).await? {
+            done.push("resolved");
+        }
+    }
+    Ok(done)
+}
+
+/// One action; false when the incident was already resolved (a platform echoing
+/// Tocsin's own solve, or a late event), which is not an error.
+async fn act(
+    state: &AppState,
+    incident_id: i64,
+    action: Action,
+    actor: &str,
+) -> Result<bool, ApiError> {
+    match state.pipeline.act(incident_id, action, actor).await {
+        Ok(_) => Ok(true),
+        Err(PipelineError::Transition(TransitionError::AlreadyResolved(_))) => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}

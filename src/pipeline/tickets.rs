@@ -1,0 +1,92 @@
+//! Which ticket calls a batch causes. The writer reads the timeline entries the batch
+//! records and queues the matching `ticket_ops` rows in the same commit: opening (or
+//! raising into a ticketed priority) opens a ticket, escalations, acknowledgements,
+//! notes, runbook results and SLA breaches become internal notes, resolving solves it.
+//! What a platform itself did (its webhook's actor is the platform's name) is not
+//! echoed back to it.
+
+use super::Writer;
+use crate::incident::{Incident, TimelineEntry};
+use crate::store::WriteBatch;
+use crate::store::tickets::{TicketOp, TicketOpKind};
+use crate::ticket::chosen;
+use chrono::{DateTime, Utc};
+
+/// Timeline kinds that become internal notes.
+const NOTED: [&str; 7] = [
+    "escalated",
+    "acknowledged",
+    "note",
+    "runbook_success",
+    "runbook_failure",
+    "runbook_timeout",
+    "sla_breach",
+];
+
+impl Writer {
+    /// Queues the ticket calls for what `batch` records.
+    pub(super) fn queue_ticket_work(&self, now: DateTime<Utc>, batch: &mut WriteBatch) {
+        if self.config.tickets.is_empty() {
+            return;
+        }
+        let mut ops = Vec::new();
+        for (index, entry) in batch.timeline().iter().enumerate() {
+            let kinds: &[TicketOpKind] = match entry.kind.as_str() {
+                "opened" => &[TicketOpKind::Create],
+                "priority_raised" => &[TicketOpKind::Create, TicketOpKind::Note],
+                "resolved" => &[TicketOpKind::Solve],
+                kind if NOTED.contains(&kind) => &[TicketOpKind::Note],
+                _ => continue,
+            };
+            let Some(incident) = self.incident_in(batch, entry.incident_id) else {
+                continue;
+            };
+            for settings in chosen(&self.config, incident) {
+                if entry.actor == settings.platform.as_str() {
+                    continue;
+                }
+                for kind in kinds {
+                    ops.push(TicketOp {
+                        id: 0,
+                        incident_id: incident.id,
+                        platform: settings.platform,
+                        kind: *kind,
+                        step: step(*kind, entry, index),
+                        body: body(entry),
+                        attempts: 0,
+                        due_at: now,
+                        deadline: now + settings.deadline,
+                    });
+                }
+            }
+        }
+        for op in ops {
+            batch.queue_ticket(op);
+        }
+    }
+
+    /// The incident as this batch leaves it.
+    fn incident_in<'a>(&'a self, batch: &'a WriteBatch, id: i64) -> Option<&'a Incident> {
+        batch
+            .incident(id)
+            .or_else(|| self.view.incidents.get(&id).map(|open| &open.incident))
+    }
+}
+
+/// `create` and `solve` are once per incident and platform; a note is unique to the
+/// entry it comes from.
+fn step(kind: TicketOpKind, entry: &TimelineEntry, index: usize) -> String {
+    match kind {
+        TicketOpKind::Create | TicketOpKind::Solve => kind.as_str().to_string(),
+        TicketOpKind::Note => format!("{}@{}#{index}", entry.kind, entry.at.timestamp_millis()),
+    }
+}
+
+fn body(entry: &TimelineEntry) -> String {
+    format!(
+        "[Tocsin] {} ({}): {}",
+        entry.kind.replace('_', " "),
+        entry.actor,
+        entry.message
+    )
+}

@@ -1,0 +1,75 @@
+//! Rows of the helpdesk integration: the ticket an incident has on each platform, and
+//! the queue of calls to make there (open, add an internal note, solve).
+
+use crate::ticket::Platform;
+use chrono::{DateTime, Utc};
+use std::str::FromStr;
+
+/// A ticket opened for an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub incident_id: i64,
+    pub platform: Platform,
+    /// What people see and search for: `123`, `INC0010001`, `OPS-7`.
+    pub id: String,
+    /// What the platform's API addresses: usually `id`, ServiceNow's `sys_id`.
+    pub reference: String,
+    pub url: String,
+}
+
+impl Ticket {
+    /// `{"platform", "id", "url"}`, as the API, emails and the dashboard show it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "platform": self.platform.as_str(), "id": self.id, "url": self.url })
+    }
+}
+
+/// What a queued call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketOpKind {
+    Create,
+    Note,
+    Solve,
+}
+
+impl TicketOpKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Note => "note",
+            Self::Solve => "solve",
+        }
+    }
+}
+
+impl FromStr for TicketOpKind {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "create" => Ok(Self::Create),
+            "note" => Ok(Self::Note),
+            "solve" => Ok(Self::Solve),
+            _ => Err(()),
+        }
+    }
+}
+
+/// One queued call to a ticketing platform. Calls for the same ticket are made in id
+/// order, one at a time, so a note never overtakes the ticket it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketOp {
+    /// 0 until stored.
+    pub id: i64,
+    pub incident_id: i64,
+    pub platform: Platform,
+    pub kind: TicketOpKind,
+    /// `create`, `solve`, or the timeline entry a note comes from; part of its
+    /// uniqueness, so an incident never gets two tickets on one platform.
+    pub step: String,
+    /// The note's text (for a solve, the resolution note).
+    pub body: String,
+    pub attempts: i64,
+    pub due_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+}

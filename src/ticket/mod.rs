@@ -1,0 +1,222 @@
+//! The helpdesk integration: a ticket on each configured platform for the incidents
+//! that call for one, kept in step with the incident (internal notes for escalations,
+//! runbook results and acknowledgements; solved when it resolves), and the platform's
+//! webhooks coming back (solved, reassigned, priority changed).
+//!
+//! The writer decides (`pipeline/tickets.rs` queues `ticket_ops` rows in the same
+//! commit as the change); [`desk::Desk`] delivers them, one call per ticket at a time,
+//! with retries, apart from paging so a helpdesk outage never delays a page. Each
+//! platform's file knows its documented request shapes, priority scale and webhook.
+
+pub mod desk;
+pub mod freshdesk;
+pub mod jira;
+pub mod servicenow;
+pub mod zendesk;
+
+use crate::alert::Priority;
+use crate::config::Config;
+use crate::incident::Incident;
+use axum::http::HeaderMap;
+use chrono::TimeDelta;
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+/// A ticketing platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Platform {
+    Zendesk,
+    Freshdesk,
+    ServiceNow,
+    Jira,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 4] = [Self::Zendesk, Self::Freshdesk, Self::ServiceNow, Self::Jira];
+
+    /// The name used in the config, the API and the webhook route.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Zendesk => "zendesk",
+            Self::Freshdesk => "freshdesk",
+            Self::ServiceNow => "servicenow",
+            Self::Jira => "jira",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        Self::ALL
+            .into_iter()
+            .find(|platform| platform.as_str() == text)
+            .ok_or(())
+    }
+}
+
+/// One `[[tickets]]` table.
+#[derive(Debug, Clone)]
+pub struct TicketConfig {
+    pub platform: Platform,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub user: String,
+    pub token: String,
+    /// Incidents of these priorities get a ticket, unless their rule names its own.
+    pub priorities: Vec<Priority>,
+    /// Zendesk/Freshdesk group id, ServiceNow assignment group.
+    pub group: Option<String>,
+    /// Zendesk/Freshdesk requester email, ServiceNow caller.
+    pub requester: Option<String>,
+    pub tags: Vec<String>,
+    /// Jira project key.
+    pub project: Option<String>,
+    /// Jira issue type.
+    pub issue_type: String,
+    /// Jira transition that resolves; found by its "done" status when not set.
+    pub resolve_transition: Option<String>,
+    /// ServiceNow close code of a resolved incident.
+    pub close_code: String,
+    /// The secret the platform's webhooks prove themselves with.
+    pub webhook_secret: Option<String>,
+    /// How long a call is retried before it is given up.
+    pub deadline: TimeDelta,
+}
+
+/// One HTTP call to a platform, relative to its `base_url`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub method: reqwest::Method,
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+impl Call {
+    fn new(method: reqwest::Method, path: String, body: Value) -> Self {
+        Self {
+            method,
+            path,
+            body: Some(body),
+        }
+    }
+}
+
+/// What a platform's webhook says happened to a ticket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketEvent {
+    /// The ticket's id or API reference, as the platform sends it.
+    pub ticket: String,
+    pub solved: bool,
+    pub priority: Option<Priority>,
+    pub assignee: Option<String>,
+}
+
+/// The platforms an incident gets a ticket on: those its rule names (`tickets = [..]`),
+/// or else those whose `priorities` hold its priority. Drills get none.
+pub fn chosen<'c>(config: &'c Config, incident: &Incident) -> Vec<&'c TicketConfig> {
+    if incident.drill {
+        return Vec::new();
+    }
+    let named = incident
+        .rule
+        .as_ref()
+        .and_then(|name| config.rules.iter().find(|rule| &rule.name == name))
+        .and_then(|rule| rule.tickets.as_ref());
+    config
+        .tickets
+        .iter()
+        .filter(|ticket| match named {
+            Some(names) => names.iter().any(|name| name == ticket.platform.as_str()),
+            None => ticket.priorities.contains(&incident.priority),
+        })
+        .collect()
+}
+
+/// Checks that a webhook comes from the platform: Zendesk's and Jira's HMAC
+/// signatures, the shared secret as Basic-auth password or bearer token for Freshdesk
+/// and ServiceNow (whose webhooks carry no signature).
+pub fn authenticate(config: &TicketConfig, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+    let Some(secret) = &config.webhook_secret else {
+        return Err(format!(
+            "webhooks from {} are off: set webhook_secret in its [[tickets]] table",
+            config.platform
+        ));
+    };
+    match config.platform {
+        Platform::Zendesk => zendesk::verify(secret, headers, body),
+        Platform::Jira => jira::verify(secret, headers, body),
+        Platform::Freshdesk | Platform::ServiceNow => {
+            let given = crate::api::auth::presented_token(headers, None).ok_or_else(|| {
+                "no credential: send the webhook_secret as the Basic-auth password or a bearer token".to_string()
+            })?;
+            if crate::api::auth::same_secret(&given, secret) {
+                Ok(())
+            } else {
+                Err("the credential does not match webhook_secret".into())
+            }
+        }
+    }
+}
+
+/// Reads a platform's webhook body.
+pub fn event(platform: Platform, body: &[u8]) -> Result<TicketEvent, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|error| format!("the body is not JSON: {error}"))?;
+    let event = match platform {
+        Platform::Zendesk => zendesk::event(&value),
+        Platform::Freshdesk => freshdesk::event(&value),
+        Platform::ServiceNow => servicenow::event(&value),
+        Platform::Jira => jira::event(&value),
+    }?;
+    if event.ticket.is_empty() {
+        return Err("the body names no ticket id".into());
+    }
+    Ok(event)
+}
+
+/// A JSON value that platforms send as a string or a number, as a string.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// The first of several JSON pointers that holds a value.
+fn first(value: &Value, pointers: &[&str]) -> Option<String> {
+    pointers
+        .iter()
+        .find_map(|pointer| value.pointer(pointer).and_then(text))
+}
+
+/// Everything a new ticket says: subject, description, and the platform-neutral facts.
+#[derive(Debug, Clone)]
+pub struct Opening<'a> {
+    pub incident: &'a Incident,
+    pub subject: String,
+    pub description: String,
+}
+
+/// The configured tags, plus `tocsin` and the priority (`p1`), so helpdesk views can
+/// filter what Tocsin opened.
+fn tags(config: &TicketConfig, incident: &Incident) -> Vec<String> {
+    let mut tags = config.tags.clone();
+    for tag in [
+        "tocsin".to_string(),
+        incident.priority.as_str().to_ascii_lowercase(),
+    ] {
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    tags
+}
