@@ -12,6 +12,8 @@ CREATE TABLE tickets (
     -- What the platform's API addresses: the same, or ServiceNow's sys_id.
     reference   TEXT    NOT NULL,
     url         TEXT    NOT NULL,
+    -- The assignee a platform's webhook last named, so only a change is noted.
+    assignee    TEXT,
     created_at  INTEGER NOT NULL,
     PRIMARY KEY (incident_id, platform)
 );
@@ -22,13 +24,13 @@ CREATE TABLE ticket_ops (
     id          INTEGER PRIMARY KEY,
     incident_id INTEGER NOT NULL,
     platform    TEXT    NOT NULL,
-    -- 'create', 'note' or 'solve'
+    -- 'create', 'note', 'priority' or 'solve'
     kind        TEXT    NOT NULL,
     -- What caused it ('create', 'solve', or the timeline entry of a note): with the
     -- columns above it makes an operation unique, so an incident gets one ticket.
     step        TEXT    NOT NULL,
     body        TEXT    NOT NULL,
-    -- 'pending', 'sending', 'done' or 'failed'
+    -- 'pending', 'sending' (due_at is then the end of the claim's lease), 'done' or 'failed'
     status      TEXT    NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
     due_at      INTEGER NOT NULL,
@@ -37,5 +39,5 @@ CREATE TABLE ticket_ops (
     created_at  INTEGER NOT NULL,
     UNIQUE (incident_id, platform, kind, step)
 );
-CREATE INDEX ticket_ops_due ON ticket_ops (due_at) WHERE status = 'pending';
+CREATE INDEX ticket_ops_due ON ticket_ops (due_at) WHERE status IN ('pending', 'sending');
 CREATE INDEX ticket_ops_by_ticket ON ticket_ops (incident_id, platform) WHERE status IN ('pending', 'sending');

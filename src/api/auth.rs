@@ -56,6 +56,20 @@ fn basic_password(encoded: &str) -> Option<String> {
         .map(|(_, password)| password.to_string())
 }
 
+/// The API token `token` is, compared in constant time with every configured one.
+pub fn find_token<'c>(
+    config: &'c crate::config::Config,
+    token: &str,
+) -> Option<&'c crate::config::ApiToken> {
+    config.api_tokens.iter().fold(None, |found, candidate| {
+        if same_secret(token, &candidate.token) {
+            Some(candidate)
+        } else {
+            found
+        }
+    })
+}
+
 /// Middleware: the request needs an API token with at least `role`. Runs before the
 /// handler parses its path, so a token without the role gets 403 on any id.
 pub async fn require(
@@ -71,23 +85,13 @@ pub async fn require(
         )
     })?;
     let config = state.config.load_full();
-    let found = config
-        .api_tokens
-        .iter()
-        .fold(None, |found, candidate| {
-            if same_secret(&token, &candidate.token) {
-                Some(candidate)
-            } else {
-                found
-            }
-        })
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "wrong API token",
-                "the token matches none in [api] tokens",
-            )
-        })?;
+    let found = find_token(&config, &token).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong API token",
+            "the token matches none in [api] tokens",
+        )
+    })?;
     if found.role < role {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

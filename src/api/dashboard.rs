@@ -107,7 +107,7 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
         now,
     )
     .await?;
-    let ids: Vec<i64> = open_sorted.iter().map(|i| i.id).collect();
+    let ids: Vec<i64> = open_sorted.iter().chain(&resolved).map(|i| i.id).collect();
     let tickets = state.store.tickets(&ids).await?;
     let mut runs = Vec::new();
     for runbook in &state.config.load().runbooks {
@@ -117,7 +117,7 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
     let context = json!({
         "open_count": open_sorted.len(),
         "open": open_sorted.iter().map(|i| incident_row(i, &tickets)).collect::<Vec<_>>(),
-        "resolved": resolved.iter().map(|i| incident_row(i, &[])).collect::<Vec<_>>(),
+        "resolved": resolved.iter().map(|i| incident_row(i, &tickets)).collect::<Vec<_>>(),
         "queue": queue,
         "oncall": oncall,
         "today": figures(&today["overall"]),

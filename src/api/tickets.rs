@@ -1,12 +1,15 @@
 //! `POST /api/v1/tickets/{platform}/webhook`: what the helpdesk did to a ticket comes
-//! back to its incident. The platform proves itself (its signature or the shared
-//! secret, see [`crate::ticket::authenticate`]) instead of an API token, since
-//! helpdesks cannot all send one. Solved resolves the incident; a more urgent priority
-//! raises it; a reassignment is noted. A ticket Tocsin did not open is answered 200 and
-//! ignored, so the platform does not retry or switch the webhook off.
+//! back to its incident. The platform proves itself with its own signature or the
+//! shared `webhook_secret` (see [`crate::ticket::authenticate`]), since helpdesks
+//! cannot all send a bearer token; a responder API token is accepted too. Solved
+//! resolves the incident; a more urgent priority raises it; a new assignee is noted.
+//! A ticket Tocsin did not open is answered 200 and ignored, so the platform does not
+//! retry or switch the webhook off.
 
 use super::AppState;
+use super::auth::{find_token, presented_token};
 use super::error::ApiError;
+use crate::config::Role;
 use crate::incident::TransitionError;
 use crate::pipeline::{Action, PipelineError};
 use crate::ticket::{Platform, TicketEvent};
@@ -24,17 +27,31 @@ pub async fn webhook(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let config = state.config.load_full();
+    let responder = presented_token(&headers, None)
+        .and_then(|token| find_token(&config, &token))
+        .is_some_and(|token| token.role >= Role::Responder);
     let settings = platform
         .parse::<Platform>()
         .ok()
-        .and_then(|platform| config.tickets.iter().find(|t| t.platform == platform))
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
+        .and_then(|platform| config.tickets.iter().find(|t| t.platform == platform));
+    let settings = match settings {
+        Some(settings) => settings,
+        // Nothing is looked up for a caller who has not proved anything.
+        None if !responder => {
+            return Err(unauthorized(
+                "sign the webhook as its platform does, or send a responder API token".into(),
+            ));
+        }
+        None => {
+            return Err(ApiError::not_found(format!(
                 "no [[tickets]] table for {platform:?}; configure zendesk, freshdesk, servicenow or jira first"
-            ))
-        })?;
-    crate::ticket::authenticate(settings, &headers, &body)
-        .map_err(|why| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why))?;
+            )));
+        }
+    };
+    if !responder {
+        crate::ticket::authenticate(settings, &headers, &body, state.clock.now())
+            .map_err(unauthorized)?;
+    }
     let event = crate::ticket::event(settings.platform, &body)
         .map_err(|why| ApiError::bad_request("invalid webhook", why))?;
     let Some(incident_id) = state
@@ -51,7 +68,13 @@ pub async fn webhook(
     Ok(Json(json!({ "incident_id": incident_id, "applied": done })))
 }
 
-/// Carries the event out on the incident; returns what was done.
+fn unauthorized(why: String) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why)
+}
+
+/// Carries out what changed on the incident; returns what was done. Platforms send
+/// the ticket's whole state, so a priority equal to the incident's or the assignee
+/// already noted changes nothing.
 async fn apply(
     state: &AppState,
     platform: Platform,
@@ -61,12 +84,20 @@ async fn apply(
     let actor = platform.as_str();
     let ticket = &event.ticket;
     let mut done = Vec::new();
-    if let Some(assignee) = &event.assignee {
+    if let Some(assignee) = &event.assignee
+        && state
+            .store
+            .note_assignee(platform, ticket, assignee)
+            .await?
+    {
         let text = format!("{platform} ticket {ticket} assigned to {assignee}");
         act(state, incident_id, Action::Note { text }, actor).await?;
         done.push("noted assignee");
     }
-    if let Some(priority) = event.priority {
+    let current = state.store.incident(incident_id).await?.map(|i| i.priority);
+    if let Some(priority) = event.priority
+        && current.is_some_and(|current| current != priority)
+    {
         let note = format!(
             "{platform} ticket {ticket} set to {priority}; the incident keeps its more urgent priority"
         );

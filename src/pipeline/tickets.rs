@@ -1,15 +1,17 @@
 //! Which ticket calls a batch causes. The writer reads the timeline entries the batch
 //! records and queues the matching `ticket_ops` rows in the same commit: opening (or
 //! raising into a ticketed priority) opens a ticket, escalations, acknowledgements,
-//! notes, runbook results and SLA breaches become internal notes, resolving solves it.
-//! What a platform itself did (its webhook's actor is the platform's name) is not
-//! echoed back to it.
+//! notes, runbook results and SLA breaches become internal notes, a raise changes the
+//! ticket's priority, resolving adds the resolution as a note and solves it.
+//! What a platform's webhook did (its actor is the platform's name) is not echoed back
+//! to that platform, and its notes go to no platform, so two helpdesks cannot start
+//! a loop of notes about each other's updates.
 
 use super::Writer;
 use crate::incident::{Incident, TimelineEntry};
 use crate::store::WriteBatch;
 use crate::store::tickets::{TicketOp, TicketOpKind};
-use crate::ticket::chosen;
+use crate::ticket::{Platform, chosen};
 use chrono::{DateTime, Utc};
 
 /// Timeline kinds that become internal notes.
@@ -30,12 +32,17 @@ impl Writer {
             return;
         }
         let mut ops = Vec::new();
-        for (index, entry) in batch.timeline().iter().enumerate() {
+        for entry in batch.timeline() {
+            let from_platform = entry.actor.parse::<Platform>().is_ok();
             let kinds: &[TicketOpKind] = match entry.kind.as_str() {
                 "opened" => &[TicketOpKind::Create],
-                "priority_raised" => &[TicketOpKind::Create, TicketOpKind::Note],
-                "resolved" => &[TicketOpKind::Solve],
-                kind if NOTED.contains(&kind) => &[TicketOpKind::Note],
+                "priority_raised" => &[
+                    TicketOpKind::Create,
+                    TicketOpKind::Note,
+                    TicketOpKind::Priority,
+                ],
+                "resolved" => &[TicketOpKind::Note, TicketOpKind::Solve],
+                kind if NOTED.contains(&kind) && !from_platform => &[TicketOpKind::Note],
                 _ => continue,
             };
             let Some(incident) = self.incident_in(batch, entry.incident_id) else {
@@ -51,8 +58,11 @@ impl Writer {
                         incident_id: incident.id,
                         platform: settings.platform,
                         kind: *kind,
-                        step: step(*kind, entry, index),
-                        body: body(entry),
+                        step: step(*kind),
+                        body: match kind {
+                            TicketOpKind::Priority => incident.priority.as_str().to_string(),
+                            _ => body(entry),
+                        },
                         attempts: 0,
                         due_at: now,
                         deadline: now + settings.deadline,
@@ -73,12 +83,14 @@ impl Writer {
     }
 }
 
-/// `create` and `solve` are once per incident and platform; a note is unique to the
-/// entry it comes from.
-fn step(kind: TicketOpKind, entry: &TimelineEntry, index: usize) -> String {
+/// `create` and `solve` happen once per incident and platform; every note and
+/// priority change is its own (the writer queues each once, in its own commit).
+fn step(kind: TicketOpKind) -> String {
     match kind {
         TicketOpKind::Create | TicketOpKind::Solve => kind.as_str().to_string(),
-        TicketOpKind::Note => format!("{}@{}#{index}", entry.kind, entry.at.timestamp_millis()),
+        TicketOpKind::Note | TicketOpKind::Priority => {
+            format!("{}:{}", kind.as_str(), uuid::Uuid::new_v4().simple())
+        }
     }
 }
 

@@ -427,11 +427,13 @@ pub trait Store: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
-    /// Claims up to `limit` ticket calls due at `now`: per ticket, only the oldest
-    /// unfinished one, so calls reach each ticket in order.
+    /// Claims up to `limit` ticket calls due at `now` for `lease`: per ticket, only the
+    /// oldest unfinished one, so calls reach each ticket in order. A claim whose lease
+    /// ran out (its desk died or lost the store) is claimed again.
     async fn claim_ticket_ops(
         &self,
         now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
         limit: i64,
     ) -> Result<Vec<TicketOp>, StoreError>;
     /// Records the outcome of a claimed ticket call.
@@ -445,6 +447,14 @@ pub trait Store: Send + Sync + 'static {
     async fn save_ticket(&self, ticket: &Ticket, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// The tickets of these incidents.
     async fn tickets(&self, incident_ids: &[i64]) -> Result<Vec<Ticket>, StoreError>;
+    /// Records the assignee a platform's webhook named; false when it is the one
+    /// already recorded (nothing changed).
+    async fn note_assignee(
+        &self,
+        platform: crate::ticket::Platform,
+        ticket: &str,
+        assignee: &str,
+    ) -> Result<bool, StoreError>;
     /// The incident a platform's ticket (by id or API reference) belongs to.
     async fn ticket_incident(
         &self,

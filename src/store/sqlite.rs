@@ -609,16 +609,18 @@ impl Store for SqliteStore {
     async fn claim_ticket_ops(
         &self,
         now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
         limit: i64,
     ) -> Result<Vec<TicketOp>, StoreError> {
         sqlx::query(
-            "UPDATE ticket_ops SET status = 'sending' WHERE id IN \
-             (SELECT o.id FROM ticket_ops o WHERE o.status = 'pending' AND o.due_at <= ? \
+            "UPDATE ticket_ops SET status = 'sending', due_at = ? WHERE id IN \
+             (SELECT o.id FROM ticket_ops o WHERE o.status IN ('pending', 'sending') AND o.due_at <= ? \
               AND NOT EXISTS (SELECT 1 FROM ticket_ops p WHERE p.incident_id = o.incident_id \
                 AND p.platform = o.platform AND p.id < o.id AND p.status IN ('pending', 'sending')) \
               ORDER BY o.id LIMIT ?) \
              RETURNING id, incident_id, platform, kind, step, body, attempts, due_at, deadline",
         )
+        .bind(to_millis(now + lease))
         .bind(to_millis(now))
         .bind(limit)
         .fetch_all(&self.writer)
@@ -687,7 +689,7 @@ impl Store for SqliteStore {
         }
         sql.push(") ORDER BY incident_id, created_at");
         sql.build()
-            .fetch_all(&self.writer)
+            .fetch_all(&self.readers)
             .await?
             .iter()
             .map(|row| {
@@ -711,8 +713,26 @@ impl Store for SqliteStore {
             .bind(platform.as_str())
             .bind(ticket)
             .bind(ticket)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&self.readers)
             .await?)
+    }
+
+    async fn note_assignee(
+        &self,
+        platform: crate::ticket::Platform,
+        ticket: &str,
+        assignee: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = sqlx::query("UPDATE tickets SET assignee = ? WHERE platform = ? AND (ticket_id = ? OR reference = ?) AND assignee IS DISTINCT FROM ?")
+            .bind(assignee)
+            .bind(platform.as_str())
+            .bind(ticket)
+            .bind(ticket)
+            .bind(assignee)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(changed > 0)
     }
 
     async fn silences(&self) -> Result<Vec<Silence>, StoreError> {

@@ -29,6 +29,9 @@ impl Ticket {
 pub enum TicketOpKind {
     Create,
     Note,
+    /// Set the ticket's priority to the incident's (after a raise).
+    Priority,
+    /// Mark it solved; the resolution itself goes as the note before.
     Solve,
 }
 
@@ -38,6 +41,7 @@ impl TicketOpKind {
         match self {
             Self::Create => "create",
             Self::Note => "note",
+            Self::Priority => "priority",
             Self::Solve => "solve",
         }
     }
@@ -49,6 +53,7 @@ impl FromStr for TicketOpKind {
         match text {
             "create" => Ok(Self::Create),
             "note" => Ok(Self::Note),
+            "priority" => Ok(Self::Priority),
             "solve" => Ok(Self::Solve),
             _ => Err(()),
         }
@@ -64,8 +69,8 @@ pub struct TicketOp {
     pub incident_id: i64,
     pub platform: Platform,
     pub kind: TicketOpKind,
-    /// `create`, `solve`, or the timeline entry a note comes from; part of its
-    /// uniqueness, so an incident never gets two tickets on one platform.
+    /// `create` and `solve` (once per incident and platform, so an incident never gets
+    /// two tickets), or a unique id for notes and priority changes.
     pub step: String,
     /// The note's text (for a solve, the resolution note).
     pub body: String,

@@ -26,6 +26,9 @@ use tokio::task::JoinSet;
 const CLAIM: i64 = 32;
 /// How often the desk looks for due calls on its own.
 const PERIOD: Duration = Duration::from_millis(500);
+/// How long a claimed call may take (a Jira solve is three calls of at most 15 s)
+/// before another round may claim it again.
+const LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
 /// How much of a refusal's body is kept in the timeline.
 const ANSWER_SHOWN: usize = 300;
 
@@ -43,7 +46,10 @@ impl Desk {
     pub async fn flush(self: &Arc<Self>) -> Result<usize, StoreError> {
         let mut attempted = 0;
         loop {
-            let claimed = self.store.claim_ticket_ops(self.clock.now(), CLAIM).await?;
+            let claimed = self
+                .store
+                .claim_ticket_ops(self.clock.now(), LEASE, CLAIM)
+                .await?;
             if claimed.is_empty() {
                 return Ok(attempted);
             }
@@ -111,6 +117,8 @@ impl Desk {
             .ticket_calls
             .with_label_values(&[op.platform.as_str(), outcome])
             .inc();
+        // The op first: a timeline that cannot be written must not leave it claimed.
+        self.store.finish_ticket_op(op.id, &delivery, now).await?;
         self.store
             .append_timeline(&[TimelineEntry {
                 incident_id: op.incident_id,
@@ -120,8 +128,7 @@ impl Desk {
                 message,
                 data: json!({ "platform": op.platform.as_str(), "op": op.kind.as_str(), "attempt": attempt }),
             }])
-            .await?;
-        self.store.finish_ticket_op(op.id, &delivery, now).await
+            .await
     }
 
     /// Makes the calls of one operation; returns what to put on the timeline.
@@ -167,6 +174,20 @@ impl Desk {
                     "internal note added to {} ticket {}",
                     op.platform, ticket.id
                 ))
+            }
+            (TicketOpKind::Priority, Some(ticket)) => {
+                let to = op.body.parse().map_err(|()| {
+                    NotifyError::Permanent(format!("{:?} is not a priority", op.body))
+                })?;
+                let reference = &ticket.reference;
+                let call = match op.platform {
+                    Platform::Zendesk => zendesk::set_priority(reference, to),
+                    Platform::Freshdesk => freshdesk::set_priority(reference, to),
+                    Platform::ServiceNow => servicenow::set_priority(reference, to),
+                    Platform::Jira => jira::set_priority(reference, to),
+                };
+                self.call(settings, call).await?;
+                Ok(format!("{} ticket {} set to {to}", op.platform, ticket.id))
             }
             (TicketOpKind::Solve, Some(ticket)) => {
                 self.solve(settings, &ticket, &op.body).await?;
@@ -239,10 +260,10 @@ impl Desk {
     ) -> Result<(), NotifyError> {
         let reference = &ticket.reference;
         let calls = match settings.platform {
-            Platform::Zendesk => zendesk::solve(reference, text),
-            Platform::Freshdesk => freshdesk::solve(reference, text),
+            Platform::Zendesk => zendesk::solve(reference),
+            Platform::Freshdesk => freshdesk::solve(reference),
             Platform::ServiceNow => servicenow::solve(settings, reference, text),
-            Platform::Jira => jira::solve(settings, reference, text),
+            Platform::Jira => jira::solve(settings, reference),
         };
         for call in calls {
             self.call(settings, call).await?;
@@ -353,6 +374,7 @@ fn describe(kind: TicketOpKind) -> &'static str {
     match kind {
         TicketOpKind::Create => "ticket",
         TicketOpKind::Note => "internal note",
+        TicketOpKind::Priority => "priority change",
         TicketOpKind::Solve => "solve",
     }
 }
@@ -361,6 +383,7 @@ fn done_kind(kind: TicketOpKind) -> &'static str {
     match kind {
         TicketOpKind::Create => "ticket_opened",
         TicketOpKind::Note => "ticket_noted",
+        TicketOpKind::Priority => "ticket_priority",
         TicketOpKind::Solve => "ticket_solved",
     }
 }

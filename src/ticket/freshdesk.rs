@@ -65,15 +65,20 @@ pub fn note(reference: &str, text: &str) -> Call {
     )
 }
 
-pub fn solve(reference: &str, text: &str) -> Vec<Call> {
-    vec![
-        note(reference, text),
-        Call::new(
-            Method::PUT,
-            format!("/api/v2/tickets/{reference}"),
-            json!({ "status": RESOLVED }),
-        ),
-    ]
+pub fn solve(reference: &str) -> Vec<Call> {
+    vec![Call::new(
+        Method::PUT,
+        format!("/api/v2/tickets/{reference}"),
+        json!({ "status": RESOLVED }),
+    )]
+}
+
+pub fn set_priority(reference: &str, to: Priority) -> Call {
+    Call::new(
+        Method::PUT,
+        format!("/api/v2/tickets/{reference}"),
+        json!({ "priority": priority(to) }),
+    )
 }
 
 /// An automation rule's webhook with the body docs/helpdesk.md gives, wrapped in

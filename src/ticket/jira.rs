@@ -71,14 +71,22 @@ pub fn note(reference: &str, text: &str) -> Call {
     )
 }
 
-/// The resolution comment, then the transition when it is configured; otherwise the
-/// desk asks for the issue's transitions first ([`transitions`], [`done_transition`]).
-pub fn solve(config: &TicketConfig, reference: &str, text: &str) -> Vec<Call> {
-    let mut calls = vec![note(reference, text)];
-    if let Some(id) = &config.resolve_transition {
-        calls.push(transition(reference, id));
-    }
-    calls
+/// The transition when it is configured; otherwise the desk asks for the issue's
+/// transitions first ([`transitions`], [`done_transition`]).
+pub fn solve(config: &TicketConfig, reference: &str) -> Vec<Call> {
+    config
+        .resolve_transition
+        .iter()
+        .map(|id| transition(reference, id))
+        .collect()
+}
+
+pub fn set_priority(reference: &str, to: Priority) -> Call {
+    Call::new(
+        Method::PUT,
+        format!("/rest/api/2/issue/{reference}"),
+        json!({ "fields": { "priority": { "name": priority(to) } } }),
+    )
 }
 
 /// `GET` the transitions the issue can take now.

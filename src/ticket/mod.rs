@@ -143,7 +143,12 @@ pub fn chosen<'c>(config: &'c Config, incident: &Incident) -> Vec<&'c TicketConf
 /// Checks that a webhook comes from the platform: Zendesk's and Jira's HMAC
 /// signatures, the shared secret as Basic-auth password or bearer token for Freshdesk
 /// and ServiceNow (whose webhooks carry no signature).
-pub fn authenticate(config: &TicketConfig, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+pub fn authenticate(
+    config: &TicketConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), String> {
     let Some(secret) = &config.webhook_secret else {
         return Err(format!(
             "webhooks from {} are off: set webhook_secret in its [[tickets]] table",
@@ -151,7 +156,7 @@ pub fn authenticate(config: &TicketConfig, headers: &HeaderMap, body: &[u8]) -> 
         ));
     };
     match config.platform {
-        Platform::Zendesk => zendesk::verify(secret, headers, body),
+        Platform::Zendesk => zendesk::verify(secret, headers, body, now),
         Platform::Jira => jira::verify(secret, headers, body),
         Platform::Freshdesk | Platform::ServiceNow => {
             let given = crate::api::auth::presented_token(headers, None).ok_or_else(|| {

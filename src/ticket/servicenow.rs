@@ -84,9 +84,17 @@ pub fn solve(config: &TicketConfig, reference: &str, text: &str) -> Vec<Call> {
             "state": RESOLVED,
             "close_code": config.close_code,
             "close_notes": text,
-            "work_notes": text,
         }),
     )]
+}
+
+pub fn set_priority(reference: &str, to: Priority) -> Call {
+    let (impact, urgency) = impact_urgency(to);
+    Call::new(
+        Method::PATCH,
+        format!("/api/now/table/incident/{reference}"),
+        json!({ "impact": impact, "urgency": urgency }),
+    )
 }
 
 /// A business rule's outbound REST message with the body docs/helpdesk.md gives.

@@ -1,5 +1,5 @@
 //! Zendesk Support, Tickets API: Basic auth `{user}/token:{token}`; create with
-//! `POST /api/v2/tickets.json`, private comments and solve with
+//! `POST /api/v2/tickets.json`, private comments, priority and solve with
 //! `PUT /api/v2/tickets/{id}.json`. Webhooks are signed: base64 HMAC-SHA256 of the
 //! timestamp header followed by the body.
 
@@ -7,6 +7,7 @@ use super::{Call, Opening, TicketConfig, TicketEvent, first};
 use crate::alert::Priority;
 use axum::http::HeaderMap;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -74,12 +75,20 @@ pub fn note(reference: &str, text: &str) -> Call {
     )
 }
 
-pub fn solve(reference: &str, text: &str) -> Vec<Call> {
+pub fn solve(reference: &str) -> Vec<Call> {
     vec![Call::new(
         Method::PUT,
         format!("/api/v2/tickets/{reference}.json"),
-        json!({ "ticket": { "status": "solved", "comment": { "body": text, "public": false } } }),
+        json!({ "ticket": { "status": "solved" } }),
     )]
+}
+
+pub fn set_priority(reference: &str, to: Priority) -> Call {
+    Call::new(
+        Method::PUT,
+        format!("/api/v2/tickets/{reference}.json"),
+        json!({ "ticket": { "priority": priority(to) } }),
+    )
 }
 
 /// Both webhook styles: an event subscription (`zen:event-type:ticket.*` with
@@ -115,13 +124,30 @@ pub fn event(value: &Value) -> Result<TicketEvent, String> {
     })
 }
 
-/// `X-Zendesk-Webhook-Signature` = base64(HMAC-SHA256(secret, timestamp + body)).
-pub fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+/// How far a signed timestamp may be from now before it is taken for a replay.
+const REPLAY_WINDOW_SECONDS: i64 = 300;
+
+/// `X-Zendesk-Webhook-Signature` = base64(HMAC-SHA256(secret, timestamp + body)), with
+/// the timestamp within 5 minutes of now.
+pub fn verify(
+    secret: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), String> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signature = header("x-zendesk-webhook-signature")
         .ok_or("the X-Zendesk-Webhook-Signature header is missing: sign the webhook in Zendesk")?;
     let timestamp = header("x-zendesk-webhook-signature-timestamp")
         .ok_or("the X-Zendesk-Webhook-Signature-Timestamp header is missing")?;
+    let signed_at = DateTime::parse_from_rfc3339(timestamp.trim())
+        .map_err(|_| "X-Zendesk-Webhook-Signature-Timestamp is not an ISO 8601 time".to_string())?;
+    if (now - signed_at.with_timezone(&Utc)).num_seconds().abs() > REPLAY_WINDOW_SECONDS {
+        return Err(
+            "X-Zendesk-Webhook-Signature-Timestamp is more than 5 minutes from now: refused as a possible replay"
+                .into(),
+        );
+    }
     let given = base64::engine::general_purpose::STANDARD
         .decode(signature.trim())
         .map_err(|_| "X-Zendesk-Webhook-Signature is not base64".to_string())?;
@@ -186,8 +212,17 @@ mod tests {
         );
         let signature = sign("s3cret", "2026-11-29T03:00:00Z", b"{}");
         headers.insert("x-zendesk-webhook-signature", signature.parse().unwrap());
-        assert!(verify("s3cret", &headers, b"{}").is_ok());
-        assert!(verify("s3cret", &headers, b"{\"x\":1}").is_err());
-        assert!(verify("other", &headers, b"{}").is_err());
+        let now = DateTime::parse_from_rfc3339("2026-11-29T03:02:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert!(verify("s3cret", &headers, b"{}", now).is_ok());
+        assert!(verify("s3cret", &headers, b"{\"x\":1}", now).is_err());
+        assert!(verify("other", &headers, b"{}", now).is_err());
+        let later = now + chrono::TimeDelta::minutes(10);
+        assert!(
+            verify("s3cret", &headers, b"{}", later)
+                .unwrap_err()
+                .contains("replay")
+        );
     }
 }

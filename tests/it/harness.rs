@@ -179,9 +179,18 @@ impl Store for FaultyStore {
     async fn claim_ticket_ops(
         &self,
         now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
         limit: i64,
     ) -> Result<Vec<TicketOp>, StoreError> {
-        self.inner.claim_ticket_ops(now, limit).await
+        self.inner.claim_ticket_ops(now, lease, limit).await
+    }
+    async fn note_assignee(
+        &self,
+        platform: tocsin::ticket::Platform,
+        ticket: &str,
+        assignee: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.note_assignee(platform, ticket, assignee).await
     }
     async fn finish_ticket_op(
         &self,

@@ -39,6 +39,9 @@ pub struct Helpdesk {
     /// Calls answered 500.
     pub refused: Arc<AtomicI64>,
     next_id: Arc<AtomicI64>,
+    /// The ticket references each platform handed out, as `platform/reference`:
+    /// a call to any other ticket is a violation.
+    issued: Arc<Mutex<Vec<String>>>,
 }
 
 impl Helpdesk {
@@ -175,6 +178,18 @@ async fn handle(
         );
     }
     let id = desk.next_id.fetch_add(1, Ordering::SeqCst);
+    if let Some(reference) = reference_in(&path)
+        && !desk
+            .issued
+            .lock()
+            .unwrap()
+            .contains(&format!("{platform}/{reference}"))
+    {
+        return violation(
+            &desk,
+            format!("{platform} {method} {path}: no ticket {reference} was created"),
+        );
+    }
     let answer = match platform.as_str() {
         "zendesk" => zendesk(&method, &path, &body, id),
         "freshdesk" => freshdesk(&method, &path, &body, id),
@@ -183,6 +198,19 @@ async fn handle(
     };
     match answer {
         Ok((status, reply)) => {
+            for pointer in ["/ticket/id", "/id", "/result/sys_id", "/key"] {
+                if status == StatusCode::CREATED
+                    && let Some(value) = reply.pointer(pointer)
+                {
+                    let reference = value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), str::to_string);
+                    desk.issued
+                        .lock()
+                        .unwrap()
+                        .push(format!("{platform}/{reference}"));
+                }
+            }
             desk.calls.lock().unwrap().push(Call {
                 platform,
                 method,
@@ -193,6 +221,20 @@ async fn handle(
         }
         Err(why) => violation(&desk, format!("{platform} {method} {path}: {why}")),
     }
+}
+
+/// The ticket a call addresses: the path segment after the collection.
+fn reference_in(path: &str) -> Option<String> {
+    let rest = [
+        "/api/v2/tickets/",
+        "/api/now/table/incident/",
+        "/rest/servicedeskapi/request/",
+        "/rest/api/2/issue/",
+    ]
+    .iter()
+    .find_map(|prefix| path.strip_prefix(prefix))?;
+    let segment = rest.split('/').next()?;
+    Some(segment.trim_end_matches(".json").to_string())
 }
 
 fn violation(desk: &Helpdesk, why: String) -> Response {
@@ -249,12 +291,19 @@ fn zendesk(method: &Method, path: &str, body: &Value, id: i64) -> Answer {
         ));
     }
     if method == Method::PUT && path.starts_with("/api/v2/tickets/") && path.ends_with(".json") {
-        need(body, "/ticket/comment/body", &[])?;
-        if body.pointer("/ticket/comment/public") != Some(&json!(false)) {
-            return Err("notes must be private comments (public: false)".into());
-        }
-        if let Some(status) = body.pointer("/ticket/status") {
-            need(body, "/ticket/status", &["solved"]).map_err(|e| format!("{e} ({status})"))?;
+        if body.pointer("/ticket/comment").is_some() {
+            need(body, "/ticket/comment/body", &[])?;
+            if body.pointer("/ticket/comment/public") != Some(&json!(false)) {
+                return Err("notes must be private comments (public: false)".into());
+            }
+        } else if body.pointer("/ticket/status").is_some() {
+            need(body, "/ticket/status", &["solved"])?;
+        } else {
+            need(
+                body,
+                "/ticket/priority",
+                &["urgent", "high", "normal", "low"],
+            )?;
         }
         return Ok((StatusCode::OK, json!({ "ticket": { "id": path } })));
     }
@@ -279,7 +328,11 @@ fn freshdesk(method: &Method, path: &str, body: &Value, id: i64) -> Answer {
         return Ok((StatusCode::CREATED, json!({ "id": id })));
     }
     if method == Method::PUT && path.starts_with("/api/v2/tickets/") {
-        need(body, "/status", &["4", "5"])?;
+        if body.get("status").is_some() {
+            need(body, "/status", &["4", "5"])?;
+        } else {
+            need(body, "/priority", &["1", "2", "3", "4"])?;
+        }
         return Ok((StatusCode::OK, json!({ "status": 4 })));
     }
     Err("not a documented Tickets API v2 call".into())
@@ -301,6 +354,9 @@ fn servicenow(method: &Method, path: &str, body: &Value, id: i64) -> Answer {
             need(body, "/state", &["6", "7"])?;
             need(body, "/close_code", &[])?;
             need(body, "/close_notes", &[])?;
+        } else if body.get("impact").is_some() {
+            need(body, "/impact", &["1", "2", "3"])?;
+            need(body, "/urgency", &["1", "2", "3"])?;
         } else {
             need(body, "/work_notes", &[])?;
         }
@@ -334,6 +390,14 @@ fn jira(method: &Method, path: &str, body: &Value, id: i64) -> Answer {
             return Err("internal comments are public: false".into());
         }
         return Ok((StatusCode::CREATED, json!({ "id": id.to_string() })));
+    }
+    if method == Method::PUT && path.starts_with("/rest/api/2/issue/") {
+        need(
+            body,
+            "/fields/priority/name",
+            &["Highest", "High", "Medium", "Low", "Lowest"],
+        )?;
+        return Ok((StatusCode::NO_CONTENT, Value::Null));
     }
     if path.starts_with("/rest/api/2/issue/") && path.ends_with("/transitions") {
         if method == Method::GET {

@@ -327,11 +327,10 @@ async fn escalation_runbook_output_and_ack_become_internal_notes_and_resolving_s
         .calls_to("zendesk")
         .iter()
         .skip(1)
-        .map(|call| {
+        .filter_map(|call| {
             call.body["ticket"]["comment"]["body"]
                 .as_str()
-                .unwrap()
-                .to_string()
+                .map(str::to_string)
         })
         .collect();
     let noted = |needle: &str| zendesk.iter().any(|note| note.contains(needle));
@@ -342,19 +341,18 @@ async fn escalation_runbook_output_and_ack_become_internal_notes_and_resolving_s
         noted("acknowledged by oncall: failing over"),
         "{zendesk:#?}"
     );
-    let last = desk
-        .helpdesk
-        .calls_to("zendesk")
-        .last()
-        .unwrap()
-        .body
-        .clone();
-    assert_eq!(last["ticket"]["status"], "solved");
+    let calls = desk.helpdesk.calls_to("zendesk");
+    assert_eq!(
+        calls.last().unwrap().body,
+        json!({ "ticket": { "status": "solved" } })
+    );
+    let resolution = calls[calls.len() - 2].body["ticket"]["comment"]["body"].clone();
     assert!(
-        last["ticket"]["comment"]["body"]
+        resolution
             .as_str()
             .unwrap()
-            .contains("replica promoted")
+            .contains("resolved by oncall: replica promoted"),
+        "{resolution}"
     );
 
     // Every platform: the ticket first, notes after, the solve last.
@@ -370,6 +368,12 @@ async fn escalation_runbook_output_and_ack_become_internal_notes_and_resolving_s
     );
     let servicenow = desk.helpdesk.calls_to("servicenow");
     assert_eq!(servicenow.last().unwrap().body["state"], "6");
+    assert!(
+        servicenow.last().unwrap().body["close_notes"]
+            .as_str()
+            .unwrap()
+            .contains("replica promoted")
+    );
     assert_eq!(
         servicenow.last().unwrap().body["close_code"],
         "Solved (Permanently)"
@@ -448,6 +452,20 @@ async fn a_helpdesk_outage_delays_the_ticket_never_the_page_and_survives_a_resta
         desk.incident(id).await["tickets"].as_array().unwrap().len(),
         4
     );
+    // The L1 note queued behind the create during the outage follows it, in order.
+    for platform in PLATFORMS {
+        let calls = desk.helpdesk.calls_to(platform);
+        assert!(
+            is_create(&calls[0].path),
+            "{platform}: {:?}",
+            desk.calls(platform)
+        );
+        assert!(
+            calls[1].body.to_string().contains("L1 paged: alice"),
+            "{platform}: {}",
+            calls[1].body
+        );
+    }
     desk.advance(120).await;
     for platform in PLATFORMS {
         assert_eq!(desk.creates(platform), 1, "{platform} got a second ticket");
@@ -604,6 +622,56 @@ async fn a_solved_webhook_from_the_platform_resolves_the_incident() {
     .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(desk.incident(p2).await["priority"], "P1");
+    // The raise reaches the other platforms' tickets, not Freshdesk's own.
+    desk.tocsin.tick().await;
+    let zendesk = desk.helpdesk.calls_to("zendesk");
+    assert!(
+        zendesk
+            .iter()
+            .any(|c| c.body == json!({ "ticket": { "priority": "urgent" } })),
+        "{:?}",
+        desk.calls("zendesk")
+    );
+    assert!(
+        desk.helpdesk
+            .calls_to("freshdesk")
+            .iter()
+            .all(|c| c.method != Method::PUT || c.body.get("priority").is_none()),
+        "Freshdesk heard back its own priority change"
+    );
+
+    // ServiceNow sends the whole record each time: the same priority and assignee
+    // twice note the assignee once and change nothing else.
+    let number = ticket_id(&desk.incident(p2).await, "servicenow");
+    let record = json!({ "number": number, "state": "2", "priority": "1", "assigned_to": "Beth" });
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "servicenow:servicenow-webhook-secret"
+        )
+    );
+    for expected in [json!(["noted assignee"]), json!([])] {
+        let (status, reply) = webhook(
+            &desk.tocsin,
+            "servicenow",
+            &record,
+            &[("authorization", basic.clone())],
+        )
+        .await;
+        assert_eq!(
+            (status, reply["applied"].clone()),
+            (200, expected),
+            "{reply}"
+        );
+    }
+    let notes = desk.incident(p2).await["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "note")
+        .count();
+    assert_eq!(notes, 1);
 
     let stranger =
         json!({ "freshdesk_webhook": { "ticket_id": 999999, "ticket_status": "Resolved" } });
