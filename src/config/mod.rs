@@ -478,7 +478,10 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         check.error("server.max_body_bytes", "must be more than 0");
     }
     let storage_url = raw.storage.url.clone();
-    if !(storage_url.starts_with("sqlite:") || storage_url.starts_with("postgres:")) {
+    if !["sqlite:", "postgres:", "postgresql:"]
+        .iter()
+        .any(|scheme| storage_url.starts_with(scheme))
+    {
         check.error(
             "storage.url",
             format!("{storage_url:?} is neither sqlite://PATH nor postgres://…"),

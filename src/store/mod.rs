@@ -3,7 +3,9 @@
 //! one [`WriteBatch`] per group commit; reads serve the API.
 
 pub mod paging;
+pub mod postgres;
 pub mod runs;
+mod sql;
 pub mod sqlite;
 pub mod tickets;
 
@@ -467,9 +469,11 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PostgresStore::open(url).await?))
     } else {
         Err(StoreError::Open(format!(
-            "storage url {url:?}: only sqlite:// is supported by this version; use sqlite://data/tocsin.db"
+            "storage url {url:?}: use sqlite://PATH (embedded) or postgres://USER@HOST/DB"
         )))
     }
 }

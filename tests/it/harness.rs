@@ -23,7 +23,7 @@ pub const RESPONDER: &str = "responder-secret-token";
 
 /// The configuration every test starts from; `extra` is appended, and replaces the
 /// default table of any source it configures itself.
-pub fn base_config(db: &str, extra: &str) -> String {
+pub fn base_config(storage_url: &str, extra: &str) -> String {
     let mut sources = String::new();
     for (name, token) in [
         ("alertmanager", INGEST_TOKEN),
@@ -37,7 +37,7 @@ pub fn base_config(db: &str, extra: &str) -> String {
     format!(
         r#"
 [storage]
-url = "sqlite://{db}"
+url = "{storage_url}"
 [api]
 tokens = [
   {{ name = "ops", token = "{ADMIN}", role = "admin" }},
@@ -225,6 +225,33 @@ pub struct Harness {
     server: tokio::task::JoinHandle<()>,
     extra: String,
     dir: tempfile::TempDir,
+    storage_url: String,
+}
+
+/// Where a test's data lives: a SQLite file in its directory, or, when
+/// `TOCSIN_TEST_BACKEND=postgres`, a fresh schema of its own in the database at
+/// `TOCSIN_TEST_PG_URL`, so the same suite runs against both backends.
+async fn storage_for(dir: &std::path::Path) -> String {
+    if std::env::var("TOCSIN_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return format!("sqlite://{}", dir.join("tocsin.db").display());
+    }
+    let url = std::env::var("TOCSIN_TEST_PG_URL")
+        .expect("TOCSIN_TEST_BACKEND=postgres needs TOCSIN_TEST_PG_URL");
+    pg_schema(&url).await
+}
+
+/// A new, empty schema in the PostgreSQL database at `url`; returns the URL that
+/// works in it.
+pub async fn pg_schema(url: &str) -> String {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options[search_path]={schema}")
 }
 
 pub fn start_time() -> DateTime<Utc> {
@@ -238,13 +265,18 @@ impl Harness {
     pub async fn start(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(start_time()));
-        Self::start_in(dir, extra, clock).await
+        let storage_url = storage_for(dir.path()).await;
+        Self::start_in(dir, storage_url, extra, clock).await
     }
 
-    async fn start_in(dir: tempfile::TempDir, extra: &str, clock: Arc<ManualClock>) -> Self {
+    async fn start_in(
+        dir: tempfile::TempDir,
+        storage_url: String,
+        extra: &str,
+        clock: Arc<ManualClock>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let db = dir.path().join("tocsin.db");
         // Without a [runbooks] table of its own, a test gets an empty runbook
         // directory, so the shipped runbooks never run in tests about other things.
         let runbooks = if extra.contains("[runbooks]") {
@@ -256,7 +288,7 @@ impl Harness {
         };
         let text = format!(
             "[server]\npublic_url = \"{url}\"\n{runbooks}{}",
-            base_config(&db.display().to_string(), extra)
+            base_config(&storage_url, extra)
         );
         let config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
         let inner = tocsin::store::open(&config.storage_url).await.unwrap();
@@ -280,6 +312,7 @@ impl Harness {
             server,
             extra: extra.to_string(),
             dir,
+            storage_url,
         }
     }
 
@@ -296,10 +329,11 @@ impl Harness {
             extra,
             clock,
             store,
+            storage_url,
             ..
         } = self;
         drop(store);
-        Self::start_in(dir, &extra, clock).await
+        Self::start_in(dir, storage_url, &extra, clock).await
     }
 
     /// One round of due escalations and deliveries at the clock's time.

@@ -1,0 +1,101 @@
+//! The PostgreSQL backend, for several replicas on one database: a pool of
+//! connections shared by the writer, the outbox, the ticket desk and the API; a batch
+//! is one transaction; claims lock their rows with `FOR UPDATE SKIP LOCKED`; and the
+//! unique index on firing alerts (kept here, dropped for SQLite) makes one firing
+//! alert per identity a fact of the store. A lost server makes every call fail fast
+//! (3 s to get a connection), so ingest answers 503 and `/readyz` says false until it
+//! is back; the pool reconnects by itself.
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Postgres};
+use std::str::FromStr as _;
+use std::time::Duration;
+
+/// Connections per replica: the writer, the outbox and desk rounds, API reads.
+const POOL_SIZE: u32 = 16;
+/// How long a call waits for a connection before it fails (and ingest answers 503).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Numbers the `?` placeholders the shared SQL is written with: `$1`, `$2`, …
+fn q(sql: &str) -> AssertSqlSafe<String> {
+    let mut numbered = String::with_capacity(sql.len() + 16);
+    let mut next = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            next += 1;
+            numbered.push('$');
+            numbered.push_str(&next.to_string());
+        } else {
+            numbered.push(c);
+        }
+    }
+    AssertSqlSafe(numbered)
+}
+
+/// Replicas claim due rows concurrently: each takes rows nobody else holds.
+const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
+
+/// A batch as separate statements: PostgreSQL takes one statement per bound query.
+#[derive(Default)]
+struct Statements(Vec<sqlx::QueryBuilder<Postgres>>);
+
+impl Statements {
+    /// A fresh statement.
+    fn next(&mut self) -> &mut sqlx::QueryBuilder<Postgres> {
+        let index = self.0.len();
+        self.0.push(sqlx::QueryBuilder::new(""));
+        &mut self.0[index]
+    }
+}
+
+/// A PostgreSQL database shared by every replica.
+#[derive(Debug)]
+pub struct PostgresStore {
+    writer: PgPool,
+    readers: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects and brings the schema up to date (replicas starting together take
+    /// turns: the migrator holds an advisory lock).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self {
+            writer: pool.clone(),
+            readers: pool,
+        })
+    }
+
+    /// Runs a batch in one transaction.
+    async fn execute(&self, statements: Statements) -> Result<(), StoreError> {
+        let mut transaction = self.writer.begin().await?;
+        for mut statement in statements.0 {
+            statement
+                .build()
+                .persistent(false)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+}
+
+super::sql::sql_store!(PostgresStore, Postgres, PgRow);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        assert_eq!(
+            super::q("UPDATE t SET a = ? WHERE b = ? AND c IN (?)").0,
+            "UPDATE t SET a = $1 WHERE b = $2 AND c IN ($3)"
+        );
+    }
+}
