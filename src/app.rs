@@ -179,6 +179,14 @@ impl App {
         router(self.state.clone())
     }
 
+    /// Stops everything at once, committing and giving back nothing, as SIGKILL
+    /// would (tests of replicas taking over a dead one's work).
+    pub fn abort(self) {
+        self.writer.abort();
+        self.scheduler.abort();
+        self.executor.abort();
+    }
+
     /// Stops the tick loop and waits for the writer to commit what is queued; call
     /// after the server stopped.
     pub async fn finish(mut self) {

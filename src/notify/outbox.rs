@@ -14,7 +14,7 @@ use crate::incident::{Incident, TimelineEntry};
 use crate::metrics::Metrics;
 use crate::oncall::Channel;
 use crate::store::paging::{Delivery, Notification, NotificationKind};
-use crate::store::{AlertQuery, Store, StoreError};
+use crate::store::{AlertQuery, CLAIM_LEASE, Claims, Store, StoreError, while_leased};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -48,24 +48,26 @@ impl Outbox {
         loop {
             let claimed = self
                 .store
-                .claim_notifications(self.clock.now(), CLAIM)
+                .claim_notifications(self.clock.now(), CLAIM_LEASE, CLAIM)
                 .await?;
             if claimed.is_empty() {
                 return Ok(attempted);
             }
             attempted += claimed.len();
+            let ids: Vec<i64> = claimed.iter().map(|n| n.id).collect();
             let mut sending = JoinSet::new();
             for notification in claimed {
                 let outbox = Arc::clone(self);
                 sending.spawn(async move { outbox.deliver(notification).await });
             }
-            while let Some(done) = sending.join_next().await {
-                match done {
-                    Ok(Err(error)) => tracing::error!(%error, "cannot record a delivery"),
-                    Err(error) => tracing::error!(%error, "a delivery task failed"),
-                    Ok(Ok(())) => {}
-                }
-            }
+            while_leased(
+                self.store.as_ref(),
+                self.clock.as_ref(),
+                Claims::Notifications,
+                &ids,
+                sending,
+            )
+            .await;
         }
     }
 

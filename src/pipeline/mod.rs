@@ -458,10 +458,25 @@ impl Writer {
     }
 
     async fn process(&mut self, commands: impl Iterator<Item = Command>) {
-        if self.stale
+        // Replicas take turns; a view older than the last turn is reloaded first, so
+        // every decision is made on what the store holds now.
+        let changed_elsewhere = match self.store.begin_turn().await {
+            Ok(changed) => changed,
+            Err(error) => {
+                tracing::error!(%error, "cannot take the write turn");
+                self.stale = true;
+                for command in commands {
+                    command.fail(PipelineError::Unavailable(error.to_string()));
+                }
+                return;
+            }
+        };
+        if (self.stale || changed_elsewhere)
             && let Err(error) = self.reload().await
         {
             tracing::error!(%error, "store still unavailable");
+            self.store.end_turn().await;
+            self.stale = true;
             for command in commands {
                 command.fail(PipelineError::Unavailable(error.to_string()));
             }

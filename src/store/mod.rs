@@ -337,6 +337,56 @@ pub struct AlertVolume {
     pub flapping_seconds: i64,
 }
 
+/// How long a claim lasts unless renewed (spec §10): a dead replica's claims are
+/// taken over within this.
+pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+/// How often claims still being worked on are renewed.
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits for `work` (one task per claimed row) while renewing the rows' lease, so no
+/// other replica takes over a claim that is still being worked on.
+pub async fn while_leased(
+    store: &dyn Store,
+    clock: &dyn crate::clock::Clock,
+    table: Claims,
+    ids: &[i64],
+    mut work: tokio::task::JoinSet<Result<(), StoreError>>,
+) {
+    let start = tokio::time::Instant::now() + RENEW_EVERY;
+    let mut renew = tokio::time::interval_at(start, RENEW_EVERY);
+    loop {
+        tokio::select! {
+            done = work.join_next() => match done {
+                None => return,
+                Some(Ok(Err(error))) => tracing::error!(%error, ?table, "cannot record the outcome of a claimed row"),
+                Some(Err(error)) => tracing::error!(%error, ?table, "a claimed row's task failed"),
+                Some(Ok(Ok(()))) => {}
+            },
+            _ = renew.tick() => {
+                if let Err(error) = store.renew_claims(table, ids, clock.now() + CLAIM_LEASE).await {
+                    tracing::warn!(%error, ?table, "cannot renew claims; another replica may take them over");
+                }
+            }
+        }
+    }
+}
+
+/// Tables whose rows are claimed with a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claims {
+    Notifications,
+    TicketOps,
+}
+
+impl Claims {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Notifications => "notifications",
+            Self::TicketOps => "ticket_ops",
+        }
+    }
+}
+
 /// The storage backend. Implementations must make [`Store::commit`] atomic and durable
 /// before it returns: a 202 is only sent after it.
 #[async_trait]
@@ -345,7 +395,7 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Everything the pipeline keeps in memory.
     async fn load_open_state(&self) -> Result<OpenState, StoreError>;
-    /// Writes a batch in one transaction.
+    /// Writes a batch in one transaction, and ends the turn.
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError>;
     /// One incident.
     async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
@@ -362,12 +412,27 @@ pub trait Store: Send + Sync + 'static {
     async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError>;
     /// Timers due before `before`: a healthy engine has none.
     async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError>;
-    /// Claims up to `limit` messages due at `now` for sending.
+    /// Claims up to `limit` messages due at `now` for sending, for `lease`: a claim
+    /// not finished or renewed by then (its process died) is claimed again.
     async fn claim_notifications(
         &self,
         now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
         limit: i64,
     ) -> Result<Vec<Notification>, StoreError>;
+    /// Extends the lease of claimed rows still being worked on.
+    async fn renew_claims(
+        &self,
+        table: Claims,
+        ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Takes this process's turn to change alerts and incidents (PostgreSQL: a lock
+    /// held until [`Store::commit`] or [`Store::end_turn`]). True when another
+    /// replica changed them since this one last loaded or committed: reload first.
+    async fn begin_turn(&self) -> Result<bool, StoreError>;
+    /// Gives the turn up without writing.
+    async fn end_turn(&self);
     /// Records the outcome of an attempt on a claimed message.
     async fn finish_notification(
         &self,

@@ -9,6 +9,7 @@
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres};
 use std::str::FromStr as _;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 /// Connections per replica: the writer, the outbox and desk rounds, API reads.
@@ -34,6 +35,10 @@ fn q(sql: &str) -> AssertSqlSafe<String> {
 
 /// Replicas claim due rows concurrently: each takes rows nobody else holds.
 const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
+/// Several replicas share the database: what one finds half-done may be another's.
+const ONE_PROCESS: bool = false;
+/// The advisory lock replicas take turns on (any constant shared by all of them).
+const TURN_LOCK: i64 = 0x0070_726f_6373_696e;
 
 /// A batch as separate statements: PostgreSQL takes one statement per bound query.
 #[derive(Default)]
@@ -53,6 +58,10 @@ impl Statements {
 pub struct PostgresStore {
     writer: PgPool,
     readers: PgPool,
+    /// The open transaction of this replica's turn, from `take_turn` to the commit.
+    turn: tokio::sync::Mutex<Option<sqlx::Transaction<'static, Postgres>>>,
+    /// The write epoch this replica's in-memory view reflects.
+    seen_epoch: AtomicI64,
 }
 
 impl PostgresStore {
@@ -69,12 +78,52 @@ impl PostgresStore {
         Ok(Self {
             writer: pool.clone(),
             readers: pool,
+            turn: tokio::sync::Mutex::new(None),
+            seen_epoch: AtomicI64::new(-1),
         })
     }
 
-    /// Runs a batch in one transaction.
-    async fn execute(&self, statements: Statements) -> Result<(), StoreError> {
+    /// Waits for the turn: a transaction holding the advisory lock, released by its
+    /// commit or rollback — or by PostgreSQL when the replica's connection dies.
+    /// Returns whether another replica committed since this one's view was made.
+    async fn take_turn(&self) -> Result<bool, StoreError> {
         let mut transaction = self.writer.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(TURN_LOCK)
+            .execute(&mut *transaction)
+            .await?;
+        let epoch: i64 = sqlx::query_scalar("SELECT epoch FROM write_turns WHERE id = 1")
+            .fetch_one(&mut *transaction)
+            .await?;
+        *self.turn.lock().await = Some(transaction);
+        Ok(epoch != self.seen_epoch.load(Ordering::SeqCst))
+    }
+
+    async fn give_up_turn(&self) {
+        if let Some(transaction) = self.turn.lock().await.take()
+            && let Err(error) = transaction.rollback().await
+        {
+            tracing::warn!(%error, "giving up the write turn failed; the connection drop ends it");
+        }
+    }
+
+    /// Records which epoch a freshly loaded view reflects. Read before the rows, so
+    /// a write landing in between makes the view look older, never newer.
+    async fn note_loaded(&self) -> Result<(), StoreError> {
+        let epoch: i64 = sqlx::query_scalar("SELECT epoch FROM write_turns WHERE id = 1")
+            .fetch_one(&self.readers)
+            .await?;
+        self.seen_epoch.store(epoch, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Runs a batch in the turn's transaction (or a new one) and counts the turn.
+    async fn execute(&self, statements: Statements) -> Result<(), StoreError> {
+        let held = self.turn.lock().await.take();
+        let mut transaction = match held {
+            Some(transaction) => transaction,
+            None => self.writer.begin().await?,
+        };
         for mut statement in statements.0 {
             statement
                 .build()
@@ -82,7 +131,13 @@ impl PostgresStore {
                 .execute(&mut *transaction)
                 .await?;
         }
+        let epoch: i64 = sqlx::query_scalar(
+            "UPDATE write_turns SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
+        )
+        .fetch_one(&mut *transaction)
+        .await?;
         transaction.commit().await?;
+        self.seen_epoch.store(epoch, Ordering::SeqCst);
         Ok(())
     }
 }

@@ -42,6 +42,7 @@ impl Store for $store {
     }
 
     async fn load_open_state(&self) -> Result<OpenState, StoreError> {
+        self.note_loaded().await?;
         let alerts = sqlx::query(q("SELECT id, source, dedup_key, incident_id, priority, count, last_seen, silenced, inhibited, flapping FROM alerts WHERE status = 'firing'"))
         .fetch_all(&self.writer)
         .await?
@@ -79,10 +80,13 @@ impl Store for $store {
             sqlx::query_scalar(q("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents"))
                 .fetch_one(&self.writer)
                 .await?;
-        // Runs cut short by a stop cannot be resumed safely: say so.
-        sqlx::query(q("UPDATE runbook_runs SET status = 'interrupted' WHERE status = 'running'"))
-            .execute(&self.writer)
-            .await?;
+        if ONE_PROCESS {
+            // Runs cut short by a stop cannot be resumed safely: say so. (With
+            // replicas, a running run may belong to a live one.)
+            sqlx::query(q("UPDATE runbook_runs SET status = 'interrupted' WHERE status = 'running'"))
+                .execute(&self.writer)
+                .await?;
+        }
         let awaiting_recovery = sqlx::query(
             format!("SELECT {RUN_COLUMNS} FROM runbook_runs WHERE status = 'awaiting_recovery'")
                 .into_safe(),
@@ -117,8 +121,17 @@ impl Store for $store {
         })
     }
 
+    async fn begin_turn(&self) -> Result<bool, StoreError> {
+        self.take_turn().await
+    }
+
+    async fn end_turn(&self) {
+        self.give_up_turn().await;
+    }
+
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         if batch.is_empty() {
+            self.give_up_turn().await;
             return Ok(());
         }
         let mut out = Statements::default();
@@ -308,13 +321,16 @@ impl Store for $store {
     async fn claim_notifications(
         &self,
         now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
         limit: i64,
     ) -> Result<Vec<Notification>, StoreError> {
         sqlx::query(format!(
-            "UPDATE notifications SET status = 'sending' WHERE id IN \
-             (SELECT id FROM notifications WHERE status = 'pending' AND due_at <= ? ORDER BY due_at LIMIT ?{CLAIM_LOCK}) \
+            "UPDATE notifications SET status = 'sending', due_at = ? WHERE id IN \
+             (SELECT id FROM notifications WHERE status IN ('pending', 'sending') AND due_at <= ? \
+              ORDER BY due_at LIMIT ?{CLAIM_LOCK}) \
              RETURNING {NOTIFICATION_COLUMNS}"
         ).into_safe())
+        .bind(to_millis(now + lease))
         .bind(to_millis(now))
         .bind(limit)
         .fetch_all(&self.writer)
@@ -356,7 +372,32 @@ impl Store for $store {
         Ok(())
     }
 
+    async fn renew_claims(
+        &self,
+        table: $crate::store::Claims,
+        ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut sql = QueryBuilder::<$db>::new(format!("UPDATE {} SET due_at = ", table.table()));
+        sql.push_bind(to_millis(until))
+            .push(" WHERE status = 'sending' AND id IN (");
+        let mut list = sql.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        sql.push(")");
+        sql.build().execute(&self.writer).await?;
+        Ok(())
+    }
+
     async fn release_claims(&self) -> Result<u64, StoreError> {
+        if !ONE_PROCESS {
+            // Other replicas' claims are alive; a dead one's run out with their lease.
+            return Ok(0);
+        }
         let mut released = 0;
         for table in ["notifications", "ticket_ops"] {
             released += sqlx::query(

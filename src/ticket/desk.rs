@@ -14,7 +14,7 @@ use crate::notify::NotifyError;
 use crate::notify::outbox::{backoff, subject};
 use crate::store::paging::Delivery;
 use crate::store::tickets::{Ticket, TicketOp, TicketOpKind};
-use crate::store::{Store, StoreError};
+use crate::store::{CLAIM_LEASE, Claims, Store, StoreError, while_leased};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -26,9 +26,6 @@ use tokio::task::JoinSet;
 const CLAIM: i64 = 32;
 /// How often the desk looks for due calls on its own.
 const PERIOD: Duration = Duration::from_millis(500);
-/// How long a claimed call may take (a Jira solve is three calls of at most 15 s)
-/// before another round may claim it again.
-const LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
 /// How much of a refusal's body is kept in the timeline.
 const ANSWER_SHOWN: usize = 300;
 
@@ -48,24 +45,26 @@ impl Desk {
         loop {
             let claimed = self
                 .store
-                .claim_ticket_ops(self.clock.now(), LEASE, CLAIM)
+                .claim_ticket_ops(self.clock.now(), CLAIM_LEASE, CLAIM)
                 .await?;
             if claimed.is_empty() {
                 return Ok(attempted);
             }
             attempted += claimed.len();
+            let ids: Vec<i64> = claimed.iter().map(|op| op.id).collect();
             let mut calls = JoinSet::new();
             for op in claimed {
                 let desk = Arc::clone(self);
                 calls.spawn(async move { desk.deliver(op).await });
             }
-            while let Some(done) = calls.join_next().await {
-                match done {
-                    Ok(Err(error)) => tracing::error!(%error, "cannot record a ticket call"),
-                    Err(error) => tracing::error!(%error, "a ticket call task failed"),
-                    Ok(Ok(())) => {}
-                }
-            }
+            while_leased(
+                self.store.as_ref(),
+                self.clock.as_ref(),
+                Claims::TicketOps,
+                &ids,
+                calls,
+            )
+            .await;
         }
     }
 

@@ -67,6 +67,7 @@ impl Store for FaultyStore {
     }
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
+            self.inner.end_turn().await;
             return Err(StoreError::Open("injected fault: disk unavailable".into()));
         }
         self.inner.commit(batch).await
@@ -95,9 +96,10 @@ impl Store for FaultyStore {
     async fn claim_notifications(
         &self,
         now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
         limit: i64,
     ) -> Result<Vec<Notification>, StoreError> {
-        self.inner.claim_notifications(now, limit).await
+        self.inner.claim_notifications(now, lease, limit).await
     }
     async fn finish_notification(
         &self,
@@ -175,6 +177,23 @@ impl Store for FaultyStore {
     }
     async fn silences(&self) -> Result<Vec<tocsin::silence::Silence>, StoreError> {
         self.inner.silences().await
+    }
+    async fn renew_claims(
+        &self,
+        table: tocsin::store::Claims,
+        ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.renew_claims(table, ids, until).await
+    }
+    async fn begin_turn(&self) -> Result<bool, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Open("injected fault".into()));
+        }
+        self.inner.begin_turn().await
+    }
+    async fn end_turn(&self) {
+        self.inner.end_turn().await
     }
     async fn claim_ticket_ops(
         &self,
@@ -267,6 +286,34 @@ impl Harness {
         let clock = Arc::new(ManualClock::new(start_time()));
         let storage_url = storage_for(dir.path()).await;
         Self::start_in(dir, storage_url, extra, clock).await
+    }
+
+    /// Starts on the database at `storage_url`.
+    pub async fn start_on(storage_url: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(start_time()));
+        Self::start_in(dir, storage_url.to_string(), extra, clock).await
+    }
+
+    /// Another replica: the same database, configuration and clock, its own port.
+    pub async fn replica(&self) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(
+            dir,
+            self.storage_url.clone(),
+            &self.extra,
+            self.clock.clone(),
+        )
+        .await
+    }
+
+    /// Kills this instance as SIGKILL would: its server and tasks stop mid-way, it
+    /// commits and gives back nothing, its database connections drop.
+    pub fn kill(mut self) {
+        self.server.abort();
+        if let Some(app) = self.app.take() {
+            app.abort();
+        }
     }
 
     async fn start_in(
@@ -371,7 +418,13 @@ impl Harness {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 200, "GET {path}");
+        let status = response.status();
+        if status != 200 {
+            panic!(
+                "GET {path}: {status} {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
         response.json().await.unwrap()
     }
 

@@ -14,6 +14,7 @@ mod operations;
 mod paging;
 mod process;
 mod real_senders;
+mod replicas;
 mod runbooks;
 mod senders;
 mod sla;

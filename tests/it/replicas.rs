@@ -1,0 +1,303 @@
+//! Several replicas on one PostgreSQL database (`TOCSIN_TEST_PG_URL`; skipped, with a
+//! message, without it): the same alert on every replica opens one incident and pages
+//! each person once; a replica that dies holding claimed pages is taken over; a lost
+//! database answers 503, never a 202 it does not keep, and is recovered from.
+
+use crate::harness::{Harness, INGEST_TOKEN, generic, pg_schema};
+use crate::smtp_sink::SmtpSink;
+use chrono::TimeDelta;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tocsin::clock::Clock;
+use tocsin::store::{CLAIM_LEASE, Store};
+use tokio::task::JoinSet;
+
+fn pg_url() -> Option<String> {
+    let url = std::env::var("TOCSIN_TEST_PG_URL").ok();
+    if url.is_none() {
+        eprintln!("skipped: set TOCSIN_TEST_PG_URL (postgres://…) to run the replica tests");
+    }
+    url
+}
+
+fn config(smtp: &SmtpSink) -> String {
+    format!(
+        r#"
+[email]
+host = "127.0.0.1"
+port = {port}
+from = "tocsin@example.com"
+
+[[users]]
+id = "alice"
+email = "alice@example.com"
+
+[[users]]
+id = "bob"
+email = "bob@example.com"
+
+[[users]]
+id = "carol"
+email = "carol@example.com"
+
+[[escalation_policies]]
+name = "default"
+tiers = [
+  {{ level = "L1", targets = ["user:alice", "user:bob"] }},
+  {{ level = "L2", targets = ["user:carol"], after = "10m" }},
+]
+"#,
+        port = smtp.port
+    )
+}
+
+/// Posts a generic alert to a replica; returns the status.
+async fn post(client: reqwest::Client, url: String, body: Vec<u8>) -> u16 {
+    client
+        .post(format!("{url}/api/v1/ingest/generic"))
+        .bearer_auth(INGEST_TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_or(0, |response| response.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_given_the_same_alert_300_times_open_one_incident_and_page_once() {
+    let Some(url) = pg_url() else { return };
+    let smtp = SmtpSink::start().await;
+    let a = Harness::start_on(&pg_schema(&url).await, &config(&smtp)).await;
+    let b = a.replica().await;
+    let c = a.replica().await;
+    let body = generic("db-01", "postgres", "critical");
+    let mut posts = JoinSet::new();
+    for replica in [&a, &b, &c] {
+        for _ in 0..100 {
+            posts.spawn(post(
+                replica.client.clone(),
+                replica.url.clone(),
+                body.clone(),
+            ));
+        }
+    }
+    let statuses = posts.join_all().await;
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    for _ in 0..2 {
+        tokio::join!(a.tick(), b.tick(), c.tick());
+    }
+
+    for replica in [&a, &b, &c] {
+        let incidents = replica.incidents().await;
+        assert_eq!(incidents.len(), 1, "{incidents:?}");
+        let alerts = replica.alerts().await;
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["count"], 300);
+    }
+    assert_eq!(smtp.to("alice@example.com").len(), 1);
+    assert_eq!(smtp.to("bob@example.com").len(), 1);
+    assert_eq!(smtp.to("carol@example.com").len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_holding_the_l1_pages_is_taken_over_and_l2_paged_once() {
+    let Some(url) = pg_url() else { return };
+    let smtp = SmtpSink::start().await;
+    let a = Harness::start_on(&pg_schema(&url).await, &config(&smtp)).await;
+    let b = a.replica().await;
+    let c = a.replica().await;
+    let id = a
+        .ingest_ok("generic", &generic("db-02", "postgres", "critical"))
+        .await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    // A claims the L1 pages and dies before sending them.
+    let claimed = a
+        .store
+        .claim_notifications(a.clock.now(), CLAIM_LEASE, 64)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let clock = a.clock.clone();
+    a.kill();
+
+    tokio::join!(b.tick(), c.tick());
+    assert_eq!(
+        smtp.to("alice@example.com").len(),
+        0,
+        "taken while A's claim held"
+    );
+    clock.advance(TimeDelta::seconds(5));
+    tokio::join!(b.tick(), c.tick());
+    assert_eq!(smtp.to("alice@example.com").len(), 1);
+    assert_eq!(smtp.to("bob@example.com").len(), 1);
+
+    clock.advance(TimeDelta::minutes(10));
+    tokio::join!(b.tick(), c.tick());
+    tokio::join!(b.tick(), c.tick());
+    assert_eq!(smtp.to("carol@example.com").len(), 1);
+    assert_eq!(smtp.to("alice@example.com").len(), 1);
+    let incident = c.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(incident["escalation_level"], "L2");
+    let l2: Vec<_> = incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "escalated" && e["message"].as_str().unwrap().starts_with("L2"))
+        .collect();
+    assert_eq!(l2.len(), 1, "{incident}");
+}
+
+/// A TCP proxy in front of PostgreSQL that can drop every connection and refuse new
+/// ones, as a database that goes away would.
+struct PgProxy {
+    addr: String,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl PgProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Self {
+            addr: listener.local_addr().unwrap().to_string(),
+            up: Arc::new(AtomicBool::new(true)),
+            links: Arc::default(),
+        };
+        let (up, links) = (proxy.up.clone(), proxy.links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                links.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                }));
+            }
+        });
+        proxy
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lost_under_load_answers_503_keeps_every_202_and_recovers() {
+    let Some(url) = pg_url() else { return };
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        parsed.host_str().unwrap(),
+        parsed.port().unwrap_or(5432)
+    );
+    let proxy = PgProxy::start(upstream.clone()).await;
+    let direct = pg_schema(&url).await;
+    let through_proxy = direct.replacen(&upstream, &proxy.addr, 1);
+    let tocsin = Harness::start_on(&through_proxy, "").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = JoinSet::new();
+    for worker in 0..4 {
+        let (client, url, stop) = (tocsin.client.clone(), tocsin.url.clone(), stop.clone());
+        load.spawn(async move {
+            let mut answers = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let resource = format!("host-{worker}-{n}");
+                let status = post(
+                    client.clone(),
+                    url.clone(),
+                    generic(&resource, "disk", "warning"),
+                )
+                .await;
+                answers.push((resource, status));
+                n += 1;
+            }
+            answers
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.cut();
+    let ready = |tocsin: &Harness| {
+        let (client, url) = (tocsin.client.clone(), tocsin.url.clone());
+        async move {
+            client
+                .get(format!("{url}/readyz"))
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16())
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ready(&tocsin).await != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never said the store is gone"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ready(&tocsin).await != 200 {
+        assert!(Instant::now() < deadline, "/readyz never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered = post(
+        tocsin.client.clone(),
+        tocsin.url.clone(),
+        generic("after", "disk", "warning"),
+    )
+    .await;
+    assert_eq!(recovered, 202, "ingest did not recover by itself");
+    stop.store(true, Ordering::SeqCst);
+    let answers: Vec<(String, u16)> = load.join_all().await.into_iter().flatten().collect();
+
+    let accepted: Vec<&String> = answers
+        .iter()
+        .filter(|(_, s)| *s == 202)
+        .map(|(r, _)| r)
+        .collect();
+    let refused = answers.iter().filter(|(_, s)| *s == 503).count();
+    let other: Vec<&(String, u16)> = answers
+        .iter()
+        .filter(|(_, s)| *s != 202 && *s != 503)
+        .collect();
+    assert!(
+        other.is_empty(),
+        "answers other than 202 and 503: {other:?}"
+    );
+    assert!(
+        refused > 0,
+        "nothing was refused while the database was away"
+    );
+    assert!(
+        accepted.len() > 10,
+        "only {} alerts were accepted",
+        accepted.len()
+    );
+    let pool = sqlx::PgPool::connect(&direct).await.unwrap();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT resource FROM alerts")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    let lost: Vec<&&String> = accepted.iter().filter(|r| !stored.contains(**r)).collect();
+    assert!(lost.is_empty(), "answered 202 but not stored: {lost:?}");
+    eprintln!(
+        "database outage: {} alerts answered 202 (all stored), {refused} answered 503",
+        accepted.len()
+    );
+}
