@@ -2,6 +2,8 @@
 # Ingest throughput and latency of a release build on SQLite (every 202 committed):
 # wrk, 2 threads, 32 connections, 10 s, distinct alerts (P3 and P1) then duplicates.
 # Usage: bench/ingest.sh   (needs wrk: apt-get install wrk)
+# On PostgreSQL: TOCSIN_STORAGE_URL=postgres://postgres@127.0.0.1:5432/bench bench/ingest.sh
+# (an empty database: the run's alerts stay in it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --locked --manifest-path "$root/Cargo.toml" >/dev/null
@@ -18,4 +20,8 @@ SEVERITY=warning run "distinct alerts, P3 (alert rows only)" -s "$root/bench/dis
 SEVERITY=critical run "distinct alerts, P1 (alert + incident + timeline rows)" -s "$root/bench/distinct.lua"
 run "duplicates of one alert" -s "$root/bench/duplicate.lua"
 echo "== resident memory after the runs: $(ps -o rss= -p $pid) KiB"
-echo "== alerts stored: $(sqlite3 "$work/data/tocsin.db" 'select count(*), sum(count) from alerts')"
+if [ -z "${TOCSIN_STORAGE_URL:-}" ]; then
+  echo "== alerts stored: $(sqlite3 "$work/data/tocsin.db" 'select count(*), sum(count) from alerts')"
+else
+  echo "== alerts stored: $(psql -tA "$TOCSIN_STORAGE_URL" -c 'select count(*), sum(count) from alerts')"
+fi

@@ -136,6 +136,10 @@ pub async fn cron_jobs(
                     Ok(incident) => {
                         tracing::info!(drill = %name, incident = incident.id, "drill started")
                     }
+                    // Every replica's cron fires; the first one's drill is running.
+                    Err(error @ crate::pipeline::PipelineError::NotPossible(_)) => {
+                        tracing::info!(drill = %name, %error, "drill not started")
+                    }
                     Err(error) => tracing::error!(drill = %name, %error, "cannot start the drill"),
                 }
             })

@@ -13,7 +13,7 @@ use crate::notify::templates::Templates;
 use crate::oncall::Channel;
 use crate::store::paging::{Notification, NotificationKind};
 use crate::store::{Store, StoreError};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -26,7 +26,13 @@ pub async fn queue_weekly(
     to: &[String],
     outbox: &Notify,
 ) -> Result<(), StoreError> {
-    let from = clock.now() - TimeDelta::days(7);
+    // Whole minutes: every replica's cron fires within the same minute and names the
+    // same report, which the outbox then holds once per recipient.
+    let now = clock.now();
+    let from = now
+        - TimeDelta::days(7)
+        - TimeDelta::seconds(i64::from(now.second()))
+        - TimeDelta::nanoseconds(i64::from(now.nanosecond()));
     queue(
         store,
         clock,
