@@ -467,6 +467,54 @@ async fn a_restart_between_l1_and_l2_still_pages_l2_on_time_once() {
 }
 
 #[tokio::test]
+async fn clock_jumps_neither_page_twice_nor_burst_through_the_tiers() {
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    assert_eq!(paging.pages("alice"), 1);
+    // The host clock steps back an hour (an NTP correction): nothing is due again.
+    paging.advance_minutes(-60).await;
+    paging.advance_minutes(5).await;
+    assert_eq!((paging.pages("alice"), paging.pages("carol")), (1, 0));
+    // Then it leaps two hours ahead: the overdue L2 pages once, and L3 still gets its
+    // own 20 minutes after that, not a burst of every tier at once.
+    paging.advance_minutes(120).await;
+    paging.advance_minutes(1).await;
+    assert_eq!(
+        (
+            paging.pages("alice"),
+            paging.pages("carol"),
+            paging.pages("dave")
+        ),
+        (1, 1, 0)
+    );
+    paging.advance_minutes(20).await;
+    assert_eq!(
+        (
+            paging.pages("alice"),
+            paging.pages("carol"),
+            paging.pages("dave")
+        ),
+        (1, 1, 1)
+    );
+    let kinds: Vec<String> = timeline(&paging.tocsin, id)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "escalated").count(),
+        3,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "sla_breach").count(),
+        2,
+        "response and resolution, once each: {kinds:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_alert_storm_on_one_incident_pages_each_person_once() {
     let paging = Paging::start("[[rules]]\nname = \"per host\"\nmatch = ['resource=\"db-01\"']\ngroup_by = [\"resource\"]\n").await;
     for chunk in 0..20 {

@@ -194,3 +194,220 @@ fn check_config_reports_every_error_with_line_and_exits_1() {
         String::from_utf8_lossy(&good.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_alert_that_was_answered_202() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = project_dir();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = crate::harness::client();
+    let mut daemon = serve(dir.path(), port);
+    wait_ready(&client, &url).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut posters = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+        posters.spawn(async move {
+            let mut accepted = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let resource = format!("load-{worker}-{n}");
+                let answer = client
+                    .post(format!("{url}/api/v1/ingest/generic"))
+                    .bearer_auth("dev-ingest-token")
+                    .header("content-type", "application/json")
+                    .body(format!(r#"{{"resource":"{resource}","check":"disk","severity":"warning","summary":"load"}}"#))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(reply) if reply.status() == 202 => accepted.push(resource),
+                    Ok(_) => {}
+                    // The daemon is gone: stop this worker.
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+            accepted
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    daemon.kill().unwrap(); // SIGKILL mid-load: no chance to flush anything
+    daemon.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let accepted: Vec<String> = posters.join_all().await.into_iter().flatten().collect();
+    assert!(
+        accepted.len() > 50,
+        "only {} alerts got in before the kill",
+        accepted.len()
+    );
+
+    let mut restarted = serve(dir.path(), port);
+    wait_ready(&client, &url).await;
+    let mut stored = std::collections::HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = client
+            .get(format!("{url}/api/v1/alerts?limit=1000{cursor}"))
+            .bearer_auth("dev-admin-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for alert in page["items"].as_array().unwrap() {
+            stored.insert(alert["resource"].as_str().unwrap().to_string());
+        }
+        match page["next"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    let lost: Vec<&String> = accepted.iter().filter(|r| !stored.contains(*r)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} answered 202 but lost: {lost:?}",
+        lost.len()
+    );
+    eprintln!(
+        "SIGKILL under load: {} alerts answered 202, all {} found after the restart",
+        accepted.len(),
+        accepted.len()
+    );
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+}
+
+/// A small tmpfs mounted over a temporary directory, unmounted when dropped; `None`
+/// (with a message) where mounting is not allowed.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root); .ci/run runs as root");
+            return None;
+        }
+        Some(Self { dir })
+    }
+
+    fn remount(&self, options: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {options}");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+async fn post_big(client: &reqwest::Client, url: &str, resource: &str) -> u16 {
+    let summary = "x".repeat(16 * 1024);
+    client
+        .post(format!("{url}/api/v1/ingest/generic"))
+        .bearer_auth("dev-ingest-token")
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"resource":"{resource}","check":"disk","severity":"warning","summary":"{summary}"}}"#
+        ))
+        .send()
+        .await
+        .map_or(0, |reply| reply.status().as_u16())
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_503_and_recovers_without_a_restart() {
+    let Some(disk) = SmallDisk::mount("6m") else {
+        return;
+    };
+    std::fs::create_dir(disk.dir.path().join("config")).unwrap();
+    std::fs::write(
+        disk.dir.path().join("config/tocsin.toml"),
+        tocsin::config::DEFAULT_CONFIG,
+    )
+    .unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = crate::harness::client();
+    let mut daemon = serve(disk.dir.path(), port);
+    wait_ready(&client, &url).await;
+
+    // Fill the disk: every answer is 202 (stored) or 503 (refused, retry later).
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for n in 0..2000 {
+        let resource = format!("full-{n}");
+        match post_big(&client, &url, &resource).await {
+            202 => accepted.push(resource),
+            503 => {
+                refused += 1;
+                if refused == 3 {
+                    break;
+                }
+            }
+            other => panic!("alert {n}: answered {other}, not 202 or 503"),
+        }
+    }
+    assert_eq!(
+        refused,
+        3,
+        "the disk never filled ({} alerts stored)",
+        accepted.len()
+    );
+
+    // More room: the next alert is taken, without a restart.
+    disk.remount("size=64m");
+    assert_eq!(post_big(&client, &url, "after-full").await, 202);
+    accepted.push("after-full".into());
+
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let mut restarted = serve(disk.dir.path(), port);
+    wait_ready(&client, &url).await;
+    let page: Value = client
+        .get(format!("{url}/api/v1/alerts?limit=1000"))
+        .bearer_auth("dev-admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["resource"].as_str().unwrap())
+        .collect();
+    let lost: Vec<&String> = accepted
+        .iter()
+        .filter(|r| !stored.contains(r.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "answered 202 but lost: {lost:?}");
+    eprintln!(
+        "disk full after {} alerts (then 503), taken again once the disk grew",
+        accepted.len() - 1
+    );
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+}
