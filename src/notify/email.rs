@@ -1,17 +1,34 @@
-//! Email through lettre: SMTP (plain, STARTTLS or TLS, optional auth) with pooled
-//! connections, or a spool directory of `.eml` files.
+//! Email through lettre: SMTP (plain, STARTTLS or TLS, optional auth), or a spool
+//! directory of `.eml` files.
+//!
+//! Plain SMTP (a local relay, the usual setup) goes over a socket of our own with
+//! `TCP_NODELAY`, one connection per message: lettre 0.11.23's pooled transport
+//! writes the body and the final `.` separately with Nagle on, and the relay's delayed
+//! ACK then holds every page 40 ms (fixed upstream in lettre#1159, unreleased).
+//! lettre still speaks all of SMTP; only the socket is ours.
 
 use super::NotifyError;
 use crate::config::channels::{EmailConfig, EmailTransport, SmtpTls};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// Plain SMTP on a fresh no-delay socket per message.
+    Relay {
+        host: String,
+        port: u16,
+        credentials: Option<Credentials>,
+    },
     Spool(AsyncFileTransport<Tokio1Executor>),
 }
+
+/// Longest one message may take on a relay connection, connect to QUIT.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Sends email as configured in `[email]`.
 pub struct EmailSender {
@@ -34,6 +51,18 @@ impl EmailSender {
                 })?;
                 Transport::Spool(AsyncFileTransport::<Tokio1Executor>::new(dir))
             }
+            EmailTransport::Smtp {
+                host,
+                port,
+                tls: SmtpTls::None,
+                credentials,
+            } => Transport::Relay {
+                host: host.clone(),
+                port: *port,
+                credentials: credentials
+                    .as_ref()
+                    .map(|(user, password)| Credentials::new(user.clone(), password.clone())),
+            },
             EmailTransport::Smtp {
                 host,
                 port,
@@ -86,18 +115,69 @@ impl EmailSender {
         }
         .map_err(|error| NotifyError::Permanent(format!("cannot build the message: {error}")))?;
         match &self.transport {
-            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|error| {
-                if error.is_permanent() {
-                    NotifyError::Permanent(format!("the SMTP server refused the message: {error}"))
-                } else {
-                    NotifyError::Transient(format!("SMTP: {error}"))
+            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(smtp_error),
+            Transport::Relay {
+                host,
+                port,
+                credentials,
+            } => {
+                let delivery = relay(host, *port, credentials.as_ref(), &message);
+                match tokio::time::timeout(RELAY_TIMEOUT, delivery).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(NotifyError::Transient(format!(
+                        "SMTP: {host}:{port} took longer than {}s",
+                        RELAY_TIMEOUT.as_secs()
+                    ))),
                 }
-            }),
+            }
             Transport::Spool(spool) => spool
                 .send(message)
                 .await
                 .map(|_| ())
                 .map_err(|error| NotifyError::Transient(format!("spool: {error}"))),
         }
+    }
+}
+
+/// One message over a fresh no-delay connection: EHLO, AUTH when configured, the
+/// message, QUIT.
+async fn relay(
+    host: &str,
+    port: u16,
+    credentials: Option<&Credentials>,
+    message: &Message,
+) -> Result<(), NotifyError> {
+    let stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|error| {
+            NotifyError::Transient(format!("SMTP: cannot reach {host}:{port}: {error}"))
+        })?;
+    stream
+        .set_nodelay(true)
+        .map_err(|error| NotifyError::Transient(format!("SMTP: {error}")))?;
+    let hello = ClientId::default();
+    let mut connection = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
+        .await
+        .map_err(smtp_error)?;
+    if let Some(credentials) = credentials {
+        connection
+            .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+            .await
+            .map_err(smtp_error)?;
+    }
+    connection
+        .send(message.envelope(), &message.formatted())
+        .await
+        .map_err(smtp_error)?;
+    // The message is accepted; a failed goodbye changes nothing.
+    let _ = connection.quit().await;
+    Ok(())
+}
+
+fn smtp_error(error: lettre::transport::smtp::Error) -> NotifyError {
+    if error.is_permanent() {
+        NotifyError::Permanent(format!("the SMTP server refused the message: {error}"))
+    } else {
+        NotifyError::Transient(format!("SMTP: {error}"))
     }
 }
