@@ -4,7 +4,6 @@
 use super::Checker;
 use super::raw::RawConfig;
 use crate::links::{RemoteAccess, check_template};
-use crate::rules::Matcher;
 use crate::ticket::{Platform, TicketConfig};
 
 pub(super) fn tickets(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<TicketConfig> {
@@ -119,19 +118,9 @@ pub(super) fn remote_access(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rem
             if let Err(message) = check_template(&access.url) {
                 check.error(format!("{path}.url"), message);
             }
-            let matchers = access
-                .matchers
-                .iter()
-                .enumerate()
-                .filter_map(|(j, text)| {
-                    Matcher::parse(text)
-                        .map_err(|message| check.error(format!("{path}.match[{j}]"), message))
-                        .ok()
-                })
-                .collect();
             RemoteAccess {
                 name: access.name.clone(),
-                matchers,
+                matchers: super::matchers(&format!("{path}.match"), &access.matchers, check),
                 url: access.url.clone(),
             }
         })

@@ -994,16 +994,7 @@ fn rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rule> {
     let mut rules = Vec::new();
     for (i, rule) in raw.rules.iter().enumerate() {
         let path = format!("rules[{i}]");
-        let matchers = rule
-            .matchers
-            .iter()
-            .enumerate()
-            .filter_map(|(j, text)| {
-                Matcher::parse(text)
-                    .map_err(|message| check.error(format!("{path}.match[{j}]"), message))
-                    .ok()
-            })
-            .collect();
+        let matchers = matchers(&format!("{path}.match"), &rule.matchers, check);
         let priority = rule
             .priority
             .as_deref()
@@ -1110,6 +1101,7 @@ fn check_cron(path: &str, text: &str, check: &mut Checker<'_>) {
     }
 }
 
+/// Parses `texts` as matchers; each refused one is an error at `path[j]`.
 fn matchers(path: &str, texts: &[String], check: &mut Checker<'_>) -> Vec<Matcher> {
     texts
         .iter()

@@ -535,6 +535,24 @@ impl Writer {
         }
     }
 
+    /// Everything time makes due: heartbeats, flapping, recoveries, runs lost with
+    /// their replica, drills, SLA, then the escalation timers.
+    async fn tick_all(
+        &mut self,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<usize, PipelineError> {
+        self.check_heartbeats(now, batch, effects).await?;
+        self.settle_flapping(now, batch, effects).await?;
+        self.check_recoveries(now, batch, effects).await?;
+        self.check_lost_runs(now, batch, effects).await?;
+        let drills = self.check_drills(now, batch, effects).await;
+        let sla = self.check_sla(now, batch, effects).await;
+        drills.and(sla)?;
+        self.tick(now, batch, effects).await
+    }
+
     /// Applies one command to the view and the batch, and returns how to answer it
     /// once the batch's fate is known.
     async fn apply(
@@ -575,23 +593,7 @@ impl Writer {
                 answer(reply, result)
             }
             Command::Tick { reply } => {
-                let result = match self.check_heartbeats(now, batch, effects).await {
-                    Ok(()) => match self.settle_flapping(now, batch, effects).await {
-                        Ok(()) => match self.check_recoveries(now, batch, effects).await {
-                            Ok(()) => match self
-                                .check_drills(now, batch, effects)
-                                .await
-                                .and(self.check_sla(now, batch, effects).await)
-                            {
-                                Ok(()) => self.tick(now, batch, effects).await,
-                                Err(error) => Err(error),
-                            },
-                            Err(error) => Err(error),
-                        },
-                        Err(error) => Err(error),
-                    },
-                    Err(error) => Err(error),
-                };
+                let result = self.tick_all(now, batch, effects).await;
                 answer(reply, result)
             }
             Command::Silence { change, reply } => {

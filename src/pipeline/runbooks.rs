@@ -362,6 +362,41 @@ impl Writer {
         }
     }
 
+    /// Runs another replica started and stopped renewing (it died): each ends as a
+    /// failure that says so, and its `on_failure` applies here. Runs of this process
+    /// are alive by definition and left alone.
+    pub(super) async fn check_lost_runs(
+        &mut self,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<(), PipelineError> {
+        let lost = self
+            .store
+            .lost_runs(now)
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+        for record in lost {
+            if self.running.contains_key(&record.id) {
+                continue;
+            }
+            let run_id = record.id;
+            self.running.insert(run_id, record);
+            let outcome = RunOutcome {
+                success: false,
+                exit_code: None,
+                timed_out: false,
+                output: "interrupted: the Tocsin replica running it stopped before it finished; \
+                         the runbook may have done part of its work"
+                    .into(),
+                delivery: None,
+            };
+            self.run_finished(run_id, outcome, now, batch, effects)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Runs waiting for the sender's recovery: recovered when the incident resolved
     /// in time, else the incident escalates.
     pub(super) async fn check_recoveries(

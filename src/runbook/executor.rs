@@ -5,6 +5,7 @@
 use super::runner;
 use crate::notify::outbox::Outbox;
 use crate::pipeline::{RunRequest, WeakPipeline};
+use crate::store::{CLAIM_LEASE, Claims, RENEW_EVERY};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -19,7 +20,23 @@ pub async fn execute(
         let pipeline = pipeline.clone();
         let outbox = outbox.clone();
         running.spawn(async move {
-            let mut outcome = runner::run(&request.runbook, &request.params, request.incident_id, &request.priority).await;
+            // The run's lease is renewed while the child runs, so no other replica takes
+            // it for lost.
+            let run = runner::run(&request.runbook, &request.params, request.incident_id, &request.priority);
+            tokio::pin!(run);
+            let start = tokio::time::Instant::now() + RENEW_EVERY;
+            let mut renew = tokio::time::interval_at(start, RENEW_EVERY);
+            let mut outcome = loop {
+                tokio::select! {
+                    outcome = &mut run => break outcome,
+                    _ = renew.tick() => {
+                        let until = outbox.clock.now() + CLAIM_LEASE;
+                        if let Err(error) = outbox.store.renew_claims(Claims::Runs, &[request.run_id], until).await {
+                            tracing::warn!(%error, run = request.run_id, "cannot renew the run's lease");
+                        }
+                    }
+                }
+            };
             if let Some((address, secret)) = outcome.delivery.take() {
                 if let Err(error) = outbox.deliver_secret(&address, &request.runbook.name, &secret).await {
                     outcome.success = false;

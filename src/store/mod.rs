@@ -341,7 +341,7 @@ pub struct AlertVolume {
 /// taken over within this.
 pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 /// How often claims still being worked on are renewed.
-const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Waits for `work` (one task per claimed row) while renewing the rows' lease, so no
 /// other replica takes over a claim that is still being worked on.
@@ -376,13 +376,17 @@ pub async fn while_leased(
 pub enum Claims {
     Notifications,
     TicketOps,
+    /// Runbook runs while their child process runs.
+    Runs,
 }
 
 impl Claims {
-    fn table(self) -> &'static str {
+    /// The table, the status of a claimed row, and the column holding its lease.
+    fn lease(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Self::Notifications => "notifications",
-            Self::TicketOps => "ticket_ops",
+            Self::Notifications => ("notifications", "sending", "due_at"),
+            Self::TicketOps => ("ticket_ops", "sending", "due_at"),
+            Self::Runs => ("runbook_runs", "running", "lease_until"),
         }
     }
 }
@@ -442,6 +446,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Queues messages outside a pipeline batch (outbox fallbacks); duplicates are dropped.
     async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError>;
+    /// Runs still marked running whose lease ran out before `now`: their process died.
+    async fn lost_runs(&self, now: DateTime<Utc>) -> Result<Vec<runs::RunRecord>, StoreError>;
     /// Returns messages and ticket calls claimed by a process that died to the queue.
     async fn release_claims(&self) -> Result<u64, StoreError>;
     /// The pages actually delivered for an incident: `(user, channel, address)`.

@@ -381,9 +381,10 @@ impl Store for $store {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut sql = QueryBuilder::<$db>::new(format!("UPDATE {} SET due_at = ", table.table()));
+        let (name, status, column) = table.lease();
+        let mut sql = QueryBuilder::<$db>::new(format!("UPDATE {name} SET {column} = "));
         sql.push_bind(to_millis(until))
-            .push(" WHERE status = 'sending' AND id IN (");
+            .push(format!(" WHERE status = '{status}' AND id IN ("));
         let mut list = sql.separated(", ");
         for id in ids {
             list.push_bind(*id);
@@ -391,6 +392,19 @@ impl Store for $store {
         sql.push(")");
         sql.build().execute(&self.writer).await?;
         Ok(())
+    }
+
+    async fn lost_runs(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>, StoreError> {
+        sqlx::query(
+            format!("SELECT {RUN_COLUMNS} FROM runbook_runs WHERE status = 'running' AND lease_until < ?")
+                .into_safe(),
+        )
+        .bind(to_millis(now))
+        .fetch_all(&self.writer)
+        .await?
+        .iter()
+        .map(run_from_row)
+        .collect()
     }
 
     async fn release_claims(&self) -> Result<u64, StoreError> {
@@ -822,7 +836,10 @@ fn insert_alerts(sql: &mut QueryBuilder<$db>, alerts: &[AlertRecord]) {
 const RUN_COLUMNS: &str = "id, runbook, incident_id, trigger, actor, target, params, status, exit_code, output, started_at, finished_at, recovery_due";
 
 fn upsert_run(sql: &mut QueryBuilder<$db>, run: &RunRecord) {
-    sql.push(format!("INSERT INTO runbook_runs ({RUN_COLUMNS}) VALUES ("));
+    // A run starts with a lease its executor renews; a finished run holds none.
+    let lease = (run.status == "running")
+        .then(|| to_millis(run.started_at + $crate::store::CLAIM_LEASE));
+    sql.push(format!("INSERT INTO runbook_runs ({RUN_COLUMNS}, lease_until) VALUES ("));
     let mut values = sql.separated(", ");
     values
         .push_bind(run.id)
@@ -837,10 +854,12 @@ fn upsert_run(sql: &mut QueryBuilder<$db>, run: &RunRecord) {
         .push_bind(run.output.clone())
         .push_bind(to_millis(run.started_at))
         .push_bind(run.finished_at.map(to_millis))
-        .push_bind(run.recovery_due.map(to_millis));
+        .push_bind(run.recovery_due.map(to_millis))
+        .push_bind(lease);
     sql.push(
         ") ON CONFLICT (id) DO UPDATE SET status = excluded.status, exit_code = excluded.exit_code, \
-         output = excluded.output, finished_at = excluded.finished_at, recovery_due = excluded.recovery_due;",
+         output = excluded.output, finished_at = excluded.finished_at, recovery_due = excluded.recovery_due, \
+         lease_until = excluded.lease_until;",
     );
 }
 

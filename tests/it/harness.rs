@@ -186,6 +186,12 @@ impl Store for FaultyStore {
     ) -> Result<(), StoreError> {
         self.inner.renew_claims(table, ids, until).await
     }
+    async fn lost_runs(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
+        self.inner.lost_runs(now).await
+    }
     async fn begin_turn(&self) -> Result<bool, StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StoreError::Open("injected fault".into()));

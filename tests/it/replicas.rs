@@ -301,3 +301,63 @@ async fn postgres_lost_under_load_answers_503_keeps_every_202_and_recovers() {
         accepted.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_replica_died_fails_on_another_and_escalates_once() {
+    let Some(url) = pg_url() else { return };
+    let smtp = SmtpSink::start().await;
+    let runbooks = tempfile::tempdir().unwrap();
+    std::fs::write(
+        runbooks.path().join("slow-fix.toml"),
+        "command = [\"/bin/sh\", \"-c\", \"sleep 3\"]\nmatch = ['check=\"slowfix\"']\n",
+    )
+    .unwrap();
+    let extra = format!(
+        "{}\n[runbooks]\ndir = \"{}\"\n",
+        config(&smtp),
+        runbooks.path().display()
+    );
+    let a = Harness::start_on(&pg_schema(&url).await, &extra).await;
+    let b = a.replica().await;
+    let id = a
+        .ingest_ok("generic", &generic("app-1", "slowfix", "critical"))
+        .await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    // A started the run with the incident, then dies while it runs.
+    let clock = a.clock.clone();
+    a.kill();
+    b.tick().await;
+    let runs = b.get("/api/v1/runbooks").await;
+    assert_eq!(
+        runs["items"][0]["last_runs"][0]["status"], "running",
+        "{runs}"
+    );
+
+    clock.advance(TimeDelta::seconds(6));
+    b.tick().await;
+    b.tick().await;
+    let runs = b.get("/api/v1/runbooks").await;
+    let run = &runs["items"][0]["last_runs"][0];
+    assert_eq!(run["status"], "failed", "{runs}");
+    assert!(
+        run["output"].as_str().unwrap().contains("interrupted"),
+        "{run}"
+    );
+    let incident = b.get(&format!("/api/v1/incidents/{id}")).await;
+    let kinds: Vec<&str> = incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "runbook_failure").count(),
+        1,
+        "{kinds:?}"
+    );
+    // on_failure = escalate: L2 is paged now, once.
+    assert_eq!(smtp.to("carol@example.com").len(), 1, "{kinds:?}");
+    b.tick().await;
+    assert_eq!(smtp.to("carol@example.com").len(), 1);
+}
