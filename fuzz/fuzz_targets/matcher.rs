@@ -18,7 +18,9 @@ fuzz_target!(|text: &str| {
             action: AlertAction::Report,
             summary: text.into(),
             details: serde_json::Value::Null,
-            labels: [("env".to_string(), text.to_string())].into_iter().collect(),
+            labels: [("env".to_string(), text.to_string())]
+                .into_iter()
+                .collect(),
             links: Vec::new(),
             occurred_at: None,
         };
