@@ -41,6 +41,16 @@ impl Flap {
                 .is_none_or(|last| now - *last >= config.window)
     }
 
+    /// An alert the store marks flapping that this process has no history of (another
+    /// replica saw it flap): it settles a window after its last change.
+    pub fn seen_flapping(last_change: DateTime<Utc>, incident_id: Option<i64>) -> Self {
+        Self {
+            changes: VecDeque::from([last_change]),
+            flapping: true,
+            incident_id,
+        }
+    }
+
     /// Nothing left to remember.
     pub fn is_idle(&self, now: DateTime<Utc>, config: FlappingConfig) -> bool {
         !self.flapping

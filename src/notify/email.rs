@@ -23,12 +23,18 @@ enum Transport {
         host: String,
         port: u16,
         credentials: Option<Credentials>,
+        /// At most this many connections to the relay at once (lettre's pool size).
+        slots: tokio::sync::Semaphore,
     },
     Spool(AsyncFileTransport<Tokio1Executor>),
 }
 
-/// Longest one message may take on a relay connection, connect to QUIT.
+/// Longest one message may take on a relay connection, connect to the accepted DATA.
 const RELAY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a goodbye may take once the message is accepted (its outcome is ignored).
+const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections to a relay at once.
+const RELAY_CONNECTIONS: usize = 10;
 
 /// Sends email as configured in `[email]`.
 pub struct EmailSender {
@@ -62,6 +68,7 @@ impl EmailSender {
                 credentials: credentials
                     .as_ref()
                     .map(|(user, password)| Credentials::new(user.clone(), password.clone())),
+                slots: tokio::sync::Semaphore::new(RELAY_CONNECTIONS),
             },
             EmailTransport::Smtp {
                 host,
@@ -120,10 +127,19 @@ impl EmailSender {
                 host,
                 port,
                 credentials,
+                slots,
             } => {
+                let _slot = slots.acquire().await.map_err(|_| {
+                    NotifyError::Transient("SMTP: the relay connections are closed".into())
+                })?;
                 let delivery = relay(host, *port, credentials.as_ref(), &message);
                 match tokio::time::timeout(RELAY_TIMEOUT, delivery).await {
-                    Ok(outcome) => outcome,
+                    Ok(Ok(mut connection)) => {
+                        // Accepted: a slow or failed goodbye must not send it again.
+                        let _ = tokio::time::timeout(QUIT_TIMEOUT, connection.quit()).await;
+                        Ok(())
+                    }
+                    Ok(Err(error)) => Err(error),
                     Err(_) => Err(NotifyError::Transient(format!(
                         "SMTP: {host}:{port} took longer than {}s",
                         RELAY_TIMEOUT.as_secs()
@@ -140,13 +156,13 @@ impl EmailSender {
 }
 
 /// One message over a fresh no-delay connection: EHLO, AUTH when configured, the
-/// message, QUIT.
+/// message; returns the connection for its QUIT.
 async fn relay(
     host: &str,
     port: u16,
     credentials: Option<&Credentials>,
     message: &Message,
-) -> Result<(), NotifyError> {
+) -> Result<AsyncSmtpConnection, NotifyError> {
     let stream = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|error| {
@@ -169,9 +185,7 @@ async fn relay(
         .send(message.envelope(), &message.formatted())
         .await
         .map_err(smtp_error)?;
-    // The message is accepted; a failed goodbye changes nothing.
-    let _ = connection.quit().await;
-    Ok(())
+    Ok(connection)
 }
 
 fn smtp_error(error: lettre::transport::smtp::Error) -> NotifyError {

@@ -85,47 +85,23 @@ impl Outbox {
         };
         let now = self.clock.now();
         let attempt = notification.attempts + 1;
-        let delivery = match outcome {
-            Ok(via) => {
-                self.record(
-                    &notification,
-                    now,
-                    "notified",
-                    format!("{} sent{via}", describe(&notification)),
-                )
-                .await?;
-                Delivery::Sent
-            }
+        let what = describe(&notification);
+        let (delivery, kind, message) = match outcome {
+            Ok(via) => (Delivery::Sent, "notified", format!("{what} sent{via}")),
             Err(NotifyError::Transient(error)) if now < notification.deadline => {
                 let at = now + backoff(attempt, notification.id);
                 let wait = (at - now).num_seconds();
-                self.record(
-                    &notification,
-                    now,
-                    "notification_retry",
-                    format!(
-                        "{} attempt {attempt} failed: {error}; retrying in {wait}s",
-                        describe(&notification)
-                    ),
-                )
-                .await?;
-                Delivery::Retry { at, error }
+                let message =
+                    format!("{what} attempt {attempt} failed: {error}; retrying in {wait}s");
+                (Delivery::Retry { at, error }, "notification_retry", message)
             }
-            Err(error) => {
-                self.record(
-                    &notification,
-                    now,
-                    "notification_failed",
-                    format!(
-                        "{} failed after {attempt} attempt(s): {error}",
-                        describe(&notification)
-                    ),
-                )
-                .await?;
+            Err(error) => (
                 Delivery::Failed {
                     error: error.to_string(),
-                }
-            }
+                },
+                "notification_failed",
+                format!("{what} failed after {attempt} attempt(s): {error}"),
+            ),
         };
         let outcome = match &delivery {
             Delivery::Sent => "sent",
@@ -136,9 +112,12 @@ impl Outbox {
             .notifications
             .with_label_values(&[notification.channel.as_str(), outcome])
             .inc();
+        // The row first: a timeline that cannot be written must not leave a message
+        // that went out claimable again (it would go out twice).
         self.store
             .finish_notification(notification.id, &delivery, now)
             .await?;
+        self.record(&notification, now, kind, message).await?;
         if !matches!(delivery, Delivery::Sent)
             && (attempt == FALLBACK_AFTER || matches!(delivery, Delivery::Failed { .. }))
         {

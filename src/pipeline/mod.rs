@@ -421,7 +421,16 @@ impl Writer {
             awaiting: state.awaiting_recovery,
             ..View::default()
         };
+        // Flap history is memory only: keep it across reloads (another replica's turn,
+        // a failed commit), and give alerts the store marks flapping a history.
+        view.flaps = std::mem::take(&mut self.view.flaps);
         for (key, alert) in state.alerts {
+            if alert.flapping && !view.flaps.contains_key(&key) {
+                view.flaps.insert(
+                    key.clone(),
+                    crate::flapping::Flap::seen_flapping(alert.last_seen, alert.incident_id),
+                );
+            }
             view.alerts.insert(key, alert);
         }
         for (incident, firing) in state.incidents {

@@ -20,41 +20,68 @@ pub async fn execute(
         let pipeline = pipeline.clone();
         let outbox = outbox.clone();
         running.spawn(async move {
-            // The run's lease is renewed while the child runs, so no other replica takes
-            // it for lost.
-            let run = runner::run(&request.runbook, &request.params, request.incident_id, &request.priority);
-            tokio::pin!(run);
-            let start = tokio::time::Instant::now() + RENEW_EVERY;
-            let mut renew = tokio::time::interval_at(start, RENEW_EVERY);
-            let mut outcome = loop {
-                tokio::select! {
-                    outcome = &mut run => break outcome,
-                    _ = renew.tick() => {
-                        let until = outbox.clock.now() + CLAIM_LEASE;
-                        if let Err(error) = outbox.store.renew_claims(Claims::Runs, &[request.run_id], until).await {
-                            tracing::warn!(%error, run = request.run_id, "cannot renew the run's lease");
-                        }
-                    }
-                }
-            };
-            if let Some((address, secret)) = outcome.delivery.take() {
-                if let Err(error) = outbox.deliver_secret(&address, &request.runbook.name, &secret).await {
-                    outcome.success = false;
-                    outcome.output.push_str(&format!("\ncould not deliver the new credential to {address}: {error}"));
-                } else {
-                    outcome.output.push_str(&format!("\nthe new credential was sent to {address}"));
-                }
-            }
-            match pipeline.upgrade() {
-                Some(pipeline) => {
-                    if let Err(error) = pipeline.run_finished(request.run_id, outcome).await {
-                        tracing::error!(%error, run = request.run_id, "cannot record the end of a runbook run");
-                    }
-                }
-                None => tracing::warn!(run = request.run_id, "Tocsin stopped before the end of a runbook run was recorded"),
-            }
+            let run_id = request.run_id;
+            let renewer = Arc::clone(&outbox);
+            // The lease is renewed until the end is recorded, so no other replica takes
+            // the run for lost while it runs, hands over a secret or waits for the turn.
+            renewing(&renewer, run_id, run_and_report(request, pipeline, outbox)).await;
         });
         while running.try_join_next().is_some() {}
     }
     while running.join_next().await.is_some() {}
+}
+
+/// Runs one request, hands over its secret if it made one, and reports the outcome.
+async fn run_and_report(request: RunRequest, pipeline: WeakPipeline, outbox: Arc<Outbox>) {
+    let mut outcome = runner::run(
+        &request.runbook,
+        &request.params,
+        request.incident_id,
+        &request.priority,
+    )
+    .await;
+    if let Some((address, secret)) = outcome.delivery.take() {
+        if let Err(error) = outbox
+            .deliver_secret(&address, &request.runbook.name, &secret)
+            .await
+        {
+            outcome.success = false;
+            outcome.output.push_str(&format!(
+                "\ncould not deliver the new credential to {address}: {error}"
+            ));
+        } else {
+            outcome
+                .output
+                .push_str(&format!("\nthe new credential was sent to {address}"));
+        }
+    }
+    match pipeline.upgrade() {
+        Some(pipeline) => {
+            if let Err(error) = pipeline.run_finished(request.run_id, outcome).await {
+                tracing::error!(%error, run = request.run_id, "cannot record the end of a runbook run");
+            }
+        }
+        None => tracing::warn!(
+            run = request.run_id,
+            "Tocsin stopped before the end of a runbook run was recorded"
+        ),
+    }
+}
+
+/// Drives `work` while renewing the run's lease every `RENEW_EVERY`.
+async fn renewing(outbox: &Outbox, run_id: i64, work: impl std::future::Future<Output = ()>) {
+    tokio::pin!(work);
+    let start = tokio::time::Instant::now() + RENEW_EVERY;
+    let mut renew = tokio::time::interval_at(start, RENEW_EVERY);
+    loop {
+        tokio::select! {
+            () = &mut work => return,
+            _ = renew.tick() => {
+                let until = outbox.clock.now() + CLAIM_LEASE;
+                if let Err(error) = outbox.store.renew_claims(Claims::Runs, &[run_id], until).await {
+                    tracing::warn!(%error, run = run_id, "cannot renew the run's lease");
+                }
+            }
+        }
+    }
 }

@@ -68,7 +68,13 @@ impl PostgresStore {
     /// Connects and brings the schema up to date (replicas starting together take
     /// turns: the migrator holds an advisory lock).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
+        // A replica that stops mid-turn (a panic, a hung host) must not hold the write
+        // lock for ever: PostgreSQL ends a transaction idle for 30 s, and a replica
+        // waits at most 10 s for the turn before answering 503.
+        let options = PgConnectOptions::from_str(url)?.options([
+            ("idle_in_transaction_session_timeout", "30s"),
+            ("lock_timeout", "10s"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -88,6 +94,10 @@ impl PostgresStore {
     /// Returns whether another replica committed since this one's view was made.
     async fn take_turn(&self) -> Result<bool, StoreError> {
         let mut transaction = self.writer.begin().await?;
+        // The epoch must be read after the lock is granted, not from an older snapshot.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *transaction)
+            .await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(TURN_LOCK)
             .execute(&mut *transaction)

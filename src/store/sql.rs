@@ -347,14 +347,14 @@ impl Store for $store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let query = match delivery {
-            Delivery::Sent => sqlx::query(q("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ?"))
+            Delivery::Sent => sqlx::query(q("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending'"))
                 .bind(to_millis(now))
                 .bind(id),
             Delivery::Retry { at, error } => sqlx::query(q("UPDATE notifications SET status = 'pending', attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending'"))
                 .bind(to_millis(*at))
                 .bind(error.clone())
                 .bind(id),
-            Delivery::Failed { error } => sqlx::query(q("UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?"))
+            Delivery::Failed { error } => sqlx::query(q("UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'sending'"))
                 .bind(error.clone())
                 .bind(id),
         };
@@ -529,7 +529,7 @@ impl Store for $store {
     ) -> Result<Vec<AlertVolume>, StoreError> {
         sqlx::query(q("SELECT source, check_name, COUNT(*) AS alerts, CAST(SUM(count) AS BIGINT) AS notifications, \
              CAST(SUM(CASE WHEN flapping THEN 1 ELSE 0 END) AS BIGINT) AS flapping, \
-             CAST(SUM(CASE WHEN flapping THEN COALESCE(resolved_at, last_seen) - first_seen ELSE 0 END) / 1000 AS BIGINT) AS flapping_seconds \
+             CAST(SUM(CASE WHEN flapping THEN COALESCE(resolved_at, last_seen) - first_seen ELSE 0 END) AS BIGINT) / 1000 AS flapping_seconds \
              FROM alerts WHERE first_seen >= ? AND first_seen < ? GROUP BY source, check_name"))
         .bind(to_millis(from))
         .bind(to_millis(to))
@@ -615,7 +615,7 @@ impl Store for $store {
             Delivery::Retry { at, error } => ("pending", *at, Some(error.clone())),
             Delivery::Failed { error } => ("failed", now, Some(error.clone())),
         };
-        sqlx::query(q("UPDATE ticket_ops SET status = ?, attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ?"))
+        sqlx::query(q("UPDATE ticket_ops SET status = ?, attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending'"))
             .bind(status)
             .bind(to_millis(due_at))
             .bind(error)
@@ -859,7 +859,8 @@ fn upsert_run(sql: &mut QueryBuilder<$db>, run: &RunRecord) {
     sql.push(
         ") ON CONFLICT (id) DO UPDATE SET status = excluded.status, exit_code = excluded.exit_code, \
          output = excluded.output, finished_at = excluded.finished_at, recovery_due = excluded.recovery_due, \
-         lease_until = excluded.lease_until;",
+         lease_until = excluded.lease_until \
+         WHERE runbook_runs.status IN ('running', 'awaiting_recovery');",
     );
 }
 
