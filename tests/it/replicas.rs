@@ -361,3 +361,55 @@ async fn a_run_whose_replica_died_fails_on_another_and_escalates_once() {
     b.tick().await;
     assert_eq!(smtp.to("carol@example.com").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_is_caught_and_settled_across_replicas() {
+    let Some(url) = pg_url() else { return };
+    let smtp = SmtpSink::start().await;
+    let extra = format!(
+        "[flapping]\nchanges = 3\nwindow = \"10m\"\n{}",
+        config(&smtp)
+    );
+    let a = Harness::start_on(&pg_schema(&url).await, &extra).await;
+    let b = a.replica().await;
+    let firing = generic("db-01", "postgres", "critical");
+    let resolved =
+        br#"{"resource":"db-01","check":"postgres","status":"resolved","summary":"ok"}"#.to_vec();
+    for toggle in 0..10 {
+        let body = if toggle % 2 == 0 { &firing } else { &resolved };
+        a.ingest_ok("generic", body).await;
+        // B writes in between, so A reloads its view before every one of its turns.
+        b.ingest_ok(
+            "generic",
+            &generic(&format!("web-{toggle}"), "disk", "warning"),
+        )
+        .await;
+        a.clock.advance(TimeDelta::seconds(6));
+        tokio::join!(a.tick(), b.tick());
+    }
+    a.ingest_ok("generic", &firing).await;
+    let pages = |smtp: &SmtpSink| {
+        smtp.to("alice@example.com")
+            .into_iter()
+            .filter(|m| !m.subject().starts_with("[RESOLVED]"))
+            .count()
+    };
+    assert_eq!(pages(&smtp), 1, "paged once for ten toggles");
+    let db_incidents = |incidents: Vec<serde_json::Value>| {
+        incidents
+            .into_iter()
+            .filter(|i| i["resource"] == "db-01")
+            .count()
+    };
+    assert_eq!(db_incidents(b.incidents().await), 1);
+
+    // A dies; B, which never saw the toggles itself, settles the alert once it has
+    // been quiet for a window: still firing, so it opens an incident and pages.
+    let clock = a.clock.clone();
+    a.kill();
+    clock.advance(TimeDelta::minutes(11));
+    b.tick().await;
+    b.tick().await;
+    assert_eq!(db_incidents(b.incidents().await), 2);
+    assert_eq!(pages(&smtp), 2);
+}
