@@ -14,7 +14,7 @@ use crate::incident::{Incident, TimelineEntry};
 use crate::metrics::Metrics;
 use crate::oncall::Channel;
 use crate::store::paging::{Delivery, Notification, NotificationKind};
-use crate::store::{AlertQuery, CLAIM_LEASE, Claims, Store, StoreError, while_leased};
+use crate::store::{AlertQuery, CLAIM_LEASE, Claims, Store, StoreError, claim_token, while_leased};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -46,9 +46,10 @@ impl Outbox {
     pub async fn flush(self: &Arc<Self>) -> Result<usize, StoreError> {
         let mut attempted = 0;
         loop {
+            let claim = claim_token();
             let claimed = self
                 .store
-                .claim_notifications(self.clock.now(), CLAIM_LEASE, CLAIM)
+                .claim_notifications(self.clock.now(), CLAIM_LEASE, CLAIM, &claim)
                 .await?;
             if claimed.is_empty() {
                 return Ok(attempted);
@@ -57,13 +58,14 @@ impl Outbox {
             let ids: Vec<i64> = claimed.iter().map(|n| n.id).collect();
             let mut sending = JoinSet::new();
             for notification in claimed {
-                let outbox = Arc::clone(self);
-                sending.spawn(async move { outbox.deliver(notification).await });
+                let (outbox, claim) = (Arc::clone(self), claim.clone());
+                sending.spawn(async move { outbox.deliver(notification, &claim).await });
             }
             while_leased(
                 self.store.as_ref(),
                 self.clock.as_ref(),
                 Claims::Notifications,
+                &claim,
                 &ids,
                 sending,
             )
@@ -71,7 +73,7 @@ impl Outbox {
         }
     }
 
-    async fn deliver(&self, notification: Notification) -> Result<(), StoreError> {
+    async fn deliver(&self, notification: Notification, claim: &str) -> Result<(), StoreError> {
         let outcome = if notification.kind == NotificationKind::Report {
             self.send_report(&notification).await
         } else {
@@ -115,7 +117,7 @@ impl Outbox {
         // The row first: a timeline that cannot be written must not leave a message
         // that went out claimable again (it would go out twice).
         self.store
-            .finish_notification(notification.id, &delivery, now)
+            .finish_notification(notification.id, claim, &delivery, now)
             .await?;
         self.record(&notification, now, kind, message).await?;
         if !matches!(delivery, Delivery::Sent)

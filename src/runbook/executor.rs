@@ -78,7 +78,7 @@ async fn renewing(outbox: &Outbox, run_id: i64, work: impl std::future::Future<O
             () = &mut work => return,
             _ = renew.tick() => {
                 let until = outbox.clock.now() + CLAIM_LEASE;
-                if let Err(error) = outbox.store.renew_claims(Claims::Runs, &[run_id], until).await {
+                if let Err(error) = outbox.store.renew_claims(Claims::Runs, "", &[run_id], until).await {
                     tracing::warn!(%error, run = run_id, "cannot renew the run's lease");
                 }
             }

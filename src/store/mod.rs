@@ -343,12 +343,18 @@ pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 /// How often claims still being worked on are renewed.
 pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// A fresh token for one round of claims.
+pub fn claim_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// Waits for `work` (one task per claimed row) while renewing the rows' lease, so no
 /// other replica takes over a claim that is still being worked on.
 pub async fn while_leased(
     store: &dyn Store,
     clock: &dyn crate::clock::Clock,
     table: Claims,
+    claim: &str,
     ids: &[i64],
     mut work: tokio::task::JoinSet<Result<(), StoreError>>,
 ) {
@@ -363,7 +369,7 @@ pub async fn while_leased(
                 Some(Ok(Ok(()))) => {}
             },
             _ = renew.tick() => {
-                if let Err(error) = store.renew_claims(table, ids, clock.now() + CLAIM_LEASE).await {
+                if let Err(error) = store.renew_claims(table, claim, ids, clock.now() + CLAIM_LEASE).await {
                     tracing::warn!(%error, ?table, "cannot renew claims; another replica may take them over");
                 }
             }
@@ -381,12 +387,14 @@ pub enum Claims {
 }
 
 impl Claims {
-    /// The table, the status of a claimed row, and the column holding its lease.
-    fn lease(self) -> (&'static str, &'static str, &'static str) {
+    /// The table, the status of a claimed row, the column holding its lease, and
+    /// whether rows carry the claimer's token (a run belongs to the process that
+    /// started it).
+    fn lease(self) -> (&'static str, &'static str, &'static str, bool) {
         match self {
-            Self::Notifications => ("notifications", "sending", "due_at"),
-            Self::TicketOps => ("ticket_ops", "sending", "due_at"),
-            Self::Runs => ("runbook_runs", "running", "lease_until"),
+            Self::Notifications => ("notifications", "sending", "due_at", true),
+            Self::TicketOps => ("ticket_ops", "sending", "due_at", true),
+            Self::Runs => ("runbook_runs", "running", "lease_until", false),
         }
     }
 }
@@ -418,16 +426,19 @@ pub trait Store: Send + Sync + 'static {
     async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError>;
     /// Claims up to `limit` messages due at `now` for sending, for `lease`: a claim
     /// not finished or renewed by then (its process died) is claimed again.
+    /// `claim` is the claimer's token: only it renews or finishes the rows.
     async fn claim_notifications(
         &self,
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
         limit: i64,
+        claim: &str,
     ) -> Result<Vec<Notification>, StoreError>;
-    /// Extends the lease of claimed rows still being worked on.
+    /// Extends the lease of rows `claim` still holds.
     async fn renew_claims(
         &self,
         table: Claims,
+        claim: &str,
         ids: &[i64],
         until: DateTime<Utc>,
     ) -> Result<(), StoreError>;
@@ -441,6 +452,7 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_notification(
         &self,
         id: i64,
+        claim: &str,
         delivery: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
@@ -508,11 +520,13 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
         limit: i64,
+        claim: &str,
     ) -> Result<Vec<TicketOp>, StoreError>;
     /// Records the outcome of a claimed ticket call.
     async fn finish_ticket_op(
         &self,
         id: i64,
+        claim: &str,
         delivery: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;

@@ -323,14 +323,16 @@ impl Store for $store {
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
         limit: i64,
+        claim: &str,
     ) -> Result<Vec<Notification>, StoreError> {
         sqlx::query(format!(
-            "UPDATE notifications SET status = 'sending', due_at = ? WHERE id IN \
+            "UPDATE notifications SET status = 'sending', due_at = ?, claim = ? WHERE id IN \
              (SELECT id FROM notifications WHERE status IN ('pending', 'sending') AND due_at <= ? \
               ORDER BY due_at LIMIT ?{CLAIM_LOCK}) \
              RETURNING {NOTIFICATION_COLUMNS}"
         ).into_safe())
         .bind(to_millis(now + lease))
+        .bind(claim)
         .bind(to_millis(now))
         .bind(limit)
         .fetch_all(&self.writer)
@@ -343,20 +345,24 @@ impl Store for $store {
     async fn finish_notification(
         &self,
         id: i64,
+        claim: &str,
         delivery: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let query = match delivery {
-            Delivery::Sent => sqlx::query(q("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending'"))
+            Delivery::Sent => sqlx::query(q("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending' AND claim = ?"))
                 .bind(to_millis(now))
-                .bind(id),
-            Delivery::Retry { at, error } => sqlx::query(q("UPDATE notifications SET status = 'pending', attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending'"))
+                .bind(id)
+                .bind(claim),
+            Delivery::Retry { at, error } => sqlx::query(q("UPDATE notifications SET status = 'pending', attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?"))
                 .bind(to_millis(*at))
                 .bind(error.clone())
-                .bind(id),
-            Delivery::Failed { error } => sqlx::query(q("UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'sending'"))
+                .bind(id)
+                .bind(claim),
+            Delivery::Failed { error } => sqlx::query(q("UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?"))
                 .bind(error.clone())
-                .bind(id),
+                .bind(id)
+                .bind(claim),
         };
         query.execute(&self.writer).await?;
         Ok(())
@@ -375,16 +381,21 @@ impl Store for $store {
     async fn renew_claims(
         &self,
         table: $crate::store::Claims,
+        claim: &str,
         ids: &[i64],
         until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let (name, status, column) = table.lease();
+        let (name, status, column, tokens) = table.lease();
         let mut sql = QueryBuilder::<$db>::new(format!("UPDATE {name} SET {column} = "));
         sql.push_bind(to_millis(until))
-            .push(format!(" WHERE status = '{status}' AND id IN ("));
+            .push(format!(" WHERE status = '{status}'"));
+        if tokens {
+            sql.push(" AND claim = ").push_bind(claim.to_string());
+        }
+        sql.push(" AND id IN (");
         let mut list = sql.separated(", ");
         for id in ids {
             list.push_bind(*id);
@@ -575,14 +586,16 @@ impl Store for $store {
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
         limit: i64,
+        claim: &str,
     ) -> Result<Vec<TicketOp>, StoreError> {
-        sqlx::query(q(&format!("UPDATE ticket_ops SET status = 'sending', due_at = ? WHERE id IN \
+        sqlx::query(q(&format!("UPDATE ticket_ops SET status = 'sending', due_at = ?, claim = ? WHERE id IN \
              (SELECT o.id FROM ticket_ops o WHERE o.status IN ('pending', 'sending') AND o.due_at <= ? \
               AND NOT EXISTS (SELECT 1 FROM ticket_ops p WHERE p.incident_id = o.incident_id \
                 AND p.platform = o.platform AND p.id < o.id AND p.status IN ('pending', 'sending')) \
               ORDER BY o.id LIMIT ?{CLAIM_LOCK}) \
              RETURNING id, incident_id, platform, kind, step, body, attempts, due_at, deadline")))
         .bind(to_millis(now + lease))
+        .bind(claim)
         .bind(to_millis(now))
         .bind(limit)
         .fetch_all(&self.writer)
@@ -607,6 +620,7 @@ impl Store for $store {
     async fn finish_ticket_op(
         &self,
         id: i64,
+        claim: &str,
         delivery: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -615,11 +629,12 @@ impl Store for $store {
             Delivery::Retry { at, error } => ("pending", *at, Some(error.clone())),
             Delivery::Failed { error } => ("failed", now, Some(error.clone())),
         };
-        sqlx::query(q("UPDATE ticket_ops SET status = ?, attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending'"))
+        sqlx::query(q("UPDATE ticket_ops SET status = ?, attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?"))
             .bind(status)
             .bind(to_millis(due_at))
             .bind(error)
             .bind(id)
+            .bind(claim)
             .execute(&self.writer)
             .await?;
         Ok(())

@@ -14,7 +14,7 @@ use crate::notify::NotifyError;
 use crate::notify::outbox::{backoff, subject};
 use crate::store::paging::Delivery;
 use crate::store::tickets::{Ticket, TicketOp, TicketOpKind};
-use crate::store::{CLAIM_LEASE, Claims, Store, StoreError, while_leased};
+use crate::store::{CLAIM_LEASE, Claims, Store, StoreError, claim_token, while_leased};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -43,9 +43,10 @@ impl Desk {
     pub async fn flush(self: &Arc<Self>) -> Result<usize, StoreError> {
         let mut attempted = 0;
         loop {
+            let claim = claim_token();
             let claimed = self
                 .store
-                .claim_ticket_ops(self.clock.now(), CLAIM_LEASE, CLAIM)
+                .claim_ticket_ops(self.clock.now(), CLAIM_LEASE, CLAIM, &claim)
                 .await?;
             if claimed.is_empty() {
                 return Ok(attempted);
@@ -54,13 +55,14 @@ impl Desk {
             let ids: Vec<i64> = claimed.iter().map(|op| op.id).collect();
             let mut calls = JoinSet::new();
             for op in claimed {
-                let desk = Arc::clone(self);
-                calls.spawn(async move { desk.deliver(op).await });
+                let (desk, claim) = (Arc::clone(self), claim.clone());
+                calls.spawn(async move { desk.deliver(op, &claim).await });
             }
             while_leased(
                 self.store.as_ref(),
                 self.clock.as_ref(),
                 Claims::TicketOps,
+                &claim,
                 &ids,
                 calls,
             )
@@ -84,7 +86,7 @@ impl Desk {
         }
     }
 
-    async fn deliver(&self, op: TicketOp) -> Result<(), StoreError> {
+    async fn deliver(&self, op: TicketOp, claim: &str) -> Result<(), StoreError> {
         let outcome = self.perform(&op).await;
         let now = self.clock.now();
         let attempt = op.attempts + 1;
@@ -117,7 +119,9 @@ impl Desk {
             .with_label_values(&[op.platform.as_str(), outcome])
             .inc();
         // The op first: a timeline that cannot be written must not leave it claimed.
-        self.store.finish_ticket_op(op.id, &delivery, now).await?;
+        self.store
+            .finish_ticket_op(op.id, claim, &delivery, now)
+            .await?;
         self.store
             .append_timeline(&[TimelineEntry {
                 incident_id: op.incident_id,

@@ -98,16 +98,22 @@ impl Store for FaultyStore {
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
         limit: i64,
+        claim: &str,
     ) -> Result<Vec<Notification>, StoreError> {
-        self.inner.claim_notifications(now, lease, limit).await
+        self.inner
+            .claim_notifications(now, lease, limit, claim)
+            .await
     }
     async fn finish_notification(
         &self,
         id: i64,
+        claim: &str,
         delivery: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.inner.finish_notification(id, delivery, now).await
+        self.inner
+            .finish_notification(id, claim, delivery, now)
+            .await
     }
     async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
         self.inner.queue_notifications(notifications).await
@@ -181,10 +187,11 @@ impl Store for FaultyStore {
     async fn renew_claims(
         &self,
         table: tocsin::store::Claims,
+        claim: &str,
         ids: &[i64],
         until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.inner.renew_claims(table, ids, until).await
+        self.inner.renew_claims(table, claim, ids, until).await
     }
     async fn lost_runs(
         &self,
@@ -206,8 +213,9 @@ impl Store for FaultyStore {
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
         limit: i64,
+        claim: &str,
     ) -> Result<Vec<TicketOp>, StoreError> {
-        self.inner.claim_ticket_ops(now, lease, limit).await
+        self.inner.claim_ticket_ops(now, lease, limit, claim).await
     }
     async fn note_assignee(
         &self,
@@ -220,10 +228,11 @@ impl Store for FaultyStore {
     async fn finish_ticket_op(
         &self,
         id: i64,
+        claim: &str,
         delivery: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.inner.finish_ticket_op(id, delivery, now).await
+        self.inner.finish_ticket_op(id, claim, delivery, now).await
     }
     async fn save_ticket(&self, ticket: &Ticket, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.inner.save_ticket(ticket, now).await

@@ -1221,3 +1221,46 @@ async fn a_drill_running_across_a_restart_still_fails_once_and_stays_a_drill() {
         (Some(1), Some(0))
     );
 }
+
+#[tokio::test]
+async fn a_claim_taken_over_after_its_lease_cannot_be_finished_by_its_first_owner() {
+    use tocsin::clock::Clock;
+    use tocsin::store::Store;
+    use tocsin::store::paging::Delivery;
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    let store = paging.tocsin.store.clone();
+    let clock = paging.tocsin.clock.clone();
+    let first = store
+        .claim_notifications(clock.now(), tocsin::store::CLAIM_LEASE, 64, "first")
+        .await
+        .unwrap();
+    assert!(!first.is_empty());
+    // Still leased: nobody else gets them.
+    let none = store
+        .claim_notifications(clock.now(), tocsin::store::CLAIM_LEASE, 64, "second")
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    // The first owner stalls past its lease; another takes the rows over.
+    clock.advance(TimeDelta::seconds(6));
+    let second = store
+        .claim_notifications(clock.now(), tocsin::store::CLAIM_LEASE, 64, "second")
+        .await
+        .unwrap();
+    assert_eq!(second.len(), first.len());
+    let row = second[0].id;
+    let failed = Delivery::Failed {
+        error: "late".into(),
+    };
+    store
+        .finish_notification(row, "first", &failed, clock.now())
+        .await
+        .unwrap();
+    store
+        .finish_notification(row, "second", &Delivery::Sent, clock.now())
+        .await
+        .unwrap();
+    let delivered = store.delivered_pages(id).await.unwrap();
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+}

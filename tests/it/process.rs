@@ -207,9 +207,10 @@ async fn sigkill_under_load_loses_no_alert_that_was_answered_202() {
     wait_ready(&client, &url).await;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut posters = tokio::task::JoinSet::new();
     for worker in 0..8 {
-        let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+        let (client, url, stop, taken) = (client.clone(), url.clone(), stop.clone(), taken.clone());
         posters.spawn(async move {
             let mut accepted = Vec::new();
             let mut n = 0;
@@ -223,7 +224,10 @@ async fn sigkill_under_load_loses_no_alert_that_was_answered_202() {
                     .send()
                     .await;
                 match answer {
-                    Ok(reply) if reply.status() == 202 => accepted.push(resource),
+                    Ok(reply) if reply.status() == 202 => {
+                        taken.fetch_add(1, Ordering::SeqCst);
+                        accepted.push(resource);
+                    }
                     Ok(_) => {}
                     // The daemon is gone: stop this worker.
                     Err(_) => break,
@@ -233,7 +237,12 @@ async fn sigkill_under_load_loses_no_alert_that_was_answered_202() {
             accepted
         });
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Kill once the load is well under way.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while taken.load(Ordering::SeqCst) < 100 {
+        assert!(Instant::now() < deadline, "the load never got going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     daemon.kill().unwrap(); // SIGKILL mid-load: no chance to flush anything
     daemon.wait().unwrap();
     stop.store(true, Ordering::SeqCst);
