@@ -255,26 +255,7 @@ async fn sigkill_under_load_loses_no_alert_that_was_answered_202() {
 
     let mut restarted = serve(dir.path(), port);
     wait_ready(&client, &url).await;
-    let mut stored = std::collections::HashSet::new();
-    let mut cursor = String::new();
-    loop {
-        let page: Value = client
-            .get(format!("{url}/api/v1/alerts?limit=1000{cursor}"))
-            .bearer_auth("dev-admin-token")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for alert in page["items"].as_array().unwrap() {
-            stored.insert(alert["resource"].as_str().unwrap().to_string());
-        }
-        match page["next"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => break,
-        }
-    }
+    let stored = stored_resources(&client, &url).await;
     let lost: Vec<&String> = accepted.iter().filter(|r| !stored.contains(*r)).collect();
     assert!(
         lost.is_empty(),
@@ -393,25 +374,8 @@ async fn a_full_disk_answers_503_and_recovers_without_a_restart() {
     daemon.wait().unwrap();
     let mut restarted = serve(disk.dir.path(), port);
     wait_ready(&client, &url).await;
-    let page: Value = client
-        .get(format!("{url}/api/v1/alerts?limit=1000"))
-        .bearer_auth("dev-admin-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stored: std::collections::HashSet<&str> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["resource"].as_str().unwrap())
-        .collect();
-    let lost: Vec<&String> = accepted
-        .iter()
-        .filter(|r| !stored.contains(r.as_str()))
-        .collect();
+    let stored = stored_resources(&client, &url).await;
+    let lost: Vec<&String> = accepted.iter().filter(|r| !stored.contains(*r)).collect();
     assert!(lost.is_empty(), "answered 202 but lost: {lost:?}");
     eprintln!(
         "disk full after {} alerts (then 503), taken again once the disk grew",
@@ -419,4 +383,31 @@ async fn a_full_disk_answers_503_and_recovers_without_a_restart() {
     );
     restarted.kill().unwrap();
     restarted.wait().unwrap();
+}
+
+/// The resource of every stored alert, through the API's pages.
+async fn stored_resources(
+    client: &reqwest::Client,
+    url: &str,
+) -> std::collections::HashSet<String> {
+    let mut stored = std::collections::HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = client
+            .get(format!("{url}/api/v1/alerts?limit=1000{cursor}"))
+            .bearer_auth("dev-admin-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for alert in page["items"].as_array().unwrap() {
+            stored.insert(alert["resource"].as_str().unwrap().to_string());
+        }
+        match page["next"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return stored,
+        }
+    }
 }
