@@ -204,8 +204,11 @@ impl App {
         if let Err(error) = self.writer.await {
             tracing::error!(%error, "the pipeline writer ended abnormally");
         }
-        // The writer is gone, so no run can be reported; stop waiting for them.
-        self.executor.abort();
+        // The writer is gone, so the executor's channel is closed: it cuts the runs in
+        // flight short (they are recorded as interrupted) and ends.
+        if let Err(error) = self.executor.await {
+            tracing::error!(%error, "the runbook executor ended abnormally");
+        }
     }
 }
 

@@ -407,6 +407,7 @@ impl Writer {
         while receiver.recv_many(&mut commands, MAX_BATCH).await > 0 {
             self.process(commands.drain(..)).await;
         }
+        self.interrupt_running().await;
     }
 
     async fn reload(&mut self) -> Result<(), StoreError> {

@@ -362,6 +362,40 @@ impl Writer {
         }
     }
 
+    /// At shutdown: the runs still going are cut short with the process. Recorded as
+    /// interrupted, so no replica takes them for lost and escalates a rolling restart.
+    pub(super) async fn interrupt_running(&mut self) {
+        if self.running.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.begin_turn().await {
+            tracing::warn!(%error, "cannot record the runbook runs cut short by the stop");
+            return;
+        }
+        let now = self.clock.now();
+        let mut batch = WriteBatch::default();
+        for (_, mut record) in self.running.drain() {
+            record.status = "interrupted".into();
+            record.finished_at = Some(now);
+            if let Some(incident_id) = record.incident_id {
+                batch.record(entry(
+                    incident_id,
+                    now,
+                    "runbook_interrupted",
+                    "tocsin",
+                    format!(
+                        "runbook {} interrupted: Tocsin stopped while it ran",
+                        record.runbook
+                    ),
+                ));
+            }
+            batch.upsert_run(record);
+        }
+        if let Err(error) = self.store.commit(&batch).await {
+            tracing::warn!(%error, "cannot record the runbook runs cut short by the stop");
+        }
+    }
+
     /// Runs another replica started and stopped renewing (it died): each ends as a
     /// failure that says so, and its `on_failure` applies here. Runs of this process
     /// are alive by definition and left alone.

@@ -28,7 +28,9 @@ pub async fn execute(
         });
         while running.try_join_next().is_some() {}
     }
-    while running.join_next().await.is_some() {}
+    // The writer is gone (it recorded these runs as interrupted): cut them short, and
+    // wait until they have let go of the store.
+    running.shutdown().await;
 }
 
 /// Runs one request, hands over its secret if it made one, and reports the outcome.

@@ -485,3 +485,41 @@ async fn wait_for_recovery_resolves_with_the_senders_recovery_or_escalates_when_
         .collect();
     assert_eq!(statuses, ["recovery_missed", "recovered"]);
 }
+
+#[tokio::test]
+async fn a_run_cut_short_by_a_stop_is_recorded_interrupted_and_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slow-fix.toml"),
+        "command = [\"/bin/sh\", \"-c\", \"sleep 5\"]\nmatch = ['check=\"slowfix\"']\n",
+    )
+    .unwrap();
+    let extra = format!("[runbooks]\ndir = \"{}\"\n", dir.path().display());
+    let tocsin = Harness::start(&extra).await;
+    let id = tocsin
+        .ingest_ok(
+            "generic",
+            &crate::harness::generic("app-1", "slowfix", "critical"),
+        )
+        .await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    let tocsin = tocsin.restart().await;
+    // Long past the run's lease: nothing may take it for lost and fail it.
+    tocsin.clock.advance(chrono::TimeDelta::seconds(30));
+    tocsin.tick().await;
+    let runs = tocsin.get("/api/v1/runbooks").await;
+    assert_eq!(
+        runs["items"][0]["last_runs"][0]["status"], "interrupted",
+        "{runs}"
+    );
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    let kinds: Vec<&str> = incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"runbook_interrupted"), "{kinds:?}");
+    assert!(!kinds.contains(&"runbook_failure"), "{kinds:?}");
+}
