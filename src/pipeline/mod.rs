@@ -192,6 +192,7 @@ impl Pipeline {
             upgraded: Vec::new(),
             guard: crate::runbook::guard::Guard::default(),
             running: HashMap::new(),
+            adopted: std::collections::HashSet::new(),
             pending_runs: Vec::new(),
             runs,
             changes,
@@ -392,6 +393,8 @@ struct Writer {
     guard: crate::runbook::guard::Guard,
     /// Runs started and not yet finished, by id.
     running: HashMap<i64, crate::store::runs::RunRecord>,
+    /// Runs of a replica that died, taken over to record their end here.
+    adopted: std::collections::HashSet<i64>,
     /// Runs decided in this batch, handed to the executor once it commits.
     pending_runs: Vec<RunRequest>,
     runs: mpsc::UnboundedSender<RunRequest>,

@@ -213,9 +213,16 @@ impl Writer {
             .runbooks
             .iter()
             .find(|runbook| runbook.name == record.runbook);
+        let adopted = self.adopted.remove(&run_id);
         let breaker_opened = runbook.is_some_and(|runbook| {
-            self.guard
-                .finished(runbook, &record.target, outcome.success, now)
+            if adopted {
+                // Never counted as running here: only its outcome counts.
+                self.guard
+                    .counted(runbook, &record.target, outcome.success, now)
+            } else {
+                self.guard
+                    .finished(runbook, &record.target, outcome.success, now)
+            }
         });
         let label = if outcome.success {
             "success"
@@ -416,6 +423,7 @@ impl Writer {
             }
             let run_id = record.id;
             self.running.insert(run_id, record);
+            self.adopted.insert(run_id);
             let outcome = RunOutcome {
                 success: false,
                 exit_code: None,

@@ -91,6 +91,18 @@ impl Guard {
         if let Some(running) = self.running.get_mut(&runbook.name) {
             *running = running.saturating_sub(1);
         }
+        self.counted(runbook, target, success, now)
+    }
+
+    /// Counts the outcome of a run this process did not start (another replica's,
+    /// lost with it) toward the breaker, without touching this process's concurrency.
+    pub fn counted(
+        &mut self,
+        runbook: &Runbook,
+        target: &str,
+        success: bool,
+        now: DateTime<Utc>,
+    ) -> bool {
         let key = (runbook.name.clone(), target.to_string());
         if success {
             self.failures.remove(&key);
@@ -181,5 +193,26 @@ mod tests {
         );
         guard.check(&runbook, "other", now).unwrap();
         guard.check(&runbook, "t", now + BREAKER_OPEN_FOR).unwrap();
+    }
+
+    #[test]
+    fn another_replicas_lost_run_counts_toward_the_breaker_but_frees_no_slot() {
+        let runbook = runbook("concurrency = 1\nbreaker_failures = 1\n");
+        let mut guard = Guard::default();
+        let now = Utc::now();
+        guard.started(&runbook, "a", now);
+        assert!(
+            guard.counted(&runbook, "b", false, now),
+            "its failure opens b's breaker"
+        );
+        assert!(
+            guard
+                .check(&runbook, "c", now)
+                .unwrap_err()
+                .contains("concurrency"),
+            "this process's own run still holds the only slot"
+        );
+        guard.finished(&runbook, "a", true, now);
+        guard.check(&runbook, "c", now).unwrap();
     }
 }
