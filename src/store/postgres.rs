@@ -69,12 +69,9 @@ impl PostgresStore {
     /// turns: the migrator holds an advisory lock).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         // A replica that stops mid-turn (a panic, a hung host) must not hold the write
-        // lock for ever: PostgreSQL ends a transaction idle for 30 s, and a replica
-        // waits at most 10 s for the turn before answering 503.
-        let options = PgConnectOptions::from_str(url)?.options([
-            ("idle_in_transaction_session_timeout", "30s"),
-            ("lock_timeout", "10s"),
-        ]);
+        // lock for ever: PostgreSQL ends a transaction idle for 30 s.
+        let options = PgConnectOptions::from_str(url)?
+            .options([("idle_in_transaction_session_timeout", "30s")]);
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -94,8 +91,12 @@ impl PostgresStore {
     /// Returns whether another replica committed since this one's view was made.
     async fn take_turn(&self) -> Result<bool, StoreError> {
         let mut transaction = self.writer.begin().await?;
-        // The epoch must be read after the lock is granted, not from an older snapshot.
+        // The epoch must be read after the lock is granted, not from an older snapshot;
+        // and a replica waits at most 10 s for the turn before answering 503.
         sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
             .execute(&mut *transaction)
             .await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
