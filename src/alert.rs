@@ -173,6 +173,21 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The alert's fields as templates see them (runbook parameters, kb and remote
+    /// links): the names rules use, with `labels` as a map.
+    pub fn template_context(&self) -> serde_json::Value {
+        serde_json::json!({
+            "source": self.source,
+            "resource": self.resource,
+            "check": self.check,
+            "severity": self.severity.as_str(),
+            "status": self.status.as_str(),
+            "summary": self.summary,
+            "dedup_key": self.dedup_key,
+            "labels": self.labels,
+        })
+    }
+
     /// Looks up a field by the name rules and templates use: `source`, `resource`,
     /// `check`, `severity`, `status`, `summary`, `dedup_key` or `labels.NAME`.
     pub fn field(&self, name: &str) -> Option<&str> {

@@ -62,7 +62,7 @@ pub fn render(template: &str, alert: &Alert) -> Option<String> {
     registry.set_strict_mode(true);
     registry.register_escape_fn(|value| utf8_percent_encode(value, FIELD).to_string());
     let url = registry
-        .render_template(template, &context(alert))
+        .render_template(template, &alert.template_context())
         .ok()?
         .trim()
         .to_string();
@@ -149,19 +149,6 @@ fn kb_title(url: &str) -> String {
     } else {
         format!("Knowledge base ({host})")
     }
-}
-
-fn context(alert: &Alert) -> serde_json::Value {
-    serde_json::json!({
-        "source": alert.source,
-        "resource": alert.resource,
-        "check": alert.check,
-        "severity": alert.severity.as_str(),
-        "status": alert.status.as_str(),
-        "summary": alert.summary,
-        "dedup_key": alert.dedup_key,
-        "labels": alert.labels,
-    })
 }
 
 #[cfg(test)]

@@ -19,3 +19,36 @@ pub enum NotifyError {
     #[error("{0}")]
     Permanent(String),
 }
+
+impl NotifyError {
+    /// What this failure of attempt `attempt` on row `id` (described by `what`) means
+    /// for the row: retried after a backoff while it is transient and `deadline` is
+    /// ahead, given up otherwise; and the timeline message that says so. The outbox
+    /// and the ticket desk share this policy.
+    pub fn settle(
+        self,
+        what: &str,
+        attempt: i64,
+        id: i64,
+        deadline: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (crate::store::paging::Delivery, String) {
+        use crate::store::paging::Delivery;
+        match self {
+            Self::Transient(error) if now < deadline => {
+                let at = now + outbox::backoff(attempt, id);
+                let message = format!(
+                    "{what} attempt {attempt} failed: {error}; retrying in {}s",
+                    (at - now).num_seconds()
+                );
+                (Delivery::Retry { at, error }, message)
+            }
+            error => (
+                Delivery::Failed {
+                    error: error.to_string(),
+                },
+                format!("{what} failed after {attempt} attempt(s): {error}"),
+            ),
+        }
+    }
+}

@@ -14,11 +14,10 @@ use crate::incident::{Incident, TimelineEntry};
 use crate::metrics::Metrics;
 use crate::oncall::Channel;
 use crate::store::paging::{Delivery, Notification, NotificationKind};
-use crate::store::{AlertQuery, CLAIM_LEASE, Claims, Store, StoreError, claim_token, while_leased};
+use crate::store::{AlertQuery, CLAIM_LEASE, Claims, Store, StoreError, work_claims};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tokio::task::JoinSet;
 
 /// Messages claimed per round.
 const CLAIM: i64 = 64;
@@ -44,33 +43,25 @@ impl Outbox {
     /// Sends everything due now, concurrently within each claimed round; returns how
     /// many messages were attempted.
     pub async fn flush(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let mut attempted = 0;
-        loop {
-            let claim = claim_token();
-            let claimed = self
-                .store
-                .claim_notifications(self.clock.now(), CLAIM_LEASE, CLAIM, &claim)
-                .await?;
-            if claimed.is_empty() {
-                return Ok(attempted);
-            }
-            attempted += claimed.len();
-            let ids: Vec<i64> = claimed.iter().map(|n| n.id).collect();
-            let mut sending = JoinSet::new();
-            for notification in claimed {
-                let (outbox, claim) = (Arc::clone(self), claim.clone());
-                sending.spawn(async move { outbox.deliver(notification, &claim).await });
-            }
-            while_leased(
-                self.store.as_ref(),
-                self.clock.as_ref(),
-                Claims::Notifications,
-                &claim,
-                &ids,
-                sending,
-            )
-            .await;
-        }
+        work_claims(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            Claims::Notifications,
+            |notification: &Notification| notification.id,
+            |claim| {
+                let (store, now) = (Arc::clone(&self.store), self.clock.now());
+                async move {
+                    store
+                        .claim_notifications(now, CLAIM_LEASE, CLAIM, &claim)
+                        .await
+                }
+            },
+            |notification, claim| {
+                let outbox = Arc::clone(self);
+                async move { outbox.deliver(notification, &claim).await }
+            },
+        )
+        .await
     }
 
     async fn deliver(&self, notification: Notification, claim: &str) -> Result<(), StoreError> {
@@ -90,20 +81,16 @@ impl Outbox {
         let what = describe(&notification);
         let (delivery, kind, message) = match outcome {
             Ok(via) => (Delivery::Sent, "notified", format!("{what} sent{via}")),
-            Err(NotifyError::Transient(error)) if now < notification.deadline => {
-                let at = now + backoff(attempt, notification.id);
-                let wait = (at - now).num_seconds();
-                let message =
-                    format!("{what} attempt {attempt} failed: {error}; retrying in {wait}s");
-                (Delivery::Retry { at, error }, "notification_retry", message)
+            Err(error) => {
+                let (delivery, message) =
+                    error.settle(&what, attempt, notification.id, notification.deadline, now);
+                let kind = if matches!(delivery, Delivery::Retry { .. }) {
+                    "notification_retry"
+                } else {
+                    "notification_failed"
+                };
+                (delivery, kind, message)
             }
-            Err(error) => (
-                Delivery::Failed {
-                    error: error.to_string(),
-                },
-                "notification_failed",
-                format!("{what} failed after {attempt} attempt(s): {error}"),
-            ),
         };
         let outcome = match &delivery {
             Delivery::Sent => "sent",

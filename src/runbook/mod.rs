@@ -332,17 +332,8 @@ impl Runbook {
         incident_id: i64,
         priority: &str,
     ) -> Result<Params, String> {
-        let context = serde_json::json!({
-            "source": alert.source,
-            "resource": alert.resource,
-            "check": alert.check,
-            "severity": alert.severity.as_str(),
-            "status": alert.status.as_str(),
-            "summary": alert.summary,
-            "dedup_key": alert.dedup_key,
-            "labels": alert.labels,
-            "incident": { "id": incident_id, "priority": priority },
-        });
+        let mut context = alert.template_context();
+        context["incident"] = serde_json::json!({ "id": incident_id, "priority": priority });
         let mut templates = Handlebars::new();
         templates.register_escape_fn(handlebars::no_escape);
         let mut values = BTreeMap::new();

@@ -343,14 +343,43 @@ pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 /// How often claims still being worked on are renewed.
 pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// A fresh token for one round of claims.
-pub fn claim_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+/// Works every due row of `table`: claims a round under a fresh token (`claim`), runs
+/// `work` on its rows concurrently while their leases are renewed, and claims again
+/// until nothing is due. Returns how many rows were worked.
+pub async fn work_claims<T, C, CF, W, WF>(
+    store: &dyn Store,
+    clock: &dyn crate::clock::Clock,
+    table: Claims,
+    id: fn(&T) -> i64,
+    claim: C,
+    work: W,
+) -> Result<usize, StoreError>
+where
+    C: Fn(String) -> CF,
+    CF: std::future::Future<Output = Result<Vec<T>, StoreError>>,
+    W: Fn(T, String) -> WF,
+    WF: std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+{
+    let mut worked = 0;
+    loop {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let claimed = claim(token.clone()).await?;
+        if claimed.is_empty() {
+            return Ok(worked);
+        }
+        worked += claimed.len();
+        let ids: Vec<i64> = claimed.iter().map(id).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for row in claimed {
+            tasks.spawn(work(row, token.clone()));
+        }
+        while_leased(store, clock, table, &token, &ids, tasks).await;
+    }
 }
 
 /// Waits for `work` (one task per claimed row) while renewing the rows' lease, so no
 /// other replica takes over a claim that is still being worked on.
-pub async fn while_leased(
+async fn while_leased(
     store: &dyn Store,
     clock: &dyn crate::clock::Clock,
     table: Claims,

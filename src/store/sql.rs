@@ -406,6 +406,10 @@ impl Store for $store {
     }
 
     async fn lost_runs(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>, StoreError> {
+        if ONE_PROCESS {
+            // Its runs are alive, or were marked interrupted when it last started.
+            return Ok(Vec::new());
+        }
         sqlx::query(
             format!("SELECT {RUN_COLUMNS} FROM runbook_runs WHERE status = 'running' AND lease_until < ?")
                 .into_safe(),

@@ -11,16 +11,15 @@ use crate::incident::{Incident, TimelineEntry};
 use crate::links::LinkKind;
 use crate::metrics::Metrics;
 use crate::notify::NotifyError;
-use crate::notify::outbox::{backoff, subject};
+use crate::notify::outbox::subject;
 use crate::store::paging::Delivery;
 use crate::store::tickets::{Ticket, TicketOp, TicketOpKind};
-use crate::store::{CLAIM_LEASE, Claims, Store, StoreError, claim_token, while_leased};
+use crate::store::{CLAIM_LEASE, Claims, Store, StoreError, work_claims};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 /// Calls claimed per round.
 const CLAIM: i64 = 32;
@@ -41,33 +40,25 @@ pub struct Desk {
 impl Desk {
     /// Makes every call due now; returns how many were attempted.
     pub async fn flush(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let mut attempted = 0;
-        loop {
-            let claim = claim_token();
-            let claimed = self
-                .store
-                .claim_ticket_ops(self.clock.now(), CLAIM_LEASE, CLAIM, &claim)
-                .await?;
-            if claimed.is_empty() {
-                return Ok(attempted);
-            }
-            attempted += claimed.len();
-            let ids: Vec<i64> = claimed.iter().map(|op| op.id).collect();
-            let mut calls = JoinSet::new();
-            for op in claimed {
-                let (desk, claim) = (Arc::clone(self), claim.clone());
-                calls.spawn(async move { desk.deliver(op, &claim).await });
-            }
-            while_leased(
-                self.store.as_ref(),
-                self.clock.as_ref(),
-                Claims::TicketOps,
-                &claim,
-                &ids,
-                calls,
-            )
-            .await;
-        }
+        work_claims(
+            self.store.as_ref(),
+            self.clock.as_ref(),
+            Claims::TicketOps,
+            |op: &TicketOp| op.id,
+            |claim| {
+                let (store, now) = (Arc::clone(&self.store), self.clock.now());
+                async move {
+                    store
+                        .claim_ticket_ops(now, CLAIM_LEASE, CLAIM, &claim)
+                        .await
+                }
+            },
+            |op, claim| {
+                let desk = Arc::clone(self);
+                async move { desk.deliver(op, &claim).await }
+            },
+        )
+        .await
     }
 
     /// Flushes every half second until `stop` turns true.
@@ -93,21 +84,15 @@ impl Desk {
         let what = format!("{} {}", op.platform, describe(op.kind));
         let (delivery, kind, message) = match outcome {
             Ok(done) => (Delivery::Sent, done_kind(op.kind), done),
-            Err(NotifyError::Transient(error)) if now < op.deadline => {
-                let at = now + backoff(attempt, op.id);
-                let message = format!(
-                    "{what} attempt {attempt} failed: {error}; retrying in {}s",
-                    (at - now).num_seconds()
-                );
-                (Delivery::Retry { at, error }, "ticket_retry", message)
+            Err(error) => {
+                let (delivery, message) = error.settle(&what, attempt, op.id, op.deadline, now);
+                let kind = if matches!(delivery, Delivery::Retry { .. }) {
+                    "ticket_retry"
+                } else {
+                    "ticket_failed"
+                };
+                (delivery, kind, message)
             }
-            Err(error) => (
-                Delivery::Failed {
-                    error: error.to_string(),
-                },
-                "ticket_failed",
-                format!("{what} failed after {attempt} attempt(s): {error}"),
-            ),
         };
         let outcome = match &delivery {
             Delivery::Sent => "done",

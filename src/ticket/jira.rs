@@ -7,10 +7,8 @@
 use super::{Call, Opening, TicketConfig, TicketEvent, first};
 use crate::alert::Priority;
 use axum::http::HeaderMap;
-use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 /// Jira's default priority scheme.
 pub fn priority(priority: Priority) -> &'static str {
@@ -141,23 +139,20 @@ pub fn event(value: &Value) -> Result<TicketEvent, String> {
     })
 }
 
-/// `X-Hub-Signature: sha256=<hex>` over the body.
-pub fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
-    let signature = headers
-        .get("x-hub-signature")
-        .and_then(|v| v.to_str().ok())
-        .ok_or("the X-Hub-Signature header is missing: give the Jira webhook a secret")?;
-    let hex_part = signature
-        .trim()
-        .strip_prefix("sha256=")
-        .unwrap_or(signature.trim());
-    let given =
-        hex::decode(hex_part).map_err(|_| "X-Hub-Signature is not sha256=<hex>".to_string())?;
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
-        .map_err(|_| "the configured webhook_secret is unusable".to_string())?;
-    mac.update(body);
-    mac.verify_slice(&given)
-        .map_err(|_| "the signature does not match the body: check webhook_secret".to_string())
+/// `X-Hub-Signature: sha256=<hex>` over the body: the same HMAC check as a signed
+/// ingest source's, without a timestamp.
+pub fn verify(
+    secret: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), String> {
+    let signature = crate::config::SignatureConfig {
+        secret: secret.to_string(),
+        header: "x-hub-signature".into(),
+        timestamp_header: None,
+    };
+    crate::api::signature::verify(&signature, headers, body, now)
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ pub fn authenticate(
     };
     match config.platform {
         Platform::Zendesk => zendesk::verify(secret, headers, body, now),
-        Platform::Jira => jira::verify(secret, headers, body),
+        Platform::Jira => jira::verify(secret, headers, body, now),
         Platform::Freshdesk | Platform::ServiceNow => {
             let given = crate::api::auth::presented_token(headers, None).ok_or_else(|| {
                 "no credential: send the webhook_secret as the Basic-auth password or a bearer token".to_string()
