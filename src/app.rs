@@ -151,9 +151,9 @@ impl App {
                     .map(|rate| (*kind, RateLimiter::direct(Quota::per_second(rate))))
             })
             .collect::<HashMap<_, _>>();
-        let state = AppState {
+        let state = Arc::new(crate::api::Handles {
             config: shared,
-            config_path: None,
+            config_path: std::sync::OnceLock::new(),
             store,
             pipeline,
             clock,
@@ -162,7 +162,7 @@ impl App {
             templates,
             changes,
             limiters: Arc::new(limiters),
-        };
+        });
         Ok(Self {
             state,
             ticker,
@@ -268,7 +268,7 @@ fn outbox(
 /// one and returns every error. Listen address, storage, channels, rate limits and
 /// the report's cron are read at start only; a reload that changes them says so.
 pub fn reload(state: &AppState) -> Result<String, ConfigErrors> {
-    let Some(path) = &state.config_path else {
+    let Some(path) = state.config_path.get() else {
         return Err(ConfigErrors {
             file: "(built-in)".into(),
             errors: vec![crate::config::ConfigError {
@@ -296,8 +296,9 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     let listen = config.listen;
-    let mut app = App::start(config, clock).await?;
-    app.state.config_path = Some(path);
+    let app = App::start(config, clock).await?;
+    // Nothing has set it yet: only `serve` reads its configuration from a file.
+    let _ = app.state.config_path.set(path);
     let reload_state = app.state.clone();
     let hangups = tokio::spawn(async move {
         let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

@@ -47,9 +47,7 @@ impl Ticker {
         if let Err(error) = self.pipeline.tick().await {
             tracing::error!(%error, "escalation tick failed");
         }
-        if let Err(error) = self.outbox.flush().await {
-            tracing::error!(%error, "outbox flush failed");
-        }
+        self.send_queued().await;
         match self
             .store
             .overdue_escalations(self.clock.now() - OVERDUE)
@@ -65,18 +63,33 @@ impl Ticker {
         }
     }
 
-    /// Ticks until `stop` turns true.
+    /// Ticks until `stop` turns true. A wake means a commit queued messages: they go
+    /// out at once, without the timers and the self-check, so a page due now does not
+    /// wait for a pass over every open incident. The full round keeps its own period,
+    /// however often wakes come.
     pub async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        let mut next_round = tokio::time::Instant::now() + PERIOD;
         loop {
-            tokio::select! {
+            let woken = tokio::select! {
                 _ = stop.changed() => return,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(PERIOD) => {}
-            }
+                _ = wake.notified() => true,
+                _ = tokio::time::sleep_until(next_round) => false,
+            };
             if *stop.borrow() {
                 return;
             }
-            self.round().await;
+            if woken {
+                self.send_queued().await;
+            } else {
+                self.round().await;
+                next_round = tokio::time::Instant::now() + PERIOD;
+            }
+        }
+    }
+
+    async fn send_queued(&self) {
+        if let Err(error) = self.outbox.flush().await {
+            tracing::error!(%error, "outbox flush failed");
         }
     }
 }

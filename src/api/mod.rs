@@ -37,13 +37,17 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// What every handler gets: one pointer, since axum clones the state for each
+/// request (and each middleware layer), and cloning the fields costs a few dozen
+/// reference counts per request.
+pub type AppState = Arc<Handles>;
+
 /// Everything a handler may need.
-#[derive(Clone)]
-pub struct AppState {
+pub struct Handles {
     /// Read with `.load()` for each request: a reload replaces it.
     pub config: crate::config::SharedConfig,
-    /// Where the configuration was read from, for reloads (`None` when built in memory).
-    pub config_path: Option<std::path::PathBuf>,
+    /// Where the configuration was read from, for reloads (unset when built in memory).
+    pub config_path: std::sync::OnceLock<std::path::PathBuf>,
     pub store: Arc<dyn Store>,
     pub pipeline: Pipeline,
     pub clock: Arc<dyn Clock>,
