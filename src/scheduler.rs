@@ -44,10 +44,24 @@ impl Ticker {
     /// Escalations, messages and the self-check: everything paging needs, and nothing
     /// that waits on a helpdesk.
     async fn round(&self) {
+        self.fire_timers().await;
+        self.send_queued().await;
+        self.check_overdue().await;
+    }
+
+    async fn fire_timers(&self) {
         if let Err(error) = self.pipeline.tick().await {
             tracing::error!(%error, "escalation tick failed");
         }
-        self.send_queued().await;
+    }
+
+    async fn send_queued(&self) {
+        if let Err(error) = self.outbox.flush().await {
+            tracing::error!(%error, "outbox flush failed");
+        }
+    }
+
+    async fn check_overdue(&self) {
         match self
             .store
             .overdue_escalations(self.clock.now() - OVERDUE)
@@ -63,35 +77,39 @@ impl Ticker {
         }
     }
 
-    /// Ticks until `stop` turns true. A wake means a commit queued messages: they go
-    /// out at once, without the timers and the self-check, so a page due now does not
-    /// wait for a pass over every open incident. The full round keeps its own period,
-    /// however often wakes come.
-    pub async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-        let mut next_round = tokio::time::Instant::now() + PERIOD;
-        loop {
-            let woken = tokio::select! {
-                _ = stop.changed() => return,
-                _ = wake.notified() => true,
-                _ = tokio::time::sleep_until(next_round) => false,
-            };
-            if *stop.borrow() {
-                return;
-            }
-            if woken {
+    /// Runs until `stop` turns true, as two loops side by side: the outbox sends on
+    /// every wake (a commit queued messages) and every period; the timers and the
+    /// self-check run every period. Apart, a page due now never waits behind a pass
+    /// over every open incident, and a stream of wakes never starves the timers.
+    pub async fn run(self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
+        let sending = async {
+            let mut stop = stop.clone();
+            while !stopped(&mut stop, wake.notified()).await {
                 self.send_queued().await;
-            } else {
-                self.round().await;
-                next_round = tokio::time::Instant::now() + PERIOD;
             }
-        }
+        };
+        let timing = async {
+            let mut stop = stop.clone();
+            while !stopped(&mut stop, std::future::pending::<()>()).await {
+                self.fire_timers().await;
+                self.check_overdue().await;
+            }
+        };
+        tokio::join!(sending, timing);
     }
+}
 
-    async fn send_queued(&self) {
-        if let Err(error) = self.outbox.flush().await {
-            tracing::error!(%error, "outbox flush failed");
-        }
+/// Waits for `event` or one period, whichever comes first; true once `stop` is set
+/// (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>, event: impl std::future::Future) -> bool {
+    tokio::select! {
+        changed = stop.changed() => if changed.is_err() {
+            return true;
+        },
+        _ = event => {}
+        _ = tokio::time::sleep(PERIOD) => {}
     }
+    *stop.borrow()
 }
 
 #[derive(Debug, Clone, Copy)]
