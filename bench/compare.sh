@@ -2,7 +2,8 @@
 # Side by side on this machine: Prometheus Alertmanager 0.25 (Debian package, started
 # by ../shared/harness/alertmanager.sh, in memory, no receiver traffic) and Tocsin
 # (release build, SQLite, every 202 committed), each loaded with wrk, 2 threads,
-# 32 connections, 10 s, one distinct alert per request, then resident memory.
+# 32 connections, 10 s, one distinct alert per request, then resident memory, then
+# one alert repeated.
 # Usage: bench/compare.sh   (needs wrk and the harness)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +14,8 @@ bash "$harness/alertmanager.sh" start http://127.0.0.1:9/unused >/dev/null 2>&1
 run -s "$root/bench/alertmanager.lua" http://127.0.0.1:19093
 am_pid=$(pgrep -f prometheus-alertmanager | head -1)
 echo "   resident memory: $(ps -o rss= -p "$am_pid") KiB"
+echo "== Alertmanager 0.25, one alert repeated"
+run -s "$root/bench/alertmanager-duplicate.lua" http://127.0.0.1:19093
 bash "$harness/alertmanager.sh" stop >/dev/null 2>&1
 echo "== Tocsin"
 bash "$root/bench/ingest.sh"

@@ -67,6 +67,7 @@ impl App {
         let shared: crate::config::SharedConfig = Arc::new(arc_swap::ArcSwap::new(config.clone()));
         let metrics = Metrics::new().context("cannot register metrics")?;
         let wake = Arc::new(Notify::new());
+        let handoff = Arc::new(crate::notify::outbox::Handoff::new(wake.clone()));
         let (runs, run_requests) = tokio::sync::mpsc::unbounded_channel();
         let (changes, _) = tokio::sync::broadcast::channel(16);
         let (pipeline, writer) = Pipeline::start(
@@ -74,7 +75,7 @@ impl App {
             clock.clone(),
             shared.clone(),
             metrics.clone(),
-            wake.clone(),
+            handoff.clone(),
             runs,
             changes.clone(),
         )
@@ -101,6 +102,7 @@ impl App {
             metrics.clone(),
             links.clone(),
             templates.clone(),
+            handoff,
         )?);
         let executor = tokio::spawn(crate::runbook::executor::execute(
             run_requests,
@@ -234,6 +236,7 @@ fn outbox(
     metrics: Metrics,
     links: AckLinks,
     templates: Arc<Templates>,
+    handoff: Arc<crate::notify::outbox::Handoff>,
 ) -> anyhow::Result<Outbox> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
@@ -261,6 +264,7 @@ fn outbox(
         email,
         sms,
         http,
+        handoff,
     })
 }
 

@@ -3,6 +3,10 @@
 //! with exponential backoff and jitter (from 5 s, capped at 60 s) until the channel's
 //! deadline; a channel that keeps failing also brings in the user's next channel.
 //! Every attempt is on the incident timeline and in `tocsin_notifications_total`.
+//!
+//! Messages due the moment they are queued (an L1 page) skip the claim: the writer
+//! writes them claimed and hands the claim over ([`Handoff`]) once the batch is
+//! durable, so a page leaves one query and one fsync sooner.
 
 use super::NotifyError;
 use super::ack_link::{AckClaim, AckLinks};
@@ -14,10 +18,13 @@ use crate::incident::{Incident, TimelineEntry};
 use crate::metrics::Metrics;
 use crate::oncall::Channel;
 use crate::store::paging::{Delivery, Notification, NotificationKind};
-use crate::store::{AlertQuery, CLAIM_LEASE, Claims, Store, StoreError, work_claims};
+use crate::store::{
+    AlertQuery, CLAIM_LEASE, Claims, RENEW_EVERY, Store, StoreError, work_claimed, work_claims,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 /// Messages claimed per round.
 const CLAIM: i64 = 64;
@@ -25,6 +32,42 @@ const CLAIM: i64 = 64;
 const FALLBACK_AFTER: i64 = 3;
 const SMS_LIMIT: usize = 160;
 const SUBJECT_LIMIT: usize = 200;
+
+/// How the writer tells the outbox about messages it queued: a wake, and the claims
+/// it wrote messages due now under, for the outbox to take over.
+pub struct Handoff {
+    pub wake: Arc<Notify>,
+    claims: Mutex<Vec<String>>,
+}
+
+impl Handoff {
+    pub fn new(wake: Arc<Notify>) -> Self {
+        Self {
+            wake,
+            claims: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Called once a batch that queued messages is durable.
+    pub fn hand(&self, claim: Option<&str>) {
+        if let Some(claim) = claim {
+            self.claims
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(claim.to_string());
+        }
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .claims
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
 
 /// Delivers what the pipeline queued.
 pub struct Outbox {
@@ -37,13 +80,36 @@ pub struct Outbox {
     pub email: Option<EmailSender>,
     pub sms: Option<SmsSender>,
     pub http: reqwest::Client,
+    pub handoff: Arc<Handoff>,
 }
 
 impl Outbox {
     /// Sends everything due now, concurrently within each claimed round; returns how
     /// many messages were attempted.
     pub async fn flush(self: &Arc<Self>) -> Result<usize, StoreError> {
-        work_claims(
+        let deliver = |notification, claim: String| {
+            let outbox = Arc::clone(self);
+            async move { outbox.deliver(notification, &claim).await }
+        };
+        let mut worked = 0;
+        for claim in self.handoff.take() {
+            // Renewed after RENEW_EVERY: a lease that runs out sooner is left to the
+            // claim below, or to whichever process takes it over.
+            let held_past = self.clock.now() + TimeDelta::from_std(RENEW_EVERY).unwrap_or_default();
+            let claimed = self.store.claimed_notifications(&claim, held_past).await?;
+            worked += claimed.len();
+            work_claimed(
+                self.store.as_ref(),
+                self.clock.as_ref(),
+                Claims::Notifications,
+                |notification: &Notification| notification.id,
+                &claim,
+                claimed,
+                &deliver,
+            )
+            .await;
+        }
+        let claimed = work_claims(
             self.store.as_ref(),
             self.clock.as_ref(),
             Claims::Notifications,
@@ -56,12 +122,10 @@ impl Outbox {
                         .await
                 }
             },
-            |notification, claim| {
-                let outbox = Arc::clone(self);
-                async move { outbox.deliver(notification, &claim).await }
-            },
+            deliver,
         )
-        .await
+        .await?;
+        Ok(worked + claimed)
     }
 
     async fn deliver(&self, notification: Notification, claim: &str) -> Result<(), StoreError> {

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 pub use runbooks::RunRequest;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 pub use watch::{HEARTBEAT_SOURCE, NewSilence, SilenceChange};
 
 /// Most commands applied in one group commit.
@@ -174,7 +174,7 @@ impl Pipeline {
         clock: Arc<dyn Clock>,
         shared: crate::config::SharedConfig,
         metrics: Metrics,
-        outbox: Arc<Notify>,
+        outbox: Arc<crate::notify::outbox::Handoff>,
         runs: mpsc::UnboundedSender<RunRequest>,
         changes: tokio::sync::broadcast::Sender<()>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), StoreError> {
@@ -382,7 +382,7 @@ struct Writer {
     config: Arc<Config>,
     shared: crate::config::SharedConfig,
     metrics: Metrics,
-    outbox: Arc<Notify>,
+    outbox: Arc<crate::notify::outbox::Handoff>,
     timeout: std::time::Duration,
     view: View,
     /// Set after a failed commit: the view must be rebuilt before it is trusted.
@@ -507,6 +507,13 @@ impl Writer {
             tracing::error!(%error, "cannot re-evaluate paging after a priority upgrade");
         }
         self.queue_ticket_work(now, &mut batch);
+        if !batch.notifications().is_empty() {
+            batch.claim_due(crate::store::DueClaim {
+                token: uuid::Uuid::new_v4().simple().to_string(),
+                now,
+                until: now + crate::store::CLAIM_LEASE,
+            });
+        }
         let started = std::time::Instant::now();
         let committed = self.store.commit(&batch).await;
         self.metrics
@@ -516,7 +523,7 @@ impl Writer {
         match committed {
             Ok(()) => {
                 if !batch.notifications().is_empty() {
-                    self.outbox.notify_one();
+                    self.outbox.hand(batch.handed_claim());
                 }
                 if !batch.is_empty() {
                     // Nobody listening is fine.

@@ -15,7 +15,7 @@ use crate::incident::{Incident, TimelineEntry};
 use crate::silence::Silence;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use paging::{Delivery, Escalation, Notification};
+use paging::{Delivery, Escalation, Notification, NotificationKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tickets::{Ticket, TicketOp};
@@ -111,6 +111,19 @@ pub struct WriteBatch {
     heartbeats: HashMap<String, DateTime<Utc>>,
     runs: Vec<runs::RunRecord>,
     ticket_ops: Vec<TicketOp>,
+    due_claim: Option<DueClaim>,
+}
+
+/// The claim messages due at once are written under: the writer's process claims
+/// them in the batch that queues them, so its outbox sends them without a claim
+/// query (and its fsync) of its own between an alert and its page.
+#[derive(Debug, Clone)]
+pub struct DueClaim {
+    pub token: String,
+    /// Messages due at or before this are written claimed.
+    pub now: DateTime<Utc>,
+    /// The end of the lease, as for a claim the outbox takes.
+    pub until: DateTime<Utc>,
 }
 
 impl WriteBatch {
@@ -197,6 +210,31 @@ impl WriteBatch {
     /// resolved before they went out). Pages queued in this batch are cancelled too.
     pub fn cancel_pages(&mut self, incident_id: i64) {
         self.cancelled_pages.push(incident_id);
+    }
+
+    /// Writes the messages of this batch that are due now already claimed.
+    pub fn claim_due(&mut self, claim: DueClaim) {
+        self.due_claim = Some(claim);
+    }
+
+    /// The claim a queued message is written under, if it is written claimed: due
+    /// now, and not a page this batch also cancels (that one stays pending, to be
+    /// cancelled).
+    pub fn claim_of(&self, notification: &Notification) -> Option<&DueClaim> {
+        self.due_claim.as_ref().filter(|claim| {
+            notification.due_at <= claim.now
+                && !(notification.kind == NotificationKind::Page
+                    && self.cancelled_pages.contains(&notification.incident_id))
+        })
+    }
+
+    /// The claim the outbox takes over once this batch is durable, when some of its
+    /// messages are written under it.
+    pub fn handed_claim(&self) -> Option<&str> {
+        self.notifications
+            .iter()
+            .find_map(|notification| self.claim_of(notification))
+            .map(|claim| claim.token.as_str())
     }
 
     /// The escalation change this batch holds for an incident, if any.
@@ -368,13 +406,30 @@ where
             return Ok(worked);
         }
         worked += claimed.len();
-        let ids: Vec<i64> = claimed.iter().map(id).collect();
-        let mut tasks = tokio::task::JoinSet::new();
-        for row in claimed {
-            tasks.spawn(work(row, token.clone()));
-        }
-        while_leased(store, clock, table, &token, &ids, tasks).await;
+        work_claimed(store, clock, table, id, &token, claimed, &work).await;
     }
+}
+
+/// Runs `work` on rows already claimed under `token`, concurrently, while their
+/// leases are renewed.
+pub async fn work_claimed<T, W, WF>(
+    store: &dyn Store,
+    clock: &dyn crate::clock::Clock,
+    table: Claims,
+    id: fn(&T) -> i64,
+    token: &str,
+    claimed: Vec<T>,
+    work: &W,
+) where
+    W: Fn(T, String) -> WF,
+    WF: std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+{
+    let ids: Vec<i64> = claimed.iter().map(id).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for row in claimed {
+        tasks.spawn(work(row, token.to_string()));
+    }
+    while_leased(store, clock, table, token, &ids, tasks).await;
 }
 
 /// Waits for `work` (one task per claimed row) while renewing the rows' lease, so no
@@ -456,6 +511,14 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` messages due at `now` for sending, for `lease`: a claim
     /// not finished or renewed by then (its process died) is claimed again.
     /// `claim` is the claimer's token: only it renews or finishes the rows.
+    /// Messages a writer wrote already claimed under `claim`, not yet finished, whose
+    /// lease still runs after `held_past` (a claim about to run out may be taken over
+    /// by another process: it is left to the claim path).
+    async fn claimed_notifications(
+        &self,
+        claim: &str,
+        held_past: DateTime<Utc>,
+    ) -> Result<Vec<Notification>, StoreError>;
     async fn claim_notifications(
         &self,
         now: DateTime<Utc>,
@@ -589,5 +652,47 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         Err(StoreError::Open(format!(
             "storage url {url:?}: use sqlite://PATH (embedded) or postgres://USER@HOST/DB"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn page(incident_id: i64, due_at: DateTime<Utc>) -> Notification {
+        Notification {
+            id: 0,
+            incident_id,
+            user_id: "alice".into(),
+            channel: crate::oncall::Channel::Email,
+            address: "alice@example.com".into(),
+            kind: NotificationKind::Page,
+            step: "L1#1".into(),
+            attempts: 0,
+            due_at,
+            deadline: due_at + TimeDelta::hours(1),
+        }
+    }
+
+    #[test]
+    fn only_messages_due_now_and_not_cancelled_are_written_claimed() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let mut batch = WriteBatch::default();
+        batch.queue(page(1, now + TimeDelta::minutes(10)));
+        assert_eq!(batch.handed_claim(), None, "no claim asked for");
+        batch.claim_due(DueClaim {
+            token: "t".into(),
+            now,
+            until: now + CLAIM_LEASE,
+        });
+        assert_eq!(batch.handed_claim(), None, "an L2 page due later waits");
+        batch.queue(page(2, now));
+        batch.cancel_pages(2);
+        assert_eq!(batch.handed_claim(), None, "a page cancelled in its batch");
+        batch.queue(page(3, now));
+        assert_eq!(batch.handed_claim(), Some("t"));
+        assert!(batch.claim_of(&batch.notifications()[2]).is_some());
+        assert!(batch.claim_of(&batch.notifications()[0]).is_none());
     }
 }

@@ -151,7 +151,7 @@ impl Store for $store {
             insert_timeline(out.next(), chunk);
         }
         for chunk in batch.notifications().chunks(INSERT_CHUNK / 2) {
-            insert_notifications(out.next(), chunk);
+            insert_notifications(out.next(), chunk, |n| batch.claim_of(n));
         }
         for incident_id in batch.cancelled_pages() {
             out.next().push("UPDATE notifications SET status = 'cancelled' WHERE kind = 'page' AND status = 'pending' AND incident_id = ")
@@ -318,6 +318,26 @@ impl Store for $store {
         .await?)
     }
 
+    async fn claimed_notifications(
+        &self,
+        claim: &str,
+        held_past: DateTime<Utc>,
+    ) -> Result<Vec<Notification>, StoreError> {
+        // `status IN (..)` lets the claimable index (a handful of rows) find them.
+        sqlx::query(q(&format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
+             WHERE status IN ('pending', 'sending') AND status = 'sending' AND claim = ? \
+             AND due_at > ? ORDER BY id"
+        )))
+        .bind(claim)
+        .bind(to_millis(held_past))
+        .fetch_all(&self.readers)
+        .await?
+        .iter()
+        .map(notification_from_row)
+        .collect()
+    }
+
     async fn claim_notifications(
         &self,
         now: DateTime<Utc>,
@@ -373,7 +393,7 @@ impl Store for $store {
             return Ok(());
         }
         let mut sql = QueryBuilder::<$db>::new("");
-        insert_notifications(&mut sql, notifications);
+        insert_notifications(&mut sql, notifications, |_| None);
         sql.build().persistent(false).execute(&self.writer).await?;
         Ok(())
     }
@@ -954,20 +974,28 @@ fn insert_timeline(sql: &mut QueryBuilder<$db>, entries: &[TimelineEntry]) {
     sql.push(";");
 }
 
-fn insert_notifications(sql: &mut QueryBuilder<$db>, notifications: &[Notification]) {
-    sql.push("INSERT INTO notifications (incident_id, user_id, channel, address, kind, step, status, attempts, due_at, deadline, created_at) ");
+/// Queues messages; one `claim_of` returns a claim for is written already claimed
+/// (`sending` until the claim's lease ends).
+fn insert_notifications<'b>(
+    sql: &mut QueryBuilder<$db>,
+    notifications: &[Notification],
+    claim_of: impl Fn(&Notification) -> Option<&'b $crate::store::DueClaim>,
+) {
+    sql.push("INSERT INTO notifications (incident_id, user_id, channel, address, kind, step, status, attempts, due_at, deadline, created_at, claim) ");
     sql.push_values(notifications, |mut row, n| {
+        let claim = claim_of(n);
         row.push_bind(n.incident_id)
             .push_bind(n.user_id.clone())
             .push_bind(n.channel.as_str())
             .push_bind(n.address.clone())
             .push_bind(n.kind.as_str())
             .push_bind(n.step.clone())
-            .push_bind("pending")
+            .push_bind(if claim.is_some() { "sending" } else { "pending" })
             .push_bind(n.attempts)
-            .push_bind(to_millis(n.due_at))
+            .push_bind(to_millis(claim.map_or(n.due_at, |claim| claim.until)))
             .push_bind(to_millis(n.deadline))
-            .push_bind(to_millis(n.due_at));
+            .push_bind(to_millis(n.due_at))
+            .push_bind(claim.map(|claim| claim.token.clone()));
     });
     sql.push(" ON CONFLICT DO NOTHING;");
 }

@@ -93,6 +93,13 @@ impl Store for FaultyStore {
     async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError> {
         self.inner.overdue_escalations(before).await
     }
+    async fn claimed_notifications(
+        &self,
+        claim: &str,
+        held_past: DateTime<Utc>,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.inner.claimed_notifications(claim, held_past).await
+    }
     async fn claim_notifications(
         &self,
         now: DateTime<Utc>,

@@ -1,8 +1,10 @@
 //! A real SMTP server for tests: speaks enough SMTP for lettre (EHLO, MAIL, RCPT,
 //! DATA, RSET, NOOP, QUIT), keeps every message it accepts, and can be switched
-//! "down", answering 421 so clients treat it as a temporary failure.
+//! "down", answering 421 so clients treat it as a temporary failure. It counts the
+//! connections it accepted and can hang up on every open one, as a relay does with
+//! idle clients.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -36,6 +38,8 @@ pub struct SmtpSink {
     pub port: u16,
     pub mails: Arc<Mutex<Vec<Mail>>>,
     pub down: Arc<AtomicBool>,
+    pub connections: Arc<AtomicUsize>,
+    hang_up: Arc<tokio::sync::Notify>,
 }
 
 impl SmtpSink {
@@ -45,15 +49,23 @@ impl SmtpSink {
             port: listener.local_addr().unwrap().port(),
             mails: Arc::default(),
             down: Arc::default(),
+            connections: Arc::default(),
+            hang_up: Arc::default(),
         };
         let serving = sink.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                serving.connections.fetch_add(1, Ordering::SeqCst);
                 let session = serving.clone();
                 tokio::spawn(async move { session.serve(stream).await });
             }
         });
         sink
+    }
+
+    /// Closes every connection open now, without a word.
+    pub fn hang_up_all(&self) {
+        self.hang_up.notify_waiters();
     }
 
     /// Messages sent to `address`.
@@ -77,7 +89,12 @@ impl SmtpSink {
         }
         let _ = write.write_all(b"220 sink ready\r\n").await;
         let mut to = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
+        loop {
+            let line = tokio::select! {
+                line = lines.next_line() => line,
+                _ = self.hang_up.notified() => return,
+            };
+            let Ok(Some(line)) = line else { return };
             if refuse(&self.down) {
                 let _ = write.write_all(b"421 sink is down\r\n").await;
                 return;
