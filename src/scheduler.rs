@@ -1,7 +1,8 @@
-//! The tick loop: fires due escalation timers through the pipeline, delivers due
-//! messages from the outbox, and watches itself (`tocsin_escalations_overdue`). It
-//! wakes every 250 ms, and at once when a commit queued messages, so a page leaves
-//! within milliseconds of the alert and a timer fires within 1 s of its due time.
+//! The tick loops: one fires due escalation timers through the pipeline and watches
+//! itself (`tocsin_escalations_overdue`) every 250 ms; beside it, one delivers due
+//! messages from the outbox every 250 ms and at once when a commit queued messages,
+//! so a page leaves within milliseconds of the alert and a timer fires within 1 s of
+//! its due time.
 //! Wall-clock jobs (the weekly report, paging drills) run on cron beside it.
 
 use crate::clock::Clock;
