@@ -82,7 +82,7 @@ impl App {
         .await
         .context("cannot load the open alerts and incidents from the store")?;
         let released = store
-            .release_claims()
+            .release_claims(clock.now())
             .await
             .context("cannot reset the outbox")?;
         if released > 0 {

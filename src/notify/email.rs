@@ -41,7 +41,11 @@ const RELAY_TIMEOUT: Duration = Duration::from_secs(20);
 const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connections to a relay at once.
 const RELAY_CONNECTIONS: usize = 10;
-/// Connections kept for the next message.
+/// How long a kept connection may take to answer NOOP before a fresh one is opened
+/// instead (one silently dropped by a firewall never answers).
+const NOOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections kept for the next message (so at most 14 sockets to the relay: 10
+/// sending, 4 kept).
 const RELAY_IDLE: usize = 4;
 /// A kept connection idle longer than this is closed rather than reused (servers drop
 /// idle clients after a few minutes; lettre's pool uses 60 s).
@@ -149,7 +153,9 @@ impl EmailSender {
                     // A kept connection the relay has closed fails its NOOP and is
                     // dropped: nothing was sent on it, so a fresh one is safe.
                     if let Some(mut kept) = take_idle(idle)
-                        && kept.test_connected().await
+                        && tokio::time::timeout(NOOP_TIMEOUT, kept.test_connected())
+                            .await
+                            .unwrap_or(false)
                     {
                         kept.send(message.envelope(), &message.formatted())
                             .await

@@ -14,7 +14,7 @@ use super::email::EmailSender;
 use super::sms::SmsSender;
 use super::templates::{Templates, fit_sms};
 use crate::clock::{Clock, rfc3339};
-use crate::incident::{Incident, TimelineEntry};
+use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 use crate::metrics::Metrics;
 use crate::oncall::Channel;
 use crate::store::paging::{Delivery, Notification, NotificationKind};
@@ -59,6 +59,13 @@ impl Handoff {
         self.wake.notify_one();
     }
 
+    fn hand_back(&self, claims: impl Iterator<Item = String>) {
+        self.claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(claims);
+    }
+
     fn take(&self) -> Vec<String> {
         std::mem::take(
             &mut *self
@@ -91,24 +98,25 @@ impl Outbox {
             let outbox = Arc::clone(self);
             async move { outbox.deliver(notification, &claim).await }
         };
-        let mut worked = 0;
-        for claim in self.handoff.take() {
-            // Renewed after RENEW_EVERY: a lease that runs out sooner is left to the
-            // claim below, or to whichever process takes it over.
-            let held_past = self.clock.now() + TimeDelta::from_std(RENEW_EVERY).unwrap_or_default();
-            let claimed = self.store.claimed_notifications(&claim, held_past).await?;
-            worked += claimed.len();
-            work_claimed(
-                self.store.as_ref(),
-                self.clock.as_ref(),
-                Claims::Notifications,
-                |notification: &Notification| notification.id,
-                &claim,
-                claimed,
-                &deliver,
-            )
-            .await;
-        }
+        let handed = self.take_handed().await?;
+        let worked = handed.iter().map(|(_, rows)| rows.len()).sum::<usize>();
+        // Every handed claim at once, as one claim round's rows are.
+        futures_util::future::join_all(handed.into_iter().map(|(claim, rows)| {
+            let deliver = &deliver;
+            async move {
+                work_claimed(
+                    self.store.as_ref(),
+                    self.clock.as_ref(),
+                    Claims::Notifications,
+                    |notification: &Notification| notification.id,
+                    &claim,
+                    rows,
+                    deliver,
+                )
+                .await;
+            }
+        }))
+        .await;
         let claimed = work_claims(
             self.store.as_ref(),
             self.clock.as_ref(),
@@ -128,11 +136,45 @@ impl Outbox {
         Ok(worked + claimed)
     }
 
+    /// The rows of every claim the writer handed over whose lease leaves this process
+    /// time to renew it as an outbox claim would be (3 s): one closer to running out
+    /// may be taken over by another process any moment, so it is left to the claim
+    /// path. Claims not read because the store failed are handed back.
+    async fn take_handed(&self) -> Result<Vec<(String, Vec<Notification>)>, StoreError> {
+        let mut claims = self.handoff.take().into_iter();
+        let margin = CLAIM_LEASE - TimeDelta::from_std(RENEW_EVERY).unwrap_or_default();
+        let mut handed = Vec::new();
+        while let Some(claim) = claims.next() {
+            let held_past = self.clock.now() + margin;
+            match self.store.claimed_notifications(&claim, held_past).await {
+                Ok(rows) => handed.push((claim, rows)),
+                Err(error) => {
+                    self.handoff.hand_back(std::iter::once(claim).chain(claims));
+                    return Err(error);
+                }
+            }
+        }
+        Ok(handed)
+    }
+
     async fn deliver(&self, notification: Notification, claim: &str) -> Result<(), StoreError> {
         let outcome = if notification.kind == NotificationKind::Report {
             self.send_report(&notification).await
         } else {
             match self.store.incident(notification.incident_id).await? {
+                // Acknowledging or resolving cancels the pages still queued; one
+                // already claimed (the writer claims L1 pages as it queues them) is
+                // cancelled here instead.
+                Some(incident)
+                    if notification.kind == NotificationKind::Page
+                        && incident.status != IncidentStatus::Triggered =>
+                {
+                    let now = self.clock.now();
+                    return self
+                        .store
+                        .finish_notification(notification.id, claim, &Delivery::Cancelled, now)
+                        .await;
+                }
                 Some(incident) => self.send(&notification, &incident).await,
                 None => Err(NotifyError::Permanent(format!(
                     "incident {} no longer exists",
@@ -160,6 +202,7 @@ impl Outbox {
             Delivery::Sent => "sent",
             Delivery::Retry { .. } => "retry",
             Delivery::Failed { .. } => "failed",
+            Delivery::Cancelled => "cancelled",
         };
         self.metrics
             .notifications

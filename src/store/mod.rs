@@ -552,8 +552,9 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError>;
     /// Runs still marked running whose lease ran out before `now`: their process died.
     async fn lost_runs(&self, now: DateTime<Utc>) -> Result<Vec<runs::RunRecord>, StoreError>;
-    /// Returns messages and ticket calls claimed by a process that died to the queue.
-    async fn release_claims(&self) -> Result<u64, StoreError>;
+    /// Returns messages and ticket calls claimed by a process that died to the queue,
+    /// due at `now` at the latest.
+    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
     /// The pages actually delivered for an incident: `(user, channel, address)`.
     async fn delivered_pages(
         &self,
@@ -680,19 +681,29 @@ mod tests {
         let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or_default();
         let mut batch = WriteBatch::default();
         batch.queue(page(1, now + TimeDelta::minutes(10)));
+        batch.queue(page(4, now));
         assert_eq!(batch.handed_claim(), None, "no claim asked for");
         batch.claim_due(DueClaim {
             token: "t".into(),
             now,
             until: now + CLAIM_LEASE,
         });
-        assert_eq!(batch.handed_claim(), None, "an L2 page due later waits");
+        assert!(
+            batch.claim_of(&batch.notifications()[0]).is_none(),
+            "an L2 page due later waits"
+        );
+        assert_eq!(batch.handed_claim(), Some("t"));
+        let mut batch = WriteBatch::default();
+        batch.claim_due(DueClaim {
+            token: "t".into(),
+            now,
+            until: now + CLAIM_LEASE,
+        });
         batch.queue(page(2, now));
         batch.cancel_pages(2);
         assert_eq!(batch.handed_claim(), None, "a page cancelled in its batch");
         batch.queue(page(3, now));
         assert_eq!(batch.handed_claim(), Some("t"));
-        assert!(batch.claim_of(&batch.notifications()[2]).is_some());
-        assert!(batch.claim_of(&batch.notifications()[0]).is_none());
+        assert!(batch.claim_of(&batch.notifications()[1]).is_some());
     }
 }

@@ -119,4 +119,7 @@ pub enum Delivery {
     Failed {
         error: String,
     },
+    /// Not sent: it no longer applies (a page for an incident acknowledged or
+    /// resolved before it went out).
+    Cancelled,
 }

@@ -383,6 +383,9 @@ impl Store for $store {
                 .bind(error.clone())
                 .bind(id)
                 .bind(claim),
+            Delivery::Cancelled => sqlx::query(q("UPDATE notifications SET status = 'cancelled' WHERE id = ? AND status = 'sending' AND claim = ?"))
+                .bind(id)
+                .bind(claim),
         };
         query.execute(&self.writer).await?;
         Ok(())
@@ -442,17 +445,21 @@ impl Store for $store {
         .collect()
     }
 
-    async fn release_claims(&self) -> Result<u64, StoreError> {
+    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         if !ONE_PROCESS {
             // Other replicas' claims are alive; a dead one's run out with their lease.
             return Ok(0);
         }
+        // Due at once: `due_at` of a claimed row is its lease's end, up to 5 s ahead.
+        let now = to_millis(now);
         let mut released = 0;
         for table in ["notifications", "ticket_ops"] {
             released += sqlx::query(
-                format!("UPDATE {table} SET status = 'pending' WHERE status = 'sending'")
+                format!("UPDATE {table} SET status = 'pending', due_at = CASE WHEN due_at > ? THEN ? ELSE due_at END WHERE status = 'sending'")
                     .into_safe(),
             )
+            .bind(now)
+            .bind(now)
             .execute(&self.writer)
             .await?
             .rows_affected();
@@ -652,6 +659,7 @@ impl Store for $store {
             Delivery::Sent => ("done", now, None),
             Delivery::Retry { at, error } => ("pending", *at, Some(error.clone())),
             Delivery::Failed { error } => ("failed", now, Some(error.clone())),
+            Delivery::Cancelled => ("cancelled", now, None),
         };
         sqlx::query(q("UPDATE ticket_ops SET status = ?, attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?"))
             .bind(status)

@@ -98,6 +98,7 @@ impl Desk {
             Delivery::Sent => "done",
             Delivery::Retry { .. } => "retry",
             Delivery::Failed { .. } => "failed",
+            Delivery::Cancelled => "cancelled",
         };
         self.metrics
             .ticket_calls

@@ -125,8 +125,8 @@ impl Store for FaultyStore {
     async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
         self.inner.queue_notifications(notifications).await
     }
-    async fn release_claims(&self) -> Result<u64, StoreError> {
-        self.inner.release_claims().await
+    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.release_claims(now).await
     }
     async fn delivered_pages(
         &self,

@@ -1244,7 +1244,7 @@ async fn a_claim_taken_over_after_its_lease_cannot_be_finished_by_its_first_owne
         .claim_notifications(clock.now(), tocsin::store::CLAIM_LEASE, 64, "second")
         .await
         .unwrap();
-    assert!(!second.is_empty());
+    assert_eq!(second.len(), 2, "alice's email and SMS");
     let row = second[0].id;
     let failed = Delivery::Failed {
         error: "late".into(),
@@ -1282,4 +1282,47 @@ async fn pages_reuse_one_relay_connection_and_survive_the_relay_hanging_up() {
     let pages = paging.smtp.to("alice@example.com");
     assert_eq!(pages.len(), 3, "{pages:?}");
     assert_eq!(paging.smtp.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_handed_page_whose_lease_ran_out_is_left_to_whoever_took_it_over() {
+    use tocsin::clock::Clock;
+    use tocsin::store::Store;
+    let paging = Paging::start("").await;
+    paging.p1("db-01").await;
+    // This process stalls past the lease its writer wrote the pages under; another
+    // process takes them over before this one's outbox runs.
+    let clock = paging.tocsin.clock.clone();
+    clock.advance(TimeDelta::seconds(6));
+    let other = paging
+        .tocsin
+        .store
+        .claim_notifications(clock.now(), tocsin::store::CLAIM_LEASE, 64, "other")
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 2);
+    paging.tocsin.tick().await;
+    assert!(
+        paging.smtp.to("alice@example.com").is_empty(),
+        "sent by the process that holds them, not here"
+    );
+    assert!(paging.sms.to(ALICE_PHONE).is_empty());
+}
+
+#[tokio::test]
+async fn a_page_acknowledged_before_it_went_out_is_not_sent() {
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    let (status, _) = paging
+        .tocsin
+        .post_as(RESPONDER, &format!("/api/v1/incidents/{id}/ack"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    paging.tocsin.tick().await;
+    assert!(paging.smtp.to("alice@example.com").is_empty());
+    assert!(paging.sms.to(ALICE_PHONE).is_empty());
+    // And nothing is left to go out later.
+    paging.tocsin.clock.advance(TimeDelta::minutes(1));
+    paging.tocsin.tick().await;
+    assert!(paging.smtp.to("alice@example.com").is_empty());
 }
