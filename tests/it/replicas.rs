@@ -211,13 +211,15 @@ async fn postgres_lost_under_load_answers_503_keeps_every_202_and_recovers() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut load = JoinSet::new();
     for worker in 0..4 {
-        let (client, url, stop, taken) = (
+        let (client, url, stop, taken, refusals) = (
             tocsin.client.clone(),
             tocsin.url.clone(),
             stop.clone(),
             taken.clone(),
+            refusals.clone(),
         );
         load.spawn(async move {
             let mut answers = Vec::new();
@@ -230,9 +232,11 @@ async fn postgres_lost_under_load_answers_503_keeps_every_202_and_recovers() {
                     generic(&resource, "disk", "warning"),
                 )
                 .await;
-                if status == 202 {
-                    taken.fetch_add(1, Ordering::SeqCst);
-                }
+                match status {
+                    202 => taken.fetch_add(1, Ordering::SeqCst),
+                    503 => refusals.fetch_add(1, Ordering::SeqCst),
+                    _ => 0,
+                };
                 answers.push((resource, status));
                 n += 1;
             }
@@ -261,6 +265,16 @@ async fn postgres_lost_under_load_answers_503_keeps_every_202_and_recovers() {
         assert!(
             Instant::now() < deadline,
             "/readyz never said the store is gone"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Keep it away until the load has met it (a busy machine may take a while to get
+    // a request through to the writer), so the refusals are tested, not their timing.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while refusals.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing was refused while the database was away"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
