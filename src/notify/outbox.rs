@@ -50,29 +50,24 @@ impl Handoff {
 
     /// Called once a batch that queued messages is durable.
     pub fn hand(&self, claim: Option<&str>) {
-        if let Some(claim) = claim {
-            self.claims
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(claim.to_string());
-        }
+        self.claims().extend(claim.map(str::to_string));
         self.wake.notify_one();
     }
 
     fn hand_back(&self, claims: impl Iterator<Item = String>) {
-        self.claims
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(claims);
+        self.claims().extend(claims);
     }
 
     fn take(&self) -> Vec<String> {
-        std::mem::take(
-            &mut *self
-                .claims
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+        std::mem::take(&mut *self.claims())
+    }
+
+    /// A panic elsewhere while holding the list leaves it whole (pushes and takes
+    /// only), so a poisoned lock is still used.
+    fn claims(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -510,6 +510,16 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// A generic alert body.
+/// The kinds of an incident's timeline entries, oldest first.
+pub fn timeline_kinds(incident: &Value) -> Vec<String> {
+    incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn generic(resource: &str, check: &str, severity: &str) -> Vec<u8> {
     serde_json::json!({ "resource": resource, "check": check, "severity": severity, "summary": format!("{check} failing on {resource}") })
         .to_string()

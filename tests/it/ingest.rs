@@ -1,6 +1,6 @@
 //! From payload to incident: the must-show scenarios of the core issue.
 
-use crate::harness::{Harness, fixture, generic, time};
+use crate::harness::{Harness, fixture, generic, time, timeline_kinds};
 use chrono::TimeDelta;
 use serde_json::Value;
 
@@ -118,12 +118,7 @@ async fn the_resolved_payload_resolves_alerts_and_incident_and_says_so() {
     assert_eq!(incident["status"], "resolved");
     assert_eq!(incident["resolved_at"], "2026-11-29T03:07:00.000Z");
     assert_eq!(incident["alerts"][0]["status"], "resolved");
-    let kinds: Vec<&str> = incident["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = timeline_kinds(&incident);
     assert_eq!(kinds, ["opened", "paging", "alert_resolved", "resolved"]);
     let last = incident["timeline"]
         .as_array()

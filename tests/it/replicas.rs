@@ -3,7 +3,7 @@
 //! each person once; a replica that dies holding claimed pages is taken over; a lost
 //! database answers 503, never a 202 it does not keep, and is recovered from.
 
-use crate::harness::{Harness, INGEST_TOKEN, generic, pg_schema};
+use crate::harness::{Harness, INGEST_TOKEN, generic, pg_schema, timeline_kinds};
 use crate::smtp_sink::SmtpSink;
 use chrono::TimeDelta;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -374,12 +374,7 @@ async fn a_run_whose_replica_died_fails_on_another_and_escalates_once() {
         "{run}"
     );
     let incident = b.get(&format!("/api/v1/incidents/{id}")).await;
-    let kinds: Vec<&str> = incident["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = timeline_kinds(&incident);
     assert_eq!(
         kinds.iter().filter(|k| **k == "runbook_failure").count(),
         1,

@@ -1,7 +1,7 @@
 //! Runbooks with real child processes: the shipped scripts, run against stand-in
 //! `systemctl` and `chpasswd` commands placed first on the runbook's PATH.
 
-use crate::harness::{Harness, RESPONDER};
+use crate::harness::{Harness, RESPONDER, timeline_kinds};
 use crate::smtp_sink::SmtpSink;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
@@ -96,15 +96,6 @@ async fn incident_when(
     }
 }
 
-fn kinds(incident: &Value) -> Vec<String> {
-    incident["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn restart_service_fixes_a_stopped_service_and_resolves_the_incident() {
     let bench = Bench::new();
@@ -118,7 +109,7 @@ async fn restart_service_fixes_a_stopped_service_and_resolves_the_incident() {
         i["status"] == "resolved"
     })
     .await;
-    let timeline = kinds(&incident);
+    let timeline = timeline_kinds(&incident);
     assert!(
         timeline.contains(&"runbook_started".to_string())
             && timeline.contains(&"auto_remediated".to_string()),
@@ -178,7 +169,7 @@ async fn a_failing_runbook_escalates_at_once() {
     })
     .await;
     assert_eq!(incident["status"], "triggered");
-    assert!(kinds(&incident).contains(&"escalated_by_runbook".to_string()));
+    assert!(timeline_kinds(&incident).contains(&"escalated_by_runbook".to_string()));
     assert_eq!(
         tocsin.get("/api/v1/kpi").await["overall"]["escalation_rate"],
         1.0
@@ -271,7 +262,7 @@ async fn cooldown_and_the_hourly_cap_hold_under_an_alert_storm() {
             .unwrap();
         ids.push(id);
         incident_when(&tocsin, id, "the run", |i| {
-            kinds(i)
+            timeline_kinds(i)
                 .iter()
                 .any(|k| k == "runbook_refused" || k == "auto_remediated")
         })
@@ -372,7 +363,7 @@ async fn reset_password_emails_the_new_password_which_appears_nowhere_else() {
             "the password leaked into an API response"
         );
     }
-    assert!(kinds(&incident).contains(&"auto_remediated".to_string()));
+    assert!(timeline_kinds(&incident).contains(&"auto_remediated".to_string()));
 }
 
 #[tokio::test]
@@ -438,7 +429,7 @@ async fn wait_for_recovery_resolves_with_the_senders_recovery_or_escalates_when_
         .as_i64()
         .unwrap();
     incident_when(&tocsin, recovered, "the run to wait", |i| {
-        kinds(i).contains(&"runbook_waiting".to_string())
+        timeline_kinds(i).contains(&"runbook_waiting".to_string())
     })
     .await;
     assert_eq!(
@@ -453,7 +444,7 @@ async fn wait_for_recovery_resolves_with_the_senders_recovery_or_escalates_when_
     tocsin.tick().await;
     let incident = tocsin.get(&format!("/api/v1/incidents/{recovered}")).await;
     assert_eq!(incident["status"], "resolved");
-    assert!(kinds(&incident).contains(&"auto_remediated".to_string()));
+    assert!(timeline_kinds(&incident).contains(&"auto_remediated".to_string()));
 
     let silent = tocsin
         .ingest_ok("generic", &down_alert("localhost", "redis"))
@@ -461,7 +452,7 @@ async fn wait_for_recovery_resolves_with_the_senders_recovery_or_escalates_when_
         .as_i64()
         .unwrap();
     incident_when(&tocsin, silent, "the run to wait", |i| {
-        kinds(i).contains(&"runbook_waiting".to_string())
+        timeline_kinds(i).contains(&"runbook_waiting".to_string())
     })
     .await;
     tocsin.clock.advance(chrono::TimeDelta::minutes(6));
@@ -514,12 +505,10 @@ async fn a_run_cut_short_by_a_stop_is_recorded_interrupted_and_not_failed() {
         "{runs}"
     );
     let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
-    let kinds: Vec<&str> = incident["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert!(kinds.contains(&"runbook_interrupted"), "{kinds:?}");
-    assert!(!kinds.contains(&"runbook_failure"), "{kinds:?}");
+    let kinds = timeline_kinds(&incident);
+    assert!(
+        kinds.contains(&"runbook_interrupted".to_string()),
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains(&"runbook_failure".to_string()), "{kinds:?}");
 }

@@ -3,7 +3,7 @@
 //! platforms' webhooks coming back; knowledge-base and remote-access links on the
 //! incident, in the page and in the ticket.
 
-use crate::harness::{Harness, RESPONDER};
+use crate::harness::{Harness, RESPONDER, timeline_kinds};
 use crate::helpdesk::Helpdesk;
 use crate::smtp_sink::SmtpSink;
 use chrono::TimeDelta;
@@ -393,12 +393,7 @@ async fn escalation_runbook_output_and_ack_become_internal_notes_and_resolving_s
         jira[n - 1].1.ends_with("/transitions") && jira[n - 1].0 == Method::POST,
         "{jira:?}"
     );
-    let timeline: Vec<String> = desk.incident(id).await["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_string())
-        .collect();
+    let timeline = timeline_kinds(&desk.incident(id).await);
     assert_eq!(
         timeline.iter().filter(|k| *k == "ticket_solved").count(),
         4,
