@@ -24,34 +24,14 @@ pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> R
             return page(StatusCode::GONE, "Link expired", &error.to_string());
         }
     };
-    match state
-        .store
-        .use_once(&format!("ack:{}", claim.nonce), now)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return page(
-                StatusCode::GONE,
-                "Link already used",
-                "This link was already used. The incident stays as it is.",
-            );
-        }
-        Err(error) => {
-            return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again",
-                &error.to_string(),
-            );
-        }
-    }
     let actor = format!("{} (email link)", claim.user_id);
     match state
         .pipeline
-        .act(
+        .act_once(
             claim.incident_id,
             Action::Acknowledge { note: None },
             &actor,
+            &format!("ack:{}", claim.nonce),
         )
         .await
     {
@@ -62,6 +42,11 @@ pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> R
                 "Incident #{} ({}) is acknowledged by {}. Escalation has stopped.",
                 incident.id, incident.title, claim.user_id
             ),
+        ),
+        Err(PipelineError::Spent) => page(
+            StatusCode::GONE,
+            "Link already used",
+            "This link was already used. The incident stays as it is.",
         ),
         Err(PipelineError::Transition(error)) => page(
             StatusCode::GONE,

@@ -3,6 +3,7 @@
 use super::AppState;
 use super::auth::Actor;
 use super::error::ApiError;
+use super::idempotency::Idempotency;
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
@@ -12,9 +13,10 @@ use serde_json::{Value, json};
 pub async fn run(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Idempotency(key): Idempotency,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let incident = state.pipeline.drill(&name, &actor.0).await?;
+    let incident = state.pipeline.keyed(key).drill(&name, &actor.0).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "incident_id": incident.id, "drill": name })),

@@ -53,6 +53,7 @@ impl From<PipelineError> for ApiError {
                 "not allowed in this state",
                 error.to_string(),
             ),
+            PipelineError::Spent => Self::new(StatusCode::GONE, "already used", error.to_string()),
         }
     }
 }

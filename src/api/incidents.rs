@@ -5,6 +5,7 @@
 use super::alerts::alert_json;
 use super::auth::Actor;
 use super::error::ApiError;
+use super::idempotency::Idempotency;
 use super::{AppState, Page, page};
 use crate::clock::rfc3339;
 use crate::incident::Incident;
@@ -106,11 +107,12 @@ fn note_body(body: &Bytes) -> Result<NoteBody, ApiError> {
 pub async fn acknowledge(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Idempotency(key): Idempotency,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    noted(&state, &actor, &id, &body, |note| Action::Acknowledge {
-        note,
+    noted(&state, &actor, key, &id, &body, |note| {
+        Action::Acknowledge { note }
     })
     .await
 }
@@ -119,46 +121,63 @@ pub async fn acknowledge(
 pub async fn resolve(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Idempotency(key): Idempotency,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    noted(&state, &actor, &id, &body, |note| Action::Resolve { note }).await
+    noted(&state, &actor, key, &id, &body, |note| Action::Resolve {
+        note,
+    })
+    .await
 }
 
 /// `POST /api/v1/incidents/{id}/escalate`: page the next tier now.
 pub async fn escalate(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Idempotency(key): Idempotency,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    noted(&state, &actor, &id, &body, |note| Action::Escalate { note }).await
+    noted(&state, &actor, key, &id, &body, |note| Action::Escalate {
+        note,
+    })
+    .await
 }
 
 /// `POST /api/v1/incidents/{id}/hold`: pause the SLA clock.
 pub async fn hold(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Idempotency(key): Idempotency,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    noted(&state, &actor, &id, &body, |note| Action::Hold { note }).await
+    noted(&state, &actor, key, &id, &body, |note| Action::Hold {
+        note,
+    })
+    .await
 }
 
 /// `POST /api/v1/incidents/{id}/unhold`: restart it.
 pub async fn unhold(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Idempotency(key): Idempotency,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    noted(&state, &actor, &id, &body, |note| Action::Unhold { note }).await
+    noted(&state, &actor, key, &id, &body, |note| Action::Unhold {
+        note,
+    })
+    .await
 }
 
 /// `POST /api/v1/incidents/{id}/notes` with `{"text": "…"}` (or `note`).
 pub async fn add_note(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Idempotency(key): Idempotency,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -174,20 +193,21 @@ pub async fn add_note(
                 "text: is required, e.g. {\"text\": \"restarted the pod\"}",
             )
         })?;
-    act(&state, id, Action::Note { text }, &actor).await
+    act(&state, id, Action::Note { text }, &actor, key).await
 }
 
 /// The actions whose body is an optional `{"note": "…"}`.
 async fn noted(
     state: &AppState,
     actor: &Actor,
+    key: Option<String>,
     id: &str,
     body: &Bytes,
     action: fn(Option<String>) -> Action,
 ) -> Result<Json<Value>, ApiError> {
     let id = incident_id(id)?;
     let note = note_body(body)?.note;
-    act(state, id, action(note), actor).await
+    act(state, id, action(note), actor, key).await
 }
 
 async fn act(
@@ -195,8 +215,9 @@ async fn act(
     id: i64,
     action: Action,
     actor: &Actor,
+    key: Option<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let incident = state.pipeline.act(id, action, &actor.0).await?;
+    let incident = state.pipeline.keyed(key).act(id, action, &actor.0).await?;
     let tickets = state.store.tickets(&[id]).await?;
     Ok(Json(incident_json(&incident, &tickets, state.clock.now())))
 }

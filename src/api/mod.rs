@@ -9,6 +9,7 @@ pub mod drills;
 pub mod error;
 pub mod health;
 pub mod heartbeat;
+pub mod idempotency;
 pub mod incidents;
 pub mod ingest;
 pub mod kpi;

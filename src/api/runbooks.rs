@@ -4,6 +4,7 @@
 use super::AppState;
 use super::auth::Actor;
 use super::error::ApiError;
+use super::idempotency::Idempotency;
 use crate::clock::rfc3339;
 use axum::Json;
 use axum::body::Bytes;
@@ -62,6 +63,7 @@ struct RunBody {
 pub async fn run(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Idempotency(key): Idempotency,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -73,6 +75,7 @@ pub async fn run(
     };
     let run_id = state
         .pipeline
+        .keyed(key)
         .run_runbook(&name, body.params, body.incident_id, &actor.0)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run_id }))))

@@ -3,6 +3,7 @@
 use super::AppState;
 use super::auth::Actor;
 use super::error::ApiError;
+use super::idempotency::Idempotency;
 use crate::clock::rfc3339;
 use crate::pipeline::{NewSilence, SilenceChange};
 use crate::silence::Silence;
@@ -41,6 +42,7 @@ fn time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Idempotency(key): Idempotency,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body: Body = crate::ingest::from_json(&body)
@@ -56,7 +58,11 @@ pub async fn create(
         created_by: body.created_by.filter(|c| !c.is_empty()).unwrap_or(actor.0),
         comment: body.comment.unwrap_or_default(),
     };
-    let silence = state.pipeline.silence(SilenceChange::Add(new)).await?;
+    let silence = state
+        .pipeline
+        .keyed(key)
+        .silence(SilenceChange::Add(new))
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": silence.id }))))
 }
 

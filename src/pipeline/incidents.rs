@@ -143,6 +143,35 @@ impl Writer {
         Ok(incident.clone())
     }
 
+    /// An action carried by a single-use key (an ack link): refused when the key was
+    /// spent, and the key is spent in the same batch as the action.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn act_spending(
+        &mut self,
+        incident_id: i64,
+        action: Action,
+        actor: &str,
+        once: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<Incident, PipelineError> {
+        let spent = batch.spends(once)
+            || self
+                .store
+                .is_spent(once)
+                .await
+                .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+        if spent {
+            return Err(PipelineError::Spent);
+        }
+        let incident = self
+            .act(incident_id, action, actor, now, batch, effects)
+            .await?;
+        batch.spend(once, now);
+        Ok(incident)
+    }
+
     pub(super) fn open_incident(&self, incident_id: i64) -> Result<Incident, PipelineError> {
         self.view
             .incidents

@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 pub use runbooks::RunRequest;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::sync::{mpsc, oneshot};
 pub use watch::{HEARTBEAT_SOURCE, NewSilence, SilenceChange};
 
@@ -53,6 +54,9 @@ pub enum PipelineError {
     Invalid(String),
     #[error("{0}")]
     Missing(String),
+    /// A single-use key (an ack link) was spent by an earlier request.
+    #[error("this link was already used; the incident stays as it is")]
+    Spent,
 }
 
 /// What the pipeline did with one alert of a request.
@@ -106,6 +110,8 @@ enum Command {
         incident_id: i64,
         action: Action,
         actor: String,
+        /// A single-use key spent in the same commit as the action.
+        once: Option<String>,
         reply: oneshot::Sender<Result<Incident, PipelineError>>,
     },
     /// Run the escalation steps and heartbeat checks that are due.
@@ -140,18 +146,55 @@ enum Command {
     },
 }
 
+/// A command on its way to the writer.
+struct Queued {
+    command: Command,
+    /// Scope and client key of an `Idempotency-Key` request.
+    idempotency: Option<String>,
+    admission: Arc<Admission>,
+}
+
+/// Whether a queued command was taken into a batch or given up by its sender.
+/// Exactly one of the two wins, so a request answered 503 for waiting too long is
+/// never applied later, and one whose batch has started is answered with its outcome.
+#[derive(Default)]
+struct Admission(AtomicU8);
+
+const WAITING: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Admission {
+    fn start(&self) -> bool {
+        self.0
+            .compare_exchange(WAITING, STARTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn abandon(&self) -> bool {
+        self.0
+            .compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// How long an `Idempotency-Key` answer is kept.
+pub const IDEMPOTENCY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
 /// The handle the API holds; cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<Queued>,
     timeout: std::time::Duration,
+    /// Set by [`Pipeline::keyed`]: the next command is answered once per key.
+    idempotency: Option<String>,
 }
 
 /// A handle that does not keep the writer alive (held by the runbook executor, so
 /// shutdown is not blocked by it).
 #[derive(Clone)]
 pub struct WeakPipeline {
-    commands: mpsc::WeakSender<Command>,
+    commands: mpsc::WeakSender<Queued>,
     timeout: std::time::Duration,
 }
 
@@ -161,6 +204,7 @@ impl WeakPipeline {
         self.commands.upgrade().map(|commands| Pipeline {
             commands,
             timeout: self.timeout,
+            idempotency: None,
         })
     }
 }
@@ -201,7 +245,14 @@ impl Pipeline {
         let (commands, receiver) = mpsc::channel(QUEUE);
         let timeout = writer.timeout;
         let task = tokio::spawn(writer.run(receiver));
-        Ok((Self { commands, timeout }, task))
+        Ok((
+            Self {
+                commands,
+                timeout,
+                idempotency: None,
+            },
+            task,
+        ))
     }
 
     /// Runs alerts through the pipeline; returns once they are durable.
@@ -222,9 +273,41 @@ impl Pipeline {
             incident_id,
             action,
             actor: actor.to_string(),
+            once: None,
             reply,
         };
         self.send(command, answer).await
+    }
+
+    /// Applies a human's action and spends the single-use key `once` (an ack link's
+    /// nonce) in the same commit: a link is used exactly when its action is durable.
+    /// [`PipelineError::Spent`] when it was used before.
+    pub async fn act_once(
+        &self,
+        incident_id: i64,
+        action: Action,
+        actor: &str,
+        once: &str,
+    ) -> Result<Incident, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Act {
+            incident_id,
+            action,
+            actor: actor.to_string(),
+            once: Some(once.to_string()),
+            reply,
+        };
+        self.send(command, answer).await
+    }
+
+    /// This handle with an idempotency key: the command it sends next is applied
+    /// once per key within [`IDEMPOTENCY_WINDOW`]; a repeat gets the first answer.
+    /// `key` must already be scoped to its caller and route.
+    pub fn keyed(&self, key: Option<String>) -> Pipeline {
+        Pipeline {
+            idempotency: key,
+            ..self.clone()
+        }
     }
 
     /// Pages every escalation step due now; returns how many timers fired.
@@ -314,19 +397,37 @@ impl Pipeline {
         }
     }
 
+    /// Queues a command and waits for its answer. A command whose batch has not
+    /// started within the write timeout is given up, answered 503, and never applied;
+    /// once its batch has started, the answer is the batch's outcome.
     async fn send<T>(
         &self,
         command: Command,
-        answer: oneshot::Receiver<Result<T, PipelineError>>,
+        mut answer: oneshot::Receiver<Result<T, PipelineError>>,
     ) -> Result<T, PipelineError> {
         let gone = || PipelineError::Unavailable("the writer has stopped".into());
-        let exchange = async {
-            self.commands.send(command).await.map_err(|_| gone())?;
-            answer.await.map_err(|_| gone())?
+        let late = || {
+            PipelineError::Unavailable(
+                "the store did not take the write in time; nothing was applied".into(),
+            )
         };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| PipelineError::Unavailable("the write did not commit in time".into()))?
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let admission = Arc::new(Admission::default());
+        let queued = Queued {
+            command,
+            idempotency: self.idempotency.clone(),
+            admission: Arc::clone(&admission),
+        };
+        match tokio::time::timeout_at(deadline, self.commands.send(queued)).await {
+            Err(_) => return Err(late()),
+            Ok(Err(_)) => return Err(gone()),
+            Ok(Ok(())) => {}
+        }
+        match tokio::time::timeout_at(deadline, &mut answer).await {
+            Ok(result) => result.map_err(|_| gone())?,
+            Err(_) if admission.abandon() => Err(late()),
+            Err(_) => answer.await.map_err(|_| gone())?,
+        }
     }
 }
 
@@ -405,7 +506,7 @@ struct Writer {
 type Reply = Box<dyn FnOnce(bool) + Send>;
 
 impl Writer {
-    async fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Queued>) {
         let mut commands = Vec::with_capacity(MAX_BATCH);
         while receiver.recv_many(&mut commands, MAX_BATCH).await > 0 {
             self.process(commands.drain(..)).await;
@@ -470,7 +571,7 @@ impl Writer {
         Ok(())
     }
 
-    async fn process(&mut self, commands: impl Iterator<Item = Command>) {
+    async fn process(&mut self, commands: impl Iterator<Item = Queued>) {
         // Replicas take turns; a view older than the last turn is reloaded first, so
         // every decision is made on what the store holds now.
         let changed_elsewhere = match self.store.begin_turn().await {
@@ -478,8 +579,10 @@ impl Writer {
             Err(error) => {
                 tracing::error!(%error, "cannot take the write turn");
                 self.stale = true;
-                for command in commands {
-                    command.fail(PipelineError::Unavailable(error.to_string()));
+                for queued in commands {
+                    queued
+                        .command
+                        .fail(PipelineError::Unavailable(error.to_string()));
                 }
                 return;
             }
@@ -490,8 +593,10 @@ impl Writer {
             tracing::error!(%error, "store still unavailable");
             self.store.end_turn().await;
             self.stale = true;
-            for command in commands {
-                command.fail(PipelineError::Unavailable(error.to_string()));
+            for queued in commands {
+                queued
+                    .command
+                    .fail(PipelineError::Unavailable(error.to_string()));
             }
             return;
         }
@@ -500,8 +605,24 @@ impl Writer {
         let mut batch = WriteBatch::default();
         let mut effects = Effects::default();
         let mut replies: Vec<Reply> = Vec::new();
-        for command in commands {
-            replies.push(self.apply(command, now, &mut batch, &mut effects).await);
+        // A command that fails after changing the batch would commit half of itself
+        // (the first alerts of a request); such a batch is not committed at all.
+        let mut poisoned = false;
+        for queued in commands {
+            // Given up by its sender (answered 503): never applied.
+            if !queued.admission.start() {
+                continue;
+            }
+            let before = batch.revision();
+            let (reply, failed) = self.apply(queued, now, &mut batch, &mut effects).await;
+            poisoned |= failed && batch.revision() != before;
+            replies.push(reply);
+        }
+        if poisoned {
+            tracing::error!("a command failed half-way; answering 503 to its batch and reloading");
+            self.store.end_turn().await;
+            self.abandon_batch(replies).await;
+            return;
         }
         if let Err(error) = self.repage_upgraded(now, &mut batch).await {
             tracing::error!(%error, "cannot re-evaluate paging after a priority upgrade");
@@ -541,17 +662,24 @@ impl Writer {
             }
             Err(error) => {
                 tracing::error!(%error, "group commit failed; answering 503 and reloading");
-                self.stale = true;
-                for request in self.pending_runs.drain(..) {
-                    self.running.remove(&request.run_id);
-                }
-                for reply in replies {
-                    reply(false);
-                }
-                if let Err(error) = self.reload().await {
-                    tracing::error!(%error, "cannot reload the open state; will retry on the next request");
-                }
+                self.abandon_batch(replies).await;
             }
+        }
+    }
+
+    /// Answers 503 to every command of a batch that is not committed and rebuilds
+    /// the view, which holds the batch's changes.
+    async fn abandon_batch(&mut self, replies: Vec<Reply>) {
+        self.stale = true;
+        self.upgraded.clear();
+        for request in self.pending_runs.drain(..) {
+            self.running.remove(&request.run_id);
+        }
+        for reply in replies {
+            reply(false);
+        }
+        if let Err(error) = self.reload().await {
+            tracing::error!(%error, "cannot reload the open state; will retry on the next request");
         }
     }
 
@@ -577,12 +705,13 @@ impl Writer {
     /// once the batch's fate is known.
     async fn apply(
         &mut self,
-        command: Command,
+        queued: Queued,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
         effects: &mut Effects,
-    ) -> Reply {
-        match command {
+    ) -> (Reply, bool) {
+        let key = queued.idempotency;
+        match queued.command {
             Command::Ingest { alerts, reply } => {
                 let mut accepted = Vec::with_capacity(alerts.len());
                 let mut failure = None;
@@ -605,11 +734,27 @@ impl Writer {
                 incident_id,
                 action,
                 actor,
+                once,
                 reply,
             } => {
-                let result = self
-                    .act(incident_id, action, &actor, now, batch, effects)
-                    .await;
+                if let Some(first) = self.recall(key.as_deref(), now, batch).await {
+                    let first = match first {
+                        Ok(id) => self.current_incident(id, batch).await,
+                        Err(error) => Err(error),
+                    };
+                    return answer(reply, first);
+                }
+                let result = match once {
+                    Some(once) => {
+                        self.act_spending(incident_id, action, &actor, &once, now, batch, effects)
+                            .await
+                    }
+                    None => {
+                        self.act(incident_id, action, &actor, now, batch, effects)
+                            .await
+                    }
+                };
+                remember(key, result.as_ref().map(|incident| incident.id), now, batch);
                 answer(reply, result)
             }
             Command::Tick { reply } => {
@@ -617,7 +762,16 @@ impl Writer {
                 answer(reply, result)
             }
             Command::Silence { change, reply } => {
-                answer(reply, self.change_silence(change, now, batch))
+                if let Some(first) = self.recall(key.as_deref(), now, batch).await {
+                    let first = match first {
+                        Ok(id) => self.current_silence(id).await,
+                        Err(error) => Err(error),
+                    };
+                    return answer(reply, first);
+                }
+                let result = self.change_silence(change, now, batch);
+                remember(key, result.as_ref().map(|silence| silence.id), now, batch);
+                answer(reply, result)
             }
             Command::Beat { name, reply } => {
                 let result = self.beat(&name, now, batch, effects).await;
@@ -634,7 +788,15 @@ impl Writer {
                 answer(reply, result)
             }
             Command::Drill { name, actor, reply } => {
+                if let Some(first) = self.recall(key.as_deref(), now, batch).await {
+                    let first = match first {
+                        Ok(id) => self.current_incident(id, batch).await,
+                        Err(error) => Err(error),
+                    };
+                    return answer(reply, first);
+                }
                 let result = self.start_drill(&name, &actor, now, batch, effects);
+                remember(key, result.as_ref().map(|incident| incident.id), now, batch);
                 answer(reply, result)
             }
             Command::RunManual {
@@ -644,12 +806,78 @@ impl Writer {
                 actor,
                 reply,
             } => {
+                if let Some(first) = self.recall(key.as_deref(), now, batch).await {
+                    return answer(reply, first);
+                }
                 let result = self
                     .manual_run(&name, values, incident_id, &actor, now, batch)
                     .await;
+                remember(key, result.as_ref().copied(), now, batch);
                 answer(reply, result)
             }
         }
+    }
+
+    /// What an earlier request with the same idempotency key answered: the id of
+    /// the incident, silence or run it acted on, kept in this batch or in the store.
+    async fn recall(
+        &self,
+        key: Option<&str>,
+        now: DateTime<Utc>,
+        batch: &WriteBatch,
+    ) -> Option<Result<i64, PipelineError>> {
+        let key = key?;
+        let kept = match batch.remembered(key) {
+            Some(answer) => Some(answer.to_string()),
+            None => match self
+                .store
+                .remembered_answer(key, now - IDEMPOTENCY_WINDOW)
+                .await
+            {
+                Ok(answer) => answer,
+                Err(error) => return Some(Err(PipelineError::Unavailable(error.to_string()))),
+            },
+        };
+        kept.map(|id| {
+            id.parse().map_err(|_| {
+                PipelineError::NotPossible(
+                    "the first answer to this Idempotency-Key cannot be read; send the request with a new key".into(),
+                )
+            })
+        })
+    }
+
+    /// An incident as it is now, open or closed.
+    async fn current_incident(
+        &self,
+        id: i64,
+        batch: &WriteBatch,
+    ) -> Result<Incident, PipelineError> {
+        if let Some(incident) = batch.incident(id) {
+            return Ok(incident.clone());
+        }
+        if let Ok(incident) = self.open_incident(id) {
+            return Ok(incident);
+        }
+        self.store
+            .incident(id)
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+            .ok_or(PipelineError::NotFound(id))
+    }
+
+    /// A silence as it is now, active or ended.
+    async fn current_silence(&self, id: i64) -> Result<crate::silence::Silence, PipelineError> {
+        if let Some(silence) = self.view.silences.iter().find(|silence| silence.id == id) {
+            return Ok(silence.clone());
+        }
+        self.store
+            .silences()
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+            .into_iter()
+            .find(|silence| silence.id == id)
+            .ok_or_else(|| PipelineError::Missing(format!("silence {id} no longer exists")))
     }
 
     fn publish(&self, effects: Effects) {
@@ -715,12 +943,14 @@ impl Writer {
     }
 }
 
-/// Answers a command once its batch has committed, or with 503 when it did not.
+/// Answers a command once its batch has committed, or with 503 when it did not;
+/// also says whether the command failed.
 fn answer<T: Send + 'static>(
     reply: oneshot::Sender<Result<T, PipelineError>>,
     result: Result<T, PipelineError>,
-) -> Reply {
-    Box::new(move |committed| {
+) -> (Reply, bool) {
+    let failed = result.is_err();
+    let reply: Reply = Box::new(move |committed| {
         let result = if committed {
             result
         } else {
@@ -729,7 +959,21 @@ fn answer<T: Send + 'static>(
             ))
         };
         let _ = reply.send(result);
-    })
+    });
+    (reply, failed)
+}
+
+/// Keeps what a successful command acted on (an id) for its idempotency key, in the
+/// same commit as the act.
+fn remember(
+    key: Option<String>,
+    result: Result<i64, &PipelineError>,
+    now: DateTime<Utc>,
+    batch: &mut WriteBatch,
+) {
+    if let (Some(key), Ok(id)) = (key, result) {
+        batch.remember(&key, id.to_string(), now);
+    }
 }
 
 impl Command {

@@ -112,6 +112,22 @@ pub struct WriteBatch {
     runs: Vec<runs::RunRecord>,
     ticket_ops: Vec<TicketOp>,
     due_claim: Option<DueClaim>,
+    /// Single-use keys (ack links) spent by this batch.
+    spent: Vec<(String, DateTime<Utc>)>,
+    /// Answers kept for `Idempotency-Key` repeats: key → JSON answer.
+    remembered: HashMap<String, (String, DateTime<Utc>)>,
+    /// Housekeeping: idempotency answers and expired silences older than these go.
+    prune: Option<Prune>,
+    /// Counts every change, so the writer can tell whether a failed command left
+    /// something behind in the batch.
+    revision: u64,
+}
+
+/// Rows past their retention, deleted in the batch that carries this.
+#[derive(Debug, Clone, Copy)]
+pub struct Prune {
+    pub answers_before: DateTime<Utc>,
+    pub silences_ended_before: DateTime<Utc>,
 }
 
 /// The claim messages due at once are written under: the writer's process claims
@@ -140,12 +156,63 @@ impl WriteBatch {
             && self.heartbeats.is_empty()
             && self.runs.is_empty()
             && self.ticket_ops.is_empty()
+            && self.spent.is_empty()
+            && self.remembered.is_empty()
+            && self.prune.is_none()
+    }
+
+    /// How many changes this batch holds; grows with every change.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Spends a single-use key in this batch's commit.
+    pub fn spend(&mut self, key: &str, at: DateTime<Utc>) {
+        self.revision += 1;
+        self.spent.push((key.to_string(), at));
+    }
+
+    /// Whether this batch already spends `key`.
+    pub fn spends(&self, key: &str) -> bool {
+        self.spent.iter().any(|(spent, _)| spent == key)
+    }
+
+    /// Single-use keys to record as used.
+    pub fn spent(&self) -> &[(String, DateTime<Utc>)] {
+        &self.spent
+    }
+
+    /// Keeps the answer to a request made with an `Idempotency-Key`.
+    pub fn remember(&mut self, key: &str, answer: String, at: DateTime<Utc>) {
+        self.revision += 1;
+        self.remembered.insert(key.to_string(), (answer, at));
+    }
+
+    /// The answer this batch keeps for `key`.
+    pub fn remembered(&self, key: &str) -> Option<&str> {
+        self.remembered.get(key).map(|(answer, _)| answer.as_str())
+    }
+
+    /// Answers to keep.
+    pub fn answers(&self) -> impl Iterator<Item = (&String, &(String, DateTime<Utc>))> {
+        self.remembered.iter()
+    }
+
+    /// Deletes rows past their retention in this batch's commit.
+    pub fn prune(&mut self, prune: Prune) {
+        self.prune = Some(prune);
+    }
+
+    /// The housekeeping this batch carries.
+    pub fn pruning(&self) -> Option<Prune> {
+        self.prune
     }
 
     /// Queues a call to a ticketing platform; a duplicate (same incident, platform,
     /// kind and step) is dropped by the store, so an incident gets one ticket per
     /// platform.
     pub fn queue_ticket(&mut self, op: TicketOp) {
+        self.revision += 1;
         self.ticket_ops.push(op);
     }
 
@@ -161,6 +228,7 @@ impl WriteBatch {
 
     /// Inserts or replaces a runbook run.
     pub fn upsert_run(&mut self, run: runs::RunRecord) {
+        self.revision += 1;
         self.runs.push(run);
     }
 
@@ -171,11 +239,13 @@ impl WriteBatch {
 
     /// Inserts or replaces a silence.
     pub fn upsert_silence(&mut self, silence: &Silence) {
+        self.revision += 1;
         self.silences.push(silence.clone());
     }
 
     /// Records a heartbeat check-in.
     pub fn beat(&mut self, name: &str, at: DateTime<Utc>) {
+        self.revision += 1;
         self.heartbeats.insert(name.to_string(), at);
     }
 
@@ -191,24 +261,28 @@ impl WriteBatch {
 
     /// Writes an escalation timer.
     pub fn set_escalation(&mut self, escalation: Escalation) {
+        self.revision += 1;
         self.escalations
             .insert(escalation.incident_id, Some(escalation));
     }
 
     /// Stops an incident's escalation.
     pub fn end_escalation(&mut self, incident_id: i64) {
+        self.revision += 1;
         self.escalations.insert(incident_id, None);
     }
 
     /// Queues a message; a duplicate of an existing one (same incident, user, channel,
     /// kind and step) is dropped by the store, so nobody is paged twice for one step.
     pub fn queue(&mut self, notification: Notification) {
+        self.revision += 1;
         self.notifications.push(notification);
     }
 
     /// Cancels the pages of an incident still waiting in the outbox (acknowledged or
     /// resolved before they went out). Pages queued in this batch are cancelled too.
     pub fn cancel_pages(&mut self, incident_id: i64) {
+        self.revision += 1;
         self.cancelled_pages.push(incident_id);
     }
 
@@ -259,12 +333,14 @@ impl WriteBatch {
 
     /// A new alert row.
     pub fn insert_alert(&mut self, alert: AlertRecord) {
+        self.revision += 1;
         self.new_alert_index.insert(alert.id, self.new_alerts.len());
         self.new_alerts.push(alert);
     }
 
     /// Changes an alert, whether it is new in this batch or already stored.
     pub fn update_alert(&mut self, id: i64, update: AlertUpdate) {
+        self.revision += 1;
         match self.new_alert_index.get(&id) {
             Some(&index) => {
                 let alert = &mut self.new_alerts[index];
@@ -285,11 +361,13 @@ impl WriteBatch {
 
     /// Inserts or replaces an incident row.
     pub fn upsert_incident(&mut self, incident: &Incident) {
+        self.revision += 1;
         self.incidents.insert(incident.id, incident.clone());
     }
 
     /// Appends to an incident's timeline.
     pub fn record(&mut self, entry: TimelineEntry) {
+        self.revision += 1;
         self.timeline.push(entry);
     }
 
@@ -566,6 +644,14 @@ pub trait Store: Send + Sync + 'static {
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
     /// Marks a single-use token as used; false when it already was.
     async fn use_once(&self, nonce: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Whether a single-use key was already spent.
+    async fn is_spent(&self, key: &str) -> Result<bool, StoreError>;
+    /// The answer kept for an `Idempotency-Key` since `since`, as JSON.
+    async fn remembered_answer(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
     /// A persistent setting, created with `initial` when missing.
     async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError>;
     /// One alert.

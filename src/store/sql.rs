@@ -174,6 +174,30 @@ impl Store for $store {
                 .push_bind(to_millis(*at))
                 .push(") ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen;");
         }
+        for (key, at) in batch.spent() {
+            out.next().push("INSERT INTO ack_links_used (nonce, used_at) VALUES (")
+                .push_bind(key.clone())
+                .push(", ")
+                .push_bind(to_millis(*at))
+                .push(");");
+        }
+        for (key, (answer, at)) in batch.answers() {
+            out.next().push("INSERT INTO idempotency_keys (key, answer, created_at) VALUES (")
+                .push_bind(key.clone())
+                .push(", ")
+                .push_bind(answer.clone())
+                .push(", ")
+                .push_bind(to_millis(*at))
+                .push(") ON CONFLICT (key) DO UPDATE SET answer = excluded.answer, created_at = excluded.created_at;");
+        }
+        if let Some(prune) = batch.pruning() {
+            out.next().push("DELETE FROM idempotency_keys WHERE created_at < ")
+                .push_bind(to_millis(prune.answers_before))
+                .push(";");
+            out.next().push("DELETE FROM silences WHERE ends_at < ")
+                .push_bind(to_millis(prune.silences_ended_before))
+                .push(";");
+        }
         for (incident_id, escalation) in batch.escalations() {
             match escalation {
                 Some(escalation) => upsert_escalation(out.next(), escalation),
@@ -506,6 +530,27 @@ impl Store for $store {
                 .await?
                 .rows_affected();
         Ok(inserted == 1)
+    }
+
+    async fn is_spent(&self, key: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(q("SELECT 1 FROM ack_links_used WHERE nonce = ?"))
+            .bind(key)
+            .fetch_optional(&self.writer)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn remembered_answer(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(q("SELECT answer FROM idempotency_keys WHERE key = ? AND created_at >= ?"))
+            .bind(key)
+            .bind(to_millis(since))
+            .fetch_optional(&self.writer)
+            .await?;
+        Ok(row.map(|row| row.get::<String, _>(0)))
     }
 
     async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {

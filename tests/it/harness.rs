@@ -55,6 +55,12 @@ tokens = [
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     pub failing: AtomicBool,
+    /// Makes the read of who was paged fail (it happens mid-batch, on a resolve).
+    pub failing_page_reads: AtomicBool,
+    /// Held by a test, it keeps every commit waiting, as a held write lock does.
+    pub hold: tokio::sync::Mutex<()>,
+    /// Commits waiting on `hold` now.
+    pub waiting: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -66,6 +72,10 @@ impl Store for FaultyStore {
         self.inner.load_open_state().await
     }
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let held = self.hold.lock().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(held);
         if self.failing.load(Ordering::SeqCst) {
             self.inner.end_turn().await;
             return Err(StoreError::Open("injected fault: disk unavailable".into()));
@@ -74,6 +84,16 @@ impl Store for FaultyStore {
     }
     async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         self.inner.incident(id).await
+    }
+    async fn is_spent(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.is_spent(key).await
+    }
+    async fn remembered_answer(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.remembered_answer(key, since).await
     }
     async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
         self.inner.incidents(query).await
@@ -132,6 +152,9 @@ impl Store for FaultyStore {
         &self,
         incident_id: i64,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
+        if self.failing_page_reads.load(Ordering::SeqCst) {
+            return Err(StoreError::Open("injected fault: read failed".into()));
+        }
         self.inner.delivered_pages(incident_id).await
     }
     async fn last_paged_incident(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
@@ -267,6 +290,7 @@ pub struct Harness {
     extra: String,
     dir: tempfile::TempDir,
     storage_url: String,
+    tune: fn(&mut Config),
 }
 
 /// Where a test's data lives: a SQLite file in its directory, or, when
@@ -307,14 +331,23 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(start_time()));
         let storage_url = storage_for(dir.path()).await;
-        Self::start_in(dir, storage_url, extra, clock).await
+        Self::start_in(dir, storage_url, extra, clock, |_| {}).await
+    }
+
+    /// Starts with the base configuration plus `extra`, then changes what the TOML
+    /// of a test cannot (the base owns `[storage]`).
+    pub async fn start_tuned(extra: &str, tune: fn(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let storage_url = storage_for(dir.path()).await;
+        Self::start_in(dir, storage_url, extra, clock, tune).await
     }
 
     /// Starts on the database at `storage_url`.
     pub async fn start_on(storage_url: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(start_time()));
-        Self::start_in(dir, storage_url.to_string(), extra, clock).await
+        Self::start_in(dir, storage_url.to_string(), extra, clock, |_| {}).await
     }
 
     /// Another replica: the same database, configuration and clock, its own port.
@@ -325,6 +358,7 @@ impl Harness {
             self.storage_url.clone(),
             &self.extra,
             self.clock.clone(),
+            self.tune,
         )
         .await
     }
@@ -343,6 +377,7 @@ impl Harness {
         storage_url: String,
         extra: &str,
         clock: Arc<ManualClock>,
+        tune: fn(&mut Config),
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -359,11 +394,15 @@ impl Harness {
             "[server]\npublic_url = \"{url}\"\n{runbooks}{}",
             base_config(&storage_url, extra)
         );
-        let config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let mut config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        tune(&mut config);
         let inner = tocsin::store::open(&config.storage_url).await.unwrap();
         let store = Arc::new(FaultyStore {
             inner,
             failing: AtomicBool::new(false),
+            failing_page_reads: AtomicBool::new(false),
+            hold: tokio::sync::Mutex::new(()),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
         });
         let app = App::start_with_store(config, clock.clone(), store.clone(), Background::Manual)
             .await
@@ -382,6 +421,7 @@ impl Harness {
             extra: extra.to_string(),
             dir,
             storage_url,
+            tune,
         }
     }
 
@@ -399,10 +439,11 @@ impl Harness {
             clock,
             store,
             storage_url,
+            tune,
             ..
         } = self;
         drop(store);
-        Self::start_in(dir, storage_url, &extra, clock).await
+        Self::start_in(dir, storage_url, &extra, clock, tune).await
     }
 
     /// One round of due escalations and deliveries at the clock's time.

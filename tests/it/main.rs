@@ -21,3 +21,4 @@ mod sla;
 mod sms_gateway;
 mod smtp_sink;
 mod tickets;
+mod trust;
