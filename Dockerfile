@@ -18,6 +18,8 @@ COPY --from=build /src/target/release/tocsin /usr/local/bin/tocsin
 COPY config /etc/tocsin
 COPY runbooks /etc/tocsin/runbooks
 WORKDIR /data
+# Listening on every address, serve refuses the development tokens: run the image
+# with -e TOCSIN_ADMIN_TOKEN=… -e TOCSIN_INGEST_TOKEN=… (SECURITY.md).
 ENV TOCSIN_LISTEN=0.0.0.0:8080 \
     TOCSIN_RUNBOOKS_DIR=/etc/tocsin/runbooks
 VOLUME ["/data"]

@@ -13,6 +13,7 @@ use crate::notify::templates::Templates;
 use crate::pipeline::Pipeline;
 use crate::scheduler::Ticker;
 use crate::store::{self, Store};
+use crate::supervise::{self, Fatal};
 use anyhow::Context;
 use axum::Router;
 use governor::{Quota, RateLimiter};
@@ -81,6 +82,8 @@ impl App {
         )
         .await
         .context("cannot load the open alerts and incidents from the store")?;
+        let fatal = Fatal::default();
+        let writer = supervise::spawn("writer", &fatal, writer);
         let released = store
             .release_claims(clock.now())
             .await
@@ -104,11 +107,11 @@ impl App {
             templates.clone(),
             handoff,
         )?);
-        let executor = tokio::spawn(crate::runbook::executor::execute(
-            run_requests,
-            pipeline.downgrade(),
-            outbox.clone(),
-        ));
+        let executor = supervise::spawn(
+            "runbook executor",
+            &fatal,
+            crate::runbook::executor::execute(run_requests, pipeline.downgrade(), outbox.clone()),
+        );
         let desk = Arc::new(crate::ticket::desk::Desk {
             store: store.clone(),
             clock: clock.clone(),
@@ -136,8 +139,8 @@ impl App {
         let (stop, stopped) = watch::channel(false);
         let scheduler = match background {
             Background::Tick => {
-                let desk = tokio::spawn(desk.run(stopped.clone()));
-                let ticks = tokio::spawn(ticker.clone().run(wake, stopped));
+                let desk = supervise::spawn("ticket desk", &fatal, desk.run(stopped.clone()));
+                let ticks = supervise::spawn("timer", &fatal, ticker.clone().run(wake, stopped));
                 tokio::spawn(async move {
                     let _ = tokio::join!(desk, ticks);
                 })
@@ -164,6 +167,7 @@ impl App {
             templates,
             changes,
             limiters: Arc::new(limiters),
+            fatal,
         });
         Ok(Self {
             state,
@@ -300,6 +304,9 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     let listen = config.listen;
+    if let Some(refusal) = config.exposure_refusal() {
+        anyhow::bail!(refusal);
+    }
     let app = App::start(config, clock).await?;
     // Nothing has set it yet: only `serve` reads its configuration from a file.
     let _ = app.state.config_path.set(path);
@@ -323,10 +330,16 @@ pub async fn serve(
             )
         })?;
     tracing::info!(%listen, "tocsin is listening");
-    axum::serve(listener, app.router())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    let fatal = app.state.fatal.clone();
+    let serving = axum::serve(listener, app.router()).with_graceful_shutdown(shutdown_signal());
+    // A dead task ends the process at once: waiting for in-flight requests would
+    // only hold answers the dead writer can never give.
+    tokio::select! {
+        served = serving => served.context("the HTTP server failed")?,
+        () = fatal.tripped() => {
+            anyhow::bail!("{}", fatal.reason().unwrap_or("a background task died"));
+        }
+    }
     tracing::info!("shutting down: finishing the in-flight batch");
     hangups.abort();
     // The queued batch and in-flight messages get ten seconds.

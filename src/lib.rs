@@ -38,4 +38,5 @@ pub mod silence;
 pub mod simulate;
 pub mod sla;
 pub mod store;
+pub mod supervise;
 pub mod ticket;

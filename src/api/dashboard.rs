@@ -2,21 +2,84 @@
 //! `dashboard.html.hbs` and `dashboard_panel.html.hbs`, compiled in, overridable), a
 //! small inline script for SLA countdowns, and server-sent events
 //! (`GET /api/v1/stream`) that make the page fetch a fresh panel after every change.
-//! No token, no external asset: it works offline and on a phone.
+//! No external asset: it works offline and on a phone. Off loopback it needs a viewer
+//! token (SPEC §11) unless `[dashboard] public = true`.
 
 use super::AppState;
+use super::auth::{find_token, presented_token};
 use super::error::ApiError;
 use crate::clock::rfc3339;
 use crate::incident::Incident;
 use crate::sla::SlaFlags;
 use crate::store::tickets::Ticket;
 use crate::store::{AlertQuery, IncidentQuery};
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use chrono::{TimeDelta, Timelike};
 use serde_json::{Value, json};
 use std::convert::Infallible;
+
+/// The cookie that carries a dashboard token given once as `?token=`, so the page's
+/// own requests (panel, live stream) need no token in their URLs.
+const TOKEN_COOKIE: &str = "tocsin_dashboard";
+
+/// Middleware: a private dashboard needs an API token (any role) as Bearer, as
+/// `?token=` (then kept in an HttpOnly cookie) or from that cookie.
+pub async fn access(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let config = state.config.load_full();
+    if config.dashboard_public {
+        return Ok(next.run(request).await);
+    }
+    let from_query = presented_token(&HeaderMap::new(), request.uri().query());
+    let token = presented_token(request.headers(), None)
+        .or_else(|| from_query.clone())
+        .or_else(|| cookie(request.headers(), TOKEN_COOKIE));
+    let known = token
+        .as_deref()
+        .and_then(|token| find_token(&config, token));
+    if known.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "dashboard needs a token",
+            "open /?token=<an API token> once (any role), or set [dashboard] public = true",
+        ));
+    }
+    let mut response = next.run(request).await;
+    if let Some(token) = from_query {
+        let secure = if config.public_url.starts_with("https:") {
+            "; Secure"
+        } else {
+            ""
+        };
+        let value = format!(
+            "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}"
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
+}
 
 /// `GET /`.
 pub async fn page(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {

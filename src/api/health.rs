@@ -12,8 +12,15 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: 200 when the store answers within two seconds, else 503.
+/// `GET /readyz`: 200 when the store answers within two seconds and every
+/// background task runs, else 503.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if let Some(reason) = state.fatal.reason() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "ready": false, "detail": reason })),
+        );
+    }
     let answer = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
     match answer {
         Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({ "ready": true }))),

@@ -138,28 +138,37 @@ async fn accept(
     if !token_ok && kind != SourceKind::Pagerduty {
         return Err(unauthorized(kind, token.is_some()));
     }
-    if let Some(limiter) = state.limiters.get(&kind)
-        && limiter.check().is_err()
-    {
-        return Err(Refusal::new(
+    // Only an authenticated request counts toward the rate limit, so nobody without
+    // the token can keep a real sender at 429.
+    let rate_limit = || match state.limiters.get(&kind) {
+        Some(limiter) if limiter.check().is_err() => Err(Refusal::new(
             "rate_limited",
             StatusCode::TOO_MANY_REQUESTS,
             "rate limit exceeded",
             format!("[sources.{kind}] rate_limit is reached; retry after a second"),
-        ));
+        )),
+        _ => Ok(()),
+    };
+    if token_ok {
+        rate_limit()?;
     }
     check_content_type(kind, headers)?;
     let body = read_body(body, config.max_body_bytes).await?;
-    if let Some(signature) = &source.signature {
-        super::signature::verify(signature, headers, &body, state.clock.now()).map_err(|why| {
-            Refusal::new(
-                "bad_signature",
-                StatusCode::UNAUTHORIZED,
-                "bad signature",
-                why,
-            )
-        })?;
-    }
+    let signature = match &source.signature {
+        Some(signature) => Some(
+            super::signature::verify(signature, headers, &body, state.clock.now()).map_err(
+                |why| {
+                    Refusal::new(
+                        "bad_signature",
+                        StatusCode::UNAUTHORIZED,
+                        "bad signature",
+                        why,
+                    )
+                },
+            )?,
+        ),
+        None => None,
+    };
     let routing_ok = |routing_key: Option<&str>| match (&source.token, routing_key) {
         (Some(expected), Some(given)) => same_secret(given, expected),
         _ => false,
@@ -173,26 +182,40 @@ async fn accept(
         }
         Err(_) => return Err(unauthorized(kind, token.is_some())),
     };
-    if !token_ok && !routing_ok(payload.routing_key.as_deref()) {
-        return Err(unauthorized(
-            kind,
-            token.is_some() || payload.routing_key.is_some(),
-        ));
+    if !token_ok {
+        if !routing_ok(payload.routing_key.as_deref()) {
+            return Err(unauthorized(
+                kind,
+                token.is_some() || payload.routing_key.is_some(),
+            ));
+        }
+        rate_limit()?;
     }
-    state
-        .pipeline
-        .ingest(payload.alerts)
-        .await
-        .map_err(|error| match error {
-            PipelineError::Unavailable(_) => Refusal {
-                reason: "unavailable",
-                error: error.into(),
-            },
-            other => Refusal {
-                reason: "invalid",
-                error: other.into(),
-            },
-        })
+    let applied = match &signature {
+        Some(signature) => {
+            state
+                .pipeline
+                .ingest_signed(payload.alerts, signature)
+                .await
+        }
+        None => state.pipeline.ingest(payload.alerts).await,
+    };
+    applied.map_err(|error| match error {
+        PipelineError::Spent => Refusal::new(
+            "bad_signature",
+            StatusCode::UNAUTHORIZED,
+            "replayed signature",
+            "this signature was already accepted once; sign each request anew (a fresh timestamp)",
+        ),
+        PipelineError::Unavailable(_) => Refusal {
+            reason: "unavailable",
+            error: error.into(),
+        },
+        other => Refusal {
+            reason: "invalid",
+            error: other.into(),
+        },
+    })
 }
 
 /// The `routing_key` of a body that may be invalid otherwise.

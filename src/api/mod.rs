@@ -58,6 +58,8 @@ pub struct Handles {
     /// Fires after every committed change, for the dashboard's live stream.
     pub changes: tokio::sync::broadcast::Sender<()>,
     pub limiters: Arc<HashMap<SourceKind, DefaultDirectRateLimiter>>,
+    /// Tripped when a background task died: not ready, and `serve` exits.
+    pub fatal: crate::supervise::Fatal,
 }
 
 /// The whole API.
@@ -111,9 +113,16 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/tickets/{platform}/webhook",
             post(tickets::webhook),
         )
-        .route("/", get(dashboard::page))
-        .route("/dashboard/panel", get(dashboard::panel))
-        .route("/api/v1/stream", get(dashboard::stream))
+        .merge(
+            Router::new()
+                .route("/", get(dashboard::page))
+                .route("/dashboard/panel", get(dashboard::panel))
+                .route("/api/v1/stream", get(dashboard::stream))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    dashboard::access,
+                )),
+        )
         .route("/api/v1/openapi.json", get(health::openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -10,13 +10,14 @@ use sha2::Sha256;
 /// How far a signed timestamp may be from now.
 const REPLAY_WINDOW_SECONDS: i64 = 300;
 
-/// Checks the signature of `body`; the error says what is wrong.
+/// Checks the signature of `body` and returns it (lower-case hex), to be spent
+/// once; the error says what is wrong.
 pub fn verify(
     config: &SignatureConfig,
     headers: &HeaderMap,
     body: &[u8],
     now: DateTime<Utc>,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let header = |name: &str| {
         headers
             .get(name)
@@ -51,7 +52,9 @@ pub fn verify(
     }
     mac.update(body);
     mac.verify_slice(&given)
-        .map_err(|_| "the signature does not match the body".to_string())
+        .map_err(|_| "the signature does not match the body".to_string())?;
+    // Whatever the case of its hex, one signature is one key.
+    Ok(hex::encode(given))
 }
 
 /// Signs like a sender would, for tests and docs.
@@ -91,7 +94,7 @@ mod tests {
                 .unwrap(),
         );
         headers.insert("X-Tocsin-Timestamp", HeaderValue::from_str(&stamp).unwrap());
-        assert_eq!(verify(&config(true), &headers, b"{}", now), Ok(()));
+        assert!(verify(&config(true), &headers, b"{}", now).is_ok());
         assert!(
             verify(&config(true), &headers, b"{ }", now)
                 .unwrap_err()
@@ -112,7 +115,7 @@ mod tests {
             "X-Tocsin-Signature",
             HeaderValue::from_str(&sign("s3cret", None, b"x")).unwrap(),
         );
-        assert_eq!(verify(&config(false), &plain, b"x", now), Ok(()));
+        assert!(verify(&config(false), &plain, b"x", now).is_ok());
         assert!(
             verify(&config(false), &HeaderMap::new(), b"x", now)
                 .unwrap_err()

@@ -9,7 +9,7 @@ use crate::pipeline::{NewSilence, SilenceChange};
 use crate::silence::Silence;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -66,15 +66,25 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!({ "id": silence.id }))))
 }
 
-/// `GET /api/v1/silences`: every silence, newest first, with its state.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// `?limit=` and `?cursor=` of the silence list.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/silences`: silences newest first, with their state, a page at a time.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now();
-    let silences = state.store.silences().await?;
-    let items: Vec<Value> = silences
-        .iter()
-        .map(|silence| silence_json(silence, now))
-        .collect();
-    Ok(Json(json!({ "items": items, "next": null })))
+    let (limit, before_id) = super::page(query.limit.as_deref(), query.cursor.as_deref())?;
+    let silences = state.store.silences(limit + 1, before_id).await?;
+    Ok(Json(
+        super::Page::of(silences, limit, |silence| silence.id)
+            .to_json(|silence| silence_json(silence, now)),
+    ))
 }
 
 /// `DELETE /api/v1/silences/{id}`: expires it now.

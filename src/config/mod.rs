@@ -198,9 +198,47 @@ pub struct Config {
     pub tickets: Vec<crate::ticket::TicketConfig>,
     /// `[[remote_access]]`: link templates to reach a resource.
     pub remote_access: Vec<crate::links::RemoteAccess>,
+    /// Whether the dashboard (`GET /`) is shown without a token.
+    pub dashboard_public: bool,
+    /// How long ended silences are kept.
+    pub silence_retention: TimeDelta,
 }
 
+/// The tokens published in the README and the shipped config, with the variable
+/// that replaces each.
+const DEVELOPMENT_TOKENS: [(&str, &str); 2] = [
+    ("dev-admin-token", "TOCSIN_ADMIN_TOKEN"),
+    ("dev-ingest-token", "TOCSIN_INGEST_TOKEN"),
+];
+
 impl Config {
+    /// Why `serve` must not start: a development token in use while listening
+    /// beyond loopback, where anyone who has read the README could use it.
+    pub fn exposure_refusal(&self) -> Option<String> {
+        if self.listen.ip().is_loopback() {
+            return None;
+        }
+        let in_use: Vec<&str> = self
+            .api_tokens
+            .iter()
+            .map(|token| token.token.as_str())
+            .chain(self.sources.values().filter_map(|s| s.token.as_deref()))
+            .collect();
+        let variables: Vec<&str> = DEVELOPMENT_TOKENS
+            .iter()
+            .filter(|(token, _)| in_use.contains(token))
+            .map(|(_, variable)| *variable)
+            .collect();
+        if variables.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "refusing to listen on {} with the published development token(s): set {} to secrets of your own (e.g. `openssl rand -hex 32`), or listen on 127.0.0.1",
+            self.listen,
+            variables.join(" and ")
+        ))
+    }
+
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let file = path.display().to_string();
@@ -273,9 +311,16 @@ pub fn parse_duration(text: &str) -> Result<TimeDelta, String> {
     };
     number
         .checked_mul(seconds_per_unit)
+        .filter(|seconds| *seconds <= MAX_DURATION_SECONDS)
         .and_then(TimeDelta::try_seconds)
-        .ok_or_else(|| format!("duration {text:?} is too long"))
+        .ok_or_else(|| {
+            format!("duration {text:?} is over 10 years; nothing in Tocsin waits that long, write e.g. \"52w\"")
+        })
 }
+
+/// Ten years (3,653 days): longer durations are typos, and adding them to a date
+/// overflows.
+const MAX_DURATION_SECONDS: i64 = 3_653 * 86_400;
 
 type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
@@ -391,6 +436,8 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "maintenance" => section(value, &key, errors, &mut raw.maintenance),
             "tickets" => section(value, &key, errors, &mut raw.tickets),
             "remote_access" => section(value, &key, errors, &mut raw.remote_access),
+            "dashboard" => section(value, &key, errors, &mut raw.dashboard),
+            "silences" => section(value, &key, errors, &mut raw.silences),
             _ => errors.push(ConfigError {
                 path: key.clone(),
                 line: None,
@@ -657,6 +704,8 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         drills,
         tickets,
         remote_access,
+        dashboard_public: raw.dashboard.public.unwrap_or(listen.ip().is_loopback()),
+        silence_retention: check.duration("silences.retention", &raw.silences.retention),
         templates_dir: PathBuf::from(
             raw.templates_dir
                 .unwrap_or_else(|| "config/templates".into()),
@@ -1491,7 +1540,8 @@ mod tests {
     fn durations_follow_the_spec_grammar() {
         assert_eq!(parse_duration("90s").unwrap(), TimeDelta::seconds(90));
         assert_eq!(parse_duration("1w").unwrap(), TimeDelta::days(7));
-        for bad in ["10 minutes", "1h30m", "5", "", "m"] {
+        assert_eq!(parse_duration("520w").unwrap(), TimeDelta::weeks(520));
+        for bad in ["10 minutes", "1h30m", "5", "", "m", "14000000w", "3654d"] {
             assert!(parse_duration(bad).is_err(), "{bad} should be refused");
         }
     }

@@ -454,4 +454,28 @@ pub struct RawConfig {
     pub maintenance: Vec<RawMaintenance>,
     pub tickets: Vec<RawTicket>,
     pub remote_access: Vec<RawRemoteAccess>,
+    pub dashboard: RawDashboard,
+    pub silences: RawSilences,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDashboard {
+    /// Whether `GET /` needs no token; unset means only while listening on loopback.
+    pub public: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSilences {
+    /// How long an ended silence is kept before it is deleted.
+    pub retention: String,
+}
+
+impl Default for RawSilences {
+    fn default() -> Self {
+        Self {
+            retention: "7d".into(),
+        }
+    }
 }

@@ -121,6 +121,80 @@ pub struct Payload {
 
 /// Parses a body for `kind`.
 pub fn parse(kind: SourceKind, body: &[u8], now: DateTime<Utc>) -> Result<Payload, IngestError> {
+    let mut payload = parse_unbounded(kind, body, now)?;
+    for alert in &mut payload.alerts {
+        bound(alert)?;
+    }
+    Ok(payload)
+}
+
+/// Longest sender identity kept (it lives in memory while the alert fires).
+const MAX_DEDUP_KEY_BYTES: usize = 255;
+const MAX_LABELS: usize = 64;
+const MAX_LABEL_NAME_BYTES: usize = 128;
+const MAX_LABEL_VALUE_BYTES: usize = 1024;
+const MAX_SUMMARY_CHARS: usize = 1024;
+
+/// Holds an alert to the limits of SPEC §11: identities and labels over them are
+/// refused (naming the field), a long summary is cut, and links that are not
+/// `http(s)` are dropped, since they end up clickable in emails and pages.
+fn bound(alert: &mut Alert) -> Result<(), IngestError> {
+    if alert.dedup_key.len() > MAX_DEDUP_KEY_BYTES {
+        return Err(IngestError::field(
+            "dedup_key",
+            format!(
+                "is {} bytes; send at most {MAX_DEDUP_KEY_BYTES} (a hash of a longer identity works)",
+                alert.dedup_key.len()
+            ),
+        ));
+    }
+    if alert.labels.len() > MAX_LABELS {
+        return Err(IngestError::field(
+            "labels",
+            format!(
+                "has {} labels; send at most {MAX_LABELS}",
+                alert.labels.len()
+            ),
+        ));
+    }
+    for (name, value) in &alert.labels {
+        let shown: String = name.chars().take(40).collect();
+        if name.len() > MAX_LABEL_NAME_BYTES {
+            return Err(IngestError::field(
+                format!("labels.{shown}"),
+                format!("the label name is over {MAX_LABEL_NAME_BYTES} bytes"),
+            ));
+        }
+        if value.len() > MAX_LABEL_VALUE_BYTES {
+            return Err(IngestError::field(
+                format!("labels.{shown}"),
+                format!(
+                    "the value is over {MAX_LABEL_VALUE_BYTES} bytes; put long text in the description"
+                ),
+            ));
+        }
+    }
+    if alert.summary.chars().count() > MAX_SUMMARY_CHARS {
+        let mut cut: String = alert.summary.chars().take(MAX_SUMMARY_CHARS - 1).collect();
+        cut.push('…');
+        alert.summary = cut;
+    }
+    alert.links.retain(|link| is_web_link(link));
+    Ok(())
+}
+
+/// Whether a link is `http://` or `https://` (any case): the only schemes that
+/// may become clickable in a message.
+pub fn is_web_link(link: &str) -> bool {
+    let lower = link.trim_start().to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+fn parse_unbounded(
+    kind: SourceKind,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Payload, IngestError> {
     match kind {
         SourceKind::Alertmanager => alertmanager::parse(body, now).map(Payload::alerts),
         SourceKind::Pagerduty => pagerduty::parse(body, now),

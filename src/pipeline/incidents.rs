@@ -156,13 +156,7 @@ impl Writer {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<Incident, PipelineError> {
-        let spent = batch.spends(once)
-            || self
-                .store
-                .is_spent(once)
-                .await
-                .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
-        if spent {
+        if self.is_spent(once, batch).await? {
             return Err(PipelineError::Spent);
         }
         let incident = self

@@ -104,6 +104,8 @@ pub enum Action {
 enum Command {
     Ingest {
         alerts: Vec<Alert>,
+        /// A signed request's signature, spent with the alerts so a replay is refused.
+        once: Option<String>,
         reply: oneshot::Sender<Result<Vec<Accepted>, PipelineError>>,
     },
     Act {
@@ -210,9 +212,9 @@ impl WeakPipeline {
 }
 
 impl Pipeline {
-    /// Loads what is open from the store and starts the writer task. The task ends
-    /// once every handle is dropped and the queue is drained. `outbox` is woken after
-    /// every commit that queued messages.
+    /// Loads what is open from the store and returns the handle with the writer
+    /// task, for the caller to spawn. The task ends once every handle is dropped and
+    /// the queue is drained. `outbox` is woken after every commit that queued messages.
     pub async fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -221,7 +223,7 @@ impl Pipeline {
         outbox: Arc<crate::notify::outbox::Handoff>,
         runs: mpsc::UnboundedSender<RunRequest>,
         changes: tokio::sync::broadcast::Sender<()>,
-    ) -> Result<(Self, tokio::task::JoinHandle<()>), StoreError> {
+    ) -> Result<(Self, impl std::future::Future<Output = ()> + Send + 'static), StoreError> {
         let config = shared.load_full();
         let mut writer = Writer {
             store,
@@ -240,11 +242,12 @@ impl Pipeline {
             pending_runs: Vec::new(),
             runs,
             changes,
+            pruned_at: None,
         };
         writer.reload().await?;
         let (commands, receiver) = mpsc::channel(QUEUE);
         let timeout = writer.timeout;
-        let task = tokio::spawn(writer.run(receiver));
+        let task = writer.run(receiver);
         Ok((
             Self {
                 commands,
@@ -258,7 +261,36 @@ impl Pipeline {
     /// Runs alerts through the pipeline; returns once they are durable.
     pub async fn ingest(&self, alerts: Vec<Alert>) -> Result<Vec<Accepted>, PipelineError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Ingest { alerts, reply }, answer).await
+        let once = None;
+        self.send(
+            Command::Ingest {
+                alerts,
+                once,
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// Runs a signed request's alerts through the pipeline, spending `signature` in
+    /// the same commit: [`PipelineError::Spent`] when it was seen before.
+    pub async fn ingest_signed(
+        &self,
+        alerts: Vec<Alert>,
+        signature: &str,
+    ) -> Result<Vec<Accepted>, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        let once = Some(format!("sig:{signature}"));
+        self.send(
+            Command::Ingest {
+                alerts,
+                once,
+                reply,
+            },
+            answer,
+        )
+        .await
     }
 
     /// Applies a human's action; returns the incident as it now is.
@@ -501,6 +533,8 @@ struct Writer {
     runs: mpsc::UnboundedSender<RunRequest>,
     /// Told after every commit that changed something (the dashboard listens).
     changes: tokio::sync::broadcast::Sender<()>,
+    /// When rows past their retention were last deleted.
+    pruned_at: Option<DateTime<Utc>>,
 }
 
 type Reply = Box<dyn FnOnce(bool) + Send>;
@@ -565,6 +599,8 @@ impl Writer {
                     .fire(&self.config.inhibit, &key.joined(), &record.into_alert());
             }
         }
+        let now = self.clock.now();
+        view.silences.retain(|silence| silence.ends_at > now);
         self.view = view;
         self.stale = false;
         self.publish_open_gauge();
@@ -691,6 +727,7 @@ impl Writer {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<usize, PipelineError> {
+        self.prune(now, batch);
         self.check_heartbeats(now, batch, effects).await?;
         self.settle_flapping(now, batch, effects).await?;
         self.check_recoveries(now, batch, effects).await?;
@@ -712,7 +749,18 @@ impl Writer {
     ) -> (Reply, bool) {
         let key = queued.idempotency;
         match queued.command {
-            Command::Ingest { alerts, reply } => {
+            Command::Ingest {
+                alerts,
+                once,
+                reply,
+            } => {
+                if let Some(once) = &once {
+                    match self.is_spent(once, batch).await {
+                        Ok(false) => {}
+                        Ok(true) => return answer(reply, Err(PipelineError::Spent)),
+                        Err(error) => return answer(reply, Err(error)),
+                    }
+                }
                 let mut accepted = Vec::with_capacity(alerts.len());
                 let mut failure = None;
                 for alert in alerts {
@@ -726,7 +774,12 @@ impl Writer {
                 }
                 let result = match failure {
                     Some(error) => Err(error),
-                    None => Ok(accepted),
+                    None => {
+                        if let Some(once) = &once {
+                            batch.spend(once, now);
+                        }
+                        Ok(accepted)
+                    }
                 };
                 answer(reply, result)
             }
@@ -818,6 +871,17 @@ impl Writer {
         }
     }
 
+    /// Whether a single-use key was spent, in this batch or before.
+    async fn is_spent(&self, key: &str, batch: &WriteBatch) -> Result<bool, PipelineError> {
+        if batch.spends(key) {
+            return Ok(true);
+        }
+        self.store
+            .is_spent(key)
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))
+    }
+
     /// What an earlier request with the same idempotency key answered: the id of
     /// the incident, silence or run it acted on, kept in this batch or in the store.
     async fn recall(
@@ -872,7 +936,7 @@ impl Writer {
             return Ok(silence.clone());
         }
         self.store
-            .silences()
+            .silences(1, Some(id + 1))
             .await
             .map_err(|error| PipelineError::Unavailable(error.to_string()))?
             .into_iter()

@@ -81,6 +81,25 @@ impl Writer {
         }
     }
 
+    /// Once a minute: ended silences leave the view (every alert is checked against
+    /// it), and the store deletes silences and idempotent answers past retention.
+    pub(super) fn prune(&mut self, now: DateTime<Utc>, batch: &mut WriteBatch) {
+        if self
+            .pruned_at
+            .is_some_and(|at| now - at < chrono::TimeDelta::minutes(1))
+        {
+            return;
+        }
+        self.pruned_at = Some(now);
+        self.view.silences.retain(|silence| silence.ends_at > now);
+        batch.prune(crate::store::Prune {
+            answers_before: now - super::IDEMPOTENCY_WINDOW,
+            silences_ended_before: now - self.config.silence_retention,
+            links_used_before: now - self.config.ack_link_ttl - chrono::TimeDelta::hours(1),
+            signatures_used_before: now - chrono::TimeDelta::minutes(10),
+        });
+    }
+
     /// A sender's scheduled downtime silences that one alert identity (for at most
     /// a week, since the sender does not say when it ends); its end lifts the silence.
     pub(super) fn sender_downtime(
@@ -100,10 +119,23 @@ impl Writer {
                 || format!("downtime set in {}", alert.source),
                 |author| format!("downtime set in {} by {author}", alert.source),
             );
+            let ends_at = now + chrono::TimeDelta::days(7);
+            // A repeated DOWNTIMESTART (Nagios sends one per notification) extends the
+            // silence it already made instead of piling up another.
+            if let Some(silence) = self.view.silences.iter_mut().find(|silence| {
+                silence.matchers == matchers
+                    && silence.created_by == alert.source
+                    && silence.is_active(now)
+            }) {
+                silence.ends_at = silence.ends_at.max(ends_at);
+                silence.comment = comment;
+                batch.upsert_silence(silence);
+                return Ok(());
+            }
             let new = NewSilence {
                 matchers,
                 starts_at: None,
-                ends_at: now + chrono::TimeDelta::days(7),
+                ends_at,
                 created_by: alert.source.clone(),
                 comment,
             };

@@ -128,6 +128,9 @@ pub struct WriteBatch {
 pub struct Prune {
     pub answers_before: DateTime<Utc>,
     pub silences_ended_before: DateTime<Utc>,
+    /// Ack link nonces outlive their links; webhook signatures their 5-minute window.
+    pub links_used_before: DateTime<Utc>,
+    pub signatures_used_before: DateTime<Utc>,
 }
 
 /// The claim messages due at once are written under: the writer's process claims
@@ -677,8 +680,12 @@ pub trait Store: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError>;
-    /// Every silence, newest first.
-    async fn silences(&self) -> Result<Vec<Silence>, StoreError>;
+    /// Silences newest first: up to `limit` with an id below `before_id`.
+    async fn silences(
+        &self,
+        limit: i64,
+        before_id: Option<i64>,
+    ) -> Result<Vec<Silence>, StoreError>;
     /// Alert volume per source and check, for alerts first seen in `[from, to)`.
     async fn alert_volume(
         &self,

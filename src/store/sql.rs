@@ -100,7 +100,7 @@ impl Store for $store {
             sqlx::query_scalar(q("SELECT COALESCE(MAX(id), 0) + 1 FROM runbook_runs"))
                 .fetch_one(&self.writer)
                 .await?;
-        let silences = self.silences().await?;
+        let silences = self.silences(i64::MAX, None).await?;
         let next_silence_id = silences.iter().map(|s| s.id).max().unwrap_or(0) + 1;
         let heartbeats = sqlx::query(q("SELECT name, last_seen FROM heartbeats"))
             .fetch_all(&self.writer)
@@ -194,9 +194,16 @@ impl Store for $store {
             out.next().push("DELETE FROM idempotency_keys WHERE created_at < ")
                 .push_bind(to_millis(prune.answers_before))
                 .push(";");
+            out.next().push("DELETE FROM ack_links_used WHERE used_at < ")
+                .push_bind(to_millis(prune.links_used_before))
+                .push(";");
+            out.next().push("DELETE FROM ack_links_used WHERE nonce LIKE 'sig:%' AND used_at < ")
+                .push_bind(to_millis(prune.signatures_used_before))
+                .push(";");
+            // The newest silence stays, so its id is never handed out again.
             out.next().push("DELETE FROM silences WHERE ends_at < ")
                 .push_bind(to_millis(prune.silences_ended_before))
-                .push(";");
+                .push(" AND id < (SELECT MAX(id) FROM silences);");
         }
         for (incident_id, escalation) in batch.escalations() {
             match escalation {
@@ -789,8 +796,10 @@ impl Store for $store {
         Ok(changed > 0)
     }
 
-    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
-        sqlx::query(q("SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences ORDER BY id DESC"))
+    async fn silences(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<Silence>, StoreError> {
+        sqlx::query(q("SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences WHERE id < ? ORDER BY id DESC LIMIT ?"))
+            .bind(before_id.unwrap_or(i64::MAX))
+            .bind(limit)
             .fetch_all(&self.writer)
             .await?
             .iter()

@@ -61,6 +61,8 @@ pub struct FaultyStore {
     pub hold: tokio::sync::Mutex<()>,
     /// Commits waiting on `hold` now.
     pub waiting: std::sync::atomic::AtomicUsize,
+    /// Makes the next commit panic, as a bug in the writer would.
+    pub panicking: AtomicBool,
 }
 
 #[async_trait]
@@ -76,6 +78,10 @@ impl Store for FaultyStore {
         let held = self.hold.lock().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         drop(held);
+        assert!(
+            !self.panicking.load(Ordering::SeqCst),
+            "injected panic in the writer"
+        );
         if self.failing.load(Ordering::SeqCst) {
             self.inner.end_turn().await;
             return Err(StoreError::Open("injected fault: disk unavailable".into()));
@@ -211,8 +217,12 @@ impl Store for FaultyStore {
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         self.inner.sent_pages(from, to).await
     }
-    async fn silences(&self) -> Result<Vec<tocsin::silence::Silence>, StoreError> {
-        self.inner.silences().await
+    async fn silences(
+        &self,
+        limit: i64,
+        before_id: Option<i64>,
+    ) -> Result<Vec<tocsin::silence::Silence>, StoreError> {
+        self.inner.silences(limit, before_id).await
     }
     async fn renew_claims(
         &self,
@@ -403,6 +413,7 @@ impl Harness {
             failing_page_reads: AtomicBool::new(false),
             hold: tokio::sync::Mutex::new(()),
             waiting: std::sync::atomic::AtomicUsize::new(0),
+            panicking: AtomicBool::new(false),
         });
         let app = App::start_with_store(config, clock.clone(), store.clone(), Background::Manual)
             .await

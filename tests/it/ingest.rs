@@ -381,9 +381,9 @@ async fn generic_arrays_and_unicode_round_trip() {
 }
 
 #[tokio::test]
-async fn huge_label_maps_and_control_characters_are_accepted() {
+async fn label_maps_within_the_limit_and_control_characters_are_accepted() {
     let tocsin = Harness::start("").await;
-    let labels: serde_json::Map<String, Value> = (0..5000)
+    let labels: serde_json::Map<String, Value> = (0..64)
         .map(|i| (format!("l{i}"), Value::from(format!("v\u{7}\t{i}"))))
         .collect();
     let body = serde_json::json!({ "resource": "", "check": "c\u{1b}[31m", "severity": "info", "summary": "x", "labels": labels });
@@ -395,5 +395,5 @@ async fn huge_label_maps_and_control_characters_are_accepted() {
         .await;
     let alert = tocsin.alerts().await[0].clone();
     assert_eq!(alert["check"], "c\u{1b}[31m");
-    assert_eq!(alert["labels"].as_object().unwrap().len(), 5000);
+    assert_eq!(alert["labels"].as_object().unwrap().len(), 64);
 }

@@ -411,3 +411,49 @@ async fn stored_resources(
         }
     }
 }
+
+#[test]
+fn serve_beyond_loopback_with_a_development_token_exits_1_naming_the_variable() {
+    let dir = project_dir();
+    let output = Command::new(BINARY)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("TOCSIN_LISTEN", format!("0.0.0.0:{}", free_port()))
+        .env("TOCSIN_INGEST_TOKEN", "a-real-ingest-secret")
+        .env_remove("TOCSIN_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TOCSIN_ADMIN_TOKEN"), "{stderr}");
+    assert!(
+        !stderr.contains("TOCSIN_INGEST_TOKEN"),
+        "that one was set: {stderr}"
+    );
+    assert!(
+        !dir.path().join("data/tocsin.db").exists(),
+        "refused before opening anything"
+    );
+}
+
+#[test]
+fn check_config_refuses_a_duration_over_ten_years() {
+    let dir = project_dir();
+    let path = dir.path().join("long.toml");
+    std::fs::write(
+        &path,
+        "[sla.P1]\nrespond = \"14000000w\"\nresolve = \"1h\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("sla.P1.respond") && text.contains("over 10 years"),
+        "{text}"
+    );
+}

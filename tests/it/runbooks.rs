@@ -193,7 +193,7 @@ async fn injection_attempts_never_run_and_say_why() {
         "nginx\nreboot",
         "`id`",
         "a|b",
-        &"x".repeat(1_000_000),
+        &"x".repeat(1_000),
     ];
     for (i, hostile) in hostile_values.iter().enumerate() {
         let body = json!({ "resource": format!("web-{i}"), "check": "svc down", "severity": "critical", "summary": "s", "labels": { "service": hostile } });

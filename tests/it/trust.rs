@@ -223,3 +223,269 @@ async fn a_repeated_idempotency_key_gets_the_first_answer_and_acts_once() {
     let (status, body) = post_keyed(&tocsin, &escalate, &oversized, json!({})).await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test]
+async fn a_panic_in_the_writer_makes_readyz_answer_503() {
+    let tocsin = Harness::start("").await;
+    let ready = tocsin.client.get(format!("{}/readyz", tocsin.url));
+    assert_eq!(ready.send().await.unwrap().status(), 200);
+    tocsin.store.panicking.store(true, Ordering::SeqCst);
+    let response = tocsin
+        .ingest("generic", &generic("web-01", "http", "critical"))
+        .await;
+    assert_eq!(response.status(), 503, "the writer died with the request");
+    let response = tocsin
+        .client
+        .get(format!("{}/readyz", tocsin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("writer task panicked"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_private_dashboard_needs_a_token_and_keeps_it_in_a_cookie() {
+    let tocsin = Harness::start("[dashboard]\npublic = false\n").await;
+    let client = reqwest::Client::new();
+    for path in ["/", "/dashboard/panel", "/api/v1/stream"] {
+        let response = client
+            .get(format!("{}{path}", tocsin.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["detail"].as_str().unwrap().contains("?token="));
+    }
+    let wrong = client
+        .get(format!("{}/?token=guess", tocsin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let page = client
+        .get(format!("{}/?token={VIEWER}", tocsin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    let panel = client
+        .get(format!("{}/dashboard/panel", tocsin.url))
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        panel.status(),
+        200,
+        "the page's own requests carry the cookie"
+    );
+    let bearer = client
+        .get(format!("{}/", tocsin.url))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 200);
+}
+
+#[tokio::test]
+async fn oversized_identities_and_labels_are_refused_naming_the_field() {
+    let tocsin = Harness::start("").await;
+    let refused = |body: Value| {
+        let tocsin = &tocsin;
+        async move {
+            let response = tocsin.ingest("generic", body.to_string().as_bytes()).await;
+            assert_eq!(response.status(), 400, "{body}");
+            let reply: Value = response.json().await.unwrap();
+            reply["detail"].as_str().unwrap().to_string()
+        }
+    };
+    let base = json!({"resource": "r", "check": "c", "severity": "critical", "summary": "s"});
+    let mut long_key = base.clone();
+    long_key["dedup_key"] = json!("k".repeat(256));
+    assert!(refused(long_key).await.contains("dedup_key"));
+    let mut many = base.clone();
+    many["labels"] = (0..65)
+        .map(|i| (format!("l{i}"), json!("v")))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    assert!(refused(many).await.contains("labels"));
+    let mut long_name = base.clone();
+    long_name["labels"] = json!({ "n".repeat(129): "v" });
+    assert!(refused(long_name).await.contains("labels.nnn"));
+    let mut long_value = base.clone();
+    long_value["labels"] = json!({ "team": "v".repeat(1025) });
+    assert!(refused(long_value).await.contains("labels.team"));
+    assert!(tocsin.alerts().await.is_empty(), "nothing refused is kept");
+
+    let mut long_summary = base.clone();
+    long_summary["summary"] = json!("é".repeat(2000));
+    long_summary["links"] = json!([
+        "javascript:alert(1)",
+        "https://grafana.example.net/d/x",
+        "JaVaScRiPt:x"
+    ]);
+    tocsin
+        .ingest_ok("generic", long_summary.to_string().as_bytes())
+        .await;
+    let alert = tocsin.alerts().await[0].clone();
+    let summary = alert["summary"].as_str().unwrap();
+    assert_eq!(summary.chars().count(), 1024);
+    assert!(summary.ends_with('…'));
+    assert_eq!(alert["links"], json!(["https://grafana.example.net/d/x"]));
+}
+
+#[tokio::test]
+async fn only_authenticated_requests_count_toward_a_rate_limit() {
+    let tocsin = Harness::start(&format!(
+        "[sources.generic]\ntoken = \"{INGEST_TOKEN}\"\nrate_limit = \"1/s\"\n"
+    ))
+    .await;
+    for _ in 0..20 {
+        let response = tocsin
+            .client
+            .post(format!("{}/api/v1/ingest/generic", tocsin.url))
+            .bearer_auth("not-the-token")
+            .header("content-type", "application/json")
+            .body(generic("r", "c", "critical"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let response = tocsin
+        .ingest("generic", &generic("r", "c", "critical"))
+        .await;
+    assert_eq!(
+        response.status(),
+        202,
+        "strangers did not use up the sender's rate"
+    );
+}
+
+fn signed(secret: &str, stamp: i64, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{stamp}:").as_bytes());
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn a_signed_webhook_is_accepted_once_and_its_replays_are_refused() {
+    let tocsin = Harness::start(&format!(
+        "[sources.generic]\ntoken = \"{INGEST_TOKEN}\"\nhmac_secret = \"generic-secret\"\n"
+    ))
+    .await;
+    let stamp = start_time().timestamp();
+    let send = |body: Vec<u8>, stamp: i64| {
+        let tocsin = &tocsin;
+        async move {
+            tocsin
+                .client
+                .post(format!("{}/api/v1/ingest/generic", tocsin.url))
+                .bearer_auth(INGEST_TOKEN)
+                .header("content-type", "application/json")
+                .header("x-tocsin-timestamp", stamp.to_string())
+                .header(
+                    "x-tocsin-signature",
+                    format!("sha256={}", signed("generic-secret", stamp, &body)),
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let firing = generic("db-01", "replication", "critical");
+    let resolved = serde_json::to_vec(&json!({"resource": "db-01", "check": "replication", "severity": "critical", "summary": "ok", "status": "resolved"})).unwrap();
+    assert_eq!(send(firing.clone(), stamp).await.status(), 202);
+    assert_eq!(send(resolved.clone(), stamp).await.status(), 202);
+    // Replaying the firing/resolved pair would make the alert flap and stop paging.
+    for _ in 0..10 {
+        for body in [&firing, &resolved] {
+            let response = send(body.clone(), stamp).await;
+            assert_eq!(response.status(), 401);
+            let reply: Value = response.json().await.unwrap();
+            assert_eq!(reply["error"], "replayed signature");
+        }
+    }
+    let alerts = tocsin.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["count"], 1);
+    assert_eq!(alerts[0]["status"], "resolved");
+    // The sender's own next request, signed anew, goes through.
+    assert_eq!(send(firing, stamp + 1).await.status(), 202);
+}
+
+#[tokio::test]
+async fn nagios_downtimes_reuse_their_silence_and_ended_silences_are_deleted_after_retention() {
+    let tocsin = Harness::start("[sources.nagios]\ntoken = \"ingest-secret-token\"\n").await;
+    let downtime = fixture("nagios-service-downtimestart.form");
+    for _ in 0..5 {
+        let response = tocsin
+            .client
+            .post(format!("{}/api/v1/ingest/nagios", tocsin.url))
+            .bearer_auth(INGEST_TOKEN)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(downtime.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        tocsin.clock.advance(chrono::TimeDelta::hours(1));
+    }
+    let listed = tocsin.get("/api/v1/silences").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+
+    // A hand-made silence, expired, goes once it is older than the retention (7d).
+    let silence = json!({"matchers": ["resource=\"web-01\""], "ends_at": "2026-12-30T00:00:00Z"});
+    let (status, made) = tocsin.post_as(RESPONDER, "/api/v1/silences", silence).await;
+    assert_eq!(status, 201, "{made}");
+    let page = tocsin.get("/api/v1/silences?limit=1").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(page["next"].is_string(), "a paged list: {page}");
+    let nagios_id = listed["items"][0]["id"].as_i64().unwrap();
+    let response = tocsin
+        .client
+        .delete(format!("{}/api/v1/silences/{nagios_id}", tocsin.url))
+        .bearer_auth(RESPONDER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    tocsin.clock.advance(chrono::TimeDelta::days(6));
+    tocsin.tick().await;
+    assert_eq!(
+        tocsin.get("/api/v1/silences").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    tocsin.clock.advance(chrono::TimeDelta::days(2));
+    tocsin.tick().await;
+    let left = tocsin.get("/api/v1/silences").await;
+    let ids: Vec<i64> = left["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![made["id"].as_i64().unwrap()], "{left}");
+}
