@@ -138,10 +138,29 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            tracing::info_span!("request", method = %request.method(), path = %redacted_path(request.uri().path()), request_id = %id)
         }))
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
         .with_state(state)
+}
+
+/// A request path as logs may show it: the single-use tokens of `/ack/…`,
+/// `/csat/…` and `/approve/…` links act for whoever holds them, so they are cut.
+/// (Query strings, where `?token=` travels, are never logged.)
+pub fn redacted_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let mut segments = path.split('/');
+    let secret_follows = |segment: &str| matches!(segment, "ack" | "csat" | "approve");
+    if !path.split('/').any(secret_follows) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = Vec::new();
+    while let Some(segment) = segments.next() {
+        out.push(segment);
+        if secret_follows(segment) && segments.next().is_some() {
+            out.push("…");
+        }
+    }
+    std::borrow::Cow::Owned(out.join("/"))
 }
 
 /// One page of a newest-first list: fetch `limit + 1` rows, return `limit`, and use
@@ -234,4 +253,24 @@ pub fn priority_filter(text: Option<&str>) -> Result<Vec<Priority>, ApiError> {
                 .map_err(|_| ApiError::bad_request("invalid query", "priority"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_path;
+
+    #[test]
+    fn link_tokens_never_reach_the_logs() {
+        assert_eq!(redacted_path("/ack/eyJhbGciOi.secret"), "/ack/…");
+        assert_eq!(redacted_path("/csat/abc_DEF-123"), "/csat/…");
+        assert_eq!(redacted_path("/approve/xyz"), "/approve/…");
+        assert_eq!(
+            redacted_path("/api/v1/incidents/12/ack"),
+            "/api/v1/incidents/12/ack"
+        );
+        assert_eq!(
+            redacted_path("/api/v1/ingest/generic"),
+            "/api/v1/ingest/generic"
+        );
+    }
 }

@@ -587,10 +587,16 @@ fn describe(notification: &Notification) -> String {
         NotificationKind::Stakeholder => format!("stakeholder update ({})", notification.step),
         NotificationKind::DrillReport => "failed-drill report".to_string(),
     };
-    format!(
-        "{} {what} to {} ({})",
-        notification.channel, notification.user_id, notification.address
-    )
+    match notification.channel {
+        // Its address is a URL with a secret in it; the timeline is for viewers.
+        crate::oncall::Channel::Webhook => {
+            format!("{what} to user:{} via webhook", notification.user_id)
+        }
+        channel => format!(
+            "{channel} {what} to {} ({})",
+            notification.user_id, notification.address
+        ),
+    }
 }
 
 /// 5 s, 10 s, 20 s, 40 s, then 60 s, each shortened by up to 20 % by a jitter drawn

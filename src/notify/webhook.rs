@@ -13,15 +13,21 @@ pub async fn send(
         .json(payload)
         .send()
         .await
-        .map_err(|error| NotifyError::Transient(format!("cannot reach {url}: {error}")))?;
+        // A webhook URL is a credential (chat webhooks carry their secret in it): it
+        // never goes into an error, which ends up on the timeline.
+        .map_err(|error| {
+            NotifyError::Transient(format!("cannot reach the webhook: {}", error.without_url()))
+        })?;
     let status = response.status();
     if status.is_success() {
         Ok(())
     } else if status.is_server_error() || status.as_u16() == 429 {
-        Err(NotifyError::Transient(format!("{url} answered {status}")))
+        Err(NotifyError::Transient(format!(
+            "the webhook answered {status}"
+        )))
     } else {
         Err(NotifyError::Permanent(format!(
-            "{url} refused the message ({status})"
+            "the webhook refused the message ({status})"
         )))
     }
 }

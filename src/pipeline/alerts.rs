@@ -290,6 +290,7 @@ impl Writer {
             && let Some(open) = self.view.incidents.get_mut(&incident_id)
         {
             let incident = &mut open.incident;
+            open.mixed |= incident.source != alert.source;
             open.firing += 1;
             incident.alert_count += 1;
             incident.last_alert_at = now;
@@ -348,6 +349,7 @@ impl Writer {
             OpenIncident {
                 incident,
                 firing: 1,
+                mixed: false,
             },
         );
         id
@@ -430,7 +432,27 @@ impl Writer {
         let Some(open) = self.view.alerts.get(key).cloned() else {
             return self.stale_follow_up(key.clone());
         };
-        if let Some(incident_id) = open.incident_id {
+        let others = open.incident_id.and_then(|id| {
+            self.view
+                .incidents
+                .get(&id)
+                .filter(|incident| incident.mixed || incident.incident.source != actor)
+                .map(|_| id)
+        });
+        if let Some(incident_id) = others {
+            // A sender speaks for its own alerts only: one sender's token must not
+            // silence the paging of an incident other senders' alerts also raised.
+            batch.record(entry(
+                incident_id,
+                now,
+                "alert_acknowledged",
+                actor,
+                format!(
+                    "{actor} acknowledged its alert {}; the incident has alerts from other senders and stays as it is",
+                    key.key
+                ),
+            ));
+        } else if let Some(incident_id) = open.incident_id {
             self.acknowledge_incident(
                 incident_id,
                 actor,

@@ -100,6 +100,7 @@ impl Writer {
             OpenIncident {
                 incident: incident.clone(),
                 firing: 0,
+                mixed: false,
             },
         );
         Ok(incident)

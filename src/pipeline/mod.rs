@@ -467,6 +467,9 @@ impl Pipeline {
 struct OpenIncident {
     incident: Incident,
     firing: i64,
+    /// Some alert of it came from another sender than the one that opened it: no
+    /// single sender may then acknowledge it.
+    mixed: bool,
 }
 
 /// The in-memory view of what is open, mirrored from the store.
@@ -563,7 +566,11 @@ impl Writer {
         // Flap history is memory only: keep it across reloads (another replica's turn,
         // a failed commit), and give alerts the store marks flapping a history.
         view.flaps = std::mem::take(&mut self.view.flaps);
+        let mut senders = Vec::new();
         for (key, alert) in state.alerts {
+            if let Some(incident_id) = alert.incident_id {
+                senders.push((incident_id, key.source.clone()));
+            }
             if alert.flapping && !view.flaps.contains_key(&key) {
                 view.flaps.insert(
                     key.clone(),
@@ -577,8 +584,19 @@ impl Writer {
                 view.groups.insert(group.clone(), incident.id);
             }
             view.open_per_priority[incident.priority.index()] += 1;
-            view.incidents
-                .insert(incident.id, OpenIncident { incident, firing });
+            view.incidents.insert(
+                incident.id,
+                OpenIncident {
+                    incident,
+                    firing,
+                    mixed: false,
+                },
+            );
+        }
+        for (incident_id, source) in senders {
+            if let Some(open) = view.incidents.get_mut(&incident_id) {
+                open.mixed |= open.incident.source != source;
+            }
         }
         if !self.config.inhibit.is_empty() {
             // Inhibition needs the fields of the firing alerts, not just their ids.

@@ -146,7 +146,10 @@ impl Desk {
                 "{} ticket {} is already open: {}",
                 op.platform, ticket.id, ticket.url
             )),
-            (TicketOpKind::Create, None) => self.open(&config, settings, op.incident_id).await,
+            (TicketOpKind::Create, None) => {
+                self.open(&config, settings, op.incident_id, op.attempts > 0)
+                    .await
+            }
             (_, None) => Err(NotifyError::Permanent(format!(
                 "no {} ticket was opened for this incident",
                 op.platform
@@ -190,7 +193,19 @@ impl Desk {
         config: &Config,
         settings: &TicketConfig,
         incident_id: i64,
+        retry: bool,
     ) -> Result<String, NotifyError> {
+        if retry && let Some((id, reference)) = self.find(settings, incident_id).await? {
+            let ticket = self.ticket(settings, incident_id, id, reference);
+            self.store
+                .save_ticket(&ticket, self.clock.now())
+                .await
+                .map_err(transient)?;
+            return Ok(format!(
+                "{} ticket {} was opened by an earlier attempt whose answer was lost: {}",
+                ticket.platform, ticket.id, ticket.url
+            ));
+        }
         let incident = self
             .store
             .incident(incident_id)
@@ -218,19 +233,7 @@ impl Desk {
                 shorten(&answer.to_string())
             ))
         })?;
-        let url = match settings.platform {
-            Platform::Zendesk => zendesk::url(settings, &id),
-            Platform::Freshdesk => freshdesk::url(settings, &id),
-            Platform::ServiceNow => servicenow::url(settings, &reference),
-            Platform::Jira => jira::url(settings, &id),
-        };
-        let ticket = Ticket {
-            incident_id,
-            platform: settings.platform,
-            id,
-            reference,
-            url,
-        };
+        let ticket = self.ticket(settings, incident_id, id, reference);
         self.store
             .save_ticket(&ticket, self.clock.now())
             .await
@@ -239,6 +242,44 @@ impl Desk {
             "{} ticket {} opened: {}",
             ticket.platform, ticket.id, ticket.url
         ))
+    }
+
+    /// The ticket an earlier create opened, on the platforms that can be searched by
+    /// the id Tocsin gave it (Zendesk `external_id`, ServiceNow `correlation_id`).
+    async fn find(
+        &self,
+        settings: &TicketConfig,
+        incident_id: i64,
+    ) -> Result<Option<(String, String)>, NotifyError> {
+        let (call, read): (Call, ReadCreated) = match settings.platform {
+            Platform::Zendesk => (zendesk::find(incident_id), zendesk::found),
+            Platform::ServiceNow => (servicenow::find(incident_id), servicenow::found),
+            Platform::Freshdesk | Platform::Jira => return Ok(None),
+        };
+        let answer = self.call(settings, call).await?;
+        Ok(read(&answer))
+    }
+
+    fn ticket(
+        &self,
+        settings: &TicketConfig,
+        incident_id: i64,
+        id: String,
+        reference: String,
+    ) -> Ticket {
+        let url = match settings.platform {
+            Platform::Zendesk => zendesk::url(settings, &id),
+            Platform::Freshdesk => freshdesk::url(settings, &id),
+            Platform::ServiceNow => servicenow::url(settings, &reference),
+            Platform::Jira => jira::url(settings, &id),
+        };
+        Ticket {
+            incident_id,
+            platform: settings.platform,
+            id,
+            reference,
+            url,
+        }
     }
 
     async fn solve(

@@ -107,6 +107,14 @@ impl Call {
             body: Some(body),
         }
     }
+
+    fn get(path: String) -> Self {
+        Self {
+            method: reqwest::Method::GET,
+            path,
+            body: None,
+        }
+    }
 }
 
 /// What a platform's webhook says happened to a ticket.

@@ -55,6 +55,21 @@ pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
 }
 
 /// `(number, sys_id)`: people know INC0010001, the API addresses the sys_id.
+/// Looks for the incident an earlier create opened by its `correlation_id`, before
+/// a retry whose first answer was lost opens a second one.
+pub fn find(incident_id: i64) -> Call {
+    Call::get(format!(
+        "/api/now/table/incident?sysparm_query=correlation_id%3Dtocsin-{incident_id}&sysparm_limit=1"
+    ))
+}
+
+/// `(number, sys_id)` of the incident [`find`] found.
+pub fn found(answer: &Value) -> Option<(String, String)> {
+    let sys_id = first(answer, &["/result/0/sys_id"])?;
+    let number = first(answer, &["/result/0/number"]).unwrap_or_else(|| sys_id.clone());
+    Some((number, sys_id))
+}
+
 pub fn created(answer: &Value) -> Option<(String, String)> {
     let sys_id = first(answer, &["/result/sys_id"])?;
     let number = first(answer, &["/result/number"]).unwrap_or_else(|| sys_id.clone());

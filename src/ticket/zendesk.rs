@@ -57,6 +57,20 @@ pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
     )
 }
 
+/// Looks for the ticket an earlier create opened by its `external_id`, before a
+/// retry whose first answer was lost opens a second one.
+pub fn find(incident_id: i64) -> Call {
+    Call::get(format!(
+        "/api/v2/tickets.json?external_id=tocsin-{incident_id}"
+    ))
+}
+
+/// `(id, reference)` of the ticket [`find`] found.
+pub fn found(answer: &Value) -> Option<(String, String)> {
+    let id = first(answer, &["/tickets/0/id"])?;
+    Some((id.clone(), id))
+}
+
 /// `(id, reference)` from the 201 answer.
 pub fn created(answer: &Value) -> Option<(String, String)> {
     let id = first(answer, &["/ticket/id"])?;

@@ -38,6 +38,11 @@ pub struct Helpdesk {
     pub failing: Arc<AtomicBool>,
     /// Calls answered 500.
     pub refused: Arc<AtomicI64>,
+    /// While set, a create is carried out but its answer is lost (504), as when a
+    /// proxy times out after the platform committed.
+    pub losing: Arc<AtomicBool>,
+    /// Created tickets by `platform/external id`, with the platform's answer.
+    created: Arc<Mutex<Vec<(String, Value)>>>,
     next_id: Arc<AtomicI64>,
     /// The ticket references each platform handed out, as `platform/reference`:
     /// a call to any other ticket is a violation.
@@ -177,6 +182,17 @@ async fn handle(
             format!("{platform} {full}: content-type is not application/json"),
         );
     }
+    if method == Method::GET
+        && let Some(found) = lookup(&desk, &platform, &path, uri.query().unwrap_or(""))
+    {
+        desk.calls.lock().unwrap().push(Call {
+            platform,
+            method,
+            path,
+            body: Value::Null,
+        });
+        return (StatusCode::OK, axum::Json(found)).into_response();
+    }
     let id = desk.next_id.fetch_add(1, Ordering::SeqCst);
     if let Some(reference) = reference_in(&path)
         && !desk
@@ -211,16 +227,70 @@ async fn handle(
                         .push(format!("{platform}/{reference}"));
                 }
             }
+            let external = body
+                .pointer("/ticket/external_id")
+                .or_else(|| body.pointer("/correlation_id"))
+                .and_then(Value::as_str);
+            if status == StatusCode::CREATED
+                && let Some(external) = external
+            {
+                desk.created
+                    .lock()
+                    .unwrap()
+                    .push((format!("{platform}/{external}"), reply.clone()));
+            }
+            let lost = status == StatusCode::CREATED && desk.losing.load(Ordering::SeqCst);
             desk.calls.lock().unwrap().push(Call {
                 platform,
                 method,
                 path,
                 body,
             });
+            if lost {
+                return (StatusCode::GATEWAY_TIMEOUT, "upstream timed out").into_response();
+            }
             (status, axum::Json(reply)).into_response()
         }
         Err(why) => violation(&desk, format!("{platform} {method} {path}: {why}")),
     }
+}
+
+/// The documented searches by the id Tocsin gave a ticket: Zendesk's
+/// `GET /api/v2/tickets.json?external_id=` and ServiceNow's
+/// `GET /api/now/table/incident?sysparm_query=correlation_id=…`.
+fn lookup(desk: &Helpdesk, platform: &str, path: &str, query: &str) -> Option<Value> {
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let (external, wrap): (String, fn(Vec<Value>) -> Value) = match (platform, path) {
+        ("zendesk", "/api/v2/tickets.json") => (
+            param("external_id")?,
+            |found| json!({ "tickets": found.iter().map(|reply| reply["ticket"].clone()).collect::<Vec<_>>() }),
+        ),
+        ("servicenow", "/api/now/table/incident") => (
+            param("sysparm_query")?
+                .strip_prefix("correlation_id=")?
+                .to_string(),
+            |found| json!({ "result": found.iter().map(|reply| reply["result"].clone()).collect::<Vec<_>>() }),
+        ),
+        _ => return None,
+    };
+    let key = format!("{platform}/{external}");
+    let found = desk
+        .created
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(created, _)| *created == key)
+        .map(|(_, reply)| reply.clone())
+        .collect();
+    Some(wrap(found))
 }
 
 /// The ticket a call addresses: the path segment after the collection.

@@ -681,6 +681,13 @@ async fn a_second_sms_provider_takes_over_and_chat_webhooks_get_json() {
     );
     assert_eq!(chat[0]["incident"]["id"], id);
     assert!(chat[0]["ack_url"].as_str().unwrap().contains("/ack/"));
+    // The webhook URL is a credential: the timeline names the user, not the URL.
+    let incident = tocsin
+        .get(&format!("/api/v1/incidents/{id}"))
+        .await
+        .to_string();
+    assert!(incident.contains("to user:dave via webhook"), "{incident}");
+    assert!(!incident.contains("/hook"), "{incident}");
 }
 
 #[tokio::test]

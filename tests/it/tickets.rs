@@ -449,7 +449,13 @@ async fn a_helpdesk_outage_delays_the_ticket_never_the_page_and_survives_a_resta
     );
     // The L1 note queued behind the create during the outage follows it, in order.
     for platform in PLATFORMS {
-        let calls = desk.helpdesk.calls_to(platform);
+        // A retried create searches first (Zendesk, ServiceNow): writes are in order.
+        let calls: Vec<_> = desk
+            .helpdesk
+            .calls_to(platform)
+            .into_iter()
+            .filter(|call| call.method != Method::GET)
+            .collect();
         assert!(
             is_create(&calls[0].path),
             "{platform}: {:?}",
@@ -683,4 +689,50 @@ async fn a_solved_webhook_from_the_platform_resolves_the_incident() {
         "{reply}"
     );
     assert_eq!(desk.helpdesk.violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_found_before_it_is_retried() {
+    let desk = Desk::start("").await;
+    desk.helpdesk.losing.store(true, Ordering::SeqCst);
+    let id = desk.p1("db-05").await;
+    desk.tocsin.tick().await;
+    for platform in PLATFORMS {
+        assert_eq!(desk.creates(platform), 1, "{platform} was asked once");
+    }
+    assert_eq!(
+        desk.incident(id).await["tickets"],
+        json!([]),
+        "no answer came back"
+    );
+    desk.helpdesk.losing.store(false, Ordering::SeqCst);
+    for _ in 0..3 {
+        desk.advance(10).await;
+    }
+    // The platforms searchable by the id Tocsin gave the ticket keep one ticket.
+    for platform in ["zendesk", "servicenow"] {
+        assert_eq!(
+            desk.creates(platform),
+            1,
+            "{platform}: {:?}",
+            desk.calls(platform)
+        );
+        assert!(
+            desk.calls(platform)
+                .iter()
+                .any(|(method, _)| *method == Method::GET),
+            "{platform} was searched first"
+        );
+    }
+    let incident = desk.incident(id).await;
+    let tickets = incident["tickets"].as_array().unwrap();
+    assert_eq!(tickets.len(), 4, "{incident}");
+    let zendesk = tickets.iter().find(|t| t["platform"] == "zendesk").unwrap();
+    assert!(zendesk["url"].as_str().unwrap().contains("/agent/tickets/"));
+    assert!(incident.to_string().contains("answer was lost"));
+    assert!(
+        desk.helpdesk.violations().is_empty(),
+        "{:?}",
+        desk.helpdesk.violations()
+    );
 }

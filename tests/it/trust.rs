@@ -489,3 +489,76 @@ async fn nagios_downtimes_reuse_their_silence_and_ended_silences_are_deleted_aft
         .collect();
     assert_eq!(ids, vec![made["id"].as_i64().unwrap()], "{left}");
 }
+
+#[tokio::test]
+async fn a_sender_acknowledges_only_incidents_made_of_its_own_alerts() {
+    let tocsin = Harness::start(
+        "[[rules]]\nname = \"per host\"\nmatch = ['severity=\"critical\"']\ngroup_by = [\"resource\"]\n",
+    )
+    .await;
+    let pagerduty = |path: &str| {
+        let body = fixture(path);
+        let tocsin = &tocsin;
+        async move {
+            let response = tocsin
+                .client
+                .post(format!("{}/v2/enqueue", tocsin.url))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 202);
+        }
+    };
+    pagerduty("pagerduty-trigger.json").await;
+    // Another sender's alert on the same host joins the incident.
+    let joined = tocsin
+        .ingest_ok(
+            "generic",
+            &generic("db-01.prod.example.net", "disk", "critical"),
+        )
+        .await;
+    let id = joined["alerts"][0]["incident_id"].as_i64().unwrap();
+    assert_eq!(tocsin.incidents().await.len(), 1);
+
+    pagerduty("pagerduty-acknowledge.json").await;
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(
+        incident["status"], "triggered",
+        "the generic alert still pages"
+    );
+    assert!(timeline_kinds(&incident).contains(&"alert_acknowledged".to_string()));
+
+    // An incident made of PagerDuty's alerts alone is PagerDuty's to acknowledge.
+    let mut tocsin = tocsin.restart().await;
+    let (status, _) = tocsin
+        .post_as(
+            RESPONDER,
+            &format!("/api/v1/incidents/{id}/resolve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tocsin = tocsin.restart().await;
+    let trigger = fixture("pagerduty-trigger.json");
+    let ack = fixture("pagerduty-acknowledge.json");
+    for body in [trigger, ack] {
+        let response = tocsin
+            .client
+            .post(format!("{}/v2/enqueue", tocsin.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    let own = tocsin
+        .incidents()
+        .await
+        .into_iter()
+        .find(|incident| incident["id"] != id)
+        .unwrap();
+    assert_eq!(own["status"], "acknowledged");
+}
