@@ -20,6 +20,7 @@ pub mod runbooks;
 pub mod signature;
 pub mod silences;
 pub mod tickets;
+pub mod twilio;
 
 use crate::alert::Priority;
 use crate::clock::Clock;
