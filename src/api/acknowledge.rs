@@ -4,10 +4,12 @@
 use super::AppState;
 use super::auth::{presented_token, same_secret};
 use super::error::ApiError;
+use super::twilio;
+use crate::config::channels::{SmsConfig, SmsProvider};
 use crate::notify::ack_link::LinkError;
 use crate::pipeline::{Action, PipelineError};
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -183,43 +185,16 @@ pub fn parse_reply(text: &str) -> Option<Reply> {
     }
 }
 
-/// `POST /api/v1/sms/inbound`.
+/// `POST /api/v1/sms/inbound`: acts on an incident that paged the replying phone.
 pub async fn sms_inbound(
     State(state): State<AppState>,
-    RawQuery(query): RawQuery,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let expected = state
-        .config
-        .load()
-        .sms
-        .as_ref()
-        .and_then(|sms| sms.inbound_token.clone())
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "SMS replies are off: set [sms] inbound_token and give it to your gateway",
-            )
-        })?;
-    let given = presented_token(&headers, query.as_deref());
-    if !given.is_some_and(|given| same_secret(&given, &expected)) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong token",
-            "send the [sms] inbound_token as ?token= or Bearer",
-        ));
-    }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    let inbound: Inbound = if is_json {
-        crate::ingest::from_json(&body)
-            .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?
-    } else {
-        serde_urlencoded_form(&body)?
-    };
     let config = state.config.load_full();
+    let sms = config.sms.as_ref().ok_or_else(replies_off)?;
+    let inbound = authenticated_inbound(sms, &config.public_url, &uri, &headers, &body)?;
     let user = config
         .directory
         .user_by_phone(&inbound.from)
@@ -240,16 +215,7 @@ pub async fn sms_inbound(
         Reply::Acknowledge(id) => (id, Action::Acknowledge { note: None }, "acknowledged"),
         Reply::Resolve(id) => (id, Action::Resolve { note: None }, "resolved"),
     };
-    let id = match id {
-        Some(id) => id,
-        None => state
-            .store
-            .last_paged_incident(&user.id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::bad_request("no incident", "you were never paged; reply ACK <id>")
-            })?,
-    };
+    let id = paged_incident(&state, &user.id, id).await?;
     let actor = format!("{} (sms)", user.id);
     let incident = state.pipeline.act(id, action, &actor).await?;
     Ok((
@@ -259,13 +225,97 @@ pub async fn sms_inbound(
         .into_response())
 }
 
-fn serde_urlencoded_form(body: &[u8]) -> Result<Inbound, ApiError> {
+fn replies_off() -> ApiError {
+    ApiError::not_found(
+        "SMS replies are off: set [sms] inbound_token (or use provider = \"twilio\") and point your gateway at /api/v1/sms/inbound",
+    )
+}
+
+/// The reply a request carries, once the request proved it comes from the gateway:
+/// the `inbound_token` when one is set, and Twilio's signature whenever a Twilio
+/// account is configured (its webhooks carry no token of ours unless put in the URL).
+fn authenticated_inbound(
+    sms: &SmsConfig,
+    public_url: &str,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Inbound, ApiError> {
+    let twilio_tokens: Vec<&str> = sms
+        .providers
+        .iter()
+        .filter_map(|provider| match provider {
+            SmsProvider::Twilio { auth_token, .. } if !auth_token.is_empty() => {
+                Some(auth_token.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    if twilio_tokens.is_empty() && sms.inbound_token.is_none() {
+        return Err(replies_off());
+    }
+    if let Some(expected) = &sms.inbound_token {
+        let given = presented_token(headers, uri.query());
+        if !given.is_some_and(|given| same_secret(&given, expected)) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong token",
+                "send the [sms] inbound_token as ?token= or Bearer",
+            ));
+        }
+    }
+    if twilio_tokens.is_empty() {
+        return parse_inbound(headers, body);
+    }
+    // Twilio posts a form; the parameters it signed are the ones acted on.
+    let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let signature = headers
+        .get(twilio::SIGNATURE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing signature",
+                "with [sms] provider = \"twilio\" only requests Twilio signed (X-Twilio-Signature) are accepted; point the number's messaging webhook at server.public_url + /api/v1/sms/inbound",
+            )
+        })?;
+    let path = uri
+        .path_and_query()
+        .map_or(uri.path(), |path| path.as_str());
+    let url = format!("{public_url}{path}");
+    if !twilio_tokens
+        .iter()
+        .any(|token| twilio::verify(token, &url, &params, signature))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong signature",
+            "X-Twilio-Signature does not match: check [sms] auth_token, and that server.public_url is the start of the exact URL Twilio posts to",
+        ));
+    }
+    inbound_from_form(params)
+}
+
+fn parse_inbound(headers: &HeaderMap, body: &[u8]) -> Result<Inbound, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if is_json {
+        crate::ingest::from_json(body)
+            .map_err(|error| ApiError::bad_request("invalid body", error.detail()))
+    } else {
+        inbound_from_form(form_urlencoded::parse(body).into_owned().collect())
+    }
+}
+
+fn inbound_from_form(params: Vec<(String, String)>) -> Result<Inbound, ApiError> {
     let mut from = None;
     let mut text = None;
-    for (key, value) in form_urlencoded::parse(body) {
-        match key.as_ref() {
-            "From" | "from" => from = Some(value.into_owned()),
-            "Body" | "body" => text = Some(value.into_owned()),
+    for (key, value) in params {
+        match key.as_str() {
+            "From" | "from" => from = Some(value),
+            "Body" | "body" => text = Some(value),
             _ => {}
         }
     }
@@ -274,6 +324,30 @@ fn serde_urlencoded_form(body: &[u8]) -> Result<Inbound, ApiError> {
         _ => Err(ApiError::bad_request(
             "invalid body",
             "From and Body are required",
+        )),
+    }
+}
+
+/// The incident a reply acts on: the one it names if that one paged this user's
+/// phone, else the one last paged to it. A number that can be typed is no proof of
+/// being on call for it.
+async fn paged_incident(
+    state: &AppState,
+    user_id: &str,
+    named: Option<i64>,
+) -> Result<i64, ApiError> {
+    match (named, state.store.sms_paged_incident(user_id, named).await?) {
+        (_, Some(id)) => Ok(id),
+        (Some(id), None) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not paged",
+            format!(
+                "incident #{id} did not page this phone, so it cannot be changed by SMS from it; reply about an incident you were paged for, or use the dashboard or the API"
+            ),
+        )),
+        (None, None) => Err(ApiError::bad_request(
+            "no incident",
+            "no incident paged this phone by SMS; acknowledge from the page email, the dashboard or the API",
         )),
     }
 }

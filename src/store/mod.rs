@@ -641,8 +641,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         incident_id: i64,
     ) -> Result<Vec<(String, String, String)>, StoreError>;
-    /// The incident most recently paged to a user.
-    async fn last_paged_incident(&self, user_id: &str) -> Result<Option<i64>, StoreError>;
+    /// The incident most recently paged to a user's phone by SMS (sent, or queued to
+    /// be), or with `only`, that incident if it was: what an SMS reply from that phone
+    /// may act on.
+    async fn sms_paged_incident(
+        &self,
+        user_id: &str,
+        only: Option<i64>,
+    ) -> Result<Option<i64>, StoreError>;
     /// Appends timeline entries outside a pipeline batch (delivery attempts).
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
     /// Marks a single-use token as used; false when it already was.
