@@ -1,30 +1,72 @@
 //! The acknowledgement paths that need no API token: the signed link in every page
-//! email (`GET /ack/{token}`) and SMS replies (`POST /api/v1/sms/inbound`).
+//! email (`GET` shows, `POST /ack/{token}` acknowledges), the satisfaction link of
+//! resolution emails (`/csat/{token}`, the same way) and SMS replies
+//! (`POST /api/v1/sms/inbound`).
 
 use super::AppState;
 use super::auth::{presented_token, same_secret};
 use super::error::ApiError;
+use super::link_page::{self, Button};
 use super::twilio;
 use crate::config::channels::{SmsConfig, SmsProvider};
-use crate::notify::ack_link::LinkError;
+use crate::incident::{Incident, IncidentStatus};
+use crate::notify::ack_link::{AckClaim, LinkError};
+use crate::notify::outbox::CSAT_LABELS;
 use crate::pipeline::{Action, PipelineError};
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-/// `GET /ack/{token}`: acknowledges at once and shows a confirmation page.
-pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let now = state.clock.now();
-    let claim = match state.links.verify(&token, now) {
+/// `GET /ack/{token}`: names the incident and offers one button; changes nothing.
+pub async fn ack_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let claim = match ack_claim(&state, &token).await {
         Ok(claim) => claim,
-        Err(error @ LinkError::Forged) => {
-            return page(StatusCode::FORBIDDEN, "Link refused", &error.to_string());
-        }
-        Err(error @ LinkError::Expired) => {
-            return page(StatusCode::GONE, "Link expired", &error.to_string());
-        }
+        Err(refusal) => return refusal,
+    };
+    let incident = match incident(&state, claim.incident_id).await {
+        Ok(incident) => incident,
+        Err(refusal) => return refusal,
+    };
+    if incident.status == IncidentStatus::Resolved {
+        return link_page::message(
+            StatusCode::GONE,
+            "Nothing to acknowledge",
+            &format!("Incident #{} is already resolved.", incident.id),
+        );
+    }
+    let state_line = match incident.status {
+        IncidentStatus::Acknowledged => "It is already acknowledged.".to_string(),
+        _ => format!(
+            "Acknowledging it as {} stops its escalation.",
+            claim.user_id
+        ),
+    };
+    link_page::form(
+        &format!("Acknowledge incident #{}?", incident.id),
+        &[
+            format!(
+                "#{} [{}] {}",
+                incident.id,
+                incident.priority.as_str(),
+                incident.title
+            ),
+            state_line,
+        ],
+        &[Button {
+            label: format!("Acknowledge #{}", incident.id),
+            field: None,
+            picked: true,
+        }],
+    )
+}
+
+/// `POST /ack/{token}`: acknowledges, once per link.
+pub async fn acknowledge(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let claim = match ack_claim(&state, &token).await {
+        Ok(claim) => claim,
+        Err(refusal) => return refusal,
     };
     let actor = format!("{} (email link)", claim.user_id);
     match state
@@ -33,11 +75,11 @@ pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> R
             claim.incident_id,
             Action::Acknowledge { note: None },
             &actor,
-            &format!("ack:{}", claim.nonce),
+            &ack_nonce(&claim),
         )
         .await
     {
-        Ok(incident) => page(
+        Ok(incident) => link_page::message(
             StatusCode::OK,
             "Acknowledged",
             &format!(
@@ -45,68 +87,132 @@ pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> R
                 incident.id, incident.title, claim.user_id
             ),
         ),
-        Err(PipelineError::Spent) => page(
-            StatusCode::GONE,
-            "Link already used",
-            "This link was already used. The incident stays as it is.",
-        ),
-        Err(PipelineError::Transition(error)) => page(
+        Err(PipelineError::Spent) => used_link(),
+        Err(PipelineError::Transition(error)) => link_page::message(
             StatusCode::GONE,
             "Nothing to acknowledge",
             &error.to_string(),
         ),
-        Err(error) => page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again",
-            &error.to_string(),
-        ),
+        Err(error) => try_again(&error.to_string()),
     }
 }
 
-/// `GET /csat/{token}?score=1..5`: a stakeholder's satisfaction, one click from the
-/// resolution email. The first answer counts; a forged link is refused.
-pub async fn csat(
+fn ack_nonce(claim: &AckClaim) -> String {
+    format!("ack:{}", claim.nonce)
+}
+
+/// A valid, unexpired, unused acknowledge link's claim, or the page refusing it.
+async fn ack_claim(state: &AppState, token: &str) -> Result<AckClaim, Response> {
+    let claim = state
+        .links
+        .verify(token, state.clock.now())
+        .map_err(refused)?;
+    match state.store.is_spent(&ack_nonce(&claim)).await {
+        Ok(false) => Ok(claim),
+        Ok(true) => Err(used_link()),
+        Err(error) => Err(try_again(&error.to_string())),
+    }
+}
+
+async fn incident(state: &AppState, id: i64) -> Result<Incident, Response> {
+    match state.store.incident(id).await {
+        Ok(Some(incident)) => Ok(incident),
+        Ok(None) => Err(link_page::message(
+            StatusCode::GONE,
+            "No such incident",
+            &format!("Incident #{id} no longer exists."),
+        )),
+        Err(error) => Err(try_again(&error.to_string())),
+    }
+}
+
+fn refused(error: LinkError) -> Response {
+    match error {
+        LinkError::Forged => {
+            link_page::message(StatusCode::FORBIDDEN, "Link refused", &error.to_string())
+        }
+        LinkError::Expired => {
+            link_page::message(StatusCode::GONE, "Link expired", &error.to_string())
+        }
+    }
+}
+
+fn used_link() -> Response {
+    link_page::message(
+        StatusCode::GONE,
+        "Link already used",
+        "This link was already used. The incident stays as it is; see it on the dashboard.",
+    )
+}
+
+fn try_again(detail: &str) -> Response {
+    link_page::message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again",
+        &format!("{detail}. Nothing was changed: open the link again in a minute."),
+    )
+}
+
+/// `GET /csat/{token}?score=1..5`: the five scores as buttons, the one picked in the
+/// email first in bold; records nothing.
+pub async fn csat_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let now = state.clock.now();
-    let claim = match state.links.verify(&token, now) {
-        Ok(claim) if claim.user_id.starts_with("csat:") => claim,
-        Ok(_) | Err(LinkError::Forged) => {
-            return page(
-                StatusCode::FORBIDDEN,
-                "Link refused",
-                "This link is not one Tocsin issued.",
-            );
-        }
-        Err(error @ LinkError::Expired) => {
-            return page(StatusCode::GONE, "Link expired", &error.to_string());
-        }
+    let (claim, _) = match csat_claim(&state, &token).await {
+        Ok(claim) => claim,
+        Err(refusal) => return refusal,
     };
-    let score = query
-        .as_deref()
-        .and_then(|query| {
-            form_urlencoded::parse(query.as_bytes())
-                .find(|(key, _)| key == "score")
-                .map(|(_, value)| value.into_owned())
+    let incident = match incident(&state, claim.incident_id).await {
+        Ok(incident) => incident,
+        Err(refusal) => return refusal,
+    };
+    let picked = score_in(query.as_deref().unwrap_or_default().as_bytes());
+    let buttons: Vec<Button> = (1..=5)
+        .zip(CSAT_LABELS)
+        .map(|(score, label)| Button {
+            label: format!("{score} – {label}"),
+            field: Some(("score", score.to_string())),
+            picked: picked == Some(score),
         })
-        .and_then(|value| value.parse::<i64>().ok())
-        .filter(|score| (1..=5).contains(score));
+        .collect();
+    link_page::form(
+        "How did we do?",
+        &[format!(
+            "How satisfied are you with how incident #{} ({}) was handled? Press one score to send it.",
+            incident.id, incident.title
+        )],
+        &buttons,
+    )
+}
+
+/// `POST /csat/{token}` with `score` (form field, else the link's own `?score=`):
+/// records a stakeholder's satisfaction. The first answer counts.
+pub async fn csat_answer(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let (claim, address) = match csat_claim(&state, &token).await {
+        Ok(claim) => claim,
+        Err(refusal) => return refusal,
+    };
+    let score = score_in(&body).or_else(|| score_in(query.as_deref()?.as_bytes()));
     let Some(score) = score else {
-        return page(
+        return link_page::message(
             StatusCode::BAD_REQUEST,
             "Pick a score",
-            "Open one of the five links of the email (score 1 to 5).",
+            "Open the link from the email again and press one of the five scores (1 to 5).",
         );
     };
-    let address = claim.user_id.trim_start_matches("csat:");
     match state
         .store
-        .record_csat(claim.incident_id, address, score, now)
+        .record_csat(claim.incident_id, &address, score, state.clock.now())
         .await
     {
-        Ok(true) => page(
+        Ok(true) => link_page::message(
             StatusCode::OK,
             "Thank you",
             &format!(
@@ -114,32 +220,42 @@ pub async fn csat(
                 claim.incident_id
             ),
         ),
-        Ok(false) => page(
-            StatusCode::OK,
-            "Already answered",
-            "Your first answer is the one that counts. Thank you.",
-        ),
-        Err(error) => page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again",
-            &error.to_string(),
-        ),
+        Ok(false) => already_answered(),
+        Err(error) => try_again(&error.to_string()),
     }
 }
 
-fn page(status: StatusCode, title: &str, message: &str) -> Response {
-    let escape = |text: &str| {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
+/// A valid, unexpired, unanswered satisfaction link's claim and address, or the page
+/// refusing it.
+async fn csat_claim(state: &AppState, token: &str) -> Result<(AckClaim, String), Response> {
+    let claim = state
+        .links
+        .verify(token, state.clock.now())
+        .map_err(refused)?;
+    // An acknowledge link is signed with the same key: it is no survey answer.
+    let Some(address) = claim.user_id.strip_prefix("csat:").map(str::to_string) else {
+        return Err(refused(LinkError::Forged));
     };
-    let body = format!(
-        "<!doctype html><html><head><meta name=\"viewport\" content=\"width=device-width\"><title>{0}</title></head>\
-         <body style=\"font-family:sans-serif;margin:2em\"><h1>{0}</h1><p>{1}</p></body></html>",
-        escape(title),
-        escape(message)
-    );
-    (status, Html(body)).into_response()
+    match state.store.csat_answered(claim.incident_id, &address).await {
+        Ok(false) => Ok((claim, address)),
+        Ok(true) => Err(already_answered()),
+        Err(error) => Err(try_again(&error.to_string())),
+    }
+}
+
+fn already_answered() -> Response {
+    link_page::message(
+        StatusCode::GONE,
+        "Already answered",
+        "Your first answer is the one that counts. Thank you.",
+    )
+}
+
+fn score_in(form: &[u8]) -> Option<i64> {
+    form_urlencoded::parse(form)
+        .find(|(key, _)| key == "score")
+        .and_then(|(_, value)| value.parse::<i64>().ok())
+        .filter(|score| (1..=5).contains(score))
 }
 
 /// Twilio posts `From` and `Body` as a form; other gateways JSON `{"from", "body"}`.

@@ -1,6 +1,6 @@
-//! Signed, expiring, single-use acknowledgement links (`GET /ack/{token}`). The token
-//! carries the incident, the user and an expiry, sealed with HMAC-SHA256 under a key
-//! kept in the store; single use is enforced by the store.
+//! Signed, expiring, single-use links in emails (`/ack/{token}`, `/csat/{token}`: a GET
+//! shows, a POST acts). The token carries the incident, the user and an expiry, sealed
+//! with HMAC-SHA256 under a key kept in the store; single use is enforced by the store.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -26,6 +26,15 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
+/// What each satisfaction score, 1 to 5, means to the person answering.
+pub const CSAT_LABELS: [&str; 5] = [
+    "very unsatisfied",
+    "unsatisfied",
+    "neutral",
+    "satisfied",
+    "very satisfied",
+];
+
 /// Messages claimed per round.
 const CLAIM: i64 = 64;
 /// Failed attempts after which the user's next channel is tried as well.
@@ -296,15 +305,8 @@ impl Outbox {
             nonce: notification.id,
         };
         let token = self.links.sign(&claim);
-        let labels = [
-            "very unsatisfied",
-            "unsatisfied",
-            "neutral",
-            "satisfied",
-            "very satisfied",
-        ];
         let csat: Vec<Value> = (1..=5)
-            .map(|score| json!({ "score": score, "label": labels[score - 1], "url": format!("{}/csat/{token}?score={score}", self.config.load().public_url) }))
+            .map(|score| json!({ "score": score, "label": CSAT_LABELS[score - 1], "url": format!("{}/csat/{token}?score={score}", self.config.load().public_url) }))
             .collect();
         let context = json!({
             "incident": {

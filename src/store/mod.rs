@@ -661,6 +661,8 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError>;
+    /// Whether this address already answered the satisfaction survey of this incident.
+    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError>;
     /// A persistent setting, created with `initial` when missing.
     async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError>;
     /// One alert.

@@ -575,6 +575,15 @@ impl Store for $store {
         Ok(row.map(|row| row.get::<String, _>(0)))
     }
 
+    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError> {
+        let answers: i64 = sqlx::query_scalar(q("SELECT COUNT(*) FROM csat WHERE incident_id = ? AND address = ?"))
+            .bind(incident_id)
+            .bind(address)
+            .fetch_one(&self.readers)
+            .await?;
+        Ok(answers > 0)
+    }
+
     async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
         sqlx::query(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?").into_safe())
             .bind(id)

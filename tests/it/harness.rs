@@ -170,6 +170,9 @@ impl Store for FaultyStore {
     ) -> Result<Option<i64>, StoreError> {
         self.inner.sms_paged_incident(user_id, only).await
     }
+    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError> {
+        self.inner.csat_answered(incident_id, address).await
+    }
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
         self.inner.append_timeline(entries).await
     }

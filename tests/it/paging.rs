@@ -243,62 +243,76 @@ async fn without_an_ack_l3_is_paged_thirty_minutes_in_and_resolving_tells_everyo
     );
 }
 
-#[tokio::test]
-async fn the_email_link_acknowledges_once_and_forged_links_are_refused() {
-    let paging = Paging::start("").await;
-    let id = paging.p1("db-01").await;
-    paging.tocsin.tick().await;
+/// The acknowledge link of alice's page email.
+fn ack_link(paging: &Paging) -> String {
     let mail = paging.smtp.to("alice@example.com")[0].text();
     let start = mail
         .find(&format!("{}/ack/", paging.tocsin.url))
         .expect("an acknowledge link");
-    let link: String = mail[start..]
+    mail[start..]
         .chars()
         .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn opening_the_email_link_shows_the_incident_and_only_its_button_acknowledges() {
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    let link = ack_link(&paging);
     let token = link.rsplit('/').next().unwrap().to_string();
     assert!(
         token
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     );
+    let client = &paging.tocsin.client;
+    let status = |id: i64| status_of(&paging.tocsin, id);
 
-    let mut forged = token.clone().into_bytes();
-    let last = forged.len() - 5;
-    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
-    let forged = format!(
-        "{}/ack/{}",
-        paging.tocsin.url,
-        String::from_utf8(forged).unwrap()
+    // What a mail scanner does: fetch the link, twice.
+    for _ in 0..2 {
+        let page = client.get(&link).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert_eq!(page.headers()["cache-control"], "no-store");
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains(&format!("#{id} [P1] postgres on db-01")),
+            "the page names the incident: {html}"
+        );
+        assert_eq!(html.matches("<button").count(), 1, "{html}");
+        assert!(html.contains("<form method=\"post\">") && !html.contains("<script"));
+    }
+    assert_eq!(status(id).await, "triggered", "a GET changes nothing");
+    assert!(
+        !timeline(&paging.tocsin, id)
+            .await
+            .iter()
+            .any(|(kind, _)| kind == "acknowledged")
     );
-    assert_eq!(
-        paging
-            .tocsin
-            .client
-            .get(&forged)
-            .send()
+
+    let pressed = client.post(&link).send().await.unwrap();
+    assert_eq!(pressed.status(), 200);
+    assert!(
+        pressed
+            .text()
             .await
             .unwrap()
-            .status(),
-        403
+            .contains("acknowledged by alice")
     );
-    let page = paging.tocsin.client.get(&link).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("acknowledged by alice"));
-    let incident = paging.tocsin.get(&format!("/api/v1/incidents/{id}")).await;
-    assert_eq!(incident["status"], "acknowledged");
-    assert!(timeline(&paging.tocsin, id).await.iter().any(|(kind, message)| kind == "acknowledged" && message.contains("alice (email link)")));
+    assert_eq!(status(id).await, "acknowledged");
+    assert!(timeline(&paging.tocsin, id).await.iter().any(
+        |(kind, message)| kind == "acknowledged" && message.contains("alice (email link)")
+    ));
     assert_eq!(
-        paging
-            .tocsin
-            .client
-            .get(&link)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.post(&link).send().await.unwrap().status(),
         410,
-        "a used link"
+        "a used link acts no more"
+    );
+    assert_eq!(
+        client.get(&link).send().await.unwrap().status(),
+        410,
+        "and shows no button either"
     );
     assert_eq!(
         paging.sms.to(ALICE_PHONE).len(),
@@ -308,25 +322,80 @@ async fn the_email_link_acknowledges_once_and_forged_links_are_refused() {
 }
 
 #[tokio::test]
+async fn a_forged_ack_link_is_refused_on_get_and_post_and_changes_nothing() {
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    let link = ack_link(&paging);
+    let mut forged = link.clone().into_bytes();
+    let last = forged.len() - 5;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let client = &paging.tocsin.client;
+    for response in [
+        client.get(&forged).send().await.unwrap(),
+        client.post(&forged).send().await.unwrap(),
+        client
+            .post(format!("{}/ack/not-a-token", paging.tocsin.url))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(response.status(), 403);
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("not one Tocsin issued")
+        );
+    }
+    assert_eq!(
+        paging.tocsin.get(&format!("/api/v1/incidents/{id}")).await["status"],
+        "triggered"
+    );
+    assert_eq!(
+        client.post(&link).send().await.unwrap().status(),
+        200,
+        "the real link still works"
+    );
+}
+
+#[tokio::test]
+async fn an_ack_that_could_not_be_stored_leaves_the_link_usable() {
+    let paging = Paging::start("").await;
+    let id = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    let link = ack_link(&paging);
+    let client = &paging.tocsin.client;
+    paging.tocsin.store.failing.store(true, Ordering::SeqCst);
+    let failed = client.post(&link).send().await.unwrap();
+    assert_eq!(failed.status(), 503);
+    assert!(failed.text().await.unwrap().contains("Nothing was changed"));
+    paging.tocsin.store.failing.store(false, Ordering::SeqCst);
+    assert_eq!(status_of(&paging.tocsin, id).await, "triggered");
+    assert_eq!(
+        client.post(&link).send().await.unwrap().status(),
+        200,
+        "the link is spent in the ack's own commit, not before it"
+    );
+    assert_eq!(status_of(&paging.tocsin, id).await, "acknowledged");
+}
+
+#[tokio::test]
 async fn an_expired_link_is_gone() {
     let paging = Paging::start("").await;
-    paging.p1("db-01").await;
+    let id = paging.p1("db-01").await;
     paging.tocsin.tick().await;
-    let mail = paging.smtp.to("alice@example.com")[0].text();
-    let start = mail.find("/ack/").unwrap();
-    let token: String = mail[start + 5..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
+    let link = ack_link(&paging);
     paging.tocsin.clock.advance(TimeDelta::hours(25));
-    let response = paging
-        .tocsin
-        .client
-        .get(format!("{}/ack/{token}", paging.tocsin.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 410);
+    let client = &paging.tocsin.client;
+    assert_eq!(client.get(&link).send().await.unwrap().status(), 410);
+    assert_eq!(client.post(&link).send().await.unwrap().status(), 410);
+    assert_eq!(
+        paging.tocsin.get(&format!("/api/v1/incidents/{id}")).await["status"],
+        "triggered"
+    );
 }
 
 /// Twilio's `X-Twilio-Signature`, computed here from its documented recipe rather
