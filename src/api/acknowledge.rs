@@ -265,6 +265,9 @@ struct Inbound {
     from: String,
     #[serde(alias = "Body")]
     body: String,
+    /// Twilio's id of the message: a signed request replayed carries the same one.
+    #[serde(skip)]
+    message_sid: Option<String>,
 }
 
 /// What a reply asks for.
@@ -333,7 +336,25 @@ pub async fn sms_inbound(
     };
     let id = paged_incident(&state, &user.id, id).await?;
     let actor = format!("{} (sms)", user.id);
-    let incident = state.pipeline.act(id, action, &actor).await?;
+    let incident = match &inbound.message_sid {
+        // Spent in the act's own commit: a signed request captured and sent again
+        // (a bare "R" would resolve whatever paged the phone last) acts no more.
+        Some(sid) => state
+            .pipeline
+            .act_once(id, action, &actor, &format!("twilio:{sid}"))
+            .await
+            .map_err(|error| match error {
+                PipelineError::Spent => ApiError::new(
+                    StatusCode::GONE,
+                    "already handled",
+                    format!(
+                        "Twilio message {sid} was already acted on; send a new reply to act again"
+                    ),
+                ),
+                error => error.into(),
+            })?,
+        None => state.pipeline.act(id, action, &actor).await?,
+    };
     Ok((
         StatusCode::OK,
         format!("Incident #{} {verb} by {}", incident.id, user.id),
@@ -409,7 +430,14 @@ fn authenticated_inbound(
             "X-Twilio-Signature does not match: check [sms] auth_token, and that server.public_url is the start of the exact URL Twilio posts to",
         ));
     }
-    inbound_from_form(params)
+    let message_sid = params
+        .iter()
+        .find(|(name, _)| name == "MessageSid")
+        .map(|(_, sid)| sid.clone());
+    Ok(Inbound {
+        message_sid,
+        ..inbound_from_form(params)?
+    })
 }
 
 fn parse_inbound(headers: &HeaderMap, body: &[u8]) -> Result<Inbound, ApiError> {
@@ -436,7 +464,11 @@ fn inbound_from_form(params: Vec<(String, String)>) -> Result<Inbound, ApiError>
         }
     }
     match (from, text) {
-        (Some(from), Some(body)) => Ok(Inbound { from, body }),
+        (Some(from), Some(body)) => Ok(Inbound {
+            from,
+            body,
+            message_sid: None,
+        }),
         _ => Err(ApiError::bad_request(
             "invalid body",
             "From and Body are required",

@@ -422,8 +422,14 @@ const INBOUND: &str = "/api/v1/sms/inbound?token=sms-inbound-token";
 impl Paging {
     /// An SMS reply as Twilio delivers it: a form with its usual fields, signed.
     async fn sms_reply(&self, from: &str, text: &str) -> reqwest::Response {
+        let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
+        self.sms_reply_as(&sid, from, text).await
+    }
+
+    /// The same with a given `MessageSid`, as a replay would carry.
+    async fn sms_reply_as(&self, sid: &str, from: &str, text: &str) -> reqwest::Response {
         let params = [
-            ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+            ("MessageSid", sid),
             ("AccountSid", "AC123"),
             ("From", from),
             ("To", "+15550000000"),
@@ -648,6 +654,30 @@ async fn with_twilio_only_replies_twilio_signed_over_the_public_url_act() {
         401,
         "a signature does not stand in for the inbound_token when one is set"
     );
+}
+
+#[tokio::test]
+async fn a_signed_reply_replayed_acts_once() {
+    let paging = Paging::start("").await;
+    let first = paging.p1("db-01").await;
+    paging.tocsin.tick().await;
+    let sid = "SM00000000000000000000000000000001";
+    assert_eq!(
+        paging.sms_reply_as(sid, ALICE_PHONE, "R").await.status(),
+        200
+    );
+    assert_eq!(status_of(&paging.tocsin, first).await, "resolved");
+    let second = paging.p1("db-02").await;
+    paging.tocsin.tick().await;
+    let replayed = paging.sms_reply_as(sid, ALICE_PHONE, "R").await;
+    assert_eq!(replayed.status(), 410);
+    assert_eq!(
+        status_of(&paging.tocsin, second).await,
+        "triggered",
+        "the captured R does not resolve what paged the phone since"
+    );
+    assert_eq!(paging.sms_reply(ALICE_PHONE, "R").await.status(), 200);
+    assert_eq!(status_of(&paging.tocsin, second).await, "resolved");
 }
 
 #[tokio::test]
