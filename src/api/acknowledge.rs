@@ -10,7 +10,7 @@ use super::link_page::{self, Button};
 use super::twilio;
 use crate::config::channels::{SmsConfig, SmsProvider};
 use crate::incident::{Incident, IncidentStatus};
-use crate::notify::ack_link::{AckClaim, LinkError};
+use crate::notify::ack_link::{AckClaim, CSAT_PREFIX, LinkError};
 use crate::notify::outbox::CSAT_LABELS;
 use crate::pipeline::{Action, PipelineError};
 use axum::body::Bytes;
@@ -88,12 +88,12 @@ pub async fn acknowledge(State(state): State<AppState>, Path(token): Path<String
             ),
         ),
         Err(PipelineError::Spent) => used_link(),
-        Err(PipelineError::Transition(error)) => link_page::message(
+        Err(error @ PipelineError::Unavailable(_)) => try_again(&error),
+        Err(error) => link_page::message(
             StatusCode::GONE,
             "Nothing to acknowledge",
             &error.to_string(),
         ),
-        Err(error) => try_again(&error.to_string()),
     }
 }
 
@@ -107,10 +107,14 @@ async fn ack_claim(state: &AppState, token: &str) -> Result<AckClaim, Response> 
         .links
         .verify(token, state.clock.now())
         .map_err(refused)?;
+    // A satisfaction link is signed with the same key: it acknowledges nothing.
+    if claim.user_id.starts_with(CSAT_PREFIX) {
+        return Err(refused(LinkError::Forged));
+    }
     match state.store.is_spent(&ack_nonce(&claim)).await {
         Ok(false) => Ok(claim),
         Ok(true) => Err(used_link()),
-        Err(error) => Err(try_again(&error.to_string())),
+        Err(error) => Err(try_again(&error)),
     }
 }
 
@@ -122,7 +126,7 @@ async fn incident(state: &AppState, id: i64) -> Result<Incident, Response> {
             "No such incident",
             &format!("Incident #{id} no longer exists."),
         )),
-        Err(error) => Err(try_again(&error.to_string())),
+        Err(error) => Err(try_again(&error)),
     }
 }
 
@@ -145,11 +149,13 @@ fn used_link() -> Response {
     )
 }
 
-fn try_again(detail: &str) -> Response {
+/// The cause goes to the log, not to whoever holds the link.
+fn try_again(error: &dyn std::fmt::Display) -> Response {
+    tracing::warn!(%error, "an email link could not be served");
     link_page::message(
         StatusCode::SERVICE_UNAVAILABLE,
         "Try again",
-        &format!("{detail}. Nothing was changed: open the link again in a minute."),
+        "Tocsin cannot reach its database right now. Nothing was changed: open the link again in a minute.",
     )
 }
 
@@ -221,7 +227,7 @@ pub async fn csat_answer(
             ),
         ),
         Ok(false) => already_answered(),
-        Err(error) => try_again(&error.to_string()),
+        Err(error) => try_again(&error),
     }
 }
 
@@ -233,13 +239,13 @@ async fn csat_claim(state: &AppState, token: &str) -> Result<(AckClaim, String),
         .verify(token, state.clock.now())
         .map_err(refused)?;
     // An acknowledge link is signed with the same key: it is no survey answer.
-    let Some(address) = claim.user_id.strip_prefix("csat:").map(str::to_string) else {
+    let Some(address) = claim.user_id.strip_prefix(CSAT_PREFIX).map(str::to_string) else {
         return Err(refused(LinkError::Forged));
     };
     match state.store.csat_answered(claim.incident_id, &address).await {
         Ok(false) => Ok((claim, address)),
         Ok(true) => Err(already_answered()),
-        Err(error) => Err(try_again(&error.to_string())),
+        Err(error) => Err(try_again(&error)),
     }
 }
 

@@ -20,6 +20,10 @@ pub struct AckClaim {
     pub nonce: i64,
 }
 
+/// What a satisfaction link's `user_id` puts before the stakeholder's address, so
+/// that one is never taken for an acknowledge link, nor the other way round.
+pub const CSAT_PREFIX: &str = "csat:";
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {

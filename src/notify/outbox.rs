@@ -9,7 +9,7 @@
 //! durable, so a page leaves one query and one fsync sooner.
 
 use super::NotifyError;
-use super::ack_link::{AckClaim, AckLinks};
+use super::ack_link::{AckClaim, AckLinks, CSAT_PREFIX};
 use super::email::EmailSender;
 use super::sms::SmsSender;
 use super::templates::{Templates, fit_sms};
@@ -300,7 +300,7 @@ impl Outbox {
         let resolved = notification.step == "resolved";
         let claim = AckClaim {
             incident_id: incident.id,
-            user_id: format!("csat:{}", notification.address),
+            user_id: format!("{CSAT_PREFIX}{}", notification.address),
             expires_at: self.clock.now() + TimeDelta::days(30),
             nonce: notification.id,
         };

@@ -323,6 +323,13 @@ async fn stakeholders_hear_of_the_incident_and_answer_csat_once() {
         assert!(html.contains("name=\"score\" value=\"3\""), "{html}");
     }
     assert_eq!(csat().await, 0, "showing the choice records nothing");
+    let as_ack = link.replace("/csat/", "/ack/");
+    assert_eq!(client.get(&as_ack).send().await.unwrap().status(), 403);
+    assert_eq!(
+        client.post(&as_ack).send().await.unwrap().status(),
+        403,
+        "a satisfaction link acknowledges nothing"
+    );
 
     let first = client
         .post(format!("{link}?score=1"))
