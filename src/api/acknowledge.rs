@@ -1,28 +1,72 @@
 //! The acknowledgement paths that need no API token: the signed link in every page
-//! email (`GET /ack/{token}`) and SMS replies (`POST /api/v1/sms/inbound`).
+//! email (`GET` shows, `POST /ack/{token}` acknowledges), the satisfaction link of
+//! resolution emails (`/csat/{token}`, the same way) and SMS replies
+//! (`POST /api/v1/sms/inbound`).
 
 use super::AppState;
 use super::auth::{presented_token, same_secret};
 use super::error::ApiError;
-use crate::notify::ack_link::LinkError;
+use super::link_page::{self, Button};
+use super::twilio;
+use crate::config::channels::{SmsConfig, SmsProvider};
+use crate::incident::{Incident, IncidentStatus};
+use crate::notify::ack_link::{AckClaim, CSAT_PREFIX, LinkError};
+use crate::notify::outbox::CSAT_LABELS;
 use crate::pipeline::{Action, PipelineError};
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-/// `GET /ack/{token}`: acknowledges at once and shows a confirmation page.
-pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let now = state.clock.now();
-    let claim = match state.links.verify(&token, now) {
+/// `GET /ack/{token}`: names the incident and offers one button; changes nothing.
+pub async fn ack_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let claim = match ack_claim(&state, &token).await {
         Ok(claim) => claim,
-        Err(error @ LinkError::Forged) => {
-            return page(StatusCode::FORBIDDEN, "Link refused", &error.to_string());
-        }
-        Err(error @ LinkError::Expired) => {
-            return page(StatusCode::GONE, "Link expired", &error.to_string());
-        }
+        Err(refusal) => return refusal,
+    };
+    let incident = match incident(&state, claim.incident_id).await {
+        Ok(incident) => incident,
+        Err(refusal) => return refusal,
+    };
+    if incident.status == IncidentStatus::Resolved {
+        return link_page::message(
+            StatusCode::GONE,
+            "Nothing to acknowledge",
+            &format!("Incident #{} is already resolved.", incident.id),
+        );
+    }
+    let state_line = match incident.status {
+        IncidentStatus::Acknowledged => "It is already acknowledged.".to_string(),
+        _ => format!(
+            "Acknowledging it as {} stops its escalation.",
+            claim.user_id
+        ),
+    };
+    link_page::form(
+        &format!("Acknowledge incident #{}?", incident.id),
+        &[
+            format!(
+                "#{} [{}] {}",
+                incident.id,
+                incident.priority.as_str(),
+                incident.title
+            ),
+            state_line,
+        ],
+        &[Button {
+            label: format!("Acknowledge #{}", incident.id),
+            field: None,
+            picked: true,
+        }],
+    )
+}
+
+/// `POST /ack/{token}`: acknowledges, once per link.
+pub async fn acknowledge(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let claim = match ack_claim(&state, &token).await {
+        Ok(claim) => claim,
+        Err(refusal) => return refusal,
     };
     let actor = format!("{} (email link)", claim.user_id);
     match state
@@ -31,11 +75,11 @@ pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> R
             claim.incident_id,
             Action::Acknowledge { note: None },
             &actor,
-            &format!("ack:{}", claim.nonce),
+            &ack_nonce(&claim),
         )
         .await
     {
-        Ok(incident) => page(
+        Ok(incident) => link_page::message(
             StatusCode::OK,
             "Acknowledged",
             &format!(
@@ -43,68 +87,138 @@ pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> R
                 incident.id, incident.title, claim.user_id
             ),
         ),
-        Err(PipelineError::Spent) => page(
-            StatusCode::GONE,
-            "Link already used",
-            "This link was already used. The incident stays as it is.",
-        ),
-        Err(PipelineError::Transition(error)) => page(
+        Err(PipelineError::Spent) => used_link(),
+        Err(error @ PipelineError::Unavailable(_)) => try_again(&error),
+        Err(error) => link_page::message(
             StatusCode::GONE,
             "Nothing to acknowledge",
-            &error.to_string(),
-        ),
-        Err(error) => page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again",
             &error.to_string(),
         ),
     }
 }
 
-/// `GET /csat/{token}?score=1..5`: a stakeholder's satisfaction, one click from the
-/// resolution email. The first answer counts; a forged link is refused.
-pub async fn csat(
+fn ack_nonce(claim: &AckClaim) -> String {
+    format!("ack:{}", claim.nonce)
+}
+
+/// A valid, unexpired, unused acknowledge link's claim, or the page refusing it.
+async fn ack_claim(state: &AppState, token: &str) -> Result<AckClaim, Response> {
+    let claim = state
+        .links
+        .verify(token, state.clock.now())
+        .map_err(refused)?;
+    // A satisfaction link is signed with the same key: it acknowledges nothing.
+    if claim.user_id.starts_with(CSAT_PREFIX) {
+        return Err(refused(LinkError::Forged));
+    }
+    match state.store.is_spent(&ack_nonce(&claim)).await {
+        Ok(false) => Ok(claim),
+        Ok(true) => Err(used_link()),
+        Err(error) => Err(try_again(&error)),
+    }
+}
+
+async fn incident(state: &AppState, id: i64) -> Result<Incident, Response> {
+    match state.store.incident(id).await {
+        Ok(Some(incident)) => Ok(incident),
+        Ok(None) => Err(link_page::message(
+            StatusCode::GONE,
+            "No such incident",
+            &format!("Incident #{id} no longer exists."),
+        )),
+        Err(error) => Err(try_again(&error)),
+    }
+}
+
+fn refused(error: LinkError) -> Response {
+    match error {
+        LinkError::Forged => {
+            link_page::message(StatusCode::FORBIDDEN, "Link refused", &error.to_string())
+        }
+        LinkError::Expired => {
+            link_page::message(StatusCode::GONE, "Link expired", &error.to_string())
+        }
+    }
+}
+
+fn used_link() -> Response {
+    link_page::message(
+        StatusCode::GONE,
+        "Link already used",
+        "This link was already used. The incident stays as it is; see it on the dashboard.",
+    )
+}
+
+/// The cause goes to the log, not to whoever holds the link.
+fn try_again(error: &dyn std::fmt::Display) -> Response {
+    tracing::warn!(%error, "an email link could not be served");
+    link_page::message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again",
+        "Tocsin cannot reach its database right now. Nothing was changed: open the link again in a minute.",
+    )
+}
+
+/// `GET /csat/{token}?score=1..5`: the five scores as buttons, the one picked in the
+/// email first in bold; records nothing.
+pub async fn csat_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let now = state.clock.now();
-    let claim = match state.links.verify(&token, now) {
-        Ok(claim) if claim.user_id.starts_with("csat:") => claim,
-        Ok(_) | Err(LinkError::Forged) => {
-            return page(
-                StatusCode::FORBIDDEN,
-                "Link refused",
-                "This link is not one Tocsin issued.",
-            );
-        }
-        Err(error @ LinkError::Expired) => {
-            return page(StatusCode::GONE, "Link expired", &error.to_string());
-        }
+    let (claim, _) = match csat_claim(&state, &token).await {
+        Ok(claim) => claim,
+        Err(refusal) => return refusal,
     };
-    let score = query
-        .as_deref()
-        .and_then(|query| {
-            form_urlencoded::parse(query.as_bytes())
-                .find(|(key, _)| key == "score")
-                .map(|(_, value)| value.into_owned())
+    let incident = match incident(&state, claim.incident_id).await {
+        Ok(incident) => incident,
+        Err(refusal) => return refusal,
+    };
+    let picked = score_in(query.as_deref().unwrap_or_default().as_bytes());
+    let buttons: Vec<Button> = (1..=5)
+        .zip(CSAT_LABELS)
+        .map(|(score, label)| Button {
+            label: format!("{score} – {label}"),
+            field: Some(("score", score.to_string())),
+            picked: picked == Some(score),
         })
-        .and_then(|value| value.parse::<i64>().ok())
-        .filter(|score| (1..=5).contains(score));
+        .collect();
+    link_page::form(
+        "How did we do?",
+        &[format!(
+            "How satisfied are you with how incident #{} ({}) was handled? Press one score to send it.",
+            incident.id, incident.title
+        )],
+        &buttons,
+    )
+}
+
+/// `POST /csat/{token}` with `score` (form field, else the link's own `?score=`):
+/// records a stakeholder's satisfaction. The first answer counts.
+pub async fn csat_answer(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let (claim, address) = match csat_claim(&state, &token).await {
+        Ok(claim) => claim,
+        Err(refusal) => return refusal,
+    };
+    let score = score_in(&body).or_else(|| score_in(query.as_deref()?.as_bytes()));
     let Some(score) = score else {
-        return page(
+        return link_page::message(
             StatusCode::BAD_REQUEST,
             "Pick a score",
-            "Open one of the five links of the email (score 1 to 5).",
+            "Open the link from the email again and press one of the five scores (1 to 5).",
         );
     };
-    let address = claim.user_id.trim_start_matches("csat:");
     match state
         .store
-        .record_csat(claim.incident_id, address, score, now)
+        .record_csat(claim.incident_id, &address, score, state.clock.now())
         .await
     {
-        Ok(true) => page(
+        Ok(true) => link_page::message(
             StatusCode::OK,
             "Thank you",
             &format!(
@@ -112,32 +226,42 @@ pub async fn csat(
                 claim.incident_id
             ),
         ),
-        Ok(false) => page(
-            StatusCode::OK,
-            "Already answered",
-            "Your first answer is the one that counts. Thank you.",
-        ),
-        Err(error) => page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again",
-            &error.to_string(),
-        ),
+        Ok(false) => already_answered(),
+        Err(error) => try_again(&error),
     }
 }
 
-fn page(status: StatusCode, title: &str, message: &str) -> Response {
-    let escape = |text: &str| {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
+/// A valid, unexpired, unanswered satisfaction link's claim and address, or the page
+/// refusing it.
+async fn csat_claim(state: &AppState, token: &str) -> Result<(AckClaim, String), Response> {
+    let claim = state
+        .links
+        .verify(token, state.clock.now())
+        .map_err(refused)?;
+    // An acknowledge link is signed with the same key: it is no survey answer.
+    let Some(address) = claim.user_id.strip_prefix(CSAT_PREFIX).map(str::to_string) else {
+        return Err(refused(LinkError::Forged));
     };
-    let body = format!(
-        "<!doctype html><html><head><meta name=\"viewport\" content=\"width=device-width\"><title>{0}</title></head>\
-         <body style=\"font-family:sans-serif;margin:2em\"><h1>{0}</h1><p>{1}</p></body></html>",
-        escape(title),
-        escape(message)
-    );
-    (status, Html(body)).into_response()
+    match state.store.csat_answered(claim.incident_id, &address).await {
+        Ok(false) => Ok((claim, address)),
+        Ok(true) => Err(already_answered()),
+        Err(error) => Err(try_again(&error)),
+    }
+}
+
+fn already_answered() -> Response {
+    link_page::message(
+        StatusCode::GONE,
+        "Already answered",
+        "Your first answer is the one that counts. Thank you.",
+    )
+}
+
+fn score_in(form: &[u8]) -> Option<i64> {
+    form_urlencoded::parse(form)
+        .find(|(key, _)| key == "score")
+        .and_then(|(_, value)| value.parse::<i64>().ok())
+        .filter(|score| (1..=5).contains(score))
 }
 
 /// Twilio posts `From` and `Body` as a form; other gateways JSON `{"from", "body"}`.
@@ -147,6 +271,9 @@ struct Inbound {
     from: String,
     #[serde(alias = "Body")]
     body: String,
+    /// Twilio's id of the message: a signed request replayed carries the same one.
+    #[serde(skip)]
+    message_sid: Option<String>,
 }
 
 /// What a reply asks for.
@@ -183,43 +310,16 @@ pub fn parse_reply(text: &str) -> Option<Reply> {
     }
 }
 
-/// `POST /api/v1/sms/inbound`.
+/// `POST /api/v1/sms/inbound`: acts on an incident that paged the replying phone.
 pub async fn sms_inbound(
     State(state): State<AppState>,
-    RawQuery(query): RawQuery,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let expected = state
-        .config
-        .load()
-        .sms
-        .as_ref()
-        .and_then(|sms| sms.inbound_token.clone())
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "SMS replies are off: set [sms] inbound_token and give it to your gateway",
-            )
-        })?;
-    let given = presented_token(&headers, query.as_deref());
-    if !given.is_some_and(|given| same_secret(&given, &expected)) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong token",
-            "send the [sms] inbound_token as ?token= or Bearer",
-        ));
-    }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    let inbound: Inbound = if is_json {
-        crate::ingest::from_json(&body)
-            .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?
-    } else {
-        serde_urlencoded_form(&body)?
-    };
     let config = state.config.load_full();
+    let sms = config.sms.as_ref().ok_or_else(replies_off)?;
+    let inbound = authenticated_inbound(sms, &config.public_url, &uri, &headers, &body)?;
     let user = config
         .directory
         .user_by_phone(&inbound.from)
@@ -240,18 +340,27 @@ pub async fn sms_inbound(
         Reply::Acknowledge(id) => (id, Action::Acknowledge { note: None }, "acknowledged"),
         Reply::Resolve(id) => (id, Action::Resolve { note: None }, "resolved"),
     };
-    let id = match id {
-        Some(id) => id,
-        None => state
-            .store
-            .last_paged_incident(&user.id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::bad_request("no incident", "you were never paged; reply ACK <id>")
-            })?,
-    };
+    let id = paged_incident(&state, &user.id, id).await?;
     let actor = format!("{} (sms)", user.id);
-    let incident = state.pipeline.act(id, action, &actor).await?;
+    let incident = match &inbound.message_sid {
+        // Spent in the act's own commit: a signed request captured and sent again
+        // (a bare "R" would resolve whatever paged the phone last) acts no more.
+        Some(sid) => state
+            .pipeline
+            .act_once(id, action, &actor, &format!("twilio:{sid}"))
+            .await
+            .map_err(|error| match error {
+                PipelineError::Spent => ApiError::new(
+                    StatusCode::GONE,
+                    "already handled",
+                    format!(
+                        "Twilio message {sid} was already acted on; send a new reply to act again"
+                    ),
+                ),
+                error => error.into(),
+            })?,
+        None => state.pipeline.act(id, action, &actor).await?,
+    };
     Ok((
         StatusCode::OK,
         format!("Incident #{} {verb} by {}", incident.id, user.id),
@@ -259,21 +368,140 @@ pub async fn sms_inbound(
         .into_response())
 }
 
-fn serde_urlencoded_form(body: &[u8]) -> Result<Inbound, ApiError> {
+fn replies_off() -> ApiError {
+    ApiError::not_found(
+        "SMS replies are off: set [sms] inbound_token (or use provider = \"twilio\") and point your gateway at /api/v1/sms/inbound",
+    )
+}
+
+/// The reply a request carries, once the request proved it comes from the gateway:
+/// the `inbound_token` when one is set, and Twilio's signature whenever a Twilio
+/// account is configured (its webhooks carry no token of ours unless put in the URL).
+fn authenticated_inbound(
+    sms: &SmsConfig,
+    public_url: &str,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Inbound, ApiError> {
+    let twilio_tokens: Vec<&str> = sms
+        .providers
+        .iter()
+        .filter_map(|provider| match provider {
+            SmsProvider::Twilio { auth_token, .. } if !auth_token.is_empty() => {
+                Some(auth_token.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    if twilio_tokens.is_empty() && sms.inbound_token.is_none() {
+        return Err(replies_off());
+    }
+    if let Some(expected) = &sms.inbound_token {
+        let given = presented_token(headers, uri.query());
+        if !given.is_some_and(|given| same_secret(&given, expected)) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong token",
+                "send the [sms] inbound_token as ?token= or Bearer",
+            ));
+        }
+    }
+    if twilio_tokens.is_empty() {
+        return parse_inbound(headers, body);
+    }
+    // Twilio posts a form; the parameters it signed are the ones acted on.
+    let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let signature = headers
+        .get(twilio::SIGNATURE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing signature",
+                "with [sms] provider = \"twilio\" only requests Twilio signed (X-Twilio-Signature) are accepted; point the number's messaging webhook at server.public_url + /api/v1/sms/inbound",
+            )
+        })?;
+    let path = uri
+        .path_and_query()
+        .map_or(uri.path(), |path| path.as_str());
+    let url = format!("{public_url}{path}");
+    if !twilio_tokens
+        .iter()
+        .any(|token| twilio::verify(token, &url, &params, signature))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong signature",
+            "X-Twilio-Signature does not match: check [sms] auth_token, and that server.public_url is the start of the exact URL Twilio posts to",
+        ));
+    }
+    let message_sid = params
+        .iter()
+        .find(|(name, _)| name == "MessageSid")
+        .map(|(_, sid)| sid.clone());
+    Ok(Inbound {
+        message_sid,
+        ..inbound_from_form(params)?
+    })
+}
+
+fn parse_inbound(headers: &HeaderMap, body: &[u8]) -> Result<Inbound, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if is_json {
+        crate::ingest::from_json(body)
+            .map_err(|error| ApiError::bad_request("invalid body", error.detail()))
+    } else {
+        inbound_from_form(form_urlencoded::parse(body).into_owned().collect())
+    }
+}
+
+fn inbound_from_form(params: Vec<(String, String)>) -> Result<Inbound, ApiError> {
     let mut from = None;
     let mut text = None;
-    for (key, value) in form_urlencoded::parse(body) {
-        match key.as_ref() {
-            "From" | "from" => from = Some(value.into_owned()),
-            "Body" | "body" => text = Some(value.into_owned()),
+    for (key, value) in params {
+        match key.as_str() {
+            "From" | "from" => from = Some(value),
+            "Body" | "body" => text = Some(value),
             _ => {}
         }
     }
     match (from, text) {
-        (Some(from), Some(body)) => Ok(Inbound { from, body }),
+        (Some(from), Some(body)) => Ok(Inbound {
+            from,
+            body,
+            message_sid: None,
+        }),
         _ => Err(ApiError::bad_request(
             "invalid body",
             "From and Body are required",
+        )),
+    }
+}
+
+/// The incident a reply acts on: the one it names if that one paged this user's
+/// phone, else the one last paged to it. A number that can be typed is no proof of
+/// being on call for it.
+async fn paged_incident(
+    state: &AppState,
+    user_id: &str,
+    named: Option<i64>,
+) -> Result<i64, ApiError> {
+    match (named, state.store.sms_paged_incident(user_id, named).await?) {
+        (_, Some(id)) => Ok(id),
+        (Some(id), None) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not paged",
+            format!(
+                "incident #{id} did not page this phone, so it cannot be changed by SMS from it; reply about an incident you were paged for, or use the dashboard or the API"
+            ),
+        )),
+        (None, None) => Err(ApiError::bad_request(
+            "no incident",
+            "no incident paged this phone by SMS; acknowledge from the page email, the dashboard or the API",
         )),
     }
 }

@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod incidents;
 pub mod ingest;
 pub mod kpi;
+pub mod link_page;
 pub mod noise;
 pub mod oncall;
 pub mod reports;
@@ -20,6 +21,7 @@ pub mod runbooks;
 pub mod signature;
 pub mod silences;
 pub mod tickets;
+pub mod twilio;
 
 use crate::alert::Priority;
 use crate::clock::Clock;
@@ -105,8 +107,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable());
     let max_body = state.config.load().max_body_bytes;
     Router::new()
-        .route("/ack/{token}", get(acknowledge::link))
-        .route("/csat/{token}", get(acknowledge::csat))
+        .route(
+            "/ack/{token}",
+            get(acknowledge::ack_page).post(acknowledge::acknowledge),
+        )
+        .route(
+            "/csat/{token}",
+            get(acknowledge::csat_page).post(acknowledge::csat_answer),
+        )
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
         .route(

@@ -1,6 +1,6 @@
-//! Signed, expiring, single-use acknowledgement links (`GET /ack/{token}`). The token
-//! carries the incident, the user and an expiry, sealed with HMAC-SHA256 under a key
-//! kept in the store; single use is enforced by the store.
+//! Signed, expiring, single-use links in emails (`/ack/{token}`, `/csat/{token}`: a GET
+//! shows, a POST acts). The token carries the incident, the user and an expiry, sealed
+//! with HMAC-SHA256 under a key kept in the store; single use is enforced by the store.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,6 +19,10 @@ pub struct AckClaim {
     /// Unique per link: the notification that carried it.
     pub nonce: i64,
 }
+
+/// What a satisfaction link's `user_id` puts before the stakeholder's address, so
+/// that one is never taken for an acknowledge link, nor the other way round.
+pub const CSAT_PREFIX: &str = "csat:";
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

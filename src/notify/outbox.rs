@@ -9,7 +9,7 @@
 //! durable, so a page leaves one query and one fsync sooner.
 
 use super::NotifyError;
-use super::ack_link::{AckClaim, AckLinks};
+use super::ack_link::{AckClaim, AckLinks, CSAT_PREFIX};
 use super::email::EmailSender;
 use super::sms::SmsSender;
 use super::templates::{Templates, fit_sms};
@@ -25,6 +25,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
+
+/// What each satisfaction score, 1 to 5, means to the person answering.
+pub const CSAT_LABELS: [&str; 5] = [
+    "very unsatisfied",
+    "unsatisfied",
+    "neutral",
+    "satisfied",
+    "very satisfied",
+];
 
 /// Messages claimed per round.
 const CLAIM: i64 = 64;
@@ -291,20 +300,13 @@ impl Outbox {
         let resolved = notification.step == "resolved";
         let claim = AckClaim {
             incident_id: incident.id,
-            user_id: format!("csat:{}", notification.address),
+            user_id: format!("{CSAT_PREFIX}{}", notification.address),
             expires_at: self.clock.now() + TimeDelta::days(30),
             nonce: notification.id,
         };
         let token = self.links.sign(&claim);
-        let labels = [
-            "very unsatisfied",
-            "unsatisfied",
-            "neutral",
-            "satisfied",
-            "very satisfied",
-        ];
         let csat: Vec<Value> = (1..=5)
-            .map(|score| json!({ "score": score, "label": labels[score - 1], "url": format!("{}/csat/{token}?score={score}", self.config.load().public_url) }))
+            .map(|score| json!({ "score": score, "label": CSAT_LABELS[score - 1], "url": format!("{}/csat/{token}?score={score}", self.config.load().public_url) }))
             .collect();
         let context = json!({
             "incident": {

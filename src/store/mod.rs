@@ -641,8 +641,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         incident_id: i64,
     ) -> Result<Vec<(String, String, String)>, StoreError>;
-    /// The incident most recently paged to a user.
-    async fn last_paged_incident(&self, user_id: &str) -> Result<Option<i64>, StoreError>;
+    /// The incident most recently paged to a user's phone by SMS (sent, or queued to
+    /// be), or with `only`, that incident if it was: what an SMS reply from that phone
+    /// may act on.
+    async fn sms_paged_incident(
+        &self,
+        user_id: &str,
+        only: Option<i64>,
+    ) -> Result<Option<i64>, StoreError>;
     /// Appends timeline entries outside a pipeline batch (delivery attempts).
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
     /// Marks a single-use token as used; false when it already was.
@@ -655,6 +661,8 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError>;
+    /// Whether this address already answered the satisfaction survey of this incident.
+    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError>;
     /// A persistent setting, created with `initial` when missing.
     async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError>;
     /// One alert.

@@ -511,11 +511,26 @@ impl Store for $store {
             .collect()
     }
 
-    async fn last_paged_incident(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(q("SELECT incident_id FROM notifications WHERE user_id = ? AND kind = 'page' ORDER BY id DESC LIMIT 1"))
+    async fn sms_paged_incident(
+        &self,
+        user_id: &str,
+        only: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        // A page cancelled or given up on never reached the phone; one still queued
+        // or in flight is about to, and its reply may outrun the outbox's bookkeeping.
+        const PAGED: &str = "user_id = ? AND channel = 'sms' AND kind = 'page' AND status IN ('pending', 'sending', 'sent')";
+        let query = match only {
+            Some(incident_id) => sqlx::query_scalar::<_, i64>(
+                format!("SELECT incident_id FROM notifications WHERE {PAGED} AND incident_id = ? LIMIT 1").into_safe(),
+            )
             .bind(user_id)
-            .fetch_optional(&self.readers)
-            .await?)
+            .bind(incident_id),
+            None => sqlx::query_scalar::<_, i64>(
+                format!("SELECT incident_id FROM notifications WHERE {PAGED} ORDER BY id DESC LIMIT 1").into_safe(),
+            )
+            .bind(user_id),
+        };
+        Ok(query.fetch_optional(&self.readers).await?)
     }
 
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
@@ -558,6 +573,15 @@ impl Store for $store {
             .fetch_optional(&self.writer)
             .await?;
         Ok(row.map(|row| row.get::<String, _>(0)))
+    }
+
+    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError> {
+        let answers: i64 = sqlx::query_scalar(q("SELECT COUNT(*) FROM csat WHERE incident_id = ? AND address = ?"))
+            .bind(incident_id)
+            .bind(address)
+            .fetch_one(&self.readers)
+            .await?;
+        Ok(answers > 0)
     }
 
     async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {

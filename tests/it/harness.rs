@@ -163,8 +163,15 @@ impl Store for FaultyStore {
         }
         self.inner.delivered_pages(incident_id).await
     }
-    async fn last_paged_incident(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
-        self.inner.last_paged_incident(user_id).await
+    async fn sms_paged_incident(
+        &self,
+        user_id: &str,
+        only: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.inner.sms_paged_incident(user_id, only).await
+    }
+    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError> {
+        self.inner.csat_answered(incident_id, address).await
     }
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
         self.inner.append_timeline(entries).await

@@ -306,24 +306,79 @@ async fn stakeholders_hear_of_the_incident_and_answer_csat_once() {
         .unwrap()
         .replace("score=1", "score=5");
     let link = five.split("?score").next().unwrap().to_string();
-    let answer = |url: String| {
-        let client = tocsin.client.clone();
-        async move { client.get(url).send().await.unwrap() }
-    };
-    let first = answer(format!("{link}?score=5")).await;
+    let client = &tocsin.client;
+    let csat = || async { tocsin.get("/api/v1/kpi").await["overall"]["csat_answers"].clone() };
+
+    // What a mail scanner does: fetch every link of the email.
+    for score in 1..=5 {
+        let page = client
+            .get(format!("{link}?score={score}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains(&format!("incident #{id}")), "{html}");
+        assert_eq!(html.matches("<button").count(), 5, "{html}");
+        assert!(html.contains("name=\"score\" value=\"3\""), "{html}");
+    }
+    assert_eq!(csat().await, 0, "showing the choice records nothing");
+    let as_ack = link.replace("/csat/", "/ack/");
+    assert_eq!(client.get(&as_ack).send().await.unwrap().status(), 403);
+    assert_eq!(
+        client.post(&as_ack).send().await.unwrap().status(),
+        403,
+        "a satisfaction link acknowledges nothing"
+    );
+
+    let first = client
+        .post(format!("{link}?score=1"))
+        .form(&[("score", "5")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.status(), 200);
-    assert!(first.text().await.unwrap().contains("recorded"));
-    let second = answer(format!("{link}?score=1")).await;
     assert!(
-        second.text().await.unwrap().contains("first answer"),
-        "answered twice counts once"
+        first.text().await.unwrap().contains("(5/5)"),
+        "the button pressed counts"
+    );
+    let second = client
+        .post(&link)
+        .form(&[("score", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 410, "answered twice counts once");
+    assert!(second.text().await.unwrap().contains("first answer"));
+    assert_eq!(
+        client
+            .get(format!("{link}?score=2"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        410
     );
     let mut forged = link.clone().into_bytes();
     let last = forged.len() - 3;
     forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
     assert_eq!(
-        answer(format!("{}?score=5", String::from_utf8(forged).unwrap()))
+        client
+            .get(format!("{forged}?score=5"))
+            .send()
             .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        client
+            .post(&forged)
+            .form(&[("score", "5")])
+            .send()
+            .await
+            .unwrap()
             .status(),
         403
     );
@@ -335,4 +390,17 @@ async fn stakeholders_hear_of_the_incident_and_answer_csat_once() {
         ),
         (Some(1.0), Some(1))
     );
+    tocsin.clock.advance(TimeDelta::days(31));
+    for response in [
+        client.get(format!("{link}?score=5")).send().await.unwrap(),
+        client
+            .post(&link)
+            .form(&[("score", "5")])
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(response.status(), 410);
+        assert!(response.text().await.unwrap().contains("Link expired"));
+    }
 }
