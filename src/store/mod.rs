@@ -651,8 +651,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<i64>, StoreError>;
     /// Appends timeline entries outside a pipeline batch (delivery attempts).
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
-    /// Marks a single-use token as used; false when it already was.
-    async fn use_once(&self, nonce: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Whether a single-use key was already spent.
     async fn is_spent(&self, key: &str) -> Result<bool, StoreError>;
     /// The answer kept for an `Idempotency-Key` since `since`, as JSON.

@@ -543,17 +543,6 @@ impl Store for $store {
         Ok(())
     }
 
-    async fn use_once(&self, nonce: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let inserted =
-            sqlx::query(q("INSERT INTO ack_links_used (nonce, used_at) VALUES (?, ?) ON CONFLICT DO NOTHING"))
-                .bind(nonce)
-                .bind(to_millis(now))
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-        Ok(inserted == 1)
-    }
-
     async fn is_spent(&self, key: &str) -> Result<bool, StoreError> {
         let row = sqlx::query(q("SELECT 1 FROM ack_links_used WHERE nonce = ?"))
             .bind(key)

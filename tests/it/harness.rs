@@ -176,9 +176,6 @@ impl Store for FaultyStore {
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
         self.inner.append_timeline(entries).await
     }
-    async fn use_once(&self, nonce: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.inner.use_once(nonce, now).await
-    }
     async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError> {
         self.inner.setting(name, initial).await
     }
