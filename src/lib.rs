@@ -14,6 +14,7 @@
 pub mod alert;
 pub mod api;
 pub mod app;
+pub mod change;
 pub mod cli;
 pub mod clock;
 pub mod config;

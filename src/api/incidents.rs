@@ -80,6 +80,10 @@ pub async fn show(
     let timeline = state.store.timeline(id).await?;
     let tickets = state.store.tickets(&[id]).await?;
     let mut body = incident_json(&incident, &tickets, state.clock.now());
+    body["recent_changes"] =
+        super::changes::recent_for(&state, &incident.resource, incident.created_at)
+            .await?
+            .into();
     body["alerts"] = alerts.iter().map(alert_json).collect();
     body["timeline"] = timeline
         .iter()

@@ -4,6 +4,7 @@
 pub mod acknowledge;
 pub mod alerts;
 pub mod auth;
+pub mod changes;
 pub mod dashboard;
 pub mod drills;
 pub mod error;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/changes", get(changes::list))
         .route("/api/v1/oncall", get(oncall::oncall))
         .route("/api/v1/silences", get(silences::list))
         .route("/api/v1/runbooks", get(runbooks::list))
@@ -117,6 +119,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
+        .route("/v2/change/enqueue", post(changes::enqueue))
+        .route("/api/v1/changes", post(changes::create))
         .route(
             "/api/v1/tickets/{platform}/webhook",
             post(tickets::webhook),

@@ -202,6 +202,15 @@ pub struct Config {
     pub dashboard_public: bool,
     /// How long ended silences are kept.
     pub silence_retention: TimeDelta,
+    /// `[changes]`.
+    pub changes: ChangesConfig,
+}
+
+/// `[changes]`: which change events an incident shows, and for how long they are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangesConfig {
+    pub window: TimeDelta,
+    pub retention: TimeDelta,
 }
 
 /// The tokens published in the README and the shipped config, with the variable
@@ -438,6 +447,7 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "remote_access" => section(value, &key, errors, &mut raw.remote_access),
             "dashboard" => section(value, &key, errors, &mut raw.dashboard),
             "silences" => section(value, &key, errors, &mut raw.silences),
+            "changes" => section(value, &key, errors, &mut raw.changes),
             _ => errors.push(ConfigError {
                 path: key.clone(),
                 line: None,
@@ -706,6 +716,10 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         remote_access,
         dashboard_public: raw.dashboard.public.unwrap_or(listen.ip().is_loopback()),
         silence_retention: check.duration("silences.retention", &raw.silences.retention),
+        changes: ChangesConfig {
+            window: check.duration("changes.window", &raw.changes.window),
+            retention: check.duration("changes.retention", &raw.changes.retention),
+        },
         templates_dir: PathBuf::from(
             raw.templates_dir
                 .unwrap_or_else(|| "config/templates".into()),

@@ -456,6 +456,25 @@ pub struct RawConfig {
     pub remote_access: Vec<RawRemoteAccess>,
     pub dashboard: RawDashboard,
     pub silences: RawSilences,
+    pub changes: RawChanges,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawChanges {
+    /// How long before an incident opened a change is shown on it.
+    pub window: String,
+    /// How long change events are kept.
+    pub retention: String,
+}
+
+impl Default for RawChanges {
+    fn default() -> Self {
+        Self {
+            window: "2h".into(),
+            retention: "30d".into(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,6 +3,7 @@
 //! paths, timestamps) live here.
 
 pub mod alertmanager;
+pub mod changes;
 pub mod datadog;
 pub mod fields;
 pub mod generic;

@@ -97,6 +97,7 @@ impl Writer {
             silences_ended_before: now - self.config.silence_retention,
             links_used_before: now - self.config.ack_link_ttl - chrono::TimeDelta::hours(1),
             signatures_used_before: now - chrono::TimeDelta::minutes(10),
+            changes_before: now - self.config.changes.retention,
         });
     }
 

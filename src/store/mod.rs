@@ -123,6 +123,16 @@ pub struct WriteBatch {
     revision: u64,
 }
 
+/// Which change events to list.
+#[derive(Debug, Clone)]
+pub struct ChangeQuery {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub resource: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
 /// Rows past their retention, deleted in the batch that carries this.
 #[derive(Debug, Clone, Copy)]
 pub struct Prune {
@@ -131,6 +141,7 @@ pub struct Prune {
     /// Ack link nonces outlive their links; webhook signatures their 5-minute window.
     pub links_used_before: DateTime<Utc>,
     pub signatures_used_before: DateTime<Utc>,
+    pub changes_before: DateTime<Utc>,
 }
 
 /// The claim messages due at once are written under: the writer's process claims
@@ -651,6 +662,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<i64>, StoreError>;
     /// Appends timeline entries outside a pipeline batch (delivery attempts).
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
+    /// Records a change event; returns its id.
+    async fn record_change(
+        &self,
+        change: &crate::change::Change,
+        received_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+    /// Changes newest first (by time of change): those at or after `since`, of
+    /// `resource` when given, up to `limit` with an id below `before_id`.
+    async fn changes(&self, query: &ChangeQuery) -> Result<Vec<crate::change::Change>, StoreError>;
     /// Whether a single-use key was already spent.
     async fn is_spent(&self, key: &str) -> Result<bool, StoreError>;
     /// The answer kept for an `Idempotency-Key` since `since`, as JSON.

@@ -194,6 +194,9 @@ impl Store for $store {
             out.next().push("DELETE FROM idempotency_keys WHERE created_at < ")
                 .push_bind(to_millis(prune.answers_before))
                 .push(";");
+            out.next().push("DELETE FROM changes WHERE at < ")
+                .push_bind(to_millis(prune.changes_before))
+                .push(";");
             out.next().push("DELETE FROM ack_links_used WHERE used_at < ")
                 .push_bind(to_millis(prune.links_used_before))
                 .push(";");
@@ -541,6 +544,50 @@ impl Store for $store {
         insert_timeline(&mut sql, entries);
         sql.build().persistent(false).execute(&self.writer).await?;
         Ok(())
+    }
+
+    async fn record_change(
+        &self,
+        change: &$crate::change::Change,
+        received_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(q("INSERT INTO changes (source, summary, resource, at, links, details, received_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"))
+            .bind(&change.source)
+            .bind(&change.summary)
+            .bind(&change.resource)
+            .bind(to_millis(change.at))
+            .bind(serde_json::to_string(&change.links).unwrap_or_else(|_| "[]".into()))
+            .bind(change.details.to_string())
+            .bind(to_millis(received_at))
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(id)
+    }
+
+    async fn changes(&self, query: &$crate::store::ChangeQuery) -> Result<Vec<$crate::change::Change>, StoreError> {
+        sqlx::query(q("SELECT id, source, summary, resource, at, links, details FROM changes WHERE at >= ? AND at <= ? AND id < ? AND (CAST(? AS TEXT) IS NULL OR resource = ? OR source = ? OR resource IS NULL) ORDER BY at DESC, id DESC LIMIT ?"))
+            .bind(to_millis(query.since))
+            .bind(to_millis(query.until))
+            .bind(query.before_id.unwrap_or(i64::MAX))
+            .bind(&query.resource)
+            .bind(&query.resource)
+            .bind(&query.resource)
+            .bind(query.limit)
+            .fetch_all(&self.writer)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok($crate::change::Change {
+                    id: row.try_get("id")?,
+                    source: row.try_get("source")?,
+                    summary: row.try_get("summary")?,
+                    resource: row.try_get("resource")?,
+                    at: from_millis(row.try_get("at")?),
+                    links: parse_json(row.try_get("links")?)?,
+                    details: parse_json(row.try_get("details")?)?,
+                })
+            })
+            .collect()
     }
 
     async fn is_spent(&self, key: &str) -> Result<bool, StoreError> {

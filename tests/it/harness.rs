@@ -91,6 +91,19 @@ impl Store for FaultyStore {
     async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         self.inner.incident(id).await
     }
+    async fn record_change(
+        &self,
+        change: &tocsin::change::Change,
+        received_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.inner.record_change(change, received_at).await
+    }
+    async fn changes(
+        &self,
+        query: &tocsin::store::ChangeQuery,
+    ) -> Result<Vec<tocsin::change::Change>, StoreError> {
+        self.inner.changes(query).await
+    }
     async fn is_spent(&self, key: &str) -> Result<bool, StoreError> {
         self.inner.is_spent(key).await
     }

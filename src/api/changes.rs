@@ -1,0 +1,181 @@
+//! Change events: `POST /v2/change/enqueue` (PagerDuty's change events, as its
+//! clients send them), `POST /api/v1/changes` (a CI pipeline's curl) and
+//! `GET /api/v1/changes`. They are stored as they come; incidents show the recent ones.
+
+use super::auth::{find_token, presented_token, same_secret};
+use super::error::ApiError;
+use super::{AppState, Page, page};
+use crate::change::Change;
+use crate::clock::rfc3339;
+use crate::config::Role;
+use crate::ingest::SourceKind;
+use crate::ingest::changes;
+use crate::store::ChangeQuery;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `POST /v2/change/enqueue`: authenticated as the PagerDuty sender (its token as a
+/// header, `?token=` or the body's `routing_key`); answers as PagerDuty does.
+pub async fn enqueue(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let config = state.config.load_full();
+    let source = config.sources.get(&SourceKind::Pagerduty).ok_or_else(|| {
+        ApiError::not_found(
+            "add a [sources.pagerduty] table with a token to the config to accept PagerDuty change events",
+        )
+    })?;
+    let matches = |given: Option<&str>| match (&source.token, given) {
+        (None, _) => true,
+        (Some(expected), Some(given)) => same_secret(given, expected),
+        (Some(_), None) => false,
+    };
+    let header_ok =
+        presented_token(&headers, query.as_deref()).is_some_and(|token| matches(Some(&token)));
+    let event = changes::pagerduty(&body, state.clock.now());
+    let routing_ok = event
+        .as_ref()
+        .is_ok_and(|event| matches(event.routing_key.as_deref()));
+    if !header_ok && !routing_ok {
+        return Err(unauthorized(
+            "the [sources.pagerduty] token (as routing_key, Bearer or ?token=)",
+        ));
+    }
+    let event = event.map_err(|error| ApiError::bad_request("invalid event", error.detail()))?;
+    state
+        .store
+        .record_change(&event.change, state.clock.now())
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "success", "message": "Change event processed" })),
+    ))
+}
+
+/// `POST /api/v1/changes`: a sender's ingest token or a responder's API token.
+pub async fn create(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let config = state.config.load_full();
+    let token = presented_token(&headers, query.as_deref()).ok_or_else(|| {
+        unauthorized("an ingest token of any [sources.X] or a responder API token")
+    })?;
+    let sender = config.sources.values().any(|source| {
+        source
+            .token
+            .as_deref()
+            .is_some_and(|expected| same_secret(&token, expected))
+    });
+    let responder = find_token(&config, &token).is_some_and(|found| found.role >= Role::Responder);
+    if !sender && !responder {
+        return Err(unauthorized(
+            "an ingest token of any [sources.X] or a responder API token",
+        ));
+    }
+    let change = changes::tocsin(&body, state.clock.now())
+        .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
+    let id = state
+        .store
+        .record_change(&change, state.clock.now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+fn unauthorized(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong token",
+        format!("send {what} as Authorization: Bearer <token>"),
+    )
+}
+
+/// `?resource=&since=&limit=&cursor=` of the change list.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    resource: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/changes`: newest first; `resource` keeps the changes of that resource
+/// and those naming none.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.clock.now();
+    let (limit, before_id) = page(query.limit.as_deref(), query.cursor.as_deref())?;
+    let since = match query.since.as_deref() {
+        None => now - state.config.load().changes.retention,
+        Some(text) => DateTime::parse_from_rfc3339(text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "invalid query",
+                    format!("since: {text:?} is not an RFC 3339 time"),
+                )
+            })?,
+    };
+    let changes = state
+        .store
+        .changes(&ChangeQuery {
+            since,
+            until: DateTime::<Utc>::MAX_UTC,
+            resource: query.resource.filter(|r| !r.is_empty()),
+            before_id,
+            limit: limit + 1,
+        })
+        .await?;
+    Ok(Json(
+        Page::of(changes, limit, |change| change.id).to_json(change_json),
+    ))
+}
+
+/// A change as the API, emails and the dashboard show it.
+pub fn change_json(change: &Change) -> Value {
+    json!({
+        "id": change.id,
+        "source": change.source,
+        "summary": change.summary,
+        "resource": change.resource,
+        "at": rfc3339(change.at),
+        "links": change.links,
+        "details": change.details,
+    })
+}
+
+/// The changes an incident on `resource` opened at `opened_at` may be explained by.
+pub async fn recent_for(
+    state: &AppState,
+    resource: &str,
+    opened_at: DateTime<Utc>,
+) -> Result<Vec<Value>, ApiError> {
+    let window = state.config.load().changes.window;
+    let changes = state
+        .store
+        .changes(&ChangeQuery {
+            since: opened_at - window,
+            until: opened_at,
+            resource: Some(resource.to_string()),
+            before_id: None,
+            limit: 20,
+        })
+        .await?;
+    Ok(changes
+        .iter()
+        .filter(|change| change.explains(resource, opened_at, window))
+        .map(change_json)
+        .collect())
+}

@@ -1,0 +1,117 @@
+//! Change events: PagerDuty's documented change event and Tocsin's own, and the
+//! recent changes an incident shows.
+
+use crate::harness::*;
+use serde_json::{Value, json};
+
+/// The example body of PagerDuty's "Send Change Event" documentation, with the
+/// routing key of the test's PagerDuty source.
+fn pagerduty_change(source: &str, timestamp: &str) -> Value {
+    json!({
+        "routing_key": "e93facc04764012d7bfb002500d5d1a6",
+        "payload": {
+            "summary": "Build Success: Increase snapshot create timeout to 30 seconds",
+            "timestamp": timestamp,
+            "source": source,
+            "custom_details": {"build_state": "passed", "build_number": "2", "run_time": "1236s"}
+        },
+        "links": [{"href": "https://acme.pagerduty.dev/build/2", "text": "View more details in Acme!"}]
+    })
+}
+
+async fn post(tocsin: &Harness, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut request = tocsin
+        .client
+        .post(format!("{}{path}", tocsin.url))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_incident_lists_the_deploy_of_its_resource_and_not_another_ones() {
+    let tocsin = Harness::start("").await;
+    // PagerDuty's client posts change events with the routing key only.
+    let deploy = pagerduty_change("api-3", "2026-11-29T02:50:00.000+0000");
+    let (status, answer) = post(&tocsin, "/v2/change/enqueue", None, &deploy).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"status": "success", "message": "Change event processed"})
+    );
+    let other = json!({"summary": "deploy db schema v7", "source": "github-actions", "resource": "db-1", "timestamp": "2026-11-29T02:55:00Z"});
+    let (status, made) = post(&tocsin, "/api/v1/changes", Some(INGEST_TOKEN), &other).await;
+    assert_eq!(status, 201, "{made}");
+    let old = json!({"summary": "deploy api v1", "source": "github-actions", "resource": "api-3", "timestamp": "2026-11-28T20:00:00Z"});
+    assert_eq!(
+        post(&tocsin, "/api/v1/changes", Some(RESPONDER), &old)
+            .await
+            .0,
+        201
+    );
+
+    let reply = tocsin
+        .ingest_ok("generic", &generic("api-3", "http", "critical"))
+        .await;
+    let id = reply["alerts"][0]["incident_id"].as_i64().unwrap();
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    let recent = incident["recent_changes"].as_array().unwrap();
+    assert_eq!(
+        recent.len(),
+        1,
+        "only the deploy of api-3 10 minutes earlier: {recent:?}"
+    );
+    assert_eq!(recent[0]["resource"], "api-3");
+    assert_eq!(recent[0]["at"], "2026-11-29T02:50:00.000Z");
+    assert_eq!(
+        recent[0]["links"][0]["href"],
+        "https://acme.pagerduty.dev/build/2"
+    );
+
+    let listed = tocsin.get("/api/v1/changes").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+    let listed = tocsin.get("/api/v1/changes?resource=db-1").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn change_events_need_a_token_and_a_valid_body() {
+    let tocsin = Harness::start("").await;
+    let mut wrong = pagerduty_change("api-3", "2026-11-29T02:50:00Z");
+    wrong["routing_key"] = json!("not-the-key");
+    assert_eq!(
+        post(&tocsin, "/v2/change/enqueue", None, &wrong).await.0,
+        401
+    );
+    let change = json!({"summary": "deploy", "source": "ci"});
+    assert_eq!(post(&tocsin, "/api/v1/changes", None, &change).await.0, 401);
+    assert_eq!(
+        post(&tocsin, "/api/v1/changes", Some(VIEWER), &change)
+            .await
+            .0,
+        401
+    );
+    let (status, body) = post(
+        &tocsin,
+        "/api/v1/changes",
+        Some(INGEST_TOKEN),
+        &json!({"summary": "deploy"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["detail"].as_str().unwrap().contains("source"),
+        "{body}"
+    );
+    assert!(
+        tocsin.get("/api/v1/changes").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
