@@ -85,6 +85,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}/unhold", post(incidents::unhold))
         .route("/api/v1/silences", post(silences::create))
         .route("/api/v1/runbooks/{name}/run", post(runbooks::run))
+        .route(
+            "/api/v1/incidents/{id}/runbooks/{name}/approve",
+            post(runbooks::approve),
+        )
         .route("/api/v1/drills/{name}/run", post(drills::run))
         .route(
             "/api/v1/silences/{id}",

@@ -183,6 +183,11 @@ pub struct Config {
     pub runbooks_dir: PathBuf,
     /// The manifests found in `runbooks_dir`.
     pub runbooks: Vec<crate::runbook::Runbook>,
+    /// `[runbooks] enabled`: the runbooks that run on their own; the others only by
+    /// an admin's hand.
+    pub runbooks_enabled: Vec<String>,
+    /// `[runbooks] secret_domains`: where a runbook's secret may be mailed, lower case.
+    pub secret_domains: Vec<String>,
     pub templates_dir: PathBuf,
     pub heartbeats: Vec<HeartbeatConfig>,
     pub flapping: FlappingConfig,
@@ -564,6 +569,8 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
             }
         }
     }
+    let runbooks_enabled = enabled_runbooks(&raw, &runbooks, &mut check);
+    let secret_domains = secret_domains(&raw, &directory);
     let maintenance = maintenance_windows(&raw, &mut check);
     let tickets = helpdesk::tickets(&raw, &mut check);
     let remote_access = helpdesk::remote_access(&raw, &mut check);
@@ -648,6 +655,8 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         sms,
         runbooks_dir: PathBuf::from(raw.runbooks.dir),
         runbooks,
+        runbooks_enabled,
+        secret_domains,
         heartbeats,
         flapping,
         inhibit,
@@ -662,6 +671,69 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
                 .unwrap_or_else(|| "config/templates".into()),
         ),
     }
+}
+
+/// `[runbooks] enabled`, each listed name checked against the directory, and each
+/// runbook a rule names checked against the list: a rule naming a runbook that never
+/// runs would look like automation that is not there.
+fn enabled_runbooks(
+    raw: &RawConfig,
+    runbooks: &[crate::runbook::Runbook],
+    check: &mut Checker<'_>,
+) -> Vec<String> {
+    let Some(enabled) = &raw.runbooks.enabled else {
+        let enabled = vec!["diagnostics".to_string()];
+        check_rules_name_enabled(raw, runbooks, &enabled, check);
+        return enabled;
+    };
+    for (i, name) in enabled.iter().enumerate() {
+        if !runbooks.iter().any(|runbook| &runbook.name == name) {
+            check.error(
+                format!("runbooks.enabled[{i}]"),
+                format!(
+                    "unknown runbook {name:?}; put {name}.toml in [runbooks] dir ({}) or remove it from the list",
+                    raw.runbooks.dir
+                ),
+            );
+        }
+    }
+    check_rules_name_enabled(raw, runbooks, enabled, check);
+    enabled.clone()
+}
+
+fn check_rules_name_enabled(
+    raw: &RawConfig,
+    runbooks: &[crate::runbook::Runbook],
+    enabled: &[String],
+    check: &mut Checker<'_>,
+) {
+    for (i, rule) in raw.rules.iter().enumerate() {
+        for (j, name) in rule.runbooks.iter().enumerate() {
+            let known = runbooks.iter().any(|runbook| &runbook.name == name);
+            if known && !enabled.contains(name) {
+                check.error(
+                    format!("rules[{i}].runbooks[{j}]"),
+                    format!(
+                        "runbook {name:?} is not in [runbooks] enabled, so it would never run; add it there"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `[runbooks] secret_domains`, or the domains of the users' email addresses.
+fn secret_domains(raw: &RawConfig, directory: &Directory) -> Vec<String> {
+    let domains: BTreeSet<String> = match &raw.runbooks.secret_domains {
+        Some(domains) => domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        None => directory
+            .users
+            .values()
+            .filter_map(|user| user.email.as_deref()?.rsplit_once('@'))
+            .map(|(_, domain)| domain.to_ascii_lowercase())
+            .collect(),
+    };
+    domains.into_iter().collect()
 }
 
 fn api_tokens(api: &RawApi, check: &mut Checker<'_>) -> Vec<ApiToken> {

@@ -225,6 +225,8 @@ impl Outbox {
         runbook: &str,
         secret: &str,
     ) -> Result<(), NotifyError> {
+        let domains = self.config.load().secret_domains.clone();
+        secret_may_go_to(address, &domains)?;
         let email = self.mailer()?;
         let text = format!(
             "Your temporary password, set by Tocsin's {runbook} runbook:\n\n    {secret}\n\nYou will be asked to change it when you next log in. \
@@ -601,6 +603,22 @@ pub fn backoff(attempt: i64, id: i64) -> TimeDelta {
     let base_ms = (5_000_i64 << exponent).min(60_000);
     let spread = (id.wrapping_mul(2_654_435_761) % 21).abs() - 20;
     TimeDelta::milliseconds(base_ms + base_ms * spread / 100)
+}
+
+/// A runbook's secret goes only to a domain an operator vouched for: a runbook led to
+/// the wrong address (a forged directory entry, a bug) must not hand a password out.
+fn secret_may_go_to(address: &str, domains: &[String]) -> Result<(), NotifyError> {
+    let domain = address
+        .rsplit_once('@')
+        .map(|(_, domain)| domain.to_ascii_lowercase())
+        .unwrap_or_default();
+    if domains.contains(&domain) {
+        return Ok(());
+    }
+    Err(NotifyError::Permanent(format!(
+        "its domain {domain:?} is not in [runbooks] secret_domains ({}); the secret was not sent. Add the domain there if it is your organisation's",
+        domains.join(", ")
+    )))
 }
 
 #[cfg(test)]

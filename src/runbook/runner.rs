@@ -1,6 +1,6 @@
 //! Runs one runbook as a child process: argv (no shell), a cleared environment with
-//! only `TOCSIN_PARAM_*`, `TOCSIN_INCIDENT_ID`, `TOCSIN_PRIORITY`, `PATH` and the
-//! manifest's `pass_env`, its own process group killed at the timeout, and
+//! only `TOCSIN_PARAM_*`, `TOCSIN_INCIDENT_ID`, `TOCSIN_PRIORITY`, `PATH`, the
+//! manifest's `pass_env` and `env`, its own process group killed at the timeout, and
 //! stdout and stderr read together up to a bound with secrets redacted, never past
 //! the timeout.
 
@@ -79,6 +79,8 @@ pub async fn run(
             command.env(name, value);
         }
     }
+    // The manifest's own settings win over the daemon's: they are the more specific.
+    command.envs(&runbook.env);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
@@ -55,6 +55,8 @@ tokens = [
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     pub failing: AtomicBool,
+    /// Commits still to fail, with everything else working (the turn is taken).
+    pub failing_commits: AtomicUsize,
 }
 
 #[async_trait]
@@ -66,7 +68,11 @@ impl Store for FaultyStore {
         self.inner.load_open_state().await
     }
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
+        let one_of_the_failing = self
+            .failing_commits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if self.failing.load(Ordering::SeqCst) || one_of_the_failing {
             self.inner.end_turn().await;
             return Err(StoreError::Open("injected fault: disk unavailable".into()));
         }
@@ -205,6 +211,15 @@ impl Store for FaultyStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
         self.inner.lost_runs(now).await
+    }
+    async fn interrupt_orphaned_runs(&self) -> Result<(), StoreError> {
+        self.inner.interrupt_orphaned_runs().await
+    }
+    async fn recent_runs(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
+        self.inner.recent_runs(since).await
     }
     async fn begin_turn(&self) -> Result<bool, StoreError> {
         if self.failing.load(Ordering::SeqCst) {
@@ -364,6 +379,7 @@ impl Harness {
         let store = Arc::new(FaultyStore {
             inner,
             failing: AtomicBool::new(false),
+            failing_commits: AtomicUsize::new(0),
         });
         let app = App::start_with_store(config, clock.clone(), store.clone(), Background::Manual)
             .await

@@ -342,7 +342,7 @@ async fn a_run_whose_replica_died_fails_on_another_and_escalates_once() {
     )
     .unwrap();
     let extra = format!(
-        "{}\n[runbooks]\ndir = \"{}\"\n",
+        "{}\n[runbooks]\ndir = \"{}\"\nenabled = [\"slow-fix\"]\n",
         config(&smtp),
         runbooks.path().display()
     );
