@@ -3,6 +3,7 @@
 
 pub mod acknowledge;
 pub mod alerts;
+pub mod approve;
 pub mod auth;
 pub mod dashboard;
 pub mod drills;
@@ -108,6 +109,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ack/{token}", get(acknowledge::link))
         .route("/csat/{token}", get(acknowledge::csat))
+        .route("/approve/{token}", get(approve::show).post(approve::approve))
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
         .route(

@@ -9,7 +9,7 @@
 //! durable, so a page leaves one query and one fsync sooner.
 
 use super::NotifyError;
-use super::ack_link::{AckClaim, AckLinks};
+use super::ack_link::{AckClaim, AckLinks, ApprovalClaim};
 use super::email::EmailSender;
 use super::sms::SmsSender;
 use super::templates::{Templates, fit_sms};
@@ -490,6 +490,34 @@ impl Outbox {
         }
     }
 
+    /// One link per run waiting for approval on the incident, valid while it waits.
+    async fn approval_links(
+        &self,
+        notification: &Notification,
+        incident_id: i64,
+    ) -> Result<Vec<Value>, NotifyError> {
+        let waiting = self
+            .store
+            .pending_approvals(incident_id)
+            .await
+            .map_err(|error| NotifyError::Transient(error.to_string()))?;
+        let public = self.config.load().public_url.clone();
+        let links = waiting
+            .into_iter()
+            .filter_map(|run| {
+                let claim = ApprovalClaim {
+                    incident_id,
+                    runbook: run.runbook,
+                    user_id: notification.user_id.clone(),
+                    expires_at: run.approval_due?,
+                };
+                let url = format!("{public}/approve/{}", self.links.sign_approval(&claim));
+                Some(json!({ "runbook": claim.runbook, "target": run.target, "url": url }))
+            })
+            .collect();
+        Ok(links)
+    }
+
     async fn context(
         &self,
         notification: &Notification,
@@ -509,6 +537,7 @@ impl Outbox {
             .tickets(&[incident.id])
             .await
             .map_err(|error| NotifyError::Transient(error.to_string()))?;
+        let approvals = self.approval_links(notification, incident.id).await?;
         let claim = AckClaim {
             incident_id: incident.id,
             user_id: notification.user_id.clone(),
@@ -555,6 +584,7 @@ impl Outbox {
             "tickets": tickets.iter().map(crate::store::tickets::Ticket::to_json).collect::<Vec<_>>(),
             "level": notification.step.split('#').next().unwrap_or_default(),
             "ack_url": format!("{public}/ack/{}", self.links.sign(&claim)),
+            "approvals": approvals,
             "incident_url": format!("{public}/api/v1/incidents/{}", incident.id),
             "summary": incident.summary,
         }))

@@ -438,6 +438,19 @@ impl Store for $store {
         .collect()
     }
 
+    async fn pending_approvals(&self, incident_id: i64) -> Result<Vec<RunRecord>, StoreError> {
+        sqlx::query(
+            format!("SELECT {RUN_COLUMNS} FROM runbook_runs WHERE incident_id = ? AND status = 'pending_approval' ORDER BY id")
+                .into_safe(),
+        )
+        .bind(incident_id)
+        .fetch_all(&self.readers)
+        .await?
+        .iter()
+        .map(run_from_row)
+        .collect()
+    }
+
     async fn interrupt_orphaned_runs(&self) -> Result<(), StoreError> {
         if ONE_PROCESS {
             // Runs cut short by a stop cannot be resumed safely: say so. (With

@@ -212,6 +212,12 @@ impl Store for FaultyStore {
     ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
         self.inner.lost_runs(now).await
     }
+    async fn pending_approvals(
+        &self,
+        incident_id: i64,
+    ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
+        self.inner.pending_approvals(incident_id).await
+    }
     async fn interrupt_orphaned_runs(&self) -> Result<(), StoreError> {
         self.inner.interrupt_orphaned_runs().await
     }

@@ -2,6 +2,7 @@
 //! `systemctl` and `chpasswd` commands placed first on the runbook's PATH.
 
 use crate::harness::{Harness, RESPONDER, timeline_kinds};
+use crate::sms_gateway::SmsGateway;
 use crate::smtp_sink::SmtpSink;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
@@ -506,6 +507,99 @@ async fn an_alert_cannot_choose_where_a_password_goes_nor_whose_it_resets() {
         smtp.to("evil@attacker.example").is_empty(),
         "never the alert's address"
     );
+}
+
+/// Pages by email and SMS (a webhook gateway) to alice, whose replies come as JSON.
+fn paged_by_mail_and_sms(smtp: &SmtpSink, sms: &SmsGateway) -> String {
+    format!(
+        "[email]\ntransport = \"smtp\"\nport = {}\n[sms]\nprovider = \"webhook\"\nurl = \"{}/hook\"\ninbound_token = \"sms-inbound-token\"\n\
+         [[users]]\nid = \"alice\"\nemail = \"alice@example.com\"\nphone = \"+33600000001\"\n\
+         notify = [ {{ channel = \"email\", after = \"0s\" }}, {{ channel = \"sms\", after = \"0s\" }} ]\n\
+         [[escalation_policies]]\nname = \"default\"\ntiers = [ {{ level = \"L1\", targets = [\"user:alice\"] }} ]\n",
+        smtp.port, sms.url
+    )
+}
+
+#[tokio::test]
+async fn the_page_carries_an_approve_link_a_get_never_uses_and_sms_approve_works() {
+    let bench = Bench::new();
+    let changed = bench.accounts();
+    let smtp = SmtpSink::start().await;
+    let sms = SmsGateway::start().await;
+    let tocsin = Harness::start(&bench.config(&paged_by_mail_and_sms(&smtp, &sms))).await;
+    let id = incident_of(&tocsin, &locked("jdoe")).await;
+    tocsin.tick().await;
+    let mail = smtp.to("alice@example.com")[0].text();
+    let start = mail
+        .find("Approve runbook reset-password (user=jdoe): ")
+        .unwrap_or_else(|| panic!("an approve link in the page: {mail}"));
+    let url: String = mail[start..].split_whitespace().nth(4).unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("{}/approve/", tocsin.url)),
+        "{url}"
+    );
+    let text = sms.hooks.lock().unwrap()[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&format!("APPROVE {id}")), "{text}");
+
+    // A mail scanner fetching the link approves nothing.
+    let shown = tocsin.client.get(&url).send().await.unwrap();
+    assert_eq!(shown.status(), 200);
+    let html = shown.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\">") && html.contains("reset-password"),
+        "{html}"
+    );
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert!(!timeline_kinds(&incident).contains(&"runbook_approved".to_string()));
+    let forged = tocsin.client.post(format!("{url}x")).send().await.unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let approved = tocsin.client.post(&url).send().await.unwrap();
+    assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap());
+    let incident = incident_when(&tocsin, id, "the reset", |i| i["status"] == "resolved").await;
+    assert_eq!(
+        entry_of(&incident, "runbook_approved")["actor"],
+        "alice (email link)"
+    );
+    assert!(
+        std::fs::read_to_string(&changed)
+            .unwrap()
+            .starts_with("jdoe:")
+    );
+    let again = tocsin.client.post(&url).send().await.unwrap();
+    assert_eq!(again.status(), 410, "approved once");
+
+    // By SMS: APPROVE <id> from the paged phone.
+    let id = incident_of(&tocsin, &locked("stray")).await;
+    let reply = |body: String| {
+        tocsin
+            .client
+            .post(format!(
+                "{}/api/v1/sms/inbound?token=sms-inbound-token",
+                tocsin.url
+            ))
+            .json(&json!({ "from": "+33600000001", "body": body }))
+            .send()
+    };
+    let answer = reply(format!("APPROVE {id}")).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(
+        answer
+            .text()
+            .await
+            .unwrap()
+            .contains("approved reset-password")
+    );
+    let incident = incident_when(&tocsin, id, "the run", has("runbook_failure")).await;
+    assert_eq!(
+        entry_of(&incident, "runbook_approved")["actor"],
+        "alice (sms)"
+    );
+    let answer = reply(format!("APPROVE {id}")).await.unwrap();
+    assert_eq!(answer.status(), 409, "nothing waits any more");
 }
 
 #[tokio::test]
