@@ -1442,6 +1442,35 @@ mod tests {
     }
 
     #[test]
+    fn runbooks_are_opt_in_and_secrets_go_to_the_users_domains() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("fix.toml"), "command = [\"./fix.sh\"]\n").unwrap();
+        let runbooks = format!("[runbooks]\ndir = \"{}\"\n", dir.path().display());
+        let users = "[[users]]\nid = \"a\"\nemail = \"a@Example.com\"\n";
+        let config = parse_with(&format!("{runbooks}{users}"), &[]).unwrap();
+        assert_eq!(config.runbooks_enabled, ["diagnostics"]);
+        assert_eq!(config.secret_domains, ["example.com"]);
+        let errors = parse_with(
+            &format!("{runbooks}enabled = [\"fxi\"]\n[[rules]]\nname = \"r\"\nmatch = ['check=\"x\"']\nrunbooks = [\"fix\"]\n"),
+            &[],
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["runbooks.enabled[0]", "rules[0].runbooks[0]"],
+            "{errors:?}"
+        );
+        let config = parse_with(
+            &format!("{runbooks}enabled = [\"fix\"]\nsecret_domains = [\"Corp.example\"]\n{users}"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.runbooks_enabled, ["fix"]);
+        assert_eq!(config.secret_domains, ["corp.example"]);
+    }
+
+    #[test]
     fn the_shipped_default_config_is_valid() {
         parse_with(DEFAULT_CONFIG, &[]).unwrap();
     }
