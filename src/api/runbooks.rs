@@ -77,7 +77,7 @@ pub async fn run(
         crate::ingest::from_json(&body)
             .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?
     };
-    let config = state.config.load();
+    let config = state.config.load_full();
     let exists = config.runbooks.iter().any(|runbook| runbook.name == name);
     if exists && !config.runbooks_enabled.contains(&name) && role < Role::Admin {
         return Err(ApiError::new(

@@ -1,7 +1,7 @@
 //! Runbooks inside the writer: which runbooks a new incident starts or proposes for
 //! approval, the guard's verdict, approvals and their expiry, and what a finished run
-//! means for its incident. The runs themselves
-//! happen outside the writer (`runbook::executor`) and report back here.
+//! means for its incident. The runs themselves happen outside the writer
+//! (`runbook::executor`) and report back here.
 
 use super::{Effects, PipelineError, Writer, entry};
 use crate::alert::Alert;
