@@ -3,13 +3,75 @@
 # login where the backend allows, and hands the password to Tocsin through
 # TOCSIN_SECRET_FILE ("address" then "password") for delivery by email. The password
 # never appears on the command line of any process, nor in this script's output.
+#
+# The address comes from the directory, never from the alert: whoever can post an
+# alert must not be able to choose where a password goes. Privileged accounts (uid
+# below 1000, members of TOCSIN_PROTECTED_GROUPS) are refused before anything changes.
+#   local: the address is the second field of the line "user address" of the file
+#          TOCSIN_PASSWORD_DIRECTORY; uid and groups come from `id`.
+#   ldap:  the entry uid=USER,TOCSIN_LDAP_BASE gives mail and uidNumber; its groups
+#          are the posixGroups listing it as memberUid.
 set -eu
 user="$TOCSIN_PARAM_USER"
-address="$TOCSIN_PARAM_EMAIL"
 backend="${TOCSIN_PASSWORD_BACKEND:-local}"
+protected="${TOCSIN_PROTECTED_GROUPS:-root,wheel,sudo,admin,adm}"
 umask 077
-password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 
+refuse() {
+  echo "refused: $*" >&2
+  exit 3
+}
+
+ldap_search() {
+  ldapsearch -x -LLL -H "$TOCSIN_LDAP_URI" -D "$TOCSIN_LDAP_BIND_DN" -y "$TOCSIN_LDAP_BIND_PASSWORD_FILE" \
+    -b "$TOCSIN_LDAP_BASE" "$@"
+}
+
+# Prints "uid|address|group group ..." of the account, or nothing when it is unknown.
+lookup() {
+  case "$backend" in
+    local)
+      directory="${TOCSIN_PASSWORD_DIRECTORY:-}"
+      [ -n "$directory" ] || refuse "set TOCSIN_PASSWORD_DIRECTORY to the file of lines \"user address\""
+      [ -r "$directory" ] || refuse "cannot read the directory file $directory"
+      address=$(awk -v user="$user" '$1 == user { print $2; exit }' "$directory")
+      uid=$(id -u -- "$user" 2>/dev/null) || return 0
+      groups=$(id -Gn -- "$user" 2>/dev/null) || return 0
+      ;;
+    ldap)
+      entry=$(ldap_search "(uid=$user)" mail uidNumber)
+      address=$(printf '%s\n' "$entry" | sed -n 's/^mail: //p' | head -n 1)
+      uid=$(printf '%s\n' "$entry" | sed -n 's/^uidNumber: //p' | head -n 1)
+      groups=$(ldap_search "(&(objectClass=posixGroup)(memberUid=$user))" cn | sed -n 's/^cn: //p' | tr '\n' ' ')
+      ;;
+    *)
+      echo "TOCSIN_PASSWORD_BACKEND=$backend: use local or ldap" >&2
+      exit 2
+      ;;
+  esac
+  printf '%s|%s|%s\n' "${uid:-}" "${address:-}" "${groups:-}"
+}
+
+found=$(lookup)
+uid=$(printf '%s' "$found" | cut -d'|' -f1)
+address=$(printf '%s' "$found" | cut -d'|' -f2)
+groups=$(printf '%s' "$found" | cut -d'|' -f3)
+
+case "$uid" in
+  ''|*[!0-9]*) refuse "account $user is unknown to the $backend directory" ;;
+esac
+[ "$uid" -ge 1000 ] || refuse "account $user is a system account (uid $uid); reset it by hand"
+for group in $groups; do
+  case ",$protected," in
+    *",$group,"*) refuse "account $user is in the protected group $group; reset it by hand" ;;
+  esac
+done
+case "$address" in
+  ?*@?*) ;;
+  *) refuse "the directory has no email address for $user; add one, or reset the password by hand" ;;
+esac
+
+password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 case "$backend" in
   local)
     printf '%s:%s\n' "$user" "$password" | chpasswd
@@ -26,11 +88,7 @@ case "$backend" in
     ldappasswd -x -H "$TOCSIN_LDAP_URI" -D "$TOCSIN_LDAP_BIND_DN" -y "$TOCSIN_LDAP_BIND_PASSWORD_FILE" \
       -T "$newpass" "uid=$user,$TOCSIN_LDAP_BASE"
     ;;
-  *)
-    echo "TOCSIN_PASSWORD_BACKEND=$backend: use local or ldap" >&2
-    exit 2
-    ;;
 esac
 
 printf '%s\n%s\n' "$address" "$password" > "$TOCSIN_SECRET_FILE"
-echo "password of $user reset through the $backend backend"
+echo "password of $user reset through the $backend backend; the new one goes to the directory's address"

@@ -1,7 +1,8 @@
 //! The acknowledgement paths that need no API token: the signed link in every page
 //! email (`GET` shows, `POST /ack/{token}` acknowledges), the satisfaction link of
 //! resolution emails (`/csat/{token}`, the same way) and SMS replies
-//! (`POST /api/v1/sms/inbound`).
+//! (`POST /api/v1/sms/inbound`, which also take `APPROVE <id>` for runbooks waiting
+//! for approval).
 
 use super::AppState;
 use super::auth::{presented_token, same_secret};
@@ -281,6 +282,16 @@ struct Inbound {
 pub enum Reply {
     Acknowledge(Option<i64>),
     Resolve(Option<i64>),
+    /// Approve the runbook runs waiting on the incident.
+    Approve(Option<i64>),
+}
+
+impl Reply {
+    fn incident(self) -> Option<i64> {
+        match self {
+            Reply::Acknowledge(id) | Reply::Resolve(id) | Reply::Approve(id) => id,
+        }
+    }
 }
 
 /// Reads `ACK 12`, `ack12`, `A 12`, `12 A`, `RES 12`, `R12`, or a bare `A`/`ACK`
@@ -306,6 +317,7 @@ pub fn parse_reply(text: &str) -> Option<Reply> {
     match letters.as_str() {
         "A" | "ACK" | "OK" => Some(Reply::Acknowledge(id)),
         "R" | "RES" | "RESOLVE" => Some(Reply::Resolve(id)),
+        "APPROVE" => Some(Reply::Approve(id)),
         _ => None,
     }
 }
@@ -333,15 +345,19 @@ pub async fn sms_inbound(
     let reply = parse_reply(&inbound.body).ok_or_else(|| {
         ApiError::bad_request(
             "unknown reply",
-            "reply ACK <id> to acknowledge or RES <id> to resolve",
+            "reply ACK <id> to acknowledge, RES <id> to resolve or APPROVE <id> to run the runbooks waiting for approval",
         )
     })?;
-    let (id, action, verb) = match reply {
-        Reply::Acknowledge(id) => (id, Action::Acknowledge { note: None }, "acknowledged"),
-        Reply::Resolve(id) => (id, Action::Resolve { note: None }, "resolved"),
-    };
-    let id = paged_incident(&state, &user.id, id).await?;
+    let id = paged_incident(&state, &user.id, reply.incident()).await?;
     let actor = format!("{} (sms)", user.id);
+    let (action, verb) = match reply {
+        Reply::Acknowledge(_) => (Action::Acknowledge { note: None }, "acknowledged"),
+        Reply::Resolve(_) => (Action::Resolve { note: None }, "resolved"),
+        Reply::Approve(_) => {
+            let approved = approve_waiting(&state, id, &actor).await?;
+            return Ok((StatusCode::OK, approved).into_response());
+        }
+    };
     let incident = match &inbound.message_sid {
         // Spent in the act's own commit: a signed request captured and sent again
         // (a bare "R" would resolve whatever paged the phone last) acts no more.
@@ -366,6 +382,29 @@ pub async fn sms_inbound(
         format!("Incident #{} {verb} by {}", incident.id, user.id),
     )
         .into_response())
+}
+
+/// `APPROVE <id>`: every runbook run waiting for approval on the incident starts.
+async fn approve_waiting(state: &AppState, id: i64, actor: &str) -> Result<String, ApiError> {
+    let waiting = state.store.pending_approvals(id).await?;
+    if waiting.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "nothing to approve",
+            format!(
+                "no runbook waits for approval on incident #{id}; reply ACK {id} to acknowledge it"
+            ),
+        ));
+    }
+    let mut started = Vec::new();
+    for run in waiting {
+        let run_id = state
+            .pipeline
+            .approve_runbook(id, &run.runbook, actor)
+            .await?;
+        started.push(format!("{} (run {run_id})", run.runbook));
+    }
+    Ok(format!("Incident #{id}: approved {}", started.join(", ")))
 }
 
 fn replies_off() -> ApiError {
@@ -521,5 +560,6 @@ mod tests {
         assert_eq!(parse_reply("A"), Some(Reply::Acknowledge(None)));
         assert_eq!(parse_reply("hello"), None);
         assert_eq!(parse_reply("ACK 12; DROP"), None);
+        assert_eq!(parse_reply("approve 12"), Some(Reply::Approve(Some(12))));
     }
 }

@@ -103,5 +103,6 @@ pub async fn require(
         ));
     }
     request.extensions_mut().insert(Actor(found.name.clone()));
+    request.extensions_mut().insert(found.role);
     Ok(next.run(request).await)
 }

@@ -3,6 +3,7 @@
 
 pub mod acknowledge;
 pub mod alerts;
+pub mod approve;
 pub mod auth;
 pub mod changes;
 pub mod dashboard;
@@ -92,6 +93,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}/unhold", post(incidents::unhold))
         .route("/api/v1/silences", post(silences::create))
         .route("/api/v1/runbooks/{name}/run", post(runbooks::run))
+        .route(
+            "/api/v1/incidents/{id}/runbooks/{name}/approve",
+            post(runbooks::approve),
+        )
         .route("/api/v1/drills/{name}/run", post(drills::run))
         .route(
             "/api/v1/silences/{id}",
@@ -117,6 +122,7 @@ pub fn router(state: AppState) -> Router {
             "/csat/{token}",
             get(acknowledge::csat_page).post(acknowledge::csat_answer),
         )
+        .route("/approve/{token}", get(approve::show).post(approve::approve))
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
         .route("/v2/change/enqueue", post(changes::enqueue))

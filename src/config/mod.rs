@@ -183,6 +183,11 @@ pub struct Config {
     pub runbooks_dir: PathBuf,
     /// The manifests found in `runbooks_dir`.
     pub runbooks: Vec<crate::runbook::Runbook>,
+    /// `[runbooks] enabled`: the runbooks that run on their own; the others only by
+    /// an admin's hand.
+    pub runbooks_enabled: Vec<String>,
+    /// `[runbooks] secret_domains`: where a runbook's secret may be mailed, lower case.
+    pub secret_domains: Vec<String>,
     pub templates_dir: PathBuf,
     pub heartbeats: Vec<HeartbeatConfig>,
     pub flapping: FlappingConfig,
@@ -621,6 +626,8 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
             }
         }
     }
+    let runbooks_enabled = enabled_runbooks(&raw, &runbooks, &mut check);
+    let secret_domains = secret_domains(&raw, &directory);
     let maintenance = maintenance_windows(&raw, &mut check);
     let tickets = helpdesk::tickets(&raw, &mut check);
     let remote_access = helpdesk::remote_access(&raw, &mut check);
@@ -705,6 +712,8 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         sms,
         runbooks_dir: PathBuf::from(raw.runbooks.dir),
         runbooks,
+        runbooks_enabled,
+        secret_domains,
         heartbeats,
         flapping,
         inhibit,
@@ -725,6 +734,69 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
                 .unwrap_or_else(|| "config/templates".into()),
         ),
     }
+}
+
+/// `[runbooks] enabled`, each listed name checked against the directory, and each
+/// runbook a rule names checked against the list: a rule naming a runbook that never
+/// runs would look like automation that is not there.
+fn enabled_runbooks(
+    raw: &RawConfig,
+    runbooks: &[crate::runbook::Runbook],
+    check: &mut Checker<'_>,
+) -> Vec<String> {
+    let Some(enabled) = &raw.runbooks.enabled else {
+        let enabled = vec!["diagnostics".to_string()];
+        check_rules_name_enabled(raw, runbooks, &enabled, check);
+        return enabled;
+    };
+    for (i, name) in enabled.iter().enumerate() {
+        if !runbooks.iter().any(|runbook| &runbook.name == name) {
+            check.error(
+                format!("runbooks.enabled[{i}]"),
+                format!(
+                    "unknown runbook {name:?}; put {name}.toml in [runbooks] dir ({}) or remove it from the list",
+                    raw.runbooks.dir
+                ),
+            );
+        }
+    }
+    check_rules_name_enabled(raw, runbooks, enabled, check);
+    enabled.clone()
+}
+
+fn check_rules_name_enabled(
+    raw: &RawConfig,
+    runbooks: &[crate::runbook::Runbook],
+    enabled: &[String],
+    check: &mut Checker<'_>,
+) {
+    for (i, rule) in raw.rules.iter().enumerate() {
+        for (j, name) in rule.runbooks.iter().enumerate() {
+            let known = runbooks.iter().any(|runbook| &runbook.name == name);
+            if known && !enabled.contains(name) {
+                check.error(
+                    format!("rules[{i}].runbooks[{j}]"),
+                    format!(
+                        "runbook {name:?} is not in [runbooks] enabled, so it would never run; add it there"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `[runbooks] secret_domains`, or the domains of the users' email addresses.
+fn secret_domains(raw: &RawConfig, directory: &Directory) -> Vec<String> {
+    let domains: BTreeSet<String> = match &raw.runbooks.secret_domains {
+        Some(domains) => domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        None => directory
+            .users
+            .values()
+            .filter_map(|user| user.email.as_deref()?.rsplit_once('@'))
+            .map(|(_, domain)| domain.to_ascii_lowercase())
+            .collect(),
+    };
+    domains.into_iter().collect()
 }
 
 fn api_tokens(api: &RawApi, check: &mut Checker<'_>) -> Vec<ApiToken> {
@@ -1430,6 +1502,35 @@ mod tests {
         assert_eq!(config.sla_for(Priority::P4).resolve, TimeDelta::hours(72));
         assert_eq!(config.incidents.auto_open, vec![Priority::P1, Priority::P2]);
         assert!(config.sources.is_empty());
+    }
+
+    #[test]
+    fn runbooks_are_opt_in_and_secrets_go_to_the_users_domains() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("fix.toml"), "command = [\"./fix.sh\"]\n").unwrap();
+        let runbooks = format!("[runbooks]\ndir = \"{}\"\n", dir.path().display());
+        let users = "[[users]]\nid = \"a\"\nemail = \"a@Example.com\"\n";
+        let config = parse_with(&format!("{runbooks}{users}"), &[]).unwrap();
+        assert_eq!(config.runbooks_enabled, ["diagnostics"]);
+        assert_eq!(config.secret_domains, ["example.com"]);
+        let errors = parse_with(
+            &format!("{runbooks}enabled = [\"fxi\"]\n[[rules]]\nname = \"r\"\nmatch = ['check=\"x\"']\nrunbooks = [\"fix\"]\n"),
+            &[],
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["runbooks.enabled[0]", "rules[0].runbooks[0]"],
+            "{errors:?}"
+        );
+        let config = parse_with(
+            &format!("{runbooks}enabled = [\"fix\"]\nsecret_domains = [\"Corp.example\"]\n{users}"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.runbooks_enabled, ["fix"]);
+        assert_eq!(config.secret_domains, ["corp.example"]);
     }
 
     #[test]

@@ -323,12 +323,18 @@ pub struct RawRemoteAccess {
 #[serde(deny_unknown_fields, default)]
 pub struct RawRunbooks {
     pub dir: String,
+    /// `None`: the default, `["diagnostics"]`, not checked against the directory.
+    pub enabled: Option<Vec<String>>,
+    /// `None`: the domains of the `[[users]]` emails.
+    pub secret_domains: Option<Vec<String>>,
 }
 
 impl Default for RawRunbooks {
     fn default() -> Self {
         Self {
             dir: "runbooks".into(),
+            enabled: None,
+            secret_domains: None,
         }
     }
 }

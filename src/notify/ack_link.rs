@@ -102,6 +102,73 @@ impl AckLinks {
     }
 }
 
+/// What a valid approval link says: approve `runbook` on an incident, for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalClaim {
+    pub incident_id: i64,
+    pub runbook: String,
+    pub user_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Opens approval payloads, so an acknowledgement token is never read as one and the
+/// other way round.
+const APPROVAL: &str = "approve";
+
+impl AckLinks {
+    /// A URL-safe token that approves `claim.runbook` on its incident.
+    pub fn sign_approval(&self, claim: &ApprovalClaim) -> String {
+        let payload = format!(
+            "{APPROVAL}\n{}\n{}\n{}\n{}",
+            claim.incident_id,
+            claim.expires_at.timestamp_millis(),
+            claim.runbook,
+            claim.user_id
+        );
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        let mut sealed = payload.into_bytes();
+        sealed.extend_from_slice(&mac.finalize().into_bytes());
+        URL_SAFE_NO_PAD.encode(sealed)
+    }
+
+    /// Checks an approval token's signature, then its expiry.
+    pub fn verify_approval(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApprovalClaim, LinkError> {
+        let sealed = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| LinkError::Forged)?;
+        let cut = sealed.len().checked_sub(MAC_LEN).ok_or(LinkError::Forged)?;
+        let (payload, tag) = sealed.split_at(cut);
+        let mut mac = self.mac();
+        mac.update(payload);
+        mac.verify_slice(tag).map_err(|_| LinkError::Forged)?;
+        let text = std::str::from_utf8(payload).map_err(|_| LinkError::Forged)?;
+        let mut parts = text.splitn(5, '\n');
+        let mut next = || parts.next().ok_or(LinkError::Forged);
+        if next()? != APPROVAL {
+            return Err(LinkError::Forged);
+        }
+        let incident_id = next()?.parse().map_err(|_| LinkError::Forged)?;
+        let expires = next()?.parse::<i64>().map_err(|_| LinkError::Forged)?;
+        let runbook = next()?.to_string();
+        let user_id = next()?.to_string();
+        let expires_at = DateTime::from_timestamp_millis(expires).ok_or(LinkError::Forged)?;
+        if now >= expires_at {
+            return Err(LinkError::Expired);
+        }
+        Ok(ApprovalClaim {
+            incident_id,
+            runbook,
+            user_id,
+            expires_at,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +216,31 @@ mod tests {
             Err(LinkError::Expired)
         );
         assert_eq!(links.verify("", now), Err(LinkError::Forged));
+    }
+
+    #[test]
+    fn approval_tokens_and_ack_tokens_are_never_taken_for_each_other() {
+        let links = AckLinks::new(b"key", TimeDelta::hours(1)).unwrap();
+        let now = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+        let claim = ApprovalClaim {
+            incident_id: 7,
+            runbook: "reset-password".into(),
+            user_id: "alice".into(),
+            expires_at: now + TimeDelta::minutes(15),
+        };
+        let token = links.sign_approval(&claim);
+        assert_eq!(links.verify_approval(&token, now), Ok(claim.clone()));
+        assert_eq!(links.verify(&token, now), Err(LinkError::Forged));
+        let ack = links.sign(&AckClaim {
+            incident_id: 7,
+            user_id: "alice".into(),
+            expires_at: now + TimeDelta::minutes(15),
+            nonce: 1,
+        });
+        assert_eq!(links.verify_approval(&ack, now), Err(LinkError::Forged));
+        assert_eq!(
+            links.verify_approval(&token, claim.expires_at),
+            Err(LinkError::Expired)
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! durable, so a page leaves one query and one fsync sooner.
 
 use super::NotifyError;
-use super::ack_link::{AckClaim, AckLinks, CSAT_PREFIX};
+use super::ack_link::{AckClaim, AckLinks, ApprovalClaim, CSAT_PREFIX};
 use super::email::EmailSender;
 use super::sms::SmsSender;
 use super::templates::{Templates, fit_sms};
@@ -234,6 +234,8 @@ impl Outbox {
         runbook: &str,
         secret: &str,
     ) -> Result<(), NotifyError> {
+        let domains = self.config.load().secret_domains.clone();
+        secret_may_go_to(address, &domains)?;
         let email = self.mailer()?;
         let text = format!(
             "Your temporary password, set by Tocsin's {runbook} runbook:\n\n    {secret}\n\nYou will be asked to change it when you next log in. \
@@ -490,6 +492,34 @@ impl Outbox {
         }
     }
 
+    /// One link per run waiting for approval on the incident, valid while it waits.
+    async fn approval_links(
+        &self,
+        notification: &Notification,
+        incident_id: i64,
+    ) -> Result<Vec<Value>, NotifyError> {
+        let waiting = self
+            .store
+            .pending_approvals(incident_id)
+            .await
+            .map_err(|error| NotifyError::Transient(error.to_string()))?;
+        let public = self.config.load().public_url.clone();
+        let links = waiting
+            .into_iter()
+            .filter_map(|run| {
+                let claim = ApprovalClaim {
+                    incident_id,
+                    runbook: run.runbook,
+                    user_id: notification.user_id.clone(),
+                    expires_at: run.approval_due?,
+                };
+                let url = format!("{public}/approve/{}", self.links.sign_approval(&claim));
+                Some(json!({ "runbook": claim.runbook, "target": run.target, "url": url }))
+            })
+            .collect();
+        Ok(links)
+    }
+
     async fn context(
         &self,
         notification: &Notification,
@@ -509,6 +539,7 @@ impl Outbox {
             .tickets(&[incident.id])
             .await
             .map_err(|error| NotifyError::Transient(error.to_string()))?;
+        let approvals = self.approval_links(notification, incident.id).await?;
         let claim = AckClaim {
             incident_id: incident.id,
             user_id: notification.user_id.clone(),
@@ -555,6 +586,7 @@ impl Outbox {
             "tickets": tickets.iter().map(crate::store::tickets::Ticket::to_json).collect::<Vec<_>>(),
             "level": notification.step.split('#').next().unwrap_or_default(),
             "ack_url": format!("{public}/ack/{}", self.links.sign(&claim)),
+            "approvals": approvals,
             "incident_url": format!("{public}/api/v1/incidents/{}", incident.id),
             "summary": incident.summary,
         }))
@@ -609,6 +641,22 @@ pub fn backoff(attempt: i64, id: i64) -> TimeDelta {
     let base_ms = (5_000_i64 << exponent).min(60_000);
     let spread = (id.wrapping_mul(2_654_435_761) % 21).abs() - 20;
     TimeDelta::milliseconds(base_ms + base_ms * spread / 100)
+}
+
+/// A runbook's secret goes only to a domain an operator vouched for: a runbook led to
+/// the wrong address (a forged directory entry, a bug) must not hand a password out.
+fn secret_may_go_to(address: &str, domains: &[String]) -> Result<(), NotifyError> {
+    let domain = address
+        .rsplit_once('@')
+        .map(|(_, domain)| domain.to_ascii_lowercase())
+        .unwrap_or_default();
+    if domains.contains(&domain) {
+        return Ok(());
+    }
+    Err(NotifyError::Permanent(format!(
+        "its domain {domain:?} is not in [runbooks] secret_domains ({}); the secret was not sent. Add the domain there if it is your organisation's",
+        domains.join(", ")
+    )))
 }
 
 #[cfg(test)]

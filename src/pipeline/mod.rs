@@ -146,6 +146,13 @@ enum Command {
         actor: String,
         reply: oneshot::Sender<Result<i64, PipelineError>>,
     },
+    /// A responder approves a run proposed on an incident.
+    Approve {
+        incident_id: i64,
+        runbook: String,
+        actor: String,
+        reply: oneshot::Sender<Result<i64, PipelineError>>,
+    },
 }
 
 /// A command on its way to the writer.
@@ -238,12 +245,14 @@ impl Pipeline {
             upgraded: Vec::new(),
             guard: crate::runbook::guard::Guard::default(),
             running: HashMap::new(),
+            finishing: Vec::new(),
             adopted: std::collections::HashSet::new(),
             pending_runs: Vec::new(),
             runs,
             changes,
             pruned_at: None,
         };
+        writer.store.interrupt_orphaned_runs().await?;
         writer.reload().await?;
         let (commands, receiver) = mpsc::channel(QUEUE);
         let timeout = writer.timeout;
@@ -421,6 +430,23 @@ impl Pipeline {
         self.send(command, answer).await
     }
 
+    /// Approves the run of `runbook` waiting on an incident; returns its run id.
+    pub async fn approve_runbook(
+        &self,
+        incident_id: i64,
+        runbook: &str,
+        actor: &str,
+    ) -> Result<i64, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Approve {
+            incident_id,
+            runbook: runbook.to_string(),
+            actor: actor.to_string(),
+            reply,
+        };
+        self.send(command, answer).await
+    }
+
     /// A handle that does not keep the writer running.
     pub fn downgrade(&self) -> WeakPipeline {
         WeakPipeline {
@@ -493,6 +519,8 @@ struct View {
     next_run_id: i64,
     /// Successful runs waiting for the sender's recovery.
     awaiting: Vec<crate::store::runs::RunRecord>,
+    /// Proposed runs waiting for a responder's approval.
+    pending_approvals: Vec<crate::store::runs::RunRecord>,
 }
 
 /// Metric updates held back until their batch has committed.
@@ -525,10 +553,13 @@ struct Writer {
     stale: bool,
     /// Incidents whose priority rose in this batch; their paging is re-evaluated.
     upgraded: Vec<i64>,
-    /// Whether runbooks may start (cooldowns, caps, breakers); kept across reloads.
+    /// Whether runbooks may start (cooldowns, caps, breakers): the recent run rows,
+    /// reloaded with the view.
     guard: crate::runbook::guard::Guard,
     /// Runs started and not yet finished, by id.
     running: HashMap<i64, crate::store::runs::RunRecord>,
+    /// Runs whose end this batch records; they leave `running` once it commits.
+    finishing: Vec<i64>,
     /// Runs of a replica that died, taken over to record their end here.
     adopted: std::collections::HashSet<i64>,
     /// Runs decided in this batch, handed to the executor once it commits.
@@ -619,6 +650,13 @@ impl Writer {
         }
         let now = self.clock.now();
         view.silences.retain(|silence| silence.ends_at > now);
+        let since = crate::runbook::guard::Guard::since(&self.config.runbooks, now);
+        let runs = self.store.recent_runs(since).await?;
+        self.guard = crate::runbook::guard::Guard::of(&runs);
+        view.pending_approvals = runs
+            .into_iter()
+            .filter(|run| run.status == "pending_approval")
+            .collect();
         self.view = view;
         self.stale = false;
         self.publish_open_gauge();
@@ -709,6 +747,12 @@ impl Writer {
                         tracing::error!("the runbook executor has stopped; a run was not started");
                     }
                 }
+                for run_id in self.finishing.drain(..) {
+                    self.running.remove(&run_id);
+                    self.adopted.remove(&run_id);
+                }
+                let since = crate::runbook::guard::Guard::since(&self.config.runbooks, now);
+                self.guard.prune(since);
                 self.publish(effects);
                 for reply in replies {
                     reply(true);
@@ -728,6 +772,13 @@ impl Writer {
         self.upgraded.clear();
         for request in self.pending_runs.drain(..) {
             self.running.remove(&request.run_id);
+        }
+        // An adopted run is found lost again at the next tick; this process's own
+        // runs stay, and their executor reports their end again.
+        for run_id in self.finishing.drain(..) {
+            if self.adopted.remove(&run_id) {
+                self.running.remove(&run_id);
+            }
         }
         for reply in replies {
             reply(false);
@@ -749,6 +800,7 @@ impl Writer {
         self.check_heartbeats(now, batch, effects).await?;
         self.settle_flapping(now, batch, effects).await?;
         self.check_recoveries(now, batch, effects).await?;
+        self.expire_approvals(now, batch);
         self.check_lost_runs(now, batch, effects).await?;
         let drills = self.check_drills(now, batch, effects).await;
         let sla = self.check_sla(now, batch, effects).await;
@@ -884,6 +936,17 @@ impl Writer {
                     .manual_run(&name, values, incident_id, &actor, now, batch)
                     .await;
                 remember(key, result.as_ref().copied(), now, batch);
+                answer(reply, result)
+            }
+            Command::Approve {
+                incident_id,
+                runbook,
+                actor,
+                reply,
+            } => {
+                let result = self
+                    .approve_run(incident_id, &runbook, &actor, now, batch)
+                    .await;
                 answer(reply, result)
             }
         }
@@ -1079,7 +1142,7 @@ impl Command {
             Command::RunFinished { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
-            Command::RunManual { reply, .. } => {
+            Command::RunManual { reply, .. } | Command::Approve { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             Command::Drill { reply, .. } => {

@@ -1,13 +1,14 @@
-//! Runbooks inside the writer: which runbooks a new incident starts, the guard's
-//! verdict, and what a finished run means for its incident. The runs themselves
-//! happen outside the writer (`runbook::executor`) and report back here.
+//! Runbooks inside the writer: which runbooks a new incident starts or proposes for
+//! approval, the guard's verdict, approvals and their expiry, and what a finished run
+//! means for its incident. The runs themselves happen outside the writer
+//! (`runbook::executor`) and report back here.
 
 use super::{Effects, PipelineError, Writer, entry};
 use crate::alert::Alert;
 use crate::incident::{Incident, TimelineEntry};
 use crate::rules::Classification;
 use crate::runbook::runner::RunOutcome;
-use crate::runbook::{OnFailure, OnSuccess, Params, Runbook};
+use crate::runbook::{Approval, OnFailure, OnSuccess, Params, Runbook};
 use crate::store::WriteBatch;
 use crate::store::runs::RunRecord;
 use chrono::{DateTime, Utc};
@@ -39,9 +40,11 @@ impl Writer {
         effects: &mut Effects,
     ) {
         let config = self.config.clone();
+        // Only the runbooks an operator listed run on their own (spec §11).
         let chosen: Vec<&Runbook> = config
             .runbooks
             .iter()
+            .filter(|runbook| config.runbooks_enabled.contains(&runbook.name))
             .filter(|runbook| {
                 classification.runbooks.contains(&runbook.name) || runbook.matches(alert)
             })
@@ -55,6 +58,9 @@ impl Writer {
                         .map(|()| params)
                 });
             match verdict {
+                Ok(params) if runbook.approval == Approval::Responder => {
+                    self.propose_run(runbook, &params, incident.id, now, batch);
+                }
                 Ok(params) => {
                     self.start_run(
                         runbook,
@@ -93,17 +99,29 @@ impl Writer {
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
     ) -> i64 {
-        let run_id = self.view.next_run_id;
+        let record = self.new_run(runbook, &params, incident_id, trigger, actor, now);
+        self.launch(record, runbook, params, priority, batch)
+    }
+
+    /// A run row, `running`, under the next free id.
+    fn new_run(
+        &mut self,
+        runbook: &Runbook,
+        params: &Params,
+        incident_id: Option<i64>,
+        trigger: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> RunRecord {
+        let id = self.view.next_run_id;
         self.view.next_run_id += 1;
-        let target = params.target();
-        self.guard.started(runbook, &target, now);
-        let record = RunRecord {
-            id: run_id,
+        RunRecord {
+            id,
             runbook: runbook.name.clone(),
             incident_id,
             trigger: trigger.to_string(),
             actor: actor.to_string(),
-            target: target.clone(),
+            target: params.target(),
             params: params.redacted(),
             status: "running".into(),
             exit_code: None,
@@ -111,20 +129,33 @@ impl Writer {
             started_at: now,
             finished_at: None,
             recovery_due: None,
-        };
-        batch.upsert_run(record.clone());
+            approval_due: None,
+        }
+    }
+
+    /// Records `record` as running and hands it to the executor once the batch commits.
+    fn launch(
+        &mut self,
+        record: RunRecord,
+        runbook: &Runbook,
+        params: Params,
+        priority: &str,
+        batch: &mut WriteBatch,
+    ) -> i64 {
+        let (run_id, incident_id) = (record.id, record.incident_id);
         if let Some(incident_id) = incident_id {
             batch.record(TimelineEntry {
                 data: serde_json::json!({ "run_id": run_id, "params": record.params }),
                 ..entry(
                     incident_id,
-                    now,
+                    record.started_at,
                     "runbook_started",
-                    actor,
-                    format!("runbook {} started ({target})", runbook.name),
+                    &record.actor,
+                    format!("runbook {} started ({})", runbook.name, record.target),
                 )
             });
         }
+        self.save_run(batch, record.clone());
         self.running.insert(run_id, record);
         self.pending_runs.push(RunRequest {
             run_id,
@@ -134,6 +165,190 @@ impl Writer {
             priority: priority.to_string(),
         });
         run_id
+    }
+
+    /// Writes a run row; the guard sees it at once, so the next alert of the same
+    /// batch is judged with it.
+    fn save_run(&mut self, batch: &mut WriteBatch, record: RunRecord) {
+        self.guard.record(&record);
+        batch.upsert_run(record);
+    }
+
+    /// An `approval = "responder"` runbook: the run waits on the incident for a
+    /// responder until its `approval_timeout`.
+    fn propose_run(
+        &mut self,
+        runbook: &Runbook,
+        params: &Params,
+        incident_id: i64,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) {
+        let mut record = self.new_run(runbook, params, Some(incident_id), "auto", "tocsin", now);
+        let due = now + runbook.approval_timeout;
+        record.status = "pending_approval".into();
+        record.approval_due = Some(due);
+        batch.record(TimelineEntry {
+            data: serde_json::json!({ "run_id": record.id, "runbook": runbook.name, "params": record.params, "approval_due": crate::clock::rfc3339(due) }),
+            ..entry(
+                incident_id,
+                now,
+                "runbook_pending_approval",
+                "tocsin",
+                format!(
+                    "runbook {} ({}) waits for a responder's approval until {}: POST /api/v1/incidents/{incident_id}/runbooks/{}/approve runs it",
+                    runbook.name,
+                    record.target,
+                    crate::clock::rfc3339(due),
+                    runbook.name
+                ),
+            )
+        });
+        self.view.pending_approvals.push(record.clone());
+        self.save_run(batch, record);
+    }
+
+    /// `POST /api/v1/incidents/{id}/runbooks/{name}/approve`: the proposed run starts.
+    /// A person decided, so only the concurrency limit still applies.
+    pub(super) async fn approve_run(
+        &mut self,
+        incident_id: i64,
+        name: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<i64, PipelineError> {
+        let Some(index) = self
+            .view
+            .pending_approvals
+            .iter()
+            .position(|run| run.incident_id == Some(incident_id) && run.runbook == name)
+        else {
+            return Err(self.nothing_to_approve(incident_id, name).await);
+        };
+        if !self.view.incidents.contains_key(&incident_id) {
+            return Err(PipelineError::NotPossible(format!(
+                "incident {incident_id} is resolved: runbook {name} is no longer needed; run it by hand if it still is"
+            )));
+        }
+        let priority = self.priority_of(incident_id).await?;
+        let config = self.config.clone();
+        let runbook = config
+            .runbooks
+            .iter()
+            .find(|runbook| runbook.name == name)
+            .ok_or_else(|| {
+                PipelineError::NotPossible(format!(
+                    "runbook {name} is no longer in the runbooks directory; restore its manifest or handle the incident by hand"
+                ))
+            })?;
+        let proposed = self.view.pending_approvals[index].clone();
+        let params = self.proposed_params(runbook, &proposed, &priority).await?;
+        self.guard.check_concurrency(runbook).map_err(|why| {
+            PipelineError::NotPossible(format!("runbook {name} cannot start now: {why}"))
+        })?;
+        self.view.pending_approvals.remove(index);
+        batch.record(entry(
+            incident_id,
+            now,
+            "runbook_approved",
+            actor,
+            format!("runbook {name} ({}) approved by {actor}", proposed.target),
+        ));
+        let record = RunRecord {
+            status: "running".into(),
+            actor: actor.to_string(),
+            started_at: now,
+            approval_due: None,
+            ..proposed
+        };
+        Ok(self.launch(record, runbook, params, &priority, batch))
+    }
+
+    /// Why there is nothing to approve: no such incident (404), or no proposal (409).
+    async fn nothing_to_approve(&self, incident_id: i64, name: &str) -> PipelineError {
+        match self.priority_of(incident_id).await {
+            Err(error) => error,
+            Ok(_) => PipelineError::NotPossible(format!(
+                "no run of runbook {name} waits for approval on incident {incident_id}: it was approved, expired or never proposed (the incident's timeline says which)"
+            )),
+        }
+    }
+
+    /// The parameters of a proposed run, rendered again from the incident's alerts:
+    /// the stored ones have their secrets redacted.
+    async fn proposed_params(
+        &self,
+        runbook: &Runbook,
+        proposed: &RunRecord,
+        priority: &str,
+    ) -> Result<Params, PipelineError> {
+        let Some(incident_id) = proposed.incident_id else {
+            return runbook
+                .validate(proposed.params.clone())
+                .map_err(PipelineError::Invalid);
+        };
+        let alerts = self
+            .store
+            .alerts(&crate::store::AlertQuery {
+                incident_id: Some(incident_id),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+        alerts
+            .into_iter()
+            .filter_map(|alert| runbook.render(&alert.into_alert(), incident_id, priority).ok())
+            .find(|params| params.target() == proposed.target)
+            .ok_or_else(|| {
+                PipelineError::NotPossible(format!(
+                    "the alerts of incident {incident_id} no longer give runbook {} the parameters it proposed ({}); run it by hand if it is still needed",
+                    runbook.name, proposed.target
+                ))
+            })
+    }
+
+    /// The priority of an incident, open or not; `NotFound` when there is none.
+    async fn priority_of(&self, incident_id: i64) -> Result<String, PipelineError> {
+        if let Some(open) = self.view.incidents.get(&incident_id) {
+            return Ok(open.incident.priority.as_str().to_string());
+        }
+        Ok(self
+            .store
+            .incident(incident_id)
+            .await
+            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+            .ok_or(PipelineError::NotFound(incident_id))?
+            .priority
+            .as_str()
+            .to_string())
+    }
+
+    /// Proposals nobody approved in time: they never run, and paging goes on as it was.
+    pub(super) fn expire_approvals(&mut self, now: DateTime<Utc>, batch: &mut WriteBatch) {
+        let (expired, waiting): (Vec<RunRecord>, Vec<RunRecord>) =
+            std::mem::take(&mut self.view.pending_approvals)
+                .into_iter()
+                .partition(|run| run.approval_due.is_some_and(|due| due <= now));
+        self.view.pending_approvals = waiting;
+        for mut run in expired {
+            run.status = "approval_expired".into();
+            run.finished_at = Some(now);
+            if let Some(incident_id) = run.incident_id {
+                batch.record(entry(
+                    incident_id,
+                    now,
+                    "runbook_approval_expired",
+                    "tocsin",
+                    format!(
+                        "runbook {} ({}) was not approved in time and did not run; escalation goes on as usual",
+                        run.runbook, run.target
+                    ),
+                ));
+            }
+            self.save_run(batch, run);
+        }
     }
 
     /// `POST /api/v1/runbooks/{name}/run`: validated like an automatic run; only the
@@ -159,31 +374,12 @@ impl Writer {
             })?;
         let params = runbook.validate(values).map_err(PipelineError::Invalid)?;
         let priority = match incident_id {
-            Some(id) => match self.view.incidents.get(&id) {
-                Some(open) => open.incident.priority.as_str().to_string(),
-                None => self
-                    .store
-                    .incident(id)
-                    .await
-                    .map_err(|error| PipelineError::Unavailable(error.to_string()))?
-                    .ok_or(PipelineError::NotFound(id))?
-                    .priority
-                    .as_str()
-                    .to_string(),
-            },
+            Some(id) => self.priority_of(id).await?,
             None => String::new(),
         };
-        let running = self
-            .running
-            .values()
-            .filter(|run| run.runbook == runbook.name)
-            .count();
-        if running >= runbook.concurrency as usize {
-            return Err(PipelineError::NotPossible(format!(
-                "runbook {name} is already running {running} time(s) (concurrency {})",
-                runbook.concurrency
-            )));
-        }
+        self.guard.check_concurrency(runbook).map_err(|why| {
+            PipelineError::NotPossible(format!("runbook {name} cannot start now: {why}"))
+        })?;
         Ok(self.start_run(
             runbook,
             params,
@@ -205,25 +401,36 @@ impl Writer {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<(), PipelineError> {
-        let Some(mut record) = self.running.remove(&run_id) else {
+        if self.finishing.contains(&run_id) {
+            return Ok(());
+        }
+        // Kept in `running` until the batch commits: if it does not, the executor
+        // reports the outcome again, and it is not later taken for interrupted.
+        let Some(record) = self.running.get(&run_id).cloned() else {
             return Ok(());
         };
+        self.end_run(record, outcome, now, batch, effects).await?;
+        self.finishing.push(run_id);
+        Ok(())
+    }
+
+    async fn end_run(
+        &mut self,
+        mut record: RunRecord,
+        outcome: RunOutcome,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Result<(), PipelineError> {
+        let run_id = record.id;
         let config = self.config.clone();
         let runbook = config
             .runbooks
             .iter()
             .find(|runbook| runbook.name == record.runbook);
-        let adopted = self.adopted.remove(&run_id);
-        let breaker_opened = runbook.is_some_and(|runbook| {
-            if adopted {
-                // Never counted as running here: only its outcome counts.
-                self.guard
-                    .counted(runbook, &record.target, outcome.success, now)
-            } else {
-                self.guard
-                    .finished(runbook, &record.target, outcome.success, now)
-            }
-        });
+        let breaker_was_open = runbook
+            .and_then(|runbook| self.guard.breaker_closes(runbook, &record.target, now))
+            .is_some();
         let label = if outcome.success {
             "success"
         } else if outcome.timed_out {
@@ -241,8 +448,13 @@ impl Writer {
         record.exit_code = outcome.exit_code;
         record.output = outcome.output.clone();
         record.finished_at = Some(now);
+        self.guard.record(&record);
+        let breaker_opened = !breaker_was_open
+            && runbook
+                .and_then(|runbook| self.guard.breaker_closes(runbook, &record.target, now))
+                .is_some();
         let Some(incident_id) = record.incident_id else {
-            batch.upsert_run(record);
+            self.save_run(batch, record);
             return Ok(());
         };
         let exit = outcome
@@ -325,7 +537,7 @@ impl Writer {
             )
             .await?;
         }
-        batch.upsert_run(record);
+        self.save_run(batch, record);
         Ok(())
     }
 
@@ -470,11 +682,11 @@ impl Writer {
                     &format!("runbook:{}", run.runbook),
                     format!("the sender reported recovery after runbook {}", run.runbook),
                 ));
-                batch.upsert_run(run);
+                self.save_run(batch, run);
             } else if run.recovery_due.is_some_and(|due| due <= now) {
                 run.status = "recovery_missed".into();
                 let runbook = run.runbook.clone();
-                batch.upsert_run(run);
+                self.save_run(batch, run);
                 self.escalate_after_runbook(
                     incident_id,
                     &runbook,

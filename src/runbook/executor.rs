@@ -4,7 +4,7 @@
 
 use super::runner;
 use crate::notify::outbox::Outbox;
-use crate::pipeline::{RunRequest, WeakPipeline};
+use crate::pipeline::{PipelineError, RunRequest, WeakPipeline};
 use crate::store::{CLAIM_LEASE, Claims, RENEW_EVERY};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -57,16 +57,39 @@ async fn run_and_report(request: RunRequest, pipeline: WeakPipeline, outbox: Arc
                 .push_str(&format!("\nthe new credential was sent to {address}"));
         }
     }
-    match pipeline.upgrade() {
-        Some(pipeline) => {
-            if let Err(error) = pipeline.run_finished(request.run_id, outcome).await {
-                tracing::error!(%error, run = request.run_id, "cannot record the end of a runbook run");
+    report(&pipeline, request.run_id, outcome).await;
+}
+
+/// First wait before reporting an outcome again, doubled up to `RETRY_AT_MOST`.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
+const RETRY_AT_MOST: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reports the outcome until it is recorded: it happened (a password may already
+/// have been mailed), so a store that fails once must not turn it into "interrupted".
+/// The lease is renewed meanwhile, so no replica takes the run for lost.
+async fn report(pipeline: &WeakPipeline, run_id: i64, outcome: runner::RunOutcome) {
+    let mut wait = RETRY_FIRST;
+    loop {
+        let Some(live) = pipeline.upgrade() else {
+            tracing::warn!(
+                run = run_id,
+                "Tocsin stopped before the end of a runbook run was recorded"
+            );
+            return;
+        };
+        match live.run_finished(run_id, outcome.clone()).await {
+            Ok(()) => return,
+            Err(PipelineError::Unavailable(error)) => {
+                tracing::warn!(%error, run = run_id, "cannot record the end of a runbook run yet; retrying");
+            }
+            Err(error) => {
+                tracing::error!(%error, run = run_id, "cannot record the end of a runbook run");
+                return;
             }
         }
-        None => tracing::warn!(
-            run = request.run_id,
-            "Tocsin stopped before the end of a runbook run was recorded"
-        ),
+        drop(live);
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_AT_MOST);
     }
 }
 

@@ -1,120 +1,180 @@
 //! Whether a runbook may start now: cooldown per target, a cap on runs per hour, a
 //! concurrency limit, and a circuit breaker that stops a runbook on a target after
 //! repeated failures. Automation must never make an outage worse.
+//!
+//! Every verdict is computed from the runs themselves, as stored: the guard holds a
+//! copy of the recent rows, loaded with the rest of the writer's view and updated with
+//! each row the writer writes. A restart, a failed commit (the view is reloaded) or
+//! another replica's turn therefore leave it exactly as the store says.
 
 use super::Runbook;
+use crate::store::runs::RunRecord;
 use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
-/// How long an open breaker keeps refusing runs.
+/// How long an open breaker keeps refusing runs after the failure that opened it.
 pub const BREAKER_OPEN_FOR: TimeDelta = TimeDelta::hours(1);
+/// Runs older than this (and not running) no longer count, unless a cooldown is longer.
+const MEMORY: TimeDelta = TimeDelta::days(1);
 
-/// The guard's memory (rebuilt empty at start: a restart re-arms nothing dangerous,
-/// since cooldowns and caps only ever refuse).
+/// What a stored run means to the guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Proposed, waiting for a responder: counts toward cooldown and the cap, so a
+    /// storm proposes it once.
+    Waiting,
+    Running,
+    /// Ended; `None` when it says nothing of the runbook (cut short by a stop).
+    Ended(Option<bool>),
+    /// Never ran (its approval expired): counts for nothing.
+    NotRun,
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    runbook: String,
+    target: String,
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+    state: State,
+}
+
+impl Run {
+    fn of(record: &RunRecord) -> Self {
+        let state = match record.status.as_str() {
+            "pending_approval" => State::Waiting,
+            "running" => State::Running,
+            "approval_expired" => State::NotRun,
+            "failed" | "timeout" => State::Ended(Some(false)),
+            "interrupted" => State::Ended(None),
+            // success, awaiting_recovery, recovered, recovery_missed: the run worked.
+            _ => State::Ended(Some(true)),
+        };
+        Self {
+            runbook: record.runbook.clone(),
+            target: record.target.clone(),
+            started_at: record.started_at,
+            ended_at: record.finished_at.unwrap_or(record.started_at),
+            state,
+        }
+    }
+
+    fn counts(&self) -> bool {
+        self.state != State::NotRun
+    }
+}
+
+/// The recent runs, by id.
 #[derive(Debug, Default)]
 pub struct Guard {
-    last_run: HashMap<(String, String), DateTime<Utc>>,
-    recent: HashMap<String, VecDeque<DateTime<Utc>>>,
-    running: HashMap<String, u32>,
-    failures: HashMap<(String, String), u32>,
-    open_breakers: HashMap<(String, String), DateTime<Utc>>,
+    runs: HashMap<i64, Run>,
 }
 
 impl Guard {
-    /// `Err` says why the run is refused.
-    pub fn check(
-        &mut self,
-        runbook: &Runbook,
-        target: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), String> {
-        let key = (runbook.name.clone(), target.to_string());
-        if let Some(opened) = self.open_breakers.get(&key) {
-            if now - *opened < BREAKER_OPEN_FOR {
-                return Err(format!(
-                    "circuit breaker open after {} failures in a row on {target}; it closes at {}",
-                    runbook.breaker_failures,
-                    crate::clock::rfc3339(*opened + BREAKER_OPEN_FOR)
-                ));
-            }
-            self.open_breakers.remove(&key);
-            self.failures.remove(&key);
+    /// The guard of these stored runs.
+    pub fn of(records: &[RunRecord]) -> Self {
+        let mut guard = Self::default();
+        for record in records {
+            guard.record(record);
         }
-        if let Some(last) = self.last_run.get(&key)
-            && now - *last < runbook.cooldown
+        guard
+    }
+
+    /// The oldest start a guard over `runbooks` needs to see, besides what still runs.
+    pub fn since(runbooks: &[Runbook], now: DateTime<Utc>) -> DateTime<Utc> {
+        let longest = runbooks
+            .iter()
+            .map(|runbook| runbook.cooldown)
+            .fold(MEMORY, TimeDelta::max);
+        now - longest
+    }
+
+    /// A run row was written (started, proposed, approved, ended).
+    pub fn record(&mut self, record: &RunRecord) {
+        self.runs.insert(record.id, Run::of(record));
+    }
+
+    /// Forgets ended runs older than `since`, so memory stays bounded.
+    pub fn prune(&mut self, since: DateTime<Utc>) {
+        self.runs.retain(|_, run| {
+            matches!(run.state, State::Waiting | State::Running) || run.started_at >= since
+        });
+    }
+
+    /// `Err` says why the run is refused.
+    pub fn check(&self, runbook: &Runbook, target: &str, now: DateTime<Utc>) -> Result<(), String> {
+        if let Some(closes) = self.breaker_closes(runbook, target, now) {
+            return Err(format!(
+                "circuit breaker open after {} failures in a row on {target}; it closes at {}",
+                runbook.breaker_failures,
+                crate::clock::rfc3339(closes)
+            ));
+        }
+        let on_target = self.of_runbook(runbook).filter(|run| run.target == target);
+        if let Some(last) = on_target.map(|run| run.started_at).max()
+            && now - last < runbook.cooldown
         {
             return Err(format!(
                 "in cooldown on {target} until {}",
-                crate::clock::rfc3339(*last + runbook.cooldown)
+                crate::clock::rfc3339(last + runbook.cooldown)
             ));
         }
         if let Some(cap) = runbook.max_runs_per_hour {
-            let recent = self.recent.entry(runbook.name.clone()).or_default();
-            while recent
-                .front()
-                .is_some_and(|at| now - *at >= TimeDelta::hours(1))
-            {
-                recent.pop_front();
-            }
-            if recent.len() >= cap as usize {
+            let last_hour = self
+                .of_runbook(runbook)
+                .filter(|run| now - run.started_at < TimeDelta::hours(1))
+                .count();
+            if last_hour >= cap as usize {
                 return Err(format!("max_runs_per_hour ({cap}) reached"));
             }
         }
-        if self.running.get(&runbook.name).copied().unwrap_or(0) >= runbook.concurrency {
+        self.check_concurrency(runbook)
+    }
+
+    /// The limit a person's decision does not lift: runs at once, over all replicas.
+    pub fn check_concurrency(&self, runbook: &Runbook) -> Result<(), String> {
+        let running = self
+            .of_runbook(runbook)
+            .filter(|run| run.state == State::Running)
+            .count();
+        if running >= runbook.concurrency as usize {
             return Err(format!(
-                "already running {} time(s) (concurrency {})",
-                runbook.concurrency, runbook.concurrency
+                "already running {running} time(s) (concurrency {}); wait for a run to end",
+                runbook.concurrency
             ));
         }
         Ok(())
     }
 
-    /// A run starts.
-    pub fn started(&mut self, runbook: &Runbook, target: &str, now: DateTime<Utc>) {
-        self.last_run
-            .insert((runbook.name.clone(), target.to_string()), now);
-        self.recent
-            .entry(runbook.name.clone())
-            .or_default()
-            .push_back(now);
-        *self.running.entry(runbook.name.clone()).or_default() += 1;
-    }
-
-    /// A run ended; returns true when this failure opened the breaker.
-    pub fn finished(
-        &mut self,
+    /// When the breaker of `runbook` on `target` closes, if it is open now: the last
+    /// `breaker_failures` ended runs there all failed, the last within the hour. The
+    /// first run after that is a trial; failing, it opens the breaker again.
+    pub fn breaker_closes(
+        &self,
         runbook: &Runbook,
         target: &str,
-        success: bool,
         now: DateTime<Utc>,
-    ) -> bool {
-        if let Some(running) = self.running.get_mut(&runbook.name) {
-            *running = running.saturating_sub(1);
-        }
-        self.counted(runbook, target, success, now)
+    ) -> Option<DateTime<Utc>> {
+        let mut ended: Vec<(DateTime<Utc>, bool)> = self
+            .of_runbook(runbook)
+            .filter(|run| run.target == target)
+            .filter_map(|run| match run.state {
+                State::Ended(Some(success)) => Some((run.ended_at, success)),
+                _ => None,
+            })
+            .collect();
+        ended.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        let needed = runbook.breaker_failures as usize;
+        let last = ended.first()?.0;
+        let failed_in_a_row = ended.iter().take_while(|(_, success)| !success).count();
+        let closes = last + BREAKER_OPEN_FOR;
+        (failed_in_a_row >= needed && now < closes).then_some(closes)
     }
 
-    /// Counts the outcome of a run this process did not start (another replica's,
-    /// lost with it) toward the breaker, without touching this process's concurrency.
-    pub fn counted(
-        &mut self,
-        runbook: &Runbook,
-        target: &str,
-        success: bool,
-        now: DateTime<Utc>,
-    ) -> bool {
-        let key = (runbook.name.clone(), target.to_string());
-        if success {
-            self.failures.remove(&key);
-            return false;
-        }
-        let failures = self.failures.entry(key.clone()).or_default();
-        *failures += 1;
-        if *failures >= runbook.breaker_failures && !self.open_breakers.contains_key(&key) {
-            self.open_breakers.insert(key, now);
-            return true;
-        }
-        false
+    fn of_runbook<'g>(&'g self, runbook: &'g Runbook) -> impl Iterator<Item = &'g Run> + 'g {
+        self.runs
+            .values()
+            .filter(move |run| run.runbook == runbook.name && run.counts())
     }
 }
 
@@ -132,13 +192,32 @@ mod tests {
         .unwrap()
     }
 
+    fn run(id: i64, target: &str, status: &str, at: DateTime<Utc>) -> RunRecord {
+        RunRecord {
+            id,
+            runbook: "r".into(),
+            incident_id: None,
+            trigger: "auto".into(),
+            actor: "tocsin".into(),
+            target: target.into(),
+            params: Default::default(),
+            status: status.into(),
+            exit_code: None,
+            output: String::new(),
+            started_at: at,
+            finished_at: (status != "running").then_some(at),
+            recovery_due: None,
+            approval_due: None,
+        }
+    }
+
     #[test]
     fn cooldown_is_per_target() {
         let runbook = runbook("cooldown = \"10m\"\nconcurrency = 5\n");
-        let mut guard = Guard::default();
         let now = Utc::now();
+        let mut guard = Guard::default();
         guard.check(&runbook, "a", now).unwrap();
-        guard.started(&runbook, "a", now);
+        guard.record(&run(1, "a", "running", now));
         assert!(
             guard
                 .check(&runbook, "a", now + TimeDelta::minutes(9))
@@ -154,14 +233,12 @@ mod tests {
     #[test]
     fn the_hourly_cap_holds_even_when_runs_alternate_success_and_failure() {
         let runbook = runbook("max_runs_per_hour = 3\nbreaker_failures = 10\n");
-        let mut guard = Guard::default();
         let now = Utc::now();
-        for i in 0..3 {
-            let at = now + TimeDelta::minutes(i);
-            guard.check(&runbook, "t", at).unwrap();
-            guard.started(&runbook, "t", at);
-            guard.finished(&runbook, "t", i % 2 == 0, at);
-        }
+        let statuses = ["success", "failed", "success"];
+        let runs: Vec<RunRecord> = (0..3)
+            .map(|i| run(i, "t", statuses[i as usize], now + TimeDelta::minutes(i)))
+            .collect();
+        let guard = Guard::of(&runs);
         assert!(
             guard
                 .check(&runbook, "t", now + TimeDelta::minutes(5))
@@ -176,15 +253,10 @@ mod tests {
     #[test]
     fn the_breaker_opens_after_repeated_failures_on_a_target() {
         let runbook = runbook("breaker_failures = 2\nconcurrency = 9\n");
-        let mut guard = Guard::default();
         let now = Utc::now();
-        guard.started(&runbook, "t", now);
-        assert!(!guard.finished(&runbook, "t", false, now));
-        guard.started(&runbook, "t", now);
-        assert!(
-            guard.finished(&runbook, "t", false, now),
-            "the second failure opens it"
-        );
+        let mut guard = Guard::of(&[run(1, "t", "failed", now)]);
+        assert_eq!(guard.breaker_closes(&runbook, "t", now), None);
+        guard.record(&run(2, "t", "timeout", now));
         assert!(
             guard
                 .check(&runbook, "t", now)
@@ -193,26 +265,27 @@ mod tests {
         );
         guard.check(&runbook, "other", now).unwrap();
         guard.check(&runbook, "t", now + BREAKER_OPEN_FOR).unwrap();
+        guard.record(&run(3, "t", "success", now + BREAKER_OPEN_FOR));
+        assert_eq!(
+            guard.breaker_closes(&runbook, "t", now + BREAKER_OPEN_FOR),
+            None
+        );
     }
 
     #[test]
-    fn another_replicas_lost_run_counts_toward_the_breaker_but_frees_no_slot() {
-        let runbook = runbook("concurrency = 1\nbreaker_failures = 1\n");
-        let mut guard = Guard::default();
+    fn running_runs_of_any_replica_hold_the_slots_and_expired_proposals_nothing() {
+        let runbook = runbook("concurrency = 1\ncooldown = \"1h\"\n");
         let now = Utc::now();
-        guard.started(&runbook, "a", now);
-        assert!(
-            guard.counted(&runbook, "b", false, now),
-            "its failure opens b's breaker"
-        );
+        let mut guard = Guard::of(&[run(1, "a", "running", now)]);
         assert!(
             guard
-                .check(&runbook, "c", now)
+                .check_concurrency(&runbook)
                 .unwrap_err()
-                .contains("concurrency"),
-            "this process's own run still holds the only slot"
+                .contains("concurrency")
         );
-        guard.finished(&runbook, "a", true, now);
-        guard.check(&runbook, "c", now).unwrap();
+        guard.record(&run(1, "a", "interrupted", now));
+        guard.check_concurrency(&runbook).unwrap();
+        guard.record(&run(2, "b", "approval_expired", now));
+        guard.check(&runbook, "b", now).unwrap();
     }
 }

@@ -37,12 +37,25 @@ pub enum OnFailure {
     Nothing,
 }
 
+/// Who must agree before an automatic run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    None,
+    /// A responder approves it on the incident, within `approval_timeout`.
+    Responder,
+}
+
 /// One parameter.
 #[derive(Debug, Clone)]
 pub struct Param {
     pub from: String,
+    /// The manifest's pattern, as written (for messages).
+    pub pattern_text: String,
+    /// The same, anchored: it must match the whole value.
     pub pattern: Regex,
     pub secret: bool,
+    /// When given, the only values accepted.
+    pub allowed: Option<Vec<String>>,
 }
 
 /// A validated manifest.
@@ -69,6 +82,10 @@ pub struct Runbook {
     pub breaker_failures: u32,
     /// Knowledge-base link templates shown on the incidents it is chosen for.
     pub kb: Vec<String>,
+    pub approval: Approval,
+    pub approval_timeout: TimeDelta,
+    /// Fixed environment variables of the child (settings of the script).
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +121,12 @@ struct RawManifest {
     /// Knowledge-base links (templates over the alert's fields).
     #[serde(default)]
     kb: Vec<String>,
+    #[serde(default = "nothing")]
+    approval: String,
+    #[serde(default = "fifteen_minutes")]
+    approval_timeout: String,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +136,8 @@ struct RawParam {
     pattern: String,
     #[serde(default)]
     secret: bool,
+    #[serde(default)]
+    allowed: Option<Vec<String>>,
 }
 
 fn sixty_seconds() -> String {
@@ -120,6 +145,9 @@ fn sixty_seconds() -> String {
 }
 fn zero() -> String {
     "0s".into()
+}
+fn fifteen_minutes() -> String {
+    "15m".into()
 }
 fn five_minutes() -> String {
     "5m".into()
@@ -189,6 +217,7 @@ pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Runbook, Vec<String>>
     let timeout = duration("timeout", &raw.timeout);
     let cooldown = duration("cooldown", &raw.cooldown);
     let recovery_timeout = duration("recovery_timeout", &raw.recovery_timeout);
+    let approval_timeout = duration("approval_timeout", &raw.approval_timeout);
     if raw.command.is_empty() {
         problems.push(
             "command: give the executable and its arguments, e.g. [\"./restart-service.sh\"]"
@@ -209,6 +238,25 @@ pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Runbook, Vec<String>>
             OnSuccess::Nothing
         }
     };
+    let approval = match raw.approval.as_str() {
+        "none" => Approval::None,
+        "responder" => Approval::Responder,
+        other => {
+            problems.push(format!("approval: {other:?} is not none or responder"));
+            Approval::None
+        }
+    };
+    for name in raw.env.keys() {
+        if name.is_empty()
+            || name == "PATH"
+            || name.starts_with("TOCSIN_PARAM_")
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            problems.push(format!(
+                "env.{name}: names use letters, digits and _, and are not PATH or TOCSIN_PARAM_*"
+            ));
+        }
+    }
     let on_failure = match raw.on_failure.as_str() {
         "escalate" => OnFailure::Escalate,
         "none" => OnFailure::Nothing,
@@ -241,14 +289,17 @@ pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Runbook, Vec<String>>
         if let Err(why) = templates.render_template(&spec.from, &serde_json::json!({})) {
             problems.push(format!("params.{param}.from: {why}"));
         }
-        match Regex::new(&spec.pattern) {
+        // Anchored, so `[a-z]+` cannot pass `nginx; reboot` on its first letters.
+        match Regex::new(&format!("^(?:{})$", spec.pattern)) {
             Ok(pattern) => {
                 params.insert(
                     param,
                     Param {
                         from: spec.from,
+                        pattern_text: spec.pattern,
                         pattern,
                         secret: spec.secret,
+                        allowed: spec.allowed,
                     },
                 );
             }
@@ -281,6 +332,9 @@ pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Runbook, Vec<String>>
         path: raw.path.unwrap_or_else(|| DEFAULT_PATH.to_string()),
         breaker_failures: raw.breaker_failures.max(1),
         kb: raw.kb,
+        approval,
+        approval_timeout,
+        env: raw.env,
     })
 }
 
@@ -376,7 +430,16 @@ impl Runbook {
             {
                 return Err(format!(
                     "parameter {name} = {shown} does not match {}",
-                    param.pattern.as_str()
+                    param.pattern_text
+                ));
+            }
+            if let Some(allowed) = &param.allowed
+                && !allowed.iter().any(|one| one == value)
+            {
+                return Err(format!(
+                    "parameter {name} = {shown} is not one of params.{name}.allowed ({}) in {}.toml; add it there if this runbook may act on it",
+                    allowed.join(", "),
+                    self.name
                 ));
             }
         }
@@ -472,8 +535,31 @@ pattern = "^[A-Za-z0-9.-]{1,253}$"
     }
 
     #[test]
+    fn patterns_match_the_whole_value_and_allowed_lists_are_kept() {
+        let manifest = "command = [\"./r.sh\"]\n[params.service]\nfrom = \"{{labels.service}}\"\npattern = \"[a-z]+\"\nallowed = [\"nginx\"]\n";
+        let runbook = parse("r", Path::new("."), manifest).unwrap();
+        let why = runbook.render(&alert("nginx;reboot"), 1, "P1").unwrap_err();
+        assert!(why.contains("does not match [a-z]+"), "{why}");
+        let why = runbook.render(&alert("redis"), 1, "P1").unwrap_err();
+        assert!(
+            why.contains("not one of params.service.allowed (nginx)"),
+            "{why}"
+        );
+        runbook.render(&alert("nginx"), 1, "P1").unwrap();
+        assert_eq!(runbook.approval, Approval::None);
+        assert_eq!(runbook.approval_timeout, TimeDelta::minutes(15));
+    }
+
+    #[test]
     fn bad_manifests_list_every_problem() {
         let problems = parse("x", Path::new("."), "command = []\ntimeout = \"5 minutes\"\non_success = \"maybe\"\n[params.a]\nfrom = \"{{\"\npattern = \"(\"\n").unwrap_err();
         assert_eq!(problems.len(), 5, "{problems:?}");
+        let problems = parse(
+            "x",
+            Path::new("."),
+            "command = [\"x\"]\napproval = \"anyone\"\napproval_timeout = \"soon\"\n[env]\nPATH = \"/tmp\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
     }
 }

@@ -1,7 +1,8 @@
 //! Runs one runbook as a child process: argv (no shell), a cleared environment with
-//! only `TOCSIN_PARAM_*`, `TOCSIN_INCIDENT_ID`, `TOCSIN_PRIORITY`, `PATH` and the
-//! manifest's `pass_env`, its own process group killed at the timeout, and stdout
-//! and stderr captured up to a bound with secrets redacted.
+//! only `TOCSIN_PARAM_*`, `TOCSIN_INCIDENT_ID`, `TOCSIN_PRIORITY`, `PATH`, the
+//! manifest's `pass_env` and `env`, its own process group killed at the timeout, and
+//! stdout and stderr read together up to a bound with secrets redacted, never past
+//! the timeout.
 
 use super::{Params, Runbook};
 use nix::sys::signal::{Signal, killpg};
@@ -78,6 +79,8 @@ pub async fn run(
             command.env(name, value);
         }
     }
+    // The manifest's own settings win over the daemon's: they are the more specific.
+    command.envs(&runbook.env);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
@@ -89,39 +92,21 @@ pub async fn run(
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let reading = tokio::spawn(async move { (bounded(stdout).await, bounded(stderr).await) });
     let limit = runbook.timeout.to_std().unwrap_or_default();
-    let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
-        Ok(status) => (status.ok(), false),
-        Err(_) => {
-            kill_group(group);
-            (child.wait().await.ok(), true)
-        }
+    let deadline = tokio::time::Instant::now() + limit;
+    let (stdout_pipe, stderr_pipe) = (child.stdout.take(), child.stderr.take());
+    let (mut stdout, mut stderr) = (Captured::default(), Captured::default());
+    // Both pipes at once (a child blocked on a full stderr pipe never closes stdout),
+    // and never past the deadline: a process that left the group (setsid) may hold
+    // them open for ever, and killing the group cannot reach it.
+    let reading = async {
+        let both = async { tokio::join!(stdout.read(stdout_pipe), stderr.read(stderr_pipe)) };
+        tokio::time::timeout_at(deadline, both).await.is_err()
     };
-    // Whatever the runbook left behind in its group goes too.
-    kill_group(group);
-    let (stdout, stderr) = reading.await.unwrap_or_default();
+    let ((status, timed_out), held_open) = tokio::join!(wait(&mut child, group, deadline), reading);
     let delivery = read_delivery(&secret_file);
     let _ = std::fs::remove_file(&secret_file);
-    let mut output = String::new();
-    if !stdout.is_empty() {
-        output.push_str(&stdout);
-    }
-    if !stderr.is_empty() {
-        if !output.is_empty() && !output.ends_with('\n') {
-            output.push('\n');
-        }
-        output.push_str("stderr: ");
-        output.push_str(&stderr);
-    }
-    if timed_out {
-        output.push_str(&format!(
-            "\nkilled with its process group after the {}s timeout",
-            limit.as_secs()
-        ));
-    }
+    let output = combined(&stdout, &stderr, timed_out, held_open, limit.as_secs());
     let mut secrets: Vec<&str> = params
         .secret
         .iter()
@@ -132,6 +117,7 @@ pub async fn run(
     }
     let output = redact(&output, &secrets);
     let exit_code = status.and_then(|status| status.code());
+    let timed_out = timed_out || held_open;
     RunOutcome {
         success: !timed_out && exit_code == Some(0),
         exit_code,
@@ -139,6 +125,36 @@ pub async fn run(
         output,
         delivery,
     }
+}
+
+/// stdout, then stderr, then why the run was cut short if it was.
+fn combined(
+    stdout: &Captured,
+    stderr: &Captured,
+    timed_out: bool,
+    held_open: bool,
+    limit: u64,
+) -> String {
+    let mut output = stdout.text();
+    let stderr = stderr.text();
+    if !stderr.is_empty() {
+        if !output.is_empty() && !output.ends_with('\n') {
+            output.push('\n');
+        }
+        output.push_str("stderr: ");
+        output.push_str(&stderr);
+    }
+    if timed_out {
+        output.push_str(&format!(
+            "\nkilled with its process group after the {limit}s timeout"
+        ));
+    } else if held_open {
+        output.push_str(&format!(
+            "\nstopped reading after the {limit}s timeout: a process it started outside its \
+             process group (setsid, a daemon) still held its output open; stop that process by hand"
+        ));
+    }
+    output
 }
 
 fn kill_group(group: Option<Pid>) {
@@ -167,27 +183,55 @@ fn read_delivery(path: &std::path::Path) -> Option<(String, String)> {
     (!address.is_empty() && !secret.is_empty()).then_some((address, secret))
 }
 
-async fn bounded<R: AsyncRead + Unpin>(stream: Option<R>) -> String {
-    let Some(mut stream) = stream else {
-        return String::new();
-    };
-    let mut kept = Vec::new();
-    let mut buffer = [0_u8; 4096];
-    let mut dropped = 0_usize;
-    // Keep reading past the limit so the child never blocks on a full pipe.
-    while let Ok(read) = stream.read(&mut buffer).await {
-        if read == 0 {
-            break;
+/// Waits for the child until `deadline`, then kills its group; in both cases whatever
+/// it left behind in its group goes too. Returns its status and whether it timed out.
+async fn wait(
+    child: &mut tokio::process::Child,
+    group: Option<Pid>,
+    deadline: tokio::time::Instant,
+) -> (Option<std::process::ExitStatus>, bool) {
+    let ended = match tokio::time::timeout_at(deadline, child.wait()).await {
+        Ok(status) => (status.ok(), false),
+        Err(_) => {
+            kill_group(group);
+            (child.wait().await.ok(), true)
         }
-        let room = OUTPUT_LIMIT.saturating_sub(kept.len()).min(read);
-        kept.extend_from_slice(&buffer[..room]);
-        dropped += read - room;
+    };
+    kill_group(group);
+    ended
+}
+
+/// One pipe's output, bounded; kept when reading stops at the deadline.
+#[derive(Default)]
+struct Captured {
+    kept: Vec<u8>,
+    dropped: usize,
+}
+
+impl Captured {
+    async fn read<R: AsyncRead + Unpin>(&mut self, stream: Option<R>) {
+        let Some(mut stream) = stream else {
+            return;
+        };
+        let mut buffer = [0_u8; 4096];
+        // Keep reading past the limit so the child never blocks on a full pipe.
+        while let Ok(read) = stream.read(&mut buffer).await {
+            if read == 0 {
+                break;
+            }
+            let room = OUTPUT_LIMIT.saturating_sub(self.kept.len()).min(read);
+            self.kept.extend_from_slice(&buffer[..room]);
+            self.dropped += read - room;
+        }
     }
-    let mut text = String::from_utf8_lossy(&kept).into_owned();
-    if dropped > 0 {
-        text.push_str(&format!("\n[{dropped} more bytes not kept]"));
+
+    fn text(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.kept).into_owned();
+        if self.dropped > 0 {
+            text.push_str(&format!("\n[{} more bytes not kept]", self.dropped));
+        }
+        text
     }
-    text
 }
 
 fn redact(text: &str, secrets: &[&str]) -> String {

@@ -644,6 +644,18 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError>;
     /// Runs still marked running whose lease ran out before `now`: their process died.
     async fn lost_runs(&self, now: DateTime<Utc>) -> Result<Vec<runs::RunRecord>, StoreError>;
+    /// The runs waiting for a responder's approval on an incident (for the links and
+    /// SMS replies that approve them).
+    async fn pending_approvals(&self, incident_id: i64)
+    -> Result<Vec<runs::RunRecord>, StoreError>;
+    /// At start, with one process per database: the runs still marked running were
+    /// cut short by the last stop, and become `interrupted`. Never on a reload, when
+    /// they are this process's own live runs.
+    async fn interrupt_orphaned_runs(&self) -> Result<(), StoreError>;
+
+    /// Runs started since `since`, and those running or waiting for approval however
+    /// old: what the runbook guard and the pending approvals are computed from.
+    async fn recent_runs(&self, since: DateTime<Utc>) -> Result<Vec<runs::RunRecord>, StoreError>;
     /// Returns messages and ticket calls claimed by a process that died to the queue,
     /// due at `now` at the latest.
     async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;

@@ -21,4 +21,6 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub recovery_due: Option<DateTime<Utc>>,
+    /// While `pending_approval`: when the proposal expires unapproved.
+    pub approval_due: Option<DateTime<Utc>>,
 }

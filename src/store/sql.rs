@@ -80,13 +80,6 @@ impl Store for $store {
             sqlx::query_scalar(q("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents"))
                 .fetch_one(&self.writer)
                 .await?;
-        if ONE_PROCESS {
-            // Runs cut short by a stop cannot be resumed safely: say so. (With
-            // replicas, a running run may belong to a live one.)
-            sqlx::query(q("UPDATE runbook_runs SET status = 'interrupted' WHERE status = 'running'"))
-                .execute(&self.writer)
-                .await?;
-        }
         let awaiting_recovery = sqlx::query(
             format!("SELECT {RUN_COLUMNS} FROM runbook_runs WHERE status = 'awaiting_recovery'")
                 .into_safe(),
@@ -472,6 +465,43 @@ impl Store for $store {
                 .into_safe(),
         )
         .bind(to_millis(now))
+        .fetch_all(&self.writer)
+        .await?
+        .iter()
+        .map(run_from_row)
+        .collect()
+    }
+
+    async fn pending_approvals(&self, incident_id: i64) -> Result<Vec<RunRecord>, StoreError> {
+        sqlx::query(
+            format!("SELECT {RUN_COLUMNS} FROM runbook_runs WHERE incident_id = ? AND status = 'pending_approval' ORDER BY id")
+                .into_safe(),
+        )
+        .bind(incident_id)
+        .fetch_all(&self.readers)
+        .await?
+        .iter()
+        .map(run_from_row)
+        .collect()
+    }
+
+    async fn interrupt_orphaned_runs(&self) -> Result<(), StoreError> {
+        if ONE_PROCESS {
+            // Runs cut short by a stop cannot be resumed safely: say so. (With
+            // replicas, a running run may belong to a live one.)
+            sqlx::query(q("UPDATE runbook_runs SET status = 'interrupted' WHERE status = 'running'"))
+                .execute(&self.writer)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn recent_runs(&self, since: DateTime<Utc>) -> Result<Vec<RunRecord>, StoreError> {
+        sqlx::query(
+            format!("SELECT {RUN_COLUMNS} FROM runbook_runs WHERE started_at >= ? OR status IN ('running', 'pending_approval') ORDER BY id")
+                .into_safe(),
+        )
+        .bind(to_millis(since))
         .fetch_all(&self.writer)
         .await?
         .iter()
@@ -994,7 +1024,7 @@ fn insert_alerts(sql: &mut QueryBuilder<$db>, alerts: &[AlertRecord]) {
     sql.push(";");
 }
 
-const RUN_COLUMNS: &str = "id, runbook, incident_id, trigger, actor, target, params, status, exit_code, output, started_at, finished_at, recovery_due";
+const RUN_COLUMNS: &str = "id, runbook, incident_id, trigger, actor, target, params, status, exit_code, output, started_at, finished_at, recovery_due, approval_due";
 
 fn upsert_run(sql: &mut QueryBuilder<$db>, run: &RunRecord) {
     // A run starts with a lease its executor renews; a finished run holds none.
@@ -1016,12 +1046,13 @@ fn upsert_run(sql: &mut QueryBuilder<$db>, run: &RunRecord) {
         .push_bind(to_millis(run.started_at))
         .push_bind(run.finished_at.map(to_millis))
         .push_bind(run.recovery_due.map(to_millis))
+        .push_bind(run.approval_due.map(to_millis))
         .push_bind(lease);
     sql.push(
         ") ON CONFLICT (id) DO UPDATE SET status = excluded.status, exit_code = excluded.exit_code, \
-         output = excluded.output, finished_at = excluded.finished_at, recovery_due = excluded.recovery_due, \
-         lease_until = excluded.lease_until \
-         WHERE runbook_runs.status IN ('running', 'awaiting_recovery');",
+         output = excluded.output, started_at = excluded.started_at, finished_at = excluded.finished_at, \
+         recovery_due = excluded.recovery_due, approval_due = excluded.approval_due, lease_until = excluded.lease_until \
+         WHERE runbook_runs.status IN ('running', 'awaiting_recovery', 'pending_approval');",
     );
 }
 
@@ -1043,6 +1074,9 @@ fn run_from_row(row: &$row) -> Result<RunRecord, StoreError> {
             .map(from_millis),
         recovery_due: row
             .try_get::<Option<i64>, _>("recovery_due")?
+            .map(from_millis),
+        approval_due: row
+            .try_get::<Option<i64>, _>("approval_due")?
             .map(from_millis),
     })
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
@@ -63,6 +63,8 @@ pub struct FaultyStore {
     pub waiting: std::sync::atomic::AtomicUsize,
     /// Makes the next commit panic, as a bug in the writer would.
     pub panicking: AtomicBool,
+    /// Commits still to fail, with everything else working (the turn is taken).
+    pub failing_commits: AtomicUsize,
 }
 
 #[async_trait]
@@ -82,7 +84,11 @@ impl Store for FaultyStore {
             !self.panicking.load(Ordering::SeqCst),
             "injected panic in the writer"
         );
-        if self.failing.load(Ordering::SeqCst) {
+        let one_of_the_failing = self
+            .failing_commits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if self.failing.load(Ordering::SeqCst) || one_of_the_failing {
             self.inner.end_turn().await;
             return Err(StoreError::Open("injected fault: disk unavailable".into()));
         }
@@ -255,6 +261,21 @@ impl Store for FaultyStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
         self.inner.lost_runs(now).await
+    }
+    async fn pending_approvals(
+        &self,
+        incident_id: i64,
+    ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
+        self.inner.pending_approvals(incident_id).await
+    }
+    async fn interrupt_orphaned_runs(&self) -> Result<(), StoreError> {
+        self.inner.interrupt_orphaned_runs().await
+    }
+    async fn recent_runs(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
+        self.inner.recent_runs(since).await
     }
     async fn begin_turn(&self) -> Result<bool, StoreError> {
         if self.failing.load(Ordering::SeqCst) {
@@ -431,6 +452,7 @@ impl Harness {
             hold: tokio::sync::Mutex::new(()),
             waiting: std::sync::atomic::AtomicUsize::new(0),
             panicking: AtomicBool::new(false),
+            failing_commits: AtomicUsize::new(0),
         });
         let app = App::start_with_store(config, clock.clone(), store.clone(), Background::Manual)
             .await

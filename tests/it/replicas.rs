@@ -342,7 +342,7 @@ async fn a_run_whose_replica_died_fails_on_another_and_escalates_once() {
     )
     .unwrap();
     let extra = format!(
-        "{}\n[runbooks]\ndir = \"{}\"\n",
+        "{}\n[runbooks]\ndir = \"{}\"\nenabled = [\"slow-fix\"]\n",
         config(&smtp),
         runbooks.path().display()
     );
@@ -384,6 +384,69 @@ async fn a_run_whose_replica_died_fails_on_another_and_escalates_once() {
     assert_eq!(smtp.to("carol@example.com").len(), 1, "{kinds:?}");
     b.tick().await;
     assert_eq!(smtp.to("carol@example.com").len(), 1);
+}
+
+async fn opened(tocsin: &Harness, resource: &str) -> i64 {
+    let body = generic(resource, "broken", "critical");
+    tocsin.ingest_ok("generic", &body).await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn refusal(incident: serde_json::Value) -> Option<String> {
+    incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "runbook_refused")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runbook_cooldown_and_hourly_cap_hold_across_replicas_together() {
+    let Some(url) = pg_url() else { return };
+    let runbooks = tempfile::tempdir().unwrap();
+    std::fs::write(
+        runbooks.path().join("fix.toml"),
+        "command = [\"/bin/sh\", \"-c\", \"echo fixed\"]\nmatch = ['check=\"broken\"']\n\
+         cooldown = \"10m\"\nmax_runs_per_hour = 2\nconcurrency = 5\n\
+         [params.host]\nfrom = \"{{resource}}\"\npattern = \"[a-z0-9-]+\"\n",
+    )
+    .unwrap();
+    let extra = format!(
+        "[runbooks]\ndir = \"{}\"\nenabled = [\"fix\"]\n",
+        runbooks.path().display()
+    );
+    let a = Harness::start_on(&pg_schema(&url).await, &extra).await;
+    let b = a.replica().await;
+    let first = opened(&a, "web-1").await;
+    assert_eq!(
+        refusal(a.get(&format!("/api/v1/incidents/{first}")).await),
+        None
+    );
+    // The same target on the other replica: in cooldown there too.
+    let resolved = serde_json::json!({ "resource": "web-1", "check": "broken", "status": "resolved", "summary": "ok" });
+    b.ingest_ok("generic", resolved.to_string().as_bytes())
+        .await;
+    let again = opened(&b, "web-1").await;
+    let why = refusal(b.get(&format!("/api/v1/incidents/{again}")).await);
+    assert!(
+        why.as_ref().is_some_and(|w| w.contains("cooldown")),
+        "{why:?}"
+    );
+    // One cap for both: the second run on b, the third refused on a.
+    let second = opened(&b, "web-2").await;
+    assert_eq!(
+        refusal(b.get(&format!("/api/v1/incidents/{second}")).await),
+        None
+    );
+    let third = opened(&a, "web-3").await;
+    let why = refusal(a.get(&format!("/api/v1/incidents/{third}")).await);
+    assert!(
+        why.as_ref()
+            .is_some_and(|w| w.contains("max_runs_per_hour")),
+        "{why:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,17 +2,22 @@
 //! `systemctl` and `chpasswd` commands placed first on the runbook's PATH.
 
 use crate::harness::{Harness, RESPONDER, timeline_kinds};
+use crate::sms_gateway::SmsGateway;
 use crate::smtp_sink::SmtpSink;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// A copy of the shipped runbooks whose PATH starts with a directory of stand-ins.
+/// A copy of the shipped runbooks whose PATH starts with a directory of stand-ins;
+/// restart-service may restart nginx and redis, and reset-password reads the
+/// directory file `directory`.
 struct Bench {
     _dir: tempfile::TempDir,
     runbooks: PathBuf,
     standins: PathBuf,
+    directory: PathBuf,
 }
 
 impl Bench {
@@ -29,6 +34,15 @@ impl Bench {
             let text = std::fs::read_to_string(&path).unwrap();
             let text = if path.extension().is_some_and(|e| e == "toml") {
                 format!("path = \"{}:/usr/bin:/bin\"\n{text}", standins.display())
+                    .replace("allowed = []", "allowed = [\"nginx\", \"redis\"]")
+            } else {
+                text
+            };
+            let text = if name == "reset-password.toml" {
+                format!(
+                    "{text}\n[env]\nTOCSIN_PASSWORD_DIRECTORY = \"{}\"\n",
+                    dir.path().join("directory").display()
+                )
             } else {
                 text
             };
@@ -37,6 +51,7 @@ impl Bench {
                 .unwrap();
         }
         let bench = Self {
+            directory: dir.path().join("directory"),
             _dir: dir,
             runbooks,
             standins,
@@ -65,8 +80,41 @@ impl Bench {
         log
     }
 
+    /// restart-service and reset-password enabled.
     fn config(&self, extra: &str) -> String {
-        format!("[runbooks]\ndir = \"{}\"\n{extra}", self.runbooks.display())
+        self.config_enabling(&["restart-service", "reset-password"], extra)
+    }
+
+    fn config_enabling(&self, enabled: &[&str], extra: &str) -> String {
+        format!(
+            "[runbooks]\ndir = \"{}\"\nenabled = {enabled:?}\n{extra}",
+            self.runbooks.display()
+        )
+    }
+
+    /// Accounts as `id` reports them, a directory file, and a `chpasswd` and `chage`
+    /// that only log; returns the log of `chpasswd`'s input.
+    fn accounts(&self) -> PathBuf {
+        self.standin(
+            "id",
+            "case \"$3\" in\n\
+             jdoe) uid=1001; groups=\"jdoe users\" ;;\n\
+             stray) uid=1003; groups=\"stray users\" ;;\n\
+             mallory) uid=1002; groups=\"mallory sudo\" ;;\n\
+             root) uid=0; groups=root ;;\n\
+             *) echo \"id: $3: no such user\" >&2; exit 1 ;;\n\
+             esac\n\
+             case \"$1\" in -u) echo $uid ;; -Gn) echo $groups ;; esac",
+        );
+        std::fs::write(
+            &self.directory,
+            "jdoe jdoe@example.com\nstray stray@elsewhere.example\nmallory mallory@example.com\nroot root@example.com\n",
+        )
+        .unwrap();
+        let changed = self.standins.join("chpasswd.input");
+        self.standin("chpasswd", &format!("cat >> {}", changed.display()));
+        self.standin("chage", "exit 0");
+        changed
     }
 }
 
@@ -318,26 +366,77 @@ async fn cooldown_and_the_hourly_cap_hold_under_an_alert_storm() {
     );
 }
 
+/// alice at example.com makes it a secret domain; L2 pages 30 minutes in.
+const PAGING: &str = "[[users]]\nid = \"alice\"\nemail = \"alice@example.com\"\n[[users]]\nid = \"carol\"\nemail = \"carol@example.com\"\n[[escalation_policies]]\nname = \"default\"\ntiers = [ { level = \"L1\", targets = [\"user:alice\"] }, { level = \"L2\", targets = [\"user:carol\"], after = \"30m\" } ]\n";
+
+fn locked(user: &str) -> Vec<u8> {
+    json!({ "resource": format!("ad-{user}"), "check": "account locked", "severity": "error", "summary": format!("{user} is locked out"), "labels": { "user": user, "email": "evil@attacker.example" } })
+        .to_string()
+        .into_bytes()
+}
+
+fn entry_of(incident: &Value, kind: &str) -> Value {
+    incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} on the timeline: {incident}"))
+        .clone()
+}
+
 #[tokio::test]
-async fn reset_password_emails_the_new_password_which_appears_nowhere_else() {
+async fn an_alert_cannot_choose_where_a_password_goes_nor_whose_it_resets() {
     let bench = Bench::new();
-    let shadow = bench.standins.join("chpasswd.input");
-    bench.standin("chpasswd", &format!("cat > {}", shadow.display()));
-    bench.standin("chage", "exit 0");
+    let changed = bench.accounts();
     let smtp = SmtpSink::start().await;
-    let tocsin = Harness::start(&bench.config(&format!(
-        "[email]\ntransport = \"smtp\"\nport = {}\n",
+    let extra = format!(
+        "[email]\ntransport = \"smtp\"\nport = {}\n{PAGING}",
         smtp.port
-    )))
-    .await;
-    let body = json!({ "resource": "ad-01", "check": "account locked", "severity": "error", "summary": "jdoe is locked out", "labels": { "user": "jdoe", "email": "jdoe@example.com" } });
-    let id = tocsin
-        .ingest_ok("generic", body.to_string().as_bytes())
-        .await["alerts"][0]["incident_id"]
+    );
+    let tocsin = Harness::start(&bench.config(&extra)).await;
+    let id = tocsin.ingest_ok("generic", &locked("jdoe")).await["alerts"][0]["incident_id"]
         .as_i64()
         .unwrap();
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    let pending = entry_of(&incident, "runbook_pending_approval");
+    assert!(
+        pending["message"].as_str().unwrap().contains(&format!(
+            "/api/v1/incidents/{id}/runbooks/reset-password/approve"
+        )),
+        "{pending}"
+    );
+    assert_eq!(
+        pending["data"]["params"],
+        json!({ "user": "jdoe" }),
+        "no email parameter"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !changed.exists(),
+        "nothing changes before a responder approves"
+    );
+
+    let approve = format!("/api/v1/incidents/{id}/runbooks/reset-password/approve");
+    let (status, reply) = tocsin
+        .post_as(crate::harness::VIEWER, &approve, json!({}))
+        .await;
+    assert_eq!(status, 403, "{reply}");
+    let (status, reply) = tocsin.post_as(RESPONDER, &approve, json!({})).await;
+    assert_eq!(status, 202, "{reply}");
+    assert!(reply["run_id"].is_i64());
     let incident = incident_when(&tocsin, id, "the reset", |i| i["status"] == "resolved").await;
-    let set = std::fs::read_to_string(&shadow).unwrap();
+    let kinds = timeline_kinds(&incident);
+    for kind in [
+        "runbook_approved",
+        "runbook_started",
+        "runbook_success",
+        "auto_remediated",
+    ] {
+        assert!(kinds.contains(&kind.to_string()), "{kind}: {kinds:?}");
+    }
+    assert_eq!(entry_of(&incident, "runbook_approved")["actor"], "oncall");
+    let set = std::fs::read_to_string(&changed).unwrap();
     let password = set
         .trim()
         .strip_prefix("jdoe:")
@@ -349,13 +448,12 @@ async fn reset_password_emails_the_new_password_which_appears_nowhere_else() {
         password.len()
     );
     let mail = smtp.to("jdoe@example.com");
-    assert_eq!(mail.len(), 1);
-    assert!(mail[0].text().contains(&password), "the email carries it");
+    assert_eq!(mail.len(), 1, "the address in the directory gets it");
+    assert!(mail[0].text().contains(&password));
     let everything = [
         incident.to_string(),
         tocsin.get("/api/v1/runbooks").await.to_string(),
         tocsin.get("/api/v1/alerts").await.to_string(),
-        tocsin.get("/api/v1/incidents?limit=10").await.to_string(),
     ];
     for text in everything {
         assert!(
@@ -363,7 +461,446 @@ async fn reset_password_emails_the_new_password_which_appears_nowhere_else() {
             "the password leaked into an API response"
         );
     }
-    assert!(timeline_kinds(&incident).contains(&"auto_remediated".to_string()));
+    let (status, _) = tocsin.post_as(RESPONDER, &approve, json!({})).await;
+    assert_eq!(status, 409, "approved once");
+
+    // Privileged accounts and accounts the directory does not know change nothing.
+    for (user, why) in [
+        ("root", "system account (uid 0)"),
+        ("mallory", "protected group sudo"),
+        ("ghost", "unknown to the local directory"),
+    ] {
+        let id = tocsin.ingest_ok("generic", &locked(user)).await["alerts"][0]["incident_id"]
+            .as_i64()
+            .unwrap();
+        let approve = format!("/api/v1/incidents/{id}/runbooks/reset-password/approve");
+        let (status, reply) = tocsin.post_as(RESPONDER, &approve, json!({})).await;
+        assert_eq!(status, 202, "{reply}");
+        let incident = incident_when(&tocsin, id, "the refusal", |i| {
+            timeline_kinds(i).contains(&"runbook_failure".to_string())
+        })
+        .await;
+        let failure = entry_of(&incident, "runbook_failure")["message"].to_string();
+        assert!(failure.contains(why), "{user}: {failure}");
+        assert_eq!(incident["escalation_level"], "L2", "escalated at once");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&changed).unwrap(),
+        set,
+        "no other password changed"
+    );
+
+    // A directory address outside the secret domains never receives the secret.
+    let id = tocsin.ingest_ok("generic", &locked("stray")).await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    let approve = format!("/api/v1/incidents/{id}/runbooks/reset-password/approve");
+    tocsin.post_as(RESPONDER, &approve, json!({})).await;
+    let incident = incident_when(&tocsin, id, "the refused delivery", |i| {
+        timeline_kinds(i).contains(&"runbook_failure".to_string())
+    })
+    .await;
+    let failure = entry_of(&incident, "runbook_failure")["message"].to_string();
+    assert!(failure.contains("secret_domains"), "{failure}");
+    assert!(smtp.to("stray@elsewhere.example").is_empty());
+    assert!(
+        smtp.to("evil@attacker.example").is_empty(),
+        "never the alert's address"
+    );
+}
+
+/// Pages by email and SMS (a webhook gateway) to alice, whose replies come as JSON.
+fn paged_by_mail_and_sms(smtp: &SmtpSink, sms: &SmsGateway) -> String {
+    format!(
+        "[email]\ntransport = \"smtp\"\nport = {}\n[sms]\nprovider = \"webhook\"\nurl = \"{}/hook\"\ninbound_token = \"sms-inbound-token\"\n\
+         [[users]]\nid = \"alice\"\nemail = \"alice@example.com\"\nphone = \"+33600000001\"\n\
+         notify = [ {{ channel = \"email\", after = \"0s\" }}, {{ channel = \"sms\", after = \"0s\" }} ]\n\
+         [[escalation_policies]]\nname = \"default\"\ntiers = [ {{ level = \"L1\", targets = [\"user:alice\"] }} ]\n",
+        smtp.port, sms.url
+    )
+}
+
+#[tokio::test]
+async fn the_page_carries_an_approve_link_a_get_never_uses_and_sms_approve_works() {
+    let bench = Bench::new();
+    let changed = bench.accounts();
+    let smtp = SmtpSink::start().await;
+    let sms = SmsGateway::start().await;
+    let tocsin = Harness::start(&bench.config(&paged_by_mail_and_sms(&smtp, &sms))).await;
+    let id = incident_of(&tocsin, &locked("jdoe")).await;
+    tocsin.tick().await;
+    let mail = smtp.to("alice@example.com")[0].text();
+    let start = mail
+        .find("Approve runbook reset-password (user=jdoe): ")
+        .unwrap_or_else(|| panic!("an approve link in the page: {mail}"));
+    let url: String = mail[start..].split_whitespace().nth(4).unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("{}/approve/", tocsin.url)),
+        "{url}"
+    );
+    let text = sms.hooks.lock().unwrap()[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&format!("APPROVE {id}")), "{text}");
+
+    // A mail scanner fetching the link approves nothing.
+    let shown = tocsin.client.get(&url).send().await.unwrap();
+    assert_eq!(shown.status(), 200);
+    let html = shown.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\">") && html.contains("reset-password"),
+        "{html}"
+    );
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert!(!timeline_kinds(&incident).contains(&"runbook_approved".to_string()));
+    let forged = tocsin.client.post(format!("{url}x")).send().await.unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let approved = tocsin.client.post(&url).send().await.unwrap();
+    assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap());
+    let incident = incident_when(&tocsin, id, "the reset", |i| i["status"] == "resolved").await;
+    assert_eq!(
+        entry_of(&incident, "runbook_approved")["actor"],
+        "alice (email link)"
+    );
+    assert!(
+        std::fs::read_to_string(&changed)
+            .unwrap()
+            .starts_with("jdoe:")
+    );
+    let again = tocsin.client.post(&url).send().await.unwrap();
+    assert_eq!(again.status(), 410, "approved once");
+
+    // By SMS: APPROVE <id> from the paged phone.
+    let id = incident_of(&tocsin, &locked("stray")).await;
+    let reply = |body: String| {
+        tocsin
+            .client
+            .post(format!(
+                "{}/api/v1/sms/inbound?token=sms-inbound-token",
+                tocsin.url
+            ))
+            .json(&json!({ "from": "+33600000001", "body": body }))
+            .send()
+    };
+    let answer = reply(format!("APPROVE {id}")).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(
+        answer
+            .text()
+            .await
+            .unwrap()
+            .contains("approved reset-password")
+    );
+    let incident = incident_when(&tocsin, id, "the run", has("runbook_failure")).await;
+    assert_eq!(
+        entry_of(&incident, "runbook_approved")["actor"],
+        "alice (sms)"
+    );
+    let answer = reply(format!("APPROVE {id}")).await.unwrap();
+    assert_eq!(answer.status(), 409, "nothing waits any more");
+}
+
+#[tokio::test]
+async fn an_unapproved_run_expires_and_paging_goes_on() {
+    let bench = Bench::new();
+    let changed = bench.accounts();
+    let tocsin = Harness::start(&bench.config(PAGING)).await;
+    let id = tocsin.ingest_ok("generic", &locked("jdoe")).await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    tocsin.clock.advance(chrono::TimeDelta::minutes(14));
+    tocsin.tick().await;
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert!(!timeline_kinds(&incident).contains(&"runbook_approval_expired".to_string()));
+    tocsin.clock.advance(chrono::TimeDelta::minutes(2));
+    tocsin.tick().await;
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    let expired = entry_of(&incident, "runbook_approval_expired");
+    assert!(
+        expired["message"].as_str().unwrap().contains("did not run"),
+        "{expired}"
+    );
+    let (status, reply) = tocsin
+        .post_as(
+            RESPONDER,
+            &format!("/api/v1/incidents/{id}/runbooks/reset-password/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "{reply}");
+    assert!(
+        reply["detail"].as_str().unwrap().contains("expired"),
+        "{reply}"
+    );
+    assert_eq!(incident["escalation_level"], "L1");
+    tocsin.clock.advance(chrono::TimeDelta::minutes(15));
+    tocsin.tick().await;
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(
+        incident["escalation_level"], "L2",
+        "normal escalation went on"
+    );
+    assert_eq!(incident["status"], "triggered");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!changed.exists(), "it never ran");
+    let runs = tocsin.get("/api/v1/runbooks").await;
+    let reset = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "reset-password")
+        .unwrap()
+        .clone();
+    assert_eq!(reset["last_runs"][0]["status"], "approval_expired");
+    assert_eq!(reset["approval"], "responder");
+}
+
+#[tokio::test]
+async fn runbooks_not_enabled_never_run_on_their_own_and_only_an_admin_runs_one_by_hand() {
+    let bench = Bench::new();
+    let calls = bench.systemctl(0);
+    let tocsin = Harness::start(&bench.config_enabling(&[], "")).await;
+    let id = tocsin
+        .ingest_ok("generic", &down_alert("localhost", "nginx"))
+        .await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert!(
+        !timeline_kinds(&incident)
+            .iter()
+            .any(|k| k.starts_with("runbook_")),
+        "{incident}"
+    );
+    assert!(!calls.exists(), "systemctl never ran");
+    let run = "/api/v1/runbooks/restart-service/run";
+    let params = json!({ "params": { "service": "nginx", "host": "localhost" } });
+    let (status, reply) = tocsin.post_as(RESPONDER, run, params.clone()).await;
+    assert_eq!(status, 403, "{reply}");
+    assert!(
+        reply["detail"]
+            .as_str()
+            .unwrap()
+            .contains("[runbooks] enabled"),
+        "{reply}"
+    );
+    let (status, reply) = tocsin.post_as(crate::harness::ADMIN, run, params).await;
+    assert_eq!(status, 202, "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !calls.exists() {
+        assert!(Instant::now() < deadline, "the admin's run never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And a service outside params.service.allowed is refused before anything runs.
+    let body = json!({ "params": { "service": "sshd", "host": "localhost" } });
+    let (status, reply) = tocsin.post_as(crate::harness::ADMIN, run, body).await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["detail"].as_str().unwrap().contains("allowed"),
+        "{reply}"
+    );
+}
+
+/// A runbook directory with one manifest `fix.toml` (matching check "broken", its
+/// target the label `target`) and nothing else.
+fn one_runbook(dir: &Path, manifest: &str) -> String {
+    std::fs::write(
+        dir.join("fix.toml"),
+        format!("match = ['check=\"broken\"']\n{manifest}\n[params.target]\nfrom = \"{{{{labels.target}}}}\"\npattern = \"[a-z0-9-]+\"\n"),
+    )
+    .unwrap();
+    format!(
+        "[runbooks]\ndir = \"{}\"\nenabled = [\"fix\"]\n",
+        dir.display()
+    )
+}
+
+fn broken(resource: &str, target: &str) -> Vec<u8> {
+    json!({ "resource": resource, "check": "broken", "severity": "critical", "summary": "s", "labels": { "target": target } })
+        .to_string()
+        .into_bytes()
+}
+
+async fn incident_of(tocsin: &Harness, body: &[u8]) -> i64 {
+    tocsin.ingest_ok("generic", body).await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn has(kind: &'static str) -> impl Fn(&Value) -> bool {
+    move |incident| timeline_kinds(incident).contains(&kind.to_string())
+}
+
+#[tokio::test]
+async fn a_failed_commit_leaves_the_runbook_free_for_the_next_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = one_runbook(
+        dir.path(),
+        "command = [\"/bin/sh\", \"-c\", \"echo fixed\"]\nconcurrency = 1",
+    );
+    let tocsin = Harness::start(&config).await;
+    tocsin.store.failing_commits.store(1, Ordering::SeqCst);
+    let refused = tocsin.ingest("generic", &broken("web-1", "a")).await;
+    assert_eq!(refused.status(), 503);
+    let id = incident_of(&tocsin, &broken("web-2", "b")).await;
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert!(
+        !timeline_kinds(&incident).contains(&"runbook_refused".to_string()),
+        "the failed batch's run holds no slot: {incident}"
+    );
+    incident_when(&tocsin, id, "the run", has("runbook_success")).await;
+    // Nor does it hold a cooldown on its target: it never happened.
+    let again = incident_of(&tocsin, &broken("web-1", "a")).await;
+    incident_when(&tocsin, again, "the run", has("runbook_success")).await;
+}
+
+#[tokio::test]
+async fn a_run_whose_outcome_commit_fails_still_resolves_its_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let config = one_runbook(
+        dir.path(),
+        &format!(
+            "command = [\"/bin/sh\", \"-c\", \"while [ ! -e {} ]; do sleep 0.05; done; echo fixed\"]\non_success = \"resolve\"",
+            go.display()
+        ),
+    );
+    let tocsin = Harness::start(&config).await;
+    let id = incident_of(&tocsin, &broken("web-1", "a")).await;
+    tocsin.store.failing_commits.store(1, Ordering::SeqCst);
+    std::fs::write(&go, "").unwrap();
+    let incident = incident_when(&tocsin, id, "the outcome, recorded on a retry", |i| {
+        i["status"] == "resolved"
+    })
+    .await;
+    assert_eq!(
+        tocsin.store.failing_commits.load(Ordering::SeqCst),
+        0,
+        "a commit failed"
+    );
+    let kinds = timeline_kinds(&incident);
+    assert!(kinds.contains(&"auto_remediated".to_string()), "{kinds:?}");
+    let tocsin = tocsin.restart().await;
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    let kinds = timeline_kinds(&incident);
+    assert!(
+        !kinds.contains(&"runbook_interrupted".to_string()),
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains(&"runbook_failure".to_string()), "{kinds:?}");
+    let runs = tocsin.get("/api/v1/runbooks").await;
+    assert_eq!(
+        runs["items"][0]["last_runs"][0]["status"], "success",
+        "{runs}"
+    );
+}
+
+#[tokio::test]
+async fn cooldown_and_breaker_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // Fails on target "bad", works elsewhere; 10 min between runs on one target.
+    let config = one_runbook(
+        dir.path(),
+        "command = [\"/bin/sh\", \"-c\", \"[ \\\"$TOCSIN_PARAM_TARGET\\\" != bad ]\"]\ncooldown = \"10m\"\nbreaker_failures = 2\non_failure = \"none\"",
+    );
+    let tocsin = Harness::start(&config).await;
+    for minute in [0, 11] {
+        tocsin.clock.advance(chrono::TimeDelta::minutes(minute));
+        let bad = incident_of(&tocsin, &broken(&format!("db-{minute}"), "bad")).await;
+        incident_when(&tocsin, bad, "the failure", has("runbook_failure")).await;
+    }
+    let good = incident_of(&tocsin, &broken("web-1", "good")).await;
+    incident_when(&tocsin, good, "the run", has("runbook_success")).await;
+    let tocsin = tocsin.restart().await;
+    tocsin.clock.advance(chrono::TimeDelta::minutes(1));
+    let cooling = incident_of(&tocsin, &broken("web-2", "good")).await;
+    let refused = entry_of(
+        &tocsin.get(&format!("/api/v1/incidents/{cooling}")).await,
+        "runbook_refused",
+    );
+    assert!(
+        refused["message"].as_str().unwrap().contains("cooldown"),
+        "{refused}"
+    );
+    tocsin.clock.advance(chrono::TimeDelta::minutes(10));
+    let tripped = incident_of(&tocsin, &broken("db-22", "bad")).await;
+    let refused = entry_of(
+        &tocsin.get(&format!("/api/v1/incidents/{tripped}")).await,
+        "runbook_refused",
+    );
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("circuit breaker"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_runbook_writing_100_kib_to_stderr_succeeds_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = one_runbook(
+        dir.path(),
+        "command = [\"/bin/sh\", \"-c\", \"head -c 102400 /dev/zero | tr '\\\\0' e >&2; echo done\"]\ntimeout = \"20s\"",
+    );
+    let tocsin = Harness::start(&config).await;
+    let started = Instant::now();
+    let id = incident_of(&tocsin, &broken("web-1", "a")).await;
+    let incident = incident_when(&tocsin, id, "the run", |i| {
+        timeline_kinds(i)
+            .iter()
+            .any(|k| k == "runbook_success" || k == "runbook_timeout" || k == "runbook_failure")
+    })
+    .await;
+    let took = started.elapsed();
+    eprintln!("100 KiB on stderr: the run ended after {took:?}");
+    entry_of(&incident, "runbook_success");
+    let runs = tocsin.get("/api/v1/runbooks").await;
+    let output = runs["items"][0]["last_runs"][0]["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(output.contains("more bytes not kept"), "{output}");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} of its 20 s timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_runbook_whose_grandchild_left_its_group_ends_at_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("sleep.pid");
+    let config = one_runbook(
+        dir.path(),
+        &format!(
+            // Ends once the grandchild runs in its own session, past the group's reach.
+            "command = [\"/bin/sh\", \"-c\", \"setsid sh -c 'echo $$ > {pid}; exec sleep 1000' & while [ ! -s {pid} ]; do sleep 0.05; done; echo started\"]\ntimeout = \"2s\"",
+            pid = pid.display()
+        ),
+    );
+    let tocsin = Harness::start(&config).await;
+    let started = Instant::now();
+    let id = incident_of(&tocsin, &broken("web-1", "a")).await;
+    let incident = incident_when(&tocsin, id, "the run to end", has("runbook_timeout")).await;
+    let took = started.elapsed();
+    eprintln!("setsid sleep 1000 holding stdout: the run ended after {took:?}");
+    if let Ok(pid) = std::fs::read_to_string(&pid) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    let message = entry_of(&incident, "runbook_timeout")["message"].to_string();
+    assert!(
+        message.contains("started") && message.contains("outside its process group"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -485,7 +1022,10 @@ async fn a_run_cut_short_by_a_stop_is_recorded_interrupted_and_not_failed() {
         "command = [\"/bin/sh\", \"-c\", \"sleep 5\"]\nmatch = ['check=\"slowfix\"']\n",
     )
     .unwrap();
-    let extra = format!("[runbooks]\ndir = \"{}\"\n", dir.path().display());
+    let extra = format!(
+        "[runbooks]\ndir = \"{}\"\nenabled = [\"slow-fix\"]\n",
+        dir.path().display()
+    );
     let tocsin = Harness::start(&extra).await;
     let id = tocsin
         .ingest_ok(

@@ -284,7 +284,10 @@ async fn escalation_runbook_output_and_ack_become_internal_notes_and_resolving_s
         "command = [\"/bin/sh\", \"-c\", \"echo replica lag 0s\"]\nmatch = ['check=\"postgres\"']\n",
     )
     .unwrap();
-    let extra = format!("[runbooks]\ndir = \"{}\"\n", runbooks.path().display());
+    let extra = format!(
+        "[runbooks]\ndir = \"{}\"\nenabled = [\"check-replication\"]\n",
+        runbooks.path().display()
+    );
     let desk = Desk::start(&extra).await;
     let id = desk.p1("db-02").await;
     desk.tocsin.tick().await;
