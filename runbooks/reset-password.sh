@@ -70,6 +70,13 @@ case "$address" in
   ?*@?*) ;;
   *) refuse "the directory has no email address for $user; add one, or reset the password by hand" ;;
 esac
+# Tocsin mails secrets only to [runbooks] secret_domains: refuse before the password
+# changes, or the account would be left with one nobody knows.
+domain=$(printf '%s' "${address##*@}" | tr 'A-Z' 'a-z')
+case ",${TOCSIN_SECRET_DOMAINS:-}," in
+  *",$domain,"*) ;;
+  *) refuse "the directory address of $user is at $domain, not in [runbooks] secret_domains; add the domain or reset the password by hand" ;;
+esac
 
 password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 case "$backend" in

@@ -22,6 +22,9 @@ pub struct RunRequest {
     pub params: Params,
     pub incident_id: Option<i64>,
     pub priority: String,
+    /// `[runbooks] secret_domains`, so a runbook can refuse before it makes a secret
+    /// Tocsin would not deliver.
+    pub secret_domains: Vec<String>,
 }
 
 /// Longest output kept on the timeline (the run row keeps the bounded whole).
@@ -163,6 +166,7 @@ impl Writer {
             params,
             incident_id,
             priority: priority.to_string(),
+            secret_domains: self.config.secret_domains.clone(),
         });
         run_id
     }

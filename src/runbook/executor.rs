@@ -40,6 +40,7 @@ async fn run_and_report(request: RunRequest, pipeline: WeakPipeline, outbox: Arc
         &request.params,
         request.incident_id,
         &request.priority,
+        &request.secret_domains,
     )
     .await;
     if let Some((address, secret)) = outcome.delivery.take() {

@@ -33,6 +33,7 @@ pub async fn run(
     params: &Params,
     incident_id: Option<i64>,
     priority: &str,
+    secret_domains: &[String],
 ) -> RunOutcome {
     let failed = |output: String| RunOutcome {
         success: false,
@@ -66,6 +67,7 @@ pub async fn run(
         )
         .env("TOCSIN_PRIORITY", priority)
         .env("TOCSIN_SECRET_FILE", &secret_file)
+        .env("TOCSIN_SECRET_DOMAINS", secret_domains.join(","))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -281,7 +283,7 @@ mod tests {
             "echo \"name=$TOCSIN_PARAM_NAME token=$TOCSIN_PARAM_TOKEN incident=$TOCSIN_INCIDENT_ID home=${HOME:-unset}\"; echo oops >&2; exit 3",
             "",
         );
-        let outcome = run(&runbook, &params(), Some(7), "P1").await;
+        let outcome = run(&runbook, &params(), Some(7), "P1", &[]).await;
         assert_eq!((outcome.success, outcome.exit_code), (false, Some(3)));
         assert!(
             outcome
@@ -303,7 +305,7 @@ mod tests {
             &format!("sleep 300 & echo $! > {}\nwait", marker.display()),
             "timeout = \"1s\"",
         );
-        let outcome = run(&runbook, &params(), None, "P3").await;
+        let outcome = run(&runbook, &params(), None, "P3", &[]).await;
         assert!(outcome.timed_out && !outcome.success);
         assert!(outcome.output.contains("killed with its process group"));
         let child: i32 = std::fs::read_to_string(&marker)
@@ -330,7 +332,7 @@ mod tests {
             "head -c 100000 /dev/zero | tr '\\0' 'a'; printf 'bob@example.com\\nS3cret-Pass\\n' > \"$TOCSIN_SECRET_FILE\"; echo S3cret-Pass",
             "",
         );
-        let outcome = run(&runbook, &params(), None, "P3").await;
+        let outcome = run(&runbook, &params(), None, "P3", &[]).await;
         assert!(outcome.success);
         assert!(outcome.output.contains("more bytes not kept"));
         assert!(outcome.output.len() < 20_000);

@@ -502,6 +502,11 @@ async fn an_alert_cannot_choose_where_a_password_goes_nor_whose_it_resets() {
     .await;
     let failure = entry_of(&incident, "runbook_failure")["message"].to_string();
     assert!(failure.contains("secret_domains"), "{failure}");
+    assert_eq!(
+        std::fs::read_to_string(&changed).unwrap(),
+        set,
+        "refused before the password changed: nobody is left locked out"
+    );
     assert!(smtp.to("stray@elsewhere.example").is_empty());
     assert!(
         smtp.to("evil@attacker.example").is_empty(),
