@@ -65,6 +65,48 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// Middleware: the refusals axum writes itself — a query string, path or JSON body
+/// its extractors cannot read (plain text), a method the route does not take (an
+/// empty 405) — become `{"error","detail"}` JSON like every other error (SPEC §11).
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_none_or(|value| value.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+    let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let detail = match (status, &allow) {
+        (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) => format!(
+            "this route takes {}; see /api/v1/openapi.json",
+            allow.to_str().unwrap_or("other methods")
+        ),
+        (StatusCode::METHOD_NOT_ALLOWED, None) => {
+            "this route does not take that method; see /api/v1/openapi.json".to_string()
+        }
+        _ if text.is_empty() => "see /api/v1/openapi.json for what this route takes".into(),
+        _ => text,
+    };
+    let error = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase();
+    let mut answer = ApiError::new(status, &error, detail).into_response();
+    if let Some(allow) = allow {
+        answer
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    answer
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.error, "detail": self.detail });

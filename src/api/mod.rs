@@ -151,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .merge(ingest)
         .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
+        .layer(axum::middleware::map_response(error::json_errors))
         // Every request gets an x-request-id (kept when the client sent one), logged
         // with its span and returned in the response.
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())

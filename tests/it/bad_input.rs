@@ -339,3 +339,41 @@ async fn rate_limited_sources_get_429_with_retry_after() {
     assert!(statuses.contains(&429), "{statuses:?}");
     assert_eq!(statuses[0], 202);
 }
+
+#[tokio::test]
+async fn rejections_axum_writes_itself_are_json_too() {
+    let tocsin = Harness::start("").await;
+    let send = |method: reqwest::Method, path: &str| {
+        tocsin
+            .client
+            .request(method, format!("{}{path}", tocsin.url))
+            .bearer_auth(crate::harness::ADMIN)
+            .send()
+    };
+    for (method, path, status) in [
+        (
+            reqwest::Method::GET,
+            "/api/v1/incidents?limit=null&limit=null",
+            400,
+        ),
+        (reqwest::Method::GET, "/api/v1/alerts?limit=1&limit=2", 400),
+        (reqwest::Method::DELETE, "/api/v1/incidents", 405),
+        (reqwest::Method::PATCH, "/api/v1/ingest/generic", 405),
+    ] {
+        let response = send(method.clone(), path).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            content_type.starts_with("application/json"),
+            "{method} {path}: {content_type}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"].is_string() && body["detail"].is_string(),
+            "{method} {path}: {body}"
+        );
+    }
+}
