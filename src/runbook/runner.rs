@@ -45,8 +45,13 @@ pub async fn run(
     let Some(program) = runbook.command.first() else {
         return failed("the manifest has no command".into());
     };
+    // The child starts in the runbooks directory, so a path relative to it must not
+    // be resolved a second time from there (`runbooks/./x.sh` under `runbooks/`).
     let program = if program.contains('/') {
-        runbook.dir.join(program).display().to_string()
+        match std::path::absolute(runbook.dir.join(program)) {
+            Ok(path) => path.display().to_string(),
+            Err(error) => return failed(format!("cannot resolve {program}: {error}")),
+        }
     } else {
         program.clone()
     };

@@ -457,3 +457,121 @@ fn check_config_refuses_a_duration_over_ten_years() {
         "{text}"
     );
 }
+
+/// The README's quick-start block: the shell lines after "Send a first alert".
+fn readme_quick_start() -> String {
+    let readme = include_str!("../../README.md");
+    let after = readme
+        .split_once("Send a first alert")
+        .map(|(_, rest)| rest)
+        .unwrap();
+    let block = after.split_once("```sh\n").unwrap().1;
+    block.split_once("```").unwrap().0.to_string()
+}
+
+/// Copies the shipped runbooks beside the config, as a clone of the repository has.
+fn copy_runbooks(dir: &Path) {
+    let target = dir.join("runbooks");
+    std::fs::create_dir(&target).unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks")).unwrap() {
+        let path = entry.unwrap().path();
+        let copy = target.join(path.file_name().unwrap());
+        std::fs::copy(&path, &copy).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_readme_quick_start_shows_an_incident_its_diagnostics_and_the_page() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        println!("skipped: curl is not installed");
+        return;
+    }
+    let dir = project_dir();
+    copy_runbooks(dir.path());
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = crate::harness::client();
+    let _tocsin = KillOnDrop(serve(dir.path(), port));
+    wait_ready(&client, &url).await;
+
+    // Verbatim, but for the port of this test.
+    let script = readme_quick_start().replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let run = Command::new("sh")
+        .args(["-ec", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(printed.contains("\"incident_id\":1"), "{printed}");
+
+    // The diagnostics run ends on its own time (a real child process); wait for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let incident = loop {
+        let incident: Value = client
+            .get(format!("{url}/api/v1/incidents/1"))
+            .bearer_auth("dev-admin-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = incident["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|entry| entry["kind"].as_str())
+            .collect();
+        if kinds.contains(&"runbook_success") || Instant::now() > deadline {
+            break incident;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let timeline = incident["timeline"].to_string();
+    assert!(timeline.contains("L1 paged: oncall-l1"), "{timeline}");
+    assert!(
+        timeline.contains("runbook_success") && timeline.contains("== load"),
+        "{timeline}"
+    );
+    assert_eq!(
+        incident["status"], "acknowledged",
+        "the last curl acknowledged it"
+    );
+
+    let pages: Vec<String> = std::fs::read_dir(dir.path().join("data/outbox"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        pages
+            .iter()
+            .any(|page| page.contains("oncall-l1@example.com") && page.contains("[P1] #1")),
+        "{pages:?}"
+    );
+    let nagios: Value = client
+        .get(format!("{url}/api/v1/alerts?source=nagios"))
+        .bearer_auth("dev-admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nagios["items"][0]["resource"], "db-01", "{nagios}");
+}
+
+/// A daemon that is stopped however the test ends, so a failed assertion leaves no
+/// process behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
