@@ -27,6 +27,34 @@ pub struct Change {
     pub details: serde_json::Value,
 }
 
+/// Which change events to read.
+#[derive(Debug, Clone)]
+pub struct ChangeQuery {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Changes of this resource (as resource or source) and those naming none.
+    pub resource: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Most changes an incident shows.
+const SHOWN_ON_AN_INCIDENT: i64 = 20;
+
+impl ChangeQuery {
+    /// The changes that may explain an incident on `resource` opened at `opened_at`;
+    /// keep those whose [`Change::explains`] holds.
+    pub fn explaining(resource: &str, opened_at: DateTime<Utc>, window: TimeDelta) -> Self {
+        Self {
+            since: opened_at - window,
+            until: opened_at,
+            resource: Some(resource.to_string()),
+            before_id: None,
+            limit: SHOWN_ON_AN_INCIDENT,
+        }
+    }
+}
+
 impl Change {
     /// Whether this change may explain an incident on `resource` opened at
     /// `opened_at`: it happened within `window` before the opening, and it names that

@@ -165,13 +165,7 @@ pub async fn recent_for(
     let window = state.config.load().changes.window;
     let changes = state
         .store
-        .changes(&ChangeQuery {
-            since: opened_at - window,
-            until: opened_at,
-            resource: Some(resource.to_string()),
-            before_id: None,
-            limit: 20,
-        })
+        .changes(&ChangeQuery::explaining(resource, opened_at, window))
         .await?;
     Ok(changes
         .iter()

@@ -540,6 +540,28 @@ impl Outbox {
             .await
             .map_err(|error| NotifyError::Transient(error.to_string()))?;
         let approvals = self.approval_links(notification, incident.id).await?;
+        let window = self.config.load().changes.window;
+        let changes: Vec<Value> = self
+            .store
+            .changes(&crate::change::ChangeQuery::explaining(
+                &incident.resource,
+                incident.created_at,
+                window,
+            ))
+            .await
+            .map_err(|error| NotifyError::Transient(error.to_string()))?
+            .iter()
+            .filter(|change| change.explains(&incident.resource, incident.created_at, window))
+            .map(|change| {
+                json!({
+                    "at": rfc3339(change.at),
+                    "source": change.source,
+                    "resource": change.resource,
+                    "summary": change.summary,
+                    "links": change.links,
+                })
+            })
+            .collect();
         let claim = AckClaim {
             incident_id: incident.id,
             user_id: notification.user_id.clone(),
@@ -571,6 +593,7 @@ impl Outbox {
                 "escalation_level": incident.escalation_level,
                 "alert_count": incident.alert_count,
             },
+            "recent_changes": changes,
             "alerts": alerts.iter().map(|alert| json!({
                 "check": alert.check,
                 "resource": alert.resource,

@@ -123,15 +123,7 @@ pub struct WriteBatch {
     revision: u64,
 }
 
-/// Which change events to list.
-#[derive(Debug, Clone)]
-pub struct ChangeQuery {
-    pub since: DateTime<Utc>,
-    pub until: DateTime<Utc>,
-    pub resource: Option<String>,
-    pub before_id: Option<i64>,
-    pub limit: i64,
-}
+pub use crate::change::ChangeQuery;
 
 /// Rows past their retention, deleted in the batch that carries this.
 #[derive(Debug, Clone, Copy)]

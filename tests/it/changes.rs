@@ -35,7 +35,14 @@ async fn post(tocsin: &Harness, path: &str, token: Option<&str>, body: &Value) -
 
 #[tokio::test]
 async fn an_incident_lists_the_deploy_of_its_resource_and_not_another_ones() {
-    let tocsin = Harness::start("").await;
+    let smtp = crate::smtp_sink::SmtpSink::start().await;
+    let tocsin = Harness::start(&format!(
+        "[email]\ntransport = \"smtp\"\nport = {}\nfrom = \"tocsin@example.com\"\n\
+         [[users]]\nid = \"alice\"\nemail = \"alice@example.com\"\n\
+         [[escalation_policies]]\nname = \"default\"\ntiers = [ {{ level = \"L1\", targets = [\"user:alice\"] }} ]\n",
+        smtp.port
+    ))
+    .await;
     // PagerDuty's client posts change events with the routing key only.
     let deploy = pagerduty_change("api-3", "2026-11-29T02:50:00.000+0000");
     let (status, answer) = post(&tocsin, "/v2/change/enqueue", None, &deploy).await;
@@ -72,6 +79,18 @@ async fn an_incident_lists_the_deploy_of_its_resource_and_not_another_ones() {
         recent[0]["links"][0]["href"],
         "https://acme.pagerduty.dev/build/2"
     );
+
+    // The page says what changed, too.
+    tocsin.tick().await;
+    let pages = smtp.to("alice@example.com");
+    assert_eq!(pages.len(), 1);
+    let text = pages[0].text();
+    assert!(text.contains("What changed shortly before"), "{text}");
+    assert!(
+        text.contains("Build Success: Increase snapshot create timeout"),
+        "{text}"
+    );
+    assert!(!text.contains("db schema"), "{text}");
 
     let listed = tocsin.get("/api/v1/changes").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 3);
