@@ -8,6 +8,7 @@ mod bad_input;
 mod dashboard;
 mod harness;
 mod helpdesk;
+mod https;
 mod incidents;
 mod ingest;
 mod operations;
