@@ -14,8 +14,10 @@ use crate::pipeline::Pipeline;
 use crate::scheduler::Ticker;
 use crate::store::{self, Store};
 use crate::supervise::{self, Fatal};
+use crate::tls::Certificates;
 use anyhow::Context;
 use axum::Router;
+use futures_util::future::Either;
 use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -292,12 +294,16 @@ pub fn reload(state: &AppState) -> Result<String, ConfigErrors> {
     if fresh.listen != running.listen || fresh.storage_url != running.storage_url {
         note.push_str("; server.listen and storage.url take effect at the next restart");
     }
+    if fresh.tls.is_some() != running.tls.is_some() {
+        note.push_str("; switching between HTTP and HTTPS takes effect at the next restart");
+    }
     state.config.store(Arc::new(fresh));
     tracing::info!("{note}");
     Ok(note)
 }
 
-/// Runs the daemon until a shutdown signal; SIGHUP reloads the configuration.
+/// Runs the daemon until a shutdown signal; SIGHUP reloads the configuration and,
+/// with HTTPS, the certificate files.
 pub async fn serve(
     config: Config,
     path: std::path::PathBuf,
@@ -307,21 +313,23 @@ pub async fn serve(
     if let Some(refusal) = config.exposure_refusal() {
         anyhow::bail!(refusal);
     }
+    let certificates = config
+        .tls
+        .as_ref()
+        .map(Certificates::load)
+        .transpose()
+        .with_context(|| format!("cannot serve HTTPS; fix [server] in {}", path.display()))?
+        .map(Arc::new);
+    if certificates.is_some() && !config.public_url.starts_with("https://") {
+        tracing::warn!(
+            public_url = %config.public_url,
+            "Tocsin serves HTTPS only, but the links in messages use server.public_url; set it to https://…"
+        );
+    }
     let app = App::start(config, clock).await?;
     // Nothing has set it yet: only `serve` reads its configuration from a file.
     let _ = app.state.config_path.set(path);
-    let reload_state = app.state.clone();
-    let hangups = tokio::spawn(async move {
-        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            if let Err(errors) = reload(&reload_state) {
-                tracing::error!("configuration refused, the running one stays:\n{errors}");
-            }
-        }
-    });
+    let hangups = tokio::spawn(reload_on_hangup(app.state.clone(), certificates.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
@@ -329,9 +337,25 @@ pub async fn serve(
                 "cannot listen on {listen}; is another process using it? change [server] listen"
             )
         })?;
-    tracing::info!(%listen, "tocsin is listening");
+    let scheme = if certificates.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%listen, scheme, "tocsin is listening");
     let fatal = app.state.fatal.clone();
-    let serving = axum::serve(listener, app.router()).with_graceful_shutdown(shutdown_signal());
+    let router = app.router();
+    let serving = match certificates {
+        None => Either::Left(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .into_future(),
+        ),
+        Some(certificates) => Either::Right(async move {
+            crate::tls::serve(listener, router, certificates, shutdown_signal()).await;
+            Ok::<(), std::io::Error>(())
+        }),
+    };
     // A dead task ends the process at once: waiting for in-flight requests would
     // only hold answers the dead writer can never give.
     tokio::select! {
@@ -350,6 +374,37 @@ pub async fn serve(
         tracing::warn!("in-flight work did not finish within 10 s; exiting anyway");
     }
     Ok(())
+}
+
+async fn reload_on_hangup(state: AppState, certificates: Option<Arc<Certificates>>) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        if let Err(errors) = reload(&state) {
+            tracing::error!("configuration refused, the running one stays:\n{errors}");
+        }
+        if let Some(certificates) = &certificates {
+            reload_certificates(&state, certificates);
+        }
+    }
+}
+
+/// Reads the files the running configuration names (new paths when a reload just
+/// changed them); a bad pair leaves the running certificate in place.
+fn reload_certificates(state: &AppState, certificates: &Certificates) {
+    // HTTPS turned off in the file: the listener keeps its mode until a restart.
+    let Some(files) = state.config.load().tls.clone() else {
+        return;
+    };
+    match certificates.reload(&files) {
+        Ok(()) => tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded"),
+        Err(error) => tracing::error!(
+            config_key = error.config_key(),
+            "TLS certificate refused, the running one stays: {error}"
+        ),
+    }
 }
 
 async fn shutdown_signal() {

@@ -9,7 +9,7 @@
 //! - [`pipeline`]: the single writer that applies all of the above and group-commits.
 //! - [`store`]: the storage contract and its SQLite backend.
 //! - [`api`]: the HTTP API; [`metrics`]: Prometheus metrics.
-//! - [`config`], [`clock`], [`app`]: configuration, time, and wiring.
+//! - [`config`], [`clock`], [`app`]: configuration, time, and wiring; [`tls`]: native HTTPS.
 
 pub mod alert;
 pub mod api;
@@ -41,3 +41,4 @@ pub mod sla;
 pub mod store;
 pub mod supervise;
 pub mod ticket;
+pub mod tls;

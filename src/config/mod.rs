@@ -168,6 +168,8 @@ pub struct Config {
     pub public_url: String,
     pub max_body_bytes: usize,
     pub ack_link_ttl: TimeDelta,
+    /// `[server] tls_cert` and `tls_key`: HTTPS only when set.
+    pub tls: Option<crate::tls::TlsFiles>,
     pub storage_url: String,
     pub write_timeout: std::time::Duration,
     pub api_tokens: Vec<ApiToken>,
@@ -555,6 +557,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         .unwrap_or_default();
 
     let ack_link_ttl = check.duration("server.ack_link_ttl", &raw.server.ack_link_ttl);
+    let tls = tls_files(&raw.server, &mut check);
     let api_tokens = api_tokens(&raw.api, &mut check);
     let sources = sources(&raw.sources, &mut check);
     let incidents = IncidentsConfig {
@@ -700,6 +703,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         public_url: raw.server.public_url.trim_end_matches('/').to_string(),
         max_body_bytes: usize::try_from(raw.server.max_body_bytes).unwrap_or(usize::MAX),
         ack_link_ttl,
+        tls,
         storage_url,
         write_timeout,
         api_tokens,
@@ -797,6 +801,37 @@ fn secret_domains(raw: &RawConfig, directory: &Directory) -> Vec<String> {
             .collect(),
     };
     domains.into_iter().collect()
+}
+
+/// Both files or neither; when both are set they are read now, so `check-config`
+/// catches a missing, unreadable or mismatched pair before `serve` does.
+fn tls_files(server: &RawServer, check: &mut Checker<'_>) -> Option<crate::tls::TlsFiles> {
+    let set = |path: &Option<String>| path.clone().filter(|path| !path.is_empty());
+    let files = match (set(&server.tls_cert), set(&server.tls_key)) {
+        (None, None) => return None,
+        (Some(cert), Some(key)) => crate::tls::TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        },
+        (Some(_), None) => {
+            check.error(
+                "server.tls_cert",
+                "is set without server.tls_key; set both for HTTPS, or neither for plain HTTP",
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            check.error(
+                "server.tls_key",
+                "is set without server.tls_cert; set both for HTTPS, or neither for plain HTTP",
+            );
+            return None;
+        }
+    };
+    if let Err(error) = crate::tls::load(&files) {
+        check.error(error.config_key(), error.to_string());
+    }
+    Some(files)
 }
 
 fn api_tokens(api: &RawApi, check: &mut Checker<'_>) -> Vec<ApiToken> {
@@ -1718,6 +1753,20 @@ priority = "P9"
         assert_eq!(find("rules[0].match[0]").line, Some(19));
         assert_eq!(find("rules[0].priority").line, Some(20));
         assert_eq!(errors.len(), 5);
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_names_the_missing_one() {
+        let errors = parse_with("[server]\ntls_cert = \"cert.pem\"\n", &[]).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "server.tls_cert");
+        assert_eq!(errors[0].line, Some(2));
+        assert!(errors[0].message.contains("server.tls_key"), "{errors:?}");
+        let errors = parse_with("[server]\ntls_key = \"key.pem\"\n", &[]).unwrap_err();
+        assert!(errors[0].message.contains("server.tls_cert"), "{errors:?}");
+        // An empty value is unset, so `${TOCSIN_TLS_CERT:-}` can switch HTTPS off.
+        let config = parse_with("[server]\ntls_cert = \"\"\ntls_key = \"\"\n", &[]).unwrap();
+        assert!(config.tls.is_none());
     }
 
     #[test]

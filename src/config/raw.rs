@@ -12,6 +12,9 @@ pub struct RawServer {
     pub max_body_bytes: u64,
     /// How long an acknowledgement link in an email stays valid.
     pub ack_link_ttl: String,
+    /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS only.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 impl Default for RawServer {
@@ -21,6 +24,8 @@ impl Default for RawServer {
             public_url: "http://127.0.0.1:8080".into(),
             max_body_bytes: 1_048_576,
             ack_link_ttl: "24h".into(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -9,6 +9,7 @@ mod changes;
 mod dashboard;
 mod harness;
 mod helpdesk;
+mod https;
 mod incidents;
 mod ingest;
 mod operations;
