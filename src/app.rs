@@ -170,6 +170,7 @@ impl App {
             changes,
             limiters: Arc::new(limiters),
             fatal,
+            closing: watch::Sender::new(false),
         });
         Ok(Self {
             state,
@@ -302,6 +303,9 @@ pub fn reload(state: &AppState) -> Result<String, ConfigErrors> {
     Ok(note)
 }
 
+/// How long a stop waits for open connections.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the daemon until a shutdown signal; SIGHUP reloads the configuration and,
 /// with HTTPS, the certificate files.
 pub async fn serve(
@@ -345,23 +349,41 @@ pub async fn serve(
     tracing::info!(%listen, scheme, "tocsin is listening");
     let fatal = app.state.fatal.clone();
     let router = app.router();
+    let stopping = Arc::new(Notify::new());
+    let signal = {
+        let stopping = Arc::clone(&stopping);
+        let state = app.state.clone();
+        async move {
+            shutdown_signal().await;
+            state.closing.send_replace(true);
+            stopping.notify_one();
+        }
+    };
     let serving = match certificates {
         None => Either::Left(
             axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(signal)
                 .into_future(),
         ),
         Some(certificates) => Either::Right(async move {
-            crate::tls::serve(listener, router, certificates, shutdown_signal()).await;
+            crate::tls::serve(listener, router, certificates, signal).await;
             Ok::<(), std::io::Error>(())
         }),
     };
     // A dead task ends the process at once: waiting for in-flight requests would
-    // only hold answers the dead writer can never give.
+    // only hold answers the dead writer can never give. A stop waits for requests in
+    // flight, but not for connections that never end by themselves (the dashboard's
+    // live stream), so a supervisor's stop never runs into its kill timeout.
     tokio::select! {
         served = serving => served.context("the HTTP server failed")?,
         () = fatal.tripped() => {
             anyhow::bail!("{}", fatal.reason().unwrap_or("a background task died"));
+        }
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(DRAIN).await;
+        } => {
+            tracing::warn!("connections still open {} s after the stop (live dashboards, slow clients) are closed", DRAIN.as_secs());
         }
     }
     tracing::info!("shutting down: finishing the in-flight batch");

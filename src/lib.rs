@@ -5,7 +5,7 @@
 //! - [`dedup`]: identity of an alert and the in-memory index of open ones.
 //! - [`rules`]: matchers and ordered rules → priority, policy, grouping.
 //! - [`incident`]: the incident state machine and its timeline entries.
-//! - [`sla`]: response and resolution deadlines.
+//! - [`sla`]: response and resolution deadlines; [`change`]: what changed before an incident.
 //! - [`pipeline`]: the single writer that applies all of the above and group-commits.
 //! - [`store`]: the storage contract and its SQLite backend.
 //! - [`api`]: the HTTP API; [`metrics`]: Prometheus metrics.

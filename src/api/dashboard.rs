@@ -107,15 +107,25 @@ pub async fn stream(
     State(state): State<AppState>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let receiver = state.changes.subscribe();
-    let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        match receiver.recv().await {
-            // Missed changes collapse into one: the page refetches everything anyway.
-            Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                Some((Ok(Event::default().event("change").data("1")), receiver))
+    // The stream ends when Tocsin stops, or a stop would wait for every open page.
+    let closing = state.closing.subscribe();
+    let events = futures_util::stream::unfold(
+        (receiver, closing),
+        |(mut receiver, mut closing)| async move {
+            let next = tokio::select! {
+                _ = closing.wait_for(|closing| *closing) => None,
+                next = receiver.recv() => Some(next),
+            };
+            match next? {
+                // Missed changes collapse into one: the page refetches everything anyway.
+                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some((
+                    Ok(Event::default().event("change").data("1")),
+                    (receiver, closing),
+                )),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-        }
-    });
+        },
+    );
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 

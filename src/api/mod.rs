@@ -64,6 +64,8 @@ pub struct Handles {
     pub limiters: Arc<HashMap<SourceKind, DefaultDirectRateLimiter>>,
     /// Tripped when a background task died: not ready, and `serve` exits.
     pub fatal: crate::supervise::Fatal,
+    /// Set when a stop begins: long-lived responses (the live stream) end.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The whole API.

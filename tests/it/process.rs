@@ -575,3 +575,44 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[tokio::test]
+async fn a_stop_does_not_wait_for_an_open_dashboard_stream() {
+    let dir = project_dir();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = crate::harness::client();
+    let mut tocsin = KillOnDrop(serve(dir.path(), port));
+    wait_ready(&client, &url).await;
+    // A dashboard left open somewhere: its live stream never ends by itself.
+    let stream = client
+        .get(format!("{url}/api/v1/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let stopped_at = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(tocsin.0.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = tocsin.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 20 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        stopped_at.elapsed()
+    );
+    drop(stream);
+}
