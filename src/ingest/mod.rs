@@ -129,6 +129,19 @@ pub fn parse(kind: SourceKind, body: &[u8], now: DateTime<Utc>) -> Result<Payloa
     Ok(payload)
 }
 
+/// PostgreSQL cannot store a NUL character in text: one would fail the commit of a
+/// whole batch, so it is refused at the door.
+const NUL_REFUSED: &str =
+    "a string contains a NUL character (\\u0000), which cannot be stored; remove it";
+
+/// Whether a JSON body spells a NUL character. In valid JSON it can only be the
+/// escape `\u0000` (any case); a literal backslash before it is refused too, rarely
+/// and with a clear message.
+fn has_nul_escape(body: &[u8]) -> bool {
+    body.windows(6)
+        .any(|window| window[0] == b'\\' && window[1] == b'u' && &window[2..] == b"0000")
+}
+
 /// Longest sender identity kept (it lives in memory while the alert fires).
 const MAX_DEDUP_KEY_BYTES: usize = 255;
 const MAX_LABELS: usize = 64;
@@ -140,6 +153,26 @@ const MAX_SUMMARY_CHARS: usize = 1024;
 /// refused (naming the field), a long summary is cut, and links that are not
 /// `http(s)` are dropped, since they end up clickable in emails and pages.
 fn bound(alert: &mut Alert) -> Result<(), IngestError> {
+    // Forms decode %00 to a NUL the JSON check never sees.
+    let texts = [
+        ("dedup_key", &alert.dedup_key),
+        ("resource", &alert.resource),
+        ("check", &alert.check),
+        ("summary", &alert.summary),
+    ];
+    let labels = alert
+        .labels
+        .iter()
+        .flat_map(|(name, value)| [("labels", name), ("labels", value)]);
+    let links = alert.links.iter().map(|link| ("links", link));
+    if let Some((field, _)) = texts
+        .into_iter()
+        .chain(labels)
+        .chain(links)
+        .find(|(_, text)| text.contains('\0'))
+    {
+        return Err(IngestError::field(field, NUL_REFUSED));
+    }
     if alert.dedup_key.len() > MAX_DEDUP_KEY_BYTES {
         return Err(IngestError::field(
             "dedup_key",
@@ -221,6 +254,9 @@ impl Payload {
 pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::body("the body is empty; send a JSON document"));
+    }
+    if has_nul_escape(body) {
+        return Err(IngestError::body(NUL_REFUSED));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {

@@ -64,13 +64,25 @@ async fn run_and_report(request: RunRequest, pipeline: WeakPipeline, outbox: Arc
 /// First wait before reporting an outcome again, doubled up to `RETRY_AT_MOST`.
 const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
 const RETRY_AT_MOST: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long an outcome is reported before the run is left to its lease.
+const REPORT_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Reports the outcome until it is recorded: it happened (a password may already
 /// have been mailed), so a store that fails once must not turn it into "interrupted".
 /// The lease is renewed meanwhile, so no replica takes the run for lost.
 async fn report(pipeline: &WeakPipeline, run_id: i64, outcome: runner::RunOutcome) {
     let mut wait = RETRY_FIRST;
+    let give_up = tokio::time::Instant::now() + REPORT_FOR;
     loop {
+        if tokio::time::Instant::now() > give_up {
+            // The lease then runs out and the run is recorded lost, instead of this
+            // outcome failing every batch it joins for ever.
+            tracing::error!(
+                run = run_id,
+                "the end of a runbook run could not be recorded for 10 minutes; giving up"
+            );
+            return;
+        }
         let Some(live) = pipeline.upgrade() else {
             tracing::warn!(
                 run = run_id,

@@ -233,7 +233,8 @@ impl Captured {
     }
 
     fn text(&self) -> String {
-        let mut text = String::from_utf8_lossy(&self.kept).into_owned();
+        // A NUL (syslog after an unclean stop) cannot be stored in PostgreSQL text.
+        let mut text = String::from_utf8_lossy(&self.kept).replace('\0', "\u{FFFD}");
         if self.dropped > 0 {
             text.push_str(&format!("\n[{} more bytes not kept]", self.dropped));
         }

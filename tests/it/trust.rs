@@ -562,3 +562,37 @@ async fn a_sender_acknowledges_only_incidents_made_of_its_own_alerts() {
         .unwrap();
     assert_eq!(own["status"], "acknowledged");
 }
+
+#[tokio::test]
+async fn a_nul_character_is_refused_at_the_door_and_fails_nobody_elses_batch() {
+    let tocsin = Harness::start("[sources.nagios]\ntoken = \"ingest-secret-token\"\n").await;
+    let json = br#"{"resource":"r","check":"c","severity":"critical","summary":"x\u0000y"}"#;
+    let response = tocsin.ingest("generic", json).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("NUL"), "{body}");
+    let form = "NOTIFICATIONTYPE=PROBLEM&HOSTNAME=db-01%00&SERVICEDESC=pg&SERVICESTATE=CRITICAL&SERVICEOUTPUT=x";
+    let response = tocsin
+        .client
+        .post(format!("{}/api/v1/ingest/nagios", tocsin.url))
+        .bearer_auth(INGEST_TOKEN)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let id = p1(&tocsin, "db-01").await;
+    let (status, _) = tocsin
+        .post_as(
+            RESPONDER,
+            &format!("/api/v1/incidents/{id}/notes"),
+            json!({"text": "a\u{0}b"}),
+        )
+        .await;
+    assert_eq!(
+        status, 400,
+        "a note too: on PostgreSQL it would fail the batch"
+    );
+    assert_eq!(tocsin.alerts().await.len(), 1);
+}
