@@ -289,11 +289,23 @@ pub fn reload(state: &AppState) -> Result<String, ConfigErrors> {
             }],
         });
     };
-    let fresh = Config::load(path)?;
+    let mut fresh = Config::load(path)?;
     let running = state.config.load_full();
     let mut note = format!("reloaded {}", path.display());
     if fresh.listen != running.listen || fresh.storage_url != running.storage_url {
         note.push_str("; server.listen and storage.url take effect at the next restart");
+    }
+    // The socket stays where it is until a restart: judge exposure by it.
+    fresh.listen = running.listen;
+    if let Some(refusal) = fresh.exposure_refusal() {
+        return Err(ConfigErrors {
+            file: path.display().to_string(),
+            errors: vec![crate::config::ConfigError {
+                path: String::new(),
+                line: None,
+                message: refusal,
+            }],
+        });
     }
     if fresh.tls.is_some() != running.tls.is_some() {
         note.push_str("; switching between HTTP and HTTPS takes effect at the next restart");

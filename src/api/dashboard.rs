@@ -35,7 +35,7 @@ pub async fn access(
     next: Next,
 ) -> Result<Response, ApiError> {
     let config = state.config.load_full();
-    if config.dashboard_public {
+    if config.dashboard_public() {
         return Ok(next.run(request).await);
     }
     let from_query = presented_token(&HeaderMap::new(), request.uri().query());

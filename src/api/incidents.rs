@@ -103,8 +103,15 @@ fn note_body(body: &Bytes) -> Result<NoteBody, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(NoteBody::default());
     }
-    crate::ingest::from_json(body)
-        .map_err(|error| ApiError::bad_request("invalid body", error.detail()))
+    let body: NoteBody = crate::ingest::from_json(body)
+        .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
+    for (field, text) in [("note", &body.note), ("text", &body.text)] {
+        if let Some(text) = text {
+            crate::ingest::refuse_nul(field, text)
+                .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
+        }
+    }
+    Ok(body)
 }
 
 /// `POST /api/v1/incidents/{id}/ack`.

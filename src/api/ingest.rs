@@ -149,7 +149,9 @@ async fn accept(
         )),
         _ => Ok(()),
     };
-    if token_ok {
+    // A header token proves the sender at once; a source without one is proven only
+    // by its signature or routing key, further down.
+    if token_ok && source.token.is_some() {
         rate_limit()?;
     }
     check_content_type(kind, headers)?;
@@ -182,20 +184,24 @@ async fn accept(
         }
         Err(_) => return Err(unauthorized(kind, token.is_some())),
     };
-    if !token_ok {
-        if !routing_ok(payload.routing_key.as_deref()) {
-            return Err(unauthorized(
-                kind,
-                token.is_some() || payload.routing_key.is_some(),
-            ));
-        }
+    if !token_ok && !routing_ok(payload.routing_key.as_deref()) {
+        return Err(unauthorized(
+            kind,
+            token.is_some() || payload.routing_key.is_some(),
+        ));
+    }
+    if !(token_ok && source.token.is_some()) {
         rate_limit()?;
     }
     let applied = match &signature {
         Some(signature) => {
+            let timestamped = source
+                .signature
+                .as_ref()
+                .is_some_and(|config| config.timestamp_header.is_some());
             state
                 .pipeline
-                .ingest_signed(payload.alerts, signature)
+                .ingest_signed(payload.alerts, signature, timestamped)
                 .await
         }
         None => state.pipeline.ingest(payload.alerts).await,

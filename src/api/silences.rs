@@ -47,6 +47,15 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body: Body = crate::ingest::from_json(&body)
         .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
+    let texts = body.matchers.iter().map(|matcher| ("matchers", matcher));
+    let optional = [("created_by", &body.created_by), ("comment", &body.comment)];
+    let optional = optional
+        .into_iter()
+        .filter_map(|(field, text)| text.as_ref().map(|text| (field, text)));
+    for (field, text) in texts.chain(optional) {
+        crate::ingest::refuse_nul(field, text)
+            .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
+    }
     let new = NewSilence {
         matchers: body.matchers,
         starts_at: body

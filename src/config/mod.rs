@@ -205,8 +205,8 @@ pub struct Config {
     pub tickets: Vec<crate::ticket::TicketConfig>,
     /// `[[remote_access]]`: link templates to reach a resource.
     pub remote_access: Vec<crate::links::RemoteAccess>,
-    /// Whether the dashboard (`GET /`) is shown without a token.
-    pub dashboard_public: bool,
+    /// `[dashboard] public` as written; see [`Config::dashboard_public`].
+    pub dashboard_public_setting: Option<bool>,
     /// How long ended silences are kept.
     pub silence_retention: TimeDelta,
     /// `[changes]`.
@@ -231,8 +231,22 @@ impl Config {
     /// Why `serve` must not start: a development token in use while listening
     /// beyond loopback, where anyone who has read the README could use it.
     pub fn exposure_refusal(&self) -> Option<String> {
-        if self.listen.ip().is_loopback() {
+        if !self.exposed() {
             return None;
+        }
+        let open: Vec<&str> = self
+            .sources
+            .iter()
+            .filter(|(_, source)| source.token.is_none() && source.signature.is_none())
+            .map(|(kind, _)| kind.as_str())
+            .collect();
+        if !open.is_empty() {
+            return Some(format!(
+                "refusing to serve beyond loopback ({}, {}) while [sources.{}] has no token: anyone could post alerts and acknowledge; give each a token",
+                self.listen,
+                self.public_url,
+                open.join("], [sources.")
+            ));
         }
         let in_use: Vec<&str> = self
             .api_tokens
@@ -249,10 +263,33 @@ impl Config {
             return None;
         }
         Some(format!(
-            "refusing to listen on {} with the published development token(s): set {} to secrets of your own (e.g. `openssl rand -hex 32`), or listen on 127.0.0.1",
+            "refusing to serve beyond loopback ({}, {}) with the published development token(s): set {} to secrets of your own (e.g. `openssl rand -hex 32`), or listen on 127.0.0.1 with a loopback server.public_url",
             self.listen,
+            self.public_url,
             variables.join(" and ")
         ))
+    }
+
+    /// Whether people beyond this machine reach Tocsin: it listens beyond loopback,
+    /// or its public URL (a reverse proxy in front) is not a loopback address.
+    pub fn exposed(&self) -> bool {
+        let public_host_is_loopback = reqwest::Url::parse(&self.public_url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_string))
+            .is_some_and(|host| {
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            });
+        !self.listen.ip().is_loopback() || !public_host_is_loopback
+    }
+
+    /// Whether the dashboard (`GET /`) is shown without a token: as set, else only
+    /// while Tocsin is not [exposed](Config::exposed).
+    pub fn dashboard_public(&self) -> bool {
+        self.dashboard_public_setting.unwrap_or(!self.exposed())
     }
 
     /// Reads and validates a file.
@@ -727,7 +764,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         drills,
         tickets,
         remote_access,
-        dashboard_public: raw.dashboard.public.unwrap_or(listen.ip().is_loopback()),
+        dashboard_public_setting: raw.dashboard.public,
         silence_retention: check.duration("silences.retention", &raw.silences.retention),
         changes: ChangesConfig {
             window: check.duration("changes.window", &raw.changes.window),
@@ -1683,6 +1720,32 @@ mod tests {
                 "reports.monthly"
             ],
             "and email must be on"
+        );
+    }
+
+    #[test]
+    fn behind_a_public_proxy_tocsin_is_exposed_though_it_listens_on_loopback() {
+        let config = parse_with(DEFAULT_CONFIG, &[]).unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert!(!config.exposed(), "the shipped config stays on loopback");
+        assert!(config.dashboard_public());
+        let mut config = config;
+        config.public_url = "https://tocsin.example.net".into();
+        assert!(config.exposed());
+        assert!(
+            !config.dashboard_public(),
+            "a private dashboard behind a proxy"
+        );
+        let refusal = config.exposure_refusal().unwrap_or_default();
+        assert!(refusal.contains("TOCSIN_ADMIN_TOKEN"), "{refusal}");
+        let open = parse_with(
+            "[server]\npublic_url = \"https://tocsin.example.net\"\n[sources.generic]\n",
+            &[],
+        )
+        .unwrap_or_else(|errors| panic!("{errors:?}"));
+        let refusal = open.exposure_refusal().unwrap_or_default();
+        assert!(
+            refusal.contains("[sources.generic] has no token"),
+            "{refusal}"
         );
     }
 

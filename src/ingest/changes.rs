@@ -107,6 +107,7 @@ pub fn tocsin(body: &[u8], now: DateTime<Utc>) -> Result<Change, IngestError> {
 }
 
 fn summary(text: &str, field: &str) -> Result<String, IngestError> {
+    super::refuse_nul(field, text)?;
     let text = text.trim();
     if text.is_empty() {
         return Err(IngestError::field(
@@ -129,6 +130,7 @@ fn optional(value: Option<String>, field: &str) -> Result<Option<String>, Ingest
     else {
         return Ok(None);
     };
+    super::refuse_nul(field, &value)?;
     if value.len() > MAX_FIELD {
         return Err(IngestError::field(
             field,

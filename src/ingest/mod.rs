@@ -129,17 +129,17 @@ pub fn parse(kind: SourceKind, body: &[u8], now: DateTime<Utc>) -> Result<Payloa
     Ok(payload)
 }
 
-/// PostgreSQL cannot store a NUL character in text: one would fail the commit of a
-/// whole batch, so it is refused at the door.
-const NUL_REFUSED: &str =
-    "a string contains a NUL character (\\u0000), which cannot be stored; remove it";
-
-/// Whether a JSON body spells a NUL character. In valid JSON it can only be the
-/// escape `\u0000` (any case); a literal backslash before it is refused too, rarely
-/// and with a clear message.
-fn has_nul_escape(body: &[u8]) -> bool {
-    body.windows(6)
-        .any(|window| window[0] == b'\\' && window[1] == b'u' && &window[2..] == b"0000")
+/// PostgreSQL cannot store a NUL character in a text column: one would fail the
+/// commit of a whole batch, so text that lands in one refuses it at the door. (In
+/// JSON kept whole, such as an alert's details, it is stored escaped and is fine.)
+pub fn refuse_nul(field: &str, text: &str) -> Result<(), IngestError> {
+    if text.contains('\0') {
+        return Err(IngestError::field(
+            field,
+            "contains a NUL character (\\u0000), which cannot be stored; remove it",
+        ));
+    }
+    Ok(())
 }
 
 /// Longest sender identity kept (it lives in memory while the alert fires).
@@ -165,13 +165,8 @@ fn bound(alert: &mut Alert) -> Result<(), IngestError> {
         .iter()
         .flat_map(|(name, value)| [("labels", name), ("labels", value)]);
     let links = alert.links.iter().map(|link| ("links", link));
-    if let Some((field, _)) = texts
-        .into_iter()
-        .chain(labels)
-        .chain(links)
-        .find(|(_, text)| text.contains('\0'))
-    {
-        return Err(IngestError::field(field, NUL_REFUSED));
+    for (field, text) in texts.into_iter().chain(labels).chain(links) {
+        refuse_nul(field, text)?;
     }
     if alert.dedup_key.len() > MAX_DEDUP_KEY_BYTES {
         return Err(IngestError::field(
@@ -255,9 +250,7 @@ pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::body("the body is empty; send a JSON document"));
     }
-    if has_nul_escape(body) {
-        return Err(IngestError::body(NUL_REFUSED));
-    }
+
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();

@@ -282,15 +282,19 @@ impl Pipeline {
         .await
     }
 
-    /// Runs a signed request's alerts through the pipeline, spending `signature` in
-    /// the same commit: [`PipelineError::Spent`] when it was seen before.
+    /// Runs a signed request's alerts through the pipeline, spending its signature
+    /// in the same commit: [`PipelineError::Spent`] when it was seen before. A
+    /// signature over a timestamp expires with its 5-minute window and is kept
+    /// briefly; one without can be replayed any time and is kept for a month.
     pub async fn ingest_signed(
         &self,
         alerts: Vec<Alert>,
         signature: &str,
+        timestamped: bool,
     ) -> Result<Vec<Accepted>, PipelineError> {
         let (reply, answer) = oneshot::channel();
-        let once = Some(format!("sig:{signature}"));
+        let prefix = if timestamped { "sigts" } else { "sig" };
+        let once = Some(format!("{prefix}:{signature}"));
         self.send(
             Command::Ingest {
                 alerts,
@@ -707,8 +711,14 @@ impl Writer {
             }
             let before = batch.revision();
             let (reply, failed) = self.apply(queued, now, &mut batch, &mut effects).await;
-            poisoned |= failed && batch.revision() != before;
-            replies.push(reply);
+            if failed && batch.revision() != before {
+                // Its own error, so a client does not retry a deterministic failure
+                // for ever; the others of the batch get 503 and retry without it.
+                poisoned = true;
+                reply(true);
+            } else {
+                replies.push(reply);
+            }
         }
         if poisoned {
             tracing::error!("a command failed half-way; answering 503 to its batch and reloading");

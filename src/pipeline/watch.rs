@@ -95,8 +95,10 @@ impl Writer {
         batch.prune(crate::store::Prune {
             answers_before: now - super::IDEMPOTENCY_WINDOW,
             silences_ended_before: now - self.config.silence_retention,
-            links_used_before: now - self.config.ack_link_ttl - chrono::TimeDelta::hours(1),
-            signatures_used_before: now - chrono::TimeDelta::minutes(10),
+            keys_used_before: now
+                - (self.config.ack_link_ttl + chrono::TimeDelta::hours(1))
+                    .max(chrono::TimeDelta::days(30)),
+            timestamped_signatures_used_before: now - chrono::TimeDelta::minutes(10),
             changes_before: now - self.config.changes.retention,
         });
     }

@@ -130,9 +130,11 @@ pub use crate::change::ChangeQuery;
 pub struct Prune {
     pub answers_before: DateTime<Utc>,
     pub silences_ended_before: DateTime<Utc>,
-    /// Ack link nonces outlive their links; webhook signatures their 5-minute window.
-    pub links_used_before: DateTime<Utc>,
-    pub signatures_used_before: DateTime<Utc>,
+    /// Single-use keys: those of timestamped signatures outlive their 5-minute window;
+    /// the others (ack links, Twilio messages, signatures without a time) are kept a
+    /// month and longer than an ack link lives.
+    pub keys_used_before: DateTime<Utc>,
+    pub timestamped_signatures_used_before: DateTime<Utc>,
     pub changes_before: DateTime<Utc>,
 }
 

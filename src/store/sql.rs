@@ -191,10 +191,10 @@ impl Store for $store {
                 .push_bind(to_millis(prune.changes_before))
                 .push(";");
             out.next().push("DELETE FROM ack_links_used WHERE used_at < ")
-                .push_bind(to_millis(prune.links_used_before))
+                .push_bind(to_millis(prune.keys_used_before))
                 .push(";");
-            out.next().push("DELETE FROM ack_links_used WHERE nonce LIKE 'sig:%' AND used_at < ")
-                .push_bind(to_millis(prune.signatures_used_before))
+            out.next().push("DELETE FROM ack_links_used WHERE nonce LIKE 'sigts:%' AND used_at < ")
+                .push_bind(to_millis(prune.timestamped_signatures_used_before))
                 .push(";");
             // The newest silence stays, so its id is never handed out again.
             out.next().push("DELETE FROM silences WHERE ends_at < ")

@@ -596,3 +596,36 @@ async fn a_nul_character_is_refused_at_the_door_and_fails_nobody_elses_batch() {
     );
     assert_eq!(tocsin.alerts().await.len(), 1);
 }
+
+#[tokio::test]
+async fn unsigned_requests_do_not_use_up_a_signed_senders_rate() {
+    // A source proven by its signature alone: no token.
+    let tocsin = Harness::start(
+        "[sources.generic]\nhmac_secret = \"generic-secret\"\nrate_limit = \"1/s\"\n",
+    )
+    .await;
+    let body = generic("db-01", "replication", "critical");
+    for _ in 0..20 {
+        let response = tocsin
+            .client
+            .post(format!("{}/api/v1/ingest/generic", tocsin.url))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let stamp = start_time().timestamp();
+    let response = tocsin
+        .client
+        .post(format!("{}/api/v1/ingest/generic", tocsin.url))
+        .header("content-type", "application/json")
+        .header("x-tocsin-timestamp", stamp.to_string())
+        .header("x-tocsin-signature", signed("generic-secret", stamp, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+}
