@@ -9,8 +9,8 @@
 # below 1000, members of TOCSIN_PROTECTED_GROUPS) are refused before anything changes.
 #   local: the address is the second field of the line "user address" of the file
 #          TOCSIN_PASSWORD_DIRECTORY; uid and groups come from `id`.
-#   ldap:  the entry uid=USER,TOCSIN_LDAP_BASE gives mail and uidNumber; its groups
-#          are the posixGroups listing it as memberUid.
+#   ldap:  the one entry (uid=USER) under TOCSIN_LDAP_BASE gives its DN, mail,
+#          uidNumber and gidNumber; groups are searched as described at lookup().
 set -eu
 user="$TOCSIN_PARAM_USER"
 backend="${TOCSIN_PASSWORD_BACKEND:-local}"
@@ -22,12 +22,26 @@ refuse() {
   exit 3
 }
 
+# ldap_search BASE FILTER ATTRIBUTE...: one entry per block, lines never wrapped.
 ldap_search() {
-  ldapsearch -x -LLL -H "$TOCSIN_LDAP_URI" -D "$TOCSIN_LDAP_BIND_DN" -y "$TOCSIN_LDAP_BIND_PASSWORD_FILE" \
-    -b "$TOCSIN_LDAP_BASE" "$@"
+  base="$1"
+  shift
+  ldapsearch -x -LLL -o ldif-wrap=no -H "$TOCSIN_LDAP_URI" -D "$TOCSIN_LDAP_BIND_DN" \
+    -y "$TOCSIN_LDAP_BIND_PASSWORD_FILE" -b "$base" "$@"
 }
 
-# Prints "uid|address|group group ..." of the account, or nothing when it is unknown.
+# A value made safe inside an LDAP filter (RFC 4515).
+filter_escape() {
+  printf '%s' "$1" | sed 's/\\/\\5c/g; s/\*/\\2a/g; s/(/\\28/g; s/)/\\29/g'
+}
+
+# Prints "uid|address|group group ...|dn" of the account, or nothing when it is unknown.
+# LDAP: exactly one entry must match, its own DN is the one whose password changes,
+# and its groups are looked for the ways directories record them (posixGroup
+# memberUid, groupOfNames member, uniqueMember, and the primary gidNumber) under
+# TOCSIN_LDAP_GROUP_BASE (default: TOCSIN_LDAP_BASE), so an administrator is found
+# wherever the groups live. A failed search refuses: it must never look like "no
+# groups".
 lookup() {
   case "$backend" in
     local)
@@ -39,23 +53,40 @@ lookup() {
       groups=$(id -Gn -- "$user" 2>/dev/null) || return 0
       ;;
     ldap)
-      entry=$(ldap_search "(uid=$user)" mail uidNumber)
+      entry=$(ldap_search "$TOCSIN_LDAP_BASE" "(uid=$user)" mail uidNumber gidNumber) ||
+        refuse "the LDAP search for $user failed; check TOCSIN_LDAP_URI and the bind settings"
+      entries=$(printf '%s\n' "$entry" | grep -c '^dn' || true)
+      [ "$entries" -gt 0 ] || return 0
+      [ "$entries" -eq 1 ] || refuse "$entries LDAP entries have uid=$user; reset it by hand"
+      dn=$(printf '%s\n' "$entry" | sed -n 's/^dn: //p')
+      [ -n "$dn" ] || refuse "the LDAP entry of $user has an encoded DN; reset it by hand"
       address=$(printf '%s\n' "$entry" | sed -n 's/^mail: //p' | head -n 1)
       uid=$(printf '%s\n' "$entry" | sed -n 's/^uidNumber: //p' | head -n 1)
-      groups=$(ldap_search "(&(objectClass=posixGroup)(memberUid=$user))" cn | sed -n 's/^cn: //p' | tr '\n' ' ')
+      gid=$(printf '%s\n' "$entry" | sed -n 's/^gidNumber: //p' | head -n 1)
+      member=$(filter_escape "$dn")
+      primary=""
+      case "$gid" in
+        '' | *[!0-9]*) ;;
+        *) primary="(gidNumber=$gid)" ;;
+      esac
+      found_groups=$(ldap_search "${TOCSIN_LDAP_GROUP_BASE:-$TOCSIN_LDAP_BASE}" \
+        "(|(memberUid=$user)(member=$member)(uniqueMember=$member)$primary)" cn) ||
+        refuse "the LDAP group search for $user failed; check TOCSIN_LDAP_GROUP_BASE"
+      groups=$(printf '%s\n' "$found_groups" | sed -n 's/^cn: //p' | tr '\n' ' ')
       ;;
     *)
       echo "TOCSIN_PASSWORD_BACKEND=$backend: use local or ldap" >&2
       exit 2
       ;;
   esac
-  printf '%s|%s|%s\n' "${uid:-}" "${address:-}" "${groups:-}"
+  printf '%s|%s|%s|%s\n' "${uid:-}" "${address:-}" "${groups:-}" "${dn:-}"
 }
 
 found=$(lookup)
 uid=$(printf '%s' "$found" | cut -d'|' -f1)
 address=$(printf '%s' "$found" | cut -d'|' -f2)
 groups=$(printf '%s' "$found" | cut -d'|' -f3)
+dn=$(printf '%s' "$found" | cut -d'|' -f4-)
 
 case "$uid" in
   ''|*[!0-9]*) refuse "account $user is unknown to the $backend directory" ;;
@@ -93,7 +124,7 @@ case "$backend" in
     trap 'rm -f "$newpass"' EXIT
     printf '%s' "$password" > "$newpass"
     ldappasswd -x -H "$TOCSIN_LDAP_URI" -D "$TOCSIN_LDAP_BIND_DN" -y "$TOCSIN_LDAP_BIND_PASSWORD_FILE" \
-      -T "$newpass" "uid=$user,$TOCSIN_LDAP_BASE"
+      -T "$newpass" "$dn"
     ;;
 esac
 

@@ -1057,3 +1057,90 @@ async fn a_run_cut_short_by_a_stop_is_recorded_interrupted_and_not_failed() {
     );
     assert!(!kinds.contains(&"runbook_failure".to_string()), "{kinds:?}");
 }
+
+/// The shipped `reset-password.sh` on its LDAP backend, with stand-ins for
+/// `ldapsearch` (a directory whose groups live outside the people OU, as in FreeIPA
+/// or Active Directory) and `ldappasswd` (records the DN it was asked to change).
+#[test]
+fn reset_password_on_ldap_finds_admins_wherever_their_groups_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let stand_in = |name: &str, script: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}")).unwrap();
+        let mut mode = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
+        std::fs::set_permissions(&path, mode).unwrap();
+    };
+    stand_in(
+        "ldapsearch",
+        r#"case "$*" in
+  *"(uid=boss)"*) printf 'dn: uid=boss,ou=people,dc=x\nmail: boss@example.com\nuidNumber: 5000\ngidNumber: 5000\n' ;;
+  *"(uid=carl)"*) printf 'dn: uid=carl,ou=people,dc=x\nmail: carl@example.com\nuidNumber: 5001\ngidNumber: 100\n' ;;
+  *"(uid=twin)"*) printf 'dn: uid=twin,ou=a,dc=x\nuidNumber: 5003\n\ndn: uid=twin,ou=b,dc=x\nuidNumber: 5004\n' ;;
+  *"(uid=flaky)"*) printf 'dn: uid=flaky,ou=people,dc=x\nmail: f@example.com\nuidNumber: 5002\n' ;;
+  *"member=uid=flaky"*) echo "Can't contact LDAP server" >&2; exit 255 ;;
+  *"ou=groups"*"member=uid=boss,ou=people,dc=x"*) printf 'dn: cn=admins,ou=groups,dc=x\ncn: admin\n' ;;
+  *"ou=groups"*"member=uid=carl,ou=people,dc=x"*) printf 'dn: cn=staff,ou=groups,dc=x\ncn: staff\n' ;;
+esac
+"#,
+    );
+    let changed = dir.path().join("changed");
+    stand_in(
+        "ldappasswd",
+        &format!(
+            "for a in \"$@\"; do last=\"$a\"; done\necho \"$last\" >> {}\n",
+            changed.display()
+        ),
+    );
+    let password_file = dir.path().join("bind-password");
+    std::fs::write(&password_file, "x").unwrap();
+    let run = |user: &str| {
+        let secret = dir.path().join(format!("secret-{user}"));
+        let output = std::process::Command::new("sh")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/runbooks/reset-password.sh"
+            ))
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("TOCSIN_PARAM_USER", user)
+            .env("TOCSIN_PASSWORD_BACKEND", "ldap")
+            .env("TOCSIN_LDAP_URI", "ldap://directory.example")
+            .env("TOCSIN_LDAP_BIND_DN", "cn=tocsin,dc=x")
+            .env("TOCSIN_LDAP_BIND_PASSWORD_FILE", &password_file)
+            .env("TOCSIN_LDAP_BASE", "ou=people,dc=x")
+            .env("TOCSIN_LDAP_GROUP_BASE", "ou=groups,dc=x")
+            .env("TOCSIN_SECRET_FILE", &secret)
+            .env("TOCSIN_SECRET_DOMAINS", "example.com")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stderr).to_string();
+        (
+            output.status.code(),
+            said,
+            std::fs::read_to_string(secret).ok(),
+        )
+    };
+    let (code, said, secret) = run("boss");
+    assert_eq!(code, Some(3), "{said}");
+    assert!(said.contains("protected group admin"), "{said}");
+    assert!(secret.is_none());
+    let (code, said, _) = run("twin");
+    assert_eq!(code, Some(3));
+    assert!(said.contains("2 LDAP entries"), "{said}");
+    let (code, said, _) = run("flaky");
+    assert_eq!(code, Some(3), "a failed group search is no 'no groups'");
+    assert!(said.contains("group search"), "{said}");
+    assert!(!changed.exists(), "no password changed so far");
+
+    let (code, said, secret) = run("carl");
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(&changed).unwrap().trim(),
+        "uid=carl,ou=people,dc=x",
+        "the DN of the one entry found, not one built from the alert"
+    );
+    assert!(secret.unwrap().starts_with("carl@example.com\n"));
+}
