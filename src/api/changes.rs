@@ -50,6 +50,7 @@ pub async fn enqueue(
         ));
     }
     let event = event.map_err(|error| ApiError::bad_request("invalid event", error.detail()))?;
+    refuse_unscoped(&event.change, false)?;
     state
         .store
         .record_change(&event.change, state.clock.now())
@@ -85,11 +86,26 @@ pub async fn create(
     }
     let change = changes::tocsin(&body, state.clock.now())
         .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
+    refuse_unscoped(&change, responder)?;
     let id = state
         .store
         .record_change(&change, state.clock.now())
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+/// A change naming no resource shows on every incident's page for its window: only
+/// a person (a responder token) may say that, not a sender's token, which would
+/// otherwise put its text and link into every page email.
+fn refuse_unscoped(change: &Change, responder: bool) -> Result<(), ApiError> {
+    if change.resource.is_some() || responder {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "resource required",
+        "name the resource the change is about (resource, or payload.source for PagerDuty); a change of everything needs a responder API token",
+    ))
 }
 
 fn unauthorized(what: &str) -> ApiError {

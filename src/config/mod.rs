@@ -873,8 +873,20 @@ fn tls_files(server: &RawServer, check: &mut Checker<'_>) -> Option<crate::tls::
 
 fn api_tokens(api: &RawApi, check: &mut Checker<'_>) -> Vec<ApiToken> {
     let mut seen = BTreeSet::new();
+    let mut names = BTreeSet::new();
     let mut tokens = Vec::new();
     for (i, token) in api.tokens.iter().enumerate() {
+        // The name is who acted on the timeline and scopes Idempotency-Key answers:
+        // two tokens sharing one would share both.
+        if !names.insert(token.name.clone()) {
+            check.error(
+                format!("api.tokens[{i}].name"),
+                format!(
+                    "{:?} names another token too; give each its own",
+                    token.name
+                ),
+            );
+        }
         let Ok(role) = token.role.parse() else {
             check.error(
                 format!("api.tokens[{i}].role"),
@@ -1746,6 +1758,16 @@ mod tests {
         assert!(
             refusal.contains("[sources.generic] has no token"),
             "{refusal}"
+        );
+    }
+
+    #[test]
+    fn two_api_tokens_may_not_share_a_name() {
+        let text = "[api]\ntokens = [\n  { name = \"ops\", token = \"first-secret-1\", role = \"admin\" },\n  { name = \"ops\", token = \"second-secret-2\", role = \"viewer\" },\n]\n";
+        let errors = parse_with(text, &[]).err().unwrap_or_default();
+        assert!(
+            errors.iter().any(|e| e.path == "api.tokens[1].name"),
+            "{errors:?}"
         );
     }
 

@@ -127,10 +127,16 @@ async fn change_events_need_a_token_and_a_valid_body() {
         body["detail"].as_str().unwrap().contains("source"),
         "{body}"
     );
+    // A change of everything shows on every page: a sender's token may not say so.
+    let everything = json!({"summary": "rotate all certificates", "source": "ci"});
+    let (status, _) = post(&tocsin, "/api/v1/changes", Some(INGEST_TOKEN), &everything).await;
+    assert_eq!(status, 403);
     assert!(
         tocsin.get("/api/v1/changes").await["items"]
             .as_array()
             .unwrap()
             .is_empty()
     );
+    let (status, _) = post(&tocsin, "/api/v1/changes", Some(RESPONDER), &everything).await;
+    assert_eq!(status, 201);
 }
