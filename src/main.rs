@@ -11,7 +11,7 @@ use tocsin::config::{Config, DEFAULT_CONFIG};
 #[derive(Parser)]
 #[command(
     name = "tocsin",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TOCSIN_GIT_COMMIT"), ")"),
     about = "Turns monitoring alerts into handled incidents"
 )]
 struct Cli {

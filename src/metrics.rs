@@ -88,10 +88,10 @@ impl Metrics {
         )?;
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Always 1; the labels say which build runs."),
-            &["version"],
+            &["version", "commit"],
         )?;
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("TOCSIN_GIT_COMMIT")])
             .set(1);
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(

@@ -419,7 +419,14 @@ async fn metrics_pass_promtool() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("tocsin_build_info{version="));
+    let build = metrics
+        .lines()
+        .find(|line| line.starts_with("tocsin_build_info{"))
+        .unwrap_or_default();
+    assert!(
+        build.contains("version=") && build.contains("commit="),
+        "{build}"
+    );
     assert!(metrics.contains("tocsin_process_resident_memory_bytes"));
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])

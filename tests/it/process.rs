@@ -616,3 +616,24 @@ async fn a_stop_does_not_wait_for_an_open_dashboard_stream() {
     );
     drop(stream);
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let output = Command::new(BINARY).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    match head {
+        Ok(head) if head.status.success() => {
+            let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+            assert!(
+                version.contains(&format!("commit {head}")),
+                "{version} vs {head}"
+            );
+        }
+        _ => println!("skipped the commit check: not a git checkout"),
+    }
+}
