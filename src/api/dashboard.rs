@@ -187,7 +187,19 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
         runs.extend(state.store.runbook_runs(&runbook.name, 5).await?);
     }
     runs.sort_by_key(|run| std::cmp::Reverse(run.started_at));
+    // What changed lately, next to what broke: the first question of an incident.
+    let changes = state
+        .store
+        .changes(&crate::change::ChangeQuery {
+            since: now - state.config.load().changes.window,
+            until: now,
+            resource: None,
+            before_id: None,
+            limit: 10,
+        })
+        .await?;
     let context = json!({
+        "changes": changes.iter().map(super::changes::change_json).collect::<Vec<_>>(),
         "open_count": open_sorted.len(),
         "open": open_sorted.iter().map(|i| incident_row(i, &tickets)).collect::<Vec<_>>(),
         "resolved": resolved.iter().map(|i| incident_row(i, &tickets)).collect::<Vec<_>>(),

@@ -94,6 +94,21 @@ async fn an_incident_lists_the_deploy_of_its_resource_and_not_another_ones() {
 
     let listed = tocsin.get("/api/v1/changes").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+    // The dashboard shows what changed lately, too.
+    let panel = tocsin
+        .client
+        .get(format!("{}/dashboard/panel", tocsin.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        panel.contains("Recent changes") && panel.contains("deploy db schema v7"),
+        "{panel}"
+    );
+
     let listed = tocsin.get("/api/v1/changes?resource=db-1").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 }
