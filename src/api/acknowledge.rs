@@ -354,7 +354,8 @@ pub async fn sms_inbound(
         Reply::Acknowledge(_) => (Action::Acknowledge { note: None }, "acknowledged"),
         Reply::Resolve(_) => (Action::Resolve { note: None }, "resolved"),
         Reply::Approve(_) => {
-            let approved = approve_waiting(&state, id, &actor).await?;
+            let approved =
+                approve_waiting(&state, id, &actor, inbound.message_sid.as_deref()).await?;
             return Ok((StatusCode::OK, approved).into_response());
         }
     };
@@ -385,7 +386,12 @@ pub async fn sms_inbound(
 }
 
 /// `APPROVE <id>`: every runbook run waiting for approval on the incident starts.
-async fn approve_waiting(state: &AppState, id: i64, actor: &str) -> Result<String, ApiError> {
+async fn approve_waiting(
+    state: &AppState,
+    id: i64,
+    actor: &str,
+    message_sid: Option<&str>,
+) -> Result<String, ApiError> {
     let waiting = state.store.pending_approvals(id).await?;
     if waiting.is_empty() {
         return Err(ApiError::new(
@@ -396,14 +402,26 @@ async fn approve_waiting(state: &AppState, id: i64, actor: &str) -> Result<Strin
             ),
         ));
     }
-    let mut started = Vec::new();
-    for run in waiting {
-        let run_id = state
-            .pipeline
-            .approve_runbook(id, &run.runbook, actor)
-            .await?;
-        started.push(format!("{} (run {run_id})", run.runbook));
-    }
+    let names: Vec<String> = waiting.iter().map(|run| run.runbook.clone()).collect();
+    // All or none, and a signed message once: a replay approves nothing.
+    let once = message_sid.map(|sid| format!("twilio:{sid}"));
+    let run_ids = state
+        .pipeline
+        .approve_runbooks(id, names.clone(), actor, once)
+        .await
+        .map_err(|error| match error {
+            PipelineError::Spent => ApiError::new(
+                StatusCode::GONE,
+                "already handled",
+                "this message was already acted on; send a new reply to act again",
+            ),
+            error => error.into(),
+        })?;
+    let started: Vec<String> = waiting
+        .iter()
+        .zip(&run_ids)
+        .map(|(run, run_id)| format!("{} on {} (run {run_id})", run.runbook, run.target))
+        .collect();
     Ok(format!("Incident #{id}: approved {}", started.join(", ")))
 }
 

@@ -149,9 +149,11 @@ enum Command {
     /// A responder approves a run proposed on an incident.
     Approve {
         incident_id: i64,
-        runbook: String,
+        runbooks: Vec<String>,
         actor: String,
-        reply: oneshot::Sender<Result<i64, PipelineError>>,
+        /// A single-use key (an SMS's message id) spent with the approvals.
+        once: Option<String>,
+        reply: oneshot::Sender<Result<Vec<i64>, PipelineError>>,
     },
 }
 
@@ -441,11 +443,30 @@ impl Pipeline {
         runbook: &str,
         actor: &str,
     ) -> Result<i64, PipelineError> {
+        let runs = self
+            .approve_runbooks(incident_id, vec![runbook.to_string()], actor, None)
+            .await?;
+        runs.first()
+            .copied()
+            .ok_or_else(|| PipelineError::NotPossible(format!("runbook {runbook} did not start")))
+    }
+
+    /// Approves several waiting runs of an incident in one commit, all or none,
+    /// spending `once` (an SMS's message id) with them: a replayed reply approves
+    /// nothing. Returns the run ids in the order asked.
+    pub async fn approve_runbooks(
+        &self,
+        incident_id: i64,
+        runbooks: Vec<String>,
+        actor: &str,
+        once: Option<String>,
+    ) -> Result<Vec<i64>, PipelineError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Approve {
             incident_id,
-            runbook: runbook.to_string(),
+            runbooks,
             actor: actor.to_string(),
+            once,
             reply,
         };
         self.send(command, answer).await
@@ -950,16 +971,46 @@ impl Writer {
             }
             Command::Approve {
                 incident_id,
-                runbook,
+                runbooks,
                 actor,
+                once,
                 reply,
             } => {
                 let result = self
-                    .approve_run(incident_id, &runbook, &actor, now, batch)
+                    .approve_all(incident_id, &runbooks, &actor, once.as_deref(), now, batch)
                     .await;
                 answer(reply, result)
             }
         }
+    }
+
+    /// Approves each run; a failure after the first poisons the batch, so none of
+    /// them starts.
+    async fn approve_all(
+        &mut self,
+        incident_id: i64,
+        runbooks: &[String],
+        actor: &str,
+        once: Option<&str>,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<i64>, PipelineError> {
+        if let Some(once) = once
+            && self.is_spent(once, batch).await?
+        {
+            return Err(PipelineError::Spent);
+        }
+        let mut started = Vec::with_capacity(runbooks.len());
+        for runbook in runbooks {
+            started.push(
+                self.approve_run(incident_id, runbook, actor, now, batch)
+                    .await?,
+            );
+        }
+        if let Some(once) = once {
+            batch.spend(once, now);
+        }
+        Ok(started)
     }
 
     /// Whether a single-use key was spent, in this batch or before.
@@ -1152,7 +1203,10 @@ impl Command {
             Command::RunFinished { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
-            Command::RunManual { reply, .. } | Command::Approve { reply, .. } => {
+            Command::RunManual { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::Approve { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             Command::Drill { reply, .. } => {

@@ -548,6 +548,10 @@ async fn the_page_carries_an_approve_link_a_get_never_uses_and_sms_approve_works
         .unwrap()
         .to_string();
     assert!(text.contains(&format!("APPROVE {id}")), "{text}");
+    assert!(
+        text.contains("reset-password (user=jdoe)"),
+        "the SMS says whose password it would reset: {text}"
+    );
 
     // A mail scanner fetching the link approves nothing.
     let shown = tocsin.client.get(&url).send().await.unwrap();
@@ -591,12 +595,10 @@ async fn the_page_carries_an_approve_link_a_get_never_uses_and_sms_approve_works
     };
     let answer = reply(format!("APPROVE {id}")).await.unwrap();
     assert_eq!(answer.status(), 200);
+    let said = answer.text().await.unwrap();
     assert!(
-        answer
-            .text()
-            .await
-            .unwrap()
-            .contains("approved reset-password")
+        said.contains("approved reset-password on user=stray"),
+        "{said}"
     );
     let incident = incident_when(&tocsin, id, "the run", has("runbook_failure")).await;
     assert_eq!(
