@@ -381,7 +381,7 @@ impl Writer {
             Some(id) => self.priority_of(id).await?,
             None => String::new(),
         };
-        self.guard.check_concurrency(runbook).map_err(|why| {
+        self.guard.check_by_hand(runbook, now).map_err(|why| {
             PipelineError::NotPossible(format!("runbook {name} cannot start now: {why}"))
         })?;
         Ok(self.start_run(

@@ -119,6 +119,13 @@ impl Guard {
                 crate::clock::rfc3339(last + runbook.cooldown)
             ));
         }
+        self.check_by_hand(runbook, now)
+    }
+
+    /// The limits a person's decision does not lift: runs at once over all
+    /// replicas, and the hourly cap (one leaked responder token must not loop a
+    /// password reset over every account).
+    pub fn check_by_hand(&self, runbook: &Runbook, now: DateTime<Utc>) -> Result<(), String> {
         if let Some(cap) = runbook.max_runs_per_hour {
             let last_hour = self
                 .of_runbook(runbook)
@@ -131,7 +138,7 @@ impl Guard {
         self.check_concurrency(runbook)
     }
 
-    /// The limit a person's decision does not lift: runs at once, over all replicas.
+    /// Runs at once over all replicas: what an approval must still respect.
     pub fn check_concurrency(&self, runbook: &Runbook) -> Result<(), String> {
         let running = self
             .of_runbook(runbook)
@@ -269,6 +276,22 @@ mod tests {
         assert_eq!(
             guard.breaker_closes(&runbook, "t", now + BREAKER_OPEN_FOR),
             None
+        );
+    }
+
+    #[test]
+    fn a_person_lifts_cooldown_but_not_the_hourly_cap() {
+        let runbook = runbook("cooldown = \"1h\"\nmax_runs_per_hour = 2\nconcurrency = 5\n");
+        let now = Utc::now();
+        let guard = Guard::of(&[run(1, "a", "success", now)]);
+        assert!(guard.check(&runbook, "a", now).is_err(), "in cooldown");
+        guard.check_by_hand(&runbook, now).unwrap();
+        let guard = Guard::of(&[run(1, "a", "success", now), run(2, "b", "success", now)]);
+        assert!(
+            guard
+                .check_by_hand(&runbook, now)
+                .unwrap_err()
+                .contains("max_runs_per_hour")
         );
     }
 
