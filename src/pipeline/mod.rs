@@ -271,17 +271,7 @@ impl Pipeline {
 
     /// Runs alerts through the pipeline; returns once they are durable.
     pub async fn ingest(&self, alerts: Vec<Alert>) -> Result<Vec<Accepted>, PipelineError> {
-        let (reply, answer) = oneshot::channel();
-        let once = None;
-        self.send(
-            Command::Ingest {
-                alerts,
-                once,
-                reply,
-            },
-            answer,
-        )
-        .await
+        self.ingest_once(alerts, None).await
     }
 
     /// Runs a signed request's alerts through the pipeline, spending its signature
@@ -294,18 +284,23 @@ impl Pipeline {
         signature: &str,
         timestamped: bool,
     ) -> Result<Vec<Accepted>, PipelineError> {
-        let (reply, answer) = oneshot::channel();
         let prefix = if timestamped { "sigts" } else { "sig" };
-        let once = Some(format!("{prefix}:{signature}"));
-        self.send(
-            Command::Ingest {
-                alerts,
-                once,
-                reply,
-            },
-            answer,
-        )
-        .await
+        self.ingest_once(alerts, Some(format!("{prefix}:{signature}")))
+            .await
+    }
+
+    async fn ingest_once(
+        &self,
+        alerts: Vec<Alert>,
+        once: Option<String>,
+    ) -> Result<Vec<Accepted>, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Ingest {
+            alerts,
+            once,
+            reply,
+        };
+        self.send(command, answer).await
     }
 
     /// Applies a human's action; returns the incident as it now is.

@@ -157,22 +157,26 @@ fn oncall_prints_who_is_on_call_from_the_config() {
     );
 }
 
-#[test]
-fn check_config_reports_every_error_with_line_and_exits_1() {
+/// `tocsin check-config` on a file holding `text`: its exit code and what it printed.
+fn check_config(text: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.toml");
-    std::fs::write(
-        &path,
-        "[incidents]\ngroup_window = \"5 minutes\"\n\n[[escalation_policies]]\nname = \"p\"\ntiers = [ { level = \"L1\", targets = [\"user:ghost\"] } ]\n",
-    )
-    .unwrap();
+    let path = dir.path().join("tocsin.toml");
+    std::fs::write(&path, text).unwrap();
     let output = Command::new(BINARY)
         .args(["check-config", "--config"])
         .arg(&path)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let report = String::from_utf8_lossy(&output.stderr);
+    let printed = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), printed.into_owned())
+}
+
+#[test]
+fn check_config_reports_every_error_with_line_and_exits_1() {
+    let (code, report) = check_config(
+        "[incidents]\ngroup_window = \"5 minutes\"\n\n[[escalation_policies]]\nname = \"p\"\ntiers = [ { level = \"L1\", targets = [\"user:ghost\"] } ]\n",
+    );
+    assert_eq!(code, Some(1));
     assert!(
         report.contains("line 2: incidents.group_window"),
         "{report}"
@@ -438,20 +442,8 @@ fn serve_beyond_loopback_with_a_development_token_exits_1_naming_the_variable() 
 
 #[test]
 fn check_config_refuses_a_duration_over_ten_years() {
-    let dir = project_dir();
-    let path = dir.path().join("long.toml");
-    std::fs::write(
-        &path,
-        "[sla.P1]\nrespond = \"14000000w\"\nresolve = \"1h\"\n",
-    )
-    .unwrap();
-    let output = Command::new(BINARY)
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    let (code, text) = check_config("[sla.P1]\nrespond = \"14000000w\"\nresolve = \"1h\"\n");
+    assert_eq!(code, Some(1));
     assert!(
         text.contains("sla.P1.respond") && text.contains("over 10 years"),
         "{text}"
