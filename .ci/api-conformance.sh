@@ -45,7 +45,7 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "$base/readyz" >/dev/null || { cat "$work/tocsin.log" >&2; echo "api-conformance: tocsin not ready" >&2; exit 1; }
 
-# A fixed seed and a bounded number of examples keep the run short (under a minute on
+# A fixed seed and a bounded number of examples keep the run short (about a minute on
 # two cores) and a failure reproducible; the seed moves only by hand.
 st() {
   "$venv/bin/st" run "$base/api/v1/openapi.json" \
