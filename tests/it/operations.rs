@@ -3,7 +3,7 @@
 
 use crate::harness::{Harness, generic};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -524,4 +524,136 @@ async fn the_client_commands_drive_a_running_daemon() {
         "the drill is not an incident: {kpi}"
     );
     assert_eq!(kpi["drills"]["passed"], 1);
+}
+
+/// The role each route's `require` layer asks for, from src/api/mod.rs: the routes of
+/// `let read`, `let act` and `let admin` up to their `route_layer(role(Role::…))`.
+fn roles_in_source() -> BTreeMap<(String, String), &'static str> {
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api/mod.rs"))
+            .unwrap();
+    let compact: String = source.split_whitespace().collect();
+    let mut roles = BTreeMap::new();
+    for (group, role) in [
+        ("letread=", "viewer"),
+        ("letact=", "responder"),
+        ("letadmin=", "admin"),
+    ] {
+        let block = compact.split(group).nth(1).unwrap();
+        let block = block.split(".route_layer(").next().unwrap();
+        for part in block.split(".route(\"").skip(1) {
+            let (path, call) = part.split_once('"').unwrap();
+            for method in ["get", "post", "put", "delete"] {
+                if call.contains(&format!("{method}(")) {
+                    roles.insert((method.to_string(), path.to_string()), role);
+                }
+            }
+        }
+    }
+    roles
+}
+
+/// Issue 19: the document lists what each route can answer, so a client (or a tester
+/// that reads it) meets no undocumented status. The rules follow the middleware and
+/// extractors every route of a kind goes through.
+#[test]
+fn the_openapi_document_lists_the_statuses_and_scheme_of_every_operation() {
+    let document: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+    let roles = roles_in_source();
+    let mut problems = Vec::new();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let name = format!("{} {path}", method.to_uppercase());
+            let responses = operation["responses"].as_object().unwrap();
+            let mut needs: Vec<(&str, &str)> = Vec::new();
+            let Some(security) = operation["security"].as_array() else {
+                problems.push(format!("{name}: no security of its own"));
+                continue;
+            };
+            let bearer_only = security.len() == 1 && security[0].get("bearer").is_some();
+            let role = roles.get(&(method.clone(), path.clone())).copied();
+            if bearer_only != role.is_some() {
+                problems.push(format!(
+                    "{name}: security {security:?}, but the router's role check is {role:?}"
+                ));
+            }
+            if operation["x-tocsin-role"].as_str() != role {
+                problems.push(format!("{name}: x-tocsin-role is not {role:?}"));
+            }
+            if let Some(role) = role {
+                needs.push(("401", "require() refuses a missing or wrong token"));
+                if role == "viewer" {
+                    if responses.contains_key("403") {
+                        problems.push(format!("{name}: 403, but every token is a viewer"));
+                    }
+                } else {
+                    needs.push(("403", "require() refuses a lower role"));
+                }
+            }
+            let writes = method != "get" && path != "/-/reload";
+            if writes {
+                needs.push(("503", "a write the store cannot take"));
+            }
+            if operation.get("requestBody").is_some() {
+                needs.push(("400", "a body it cannot read"));
+                needs.push(("413", "past max_body_bytes"));
+            }
+            let idempotent = operation["parameters"]
+                .as_array()
+                .is_some_and(|parameters| {
+                    parameters.iter().any(|p| {
+                        p["$ref"]
+                            .as_str()
+                            .is_some_and(|r| r.ends_with("IdempotencyKey"))
+                    })
+                });
+            if idempotent {
+                needs.push(("400", "an Idempotency-Key it cannot take"));
+            }
+            if path.contains("{id}") {
+                needs.push(("404", "an id that does not exist"));
+            }
+            if path.starts_with("/api/v1/ingest/") || path == "/v2/enqueue" {
+                for (code, why) in [
+                    ("401", "the source's token"),
+                    ("404", "a source not enabled"),
+                    ("413", "past max_body_bytes"),
+                    ("415", "a content type it cannot read"),
+                    ("429", "the source's rate_limit"),
+                ] {
+                    needs.push((code, why));
+                }
+                let retry_after = &document["components"]["responses"]["TooManyRequests"]["headers"]
+                    ["Retry-After"]["required"];
+                if responses["429"]["$ref"] != "#/components/responses/TooManyRequests"
+                    || retry_after != true
+                {
+                    problems.push(format!("{name}: 429 without its Retry-After header"));
+                }
+            }
+            for (code, why) in needs {
+                if !responses.contains_key(code) {
+                    problems.push(format!("{name}: no {code} ({why})"));
+                }
+            }
+            // The JSON API's refusals are {"error","detail"}; only the link pages
+            // (/ack, /csat, /approve) answer HTML to a person's browser.
+            if path.starts_with("/api/") || path.starts_with("/v2/") || path.starts_with("/-/") {
+                for (code, response) in responses {
+                    let json_error = response["$ref"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with("#/components/responses/"))
+                        || response["content"].get("application/json").is_some();
+                    if code.as_str() >= "400" && !json_error {
+                        problems.push(format!("{name}: {code} is not documented as JSON"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "docs/openapi.json:\n{}",
+        problems.join("\n")
+    );
 }
