@@ -18,5 +18,6 @@ fn main() {
     // A new commit changes HEAD or the branch it points at.
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
+    println!("cargo:rerun-if-changed=.git/packed-refs");
     println!("cargo:rerun-if-env-changed=TOCSIN_GIT_COMMIT");
 }
