@@ -63,36 +63,18 @@ impl AckLinks {
             claim.nonce,
             claim.user_id
         );
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        let mut sealed = payload.into_bytes();
-        sealed.extend_from_slice(&mac.finalize().into_bytes());
-        URL_SAFE_NO_PAD.encode(sealed)
+        self.seal(payload)
     }
 
     /// Checks the signature, then the expiry.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AckClaim, LinkError> {
-        let sealed = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| LinkError::Forged)?;
-        if sealed.len() <= MAC_LEN {
-            return Err(LinkError::Forged);
-        }
-        let (payload, tag) = sealed.split_at(sealed.len() - MAC_LEN);
-        let mut mac = self.mac();
-        mac.update(payload);
-        mac.verify_slice(tag).map_err(|_| LinkError::Forged)?;
-        let text = std::str::from_utf8(payload).map_err(|_| LinkError::Forged)?;
+        let text = self.open(token)?;
         let mut parts = text.splitn(4, '\n');
         let mut next = || parts.next().ok_or(LinkError::Forged);
         let incident_id = next()?.parse().map_err(|_| LinkError::Forged)?;
-        let expires = next()?.parse::<i64>().map_err(|_| LinkError::Forged)?;
+        let expires_at = unexpired(next()?, now)?;
         let nonce = next()?.parse().map_err(|_| LinkError::Forged)?;
         let user_id = next()?.to_string();
-        let expires_at = DateTime::from_timestamp_millis(expires).ok_or(LinkError::Forged)?;
-        if now >= expires_at {
-            return Err(LinkError::Expired);
-        }
         Ok(AckClaim {
             incident_id,
             user_id,
@@ -125,11 +107,7 @@ impl AckLinks {
             claim.runbook,
             claim.user_id
         );
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        let mut sealed = payload.into_bytes();
-        sealed.extend_from_slice(&mac.finalize().into_bytes());
-        URL_SAFE_NO_PAD.encode(sealed)
+        self.seal(payload)
     }
 
     /// Checks an approval token's signature, then its expiry.
@@ -138,28 +116,16 @@ impl AckLinks {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<ApprovalClaim, LinkError> {
-        let sealed = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| LinkError::Forged)?;
-        let cut = sealed.len().checked_sub(MAC_LEN).ok_or(LinkError::Forged)?;
-        let (payload, tag) = sealed.split_at(cut);
-        let mut mac = self.mac();
-        mac.update(payload);
-        mac.verify_slice(tag).map_err(|_| LinkError::Forged)?;
-        let text = std::str::from_utf8(payload).map_err(|_| LinkError::Forged)?;
+        let text = self.open(token)?;
         let mut parts = text.splitn(5, '\n');
         let mut next = || parts.next().ok_or(LinkError::Forged);
         if next()? != APPROVAL {
             return Err(LinkError::Forged);
         }
         let incident_id = next()?.parse().map_err(|_| LinkError::Forged)?;
-        let expires = next()?.parse::<i64>().map_err(|_| LinkError::Forged)?;
+        let expires_at = unexpired(next()?, now)?;
         let runbook = next()?.to_string();
         let user_id = next()?.to_string();
-        let expires_at = DateTime::from_timestamp_millis(expires).ok_or(LinkError::Forged)?;
-        if now >= expires_at {
-            return Err(LinkError::Expired);
-        }
         Ok(ApprovalClaim {
             incident_id,
             runbook,
@@ -167,6 +133,42 @@ impl AckLinks {
             expires_at,
         })
     }
+}
+
+impl AckLinks {
+    /// `payload` with its MAC, URL-safe.
+    fn seal(&self, payload: String) -> String {
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        let mut sealed = payload.into_bytes();
+        sealed.extend_from_slice(&mac.finalize().into_bytes());
+        URL_SAFE_NO_PAD.encode(sealed)
+    }
+
+    /// The payload of a token whose MAC holds.
+    fn open(&self, token: &str) -> Result<String, LinkError> {
+        let sealed = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| LinkError::Forged)?;
+        if sealed.len() <= MAC_LEN {
+            return Err(LinkError::Forged);
+        }
+        let (payload, tag) = sealed.split_at(sealed.len() - MAC_LEN);
+        let mut mac = self.mac();
+        mac.update(payload);
+        mac.verify_slice(tag).map_err(|_| LinkError::Forged)?;
+        String::from_utf8(payload.to_vec()).map_err(|_| LinkError::Forged)
+    }
+}
+
+/// The expiry a payload carries (milliseconds), refused once past.
+fn unexpired(millis: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, LinkError> {
+    let millis = millis.parse::<i64>().map_err(|_| LinkError::Forged)?;
+    let expires_at = DateTime::from_timestamp_millis(millis).ok_or(LinkError::Forged)?;
+    if now >= expires_at {
+        return Err(LinkError::Expired);
+    }
+    Ok(expires_at)
 }
 
 #[cfg(test)]
