@@ -1564,8 +1564,8 @@ async fn a_drill_running_across_a_restart_still_fails_once_and_stays_a_drill() {
 #[tokio::test]
 async fn a_claim_taken_over_after_its_lease_cannot_be_finished_by_its_first_owner() {
     use tocsin::clock::Clock;
-    use tocsin::store::Store;
     use tocsin::store::paging::Delivery;
+    use tocsin::store::prelude::*;
     let paging = Paging::start("").await;
     let id = paging.p1("db-01").await;
     let store = paging.tocsin.store.clone();
@@ -1626,7 +1626,7 @@ async fn pages_reuse_one_relay_connection_and_survive_the_relay_hanging_up() {
 #[tokio::test]
 async fn a_handed_page_whose_lease_ran_out_is_left_to_whoever_took_it_over() {
     use tocsin::clock::Clock;
-    use tocsin::store::Store;
+    use tocsin::store::prelude::*;
     let paging = Paging::start("").await;
     paging.p1("db-01").await;
     // This process stalls past the lease its writer wrote the pages under; another

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tocsin::clock::Clock;
-use tocsin::store::{CLAIM_LEASE, Store};
+use tocsin::store::CLAIM_LEASE;
+use tocsin::store::prelude::*;
 use tokio::task::JoinSet;
 
 fn pg_url() -> Option<String> {
