@@ -28,5 +28,6 @@ mod sla;
 mod sms_gateway;
 mod sms_replies;
 mod smtp_sink;
+mod store_conformance;
 mod tickets;
 mod trust;

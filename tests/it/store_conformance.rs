@@ -1,0 +1,1012 @@
+//! One conformance suite for the store, the way quickwit tests its metastore: every
+//! store function is exercised by plain async test functions over a `dyn Store`, and
+//! `conformance!` instantiates each of them once per backend. SQLite runs in a fresh
+//! file per test; PostgreSQL in a fresh schema per test at `TOCSIN_TEST_PG_URL`, and
+//! prints "skipped" without it. Where the backends differ by design (one process
+//! owns a SQLite file; replicas share PostgreSQL), the test says which does what.
+
+use crate::harness::pg_schema;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+use std::sync::Arc;
+use tocsin::alert::{AlertStatus, Priority, Severity};
+use tocsin::change::{Change, ChangeQuery};
+use tocsin::incident::{Incident, IncidentStatus, TimelineEntry};
+use tocsin::oncall::Channel;
+use tocsin::silence::Silence;
+use tocsin::store::paging::{
+    Delivery, Escalation, EscalationState, Notification, NotificationKind,
+};
+use tocsin::store::runs::RunRecord;
+use tocsin::store::tickets::{Ticket, TicketOp, TicketOpKind};
+use tocsin::store::{
+    AlertQuery, AlertRecord, AlertUpdate, AlertVolume, CLAIM_LEASE, Claims, DueClaim,
+    IncidentQuery, Prune, Store, WriteBatch,
+};
+use tocsin::ticket::Platform;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty store; its directory lives as long as it.
+struct Fresh {
+    store: Arc<dyn Store>,
+    backend: Backend,
+    _dir: tempfile::TempDir,
+}
+
+async fn fresh(backend: Backend) -> Option<Fresh> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("tocsin.db").display()),
+        Backend::Postgres => {
+            let Ok(url) = std::env::var("TOCSIN_TEST_PG_URL") else {
+                eprintln!(
+                    "skipped: set TOCSIN_TEST_PG_URL (postgres://…) to run the store conformance suite on PostgreSQL"
+                );
+                return None;
+            };
+            pg_schema(&url).await
+        }
+    };
+    let store = tocsin::store::open(&url).await.unwrap();
+    Some(Fresh {
+        store,
+        backend,
+        _dir: dir,
+    })
+}
+
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let fresh = super::fresh(super::Backend::Sqlite).await.unwrap();
+                    super::$test(&*fresh.store, fresh.backend).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if let Some(fresh) = super::fresh(super::Backend::Postgres).await {
+                        super::$test(&*fresh.store, fresh.backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_batch_is_what_the_writer_loads_and_the_api_reads,
+    alert_changes_are_merged_and_counted_in_the_volume,
+    escalation_timers_come_due_and_end,
+    messages_are_claimed_renewed_finished_and_counted_as_pages,
+    a_batch_hands_its_due_messages_claimed_and_keeps_cancelled_pages_back,
+    runs_are_listed_lost_and_interrupted_as_the_backend_allows,
+    ticket_calls_reach_each_ticket_in_order_and_tickets_are_found,
+    single_use_keys_answers_and_settings_are_kept_until_pruned,
+    changes_and_satisfaction_answers_are_recorded_and_queried,
+);
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-29T03:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn incident(id: i64) -> Incident {
+    Incident {
+        id,
+        title: "disk on web-1".into(),
+        priority: Priority::P2,
+        status: IncidentStatus::Triggered,
+        created_at: t0(),
+        acknowledged_at: None,
+        resolved_at: None,
+        alert_count: 1,
+        escalation_level: "L1".into(),
+        response_due: t0() + TimeDelta::minutes(15),
+        resolve_due: t0() + TimeDelta::hours(4),
+        flapping: false,
+        on_hold: false,
+        source: "generic".into(),
+        resource: "web-1".into(),
+        check: "disk".into(),
+        summary: "disk full".into(),
+        group_key: Some("web-1".into()),
+        rule: None,
+        escalation_policy: Some("default".into()),
+        last_alert_at: t0(),
+        sla_flags: 0,
+        hold_since: None,
+        remediated: false,
+        escalated: false,
+        drill: false,
+        links: Vec::new(),
+    }
+}
+
+fn alert(id: i64, incident_id: Option<i64>) -> AlertRecord {
+    AlertRecord {
+        id,
+        source: "generic".into(),
+        dedup_key: format!("web-1/disk/{id}"),
+        resource: "web-1".into(),
+        check: "disk".into(),
+        severity: Severity::Error,
+        priority: Priority::P2,
+        status: AlertStatus::Firing,
+        summary: "disk full".into(),
+        details: json!({ "used": "99%" }),
+        labels: [("team".to_string(), "ops".to_string())].into(),
+        links: vec!["https://wiki.example/disk".into()],
+        count: 1,
+        first_seen: t0(),
+        last_seen: t0(),
+        occurred_at: Some(t0()),
+        resolved_at: None,
+        incident_id,
+        silenced: false,
+        inhibited: false,
+        flapping: false,
+    }
+}
+
+fn message(
+    incident_id: i64,
+    channel: Channel,
+    kind: NotificationKind,
+    due_at: DateTime<Utc>,
+) -> Notification {
+    Notification {
+        id: 0,
+        incident_id,
+        user_id: "alice".into(),
+        channel,
+        address: match channel {
+            Channel::Sms => "+33600000001".into(),
+            _ => "alice@example.com".into(),
+        },
+        kind,
+        step: "L1#1".into(),
+        attempts: 0,
+        due_at,
+        deadline: due_at + TimeDelta::hours(1),
+    }
+}
+
+fn run(id: i64, status: &str) -> RunRecord {
+    RunRecord {
+        id,
+        runbook: "restart".into(),
+        incident_id: Some(1),
+        trigger: "auto".into(),
+        actor: "tocsin".into(),
+        target: "web-1".into(),
+        params: [("service".to_string(), "nginx".to_string())].into(),
+        status: status.into(),
+        exit_code: None,
+        output: String::new(),
+        started_at: t0(),
+        finished_at: None,
+        recovery_due: None,
+        approval_due: (status == "pending_approval").then(|| t0() + TimeDelta::minutes(30)),
+    }
+}
+
+fn ticket_op(kind: TicketOpKind, step: &str) -> TicketOp {
+    TicketOp {
+        id: 0,
+        incident_id: 1,
+        platform: Platform::Zendesk,
+        kind,
+        step: step.into(),
+        body: format!("{step} body"),
+        attempts: 0,
+        due_at: t0(),
+        deadline: t0() + TimeDelta::hours(1),
+    }
+}
+
+/// Commits `batch` in a turn, as the writer does.
+async fn commit(store: &dyn Store, batch: &WriteBatch) {
+    store.begin_turn().await.unwrap();
+    store.commit(batch).await.unwrap();
+}
+
+/// A committed incident #1, for the rows that belong to one.
+async fn with_incident(store: &dyn Store) {
+    let mut batch = WriteBatch::default();
+    batch.upsert_incident(&incident(1));
+    commit(store, &batch).await;
+}
+
+async fn a_batch_is_what_the_writer_loads_and_the_api_reads(store: &dyn Store, _: Backend) {
+    store.ping().await.unwrap();
+    let empty = store.load_open_state().await.unwrap();
+    assert_eq!(
+        (
+            empty.next_alert_id,
+            empty.next_incident_id,
+            empty.next_run_id
+        ),
+        (1, 1, 1)
+    );
+    assert!(
+        !store.begin_turn().await.unwrap(),
+        "nobody else wrote since the load"
+    );
+    store.end_turn().await;
+
+    let silence = Silence::new(
+        1,
+        vec!["resource=\"db-01\"".into()],
+        t0(),
+        t0() + TimeDelta::hours(1),
+        "ops".into(),
+        "patching".into(),
+        t0(),
+    )
+    .unwrap();
+    let entry = TimelineEntry {
+        incident_id: 1,
+        at: t0(),
+        kind: "opened".into(),
+        actor: "generic".into(),
+        message: "opened by disk on web-1".into(),
+        data: json!({ "alert": 1 }),
+    };
+    let mut batch = WriteBatch::default();
+    batch.upsert_incident(&incident(1));
+    batch.insert_alert(alert(1, Some(1)));
+    batch.insert_alert(alert(2, None));
+    batch.record(entry.clone());
+    batch.upsert_silence(&silence);
+    batch.beat("nightly-backup", t0());
+    batch.upsert_run(run(1, "awaiting_recovery"));
+    commit(store, &batch).await;
+
+    let state = store.load_open_state().await.unwrap();
+    assert_eq!(state.alerts.len(), 2);
+    assert_eq!(state.incidents, vec![(incident(1), 1)], "one firing alert");
+    assert_eq!(
+        (
+            state.next_alert_id,
+            state.next_incident_id,
+            state.next_run_id
+        ),
+        (3, 2, 2)
+    );
+    assert_eq!((state.silences.len(), state.next_silence_id), (1, 2));
+    assert_eq!(state.heartbeats.get("nightly-backup"), Some(&t0()));
+    assert_eq!(state.awaiting_recovery, vec![run(1, "awaiting_recovery")]);
+
+    assert_eq!(store.incident(1).await.unwrap(), Some(incident(1)));
+    assert_eq!(store.incident(2).await.unwrap(), None);
+    let query = IncidentQuery {
+        statuses: vec!["triggered".into()],
+        priorities: vec![Priority::P2],
+        limit: 10,
+        ..IncidentQuery::default()
+    };
+    assert_eq!(store.incidents(&query).await.unwrap(), vec![incident(1)]);
+    let resolved = IncidentQuery {
+        statuses: vec!["resolved".into()],
+        limit: 10,
+        ..IncidentQuery::default()
+    };
+    assert!(store.incidents(&resolved).await.unwrap().is_empty());
+    assert_eq!(store.alert(1).await.unwrap(), Some(alert(1, Some(1))));
+    let of_incident = AlertQuery {
+        statuses: vec!["firing".into()],
+        incident_id: Some(1),
+        limit: 10,
+        ..AlertQuery::default()
+    };
+    assert_eq!(
+        store.alerts(&of_incident).await.unwrap(),
+        vec![alert(1, Some(1))]
+    );
+    let newest_first = AlertQuery {
+        source: Some("generic".into()),
+        resource: Some("web-1".into()),
+        limit: 10,
+        ..AlertQuery::default()
+    };
+    let ids: Vec<i64> = store
+        .alerts(&newest_first)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids, vec![2, 1]);
+    assert_eq!(store.timeline(1).await.unwrap(), vec![entry.clone()]);
+    let delivery = TimelineEntry {
+        kind: "notified".into(),
+        message: "paged alice by email".into(),
+        ..entry.clone()
+    };
+    store
+        .append_timeline(std::slice::from_ref(&delivery))
+        .await
+        .unwrap();
+    assert_eq!(store.timeline(1).await.unwrap(), vec![entry, delivery]);
+    let silences = store.silences(10, None).await.unwrap();
+    let listed: Vec<(i64, &[String], String)> = silences
+        .iter()
+        .map(|s| (s.id, s.matchers.as_slice(), s.comment.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(1, silence.matchers.as_slice(), "patching".to_string())]
+    );
+    assert_eq!(
+        (silences[0].starts_at, silences[0].ends_at),
+        (silence.starts_at, silence.ends_at)
+    );
+    assert!(store.silences(10, Some(1)).await.unwrap().is_empty());
+}
+
+async fn alert_changes_are_merged_and_counted_in_the_volume(store: &dyn Store, _: Backend) {
+    let mut batch = WriteBatch::default();
+    batch.insert_alert(alert(1, None));
+    let repeat = AlertUpdate {
+        count: 3,
+        last_seen: t0() + TimeDelta::minutes(1),
+        status: AlertStatus::Firing,
+        resolved_at: None,
+        incident_id: None,
+        silenced: false,
+        inhibited: false,
+        flapping: true,
+    };
+    batch.update_alert(1, repeat);
+    commit(store, &batch).await;
+    assert_eq!(
+        store.alert(1).await.unwrap().unwrap().count,
+        3,
+        "merged into the insert"
+    );
+
+    let mut batch = WriteBatch::default();
+    batch.update_alert(
+        1,
+        AlertUpdate {
+            status: AlertStatus::Resolved,
+            resolved_at: Some(t0() + TimeDelta::minutes(2)),
+            ..repeat
+        },
+    );
+    commit(store, &batch).await;
+    let stored = store.alert(1).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.resolved_at),
+        (AlertStatus::Resolved, Some(t0() + TimeDelta::minutes(2)))
+    );
+    let resolved = AlertQuery {
+        statuses: vec!["resolved".into()],
+        limit: 10,
+        ..AlertQuery::default()
+    };
+    assert_eq!(store.alerts(&resolved).await.unwrap().len(), 1);
+    assert!(store.load_open_state().await.unwrap().alerts.is_empty());
+    let volume = store
+        .alert_volume(t0(), t0() + TimeDelta::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        volume,
+        vec![AlertVolume {
+            source: "generic".into(),
+            check: "disk".into(),
+            alerts: 1,
+            notifications: 3,
+            flapping: 1,
+            flapping_seconds: 120,
+        }]
+    );
+    assert!(
+        store
+            .alert_volume(t0() + TimeDelta::hours(1), t0() + TimeDelta::hours(2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn escalation_timers_come_due_and_end(store: &dyn Store, _: Backend) {
+    let timer = Escalation {
+        incident_id: 1,
+        policy: "default".into(),
+        tier: 1,
+        cycle: 0,
+        steps: 1,
+        due_at: Some(t0() + TimeDelta::minutes(10)),
+        state: EscalationState::Tiers,
+        last_step: Some("L1#1".into()),
+    };
+    let mut batch = WriteBatch::default();
+    batch.upsert_incident(&incident(1));
+    batch.set_escalation(timer.clone());
+    commit(store, &batch).await;
+    assert!(store.due_escalations(t0()).await.unwrap().is_empty());
+    let due = store
+        .due_escalations(t0() + TimeDelta::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(due, vec![timer.clone()]);
+    assert_eq!(store.escalation(1).await.unwrap(), Some(timer));
+    assert_eq!(
+        store
+            .overdue_escalations(t0() + TimeDelta::minutes(10))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .overdue_escalations(t0() + TimeDelta::minutes(11))
+            .await
+            .unwrap(),
+        1
+    );
+    let mut batch = WriteBatch::default();
+    batch.end_escalation(1);
+    commit(store, &batch).await;
+    assert_eq!(store.escalation(1).await.unwrap(), None);
+}
+
+async fn messages_are_claimed_renewed_finished_and_counted_as_pages(
+    store: &dyn Store,
+    backend: Backend,
+) {
+    with_incident(store).await;
+    let page = message(1, Channel::Email, NotificationKind::Page, t0());
+    let later = message(
+        1,
+        Channel::Sms,
+        NotificationKind::Page,
+        t0() + TimeDelta::minutes(5),
+    );
+    let mut batch = WriteBatch::default();
+    batch.queue(page.clone());
+    batch.queue(later.clone());
+    commit(store, &batch).await;
+    assert_eq!(
+        store.sms_paged_incident("alice", None).await.unwrap(),
+        Some(1),
+        "queued counts"
+    );
+    assert_eq!(
+        store.sms_paged_incident("alice", Some(2)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.sms_paged_incident("bob", None).await.unwrap(), None);
+
+    let claimed = store
+        .claim_notifications(t0(), CLAIM_LEASE, 10, "c1")
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "only the one due: {claimed:?}");
+    let id = claimed[0].id;
+    assert_eq!(
+        Notification {
+            id: 0,
+            ..claimed[0].clone()
+        },
+        Notification {
+            due_at: t0() + CLAIM_LEASE,
+            ..page.clone()
+        },
+        "a claimed row is due when its lease ends"
+    );
+    assert!(
+        store
+            .claim_notifications(t0(), CLAIM_LEASE, 10, "c2")
+            .await
+            .unwrap()
+            .is_empty(),
+        "held"
+    );
+    assert_eq!(
+        store.claimed_notifications("c1", t0()).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .claimed_notifications("c2", t0())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let past_lease = t0() + TimeDelta::seconds(30);
+    assert!(
+        store
+            .claimed_notifications("c1", past_lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .renew_claims(
+            Claims::Notifications,
+            "c2",
+            &[id],
+            t0() + TimeDelta::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claimed_notifications("c1", past_lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "only its claimer renews"
+    );
+    store
+        .renew_claims(
+            Claims::Notifications,
+            "c1",
+            &[id],
+            t0() + TimeDelta::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claimed_notifications("c1", past_lease)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    store
+        .finish_notification(id, "c2", &Delivery::Sent, t0())
+        .await
+        .unwrap();
+    assert!(
+        store.delivered_pages(1).await.unwrap().is_empty(),
+        "only its claimer finishes"
+    );
+    store
+        .finish_notification(id, "c1", &Delivery::Sent, t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.delivered_pages(1).await.unwrap(),
+        vec![(
+            "alice".to_string(),
+            "email".to_string(),
+            "alice@example.com".to_string()
+        )]
+    );
+    assert_eq!(
+        store
+            .sent_pages(t0(), t0() + TimeDelta::hours(1))
+            .await
+            .unwrap(),
+        vec![("alice".to_string(), t0())]
+    );
+    assert!(
+        store
+            .sent_pages(t0() + TimeDelta::hours(1), t0() + TimeDelta::hours(2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let notice = message(1, Channel::Email, NotificationKind::Resolved, t0());
+    store
+        .queue_notifications(&[page, notice.clone()])
+        .await
+        .unwrap();
+    let queued = store
+        .claim_notifications(t0(), CLAIM_LEASE, 10, "c3")
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1, "the page again is a duplicate: {queued:?}");
+    assert_eq!(queued[0].kind, NotificationKind::Resolved);
+    let retry = Delivery::Retry {
+        at: t0() + TimeDelta::minutes(1),
+        error: "relay busy".into(),
+    };
+    store
+        .finish_notification(queued[0].id, "c3", &retry, t0())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_notifications(t0(), CLAIM_LEASE, 10, "c4")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .claim_notifications(t0() + TimeDelta::minutes(1), CLAIM_LEASE, 10, "c4")
+        .await
+        .unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 1));
+
+    // A process that dies holding a claim: at start SQLite's owner takes it back at
+    // once; on PostgreSQL it may be another replica's, left to its lease.
+    let released = store
+        .release_claims(t0() + TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    let retaken = store
+        .claim_notifications(t0() + TimeDelta::minutes(1), CLAIM_LEASE, 10, "c5")
+        .await
+        .unwrap();
+    match backend {
+        Backend::Sqlite => assert_eq!((released, retaken.len()), (1, 1)),
+        Backend::Postgres => assert_eq!((released, retaken.len()), (0, 0)),
+    }
+    let failed = Delivery::Failed {
+        error: "bounced".into(),
+    };
+    let holder = if backend == Backend::Sqlite {
+        "c5"
+    } else {
+        "c4"
+    };
+    store
+        .finish_notification(again[0].id, holder, &failed, t0())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_notifications(t0() + TimeDelta::hours(1), CLAIM_LEASE, 10, "c6")
+            .await
+            .unwrap()
+            .iter()
+            .all(|n| n.kind != NotificationKind::Resolved)
+    );
+}
+
+async fn a_batch_hands_its_due_messages_claimed_and_keeps_cancelled_pages_back(
+    store: &dyn Store,
+    _: Backend,
+) {
+    let mut batch = WriteBatch::default();
+    batch.upsert_incident(&incident(1));
+    batch.upsert_incident(&incident(2));
+    batch.claim_due(DueClaim {
+        token: "writer".into(),
+        now: t0(),
+        until: t0() + CLAIM_LEASE,
+    });
+    batch.queue(message(1, Channel::Email, NotificationKind::Page, t0()));
+    batch.queue(message(2, Channel::Email, NotificationKind::Page, t0()));
+    batch.cancel_pages(2);
+    assert_eq!(batch.handed_claim(), Some("writer"));
+    commit(store, &batch).await;
+    let handed = store.claimed_notifications("writer", t0()).await.unwrap();
+    assert_eq!(
+        handed.iter().map(|n| n.incident_id).collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert!(
+        store
+            .claim_notifications(t0(), CLAIM_LEASE, 10, "other")
+            .await
+            .unwrap()
+            .is_empty(),
+        "the cancelled page is not claimable"
+    );
+    store
+        .finish_notification(handed[0].id, "writer", &Delivery::Cancelled, t0())
+        .await
+        .unwrap();
+    assert!(store.delivered_pages(1).await.unwrap().is_empty());
+}
+
+async fn runs_are_listed_lost_and_interrupted_as_the_backend_allows(
+    store: &dyn Store,
+    backend: Backend,
+) {
+    let mut batch = WriteBatch::default();
+    batch.upsert_incident(&incident(1));
+    batch.upsert_run(run(1, "running"));
+    batch.upsert_run(run(2, "pending_approval"));
+    commit(store, &batch).await;
+    let ids = |runs: Vec<RunRecord>| runs.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.recent_runs(t0() + TimeDelta::days(1)).await.unwrap()),
+        vec![1, 2],
+        "running and waiting, however old"
+    );
+    assert_eq!(
+        store.runbook_runs("restart", 10).await.unwrap(),
+        vec![run(2, "pending_approval"), run(1, "running")]
+    );
+    assert!(store.runbook_runs("other", 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.pending_approvals(1).await.unwrap(),
+        vec![run(2, "pending_approval")]
+    );
+    assert!(store.pending_approvals(2).await.unwrap().is_empty());
+
+    // Past its lease, a running run's process died: on PostgreSQL any replica sees it;
+    // SQLite's one process marks its own runs interrupted at start instead.
+    let lost = store.lost_runs(t0() + TimeDelta::minutes(1)).await.unwrap();
+    store.interrupt_orphaned_runs().await.unwrap();
+    let first = store
+        .runbook_runs("restart", 10)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    match backend {
+        Backend::Sqlite => assert_eq!((lost.len(), first.status.as_str()), (0, "interrupted")),
+        Backend::Postgres => assert_eq!((ids(lost), first.status.as_str()), (vec![1], "running")),
+    }
+    store
+        .renew_claims(Claims::Runs, "", &[1], t0() + TimeDelta::hours(1))
+        .await
+        .unwrap();
+
+    let mut batch = WriteBatch::default();
+    batch.upsert_run(RunRecord {
+        exit_code: Some(0),
+        output: "restarted".into(),
+        finished_at: Some(t0() + TimeDelta::minutes(2)),
+        ..run(2, "succeeded")
+    });
+    commit(store, &batch).await;
+    assert!(store.pending_approvals(1).await.unwrap().is_empty());
+    let mut batch = WriteBatch::default();
+    batch.upsert_run(run(2, "pending_approval"));
+    commit(store, &batch).await;
+    assert_eq!(
+        store.runbook_runs("restart", 1).await.unwrap()[0].status,
+        "succeeded",
+        "a finished run stays finished"
+    );
+}
+
+async fn ticket_calls_reach_each_ticket_in_order_and_tickets_are_found(
+    store: &dyn Store,
+    _: Backend,
+) {
+    let mut batch = WriteBatch::default();
+    batch.upsert_incident(&incident(1));
+    batch.queue_ticket(ticket_op(TicketOpKind::Create, "create"));
+    batch.queue_ticket(ticket_op(TicketOpKind::Note, "note-1"));
+    batch.queue_ticket(ticket_op(TicketOpKind::Create, "create"));
+    commit(store, &batch).await;
+    let first = store
+        .claim_ticket_ops(t0(), CLAIM_LEASE, 10, "d1")
+        .await
+        .unwrap();
+    assert_eq!(
+        first.iter().map(|op| op.kind).collect::<Vec<_>>(),
+        vec![TicketOpKind::Create],
+        "one per ticket, a duplicate create dropped"
+    );
+    assert!(
+        store
+            .claim_ticket_ops(t0(), CLAIM_LEASE, 10, "d2")
+            .await
+            .unwrap()
+            .is_empty(),
+        "the note waits for its ticket"
+    );
+    store
+        .renew_claims(
+            Claims::TicketOps,
+            "d1",
+            &[first[0].id],
+            t0() + TimeDelta::minutes(1),
+        )
+        .await
+        .unwrap();
+    store
+        .finish_ticket_op(first[0].id, "d2", &Delivery::Sent, t0())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_ticket_ops(t0() + TimeDelta::seconds(30), CLAIM_LEASE, 10, "d2")
+            .await
+            .unwrap()
+            .is_empty(),
+        "renewed, and not finished by another"
+    );
+    store
+        .finish_ticket_op(first[0].id, "d1", &Delivery::Sent, t0())
+        .await
+        .unwrap();
+    let next = store
+        .claim_ticket_ops(t0(), CLAIM_LEASE, 10, "d3")
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        TicketOp {
+            id: 0,
+            ..next[0].clone()
+        },
+        TicketOp {
+            due_at: t0() + CLAIM_LEASE,
+            ..ticket_op(TicketOpKind::Note, "note-1")
+        }
+    );
+
+    let ticket = Ticket {
+        incident_id: 1,
+        platform: Platform::Zendesk,
+        id: "123".into(),
+        reference: "ref-123".into(),
+        url: "https://acme.zendesk.example/agent/tickets/123".into(),
+    };
+    store.save_ticket(&ticket, t0()).await.unwrap();
+    store.save_ticket(&ticket, t0()).await.unwrap();
+    assert_eq!(store.tickets(&[1, 2]).await.unwrap(), vec![ticket]);
+    assert!(store.tickets(&[]).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .ticket_incident(Platform::Zendesk, "ref-123")
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .ticket_incident(Platform::Zendesk, "123")
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.ticket_incident(Platform::Jira, "123").await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .note_assignee(Platform::Zendesk, "123", "bob")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .note_assignee(Platform::Zendesk, "ref-123", "bob")
+            .await
+            .unwrap(),
+        "unchanged"
+    );
+}
+
+async fn single_use_keys_answers_and_settings_are_kept_until_pruned(store: &dyn Store, _: Backend) {
+    let mut batch = WriteBatch::default();
+    batch.spend("nonce-1", t0());
+    batch.remember("idem-1", "{\"id\":1}".into(), t0());
+    commit(store, &batch).await;
+    assert!(store.is_spent("nonce-1").await.unwrap());
+    assert!(!store.is_spent("nonce-2").await.unwrap());
+    assert_eq!(
+        store
+            .remembered_answer("idem-1", t0() - TimeDelta::hours(24))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"id\":1}")
+    );
+    assert_eq!(
+        store
+            .remembered_answer("idem-1", t0() + TimeDelta::seconds(1))
+            .await
+            .unwrap(),
+        None,
+        "too old"
+    );
+    assert_eq!(store.setting("link_key", "first").await.unwrap(), "first");
+    assert_eq!(
+        store.setting("link_key", "second").await.unwrap(),
+        "first",
+        "created once"
+    );
+
+    let mut batch = WriteBatch::default();
+    batch.prune(Prune {
+        answers_before: t0() + TimeDelta::seconds(1),
+        silences_ended_before: t0(),
+        keys_used_before: t0() + TimeDelta::seconds(1),
+        timestamped_signatures_used_before: t0(),
+        changes_before: t0(),
+    });
+    commit(store, &batch).await;
+    assert!(!store.is_spent("nonce-1").await.unwrap());
+    assert_eq!(
+        store
+            .remembered_answer("idem-1", t0() - TimeDelta::hours(24))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn changes_and_satisfaction_answers_are_recorded_and_queried(store: &dyn Store, _: Backend) {
+    let change = |resource: Option<&str>, minutes: i64| Change {
+        id: 0,
+        source: "github-actions".into(),
+        summary: "deploy".into(),
+        resource: resource.map(String::from),
+        at: t0() + TimeDelta::minutes(minutes),
+        links: Vec::new(),
+        details: json!({ "sha": "abc" }),
+    };
+    let web = store
+        .record_change(&change(Some("web-1"), 1), t0())
+        .await
+        .unwrap();
+    let any = store.record_change(&change(None, 2), t0()).await.unwrap();
+    let db = store
+        .record_change(&change(Some("db-1"), 3), t0())
+        .await
+        .unwrap();
+    let query = |resource: Option<&str>| ChangeQuery {
+        since: t0(),
+        until: t0() + TimeDelta::hours(1),
+        resource: resource.map(String::from),
+        before_id: None,
+        limit: 10,
+    };
+    let ids = |changes: Vec<Change>| changes.iter().map(|c| c.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.changes(&query(Some("web-1"))).await.unwrap()),
+        vec![any, web]
+    );
+    assert_eq!(
+        ids(store.changes(&query(None)).await.unwrap()),
+        vec![db, any, web]
+    );
+    assert_eq!(
+        store.changes(&query(Some("web-1"))).await.unwrap()[1],
+        Change {
+            id: web,
+            ..change(Some("web-1"), 1)
+        }
+    );
+
+    with_incident(store).await;
+    assert!(!store.csat_answered(1, "alice@example.com").await.unwrap());
+    assert!(
+        store
+            .record_csat(1, "alice@example.com", 5, t0())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_csat(1, "alice@example.com", 1, t0())
+            .await
+            .unwrap(),
+        "the first answer counts"
+    );
+    assert!(store.csat_answered(1, "alice@example.com").await.unwrap());
+    assert_eq!(
+        store
+            .csat_scores(t0(), t0() + TimeDelta::hours(1))
+            .await
+            .unwrap(),
+        vec![5]
+    );
+    assert!(
+        store
+            .csat_scores(t0() + TimeDelta::hours(1), t0() + TimeDelta::hours(2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
