@@ -5,10 +5,10 @@
 mod contract;
 mod delegate;
 pub mod paging;
-pub mod postgres;
+mod postgres;
 pub mod runs;
 mod sql;
-pub mod sqlite;
+mod sqlite;
 pub mod tickets;
 
 use crate::alert::{AlertStatus, Labels, Priority, Severity};

@@ -49,7 +49,8 @@ tokens = [
 }
 
 /// A store whose commits can be made to fail, to test the 503 path against a real
-/// SQLite store underneath.
+/// store underneath: it changes the writer's calls and the read of who was paged,
+/// and forwards every other concern untouched.
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     pub failing: AtomicBool,
