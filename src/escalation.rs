@@ -221,9 +221,9 @@ pub fn retrigger(mut escalation: Escalation, now: DateTime<Utc>) -> Escalation {
 mod tests {
     use super::*;
     use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Priority, Severity};
-    use crate::config::SlaTarget;
     use crate::oncall::{NotifyRule, Target, User};
     use crate::rules::Classification;
+    use crate::sla::SlaTarget;
 
     fn directory() -> Directory {
         let mut directory = Directory::default();

@@ -312,8 +312,8 @@ fn backlog(open: &[Incident], now: DateTime<Utc>) -> Value {
 mod tests {
     use super::*;
     use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Severity};
-    use crate::config::SlaTarget;
     use crate::rules::Classification;
+    use crate::sla::SlaTarget;
     use chrono::TimeDelta;
 
     fn incident(

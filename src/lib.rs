@@ -25,7 +25,6 @@ pub mod incident;
 pub mod ingest;
 pub mod inhibit;
 pub mod kpi;
-pub mod links;
 pub mod metrics;
 pub mod noise;
 pub mod notify;

@@ -12,6 +12,7 @@ use crate::ingest::SourceKind;
 use crate::oncall::schedule::{Override, Schedule};
 use crate::oncall::{Channel, Directory, EscalationPolicy, NotifyRule, Target, Tier, User};
 use crate::rules::{Matcher, Rule};
+use crate::sla::SlaTarget;
 use channels::{EmailConfig, EmailTransport, SmsConfig, SmsProvider, SmtpTls};
 use chrono::TimeDelta;
 use raw::*;
@@ -117,14 +118,6 @@ pub struct SignatureConfig {
     pub timestamp_header: Option<String>,
 }
 
-/// Response and resolution budgets of one priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlaTarget {
-    pub respond: TimeDelta,
-    pub resolve: TimeDelta,
-    pub escalate_on_breach: bool,
-}
-
 /// `[incidents]`.
 #[derive(Debug, Clone)]
 pub struct IncidentsConfig {
@@ -141,13 +134,6 @@ pub struct HeartbeatConfig {
     pub interval: TimeDelta,
     pub grace: TimeDelta,
     pub token: Option<String>,
-}
-
-/// `[flapping]`: more than `changes` state changes within `window` is flapping.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FlappingConfig {
-    pub changes: u32,
-    pub window: TimeDelta,
 }
 
 /// A paging drill: on its cron, a synthetic incident pages the policy for real.
@@ -192,7 +178,7 @@ pub struct Config {
     pub secret_domains: Vec<String>,
     pub templates_dir: PathBuf,
     pub heartbeats: Vec<HeartbeatConfig>,
-    pub flapping: FlappingConfig,
+    pub flapping: crate::flapping::Policy,
     pub inhibit: Vec<crate::inhibit::InhibitRule>,
     /// `[[drills]]`.
     pub drills: Vec<DrillConfig>,
@@ -204,7 +190,7 @@ pub struct Config {
     /// `[[tickets]]`: one per ticketing platform.
     pub tickets: Vec<crate::ticket::TicketConfig>,
     /// `[[remote_access]]`: link templates to reach a resource.
-    pub remote_access: Vec<crate::links::RemoteAccess>,
+    pub remote_access: Vec<crate::incident::links::RemoteAccess>,
     /// `[dashboard] public` as written; see [`Config::dashboard_public`].
     pub dashboard_public_setting: Option<bool>,
     /// How long ended silences are kept.
@@ -645,7 +631,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
             }
         })
         .collect();
-    let flapping = FlappingConfig {
+    let flapping = crate::flapping::Policy {
         changes: raw.flapping.changes.max(1),
         window: check.duration("flapping.window", &raw.flapping.window),
     };

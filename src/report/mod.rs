@@ -166,7 +166,7 @@ pub(crate) fn rows(config: &Config, current: &Value, previous: &Value) -> Vec<Va
 fn worst(created: &[Incident], now: DateTime<Utc>) -> Vec<Value> {
     let mut missed: Vec<(&Incident, TimeDelta)> = created
         .iter()
-        .filter(|incident| crate::sla::breached(incident, now))
+        .filter(|incident| incident.sla_breached(now))
         .map(|incident| {
             (
                 incident,

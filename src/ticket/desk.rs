@@ -7,8 +7,8 @@
 use super::{Call, Opening, Platform, TicketConfig, freshdesk, jira, servicenow, zendesk};
 use crate::clock::{Clock, rfc3339};
 use crate::config::{Config, SharedConfig};
+use crate::incident::links::LinkKind;
 use crate::incident::{Incident, TimelineEntry};
-use crate::links::LinkKind;
 use crate::metrics::Metrics;
 use crate::notify::NotifyError;
 use crate::notify::outbox::subject;
