@@ -166,14 +166,14 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
         .collect::<Vec<_>>();
     let oncall = crate::api::oncall::report(&state.config.load(), now)["schedules"].clone();
     let start_of_day = now - TimeDelta::seconds(i64::from(now.num_seconds_from_midnight()));
-    let today = crate::kpi::compute(
+    let today = crate::report::read::kpis(
         state.store.as_ref(),
         start_of_day,
         now + TimeDelta::seconds(1),
         now,
     )
     .await?;
-    let week = crate::kpi::compute(
+    let week = crate::report::read::kpis(
         state.store.as_ref(),
         now - TimeDelta::days(7),
         now + TimeDelta::seconds(1),
