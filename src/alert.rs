@@ -157,7 +157,7 @@ pub enum AlertAction {
 pub struct Alert {
     /// The ingest source name (`alertmanager`, `pagerduty`, `generic`, …).
     pub source: String,
-    /// The sender's identity for this alert, or a stable hash; see [`crate::dedup`].
+    /// The sender's identity for this alert, or a stable hash; see the `dedup` module.
     pub dedup_key: String,
     pub resource: String,
     pub check: String,

@@ -12,6 +12,7 @@ mod helpdesk;
 mod https;
 mod incidents;
 mod ingest;
+mod layers;
 mod operations;
 mod paging;
 mod process;
