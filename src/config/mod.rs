@@ -9,6 +9,7 @@ pub mod raw;
 
 use crate::alert::Priority;
 use crate::ingest::SourceKind;
+use crate::name::UnknownName;
 use crate::oncall::schedule::{Override, Schedule};
 use crate::oncall::{Channel, Directory, EscalationPolicy, NotifyRule, Target, Tier, User};
 use crate::rules::{Matcher, Rule};
@@ -78,13 +79,17 @@ pub enum Role {
 }
 
 impl FromStr for Role {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         match text {
             "viewer" => Ok(Self::Viewer),
             "responder" => Ok(Self::Responder),
             "admin" => Ok(Self::Admin),
-            _ => Err(()),
+            _ => Err(UnknownName::new(
+                "API token role",
+                text,
+                "viewer, responder, admin",
+            )),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! written to the timeline by the caller. Pure: no I/O, time is passed in.
 
 use crate::alert::{Alert, Priority};
+use crate::name::UnknownName;
 use crate::rules::Classification;
 use crate::sla::{Clock, SlaEvent, SlaFlags, SlaTarget};
 use chrono::{DateTime, Utc};
@@ -37,13 +38,17 @@ impl fmt::Display for IncidentStatus {
 }
 
 impl FromStr for IncidentStatus {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         match text {
             "triggered" => Ok(Self::Triggered),
             "acknowledged" => Ok(Self::Acknowledged),
             "resolved" => Ok(Self::Resolved),
-            _ => Err(()),
+            _ => Err(UnknownName::new(
+                "incident status",
+                text,
+                "triggered, acknowledged, resolved",
+            )),
         }
     }
 }

@@ -58,7 +58,7 @@ impl Writer {
             .store
             .due_escalations(now)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+            .map_err(PipelineError::from)?;
         let fired = due.len();
         for timer in due {
             let Some(open) = self.view.incidents.get(&timer.incident_id) else {
@@ -246,7 +246,7 @@ impl Writer {
         self.store
             .escalation(incident_id)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))
+            .map_err(PipelineError::from)
     }
 }
 

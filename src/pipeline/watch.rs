@@ -306,7 +306,7 @@ impl Writer {
             .store
             .incident(incident_id)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+            .map_err(PipelineError::from)?
         {
             incident.flapping = flapping;
             batch.upsert_incident(&incident);
@@ -353,7 +353,7 @@ impl Writer {
                 .store
                 .alert(open.id)
                 .await
-                .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+                .map_err(PipelineError::from)?;
             let Some(record) = record else { continue };
             if let Some(open) = self.view.alerts.get_mut(&key) {
                 open.flapping = false;

@@ -17,6 +17,7 @@ pub mod zendesk;
 use crate::alert::Priority;
 use crate::config::Config;
 use crate::incident::Incident;
+use crate::name::UnknownName;
 use axum::http::HeaderMap;
 use chrono::TimeDelta;
 use serde_json::Value;
@@ -53,12 +54,18 @@ impl fmt::Display for Platform {
 }
 
 impl FromStr for Platform {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         Self::ALL
             .into_iter()
             .find(|platform| platform.as_str() == text)
-            .ok_or(())
+            .ok_or_else(|| {
+                UnknownName::new(
+                    "ticket platform",
+                    text,
+                    "zendesk, freshdesk, servicenow, jira",
+                )
+            })
     }
 }
 

@@ -52,9 +52,19 @@ tokens = [
 
 /// A store whose commits can be made to fail, to test the 503 path against a real
 /// SQLite store underneath.
+/// The text of the fault `FaultyStore` injects: a client must never see it.
+pub const DRIVER_TEXT: &str = "disk I/O error at page 4711 of main.db";
+
+/// A failure shaped as sqlx reports one, carrying `DRIVER_TEXT`.
+fn driver_fault() -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::other(DRIVER_TEXT)))
+}
+
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     pub failing: AtomicBool,
+    /// Makes incident listings fail as the database driver would.
+    pub failing_reads: AtomicBool,
     /// Makes the read of who was paged fail (it happens mid-batch, on a resolve).
     pub failing_page_reads: AtomicBool,
     /// Held by a test, it keeps every commit waiting, as a held write lock does.
@@ -90,7 +100,7 @@ impl Store for FaultyStore {
             .is_ok();
         if self.failing.load(Ordering::SeqCst) || one_of_the_failing {
             self.inner.end_turn().await;
-            return Err(StoreError::Open("injected fault: disk unavailable".into()));
+            return Err(driver_fault());
         }
         self.inner.commit(batch).await
     }
@@ -121,6 +131,9 @@ impl Store for FaultyStore {
         self.inner.remembered_answer(key, since).await
     }
     async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        if self.failing_reads.load(Ordering::SeqCst) {
+            return Err(driver_fault());
+        }
         self.inner.incidents(query).await
     }
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
@@ -448,6 +461,7 @@ impl Harness {
         let store = Arc::new(FaultyStore {
             inner,
             failing: AtomicBool::new(false),
+            failing_reads: AtomicBool::new(false),
             failing_page_reads: AtomicBool::new(false),
             hold: tokio::sync::Mutex::new(()),
             waiting: std::sync::atomic::AtomicUsize::new(0),
