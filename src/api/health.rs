@@ -56,7 +56,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// `POST /-/reload` (admin): reads the configuration file again; a bad one is refused
 /// with every error and the running one stays.
 pub async fn reload(State(state): State<AppState>) -> impl IntoResponse {
-    match crate::app::reload(&state) {
+    match crate::reload::reload(
+        &state.config,
+        state.config_path.get().map(std::path::PathBuf::as_path),
+    ) {
         Ok(note) => (
             StatusCode::OK,
             Json(serde_json::json!({ "reloaded": true, "detail": note })),

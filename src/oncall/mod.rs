@@ -2,6 +2,7 @@
 //! escalation policies with their tiers. `Directory` answers "whom does this tier
 //! page now?". Pure.
 
+pub mod report;
 pub mod schedule;
 
 use crate::alert::Priority;

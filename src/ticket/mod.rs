@@ -174,10 +174,10 @@ pub fn authenticate(
         Platform::Zendesk => zendesk::verify(secret, headers, body, now),
         Platform::Jira => jira::verify(secret, headers, body, now),
         Platform::Freshdesk | Platform::ServiceNow => {
-            let given = crate::api::auth::presented_token(headers, None).ok_or_else(|| {
+            let given = crate::webhook_auth::presented_token(headers, None).ok_or_else(|| {
                 "no credential: send the webhook_secret as the Basic-auth password or a bearer token".to_string()
             })?;
-            if crate::api::auth::same_secret(&given, secret) {
+            if crate::webhook_auth::same_secret(&given, secret) {
                 Ok(())
             } else {
                 Err("the credential does not match webhook_secret".into())
