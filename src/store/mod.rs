@@ -2,6 +2,8 @@
 //! embedded default) and PostgreSQL (scale-out) are interchangeable. Writes arrive as
 //! one [`WriteBatch`] per group commit; reads serve the API.
 
+mod contract;
+mod delegate;
 pub mod paging;
 pub mod postgres;
 pub mod runs;
@@ -13,12 +15,11 @@ use crate::alert::{AlertStatus, Labels, Priority, Severity};
 use crate::dedup::{DedupKey, OpenAlert};
 use crate::incident::{Incident, TimelineEntry};
 use crate::silence::Silence;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use paging::{Delivery, Escalation, Notification, NotificationKind};
+use paging::{Escalation, Notification, NotificationKind};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tickets::{Ticket, TicketOp};
+use tickets::TicketOp;
 
 /// Why the store could not do what was asked. Callers answer 503 so senders retry.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +125,20 @@ pub struct WriteBatch {
 }
 
 pub use crate::change::ChangeQuery;
+pub use contract::{
+    AlertStore, IncidentStore, KeyStore, LeaseStore, OutboxStore, PageHistory, RunStore, Store,
+    TicketStore, WriteStore,
+};
+pub use delegate::Forward;
+
+/// Every store trait, for calling store methods on a concrete store (a `dyn Store`
+/// needs no import).
+pub mod prelude {
+    pub use super::{
+        AlertStore, IncidentStore, KeyStore, LeaseStore, OutboxStore, PageHistory, RunStore, Store,
+        TicketStore, WriteStore,
+    };
+}
 
 /// Rows past their retention, deleted in the batch that carries this.
 #[derive(Debug, Clone, Copy)]
@@ -569,211 +584,16 @@ impl Claims {
     }
 }
 
-/// The storage backend. Implementations must make [`Store::commit`] atomic and durable
-/// before it returns: a 202 is only sent after it.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Cheap liveness check for `/readyz`.
-    async fn ping(&self) -> Result<(), StoreError>;
-    /// Everything the pipeline keeps in memory.
-    async fn load_open_state(&self) -> Result<OpenState, StoreError>;
-    /// Writes a batch in one transaction, and ends the turn.
-    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError>;
-    /// One incident.
-    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
-    /// Incidents, newest first.
-    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError>;
-    /// Alerts, newest first.
-    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError>;
-    /// An incident's history, oldest first.
-    async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError>;
-
-    /// Escalation timers due at `now`.
-    async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError>;
-    /// An incident's escalation timer.
-    async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError>;
-    /// Timers due before `before`: a healthy engine has none.
-    async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError>;
-    /// Claims up to `limit` messages due at `now` for sending, for `lease`: a claim
-    /// not finished or renewed by then (its process died) is claimed again.
-    /// `claim` is the claimer's token: only it renews or finishes the rows.
-    /// Messages a writer wrote already claimed under `claim`, not yet finished, whose
-    /// lease still runs after `held_past` (a claim about to run out may be taken over
-    /// by another process: it is left to the claim path).
-    async fn claimed_notifications(
-        &self,
-        claim: &str,
-        held_past: DateTime<Utc>,
-    ) -> Result<Vec<Notification>, StoreError>;
-    async fn claim_notifications(
-        &self,
-        now: DateTime<Utc>,
-        lease: chrono::TimeDelta,
-        limit: i64,
-        claim: &str,
-    ) -> Result<Vec<Notification>, StoreError>;
-    /// Extends the lease of rows `claim` still holds.
-    async fn renew_claims(
-        &self,
-        table: Claims,
-        claim: &str,
-        ids: &[i64],
-        until: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    /// Takes this process's turn to change alerts and incidents (PostgreSQL: a lock
-    /// held until [`Store::commit`] or [`Store::end_turn`]). True when another
-    /// replica changed them since this one last loaded or committed: reload first.
-    async fn begin_turn(&self) -> Result<bool, StoreError>;
-    /// Gives the turn up without writing.
-    async fn end_turn(&self);
-    /// Records the outcome of an attempt on a claimed message.
-    async fn finish_notification(
-        &self,
-        id: i64,
-        claim: &str,
-        delivery: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    /// Queues messages outside a pipeline batch (outbox fallbacks); duplicates are dropped.
-    async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError>;
-    /// Runs still marked running whose lease ran out before `now`: their process died.
-    async fn lost_runs(&self, now: DateTime<Utc>) -> Result<Vec<runs::RunRecord>, StoreError>;
-    /// The runs waiting for a responder's approval on an incident (for the links and
-    /// SMS replies that approve them).
-    async fn pending_approvals(&self, incident_id: i64)
-    -> Result<Vec<runs::RunRecord>, StoreError>;
-    /// At start, with one process per database: the runs still marked running were
-    /// cut short by the last stop, and become `interrupted`. Never on a reload, when
-    /// they are this process's own live runs.
-    async fn interrupt_orphaned_runs(&self) -> Result<(), StoreError>;
-
-    /// Runs started since `since`, and those running or waiting for approval however
-    /// old: what the runbook guard and the pending approvals are computed from.
-    async fn recent_runs(&self, since: DateTime<Utc>) -> Result<Vec<runs::RunRecord>, StoreError>;
-    /// Returns messages and ticket calls claimed by a process that died to the queue,
-    /// due at `now` at the latest.
-    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
-    /// The pages actually delivered for an incident: `(user, channel, address)`.
-    async fn delivered_pages(
-        &self,
-        incident_id: i64,
-    ) -> Result<Vec<(String, String, String)>, StoreError>;
-    /// The incident most recently paged to a user's phone by SMS (sent, or queued to
-    /// be), or with `only`, that incident if it was: what an SMS reply from that phone
-    /// may act on.
-    async fn sms_paged_incident(
-        &self,
-        user_id: &str,
-        only: Option<i64>,
-    ) -> Result<Option<i64>, StoreError>;
-    /// Appends timeline entries outside a pipeline batch (delivery attempts).
-    async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
-    /// Records a change event; returns its id.
-    async fn record_change(
-        &self,
-        change: &crate::change::Change,
-        received_at: DateTime<Utc>,
-    ) -> Result<i64, StoreError>;
-    /// Changes newest first (by time of change): those at or after `since`, of
-    /// `resource` when given, up to `limit` with an id below `before_id`.
-    async fn changes(&self, query: &ChangeQuery) -> Result<Vec<crate::change::Change>, StoreError>;
-    /// Whether a single-use key was already spent.
-    async fn is_spent(&self, key: &str) -> Result<bool, StoreError>;
-    /// The answer kept for an `Idempotency-Key` since `since`, as JSON.
-    async fn remembered_answer(
-        &self,
-        key: &str,
-        since: DateTime<Utc>,
-    ) -> Result<Option<String>, StoreError>;
-    /// Whether this address already answered the satisfaction survey of this incident.
-    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError>;
-    /// A persistent setting, created with `initial` when missing.
-    async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError>;
-    /// One alert.
-    async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError>;
-    /// The latest runs of a runbook, newest first.
-    async fn runbook_runs(
-        &self,
-        runbook: &str,
-        limit: i64,
-    ) -> Result<Vec<runs::RunRecord>, StoreError>;
-    /// Records a satisfaction answer; false when this address already answered for
-    /// this incident (the first answer counts).
-    async fn record_csat(
-        &self,
-        incident_id: i64,
-        address: &str,
-        score: i64,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-    /// The satisfaction scores of incidents created in `[from, to)`.
-    async fn csat_scores(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<i64>, StoreError>;
-    /// Silences newest first: up to `limit` with an id below `before_id`.
-    async fn silences(
-        &self,
-        limit: i64,
-        before_id: Option<i64>,
-    ) -> Result<Vec<Silence>, StoreError>;
-    /// Alert volume per source and check, for alerts first seen in `[from, to)`.
-    async fn alert_volume(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<AlertVolume>, StoreError>;
-    /// Who was paged when: pages sent in `[from, to)`, any channel.
-    async fn sent_pages(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
-    /// Claims up to `limit` ticket calls due at `now` for `lease`: per ticket, only the
-    /// oldest unfinished one, so calls reach each ticket in order. A claim whose lease
-    /// ran out (its desk died or lost the store) is claimed again.
-    async fn claim_ticket_ops(
-        &self,
-        now: DateTime<Utc>,
-        lease: chrono::TimeDelta,
-        limit: i64,
-        claim: &str,
-    ) -> Result<Vec<TicketOp>, StoreError>;
-    /// Records the outcome of a claimed ticket call.
-    async fn finish_ticket_op(
-        &self,
-        id: i64,
-        claim: &str,
-        delivery: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    /// Records the ticket a platform opened for an incident.
-    async fn save_ticket(&self, ticket: &Ticket, now: DateTime<Utc>) -> Result<(), StoreError>;
-    /// The tickets of these incidents.
-    async fn tickets(&self, incident_ids: &[i64]) -> Result<Vec<Ticket>, StoreError>;
-    /// Records the assignee a platform's webhook named; false when it is the one
-    /// already recorded (nothing changed).
-    async fn note_assignee(
-        &self,
-        platform: crate::ticket::Platform,
-        ticket: &str,
-        assignee: &str,
-    ) -> Result<bool, StoreError>;
-    /// The incident a platform's ticket (by id or API reference) belongs to.
-    async fn ticket_incident(
-        &self,
-        platform: crate::ticket::Platform,
-        ticket: &str,
-    ) -> Result<Option<i64>, StoreError>;
-}
-
 /// Opens the backend named by `[storage] url`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+        Ok(Arc::new(sql::SqlStore::new(
+            sqlite::SqliteStore::open(url).await?,
+        )))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(postgres::PostgresStore::open(url).await?))
+        Ok(Arc::new(sql::SqlStore::new(
+            postgres::PostgresStore::open(url).await?,
+        )))
     } else {
         Err(StoreError::Open(format!(
             "storage url {url:?}: use sqlite://PATH (embedded) or postgres://USER@HOST/DB"

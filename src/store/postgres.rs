@@ -6,7 +6,9 @@
 //! (3 s to get a connection), so ingest answers 503 and `/readyz` says false until it
 //! is back; the pool reconnects by itself.
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use super::StoreError;
+use super::sql::{Backend, On, Sql, arguments};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres};
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -16,6 +18,13 @@ use std::time::Duration;
 const POOL_SIZE: u32 = 16;
 /// How long a call waits for a connection before it fails (and ingest answers 503).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A statement as sqlx runs it on PostgreSQL.
+fn query(sql: Sql) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>, StoreError> {
+    let (text, args, persistent) = sql.into_parts();
+    let args = arguments(args).map_err(sqlx::Error::Encode)?;
+    Ok(sqlx::query_with(q(&text), args).persistent(persistent))
+}
 
 /// Numbers the `?` placeholders the shared SQL is written with: `$1`, `$2`, …
 fn q(sql: &str) -> AssertSqlSafe<String> {
@@ -33,25 +42,8 @@ fn q(sql: &str) -> AssertSqlSafe<String> {
     AssertSqlSafe(numbered)
 }
 
-/// Replicas claim due rows concurrently: each takes rows nobody else holds.
-const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
-/// Several replicas share the database: what one finds half-done may be another's.
-const ONE_PROCESS: bool = false;
 /// The advisory lock replicas take turns on (any constant shared by all of them).
 const TURN_LOCK: i64 = 0x0070_726f_6373_696e;
-
-/// A batch as separate statements: PostgreSQL takes one statement per bound query.
-#[derive(Default)]
-struct Statements(Vec<sqlx::QueryBuilder<Postgres>>);
-
-impl Statements {
-    /// A fresh statement.
-    fn next(&mut self) -> &mut sqlx::QueryBuilder<Postgres> {
-        let index = self.0.len();
-        self.0.push(sqlx::QueryBuilder::new(""));
-        &mut self.0[index]
-    }
-}
 
 /// A PostgreSQL database shared by every replica.
 #[derive(Debug)]
@@ -84,6 +76,33 @@ impl PostgresStore {
             turn: tokio::sync::Mutex::new(None),
             seen_epoch: AtomicI64::new(-1),
         })
+    }
+
+    fn pool(&self, on: On) -> &PgPool {
+        match on {
+            On::Writer => &self.writer,
+            On::Readers => &self.readers,
+        }
+    }
+}
+
+impl Backend for PostgresStore {
+    type Row = PgRow;
+    /// Replicas claim due rows concurrently: each takes rows nobody else holds.
+    const CLAIM_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// Several replicas share the database: what one finds half-done may be another's.
+    const ONE_PROCESS: bool = false;
+
+    async fn fetch_all(&self, on: On, sql: Sql) -> Result<Vec<PgRow>, StoreError> {
+        Ok(query(sql)?.fetch_all(self.pool(on)).await?)
+    }
+
+    async fn fetch_optional(&self, on: On, sql: Sql) -> Result<Option<PgRow>, StoreError> {
+        Ok(query(sql)?.fetch_optional(self.pool(on)).await?)
+    }
+
+    async fn execute(&self, on: On, sql: Sql) -> Result<u64, StoreError> {
+        Ok(query(sql)?.execute(self.pool(on)).await?.rows_affected())
     }
 
     /// Waits for the turn: a transaction holding the advisory lock, released by its
@@ -128,19 +147,16 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Runs a batch in the turn's transaction (or a new one) and counts the turn.
-    async fn execute(&self, statements: Statements) -> Result<(), StoreError> {
+    /// Runs a batch in the turn's transaction (or a new one), one statement at a time
+    /// (PostgreSQL takes one statement per bound query), and counts the turn.
+    async fn execute_batch(&self, statements: Vec<Sql>) -> Result<(), StoreError> {
         let held = self.turn.lock().await.take();
         let mut transaction = match held {
             Some(transaction) => transaction,
             None => self.writer.begin().await?,
         };
-        for mut statement in statements.0 {
-            statement
-                .build()
-                .persistent(false)
-                .execute(&mut *transaction)
-                .await?;
+        for statement in statements {
+            query(statement)?.execute(&mut *transaction).await?;
         }
         let epoch: i64 = sqlx::query_scalar(
             "UPDATE write_turns SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
@@ -152,8 +168,6 @@ impl PostgresStore {
         Ok(())
     }
 }
-
-super::sql::sql_store!(PostgresStore, Postgres, PgRow);
 
 #[cfg(test)]
 mod tests {

@@ -2,41 +2,22 @@
 //! group-commit writer is its only user) and a small pool of readers. An OS lock on
 //! `<db>.lock` keeps a second instance off the same file and dies with the process.
 
+use super::StoreError;
+use super::sql::{Backend, On, Sql, arguments};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{AssertSqlSafe, Sqlite, SqlitePool};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// SQLite takes the `?` placeholders as written.
-fn q(sql: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(sql.to_string())
-}
-
-/// SQLite has one writer at a time: a claim needs no row lock.
-const CLAIM_LOCK: &str = "";
-/// One process owns the file (the lock below), so what it finds half-done at start
-/// is its own: runs marked running were cut short, claims can be released at once.
-const ONE_PROCESS: bool = true;
-
-/// A whole batch, BEGIN to COMMIT, as one multi-statement query: one trip to SQLite's
-/// worker thread instead of one per statement, which under load costs more than the
-/// fsync itself.
-struct Statements(sqlx::QueryBuilder<Sqlite>);
-
-impl Default for Statements {
-    fn default() -> Self {
-        Self(sqlx::QueryBuilder::new("BEGIN IMMEDIATE;"))
-    }
-}
-
-impl Statements {
-    /// Where the next statement goes (each ends with `;`).
-    fn next(&mut self) -> &mut sqlx::QueryBuilder<Sqlite> {
-        &mut self.0
-    }
+/// A statement as sqlx runs it on SQLite, which takes the `?` placeholders as written.
+fn query(sql: Sql) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>, StoreError> {
+    let (text, args, persistent) = sql.into_parts();
+    let args = arguments(args).map_err(sqlx::Error::Encode)?;
+    Ok(sqlx::query_with(AssertSqlSafe(text), args).persistent(persistent))
 }
 
 /// A SQLite database file owned by this process.
@@ -111,6 +92,55 @@ fn lock(path: &Path) -> Result<File, StoreError> {
 }
 
 impl SqliteStore {
+    fn pool(&self, on: On) -> &SqlitePool {
+        match on {
+            On::Writer => &self.writer,
+            On::Readers => &self.readers,
+        }
+    }
+}
+
+impl Backend for SqliteStore {
+    type Row = SqliteRow;
+    /// SQLite has one writer at a time: a claim needs no row lock.
+    const CLAIM_LOCK: &'static str = "";
+    /// One process owns the file (the lock above), so what it finds half-done at start
+    /// is its own: runs marked running were cut short, claims can be released at once.
+    const ONE_PROCESS: bool = true;
+
+    async fn fetch_all(&self, on: On, sql: Sql) -> Result<Vec<SqliteRow>, StoreError> {
+        Ok(query(sql)?.fetch_all(self.pool(on)).await?)
+    }
+
+    async fn fetch_optional(&self, on: On, sql: Sql) -> Result<Option<SqliteRow>, StoreError> {
+        Ok(query(sql)?.fetch_optional(self.pool(on)).await?)
+    }
+
+    async fn execute(&self, on: On, sql: Sql) -> Result<u64, StoreError> {
+        Ok(query(sql)?.execute(self.pool(on)).await?.rows_affected())
+    }
+
+    /// A whole batch, BEGIN to COMMIT, as one multi-statement query: one trip to
+    /// SQLite's worker thread instead of one per statement, which under load costs
+    /// more than the fsync itself.
+    async fn execute_batch(&self, statements: Vec<Sql>) -> Result<(), StoreError> {
+        let mut batch = Sql::once("BEGIN IMMEDIATE;");
+        for statement in statements {
+            batch.append(statement);
+        }
+        batch.push("COMMIT;");
+        let mut connection = self.writer.acquire().await?;
+        let outcome = query(batch)?.execute(&mut *connection).await;
+        if let Err(error) = outcome {
+            // A statement failed before COMMIT: the transaction is still open.
+            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *connection).await {
+                tracing::warn!(%rollback, "rollback after a failed batch failed");
+            }
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
     /// One process, so the turn is always its own and its view always fresh.
     async fn take_turn(&self) -> Result<bool, StoreError> {
         Ok(false)
@@ -121,26 +151,4 @@ impl SqliteStore {
     async fn note_loaded(&self) -> Result<(), StoreError> {
         Ok(())
     }
-
-    /// Runs a batch in one transaction.
-    async fn execute(&self, mut statements: Statements) -> Result<(), StoreError> {
-        statements.0.push("COMMIT;");
-        let mut connection = self.writer.acquire().await?;
-        let outcome = statements
-            .0
-            .build()
-            .persistent(false)
-            .execute(&mut *connection)
-            .await;
-        if let Err(error) = outcome {
-            // A statement failed before COMMIT: the transaction is still open.
-            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *connection).await {
-                tracing::warn!(%rollback, "rollback after a failed batch failed");
-            }
-            return Err(error.into());
-        }
-        Ok(())
-    }
 }
-
-super::sql::sql_store!(SqliteStore, Sqlite, SqliteRow);

@@ -10,10 +10,10 @@ use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
 use tocsin::incident::{Incident, TimelineEntry};
-use tocsin::store::paging::{Delivery, Escalation, Notification};
-use tocsin::store::tickets::{Ticket, TicketOp};
 use tocsin::store::{
-    AlertQuery, AlertRecord, IncidentQuery, OpenState, Store, StoreError, WriteBatch,
+    AlertStore, ChangeQuery, Forward, IncidentQuery, IncidentStore, KeyStore, LeaseStore,
+    OpenState, OutboxStore, PageHistory, RunStore, Store, StoreError, TicketStore, WriteBatch,
+    WriteStore,
 };
 
 pub const INGEST_TOKEN: &str = "ingest-secret-token";
@@ -50,8 +50,6 @@ tokens = [
     )
 }
 
-/// A store whose commits can be made to fail, to test the 503 path against a real
-/// SQLite store underneath.
 /// The text of the fault `FaultyStore` injects: a client must never see it.
 pub const DRIVER_TEXT: &str = "disk I/O error at page 4711 of main.db";
 
@@ -60,6 +58,8 @@ fn driver_fault() -> StoreError {
     StoreError::Database(sqlx::Error::Io(std::io::Error::other(DRIVER_TEXT)))
 }
 
+/// A store whose commits can be made to fail, to test the 503 path against a real
+/// SQLite store underneath.
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     pub failing: AtomicBool,
@@ -78,7 +78,7 @@ pub struct FaultyStore {
 }
 
 #[async_trait]
-impl Store for FaultyStore {
+impl WriteStore for FaultyStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
@@ -104,88 +104,19 @@ impl Store for FaultyStore {
         }
         self.inner.commit(batch).await
     }
-    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
-        self.inner.incident(id).await
-    }
-    async fn record_change(
-        &self,
-        change: &tocsin::change::Change,
-        received_at: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        self.inner.record_change(change, received_at).await
-    }
-    async fn changes(
-        &self,
-        query: &tocsin::store::ChangeQuery,
-    ) -> Result<Vec<tocsin::change::Change>, StoreError> {
-        self.inner.changes(query).await
-    }
-    async fn is_spent(&self, key: &str) -> Result<bool, StoreError> {
-        self.inner.is_spent(key).await
-    }
-    async fn remembered_answer(
-        &self,
-        key: &str,
-        since: DateTime<Utc>,
-    ) -> Result<Option<String>, StoreError> {
-        self.inner.remembered_answer(key, since).await
-    }
-    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
-        if self.failing_reads.load(Ordering::SeqCst) {
-            return Err(driver_fault());
+    async fn begin_turn(&self) -> Result<bool, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Open("injected fault".into()));
         }
-        self.inner.incidents(query).await
+        self.inner.begin_turn().await
     }
-    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
-        self.inner.alerts(query).await
+    async fn end_turn(&self) {
+        self.inner.end_turn().await
     }
-    async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
-        self.inner.timeline(incident_id).await
-    }
-    async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError> {
-        self.inner.due_escalations(now).await
-    }
-    async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError> {
-        self.inner.escalation(incident_id).await
-    }
-    async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError> {
-        self.inner.overdue_escalations(before).await
-    }
-    async fn claimed_notifications(
-        &self,
-        claim: &str,
-        held_past: DateTime<Utc>,
-    ) -> Result<Vec<Notification>, StoreError> {
-        self.inner.claimed_notifications(claim, held_past).await
-    }
-    async fn claim_notifications(
-        &self,
-        now: DateTime<Utc>,
-        lease: chrono::TimeDelta,
-        limit: i64,
-        claim: &str,
-    ) -> Result<Vec<Notification>, StoreError> {
-        self.inner
-            .claim_notifications(now, lease, limit, claim)
-            .await
-    }
-    async fn finish_notification(
-        &self,
-        id: i64,
-        claim: &str,
-        delivery: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .finish_notification(id, claim, delivery, now)
-            .await
-    }
-    async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
-        self.inner.queue_notifications(notifications).await
-    }
-    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.release_claims(now).await
-    }
+}
+
+#[async_trait]
+impl PageHistory for FaultyStore {
     async fn delivered_pages(
         &self,
         incident_id: i64,
@@ -202,24 +133,52 @@ impl Store for FaultyStore {
     ) -> Result<Option<i64>, StoreError> {
         self.inner.sms_paged_incident(user_id, only).await
     }
-    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError> {
-        self.inner.csat_answered(incident_id, address).await
+    async fn sent_pages(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.inner.sent_pages(from, to).await
+    }
+}
+
+impl Forward<dyn AlertStore> for FaultyStore {
+    fn to(&self) -> &dyn AlertStore {
+        &*self.inner
+    }
+}
+#[async_trait]
+impl IncidentStore for FaultyStore {
+    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        if self.failing_reads.load(Ordering::SeqCst) {
+            return Err(driver_fault());
+        }
+        self.inner.incidents(query).await
+    }
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        self.inner.incident(id).await
+    }
+    async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.inner.timeline(incident_id).await
     }
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
         self.inner.append_timeline(entries).await
     }
-    async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError> {
-        self.inner.setting(name, initial).await
-    }
-    async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
-        self.inner.alert(id).await
-    }
-    async fn runbook_runs(
+    async fn record_change(
         &self,
-        runbook: &str,
-        limit: i64,
-    ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
-        self.inner.runbook_runs(runbook, limit).await
+        change: &tocsin::change::Change,
+        received_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.inner.record_change(change, received_at).await
+    }
+    async fn changes(
+        &self,
+        query: &ChangeQuery,
+    ) -> Result<Vec<tocsin::change::Change>, StoreError> {
+        self.inner.changes(query).await
+    }
+    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError> {
+        self.inner.csat_answered(incident_id, address).await
     }
     async fn record_csat(
         &self,
@@ -239,104 +198,30 @@ impl Store for FaultyStore {
     ) -> Result<Vec<i64>, StoreError> {
         self.inner.csat_scores(from, to).await
     }
-    async fn alert_volume(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<tocsin::store::AlertVolume>, StoreError> {
-        self.inner.alert_volume(from, to).await
+}
+impl Forward<dyn OutboxStore> for FaultyStore {
+    fn to(&self) -> &dyn OutboxStore {
+        &*self.inner
     }
-    async fn sent_pages(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-        self.inner.sent_pages(from, to).await
+}
+impl Forward<dyn LeaseStore> for FaultyStore {
+    fn to(&self) -> &dyn LeaseStore {
+        &*self.inner
     }
-    async fn silences(
-        &self,
-        limit: i64,
-        before_id: Option<i64>,
-    ) -> Result<Vec<tocsin::silence::Silence>, StoreError> {
-        self.inner.silences(limit, before_id).await
+}
+impl Forward<dyn RunStore> for FaultyStore {
+    fn to(&self) -> &dyn RunStore {
+        &*self.inner
     }
-    async fn renew_claims(
-        &self,
-        table: tocsin::store::Claims,
-        claim: &str,
-        ids: &[i64],
-        until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.inner.renew_claims(table, claim, ids, until).await
+}
+impl Forward<dyn TicketStore> for FaultyStore {
+    fn to(&self) -> &dyn TicketStore {
+        &*self.inner
     }
-    async fn lost_runs(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
-        self.inner.lost_runs(now).await
-    }
-    async fn pending_approvals(
-        &self,
-        incident_id: i64,
-    ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
-        self.inner.pending_approvals(incident_id).await
-    }
-    async fn interrupt_orphaned_runs(&self) -> Result<(), StoreError> {
-        self.inner.interrupt_orphaned_runs().await
-    }
-    async fn recent_runs(
-        &self,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<tocsin::store::runs::RunRecord>, StoreError> {
-        self.inner.recent_runs(since).await
-    }
-    async fn begin_turn(&self) -> Result<bool, StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Open("injected fault".into()));
-        }
-        self.inner.begin_turn().await
-    }
-    async fn end_turn(&self) {
-        self.inner.end_turn().await
-    }
-    async fn claim_ticket_ops(
-        &self,
-        now: DateTime<Utc>,
-        lease: chrono::TimeDelta,
-        limit: i64,
-        claim: &str,
-    ) -> Result<Vec<TicketOp>, StoreError> {
-        self.inner.claim_ticket_ops(now, lease, limit, claim).await
-    }
-    async fn note_assignee(
-        &self,
-        platform: tocsin::ticket::Platform,
-        ticket: &str,
-        assignee: &str,
-    ) -> Result<bool, StoreError> {
-        self.inner.note_assignee(platform, ticket, assignee).await
-    }
-    async fn finish_ticket_op(
-        &self,
-        id: i64,
-        claim: &str,
-        delivery: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.inner.finish_ticket_op(id, claim, delivery, now).await
-    }
-    async fn save_ticket(&self, ticket: &Ticket, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.inner.save_ticket(ticket, now).await
-    }
-    async fn tickets(&self, incident_ids: &[i64]) -> Result<Vec<Ticket>, StoreError> {
-        self.inner.tickets(incident_ids).await
-    }
-    async fn ticket_incident(
-        &self,
-        platform: tocsin::ticket::Platform,
-        ticket: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        self.inner.ticket_incident(platform, ticket).await
+}
+impl Forward<dyn KeyStore> for FaultyStore {
+    fn to(&self) -> &dyn KeyStore {
+        &*self.inner
     }
 }
 

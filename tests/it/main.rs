@@ -4,9 +4,11 @@
 // Test helpers panic on purpose: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ack_links;
 mod bad_input;
 mod changes;
 mod dashboard;
+mod drills;
 mod harness;
 mod helpdesk;
 mod https;
@@ -15,13 +17,17 @@ mod ingest;
 mod layers;
 mod operations;
 mod paging;
+mod pg_proxy;
 mod process;
 mod real_senders;
+mod relay;
 mod replicas;
+mod reports;
 mod runbooks;
 mod senders;
 mod sla;
 mod sms_gateway;
+mod sms_replies;
 mod smtp_sink;
 mod tickets;
 mod trust;

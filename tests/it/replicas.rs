@@ -4,13 +4,15 @@
 //! database answers 503, never a 202 it does not keep, and is recovered from.
 
 use crate::harness::{Harness, INGEST_TOKEN, generic, pg_schema, timeline_kinds};
+use crate::pg_proxy::PgProxy;
 use crate::smtp_sink::SmtpSink;
 use chrono::TimeDelta;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tocsin::clock::Clock;
-use tocsin::store::{CLAIM_LEASE, Store};
+use tocsin::store::CLAIM_LEASE;
+use tocsin::store::prelude::*;
 use tokio::task::JoinSet;
 
 fn pg_url() -> Option<String> {
@@ -148,51 +150,6 @@ async fn a_replica_killed_holding_the_l1_pages_is_taken_over_and_l2_paged_once()
         .filter(|e| e["kind"] == "escalated" && e["message"].as_str().unwrap().starts_with("L2"))
         .collect();
     assert_eq!(l2.len(), 1, "{incident}");
-}
-
-/// A TCP proxy in front of PostgreSQL that can drop every connection and refuse new
-/// ones, as a database that goes away would.
-struct PgProxy {
-    addr: String,
-    up: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl PgProxy {
-    async fn start(upstream: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = Self {
-            addr: listener.local_addr().unwrap().to_string(),
-            up: Arc::new(AtomicBool::new(true)),
-            links: Arc::default(),
-        };
-        let (up, links) = (proxy.up.clone(), proxy.links.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !up.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let upstream = upstream.clone();
-                links.lock().unwrap().push(tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                }));
-            }
-        });
-        proxy
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,273 @@
+//! Passing a concern's calls through to another store, for a store that changes a few
+//! calls of a real one (a test double injecting faults): it implements the concerns it
+//! changes itself, and [`Forward`]s every other one.
+
+use super::paging::{Delivery, Escalation, Notification};
+use super::runs::RunRecord;
+use super::tickets::{Ticket, TicketOp};
+use super::{
+    AlertQuery, AlertRecord, AlertStore, AlertVolume, ChangeQuery, Claims, IncidentQuery,
+    IncidentStore, KeyStore, LeaseStore, OpenState, OutboxStore, PageHistory, RunStore, StoreError,
+    TicketStore, WriteBatch, WriteStore,
+};
+use crate::incident::{Incident, TimelineEntry};
+use crate::silence::Silence;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Passes every call of the concern `C` (`dyn AlertStore`, …) to [`Forward::to`].
+pub trait Forward<C: ?Sized>: Send + Sync + 'static {
+    fn to(&self) -> &C;
+}
+
+#[async_trait]
+impl<T: Forward<dyn WriteStore>> WriteStore for T {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.to().ping().await
+    }
+    async fn load_open_state(&self) -> Result<OpenState, StoreError> {
+        self.to().load_open_state().await
+    }
+    async fn begin_turn(&self) -> Result<bool, StoreError> {
+        self.to().begin_turn().await
+    }
+    async fn end_turn(&self) {
+        self.to().end_turn().await
+    }
+    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.to().commit(batch).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn AlertStore>> AlertStore for T {
+    async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
+        self.to().alert(id).await
+    }
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+        self.to().alerts(query).await
+    }
+    async fn alert_volume(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AlertVolume>, StoreError> {
+        self.to().alert_volume(from, to).await
+    }
+    async fn silences(
+        &self,
+        limit: i64,
+        before_id: Option<i64>,
+    ) -> Result<Vec<Silence>, StoreError> {
+        self.to().silences(limit, before_id).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn IncidentStore>> IncidentStore for T {
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        self.to().incident(id).await
+    }
+    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        self.to().incidents(query).await
+    }
+    async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.to().timeline(incident_id).await
+    }
+    async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
+        self.to().append_timeline(entries).await
+    }
+    async fn record_change(
+        &self,
+        change: &crate::change::Change,
+        received_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.to().record_change(change, received_at).await
+    }
+    async fn changes(&self, query: &ChangeQuery) -> Result<Vec<crate::change::Change>, StoreError> {
+        self.to().changes(query).await
+    }
+    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError> {
+        self.to().csat_answered(incident_id, address).await
+    }
+    async fn record_csat(
+        &self,
+        incident_id: i64,
+        address: &str,
+        score: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.to().record_csat(incident_id, address, score, at).await
+    }
+    async fn csat_scores(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.to().csat_scores(from, to).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn OutboxStore>> OutboxStore for T {
+    async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError> {
+        self.to().due_escalations(now).await
+    }
+    async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError> {
+        self.to().escalation(incident_id).await
+    }
+    async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.to().overdue_escalations(before).await
+    }
+    async fn claimed_notifications(
+        &self,
+        claim: &str,
+        held_past: DateTime<Utc>,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.to().claimed_notifications(claim, held_past).await
+    }
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+        limit: i64,
+        claim: &str,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.to()
+            .claim_notifications(now, lease, limit, claim)
+            .await
+    }
+    async fn finish_notification(
+        &self,
+        id: i64,
+        claim: &str,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.to()
+            .finish_notification(id, claim, delivery, now)
+            .await
+    }
+    async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+        self.to().queue_notifications(notifications).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn LeaseStore>> LeaseStore for T {
+    async fn renew_claims(
+        &self,
+        table: Claims,
+        claim: &str,
+        ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.to().renew_claims(table, claim, ids, until).await
+    }
+    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.to().release_claims(now).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn PageHistory>> PageHistory for T {
+    async fn delivered_pages(
+        &self,
+        incident_id: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.to().delivered_pages(incident_id).await
+    }
+    async fn sms_paged_incident(
+        &self,
+        user_id: &str,
+        only: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.to().sms_paged_incident(user_id, only).await
+    }
+    async fn sent_pages(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.to().sent_pages(from, to).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn RunStore>> RunStore for T {
+    async fn lost_runs(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>, StoreError> {
+        self.to().lost_runs(now).await
+    }
+    async fn pending_approvals(&self, incident_id: i64) -> Result<Vec<RunRecord>, StoreError> {
+        self.to().pending_approvals(incident_id).await
+    }
+    async fn interrupt_orphaned_runs(&self) -> Result<(), StoreError> {
+        self.to().interrupt_orphaned_runs().await
+    }
+    async fn recent_runs(&self, since: DateTime<Utc>) -> Result<Vec<RunRecord>, StoreError> {
+        self.to().recent_runs(since).await
+    }
+    async fn runbook_runs(&self, runbook: &str, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+        self.to().runbook_runs(runbook, limit).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn TicketStore>> TicketStore for T {
+    async fn claim_ticket_ops(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+        limit: i64,
+        claim: &str,
+    ) -> Result<Vec<TicketOp>, StoreError> {
+        self.to().claim_ticket_ops(now, lease, limit, claim).await
+    }
+    async fn finish_ticket_op(
+        &self,
+        id: i64,
+        claim: &str,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.to().finish_ticket_op(id, claim, delivery, now).await
+    }
+    async fn save_ticket(&self, ticket: &Ticket, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.to().save_ticket(ticket, now).await
+    }
+    async fn tickets(&self, incident_ids: &[i64]) -> Result<Vec<Ticket>, StoreError> {
+        self.to().tickets(incident_ids).await
+    }
+    async fn note_assignee(
+        &self,
+        platform: crate::ticket::Platform,
+        ticket: &str,
+        assignee: &str,
+    ) -> Result<bool, StoreError> {
+        self.to().note_assignee(platform, ticket, assignee).await
+    }
+    async fn ticket_incident(
+        &self,
+        platform: crate::ticket::Platform,
+        ticket: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.to().ticket_incident(platform, ticket).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn KeyStore>> KeyStore for T {
+    async fn is_spent(&self, key: &str) -> Result<bool, StoreError> {
+        self.to().is_spent(key).await
+    }
+    async fn remembered_answer(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        self.to().remembered_answer(key, since).await
+    }
+    async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError> {
+        self.to().setting(name, initial).await
+    }
+}

@@ -1,0 +1,327 @@
+//! The paging rows: escalation timers and the outbox's messages (claim, finish,
+//! queue), claim leases, and who was paged.
+
+use super::{Backend, Columns, On, Sql, SqlStore};
+use crate::clock::to_millis;
+use crate::store::paging::{Delivery, Escalation, EscalationState, Notification, NotificationKind};
+use crate::store::{Claims, DueClaim, LeaseStore, OutboxStore, PageHistory, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+const ESCALATION_COLUMNS: &str =
+    "incident_id, policy, tier, cycle, steps, due_at, state, last_step";
+const NOTIFICATION_COLUMNS: &str =
+    "id, incident_id, user_id, channel, address, kind, step, attempts, due_at, deadline";
+
+#[async_trait]
+impl<B: Backend> OutboxStore for SqlStore<B> {
+    async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError> {
+        let sql = Sql::new(format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at"))
+            .arg(to_millis(now));
+        self.db
+            .fetch_all(On::Writer, sql)
+            .await?
+            .iter()
+            .map(escalation_from_row)
+            .collect()
+    }
+
+    async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError> {
+        let sql = Sql::new(format!(
+            "SELECT {ESCALATION_COLUMNS} FROM escalations WHERE incident_id = ?"
+        ))
+        .arg(incident_id);
+        self.db
+            .fetch_optional(On::Writer, sql)
+            .await?
+            .as_ref()
+            .map(escalation_from_row)
+            .transpose()
+    }
+
+    async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError> {
+        let sql =
+            Sql::new("SELECT COUNT(*) FROM escalations WHERE due_at IS NOT NULL AND due_at < ?")
+                .arg(to_millis(before));
+        self.fetch_one(On::Readers, sql).await?.first_int()
+    }
+
+    async fn claimed_notifications(
+        &self,
+        claim: &str,
+        held_past: DateTime<Utc>,
+    ) -> Result<Vec<Notification>, StoreError> {
+        // `status IN (..)` lets the claimable index (a handful of rows) find them.
+        let sql = Sql::new(format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
+             WHERE status IN ('pending', 'sending') AND status = 'sending' AND claim = ? \
+             AND due_at > ? ORDER BY id"
+        ))
+        .arg(claim)
+        .arg(to_millis(held_past));
+        self.db
+            .fetch_all(On::Readers, sql)
+            .await?
+            .iter()
+            .map(notification_from_row)
+            .collect()
+    }
+
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+        limit: i64,
+        claim: &str,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let sql = Sql::new(format!(
+            "UPDATE notifications SET status = 'sending', due_at = ?, claim = ? WHERE id IN \
+             (SELECT id FROM notifications WHERE status IN ('pending', 'sending') AND due_at <= ? \
+              ORDER BY due_at LIMIT ?{}) \
+             RETURNING {NOTIFICATION_COLUMNS}",
+            B::CLAIM_LOCK
+        ))
+        .arg(to_millis(now + lease))
+        .arg(claim)
+        .arg(to_millis(now))
+        .arg(limit);
+        self.db
+            .fetch_all(On::Writer, sql)
+            .await?
+            .iter()
+            .map(notification_from_row)
+            .collect()
+    }
+
+    async fn finish_notification(
+        &self,
+        id: i64,
+        claim: &str,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = match delivery {
+            Delivery::Sent => Sql::new("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending' AND claim = ?")
+                .arg(to_millis(now))
+                .arg(id)
+                .arg(claim),
+            Delivery::Retry { at, error } => Sql::new("UPDATE notifications SET status = 'pending', attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?")
+                .arg(to_millis(*at))
+                .arg(error)
+                .arg(id)
+                .arg(claim),
+            Delivery::Failed { error } => Sql::new("UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?")
+                .arg(error)
+                .arg(id)
+                .arg(claim),
+            Delivery::Cancelled => Sql::new("UPDATE notifications SET status = 'cancelled' WHERE id = ? AND status = 'sending' AND claim = ?")
+                .arg(id)
+                .arg(claim),
+        };
+        self.db.execute(On::Writer, sql).await?;
+        Ok(())
+    }
+
+    async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+        if notifications.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .execute(On::Writer, insert_notifications(notifications, |_| None))
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<B: Backend> LeaseStore for SqlStore<B> {
+    async fn renew_claims(
+        &self,
+        table: Claims,
+        claim: &str,
+        ids: &[i64],
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let (name, status, column, tokens) = table.lease();
+        let mut sql = Sql::new(format!("UPDATE {name} SET {column} = "));
+        sql.bind(to_millis(until))
+            .push(&format!(" WHERE status = '{status}'"));
+        if tokens {
+            sql.push(" AND claim = ").bind(claim);
+        }
+        sql.push(" AND id IN (").list(ids.iter().copied()).push(")");
+        self.db.execute(On::Writer, sql).await?;
+        Ok(())
+    }
+
+    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        if !B::ONE_PROCESS {
+            // Other replicas' claims are alive; a dead one's run out with their lease.
+            return Ok(0);
+        }
+        // Due at once: `due_at` of a claimed row is its lease's end, up to 5 s ahead.
+        let now = to_millis(now);
+        let mut released = 0;
+        for table in ["notifications", "ticket_ops"] {
+            let sql = Sql::new(format!("UPDATE {table} SET status = 'pending', due_at = CASE WHEN due_at > ? THEN ? ELSE due_at END WHERE status = 'sending'"))
+                .arg(now)
+                .arg(now);
+            released += self.db.execute(On::Writer, sql).await?;
+        }
+        Ok(released)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> PageHistory for SqlStore<B> {
+    async fn delivered_pages(
+        &self,
+        incident_id: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let sql = Sql::new("SELECT DISTINCT user_id, channel, address FROM notifications WHERE incident_id = ? AND kind = 'page' AND status = 'sent' ORDER BY user_id, channel")
+            .arg(incident_id);
+        self.db
+            .fetch_all(On::Writer, sql)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.text("user_id")?,
+                    row.text("channel")?,
+                    row.text("address")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn sms_paged_incident(
+        &self,
+        user_id: &str,
+        only: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        // A page cancelled or given up on never reached the phone; one still queued
+        // or in flight is about to, and its reply may outrun the outbox's bookkeeping.
+        const PAGED: &str = "user_id = ? AND channel = 'sms' AND kind = 'page' AND status IN ('pending', 'sending', 'sent')";
+        let sql = match only {
+            Some(incident_id) => Sql::new(format!(
+                "SELECT incident_id FROM notifications WHERE {PAGED} AND incident_id = ? LIMIT 1"
+            ))
+            .arg(user_id)
+            .arg(incident_id),
+            None => Sql::new(format!(
+                "SELECT incident_id FROM notifications WHERE {PAGED} ORDER BY id DESC LIMIT 1"
+            ))
+            .arg(user_id),
+        };
+        self.db
+            .fetch_optional(On::Readers, sql)
+            .await?
+            .map(|row| row.first_int())
+            .transpose()
+    }
+
+    async fn sent_pages(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let sql = Sql::new(
+            "SELECT user_id, sent_at FROM notifications \
+             WHERE kind = 'page' AND status = 'sent' AND sent_at >= ? AND sent_at < ?",
+        )
+        .arg(to_millis(from))
+        .arg(to_millis(to));
+        self.db
+            .fetch_all(On::Readers, sql)
+            .await?
+            .iter()
+            .map(|row| Ok((row.text("user_id")?, row.time("sent_at")?)))
+            .collect()
+    }
+}
+
+/// Queues messages; one `claim_of` returns a claim for is written already claimed
+/// (`sending` until the claim's lease ends).
+pub(super) fn insert_notifications<'b>(
+    notifications: &[Notification],
+    claim_of: impl Fn(&Notification) -> Option<&'b DueClaim>,
+) -> Sql {
+    let mut sql = Sql::once(
+        "INSERT INTO notifications (incident_id, user_id, channel, address, kind, step, status, attempts, due_at, deadline, created_at, claim) ",
+    );
+    sql.values(notifications, |row, n| {
+        let claim = claim_of(n);
+        row.bind(n.incident_id)
+            .bind(&n.user_id)
+            .bind(n.channel.as_str())
+            .bind(&n.address)
+            .bind(n.kind.as_str())
+            .bind(&n.step)
+            .bind(if claim.is_some() {
+                "sending"
+            } else {
+                "pending"
+            })
+            .bind(n.attempts)
+            .bind(to_millis(claim.map_or(n.due_at, |claim| claim.until)))
+            .bind(to_millis(n.deadline))
+            .bind(to_millis(n.due_at))
+            .bind(claim.map(|claim| claim.token.clone()));
+    });
+    sql.push(" ON CONFLICT DO NOTHING;");
+    sql
+}
+
+pub(super) fn upsert_escalation(escalation: &Escalation) -> Sql {
+    let mut sql = Sql::once(format!(
+        "INSERT INTO escalations ({ESCALATION_COLUMNS}) VALUES "
+    ));
+    sql.tuple(|values| {
+        values
+            .bind(escalation.incident_id)
+            .bind(&escalation.policy)
+            .bind(escalation.tier)
+            .bind(escalation.cycle)
+            .bind(escalation.steps)
+            .bind(escalation.due_at.map(to_millis))
+            .bind(escalation.state.as_str())
+            .bind(&escalation.last_step);
+    });
+    sql.push(
+        " ON CONFLICT (incident_id) DO UPDATE SET policy = excluded.policy, tier = excluded.tier, \
+         cycle = excluded.cycle, steps = excluded.steps, due_at = excluded.due_at, state = excluded.state, \
+         last_step = excluded.last_step;",
+    );
+    sql
+}
+
+fn escalation_from_row(row: &impl Columns) -> Result<Escalation, StoreError> {
+    Ok(Escalation {
+        incident_id: row.int("incident_id")?,
+        policy: row.text("policy")?,
+        tier: row.int("tier")?,
+        cycle: row.int("cycle")?,
+        steps: row.int("steps")?,
+        due_at: row.opt_time("due_at")?,
+        state: row.word::<EscalationState>("state")?,
+        last_step: row.opt_text("last_step")?,
+    })
+}
+
+fn notification_from_row(row: &impl Columns) -> Result<Notification, StoreError> {
+    Ok(Notification {
+        id: row.int("id")?,
+        incident_id: row.int("incident_id")?,
+        user_id: row.text("user_id")?,
+        channel: row.word("channel")?,
+        address: row.text("address")?,
+        kind: row.word::<NotificationKind>("kind")?,
+        step: row.text("step")?,
+        attempts: row.int("attempts")?,
+        due_at: row.time("due_at")?,
+        deadline: row.time("deadline")?,
+    })
+}
