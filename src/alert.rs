@@ -1,6 +1,7 @@
 //! The normalized alert every sender's payload is turned into, and the small
 //! vocabulary types (severity, status, priority) the rest of the pipeline speaks.
 
+use crate::name::UnknownName;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -80,12 +81,12 @@ impl AlertStatus {
 }
 
 impl FromStr for AlertStatus {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         match text {
             "firing" => Ok(Self::Firing),
             "resolved" => Ok(Self::Resolved),
-            _ => Err(()),
+            _ => Err(UnknownName::new("alert status", text, "firing, resolved")),
         }
     }
 }
@@ -126,14 +127,14 @@ impl fmt::Display for Priority {
 }
 
 impl FromStr for Priority {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         match text {
             "P1" => Ok(Self::P1),
             "P2" => Ok(Self::P2),
             "P3" => Ok(Self::P3),
             "P4" => Ok(Self::P4),
-            _ => Err(()),
+            _ => Err(UnknownName::new("priority", text, "P1, P2, P3, P4")),
         }
     }
 }
@@ -157,7 +158,7 @@ pub enum AlertAction {
 pub struct Alert {
     /// The ingest source name (`alertmanager`, `pagerduty`, `generic`, …).
     pub source: String,
-    /// The sender's identity for this alert, or a stable hash; see [`crate::dedup`].
+    /// The sender's identity for this alert, or a stable hash; see the `dedup` module.
     pub dedup_key: String,
     pub resource: String,
     pub check: String,

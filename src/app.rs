@@ -3,7 +3,7 @@
 
 use crate::api::{AppState, router};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigErrors};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::ack_link::AckLinks;
 use crate::notify::email::EmailSender;
@@ -275,46 +275,6 @@ fn outbox(
     })
 }
 
-/// Reads the configuration file again and swaps it in whole, or keeps the running
-/// one and returns every error. Listen address, storage, channels, rate limits and
-/// the report's cron are read at start only; a reload that changes them says so.
-pub fn reload(state: &AppState) -> Result<String, ConfigErrors> {
-    let Some(path) = state.config_path.get() else {
-        return Err(ConfigErrors {
-            file: "(built-in)".into(),
-            errors: vec![crate::config::ConfigError {
-                path: String::new(),
-                line: None,
-                message: "this instance was not started from a file".into(),
-            }],
-        });
-    };
-    let mut fresh = Config::load(path)?;
-    let running = state.config.load_full();
-    let mut note = format!("reloaded {}", path.display());
-    if fresh.listen != running.listen || fresh.storage_url != running.storage_url {
-        note.push_str("; server.listen and storage.url take effect at the next restart");
-    }
-    // The socket stays where it is until a restart: judge exposure by it.
-    fresh.listen = running.listen;
-    if let Some(refusal) = fresh.exposure_refusal() {
-        return Err(ConfigErrors {
-            file: path.display().to_string(),
-            errors: vec![crate::config::ConfigError {
-                path: String::new(),
-                line: None,
-                message: refusal,
-            }],
-        });
-    }
-    if fresh.tls.is_some() != running.tls.is_some() {
-        note.push_str("; switching between HTTP and HTTPS takes effect at the next restart");
-    }
-    state.config.store(Arc::new(fresh));
-    tracing::info!("{note}");
-    Ok(note)
-}
-
 /// How long a stop waits for open connections.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -416,7 +376,10 @@ async fn reload_on_hangup(state: AppState, certificates: Option<Arc<Certificates
         return;
     };
     while hangup.recv().await.is_some() {
-        if let Err(errors) = reload(&state) {
+        if let Err(errors) = crate::reload::reload(
+            &state.config,
+            state.config_path.get().map(std::path::PathBuf::as_path),
+        ) {
             tracing::error!("configuration refused, the running one stays:\n{errors}");
         }
         if let Some(certificates) = &certificates {

@@ -344,7 +344,7 @@ pub fn oncall(
     now: chrono::DateTime<chrono::Utc>,
     json: bool,
 ) -> anyhow::Result<String> {
-    let report = crate::api::oncall::report(config, now);
+    let report = crate::oncall::report::report(&config.directory, now);
     if json {
         return Ok(serde_json::to_string_pretty(&report)?);
     }

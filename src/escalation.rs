@@ -1,16 +1,17 @@
 //! The escalation engine's decisions: which tier pages whom and when the next step is
-//! due. Pure: the pipeline applies what these functions return and the store keeps the
-//! timers, so a restart loses no step.
+//! due. Pure: it returns [`crate::page`] values; the pipeline turns them into rows and
+//! the store keeps the timers, so a restart loses no step.
 
 use crate::incident::Incident;
 use crate::oncall::{Channel, Directory, EscalationPolicy, Tier};
-use crate::store::paging::{Escalation, EscalationState, Notification, NotificationKind};
+use crate::page::{Escalation, EscalationState, NotificationKind, Page};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// What one pass over a due escalation decided.
 #[derive(Debug, Default)]
 pub struct Paging {
-    pub notifications: Vec<Notification>,
+    /// The messages to queue.
+    pub pages: Vec<Page>,
     /// `(kind, message)` lines for the incident timeline.
     pub timeline: Vec<(&'static str, String)>,
     /// Levels paged, for `tocsin_escalations_total{level}`.
@@ -116,15 +117,13 @@ fn page_tier(
                 continue;
             };
             let due_at = now + rule.after;
-            paging.notifications.push(Notification {
-                id: 0,
+            paging.pages.push(Page {
                 incident_id: incident.id,
                 user_id: user.id.clone(),
                 channel: rule.channel,
                 address: address.to_string(),
                 kind: NotificationKind::Page,
                 step: step.to_string(),
-                attempts: 0,
                 due_at,
                 deadline: due_at + deadline(rule.channel),
             });
@@ -221,9 +220,9 @@ pub fn retrigger(mut escalation: Escalation, now: DateTime<Utc>) -> Escalation {
 mod tests {
     use super::*;
     use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Priority, Severity};
-    use crate::config::SlaTarget;
     use crate::oncall::{NotifyRule, Target, User};
     use crate::rules::Classification;
+    use crate::sla::SlaTarget;
 
     fn directory() -> Directory {
         let mut directory = Directory::default();
@@ -320,7 +319,7 @@ mod tests {
             t0,
             false,
         );
-        assert_eq!(first.notifications.len(), 2, "alice by email and sms");
+        assert_eq!(first.pages.len(), 2, "alice by email and sms");
         assert_eq!(first.levels, ["L1"]);
         let next = first.next.unwrap();
         assert_eq!(next.due_at, Some(t0 + TimeDelta::minutes(10)));
@@ -334,7 +333,7 @@ mod tests {
             t0 + TimeDelta::minutes(9),
             false,
         );
-        assert!(early.notifications.is_empty());
+        assert!(early.pages.is_empty());
         let second = page_due(
             next,
             policy,
@@ -344,8 +343,8 @@ mod tests {
             t0 + TimeDelta::minutes(10),
             false,
         );
-        assert_eq!(second.notifications[0].user_id, "carol");
-        assert_eq!(second.notifications[0].step, "L2#1");
+        assert_eq!(second.pages[0].user_id, "carol");
+        assert_eq!(second.pages[0].step, "L2#1");
         assert_eq!(incident.escalation_level, "L2");
         let third_due = second.next.unwrap();
         assert_eq!(third_due.due_at, Some(t0 + TimeDelta::minutes(30)));
@@ -358,7 +357,7 @@ mod tests {
             t0 + TimeDelta::minutes(30),
             false,
         );
-        assert_eq!(third.notifications[0].user_id, "dave");
+        assert_eq!(third.pages[0].user_id, "dave");
         assert_eq!(
             third.next.unwrap().due_at,
             None,
@@ -393,7 +392,7 @@ mod tests {
             now,
         );
         let channels: Vec<(Channel, &str)> = again
-            .notifications
+            .pages
             .iter()
             .map(|n| (n.channel, n.step.as_str()))
             .collect();
@@ -420,7 +419,7 @@ mod tests {
             now,
             false,
         );
-        assert_eq!(paging.notifications.len(), 1);
-        assert_eq!(paging.notifications[0].channel, Channel::Email);
+        assert_eq!(paging.pages.len(), 1);
+        assert_eq!(paging.pages[0].channel, Channel::Email);
     }
 }

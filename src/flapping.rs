@@ -2,9 +2,15 @@
 //! least `changes` times within `window` is flapping. Pure bookkeeping; the pipeline
 //! decides what flapping means (no new incident, no page, until it settles).
 
-use crate::config::FlappingConfig;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::VecDeque;
+
+/// `[flapping]`: `changes` state changes or more within `window` is flapping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    pub changes: u32,
+    pub window: TimeDelta,
+}
 
 /// The recent history of one alert identity.
 #[derive(Debug, Clone, Default)]
@@ -18,11 +24,11 @@ pub struct Flap {
 impl Flap {
     /// Records a state change at `now`; returns true when this change made the
     /// alert start flapping.
-    pub fn change(&mut self, now: DateTime<Utc>, config: FlappingConfig) -> bool {
+    pub fn change(&mut self, now: DateTime<Utc>, policy: Policy) -> bool {
         self.changes.push_back(now);
-        self.forget_before(now - config.window);
+        self.forget_before(now - policy.window);
         let was = self.flapping;
-        self.flapping = self.flapping || self.changes.len() >= config.changes as usize;
+        self.flapping = self.flapping || self.changes.len() >= policy.changes as usize;
         self.flapping && !was
     }
 
@@ -33,12 +39,12 @@ impl Flap {
     }
 
     /// True once a flapping alert has not changed for a whole window.
-    pub fn settled(&self, now: DateTime<Utc>, config: FlappingConfig) -> bool {
+    pub fn settled(&self, now: DateTime<Utc>, policy: Policy) -> bool {
         self.flapping
             && self
                 .changes
                 .back()
-                .is_none_or(|last| now - *last >= config.window)
+                .is_none_or(|last| now - *last >= policy.window)
     }
 
     /// An alert the store marks flapping that this process has no history of (another
@@ -52,12 +58,12 @@ impl Flap {
     }
 
     /// Nothing left to remember.
-    pub fn is_idle(&self, now: DateTime<Utc>, config: FlappingConfig) -> bool {
+    pub fn is_idle(&self, now: DateTime<Utc>, policy: Policy) -> bool {
         !self.flapping
             && self
                 .changes
                 .back()
-                .is_none_or(|last| now - *last >= config.window)
+                .is_none_or(|last| now - *last >= policy.window)
     }
 }
 
@@ -68,7 +74,7 @@ mod tests {
 
     #[test]
     fn flapping_starts_at_the_threshold_inside_the_window_and_settles_after_it() {
-        let config = FlappingConfig {
+        let config = Policy {
             changes: 3,
             window: TimeDelta::minutes(10),
         };

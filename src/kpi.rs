@@ -5,59 +5,56 @@
 
 use crate::alert::Priority;
 use crate::clock::rfc3339;
-use crate::incident::Incident;
-use crate::store::{IncidentQuery, Store, StoreError};
+use crate::incident::{Incident, TimelineEntry};
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
-/// The KPI report of `[from, to)` as seen at `now`, read from the store.
-pub async fn compute(
-    store: &dyn Store,
+/// What the KPIs of a window are computed from; the caller reads it
+/// (`report::read::kpis`).
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// The incidents created in the window, drills included.
+    pub created: Vec<Incident>,
+    /// The incidents not resolved now, drills included.
+    pub open: Vec<Incident>,
+    /// Per drill created in the window, its timeline (for the channels that failed).
+    pub drill_timelines: HashMap<i64, Vec<TimelineEntry>>,
+    /// The CSAT answers (1 to 5) given in the window.
+    pub csat_scores: Vec<i64>,
+}
+
+/// The KPI report of `[from, to)` as seen at `now`.
+pub fn compute(
+    inputs: Inputs,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Value, StoreError> {
+) -> Value {
     // Drills test the paging chain, not the service: they are kept out of the SLA
     // figures and reported on their own.
-    let (drills, created): (Vec<Incident>, Vec<Incident>) = created_between(store, from, to)
-        .await?
+    let (drills, created): (Vec<Incident>, Vec<Incident>) = inputs
+        .created
         .into_iter()
         .partition(|incident| incident.drill);
-    let mut open = store
-        .incidents(&IncidentQuery {
-            statuses: vec!["triggered".into(), "acknowledged".into()],
-            limit: i64::MAX,
-            ..IncidentQuery::default()
-        })
-        .await?;
+    let mut open = inputs.open;
     open.retain(|incident| !incident.drill);
     let mut report = report(&created, &open, from, to, now);
-    let mut undelivered = Vec::with_capacity(drills.len());
-    for drill in &drills {
-        undelivered.push(undelivered_channels(store, drill.id).await?);
-    }
+    let undelivered: Vec<Vec<String>> = drills
+        .iter()
+        .map(|drill| {
+            inputs
+                .drill_timelines
+                .get(&drill.id)
+                .map_or_else(Vec::new, |timeline| undelivered_channels(timeline))
+        })
+        .collect();
     report["drills"] = drill_figures(&drills, &undelivered);
-    let scores = store.csat_scores(from, to).await?;
+    let scores = inputs.csat_scores;
     let happy = scores.iter().filter(|score| **score >= 4).count();
     report["overall"]["csat"] = fraction(happy, scores.len());
     report["overall"]["csat_answers"] = json!(scores.len());
-    Ok(report)
-}
-
-/// The incidents created in `[from, to)`.
-pub async fn created_between(
-    store: &dyn Store,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<Incident>, StoreError> {
-    store
-        .incidents(&IncidentQuery {
-            created_from: Some(from),
-            created_to: Some(to),
-            limit: i64::MAX,
-            ..IncidentQuery::default()
-        })
-        .await
+    report
 }
 
 /// The KPI JSON of spec §6 for incidents created in `[from, to)`, with `open` the
@@ -170,20 +167,15 @@ fn compliance(
 
 /// The channels on which a message of the incident finally failed: a drill's way of
 /// finding a wrong phone number or a dead SMS gateway before a real incident does.
-async fn undelivered_channels(
-    store: &dyn Store,
-    incident_id: i64,
-) -> Result<Vec<String>, StoreError> {
-    let mut channels: Vec<String> = store
-        .timeline(incident_id)
-        .await?
-        .into_iter()
+fn undelivered_channels(timeline: &[TimelineEntry]) -> Vec<String> {
+    let mut channels: Vec<String> = timeline
+        .iter()
         .filter(|entry| entry.kind == "notification_failed")
         .filter_map(|entry| entry.data["channel"].as_str().map(str::to_string))
         .collect();
     channels.sort();
     channels.dedup();
-    Ok(channels)
+    channels
 }
 
 /// Drills run, passed (acknowledged), failed (ended unacknowledged), their MTTA,
@@ -312,8 +304,8 @@ fn backlog(open: &[Incident], now: DateTime<Utc>) -> Value {
 mod tests {
     use super::*;
     use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Severity};
-    use crate::config::SlaTarget;
     use crate::rules::Classification;
+    use crate::sla::SlaTarget;
     use chrono::TimeDelta;
 
     fn incident(

@@ -422,7 +422,7 @@ fn simulate(
     let source = source
         .map(|name| {
             name.parse::<tocsin::ingest::SourceKind>()
-                .map_err(|()| anyhow::anyhow!("unknown sender {name:?}; use alertmanager, grafana, nagios, prtg, datadog, pagerduty or generic"))
+                .map_err(|error| anyhow::anyhow!("unknown sender: {error}"))
         })
         .transpose()?;
     let now = SystemClock.now();

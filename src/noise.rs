@@ -6,8 +6,7 @@
 
 use crate::clock::rfc3339;
 use crate::incident::Incident;
-use crate::kpi::created_between;
-use crate::store::{AlertVolume, Store, StoreError};
+use crate::store::{AlertVolume, IncidentQuery, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
@@ -54,7 +53,15 @@ pub async fn analyse(
         figures.flapping = flapping;
         figures.flapping_seconds = flapping_seconds;
     }
-    for incident in created_between(store, from, to).await? {
+    let created = store
+        .incidents(&IncidentQuery {
+            created_from: Some(from),
+            created_to: Some(to),
+            limit: i64::MAX,
+            ..IncidentQuery::default()
+        })
+        .await?;
+    for incident in created {
         if incident.drill {
             continue;
         }

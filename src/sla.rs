@@ -1,9 +1,16 @@
 //! SLA clocks: deadlines from an incident's creation (never the sender's time) and
-//! whether they were missed. Pure.
+//! whether they were missed. Pure; the incident applies them to itself
+//! (`Incident::due_sla_events`, `Incident::sla_breached`).
 
-use crate::config::SlaTarget;
-use crate::incident::Incident;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// Response and resolution budgets of one priority (`[sla.P1]`…).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlaTarget {
+    pub respond: TimeDelta,
+    pub resolve: TimeDelta,
+    pub escalate_on_breach: bool,
+}
 
 /// `(response_due, resolve_due)` for an incident created at `created_at`.
 pub fn due_times(created_at: DateTime<Utc>, target: SlaTarget) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -43,57 +50,4 @@ pub enum SlaEvent {
     /// `warn_at` of the budget is used up.
     Warning(Clock),
     Breach(Clock),
-}
-
-/// The events due at `now` and not yet recorded; marks them recorded. While on hold
-/// the clocks are paused. `warn_at` is the fraction of a budget that warns (0 = never).
-pub fn due_events(incident: &mut Incident, now: DateTime<Utc>, warn_at: f64) -> Vec<SlaEvent> {
-    if incident.on_hold || incident.status == crate::incident::IncidentStatus::Resolved {
-        return Vec::new();
-    }
-    let mut events = Vec::new();
-    let clocks = [
-        (
-            Clock::Response,
-            incident.acknowledged_at.is_none(),
-            incident.response_due,
-            SlaFlags::RESPONSE_BREACHED,
-            SlaFlags::RESPONSE_WARNED,
-        ),
-        (
-            Clock::Resolve,
-            true,
-            incident.resolve_due,
-            SlaFlags::RESOLVE_BREACHED,
-            SlaFlags::RESOLVE_WARNED,
-        ),
-    ];
-    for (clock, running, due, breached, warned) in clocks {
-        if !running || incident.sla_flags & breached != 0 {
-            continue;
-        }
-        if now > due {
-            incident.sla_flags |= breached | warned;
-            events.push(SlaEvent::Breach(clock));
-            continue;
-        }
-        let budget = (due - incident.created_at).num_milliseconds() as f64;
-        let used = (now - incident.created_at).num_milliseconds() as f64;
-        if warn_at > 0.0 && incident.sla_flags & warned == 0 && used >= budget * warn_at {
-            incident.sla_flags |= warned;
-            events.push(SlaEvent::Warning(clock));
-        }
-    }
-    events
-}
-
-/// True once the acknowledgement or the resolution came (or is still missing) after
-/// its deadline.
-pub fn breached(incident: &Incident, now: DateTime<Utc>) -> bool {
-    let responded = incident
-        .acknowledged_at
-        .or(incident.resolved_at)
-        .unwrap_or(now);
-    let resolved = incident.resolved_at.unwrap_or(now);
-    responded > incident.response_due || resolved > incident.resolve_due
 }

@@ -5,7 +5,6 @@
 //! for approval).
 
 use super::AppState;
-use super::auth::{presented_token, same_secret};
 use super::error::ApiError;
 use super::link_page::{self, Button};
 use super::twilio;
@@ -14,6 +13,7 @@ use crate::incident::{Incident, IncidentStatus};
 use crate::notify::ack_link::{AckClaim, CSAT_PREFIX, LinkError};
 use crate::notify::outbox::CSAT_LABELS;
 use crate::pipeline::{Action, PipelineError};
+use crate::webhook_auth::{presented_token, same_secret};
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};

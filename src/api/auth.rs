@@ -4,57 +4,15 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::config::Role;
+use crate::webhook_auth::{presented_token, same_secret};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// Who made an API call: the name of their token.
 #[derive(Debug, Clone)]
 pub struct Actor(pub String);
-
-/// Constant-time equality of two secrets.
-pub fn same_secret(given: &str, expected: &str) -> bool {
-    let given = Sha256::digest(given.as_bytes());
-    let expected = Sha256::digest(expected.as_bytes());
-    given.ct_eq(&expected).into()
-}
-
-/// The credential of a request: `Authorization: Bearer T`, the password of Basic
-/// auth (Alertmanager's `basic_auth`), or `?token=T`.
-pub fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        if let Some(token) = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-        {
-            return Some(token.trim().to_string());
-        }
-        if let Some(encoded) = value.strip_prefix("Basic ") {
-            return basic_password(encoded.trim());
-        }
-    }
-    query.and_then(|query| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(name, _)| name == "token")
-            .map(|(_, value)| value.into_owned())
-    })
-}
-
-fn basic_password(encoded: &str) -> Option<String> {
-    use base64::Engine;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':')
-        .map(|(_, password)| password.to_string())
-}
 
 /// The API token `token` is, compared in constant time with every configured one.
 pub fn find_token<'c>(

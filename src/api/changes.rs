@@ -2,7 +2,7 @@
 //! clients send them), `POST /api/v1/changes` (a CI pipeline's curl) and
 //! `GET /api/v1/changes`. They are stored as they come; incidents show the recent ones.
 
-use super::auth::{find_token, presented_token, same_secret};
+use super::auth::find_token;
 use super::error::ApiError;
 use super::{AppState, Page, page};
 use crate::change::Change;
@@ -11,6 +11,7 @@ use crate::config::Role;
 use crate::ingest::SourceKind;
 use crate::ingest::changes;
 use crate::store::ChangeQuery;
+use crate::webhook_auth::{presented_token, same_secret};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};

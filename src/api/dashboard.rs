@@ -6,13 +6,14 @@
 //! token (SPEC §11) unless `[dashboard] public = true`.
 
 use super::AppState;
-use super::auth::{find_token, presented_token};
+use super::auth::find_token;
 use super::error::ApiError;
 use crate::clock::rfc3339;
 use crate::incident::Incident;
 use crate::sla::SlaFlags;
 use crate::store::tickets::Ticket;
 use crate::store::{AlertQuery, IncidentQuery};
+use crate::webhook_auth::presented_token;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -164,16 +165,17 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
         .take(20)
         .map(|alert| json!({ "priority": alert.priority.as_str(), "check": alert.check, "resource": alert.resource, "summary": alert.summary, "count": alert.count }))
         .collect::<Vec<_>>();
-    let oncall = crate::api::oncall::report(&state.config.load(), now)["schedules"].clone();
+    let oncall =
+        crate::oncall::report::report(&state.config.load().directory, now)["schedules"].clone();
     let start_of_day = now - TimeDelta::seconds(i64::from(now.num_seconds_from_midnight()));
-    let today = crate::kpi::compute(
+    let today = crate::report::read::kpis(
         state.store.as_ref(),
         start_of_day,
         now + TimeDelta::seconds(1),
         now,
     )
     .await?;
-    let week = crate::kpi::compute(
+    let week = crate::report::read::kpis(
         state.store.as_ref(),
         now - TimeDelta::days(7),
         now + TimeDelta::seconds(1),

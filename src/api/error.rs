@@ -34,16 +34,23 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not found", detail)
     }
 
-    /// 503 when the store cannot be reached; the client should retry.
+    /// 503 when the store cannot be reached; the client should retry. The detail is
+    /// ours, never the database driver's text (that goes to the log).
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable", detail)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
     }
 }
 
 impl From<PipelineError> for ApiError {
     fn from(error: PipelineError) -> Self {
         match &error {
-            PipelineError::Unavailable(_) => Self::unavailable(error.to_string()),
+            PipelineError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "a write was refused");
+                Self::unavailable(format!(
+                    "{}; nothing was applied, retry shortly",
+                    cause.detail()
+                ))
+            }
             PipelineError::NotFound(_) | PipelineError::Missing(_) => {
                 Self::not_found(error.to_string())
             }
@@ -61,7 +68,7 @@ impl From<PipelineError> for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
         tracing::error!(%error, "store read failed");
-        Self::unavailable(error.to_string())
+        Self::unavailable("the store cannot answer the read right now; retry shortly")
     }
 }
 

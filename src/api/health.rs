@@ -24,10 +24,15 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let answer = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
     match answer {
         Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({ "ready": true }))),
-        Ok(Err(error)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "ready": false, "detail": error.to_string() })),
-        ),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "not ready: the store refused the ping");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    serde_json::json!({ "ready": false, "detail": "the store does not answer; the log says why" }),
+                ),
+            )
+        }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(
@@ -51,7 +56,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// `POST /-/reload` (admin): reads the configuration file again; a bad one is refused
 /// with every error and the running one stays.
 pub async fn reload(State(state): State<AppState>) -> impl IntoResponse {
-    match crate::app::reload(&state) {
+    match crate::reload::reload(
+        &state.config,
+        state.config_path.get().map(std::path::PathBuf::as_path),
+    ) {
         Ok(note) => (
             StatusCode::OK,
             Json(serde_json::json!({ "reloaded": true, "detail": note })),

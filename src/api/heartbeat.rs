@@ -1,9 +1,9 @@
 //! `POST /api/v1/heartbeat/{name}`: a dead-man's switch check-in.
 
 use super::AppState;
-use super::auth::{presented_token, same_secret};
 use super::error::ApiError;
 use crate::config::Role;
+use crate::webhook_auth::{presented_token, same_secret};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -264,7 +264,7 @@ pub fn incident_json(incident: &Incident, tickets: &[Ticket], now: DateTime<Utc>
         "escalation_level": incident.escalation_level,
         "response_due": rfc3339(incident.response_due),
         "resolve_due": rfc3339(incident.resolve_due),
-        "sla_breached": crate::sla::breached(incident, now),
+        "sla_breached": incident.sla_breached(now),
         "flapping": incident.flapping,
         "on_hold": incident.on_hold,
         "source": incident.source,

@@ -3,10 +3,10 @@
 //! committed it. Refusals are counted by reason in `tocsin_alerts_rejected_total`.
 
 use super::AppState;
-use super::auth::{presented_token, same_secret};
 use super::error::ApiError;
 use crate::ingest::{self, IngestError, SourceKind};
 use crate::pipeline::{Accepted, PipelineError};
+use crate::webhook_auth::{presented_token, same_secret};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -158,7 +158,7 @@ async fn accept(
     let body = read_body(body, config.max_body_bytes).await?;
     let signature = match &source.signature {
         Some(signature) => Some(
-            super::signature::verify(signature, headers, &body, state.clock.now()).map_err(
+            crate::webhook_auth::verify(signature, headers, &body, state.clock.now()).map_err(
                 |why| {
                     Refusal::new(
                         "bad_signature",

@@ -57,6 +57,6 @@ pub async fn kpi(
     let now = state.clock.now();
     let (from, to) = window.resolve(now, TimeDelta::days(7))?;
     Ok(Json(
-        crate::kpi::compute(state.store.as_ref(), from, to, now).await?,
+        crate::report::read::kpis(state.store.as_ref(), from, to, now).await?,
     ))
 }

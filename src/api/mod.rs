@@ -20,7 +20,6 @@ pub mod noise;
 pub mod oncall;
 pub mod reports;
 pub mod runbooks;
-pub mod signature;
 pub mod silences;
 pub mod tickets;
 pub mod twilio;

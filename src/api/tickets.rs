@@ -7,12 +7,13 @@
 //! retry or switch the webhook off.
 
 use super::AppState;
-use super::auth::{find_token, presented_token};
+use super::auth::find_token;
 use super::error::ApiError;
 use crate::config::Role;
 use crate::incident::TransitionError;
 use crate::pipeline::{Action, PipelineError};
 use crate::ticket::{Platform, TicketEvent};
+use crate::webhook_auth::presented_token;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};

@@ -3,7 +3,7 @@
 
 use super::Checker;
 use super::raw::RawConfig;
-use crate::links::{RemoteAccess, check_template};
+use crate::incident::links::{RemoteAccess, check_template};
 use crate::ticket::{Platform, TicketConfig};
 
 pub(super) fn tickets(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<TicketConfig> {

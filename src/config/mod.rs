@@ -9,9 +9,11 @@ pub mod raw;
 
 use crate::alert::Priority;
 use crate::ingest::SourceKind;
+use crate::name::UnknownName;
 use crate::oncall::schedule::{Override, Schedule};
 use crate::oncall::{Channel, Directory, EscalationPolicy, NotifyRule, Target, Tier, User};
 use crate::rules::{Matcher, Rule};
+use crate::sla::SlaTarget;
 use channels::{EmailConfig, EmailTransport, SmsConfig, SmsProvider, SmtpTls};
 use chrono::TimeDelta;
 use raw::*;
@@ -77,13 +79,17 @@ pub enum Role {
 }
 
 impl FromStr for Role {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         match text {
             "viewer" => Ok(Self::Viewer),
             "responder" => Ok(Self::Responder),
             "admin" => Ok(Self::Admin),
-            _ => Err(()),
+            _ => Err(UnknownName::new(
+                "API token role",
+                text,
+                "viewer, responder, admin",
+            )),
         }
     }
 }
@@ -117,14 +123,6 @@ pub struct SignatureConfig {
     pub timestamp_header: Option<String>,
 }
 
-/// Response and resolution budgets of one priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlaTarget {
-    pub respond: TimeDelta,
-    pub resolve: TimeDelta,
-    pub escalate_on_breach: bool,
-}
-
 /// `[incidents]`.
 #[derive(Debug, Clone)]
 pub struct IncidentsConfig {
@@ -141,13 +139,6 @@ pub struct HeartbeatConfig {
     pub interval: TimeDelta,
     pub grace: TimeDelta,
     pub token: Option<String>,
-}
-
-/// `[flapping]`: more than `changes` state changes within `window` is flapping.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FlappingConfig {
-    pub changes: u32,
-    pub window: TimeDelta,
 }
 
 /// A paging drill: on its cron, a synthetic incident pages the policy for real.
@@ -192,7 +183,7 @@ pub struct Config {
     pub secret_domains: Vec<String>,
     pub templates_dir: PathBuf,
     pub heartbeats: Vec<HeartbeatConfig>,
-    pub flapping: FlappingConfig,
+    pub flapping: crate::flapping::Policy,
     pub inhibit: Vec<crate::inhibit::InhibitRule>,
     /// `[[drills]]`.
     pub drills: Vec<DrillConfig>,
@@ -204,7 +195,7 @@ pub struct Config {
     /// `[[tickets]]`: one per ticketing platform.
     pub tickets: Vec<crate::ticket::TicketConfig>,
     /// `[[remote_access]]`: link templates to reach a resource.
-    pub remote_access: Vec<crate::links::RemoteAccess>,
+    pub remote_access: Vec<crate::incident::links::RemoteAccess>,
     /// `[dashboard] public` as written; see [`Config::dashboard_public`].
     pub dashboard_public_setting: Option<bool>,
     /// How long ended silences are kept.
@@ -645,7 +636,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
             }
         })
         .collect();
-    let flapping = FlappingConfig {
+    let flapping = crate::flapping::Policy {
         changes: raw.flapping.changes.max(1),
         window: check.duration("flapping.window", &raw.flapping.window),
     };

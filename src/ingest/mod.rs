@@ -13,6 +13,7 @@ pub mod pagerduty;
 pub mod prtg;
 
 use crate::alert::Alert;
+use crate::name::UnknownName;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -68,12 +69,18 @@ impl fmt::Display for SourceKind {
 }
 
 impl FromStr for SourceKind {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         Self::ALL
             .into_iter()
             .find(|kind| kind.as_str() == text)
-            .ok_or(())
+            .ok_or_else(|| {
+                UnknownName::new(
+                    "sender",
+                    text,
+                    "alertmanager, grafana, nagios, prtg, datadog, pagerduty, generic",
+                )
+            })
     }
 }
 

@@ -2,9 +2,11 @@
 //! escalation policies with their tiers. `Directory` answers "whom does this tier
 //! page now?". Pure.
 
+pub mod report;
 pub mod schedule;
 
 use crate::alert::Priority;
+use crate::name::UnknownName;
 use chrono::{DateTime, TimeDelta, Utc};
 use schedule::Schedule;
 use std::collections::BTreeMap;
@@ -37,13 +39,13 @@ impl fmt::Display for Channel {
 }
 
 impl FromStr for Channel {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         match text {
             "email" => Ok(Self::Email),
             "sms" => Ok(Self::Sms),
             "webhook" => Ok(Self::Webhook),
-            _ => Err(()),
+            _ => Err(UnknownName::new("channel", text, "email, sms, webhook")),
         }
     }
 }

@@ -320,7 +320,7 @@ impl Writer {
             self.config.sla_for(classification.priority),
             now,
         );
-        incident.links = crate::links::of_incident(&self.config, alert, classification);
+        incident.links = links_of(&self.config, alert, classification);
         let rule = classification
             .rule
             .as_deref()
@@ -481,4 +481,25 @@ impl Writer {
             incident_id: None,
         })
     }
+}
+
+/// The links of an incident opened by `alert`: the `kb` of its rule and of the runbooks
+/// chosen for it, then every remote-access link whose matchers select the alert.
+fn links_of(
+    config: &crate::config::Config,
+    alert: &Alert,
+    classification: &Classification,
+) -> Vec<crate::incident::links::Link> {
+    let rule_kb = classification
+        .rule
+        .as_ref()
+        .and_then(|name| config.rules.iter().find(|rule| &rule.name == name))
+        .into_iter()
+        .flat_map(|rule| rule.kb.iter());
+    let runbook_kb = config
+        .runbooks
+        .iter()
+        .filter(|runbook| classification.runbooks.contains(&runbook.name) || runbook.matches(alert))
+        .flat_map(|runbook| runbook.kb.iter());
+    crate::incident::links::for_alert(alert, rule_kb.chain(runbook_kb), &config.remote_access)
 }

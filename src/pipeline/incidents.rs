@@ -187,7 +187,7 @@ impl Writer {
             .store
             .incident(incident_id)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+            .map_err(PipelineError::from)?
             .ok_or(PipelineError::NotFound(incident_id))?;
         match action {
             Action::Note { text } => {
@@ -342,7 +342,7 @@ impl Writer {
             .store
             .delivered_pages(incident.id)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+            .map_err(PipelineError::from)?;
         for (user_id, channel, address) in delivered {
             let Ok(channel) = channel.parse::<Channel>() else {
                 continue;

@@ -42,8 +42,8 @@ const QUEUE: usize = 8192;
 /// Why a command was not carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("the store cannot take the write right now ({0}); retry shortly")]
-    Unavailable(String),
+    #[error("{0}; nothing was applied, retry shortly")]
+    Unavailable(#[source] Unavailable),
     #[error("incident {0} does not exist")]
     NotFound(i64),
     #[error(transparent)]
@@ -57,6 +57,38 @@ pub enum PipelineError {
     /// A single-use key (an ack link) was spent by an earlier request.
     #[error("this link was already used; the incident stays as it is")]
     Spent,
+}
+
+/// Why the writer could not carry out a command. The cause is for the log; a client
+/// is only told that nothing happened and to retry.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unavailable {
+    /// Shared: one failed commit fails every command of its batch.
+    #[error("the store cannot take the write: {0}")]
+    Store(Arc<StoreError>),
+    #[error("the writer has stopped")]
+    Stopped,
+    #[error("the store did not take the write in time")]
+    Late,
+    #[error("the batch could not be committed")]
+    NotCommitted,
+}
+
+impl Unavailable {
+    /// What a client may be told: never the store's own text.
+    pub fn detail(&self) -> &'static str {
+        match self {
+            Self::Store(_) | Self::NotCommitted => "the store cannot take the write",
+            Self::Stopped => "the writer has stopped",
+            Self::Late => "the store did not take the write in time",
+        }
+    }
+}
+
+impl From<StoreError> for PipelineError {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(Unavailable::Store(Arc::new(error)))
+    }
 }
 
 /// What the pipeline did with one alert of a request.
@@ -483,12 +515,8 @@ impl Pipeline {
         command: Command,
         mut answer: oneshot::Receiver<Result<T, PipelineError>>,
     ) -> Result<T, PipelineError> {
-        let gone = || PipelineError::Unavailable("the writer has stopped".into());
-        let late = || {
-            PipelineError::Unavailable(
-                "the store did not take the write in time; nothing was applied".into(),
-            )
-        };
+        let gone = || PipelineError::Unavailable(Unavailable::Stopped);
+        let late = || PipelineError::Unavailable(Unavailable::Late);
         let deadline = tokio::time::Instant::now() + self.timeout;
         let admission = Arc::new(Admission::default());
         let queued = Queued {
@@ -691,10 +719,11 @@ impl Writer {
             Err(error) => {
                 tracing::error!(%error, "cannot take the write turn");
                 self.stale = true;
+                let cause = Unavailable::Store(Arc::new(error));
                 for queued in commands {
                     queued
                         .command
-                        .fail(PipelineError::Unavailable(error.to_string()));
+                        .fail(PipelineError::Unavailable(cause.clone()));
                 }
                 return;
             }
@@ -705,10 +734,11 @@ impl Writer {
             tracing::error!(%error, "store still unavailable");
             self.store.end_turn().await;
             self.stale = true;
+            let cause = Unavailable::Store(Arc::new(error));
             for queued in commands {
                 queued
                     .command
-                    .fail(PipelineError::Unavailable(error.to_string()));
+                    .fail(PipelineError::Unavailable(cause.clone()));
             }
             return;
         }
@@ -1013,10 +1043,7 @@ impl Writer {
         if batch.spends(key) {
             return Ok(true);
         }
-        self.store
-            .is_spent(key)
-            .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))
+        self.store.is_spent(key).await.map_err(PipelineError::from)
     }
 
     /// What an earlier request with the same idempotency key answered: the id of
@@ -1036,7 +1063,7 @@ impl Writer {
                 .await
             {
                 Ok(answer) => answer,
-                Err(error) => return Some(Err(PipelineError::Unavailable(error.to_string()))),
+                Err(error) => return Some(Err(PipelineError::from(error))),
             },
         };
         kept.map(|id| {
@@ -1063,7 +1090,7 @@ impl Writer {
         self.store
             .incident(id)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+            .map_err(PipelineError::from)?
             .ok_or(PipelineError::NotFound(id))
     }
 
@@ -1075,7 +1102,7 @@ impl Writer {
         self.store
             .silences(1, Some(id + 1))
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+            .map_err(PipelineError::from)?
             .into_iter()
             .find(|silence| silence.id == id)
             .ok_or_else(|| PipelineError::Missing(format!("silence {id} no longer exists")))
@@ -1155,9 +1182,7 @@ fn answer<T: Send + 'static>(
         let result = if committed {
             result
         } else {
-            Err(PipelineError::Unavailable(
-                "the batch could not be committed".into(),
-            ))
+            Err(PipelineError::Unavailable(Unavailable::NotCommitted))
         };
         let _ = reply.send(result);
     });

@@ -5,8 +5,9 @@
 use super::{Effects, PipelineError, Writer, entry};
 use crate::escalation::{self, Paging};
 use crate::incident::{Incident, IncidentStatus};
+use crate::page::{Escalation, EscalationState, Page};
 use crate::store::WriteBatch;
-use crate::store::paging::{Escalation, EscalationState};
+use crate::store::paging::Notification;
 use chrono::{DateTime, Utc};
 
 impl Writer {
@@ -57,7 +58,7 @@ impl Writer {
             .store
             .due_escalations(now)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+            .map_err(PipelineError::from)?;
         let fired = due.len();
         for timer in due {
             let Some(open) = self.view.incidents.get(&timer.incident_id) else {
@@ -173,8 +174,8 @@ impl Writer {
         for (kind, message) in paging.timeline {
             batch.record(entry(incident.id, now, kind, "tocsin", message));
         }
-        for notification in paging.notifications {
-            batch.queue(notification);
+        for page in paging.pages {
+            batch.queue(queued(page));
         }
         incident.escalated |= paging.escalated;
         effects.escalations.extend(paging.levels);
@@ -217,8 +218,8 @@ impl Writer {
                 &deadline,
                 now,
             );
-            for notification in paging.notifications {
-                batch.queue(notification);
+            for page in paging.pages {
+                batch.queue(queued(page));
             }
             for (kind, message) in paging.timeline {
                 batch.record(entry(
@@ -245,6 +246,22 @@ impl Writer {
         self.store
             .escalation(incident_id)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))
+            .map_err(PipelineError::from)
+    }
+}
+
+/// The outbox row of a page the escalation decided: not stored yet, never tried.
+fn queued(page: Page) -> Notification {
+    Notification {
+        id: 0,
+        incident_id: page.incident_id,
+        user_id: page.user_id,
+        channel: page.channel,
+        address: page.address,
+        kind: page.kind,
+        step: page.step,
+        attempts: 0,
+        due_at: page.due_at,
+        deadline: page.deadline,
     }
 }

@@ -300,7 +300,7 @@ impl Writer {
                 ..Default::default()
             })
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+            .map_err(PipelineError::from)?;
         alerts
             .into_iter()
             .filter_map(|alert| runbook.render(&alert.into_alert(), incident_id, priority).ok())
@@ -322,7 +322,7 @@ impl Writer {
             .store
             .incident(incident_id)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+            .map_err(PipelineError::from)?
             .ok_or(PipelineError::NotFound(incident_id))?
             .priority
             .as_str()
@@ -632,7 +632,7 @@ impl Writer {
             .store
             .lost_runs(now)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+            .map_err(PipelineError::from)?;
         for record in lost {
             if self.running.contains_key(&record.id) {
                 continue;
@@ -674,7 +674,7 @@ impl Writer {
                     .store
                     .incident(incident_id)
                     .await
-                    .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+                    .map_err(PipelineError::from)?
                 {
                     incident.remediated = true;
                     batch.upsert_incident(&incident);

@@ -306,7 +306,7 @@ impl Writer {
             .store
             .incident(incident_id)
             .await
-            .map_err(|error| PipelineError::Unavailable(error.to_string()))?
+            .map_err(PipelineError::from)?
         {
             incident.flapping = flapping;
             batch.upsert_incident(&incident);
@@ -353,7 +353,7 @@ impl Writer {
                 .store
                 .alert(open.id)
                 .await
-                .map_err(|error| PipelineError::Unavailable(error.to_string()))?;
+                .map_err(PipelineError::from)?;
             let Some(record) = record else { continue };
             if let Some(open) = self.view.alerts.get_mut(&key) {
                 open.flapping = false;
@@ -385,7 +385,7 @@ impl Writer {
             .values_mut()
             .filter(|open| !open.incident.drill)
             .filter_map(|open| {
-                let events = crate::sla::due_events(&mut open.incident, now, warn_at);
+                let events = open.incident.due_sla_events(now, warn_at);
                 (!events.is_empty()).then_some((open.incident.id, events))
             })
             .collect();
@@ -423,7 +423,7 @@ impl Writer {
         if open.incident.drill {
             return false;
         }
-        let events = crate::sla::due_events(&mut open.incident, now, warn_at);
+        let events = open.incident.due_sla_events(now, warn_at);
         self.record_sla(id, &events, now, batch, effects)
     }
 

@@ -4,11 +4,11 @@
 //! incidents and what the runbooks saved. The monthly review is in `monthly.rs`.
 
 pub mod monthly;
+pub mod read;
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::incident::Incident;
-use crate::kpi;
 use crate::notify::templates::Templates;
 use crate::oncall::Channel;
 use crate::store::paging::{Notification, NotificationKind};
@@ -90,13 +90,13 @@ pub async fn render(
         .ok_or_else(|| format!("unknown report {step:?}"))?;
     let to = from + TimeDelta::days(7);
     let unavailable = |error: StoreError| error.to_string();
-    let current = kpi::compute(store, from, to, now)
+    let current = read::kpis(store, from, to, now)
         .await
         .map_err(unavailable)?;
-    let previous = kpi::compute(store, from - TimeDelta::days(7), from, now)
+    let previous = read::kpis(store, from - TimeDelta::days(7), from, now)
         .await
         .map_err(unavailable)?;
-    let mut created = kpi::created_between(store, from, to)
+    let mut created = read::created_between(store, from, to)
         .await
         .map_err(unavailable)?;
     created.retain(|incident| !incident.drill);
@@ -166,7 +166,7 @@ pub(crate) fn rows(config: &Config, current: &Value, previous: &Value) -> Vec<Va
 fn worst(created: &[Incident], now: DateTime<Utc>) -> Vec<Value> {
     let mut missed: Vec<(&Incident, TimeDelta)> = created
         .iter()
-        .filter(|incident| crate::sla::breached(incident, now))
+        .filter(|incident| incident.sla_breached(now))
         .map(|incident| {
             (
                 incident,

@@ -4,7 +4,7 @@
 //! model, rendered as an HTML email or page and as CSV, with the figures of
 //! `GET /api/v1/kpi` for the same window.
 
-use super::{queue, rows, savings};
+use super::{queue, read, rows, savings};
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::kpi;
@@ -69,13 +69,13 @@ pub async fn review(
         Ok(bounds) => bounds,
         Err(error) => return Ok(Err(error)),
     };
-    let current = kpi::compute(store, from, to, now).await?;
+    let current = read::kpis(store, from, to, now).await?;
     // The months before, oldest first; the last of them is the "previous" of the table.
     let mut before = Vec::new();
     for back in (1..=TREND_MONTHS).rev() {
         let start = from.checked_sub_months(Months::new(back)).unwrap_or(from);
         let end = start.checked_add_months(Months::new(1)).unwrap_or(from);
-        before.push((start, kpi::compute(store, start, end, now).await?));
+        before.push((start, read::kpis(store, start, end, now).await?));
     }
     let mut trend: Vec<Value> = before
         .iter()
@@ -87,14 +87,10 @@ pub async fn review(
     let mut start = from;
     while start < to {
         let end = (start + TimeDelta::days(7)).min(to);
-        weeks.push(week(
-            start,
-            end,
-            &kpi::compute(store, start, end, now).await?,
-        ));
+        weeks.push(week(start, end, &read::kpis(store, start, end, now).await?));
         start = end;
     }
-    let mut created = kpi::created_between(store, from, to).await?;
+    let mut created = read::created_between(store, from, to).await?;
     created.retain(|incident| !incident.drill);
     let noise = crate::noise::analyse(store, from, to, SELF_HEAL, team_time_zone(config)).await?;
     Ok(Ok(json!({

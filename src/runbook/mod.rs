@@ -307,7 +307,7 @@ pub fn parse(name: &str, dir: &Path, text: &str) -> Result<Runbook, Vec<String>>
         }
     }
     for (i, template) in raw.kb.iter().enumerate() {
-        if let Err(why) = crate::links::check_template(template) {
+        if let Err(why) = crate::incident::links::check_template(template) {
             problems.push(format!("kb[{i}]: {why}"));
         }
     }

@@ -1,6 +1,7 @@
 //! Rows of the helpdesk integration: the ticket an incident has on each platform, and
 //! the queue of calls to make there (open, add an internal note, solve).
 
+use crate::name::UnknownName;
 use crate::ticket::Platform;
 use chrono::{DateTime, Utc};
 use std::str::FromStr;
@@ -48,14 +49,18 @@ impl TicketOpKind {
 }
 
 impl FromStr for TicketOpKind {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         match text {
             "create" => Ok(Self::Create),
             "note" => Ok(Self::Note),
             "priority" => Ok(Self::Priority),
             "solve" => Ok(Self::Solve),
-            _ => Err(()),
+            _ => Err(UnknownName::new(
+                "ticket call kind",
+                text,
+                "create, note, priority, solve",
+            )),
         }
     }
 }

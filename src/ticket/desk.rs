@@ -7,9 +7,10 @@
 use super::{Call, Opening, Platform, TicketConfig, freshdesk, jira, servicenow, zendesk};
 use crate::clock::{Clock, rfc3339};
 use crate::config::{Config, SharedConfig};
+use crate::incident::links::LinkKind;
 use crate::incident::{Incident, TimelineEntry};
-use crate::links::LinkKind;
 use crate::metrics::Metrics;
+use crate::name::UnknownName;
 use crate::notify::NotifyError;
 use crate::notify::outbox::subject;
 use crate::store::paging::Delivery;
@@ -168,9 +169,10 @@ impl Desk {
                 ))
             }
             (TicketOpKind::Priority, Some(ticket)) => {
-                let to = op.body.parse().map_err(|()| {
-                    NotifyError::Permanent(format!("{:?} is not a priority", op.body))
-                })?;
+                let to = op
+                    .body
+                    .parse()
+                    .map_err(|error: UnknownName| NotifyError::Permanent(error.to_string()))?;
                 let reference = &ticket.reference;
                 let call = match op.platform {
                     Platform::Zendesk => zendesk::set_priority(reference, to),

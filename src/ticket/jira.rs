@@ -152,7 +152,7 @@ pub fn verify(
         header: "x-hub-signature".into(),
         timestamp_header: None,
     };
-    crate::api::signature::verify(&signature, headers, body, now).map(|_| ())
+    crate::webhook_auth::verify(&signature, headers, body, now).map(|_| ())
 }
 
 #[cfg(test)]

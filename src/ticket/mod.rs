@@ -17,6 +17,7 @@ pub mod zendesk;
 use crate::alert::Priority;
 use crate::config::Config;
 use crate::incident::Incident;
+use crate::name::UnknownName;
 use axum::http::HeaderMap;
 use chrono::TimeDelta;
 use serde_json::Value;
@@ -53,12 +54,18 @@ impl fmt::Display for Platform {
 }
 
 impl FromStr for Platform {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         Self::ALL
             .into_iter()
             .find(|platform| platform.as_str() == text)
-            .ok_or(())
+            .ok_or_else(|| {
+                UnknownName::new(
+                    "ticket platform",
+                    text,
+                    "zendesk, freshdesk, servicenow, jira",
+                )
+            })
     }
 }
 
@@ -167,10 +174,10 @@ pub fn authenticate(
         Platform::Zendesk => zendesk::verify(secret, headers, body, now),
         Platform::Jira => jira::verify(secret, headers, body, now),
         Platform::Freshdesk | Platform::ServiceNow => {
-            let given = crate::api::auth::presented_token(headers, None).ok_or_else(|| {
+            let given = crate::webhook_auth::presented_token(headers, None).ok_or_else(|| {
                 "no credential: send the webhook_secret as the Basic-auth password or a bearer token".to_string()
             })?;
-            if crate::api::auth::same_secret(&given, secret) {
+            if crate::webhook_auth::same_secret(&given, secret) {
                 Ok(())
             } else {
                 Err("the credential does not match webhook_secret".into())

@@ -1,7 +1,7 @@
 //! Every kind of bad input gets its status code, a JSON error naming the problem, and
 //! leaves the store as it was.
 
-use crate::harness::{Harness, INGEST_TOKEN, fixture, generic};
+use crate::harness::{ADMIN, DRIVER_TEXT, Harness, INGEST_TOKEN, fixture, generic};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 
@@ -265,6 +265,47 @@ async fn auth_type_and_size_refusals_use_their_status_codes() {
             .await,
         2.0
     );
+}
+
+#[tokio::test]
+async fn a_store_error_reaches_the_client_as_unavailable_never_as_the_drivers_text() {
+    let tocsin = Harness::start("").await;
+    tocsin.store.failing.store(true, Ordering::SeqCst);
+    let (status, write) = post(
+        &tocsin,
+        "/api/v1/ingest/generic",
+        Some("application/json"),
+        Some(INGEST_TOKEN),
+        generic("web-1", "http", "critical"),
+    )
+    .await;
+    tocsin.store.failing.store(false, Ordering::SeqCst);
+    assert_eq!(status, 503);
+    assert_eq!(
+        write,
+        serde_json::json!({
+            "error": "unavailable",
+            "detail": "the store cannot take the write; nothing was applied, retry shortly"
+        })
+    );
+    tocsin.store.failing_reads.store(true, Ordering::SeqCst);
+    let read = tocsin
+        .client
+        .get(format!("{}/api/v1/incidents", tocsin.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    tocsin.store.failing_reads.store(false, Ordering::SeqCst);
+    assert_eq!(read.status(), 503);
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(read["error"], "unavailable");
+    for body in [&write, &read] {
+        assert!(
+            !body.to_string().contains(DRIVER_TEXT) && !body.to_string().contains("database"),
+            "the driver's text stays in the log: {body}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
+use tocsin::incident::{Incident, TimelineEntry};
 use tocsin::store::{
-    AlertStore, Forward, IncidentStore, KeyStore, LeaseStore, OpenState, OutboxStore, PageHistory,
-    RunStore, Store, StoreError, TicketStore, WriteBatch, WriteStore,
+    AlertStore, ChangeQuery, Forward, IncidentQuery, IncidentStore, KeyStore, LeaseStore,
+    OpenState, OutboxStore, PageHistory, RunStore, Store, StoreError, TicketStore, WriteBatch,
+    WriteStore,
 };
 
 pub const INGEST_TOKEN: &str = "ingest-secret-token";
@@ -48,12 +50,22 @@ tokens = [
     )
 }
 
+/// The text of the fault `FaultyStore` injects: a client must never see it.
+pub const DRIVER_TEXT: &str = "disk I/O error at page 4711 of main.db";
+
+/// A failure shaped as sqlx reports one, carrying `DRIVER_TEXT`.
+fn driver_fault() -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::other(DRIVER_TEXT)))
+}
+
 /// A store whose commits can be made to fail, to test the 503 path against a real
 /// store underneath: it changes the writer's calls and the read of who was paged,
 /// and forwards every other concern untouched.
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     pub failing: AtomicBool,
+    /// Makes incident listings fail as the database driver would.
+    pub failing_reads: AtomicBool,
     /// Makes the read of who was paged fail (it happens mid-batch, on a resolve).
     pub failing_page_reads: AtomicBool,
     /// Held by a test, it keeps every commit waiting, as a held write lock does.
@@ -89,7 +101,7 @@ impl WriteStore for FaultyStore {
             .is_ok();
         if self.failing.load(Ordering::SeqCst) || one_of_the_failing {
             self.inner.end_turn().await;
-            return Err(StoreError::Open("injected fault: disk unavailable".into()));
+            return Err(driver_fault());
         }
         self.inner.commit(batch).await
     }
@@ -136,9 +148,56 @@ impl Forward<dyn AlertStore> for FaultyStore {
         &*self.inner
     }
 }
-impl Forward<dyn IncidentStore> for FaultyStore {
-    fn to(&self) -> &dyn IncidentStore {
-        &*self.inner
+#[async_trait]
+impl IncidentStore for FaultyStore {
+    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        if self.failing_reads.load(Ordering::SeqCst) {
+            return Err(driver_fault());
+        }
+        self.inner.incidents(query).await
+    }
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        self.inner.incident(id).await
+    }
+    async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.inner.timeline(incident_id).await
+    }
+    async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
+        self.inner.append_timeline(entries).await
+    }
+    async fn record_change(
+        &self,
+        change: &tocsin::change::Change,
+        received_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.inner.record_change(change, received_at).await
+    }
+    async fn changes(
+        &self,
+        query: &ChangeQuery,
+    ) -> Result<Vec<tocsin::change::Change>, StoreError> {
+        self.inner.changes(query).await
+    }
+    async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError> {
+        self.inner.csat_answered(incident_id, address).await
+    }
+    async fn record_csat(
+        &self,
+        incident_id: i64,
+        address: &str,
+        score: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .record_csat(incident_id, address, score, at)
+            .await
+    }
+    async fn csat_scores(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.inner.csat_scores(from, to).await
     }
 }
 impl Forward<dyn OutboxStore> for FaultyStore {
@@ -288,6 +347,7 @@ impl Harness {
         let store = Arc::new(FaultyStore {
             inner,
             failing: AtomicBool::new(false),
+            failing_reads: AtomicBool::new(false),
             failing_page_reads: AtomicBool::new(false),
             hold: tokio::sync::Mutex::new(()),
             waiting: std::sync::atomic::AtomicUsize::new(0),

@@ -14,6 +14,7 @@ mod helpdesk;
 mod https;
 mod incidents;
 mod ingest;
+mod layers;
 mod operations;
 mod paging;
 mod pg_proxy;

@@ -455,7 +455,7 @@ async fn signed_sources_refuse_unsigned_forged_and_replayed_bodies() {
         request.send()
     };
     let now = tocsin.clock.now().timestamp().to_string();
-    let signed = tocsin::api::signature::sign("generic-secret", Some(&now), &body);
+    let signed = tocsin::webhook_auth::sign("generic-secret", Some(&now), &body);
     let ok = send(
         "/api/v1/ingest/generic",
         vec![
@@ -483,7 +483,7 @@ async fn signed_sources_refuse_unsigned_forged_and_replayed_bodies() {
     .unwrap();
     assert_eq!(tampered.status(), 401);
     let old = (tocsin.clock.now().timestamp() - 600).to_string();
-    let replayed = tocsin::api::signature::sign("generic-secret", Some(&old), &body);
+    let replayed = tocsin::webhook_auth::sign("generic-secret", Some(&old), &body);
     let response = send(
         "/api/v1/ingest/generic",
         vec![
@@ -503,7 +503,7 @@ async fn signed_sources_refuse_unsigned_forged_and_replayed_bodies() {
     );
 
     let grafana = fixture("grafana-firing.json");
-    let signature = tocsin::api::signature::sign("grafana-secret", None, &grafana);
+    let signature = tocsin::webhook_auth::sign("grafana-secret", None, &grafana);
     let response = send(
         "/api/v1/ingest/grafana",
         vec![("X-Grafana-Alert-Signature", signature)],

@@ -591,7 +591,7 @@ async fn a_solved_webhook_from_the_platform_resolves_the_incident() {
     });
     let hub = format!(
         "sha256={}",
-        tocsin::api::signature::sign("jira-webhook-secret", None, done.to_string().as_bytes())
+        tocsin::webhook_auth::sign("jira-webhook-secret", None, done.to_string().as_bytes())
     );
     let (status, reply) = webhook(&desk.tocsin, "jira", &done, &[("x-hub-signature", hub)]).await;
     assert_eq!(status, 200, "{reply}");

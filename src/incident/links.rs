@@ -2,11 +2,11 @@
 //! its rule and runbooks (`kb`), and remote-access links to the machine
 //! (`[[remote_access]]`). Both are Handlebars templates over the alert's fields,
 //! rendered once when the incident opens and kept on it, so pages, emails, tickets and
-//! the dashboard all show the same links.
+//! the dashboard all show the same links. Which templates apply is the caller's
+//! (`pipeline::alerts` reads them from the configuration).
 
 use crate::alert::Alert;
-use crate::config::Config;
-use crate::rules::{Classification, Matcher};
+use crate::rules::Matcher;
 use handlebars::Handlebars;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -73,23 +73,6 @@ pub fn render(template: &str, alert: &Alert) -> Option<String> {
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         && !REFUSED_SCHEMES.contains(&scheme.as_str());
     usable.then_some(url)
-}
-
-/// The links of an incident opened by `alert`: the `kb` of its rule and of the runbooks
-/// chosen for it, then every remote-access link whose matchers select the alert.
-pub fn of_incident(config: &Config, alert: &Alert, classification: &Classification) -> Vec<Link> {
-    let rule_kb = classification
-        .rule
-        .as_ref()
-        .and_then(|name| config.rules.iter().find(|rule| &rule.name == name))
-        .into_iter()
-        .flat_map(|rule| rule.kb.iter());
-    let runbook_kb = config
-        .runbooks
-        .iter()
-        .filter(|runbook| classification.runbooks.contains(&runbook.name) || runbook.matches(alert))
-        .flat_map(|runbook| runbook.kb.iter());
-    for_alert(alert, rule_kb.chain(runbook_kb), &config.remote_access)
 }
 
 /// Renders `kb` templates and the remote-access links that select `alert`.

@@ -1,11 +1,14 @@
-//! Signed webhooks: an HMAC-SHA256 of the body (and a timestamp, against replays),
-//! compared in constant time.
+//! Authenticating what other systems post (senders, helpdesks, heartbeats): the
+//! presented token and its constant-time comparison, and signed webhooks, an
+//! HMAC-SHA256 of the body (and a timestamp, against replays). Used by `api` and
+//! `ticket` alike.
 
 use crate::config::SignatureConfig;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// How far a signed timestamp may be from now.
 const REPLAY_WINDOW_SECONDS: i64 = 300;
@@ -68,6 +71,47 @@ pub fn sign(secret: &str, timestamp: Option<&str>, body: &[u8]) -> String {
     }
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// Constant-time equality of two secrets.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    let given = Sha256::digest(given.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    given.ct_eq(&expected).into()
+}
+
+/// The credential of a request: `Authorization: Bearer T`, the password of Basic
+/// auth (Alertmanager's `basic_auth`), or `?token=T`.
+pub fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(token) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+        {
+            return Some(token.trim().to_string());
+        }
+        if let Some(encoded) = value.strip_prefix("Basic ") {
+            return basic_password(encoded.trim());
+        }
+    }
+    query.and_then(|query| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "token")
+            .map(|(_, value)| value.into_owned())
+    })
+}
+
+fn basic_password(encoded: &str) -> Option<String> {
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
 }
 
 #[cfg(test)]

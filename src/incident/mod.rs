@@ -3,11 +3,14 @@
 //! written to the timeline by the caller. Pure: no I/O, time is passed in.
 
 use crate::alert::{Alert, Priority};
-use crate::config::SlaTarget;
+use crate::name::UnknownName;
 use crate::rules::Classification;
+use crate::sla::{Clock, SlaEvent, SlaFlags, SlaTarget};
 use chrono::{DateTime, Utc};
 use std::fmt;
 use std::str::FromStr;
+
+pub mod links;
 
 /// Where an incident is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,13 +38,17 @@ impl fmt::Display for IncidentStatus {
 }
 
 impl FromStr for IncidentStatus {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
+    type Err = UnknownName;
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         match text {
             "triggered" => Ok(Self::Triggered),
             "acknowledged" => Ok(Self::Acknowledged),
             "resolved" => Ok(Self::Resolved),
-            _ => Err(()),
+            _ => Err(UnknownName::new(
+                "incident status",
+                text,
+                "triggered, acknowledged, resolved",
+            )),
         }
     }
 }
@@ -78,7 +85,7 @@ pub struct Incident {
     pub escalation_policy: Option<String>,
     /// When an alert last opened or joined it; the group window counts from here.
     pub last_alert_at: DateTime<Utc>,
-    /// SLA warnings and breaches already recorded (see [`crate::sla::SlaFlags`]).
+    /// SLA warnings and breaches already recorded (see [`SlaFlags`]).
     pub sla_flags: u8,
     /// Start of the current hold; the SLA clock is paused while it lasts.
     pub hold_since: Option<DateTime<Utc>>,
@@ -90,7 +97,7 @@ pub struct Incident {
     /// stakeholder.
     pub drill: bool,
     /// Knowledge-base and remote-access links, rendered when it opened.
-    pub links: Vec<crate::links::Link>,
+    pub links: Vec<links::Link>,
 }
 
 impl Incident {
@@ -201,6 +208,56 @@ impl Incident {
         self.priority = priority;
         (self.response_due, self.resolve_due) = crate::sla::due_times(self.created_at, sla);
         true
+    }
+    /// The SLA events due at `now` and not yet recorded; marks them recorded. While on
+    /// hold the clocks are paused. `warn_at` is the fraction of a budget that warns
+    /// (0 = never).
+    pub fn due_sla_events(&mut self, now: DateTime<Utc>, warn_at: f64) -> Vec<SlaEvent> {
+        if self.on_hold || self.status == IncidentStatus::Resolved {
+            return Vec::new();
+        }
+        let mut events = Vec::new();
+        let clocks = [
+            (
+                Clock::Response,
+                self.acknowledged_at.is_none(),
+                self.response_due,
+                SlaFlags::RESPONSE_BREACHED,
+                SlaFlags::RESPONSE_WARNED,
+            ),
+            (
+                Clock::Resolve,
+                true,
+                self.resolve_due,
+                SlaFlags::RESOLVE_BREACHED,
+                SlaFlags::RESOLVE_WARNED,
+            ),
+        ];
+        for (clock, running, due, breached, warned) in clocks {
+            if !running || self.sla_flags & breached != 0 {
+                continue;
+            }
+            if now > due {
+                self.sla_flags |= breached | warned;
+                events.push(SlaEvent::Breach(clock));
+                continue;
+            }
+            let budget = (due - self.created_at).num_milliseconds() as f64;
+            let used = (now - self.created_at).num_milliseconds() as f64;
+            if warn_at > 0.0 && self.sla_flags & warned == 0 && used >= budget * warn_at {
+                self.sla_flags |= warned;
+                events.push(SlaEvent::Warning(clock));
+            }
+        }
+        events
+    }
+
+    /// True once the acknowledgement or the resolution came (or is still missing)
+    /// after its deadline.
+    pub fn sla_breached(&self, now: DateTime<Utc>) -> bool {
+        let responded = self.acknowledged_at.or(self.resolved_at).unwrap_or(now);
+        let resolved = self.resolved_at.unwrap_or(now);
+        responded > self.response_due || resolved > self.resolve_due
     }
 }
 

@@ -1,0 +1,52 @@
+//! Who is on call now and next, per schedule, and whom each policy's tiers would page
+//! now: `GET /api/v1/oncall`, the dashboard and `tocsin oncall` show it.
+
+use super::Directory;
+use super::schedule::Shift;
+use crate::clock::rfc3339;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+/// The report, also printed by `tocsin oncall`.
+pub fn report(directory: &Directory, now: DateTime<Utc>) -> Value {
+    let shift = |shift: Shift| {
+        let name = directory
+            .users
+            .get(&shift.user)
+            .map_or(shift.user.clone(), |u| u.name.clone());
+        json!({ "user": shift.user, "name": name, "start": rfc3339(shift.start), "end": rfc3339(shift.end) })
+    };
+    let schedules: Vec<Value> = directory
+        .schedules
+        .values()
+        .map(|schedule| {
+            json!({
+                "name": schedule.name,
+                "time_zone": schedule.time_zone.name(),
+                "now": shift(schedule.on_call(now)),
+                "next": shift(schedule.next(now)),
+            })
+        })
+        .collect();
+    let policies: Vec<Value> = directory
+        .policies
+        .values()
+        .map(|policy| {
+            let tiers: Vec<Value> = policy
+                .tiers
+                .iter()
+                .map(|tier| {
+                    let (users, nobody) = directory.resolve(tier, now);
+                    json!({
+                        "level": tier.level,
+                        "after_seconds": tier.after.num_seconds(),
+                        "users": users.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+                        "nobody_for": nobody,
+                    })
+                })
+                .collect();
+            json!({ "name": policy.name, "repeat": policy.repeat, "tiers": tiers })
+        })
+        .collect();
+    json!({ "at": rfc3339(now), "schedules": schedules, "policies": policies })
+}
