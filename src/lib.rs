@@ -7,7 +7,7 @@
 //! - [`incident`]: the incident state machine and its timeline entries.
 //! - [`sla`]: response and resolution deadlines; [`change`]: what changed before an incident.
 //! - [`pipeline`]: the single writer that applies all of the above and group-commits.
-//! - [`store`]: the storage contract and its SQLite backend.
+//! - [`store`]: the storage contract, split by concern, over SQLite (embedded) or PostgreSQL (replicas).
 //! - [`api`]: the HTTP API; [`metrics`]: Prometheus metrics.
 //! - [`config`], [`clock`], [`app`]: configuration, time, and wiring; [`tls`]: native HTTPS.
 
