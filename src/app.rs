@@ -112,7 +112,7 @@ impl App {
         let executor = supervise::spawn(
             "runbook executor",
             &fatal,
-            crate::runbook::executor::execute(run_requests, pipeline.downgrade(), outbox.clone()),
+            crate::pipeline::executor::execute(run_requests, pipeline.downgrade(), outbox.clone()),
         );
         let desk = Arc::new(crate::ticket::desk::Desk {
             store: store.clone(),

@@ -13,6 +13,7 @@
 
 mod alerts;
 mod drills;
+pub mod executor;
 mod incidents;
 mod paging;
 mod runbooks;
