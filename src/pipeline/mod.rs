@@ -24,7 +24,7 @@ use crate::alert::{Alert, Priority};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::dedup::OpenAlerts;
-use crate::incident::{Incident, TimelineEntry, TransitionError};
+use crate::incident::{Incident, TimelineEntry, TimelineKind, TransitionError};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, WriteBatch};
 use chrono::{DateTime, Utc};
@@ -1240,14 +1240,14 @@ impl Command {
 fn entry(
     incident_id: i64,
     at: DateTime<Utc>,
-    kind: &str,
+    kind: TimelineKind,
     actor: &str,
     message: String,
 ) -> TimelineEntry {
     TimelineEntry {
         incident_id,
         at,
-        kind: kind.to_string(),
+        kind,
         actor: actor.to_string(),
         message,
         data: serde_json::Value::Null,

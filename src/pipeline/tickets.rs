@@ -97,7 +97,7 @@ fn step(kind: TicketOpKind) -> String {
 fn body(entry: &TimelineEntry) -> String {
     format!(
         "[Tocsin] {} ({}): {}",
-        entry.kind.replace('_', " "),
+        entry.kind.as_str().replace('_', " "),
         entry.actor,
         entry.message
     )

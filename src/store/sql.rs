@@ -306,7 +306,7 @@ impl Store for $store {
                 Ok(TimelineEntry {
                     incident_id: row.try_get("incident_id")?,
                     at: from_millis(row.try_get("at")?),
-                    kind: row.try_get("kind")?,
+                    kind: row.try_get::<String, _>("kind")?.into(),
                     actor: row.try_get("actor")?,
                     message: row.try_get("message")?,
                     data: parse_json(row.try_get("data")?)?,
@@ -1122,7 +1122,7 @@ fn insert_timeline(sql: &mut QueryBuilder<$db>, entries: &[TimelineEntry]) {
     sql.push_values(entries, |mut row, entry| {
         row.push_bind(entry.incident_id)
             .push_bind(to_millis(entry.at))
-            .push_bind(entry.kind.clone())
+            .push_bind(entry.kind.as_str().to_string())
             .push_bind(entry.actor.clone())
             .push_bind(entry.message.clone())
             .push_bind(entry.data.to_string());

@@ -8,7 +8,7 @@ use super::{Call, Opening, Platform, TicketConfig, freshdesk, jira, servicenow, 
 use crate::clock::{Clock, rfc3339};
 use crate::config::{Config, SharedConfig};
 use crate::incident::links::LinkKind;
-use crate::incident::{Incident, TimelineEntry};
+use crate::incident::{Incident, TimelineEntry, TimelineKind};
 use crate::metrics::Metrics;
 use crate::name::UnknownName;
 use crate::notify::NotifyError;
@@ -88,9 +88,9 @@ impl Desk {
             Err(error) => {
                 let (delivery, message) = error.settle(&what, attempt, op.id, op.deadline, now);
                 let kind = if matches!(delivery, Delivery::Retry { .. }) {
-                    "ticket_retry"
+                    TimelineKind::TicketRetry
                 } else {
-                    "ticket_failed"
+                    TimelineKind::TicketFailed
                 };
                 (delivery, kind, message)
             }
@@ -113,7 +113,7 @@ impl Desk {
             .append_timeline(&[TimelineEntry {
                 incident_id: op.incident_id,
                 at: now,
-                kind: kind.to_string(),
+                kind,
                 actor: "tocsin".into(),
                 message,
                 data: json!({ "platform": op.platform.as_str(), "op": op.kind.as_str(), "attempt": attempt }),
@@ -411,12 +411,12 @@ fn describe(kind: TicketOpKind) -> &'static str {
     }
 }
 
-fn done_kind(kind: TicketOpKind) -> &'static str {
+fn done_kind(kind: TicketOpKind) -> TimelineKind {
     match kind {
-        TicketOpKind::Create => "ticket_opened",
-        TicketOpKind::Note => "ticket_noted",
-        TicketOpKind::Priority => "ticket_priority",
-        TicketOpKind::Solve => "ticket_solved",
+        TicketOpKind::Create => TimelineKind::TicketOpened,
+        TicketOpKind::Note => TimelineKind::TicketNoted,
+        TicketOpKind::Priority => TimelineKind::TicketPriority,
+        TicketOpKind::Solve => TimelineKind::TicketSolved,
     }
 }
 
