@@ -8,8 +8,13 @@
 //! [`PipelineError::Unavailable`] and rebuilds the in-memory view from the store, so
 //! memory never claims what the disk does not hold.
 //!
-//! `alerts.rs` handles what senders post, `incidents.rs` what humans do, `paging.rs`
-//! the escalation timers.
+//! Its files: `alerts.rs` what senders post (dedup, grouping, opening incidents and
+//! their links), `incidents.rs` what humans do, `paging.rs` the escalation timers and
+//! the outbox rows of the pages they decide, `watch.rs` silences, heartbeats, flapping
+//! and SLA events, `runbooks.rs` which runs start or wait for approval and what their
+//! outcome does, `tickets.rs` which ticket calls a batch causes, `drills.rs` paging
+//! drills, and `executor.rs`, the task outside the writer that starts the runs it
+//! decided and reports their end back.
 
 mod alerts;
 mod drills;
