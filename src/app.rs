@@ -117,7 +117,10 @@ impl App {
         let desk = Arc::new(crate::ticket::desk::Desk {
             store: store.clone(),
             clock: clock.clone(),
-            config: shared.clone(),
+            settings: {
+                let shared = shared.clone();
+                Arc::new(move || -> Arc<dyn crate::ticket::Settings> { shared.load_full() })
+            },
             metrics: metrics.clone(),
             http: outbox.http.clone(),
         });
