@@ -15,11 +15,38 @@ modules = sorted(
     if (p.suffix == ".rs" and p.stem not in ("lib", "main")) or (p.is_dir() and p.name != "bin")
 )
 
+RAW = re.compile(r"r(#*)\"")
+CHAR = re.compile(r"'(\\.[^']*|[^\\'])'")
+
 def code(text):
     # Test modules sit at the end of a file; what they import is not a dependency.
     text = re.split(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{", text)[0]
-    text = re.sub(r"//[^\n]*", "", text)
-    return re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
+    # One pass, so `//` inside a string is no comment and `"` inside a char no string.
+    out, i = [], 0
+    while i < len(text):
+        if text.startswith("//", i):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i)
+            i = len(text) if end < 0 else end + 2
+        elif m := RAW.match(text, i):
+            end = text.find('"' + m.group(1), i + len(m.group(0)))
+            i = len(text) if end < 0 else end + 1 + len(m.group(1))
+            out.append('""')
+        elif m := CHAR.match(text, i):
+            i += len(m.group(0))
+            out.append("' '")
+        elif text[i] == '"':
+            j = i + 1
+            while j < len(text) and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            i = j + 1
+            out.append('""')
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 def heads(tree):
     # `a, b::c, d::{e, f}` -> a, b, d (names at brace depth 0 before `::`).

@@ -112,12 +112,15 @@ impl App {
         let executor = supervise::spawn(
             "runbook executor",
             &fatal,
-            crate::runbook::executor::execute(run_requests, pipeline.downgrade(), outbox.clone()),
+            crate::pipeline::executor::execute(run_requests, pipeline.downgrade(), outbox.clone()),
         );
         let desk = Arc::new(crate::ticket::desk::Desk {
             store: store.clone(),
             clock: clock.clone(),
-            config: shared.clone(),
+            settings: {
+                let shared = shared.clone();
+                Arc::new(move || -> Arc<dyn crate::ticket::Settings> { shared.load_full() })
+            },
             metrics: metrics.clone(),
             http: outbox.http.clone(),
         });

@@ -1,5 +1,6 @@
 //! The only place that reads wall time. Everything else asks a [`Clock`], so tests
-//! move time forward instead of sleeping.
+//! move time forward instead of sleeping. Also the duration syntax of the
+//! configuration and manifests (`parse_duration`).
 
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Mutex;
@@ -76,6 +77,37 @@ pub fn to_millis(at: DateTime<Utc>) -> i64 {
 pub fn from_millis(millis: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(millis).unwrap_or_default()
 }
+
+/// Parses the duration syntax of spec §10: one integer and one unit, `s m h d w`.
+pub fn parse_duration(text: &str) -> Result<chrono::TimeDelta, String> {
+    let hint = "write one integer and one unit s, m, h, d or w, such as \"90s\" or \"10m\"";
+    let unit_at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("duration {text:?} has no unit; {hint}"))?;
+    let (number, unit) = text.split_at(unit_at);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("duration {text:?} does not start with a number; {hint}"))?;
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("duration {text:?} is not valid; {hint}")),
+    };
+    number
+        .checked_mul(seconds_per_unit)
+        .filter(|seconds| *seconds <= MAX_DURATION_SECONDS)
+        .and_then(chrono::TimeDelta::try_seconds)
+        .ok_or_else(|| {
+            format!("duration {text:?} is over 10 years; nothing in Tocsin waits that long, write e.g. \"52w\"")
+        })
+}
+
+/// Ten years (3,653 days): longer durations are typos, and adding them to a date
+/// overflows.
+const MAX_DURATION_SECONDS: i64 = 3_653 * 86_400;
 
 #[cfg(test)]
 mod tests {

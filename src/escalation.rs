@@ -2,7 +2,7 @@
 //! due. Pure: it returns [`crate::page`] values; the pipeline turns them into rows and
 //! the store keeps the timers, so a restart loses no step.
 
-use crate::incident::Incident;
+use crate::incident::{Incident, TimelineKind};
 use crate::oncall::{Channel, Directory, EscalationPolicy, Tier};
 use crate::page::{Escalation, EscalationState, NotificationKind, Page};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -13,7 +13,7 @@ pub struct Paging {
     /// The messages to queue.
     pub pages: Vec<Page>,
     /// `(kind, message)` lines for the incident timeline.
-    pub timeline: Vec<(&'static str, String)>,
+    pub timeline: Vec<(TimelineKind, String)>,
     /// Levels paged, for `tocsin_escalations_total{level}`.
     pub levels: Vec<String>,
     /// The timer to keep, or `None` to delete it.
@@ -70,7 +70,7 @@ pub fn page_due(
         if !anyone {
             // Nobody could be reached: move on to the next tier now rather than wait.
             paging.timeline.push((
-                "escalation_skipped",
+                TimelineKind::EscalationSkipped,
                 format!("{} skipped: nobody to page", tier.level),
             ));
             escalation.steps += 1;
@@ -104,7 +104,7 @@ fn page_tier(
     let (users, nobody) = directory.resolve(tier, now);
     for target in &nobody {
         paging.timeline.push((
-            "paging",
+            TimelineKind::Paging,
             format!("{}: nobody is on call for {target}", tier.level),
         ));
     }
@@ -137,7 +137,7 @@ fn page_tier(
     }
     if !unreachable.is_empty() {
         paging.timeline.push((
-            "paging",
+            TimelineKind::Paging,
             format!(
                 "{}: no channel reaches {} for a {} incident",
                 tier.level,
@@ -148,7 +148,7 @@ fn page_tier(
     }
     if !paged.is_empty() {
         paging.timeline.push((
-            "escalated",
+            TimelineKind::Escalated,
             format!("{} paged: {}", tier.level, paged.join(", ")),
         ));
     }

@@ -313,7 +313,7 @@ fn main() -> ExitCode {
                     let ends_at = match (until, duration) {
                         (Some(until), _) => until,
                         (None, Some(duration)) => {
-                            let length = tocsin::config::parse_duration(&duration)
+                            let length = tocsin::clock::parse_duration(&duration)
                                 .map_err(|why| anyhow::anyhow!("--for: {why}"))?;
                             tocsin::clock::rfc3339(SystemClock.now() + length)
                         }

@@ -5,7 +5,7 @@
 //! who was paged, at which hour. The top ten come with a suggested fix.
 
 use crate::clock::rfc3339;
-use crate::incident::Incident;
+use crate::incident::{Incident, TimelineKind};
 use crate::store::{AlertVolume, IncidentQuery, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
@@ -111,7 +111,7 @@ async fn self_healed(
     let timeline = store.timeline(incident.id).await?;
     Ok(timeline
         .iter()
-        .any(|entry| entry.kind == "resolved" && entry.actor == "tocsin"))
+        .any(|entry| entry.kind == TimelineKind::Resolved && entry.actor == "tocsin"))
 }
 
 fn entry(source: &str, check: &str, figures: &Figures, minutes: i64) -> Value {

@@ -3,12 +3,21 @@
 //! HMAC-SHA256 of the body (and a timestamp, against replays). Used by `api` and
 //! `ticket` alike.
 
-use crate::config::SignatureConfig;
 use axum::http::{HeaderMap, header};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+/// `[sources.X] signature`, an HMAC-SHA256 body signature: `hex(HMAC(secret, [timestamp ":"] body))`, in
+/// `header`, optionally prefixed `sha256=`. With `timestamp_header`, the timestamp
+/// (Unix seconds) is signed too and must be within five minutes of now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureConfig {
+    pub secret: String,
+    pub header: String,
+    pub timestamp_header: Option<String>,
+}
 
 /// How far a signed timestamp may be from now.
 const REPLAY_WINDOW_SECONDS: i64 = 300;

@@ -127,6 +127,16 @@ pub(super) fn remote_access(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rem
         .collect()
 }
 
+/// The ticket desk reads the running configuration through this.
+impl crate::ticket::Settings for super::Config {
+    fn tickets(&self) -> &[TicketConfig] {
+        &self.tickets
+    }
+    fn public_url(&self) -> &str {
+        &self.public_url
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::Config;

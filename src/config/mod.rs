@@ -8,6 +8,7 @@ mod locate;
 pub mod raw;
 
 use crate::alert::Priority;
+use crate::clock::parse_duration;
 use crate::ingest::SourceKind;
 use crate::name::UnknownName;
 use crate::oncall::schedule::{Override, Schedule};
@@ -110,17 +111,7 @@ pub struct SourceConfig {
     /// Requests per second before 429.
     pub rate_limit: Option<NonZeroU32>,
     /// Body signature the sender must send, when configured.
-    pub signature: Option<SignatureConfig>,
-}
-
-/// An HMAC-SHA256 body signature: `hex(HMAC(secret, [timestamp ":"] body))`, in
-/// `header`, optionally prefixed `sha256=`. With `timestamp_header`, the timestamp
-/// (Unix seconds) is signed too and must be within five minutes of now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignatureConfig {
-    pub secret: String,
-    pub header: String,
-    pub timestamp_header: Option<String>,
+    pub signature: Option<crate::webhook_auth::SignatureConfig>,
 }
 
 /// `[incidents]`.
@@ -334,37 +325,6 @@ impl Config {
         self.sla[priority.index()]
     }
 }
-
-/// Parses the duration syntax of spec §10: one integer and one unit, `s m h d w`.
-pub fn parse_duration(text: &str) -> Result<TimeDelta, String> {
-    let hint = "write one integer and one unit s, m, h, d or w, such as \"90s\" or \"10m\"";
-    let unit_at = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("duration {text:?} has no unit; {hint}"))?;
-    let (number, unit) = text.split_at(unit_at);
-    let number: i64 = number
-        .parse()
-        .map_err(|_| format!("duration {text:?} does not start with a number; {hint}"))?;
-    let seconds_per_unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(format!("duration {text:?} is not valid; {hint}")),
-    };
-    number
-        .checked_mul(seconds_per_unit)
-        .filter(|seconds| *seconds <= MAX_DURATION_SECONDS)
-        .and_then(TimeDelta::try_seconds)
-        .ok_or_else(|| {
-            format!("duration {text:?} is over 10 years; nothing in Tocsin waits that long, write e.g. \"52w\"")
-        })
-}
-
-/// Ten years (3,653 days): longer durations are typos, and adding them to a date
-/// overflows.
-const MAX_DURATION_SECONDS: i64 = 3_653 * 86_400;
 
 type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
@@ -643,7 +603,13 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
     let inhibit = inhibit_rules(&raw, &mut check);
     let (runbooks, runbook_errors) =
         crate::runbook::load_dir(std::path::Path::new(&raw.runbooks.dir));
-    check.errors.extend(runbook_errors);
+    check
+        .errors
+        .extend(runbook_errors.into_iter().map(|error| ConfigError {
+            path: error.file,
+            line: None,
+            message: error.message,
+        }));
     for (i, rule) in raw.rules.iter().enumerate() {
         for (j, name) in rule.runbooks.iter().enumerate() {
             if !runbooks.iter().any(|runbook| &runbook.name == name) {
@@ -942,7 +908,7 @@ fn sources(
             .hmac_secret
             .clone()
             .filter(|secret| !secret.is_empty())
-            .map(|secret| SignatureConfig {
+            .map(|secret| crate::webhook_auth::SignatureConfig {
                 secret,
                 header: source.signature_header.clone().unwrap_or_else(|| {
                     if grafana {

@@ -11,6 +11,9 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod links;
+mod timeline;
+
+pub use timeline::TimelineKind;
 
 /// Where an incident is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +269,7 @@ impl Incident {
 pub struct TimelineEntry {
     pub incident_id: i64,
     pub at: DateTime<Utc>,
-    pub kind: String,
+    pub kind: TimelineKind,
     /// Who or what did it: an API token's name, a sender, or `tocsin`.
     pub actor: String,
     pub message: String,

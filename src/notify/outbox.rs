@@ -376,7 +376,7 @@ impl Outbox {
         let entry = TimelineEntry {
             incident_id: notification.incident_id,
             at,
-            kind: kind.to_string(),
+            kind: kind.into(),
             actor: "tocsin".to_string(),
             message,
             data: json!({ "channel": notification.channel.as_str(), "user": notification.user_id, "step": notification.step, "notification": notification.id }),

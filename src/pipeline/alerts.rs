@@ -3,7 +3,7 @@
 use super::{Accepted, Effects, OpenIncident, PipelineError, Writer, entry};
 use crate::alert::{Alert, AlertAction, AlertStatus};
 use crate::dedup::{Decision, DedupKey, OpenAlert};
-use crate::incident::{Incident, TimelineEntry};
+use crate::incident::{Incident, TimelineEntry, TimelineKind};
 use crate::rules::{Classification, classify};
 use crate::silence::silenced_by;
 use crate::store::{AlertRecord, AlertUpdate, WriteBatch};
@@ -297,7 +297,7 @@ impl Writer {
             batch.record(entry(
                 incident_id,
                 now,
-                "alert_added",
+                TimelineKind::AlertAdded,
                 &alert.source,
                 format!("{} on {} joined the incident", alert.check, alert.resource),
             ));
@@ -330,7 +330,7 @@ impl Writer {
             ..entry(
                 id,
                 now,
-                "opened",
+                TimelineKind::Opened,
                 &alert.source,
                 format!("opened as {}{rule}: {}", incident.priority, alert.summary),
             )
@@ -401,7 +401,7 @@ impl Writer {
         batch.record(entry(
             incident_id,
             now,
-            "alert_resolved",
+            TimelineKind::AlertResolved,
             actor,
             format!("alert {} resolved", key.key),
         ));
@@ -445,7 +445,7 @@ impl Writer {
             batch.record(entry(
                 incident_id,
                 now,
-                "alert_acknowledged",
+                TimelineKind::AlertAcknowledged,
                 actor,
                 format!(
                     "{actor} acknowledged its alert {}; the incident has alerts from other senders and stays as it is",

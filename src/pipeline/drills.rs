@@ -6,7 +6,7 @@
 use super::{Effects, OpenIncident, PipelineError, Writer, entry};
 use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Priority, Severity};
 use crate::config::DrillConfig;
-use crate::incident::{Incident, IncidentStatus};
+use crate::incident::{Incident, IncidentStatus, TimelineKind};
 use crate::oncall::Channel;
 use crate::rules::Classification;
 use crate::store::WriteBatch;
@@ -85,7 +85,7 @@ impl Writer {
         batch.record(entry(
             id,
             now,
-            "drill",
+            TimelineKind::Drill,
             actor,
             format!(
                 "drill {name} started: acknowledge within {} min",
@@ -170,7 +170,7 @@ impl Writer {
             batch.record(entry(
                 id,
                 now,
-                "drill_failed",
+                TimelineKind::DrillFailed,
                 "tocsin",
                 format!("drill {name} failed: nobody acknowledged within {window} min; {reported}"),
             ));

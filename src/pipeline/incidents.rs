@@ -5,7 +5,7 @@ use super::{Action, Effects, OpenIncident, PipelineError, Writer, entry, seconds
 use crate::alert::{AlertStatus, Priority};
 use crate::config::Config;
 use crate::escalation;
-use crate::incident::{Incident, TransitionError};
+use crate::incident::{Incident, TimelineKind, TransitionError};
 use crate::oncall::Channel;
 use crate::store::WriteBatch;
 use crate::store::paging::{Notification, NotificationKind};
@@ -38,19 +38,19 @@ impl Writer {
                     .await
             }
             Action::Note { text } => {
-                batch.record(entry(incident_id, now, "note", actor, text));
+                batch.record(entry(incident_id, now, TimelineKind::Note, actor, text));
                 self.open_incident(incident_id)
             }
             Action::Escalate { note } => {
                 if let Some(note) = note.filter(|n| !n.trim().is_empty()) {
-                    batch.record(entry(incident_id, now, "note", actor, note));
+                    batch.record(entry(incident_id, now, TimelineKind::Note, actor, note));
                 }
                 self.escalate_now(incident_id, actor, now, batch, effects)
                     .await
             }
             Action::Reprioritize { priority, note } => {
                 if !self.raise_priority(incident_id, priority, actor, now, batch) {
-                    batch.record(entry(incident_id, now, "note", actor, note));
+                    batch.record(entry(incident_id, now, TimelineKind::Note, actor, note));
                 }
                 self.open_incident(incident_id)
             }
@@ -84,7 +84,7 @@ impl Writer {
         batch.record(entry(
             incident_id,
             now,
-            "priority_raised",
+            TimelineKind::PriorityRaised,
             actor,
             format!("priority raised from {old} to {priority}"),
         ));
@@ -134,7 +134,11 @@ impl Writer {
             batch.record(entry(
                 incident_id,
                 now,
-                if hold { "hold" } else { "unhold" },
+                if hold {
+                    TimelineKind::Hold
+                } else {
+                    TimelineKind::Unhold
+                },
                 actor,
                 with_note(message, note),
             ));
@@ -191,7 +195,7 @@ impl Writer {
             .ok_or(PipelineError::NotFound(incident_id))?;
         match action {
             Action::Note { text } => {
-                batch.record(entry(incident_id, now, "note", actor, text));
+                batch.record(entry(incident_id, now, TimelineKind::Note, actor, text));
                 Ok(incident)
             }
             Action::Acknowledge { .. }
@@ -220,7 +224,13 @@ impl Writer {
         if !incident.acknowledge(now)? {
             return Ok(incident.clone());
         }
-        batch.record(entry(incident_id, now, "acknowledged", actor, message));
+        batch.record(entry(
+            incident_id,
+            now,
+            TimelineKind::Acknowledged,
+            actor,
+            message,
+        ));
         batch.upsert_incident(incident);
         if !incident.drill {
             effects
@@ -280,7 +290,13 @@ impl Writer {
         let open = self.settle_sla(incident_id, now, batch, effects)?;
         open.incident.resolve(now)?;
         let incident = open.incident.clone();
-        batch.record(entry(incident_id, now, "resolved", actor, message));
+        batch.record(entry(
+            incident_id,
+            now,
+            TimelineKind::Resolved,
+            actor,
+            message,
+        ));
         batch.upsert_incident(&incident);
         for (key, alert) in self.view.alerts.remove_incident(incident_id) {
             self.view.inhibitors.resolve(&key.joined());

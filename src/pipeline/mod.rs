@@ -8,11 +8,17 @@
 //! [`PipelineError::Unavailable`] and rebuilds the in-memory view from the store, so
 //! memory never claims what the disk does not hold.
 //!
-//! `alerts.rs` handles what senders post, `incidents.rs` what humans do, `paging.rs`
-//! the escalation timers.
+//! Its files: `alerts.rs` what senders post (dedup, grouping, opening incidents and
+//! their links), `incidents.rs` what humans do, `paging.rs` the escalation timers and
+//! the outbox rows of the pages they decide, `watch.rs` silences, heartbeats, flapping
+//! and SLA events, `runbooks.rs` which runs start or wait for approval and what their
+//! outcome does, `tickets.rs` which ticket calls a batch causes, `drills.rs` paging
+//! drills, and `executor.rs`, the task outside the writer that starts the runs it
+//! decided and reports their end back.
 
 mod alerts;
 mod drills;
+pub mod executor;
 mod incidents;
 mod paging;
 mod runbooks;
@@ -23,7 +29,7 @@ use crate::alert::{Alert, Priority};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::dedup::OpenAlerts;
-use crate::incident::{Incident, TimelineEntry, TransitionError};
+use crate::incident::{Incident, TimelineEntry, TimelineKind, TransitionError};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, WriteBatch};
 use chrono::{DateTime, Utc};
@@ -1239,14 +1245,14 @@ impl Command {
 fn entry(
     incident_id: i64,
     at: DateTime<Utc>,
-    kind: &str,
+    kind: TimelineKind,
     actor: &str,
     message: String,
 ) -> TimelineEntry {
     TimelineEntry {
         incident_id,
         at,
-        kind: kind.to_string(),
+        kind,
         actor: actor.to_string(),
         message,
         data: serde_json::Value::Null,

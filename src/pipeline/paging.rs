@@ -4,7 +4,7 @@
 
 use super::{Effects, PipelineError, Writer, entry};
 use crate::escalation::{self, Paging};
-use crate::incident::{Incident, IncidentStatus};
+use crate::incident::{Incident, IncidentStatus, TimelineKind};
 use crate::page::{Escalation, EscalationState, Page};
 use crate::store::WriteBatch;
 use crate::store::paging::Notification;
@@ -30,7 +30,7 @@ impl Writer {
                 }
                 None => "no escalation policy is configured: nobody was paged".to_string(),
             };
-            batch.record(entry(incident.id, now, "paging", "tocsin", why));
+            batch.record(entry(incident.id, now, TimelineKind::Paging, "tocsin", why));
             return;
         };
         let timer = escalation::start(policy, incident, now);
@@ -75,7 +75,7 @@ impl Writer {
                         batch.record(entry(
                             incident.id,
                             now,
-                            "retriggered",
+                            TimelineKind::Retriggered,
                             "tocsin",
                             "acknowledged but not resolved within the policy's ack_timeout: paging again".into(),
                         ));
@@ -114,7 +114,7 @@ impl Writer {
         batch.record(entry(
             incident_id,
             now,
-            "escalation_requested",
+            TimelineKind::EscalationRequested,
             actor,
             format!("{actor} asked to escalate"),
         ));
@@ -140,7 +140,7 @@ impl Writer {
             batch.record(entry(
                 incident.id,
                 now,
-                "paging",
+                TimelineKind::Paging,
                 "tocsin",
                 format!(
                     "escalation policy {:?} no longer exists: paging stopped",

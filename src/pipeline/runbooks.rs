@@ -5,7 +5,7 @@
 
 use super::{Effects, PipelineError, Writer, entry};
 use crate::alert::Alert;
-use crate::incident::{Incident, TimelineEntry};
+use crate::incident::{Incident, TimelineEntry, TimelineKind};
 use crate::rules::Classification;
 use crate::runbook::runner::RunOutcome;
 use crate::runbook::{Approval, OnFailure, OnSuccess, Params, Runbook};
@@ -81,7 +81,7 @@ impl Writer {
                     batch.record(entry(
                         incident.id,
                         now,
-                        "runbook_refused",
+                        TimelineKind::RunbookRefused,
                         "tocsin",
                         format!("runbook {} not run: {why}", runbook.name),
                     ));
@@ -152,7 +152,7 @@ impl Writer {
                 ..entry(
                     incident_id,
                     record.started_at,
-                    "runbook_started",
+                    TimelineKind::RunbookStarted,
                     &record.actor,
                     format!("runbook {} started ({})", runbook.name, record.target),
                 )
@@ -197,7 +197,7 @@ impl Writer {
             ..entry(
                 incident_id,
                 now,
-                "runbook_pending_approval",
+                TimelineKind::RunbookPendingApproval,
                 "tocsin",
                 format!(
                     "runbook {} ({}) waits for a responder's approval until {}: POST /api/v1/incidents/{incident_id}/runbooks/{}/approve runs it",
@@ -255,7 +255,7 @@ impl Writer {
         batch.record(entry(
             incident_id,
             now,
-            "runbook_approved",
+            TimelineKind::RunbookApproved,
             actor,
             format!("runbook {name} ({}) approved by {actor}", proposed.target),
         ));
@@ -343,7 +343,7 @@ impl Writer {
                 batch.record(entry(
                     incident_id,
                     now,
-                    "runbook_approval_expired",
+                    TimelineKind::RunbookApprovalExpired,
                     "tocsin",
                     format!(
                         "runbook {} ({}) was not approved in time and did not run; escalation goes on as usual",
@@ -435,12 +435,12 @@ impl Writer {
         let breaker_was_open = runbook
             .and_then(|runbook| self.guard.breaker_closes(runbook, &record.target, now))
             .is_some();
-        let label = if outcome.success {
-            "success"
+        let (label, kind) = if outcome.success {
+            ("success", TimelineKind::RunbookSuccess)
         } else if outcome.timed_out {
-            "timeout"
+            ("timeout", TimelineKind::RunbookTimeout)
         } else {
-            "failure"
+            ("failure", TimelineKind::RunbookFailure)
         };
         effects.runbook_runs.push((record.runbook.clone(), label));
         record.status = match (outcome.success, outcome.timed_out) {
@@ -467,7 +467,7 @@ impl Writer {
         let shown: String = outcome.output.chars().take(TIMELINE_OUTPUT).collect();
         batch.record(TimelineEntry {
             data: serde_json::json!({ "run_id": run_id, "exit_code": outcome.exit_code, "timed_out": outcome.timed_out, "output": shown }),
-            ..entry(incident_id, now, &format!("runbook_{label}"), &format!("runbook:{}", record.runbook), format!("runbook {} {label} ({exit}): {}", record.runbook, shown.trim()))
+            ..entry(incident_id, now, kind, &format!("runbook:{}", record.runbook), format!("runbook {} {label} ({exit}): {}", record.runbook, shown.trim()))
         });
         let open = self.view.incidents.contains_key(&incident_id);
         match (
@@ -494,7 +494,7 @@ impl Writer {
                 batch.record(entry(
                     incident_id,
                     now,
-                    "auto_remediated",
+                    TimelineKind::AutoRemediated,
                     &format!("runbook:{}", record.runbook),
                     format!(
                         "fixed by runbook {} before anyone had to act",
@@ -508,7 +508,7 @@ impl Writer {
                 batch.record(entry(
                     incident_id,
                     now,
-                    "runbook_waiting",
+                    TimelineKind::RunbookWaiting,
                     "tocsin",
                     format!(
                         "waiting up to {} min for the sender's recovery",
@@ -563,7 +563,7 @@ impl Writer {
                 batch.record(entry(
                     incident_id,
                     now,
-                    "escalated_by_runbook",
+                    TimelineKind::EscalatedByRunbook,
                     &actor,
                     format!(
                         "runbook {runbook} {what}: escalated without waiting for the tier delay"
@@ -575,7 +575,7 @@ impl Writer {
                 batch.record(entry(
                     incident_id,
                     now,
-                    "escalated_by_runbook",
+                    TimelineKind::EscalatedByRunbook,
                     &actor,
                     format!("runbook {runbook} {what}; {why}"),
                 ));
@@ -604,7 +604,7 @@ impl Writer {
                 batch.record(entry(
                     incident_id,
                     now,
-                    "runbook_interrupted",
+                    TimelineKind::RunbookInterrupted,
                     "tocsin",
                     format!(
                         "runbook {} interrupted: Tocsin stopped while it ran",
@@ -682,7 +682,7 @@ impl Writer {
                 batch.record(entry(
                     incident_id,
                     now,
-                    "auto_remediated",
+                    TimelineKind::AutoRemediated,
                     &format!("runbook:{}", run.runbook),
                     format!("the sender reported recovery after runbook {}", run.runbook),
                 ));

@@ -8,10 +8,11 @@
 //! a loop of notes about each other's updates.
 
 use super::Writer;
+use crate::config::Config;
 use crate::incident::{Incident, TimelineEntry};
 use crate::store::WriteBatch;
 use crate::store::tickets::{TicketOp, TicketOpKind};
-use crate::ticket::{Platform, chosen};
+use crate::ticket::{Platform, TicketConfig};
 use chrono::{DateTime, Utc};
 
 /// Timeline kinds that become internal notes.
@@ -97,8 +98,29 @@ fn step(kind: TicketOpKind) -> String {
 fn body(entry: &TimelineEntry) -> String {
     format!(
         "[Tocsin] {} ({}): {}",
-        entry.kind.replace('_', " "),
+        entry.kind.as_str().replace('_', " "),
         entry.actor,
         entry.message
     )
+}
+
+/// The platforms an incident gets a ticket on: those its rule names (`tickets = [..]`),
+/// or else those whose `priorities` hold its priority. Drills get none.
+fn chosen<'c>(config: &'c Config, incident: &Incident) -> Vec<&'c TicketConfig> {
+    if incident.drill {
+        return Vec::new();
+    }
+    let named = incident
+        .rule
+        .as_ref()
+        .and_then(|name| config.rules.iter().find(|rule| &rule.name == name))
+        .and_then(|rule| rule.tickets.as_ref());
+    config
+        .tickets
+        .iter()
+        .filter(|ticket| match named {
+            Some(names) => names.iter().any(|name| name == ticket.platform.as_str()),
+            None => ticket.priorities.contains(&incident.priority),
+        })
+        .collect()
 }

@@ -5,6 +5,7 @@ use super::{Effects, PipelineError, Writer};
 use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Severity};
 use crate::clock::rfc3339;
 use crate::dedup::DedupKey;
+use crate::incident::TimelineKind;
 use crate::silence::Silence;
 use crate::store::WriteBatch;
 use chrono::{DateTime, Utc};
@@ -314,7 +315,7 @@ impl Writer {
         batch.record(super::entry(
             incident_id,
             now,
-            "flapping",
+            TimelineKind::Flapping,
             "tocsin",
             message,
         ));
@@ -454,7 +455,7 @@ impl Writer {
                         incident.resolve_due
                     };
                     (
-                        "sla_warning",
+                        TimelineKind::SlaWarning,
                         format!(
                             "{} SLA: {} min left (due {})",
                             clock.as_str(),
@@ -474,7 +475,7 @@ impl Writer {
                         incident.resolve_due
                     };
                     (
-                        "sla_breach",
+                        TimelineKind::SlaBreach,
                         format!(
                             "{} SLA breached: it was due {}",
                             clock.as_str(),

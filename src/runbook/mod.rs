@@ -3,12 +3,11 @@
 //! validated against a pattern each. `guard.rs` decides whether a run may start
 //! (cooldown, hourly cap, circuit breaker, concurrency); `runner.rs` runs it.
 
-pub mod executor;
 pub mod guard;
 pub mod runner;
 
 use crate::alert::Alert;
-use crate::config::{ConfigError, parse_duration};
+use crate::clock::parse_duration;
 use crate::rules::Matcher;
 use chrono::TimeDelta;
 use handlebars::Handlebars;
@@ -165,8 +164,16 @@ fn three() -> u32 {
     3
 }
 
+/// A manifest that cannot be used: which file, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ManifestError {
+    pub file: String,
+    pub message: String,
+}
+
 /// Loads every `*.toml` manifest of `dir`; a missing directory holds none.
-pub fn load_dir(dir: &Path) -> (Vec<Runbook>, Vec<ConfigError>) {
+pub fn load_dir(dir: &Path) -> (Vec<Runbook>, Vec<ManifestError>) {
     let mut runbooks = Vec::new();
     let mut errors = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -183,9 +190,8 @@ pub fn load_dir(dir: &Path) -> (Vec<Runbook>, Vec<ConfigError>) {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let error = |message: String| ConfigError {
-            path: path.display().to_string(),
-            line: None,
+        let error = |message: String| ManifestError {
+            file: path.display().to_string(),
             message,
         };
         let text = match std::fs::read_to_string(&path) {

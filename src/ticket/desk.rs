@@ -4,11 +4,12 @@
 //! outbox's backoff until the table's `deadline`; anything else fails at once with the
 //! platform's answer. It runs in its own loop so a slow helpdesk never holds up a page.
 
-use super::{Call, Opening, Platform, TicketConfig, freshdesk, jira, servicenow, zendesk};
+use super::{
+    Call, Opening, Platform, Settings, TicketConfig, freshdesk, jira, servicenow, zendesk,
+};
 use crate::clock::{Clock, rfc3339};
-use crate::config::{Config, SharedConfig};
 use crate::incident::links::LinkKind;
-use crate::incident::{Incident, TimelineEntry};
+use crate::incident::{Incident, TimelineEntry, TimelineKind};
 use crate::metrics::Metrics;
 use crate::name::UnknownName;
 use crate::notify::NotifyError;
@@ -33,7 +34,8 @@ const ANSWER_SHOWN: usize = 300;
 pub struct Desk {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub config: SharedConfig,
+    /// The running configuration's ticket settings, read at every call.
+    pub settings: Arc<dyn Fn() -> Arc<dyn Settings> + Send + Sync>,
     pub metrics: Metrics,
     pub http: reqwest::Client,
 }
@@ -88,9 +90,9 @@ impl Desk {
             Err(error) => {
                 let (delivery, message) = error.settle(&what, attempt, op.id, op.deadline, now);
                 let kind = if matches!(delivery, Delivery::Retry { .. }) {
-                    "ticket_retry"
+                    TimelineKind::TicketRetry
                 } else {
-                    "ticket_failed"
+                    TimelineKind::TicketFailed
                 };
                 (delivery, kind, message)
             }
@@ -113,7 +115,7 @@ impl Desk {
             .append_timeline(&[TimelineEntry {
                 incident_id: op.incident_id,
                 at: now,
-                kind: kind.to_string(),
+                kind,
                 actor: "tocsin".into(),
                 message,
                 data: json!({ "platform": op.platform.as_str(), "op": op.kind.as_str(), "attempt": attempt }),
@@ -123,9 +125,9 @@ impl Desk {
 
     /// Makes the calls of one operation; returns what to put on the timeline.
     async fn perform(&self, op: &TicketOp) -> Result<String, NotifyError> {
-        let config = self.config.load_full();
+        let config = (self.settings)();
         let settings = config
-            .tickets
+            .tickets()
             .iter()
             .find(|ticket| ticket.platform == op.platform)
             .ok_or_else(|| {
@@ -148,7 +150,7 @@ impl Desk {
                 op.platform, ticket.id, ticket.url
             )),
             (TicketOpKind::Create, None) => {
-                self.open(&config, settings, op.incident_id, op.attempts > 0)
+                self.open(config.as_ref(), settings, op.incident_id, op.attempts > 0)
                     .await
             }
             (_, None) => Err(NotifyError::Permanent(format!(
@@ -192,7 +194,7 @@ impl Desk {
 
     async fn open(
         &self,
-        config: &Config,
+        config: &dyn Settings,
         settings: &TicketConfig,
         incident_id: i64,
         retry: bool,
@@ -364,7 +366,7 @@ fn credentials(settings: &TicketConfig) -> (String, String) {
 }
 
 /// The ticket's body: what happened, the SLA, where to look, how to get in.
-fn description(config: &Config, incident: &Incident) -> String {
+fn description(config: &dyn Settings, incident: &Incident) -> String {
     let mut text = format!(
         "{summary}\n\n\
          Priority: {priority}\nResource: {resource}\nCheck: {check}\nSource: {source}\n\
@@ -378,7 +380,7 @@ fn description(config: &Config, incident: &Incident) -> String {
         opened = rfc3339(incident.created_at),
         respond = rfc3339(incident.response_due),
         resolve = rfc3339(incident.resolve_due),
-        public = config.public_url,
+        public = config.public_url(),
         id = incident.id,
     );
     for (kind, heading) in [
@@ -411,12 +413,12 @@ fn describe(kind: TicketOpKind) -> &'static str {
     }
 }
 
-fn done_kind(kind: TicketOpKind) -> &'static str {
+fn done_kind(kind: TicketOpKind) -> TimelineKind {
     match kind {
-        TicketOpKind::Create => "ticket_opened",
-        TicketOpKind::Note => "ticket_noted",
-        TicketOpKind::Priority => "ticket_priority",
-        TicketOpKind::Solve => "ticket_solved",
+        TicketOpKind::Create => TimelineKind::TicketOpened,
+        TicketOpKind::Note => TimelineKind::TicketNoted,
+        TicketOpKind::Priority => TimelineKind::TicketPriority,
+        TicketOpKind::Solve => TimelineKind::TicketSolved,
     }
 }
 

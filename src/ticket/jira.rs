@@ -147,7 +147,7 @@ pub fn verify(
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), String> {
-    let signature = crate::config::SignatureConfig {
+    let signature = crate::webhook_auth::SignatureConfig {
         secret: secret.to_string(),
         header: "x-hub-signature".into(),
         timestamp_header: None,

@@ -15,7 +15,6 @@ pub mod servicenow;
 pub mod zendesk;
 
 use crate::alert::Priority;
-use crate::config::Config;
 use crate::incident::Incident;
 use crate::name::UnknownName;
 use axum::http::HeaderMap;
@@ -134,25 +133,13 @@ pub struct TicketEvent {
     pub assignee: Option<String>,
 }
 
-/// The platforms an incident gets a ticket on: those its rule names (`tickets = [..]`),
-/// or else those whose `priorities` hold its priority. Drills get none.
-pub fn chosen<'c>(config: &'c Config, incident: &Incident) -> Vec<&'c TicketConfig> {
-    if incident.drill {
-        return Vec::new();
-    }
-    let named = incident
-        .rule
-        .as_ref()
-        .and_then(|name| config.rules.iter().find(|rule| &rule.name == name))
-        .and_then(|rule| rule.tickets.as_ref());
-    config
-        .tickets
-        .iter()
-        .filter(|ticket| match named {
-            Some(names) => names.iter().any(|name| name == ticket.platform.as_str()),
-            None => ticket.priorities.contains(&incident.priority),
-        })
-        .collect()
+/// What the desk reads of the running configuration, anew for every call, so a
+/// reload reaches it; the configuration implements it.
+pub trait Settings: Send + Sync {
+    /// The `[[tickets]]` tables.
+    fn tickets(&self) -> &[TicketConfig];
+    /// `server.public_url`, for the links in a ticket's description.
+    fn public_url(&self) -> &str;
 }
 
 /// Checks that a webhook comes from the platform: Zendesk's and Jira's HMAC

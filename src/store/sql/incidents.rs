@@ -59,7 +59,7 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
                 Ok(TimelineEntry {
                     incident_id: row.int("incident_id")?,
                     at: row.time("at")?,
-                    kind: row.text("kind")?,
+                    kind: row.text("kind")?.into(),
                     actor: row.text("actor")?,
                     message: row.text("message")?,
                     data: row.json("data")?,
@@ -209,7 +209,7 @@ pub(super) fn insert_timeline(entries: &[TimelineEntry]) -> Sql {
     sql.values(entries, |row, entry| {
         row.bind(entry.incident_id)
             .bind(to_millis(entry.at))
-            .bind(&entry.kind)
+            .bind(entry.kind.as_str())
             .bind(&entry.actor)
             .bind(&entry.message)
             .bind(entry.data.to_string());

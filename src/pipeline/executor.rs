@@ -2,9 +2,9 @@
 //! back. A secret a runbook hands over (a new password) goes straight to the email
 //! channel and is never stored, logged or put on a timeline.
 
-use super::runner;
+use super::{PipelineError, RunRequest, WeakPipeline};
 use crate::notify::outbox::Outbox;
-use crate::pipeline::{PipelineError, RunRequest, WeakPipeline};
+use crate::runbook::runner;
 use crate::store::{CLAIM_LEASE, Claims, RENEW_EVERY};
 use std::sync::Arc;
 use tokio::sync::mpsc;
