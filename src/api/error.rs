@@ -45,7 +45,7 @@ impl From<PipelineError> for ApiError {
     fn from(error: PipelineError) -> Self {
         match &error {
             PipelineError::Unavailable(cause) => {
-                tracing::error!(error = %cause, "a write was refused");
+                tracing::warn!(error = %cause, "a write was refused: the client is told to retry");
                 Self::unavailable(format!(
                     "{}; nothing was applied, retry shortly",
                     cause.detail()
