@@ -221,14 +221,14 @@ pub trait TicketStore: Send + Sync + 'static {
     /// already recorded (nothing changed).
     async fn note_assignee(
         &self,
-        platform: crate::ticket::Platform,
+        platform: crate::store::tickets::Platform,
         ticket: &str,
         assignee: &str,
     ) -> Result<bool, StoreError>;
     /// The incident a platform's ticket (by id or API reference) belongs to.
     async fn ticket_incident(
         &self,
-        platform: crate::ticket::Platform,
+        platform: crate::store::tickets::Platform,
         ticket: &str,
     ) -> Result<Option<i64>, StoreError>;
 }

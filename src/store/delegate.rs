@@ -240,7 +240,7 @@ impl<T: Forward<dyn TicketStore>> TicketStore for T {
     }
     async fn note_assignee(
         &self,
-        platform: crate::ticket::Platform,
+        platform: crate::store::tickets::Platform,
         ticket: &str,
         assignee: &str,
     ) -> Result<bool, StoreError> {
@@ -248,7 +248,7 @@ impl<T: Forward<dyn TicketStore>> TicketStore for T {
     }
     async fn ticket_incident(
         &self,
-        platform: crate::ticket::Platform,
+        platform: crate::store::tickets::Platform,
         ticket: &str,
     ) -> Result<Option<i64>, StoreError> {
         self.to().ticket_incident(platform, ticket).await
