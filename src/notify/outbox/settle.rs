@@ -1,0 +1,183 @@
+//! Settling: what an attempt's outcome does to its row (sent, retried after a
+//! backoff, failed, cancelled), the timeline entry and metric that record it, and
+//! the fallback to the user's next channel when one keeps failing.
+
+use super::Outbox;
+use crate::incident::TimelineEntry;
+use crate::notify::NotifyError;
+use crate::oncall::Channel;
+use crate::store::StoreError;
+use crate::store::paging::{Delivery, Notification, NotificationKind};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+
+/// Failed attempts after which the user's next channel is tried as well.
+const FALLBACK_AFTER: i64 = 3;
+
+impl Outbox {
+    /// Records the outcome of one attempt: the row first, then the timeline, then a
+    /// fallback when the channel keeps failing.
+    pub(super) async fn settle(
+        &self,
+        notification: &Notification,
+        claim: &str,
+        outcome: Result<String, NotifyError>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let attempt = notification.attempts + 1;
+        let what = describe(notification);
+        let (delivery, kind, message) = match outcome {
+            Ok(via) => (Delivery::Sent, "notified", format!("{what} sent{via}")),
+            Err(error) => {
+                let (delivery, message) =
+                    error.settle(&what, attempt, notification.id, notification.deadline, now);
+                let kind = if matches!(delivery, Delivery::Retry { .. }) {
+                    "notification_retry"
+                } else {
+                    "notification_failed"
+                };
+                (delivery, kind, message)
+            }
+        };
+        let outcome = match &delivery {
+            Delivery::Sent => "sent",
+            Delivery::Retry { .. } => "retry",
+            Delivery::Failed { .. } => "failed",
+            Delivery::Cancelled => "cancelled",
+        };
+        self.metrics
+            .notifications
+            .with_label_values(&[notification.channel.as_str(), outcome])
+            .inc();
+        // The row first: a timeline that cannot be written must not leave a message
+        // that went out claimable again (it would go out twice).
+        self.store
+            .finish_notification(notification.id, claim, &delivery, now)
+            .await?;
+        self.record(notification, now, kind, message).await?;
+        if !matches!(delivery, Delivery::Sent)
+            && (attempt == FALLBACK_AFTER || matches!(delivery, Delivery::Failed { .. }))
+        {
+            self.fall_back(notification, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the same message on the user's next channel, once.
+    async fn fall_back(
+        &self,
+        failing: &Notification,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let config = self.config.load_full();
+        let Some(user) = config.directory.users.get(&failing.user_id) else {
+            return Ok(());
+        };
+        let channels: Vec<Channel> = user
+            .notify
+            .iter()
+            .map(|rule| rule.channel)
+            .chain([Channel::Email, Channel::Sms, Channel::Webhook])
+            .collect();
+        let next = channels
+            .iter()
+            .skip_while(|channel| **channel != failing.channel)
+            .skip(1)
+            .chain(channels.iter())
+            .find(|channel| **channel != failing.channel && user.address(**channel).is_some());
+        let Some(channel) = next else { return Ok(()) };
+        let Some(address) = user.address(*channel) else {
+            return Ok(());
+        };
+        let fallback = Notification {
+            id: 0,
+            channel: *channel,
+            address: address.to_string(),
+            attempts: 0,
+            due_at: now,
+            deadline: now + self.config.load().delivery_deadline(*channel),
+            ..failing.clone()
+        };
+        self.record(
+            failing,
+            now,
+            "notification_fallback",
+            format!("{} keeps failing: also trying {channel}", describe(failing)),
+        )
+        .await?;
+        self.store.queue_notifications(&[fallback]).await
+    }
+
+    async fn record(
+        &self,
+        notification: &Notification,
+        at: DateTime<Utc>,
+        kind: &str,
+        message: String,
+    ) -> Result<(), StoreError> {
+        if notification.kind == NotificationKind::Report {
+            // Reports belong to no incident; their outcome is in the metrics and logs.
+            return Ok(());
+        }
+        let entry = TimelineEntry {
+            incident_id: notification.incident_id,
+            at,
+            kind: kind.to_string(),
+            actor: "tocsin".to_string(),
+            message,
+            data: json!({ "channel": notification.channel.as_str(), "user": notification.user_id, "step": notification.step, "notification": notification.id }),
+        };
+        self.store.append_timeline(&[entry]).await
+    }
+}
+
+fn describe(notification: &Notification) -> String {
+    let what = match notification.kind {
+        NotificationKind::Page => format!(
+            "{} page",
+            notification.step.split('#').next().unwrap_or_default()
+        ),
+        NotificationKind::Resolved => "resolution notice".to_string(),
+        NotificationKind::Report => "weekly report".to_string(),
+        NotificationKind::Stakeholder => format!("stakeholder update ({})", notification.step),
+        NotificationKind::DrillReport => "failed-drill report".to_string(),
+    };
+    match notification.channel {
+        // Its address is a URL with a secret in it; the timeline is for viewers.
+        Channel::Webhook => {
+            format!("{what} to user:{} via webhook", notification.user_id)
+        }
+        channel => format!(
+            "{channel} {what} to {} ({})",
+            notification.user_id, notification.address
+        ),
+    }
+}
+
+/// 5 s, 10 s, 20 s, 40 s, then 60 s, each shortened by up to 20 % by a jitter drawn
+/// from the message id, so retries of many messages spread out and the first retry
+/// still comes within 5 s.
+pub fn backoff(attempt: i64, id: i64) -> TimeDelta {
+    let exponent = u32::try_from(attempt.clamp(1, 5) - 1).unwrap_or(0);
+    let base_ms = (5_000_i64 << exponent).min(60_000);
+    let spread = (id.wrapping_mul(2_654_435_761) % 21).abs() - 20;
+    TimeDelta::milliseconds(base_ms + base_ms * spread / 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_within_five_seconds_and_caps_at_a_minute() {
+        for id in 0..50 {
+            let first = backoff(1, id);
+            assert!(
+                first >= TimeDelta::seconds(4) && first <= TimeDelta::seconds(5),
+                "{first}"
+            );
+            assert!(backoff(10, id) <= TimeDelta::seconds(60));
+        }
+        assert!(backoff(3, 1) > backoff(2, 1));
+    }
+}
