@@ -236,6 +236,9 @@ mod tests {
                     email: Some(format!("{id}@example.com")),
                     phone: Some("+15550001".into()),
                     webhook: None,
+                    slack: None,
+                    telegram: None,
+                    ntfy_topic: None,
                     notify: vec![
                         NotifyRule {
                             channel: Channel::Email,

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod approve;
 pub mod auth;
 pub mod changes;
+pub mod chat;
 pub mod dashboard;
 pub mod drills;
 pub mod error;
@@ -126,6 +127,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/approve/{token}", get(approve::show).post(approve::approve))
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
+        .route("/api/v1/chat/slack", post(chat::slack))
+        .route("/api/v1/chat/telegram", post(chat::telegram))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
         .route("/v2/change/enqueue", post(changes::enqueue))
         .route("/api/v1/changes", post(changes::create))

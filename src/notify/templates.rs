@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Built-in templates: (name, file, text).
-const BUILT_IN: [(&str, &str, &str); 12] = [
+const BUILT_IN: [(&str, &str, &str); 13] = [
     (
         "monthly.html",
         "monthly.html.hbs",
@@ -56,6 +56,11 @@ const BUILT_IN: [(&str, &str, &str); 12] = [
         "resolved.sms",
         "resolved.sms.hbs",
         include_str!("../../config/templates/resolved.sms.hbs"),
+    ),
+    (
+        "page.chat",
+        "page.chat.hbs",
+        include_str!("../../config/templates/page.chat.hbs"),
     ),
     (
         "drill_report.txt",

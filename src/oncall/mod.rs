@@ -17,15 +17,46 @@ pub enum Channel {
     Email,
     Sms,
     Webhook,
+    Slack,
+    Telegram,
+    Ntfy,
 }
 
 impl Channel {
+    /// Every channel, in the order a user without rules is reached and a failing
+    /// channel falls back.
+    pub const ALL: [Self; 6] = [
+        Self::Email,
+        Self::Sms,
+        Self::Webhook,
+        Self::Slack,
+        Self::Telegram,
+        Self::Ntfy,
+    ];
+
     /// The name used in config, the store and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Email => "email",
             Self::Sms => "sms",
             Self::Webhook => "webhook",
+            Self::Slack => "slack",
+            Self::Telegram => "telegram",
+            Self::Ntfy => "ntfy",
+        }
+    }
+}
+
+impl Channel {
+    /// The `[[users]]` key holding a user's address on this channel.
+    pub fn user_key(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "phone",
+            Self::Webhook => "webhook",
+            Self::Slack => "slack",
+            Self::Telegram => "telegram",
+            Self::Ntfy => "ntfy_topic",
         }
     }
 }
@@ -43,6 +74,9 @@ impl FromStr for Channel {
             "email" => Ok(Self::Email),
             "sms" => Ok(Self::Sms),
             "webhook" => Ok(Self::Webhook),
+            "slack" => Ok(Self::Slack),
+            "telegram" => Ok(Self::Telegram),
+            "ntfy" => Ok(Self::Ntfy),
             _ => Err(()),
         }
     }
@@ -66,6 +100,10 @@ pub struct User {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub webhook: Option<String>,
+    /// Slack member id (`U…`), Telegram chat id, ntfy topic.
+    pub slack: Option<String>,
+    pub telegram: Option<String>,
+    pub ntfy_topic: Option<String>,
     pub notify: Vec<NotifyRule>,
 }
 
@@ -76,6 +114,9 @@ impl User {
             Channel::Email => self.email.as_deref(),
             Channel::Sms => self.phone.as_deref(),
             Channel::Webhook => self.webhook.as_deref(),
+            Channel::Slack => self.slack.as_deref(),
+            Channel::Telegram => self.telegram.as_deref(),
+            Channel::Ntfy => self.ntfy_topic.as_deref(),
         }
     }
 
@@ -83,7 +124,7 @@ impl User {
     /// reached at once on every channel they have an address for.
     pub fn rules_for(&self, priority: Priority) -> Vec<NotifyRule> {
         if self.notify.is_empty() {
-            return [Channel::Email, Channel::Sms, Channel::Webhook]
+            return Channel::ALL
                 .into_iter()
                 .filter(|channel| self.address(*channel).is_some())
                 .map(|channel| NotifyRule {
@@ -194,6 +235,17 @@ impl Directory {
             .values()
             .find(|user| user.phone.as_deref().is_some_and(|p| digits(p) == wanted))
     }
+
+    /// The user whose address on `channel` (a Slack member id, a Telegram chat id)
+    /// is `id`: who clicked a chat button.
+    pub fn user_by_address(&self, channel: Channel, id: &str) -> Option<&User> {
+        if id.is_empty() {
+            return None;
+        }
+        self.users
+            .values()
+            .find(|user| user.address(channel) == Some(id))
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +259,9 @@ mod tests {
             email: Some(format!("{id}@example.com")),
             phone: Some("+33 6 00 00 00 01".into()),
             webhook: None,
+            slack: None,
+            telegram: None,
+            ntfy_topic: None,
             notify,
         }
     }

@@ -154,6 +154,7 @@ impl PostgresStore {
 }
 
 super::sql::sql_store!(PostgresStore, Postgres, PgRow);
+super::chat::chat_store!(PostgresStore);
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
-use tocsin::incident::{Incident, TimelineEntry};
+use tocsin::incident::{Incident, IncidentStatus, TimelineEntry};
+use tocsin::store::chat::{ChatMessage, ChatStore};
 use tocsin::store::paging::{Delivery, Escalation, Notification};
 use tocsin::store::tickets::{Ticket, TicketOp};
 use tocsin::store::{
@@ -65,6 +66,30 @@ pub struct FaultyStore {
     pub panicking: AtomicBool,
     /// Commits still to fail, with everything else working (the turn is taken).
     pub failing_commits: AtomicUsize,
+}
+
+#[async_trait]
+impl ChatStore for FaultyStore {
+    async fn save_chat_message(
+        &self,
+        message: &ChatMessage,
+        shown: IncidentStatus,
+    ) -> Result<(), StoreError> {
+        self.inner.save_chat_message(message, shown).await
+    }
+    async fn stale_chat_messages(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(ChatMessage, IncidentStatus)>, StoreError> {
+        self.inner.stale_chat_messages(limit).await
+    }
+    async fn chat_message_shown(
+        &self,
+        message: &ChatMessage,
+        shown: IncidentStatus,
+    ) -> Result<(), StoreError> {
+        self.inner.chat_message_shown(message, shown).await
+    }
 }
 
 #[async_trait]

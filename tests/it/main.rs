@@ -6,6 +6,8 @@
 
 mod bad_input;
 mod changes;
+mod channels;
+mod chat_providers;
 mod dashboard;
 mod harness;
 mod helpdesk;

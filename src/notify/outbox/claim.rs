@@ -96,6 +96,7 @@ impl Outbox {
             deliver,
         )
         .await?;
+        self.sync_chat().await;
         Ok(worked + claimed)
     }
 

@@ -72,7 +72,12 @@ impl Outbox {
     ) -> Result<Message, NotifyError> {
         let mut context = self.context(notification, incident).await?;
         let resolved = notification.kind == NotificationKind::Resolved;
-        let short_name = if resolved { "resolved.sms" } else { "page.sms" };
+        let short_name = match (resolved, notification.channel) {
+            (true, _) => "resolved.sms",
+            (false, Channel::Email | Channel::Sms | Channel::Webhook) => "page.sms",
+            // Buttons act here: the SMS reply codes would only mislead.
+            (false, Channel::Slack | Channel::Telegram | Channel::Ntfy) => "page.chat",
+        };
         let short = if notification.channel == Channel::Sms {
             fit_sms(
                 &self.templates,

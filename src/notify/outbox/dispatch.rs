@@ -6,6 +6,7 @@ use super::compose::Message;
 use crate::incident::Incident;
 use crate::notify::NotifyError;
 use crate::notify::email::EmailSender;
+use crate::notify::{ntfy, slack, telegram};
 use crate::oncall::Channel;
 use crate::store::paging::Notification;
 use serde_json::json;
@@ -86,6 +87,34 @@ impl Outbox {
                     .await
                     .map(|()| String::new())
             }
+            Channel::Slack => {
+                let config = self.config.load_full();
+                let slack = config.chat.slack.as_ref().ok_or_else(|| off("slack"))?;
+                let posted = slack::send(&self.http, slack, to, message).await?;
+                if !message.resolved {
+                    self.remember_slack_message(notification.incident_id, posted)
+                        .await;
+                }
+                Ok(String::new())
+            }
+            Channel::Telegram => {
+                let config = self.config.load_full();
+                let telegram = config
+                    .chat
+                    .telegram
+                    .as_ref()
+                    .ok_or_else(|| off("telegram"))?;
+                telegram::send(&self.http, telegram, to, message)
+                    .await
+                    .map(|()| String::new())
+            }
+            Channel::Ntfy => {
+                let config = self.config.load_full();
+                let ntfy = config.chat.ntfy.as_ref().ok_or_else(|| off("ntfy"))?;
+                ntfy::send(&self.http, ntfy, to, message)
+                    .await
+                    .map(|()| String::new())
+            }
         }
     }
 
@@ -94,6 +123,13 @@ impl Outbox {
             NotifyError::Permanent("email is off: add an [email] section to the config".into())
         })
     }
+}
+
+/// A channel whose section was removed by a reload after the message was queued.
+fn off(channel: &str) -> NotifyError {
+    NotifyError::Permanent(format!(
+        "{channel} is off: add a [{channel}] section to the config (see docs/channels.md)"
+    ))
 }
 
 /// A runbook's secret goes only to a domain an operator vouched for: a runbook led to

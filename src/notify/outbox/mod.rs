@@ -4,14 +4,17 @@
 //! with exponential backoff and jitter (from 5 s, capped at 60 s) until the channel's
 //! deadline; a channel that keeps failing also brings in the user's next channel.
 //! Every attempt is on the incident timeline and in `tocsin_notifications_total`.
+//! Chat messages with buttons are updated after any act (`chat.rs`).
 
+mod chat;
 mod claim;
 mod compose;
 mod dispatch;
 mod settle;
 
+pub use chat::ChatSync;
 pub use claim::Handoff;
-pub use compose::{CSAT_LABELS, subject};
+pub use compose::{CSAT_LABELS, Message, subject};
 pub use settle::backoff;
 
 use super::NotifyError;
@@ -38,6 +41,7 @@ pub struct Outbox {
     pub sms: Option<SmsSender>,
     pub http: reqwest::Client,
     pub handoff: Arc<Handoff>,
+    pub chat_sync: ChatSync,
 }
 
 impl Outbox {

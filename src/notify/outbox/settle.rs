@@ -77,7 +77,7 @@ impl Outbox {
             .notify
             .iter()
             .map(|rule| rule.channel)
-            .chain([Channel::Email, Channel::Sms, Channel::Webhook])
+            .chain(Channel::ALL)
             .collect();
         let next = channels
             .iter()
@@ -143,13 +143,17 @@ fn describe(notification: &Notification) -> String {
         NotificationKind::DrillReport => "failed-drill report".to_string(),
     };
     match notification.channel {
-        // Its address is a URL with a secret in it; the timeline is for viewers.
-        Channel::Webhook => {
-            format!("{what} to user:{} via webhook", notification.user_id)
+        // A webhook's address is a URL with a secret in it, a chat id is nobody's
+        // business; the timeline is for viewers.
+        Channel::Webhook | Channel::Slack | Channel::Telegram | Channel::Ntfy => {
+            format!(
+                "{what} to user:{} via {}",
+                notification.user_id, notification.channel
+            )
         }
-        channel => format!(
-            "{channel} {what} to {} ({})",
-            notification.user_id, notification.address
+        Channel::Email | Channel::Sms => format!(
+            "{} {what} to {} ({})",
+            notification.channel, notification.user_id, notification.address
         ),
     }
 }
