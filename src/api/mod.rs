@@ -25,6 +25,7 @@ pub mod signature;
 pub mod silences;
 pub mod tickets;
 pub mod twilio;
+pub mod voice;
 
 use crate::alert::Priority;
 use crate::clock::Clock;
@@ -129,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/api/v1/chat/slack", post(chat::slack))
         .route("/api/v1/chat/telegram", post(chat::telegram))
+        .route("/api/v1/voice/twilio", post(voice::twilio))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
         .route("/v2/change/enqueue", post(changes::enqueue))
         .route("/api/v1/changes", post(changes::create))

@@ -1,5 +1,6 @@
-//! `[slack]`, `[telegram]` and `[ntfy]`: the chat and push channels' sections, and
-//! the check that every user reached on one of them has the section it needs.
+//! `[slack]`, `[telegram]`, `[ntfy]` and `[voice]`: the chat, push and voice
+//! channels' sections, and the check that every user reached on one of them has the
+//! section it needs.
 
 use super::Checker;
 use super::raw::RawConfig;
@@ -65,6 +66,40 @@ impl Default for RawNtfy {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawVoice {
+    pub provider: String,
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from: String,
+    pub deadline: String,
+}
+
+impl Default for RawVoice {
+    fn default() -> Self {
+        Self {
+            provider: "twilio".into(),
+            base_url: "https://api.twilio.com".into(),
+            account_sid: String::new(),
+            auth_token: String::new(),
+            from: String::new(),
+            deadline: "15m".into(),
+        }
+    }
+}
+
+/// `[voice]`: calls through Twilio's Calls API (or a compatible one at `base_url`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoiceConfig {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from: String,
+    pub deadline: TimeDelta,
+}
+
 /// `[slack]`: a bot posting with `chat.postMessage` and updating with `chat.update`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlackConfig {
@@ -97,6 +132,7 @@ pub struct ChatConfig {
     pub slack: Option<SlackConfig>,
     pub telegram: Option<TelegramConfig>,
     pub ntfy: Option<NtfyConfig>,
+    pub voice: Option<VoiceConfig>,
 }
 
 impl ChatConfig {
@@ -106,6 +142,7 @@ impl ChatConfig {
             Channel::Slack => self.slack.as_ref().map(|s| s.deadline),
             Channel::Telegram => self.telegram.as_ref().map(|t| t.deadline),
             Channel::Ntfy => self.ntfy.as_ref().map(|n| n.deadline),
+            Channel::Voice => self.voice.as_ref().map(|v| v.deadline),
             Channel::Email | Channel::Sms | Channel::Webhook => None,
         }
     }
@@ -115,6 +152,7 @@ impl ChatConfig {
             Channel::Slack => self.slack.is_some(),
             Channel::Telegram => self.telegram.is_some(),
             Channel::Ntfy => self.ntfy.is_some(),
+            Channel::Voice => self.voice.is_some(),
             Channel::Email | Channel::Sms | Channel::Webhook => true,
         }
     }
@@ -159,11 +197,20 @@ pub(super) fn chat(raw: &RawConfig, directory: &Directory, check: &mut Checker<'
             token: ntfy.token.clone().filter(|token| !token.is_empty()),
             deadline: check.duration("ntfy.deadline", &ntfy.deadline),
         }),
+        voice: raw.voice.as_ref().map(|voice| voice_config(voice, check)),
     };
     for (i, raw_user) in raw.users.iter().enumerate() {
         let Some(user) = directory.users.get(&raw_user.id) else {
             continue;
         };
+        for (j, rule) in user.notify.iter().enumerate() {
+            if rule.channel == Channel::Voice && chat.voice.is_none() {
+                check.error(
+                    format!("users[{i}].notify[{j}].channel"),
+                    "voice calls need a [voice] section with account_sid, auth_token and from (see docs/channels.md)",
+                );
+            }
+        }
         for channel in Channel::ALL {
             if user.address(channel).is_some() && !chat.configured(channel) {
                 check.error(
@@ -177,6 +224,25 @@ pub(super) fn chat(raw: &RawConfig, directory: &Directory, check: &mut Checker<'
         }
     }
     chat
+}
+
+fn voice_config(voice: &RawVoice, check: &mut Checker<'_>) -> VoiceConfig {
+    if voice.provider != "twilio" {
+        check.error(
+            "voice.provider",
+            format!(
+                "unknown provider {:?}; use twilio (or a Twilio-compatible API at base_url)",
+                voice.provider
+            ),
+        );
+    }
+    VoiceConfig {
+        base_url: url(check, "voice.base_url", &voice.base_url),
+        account_sid: required(check, "voice.account_sid", &voice.account_sid, "TWILIO_SID"),
+        auth_token: required(check, "voice.auth_token", &voice.auth_token, "TWILIO_TOKEN"),
+        from: required(check, "voice.from", &voice.from, "TWILIO_NUMBER"),
+        deadline: check.duration("voice.deadline", &voice.deadline),
+    }
 }
 
 fn required(check: &mut Checker<'_>, path: &str, value: &str, variable: &str) -> String {

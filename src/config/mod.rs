@@ -183,7 +183,7 @@ pub struct Config {
     pub directory: Directory,
     pub email: Option<EmailConfig>,
     pub sms: Option<SmsConfig>,
-    /// `[slack]`, `[telegram]`, `[ntfy]`.
+    /// `[slack]`, `[telegram]`, `[ntfy]`, `[voice]`.
     pub chat: chat::ChatConfig,
     pub runbooks_dir: PathBuf,
     /// The manifests found in `runbooks_dir`.
@@ -482,6 +482,7 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "slack" => section(value, &key, errors, &mut raw.slack),
             "telegram" => section(value, &key, errors, &mut raw.telegram),
             "ntfy" => section(value, &key, errors, &mut raw.ntfy),
+            "voice" => section(value, &key, errors, &mut raw.voice),
             "users" => section(value, &key, errors, &mut raw.users),
             "schedules" => section(value, &key, errors, &mut raw.schedules),
             "escalation_policies" => section(value, &key, errors, &mut raw.escalation_policies),
@@ -1038,7 +1039,7 @@ fn directory(raw: &RawConfig, check: &mut Checker<'_>) -> Directory {
                     check.error(
                         format!("{path}.channel"),
                         format!(
-                            "unknown channel {:?}; use email, sms, webhook, slack, telegram or ntfy",
+                            "unknown channel {:?}; use email, sms, webhook, slack, telegram, ntfy or voice",
                             rule.channel
                         ),
                     );

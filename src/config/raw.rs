@@ -461,6 +461,7 @@ pub struct RawConfig {
     pub slack: Option<super::chat::RawSlack>,
     pub telegram: Option<super::chat::RawTelegram>,
     pub ntfy: Option<super::chat::RawNtfy>,
+    pub voice: Option<super::chat::RawVoice>,
     pub users: Vec<RawUser>,
     pub schedules: Vec<RawSchedule>,
     pub escalation_policies: Vec<RawPolicy>,

@@ -1,5 +1,5 @@
 //! Notifications: one file per channel (`email.rs`, `sms.rs`, `webhook.rs`, `slack.rs`,
-//! `telegram.rs`, `ntfy.rs`), the Handlebars templates, signed acknowledgement links,
+//! `telegram.rs`, `ntfy.rs`, `voice.rs`), the Handlebars templates, signed acknowledgement links,
 //! and the durable outbox that delivers, retries and falls back.
 //!
 //! The chat and push channel files share one shape: `request` builds the provider's
@@ -14,6 +14,7 @@ pub mod slack;
 pub mod sms;
 pub mod telegram;
 pub mod templates;
+pub mod voice;
 pub mod webhook;
 
 /// Makes a provider request: a refused connection, a timeout, a 5xx or a 429 is

@@ -20,11 +20,13 @@ pub enum Channel {
     Slack,
     Telegram,
     Ntfy,
+    /// A phone call to `phone`; only where a rule asks for it, never by default.
+    Voice,
 }
 
 impl Channel {
-    /// Every channel, in the order a user without rules is reached and a failing
-    /// channel falls back.
+    /// Every channel but voice, in the order a user without rules is reached and a
+    /// failing channel falls back (a phone that rings is asked for by a rule).
     pub const ALL: [Self; 6] = [
         Self::Email,
         Self::Sms,
@@ -43,6 +45,7 @@ impl Channel {
             Self::Slack => "slack",
             Self::Telegram => "telegram",
             Self::Ntfy => "ntfy",
+            Self::Voice => "voice",
         }
     }
 }
@@ -57,6 +60,7 @@ impl Channel {
             Self::Slack => "slack",
             Self::Telegram => "telegram",
             Self::Ntfy => "ntfy_topic",
+            Self::Voice => "phone",
         }
     }
 }
@@ -77,6 +81,7 @@ impl FromStr for Channel {
             "slack" => Ok(Self::Slack),
             "telegram" => Ok(Self::Telegram),
             "ntfy" => Ok(Self::Ntfy),
+            "voice" => Ok(Self::Voice),
             _ => Err(()),
         }
     }
@@ -117,6 +122,7 @@ impl User {
             Channel::Slack => self.slack.as_deref(),
             Channel::Telegram => self.telegram.as_deref(),
             Channel::Ntfy => self.ntfy_topic.as_deref(),
+            Channel::Voice => self.phone.as_deref(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! embedded default) and PostgreSQL (scale-out) are interchangeable. Writes arrive as
 //! one [`WriteBatch`] per group commit; reads serve the API.
 
-pub mod chat;
+pub mod channels;
 pub mod paging;
 pub mod postgres;
 pub mod runs;
@@ -573,7 +573,7 @@ impl Claims {
 /// The storage backend. Implementations must make [`Store::commit`] atomic and durable
 /// before it returns: a 202 is only sent after it.
 #[async_trait]
-pub trait Store: chat::ChatStore + Send + Sync + 'static {
+pub trait Store: channels::ChannelStore + Send + Sync + 'static {
     /// Cheap liveness check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Everything the pipeline keeps in memory.

@@ -154,7 +154,7 @@ impl PostgresStore {
 }
 
 super::sql::sql_store!(PostgresStore, Postgres, PgRow);
-super::chat::chat_store!(PostgresStore);
+super::channels::channel_store!(PostgresStore);
 
 #[cfg(test)]
 mod tests {

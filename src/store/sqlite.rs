@@ -144,4 +144,4 @@ impl SqliteStore {
 }
 
 super::sql::sql_store!(SqliteStore, Sqlite, SqliteRow);
-super::chat::chat_store!(SqliteStore);
+super::channels::channel_store!(SqliteStore);

@@ -1,6 +1,6 @@
 //! A real HTTP server standing in for Slack's Web API (`/api/chat.postMessage`,
-//! `/api/chat.update`), Telegram's Bot API (`/bot<token>/sendMessage`) and an ntfy
-//! server (`/ntfy/<topic>`): records every request as it arrived and answers as each
+//! `/api/chat.update`), Telegram's Bot API (`/bot<token>/sendMessage`), an ntfy
+//! server (`/ntfy/<topic>`) and Twilio's Calls API (`/2010-04-01/Accounts/<sid>/Calls.json`): records every request as it arrived and answers as each
 //! documents, or 500 while `failing`.
 
 use axum::body::Bytes;
@@ -29,6 +29,11 @@ impl Seen {
 
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
+    }
+
+    /// The form fields of a form body.
+    pub fn form(&self) -> std::collections::HashMap<String, String> {
+        form_urlencoded::parse(&self.body).into_owned().collect()
     }
 
     pub fn text(&self) -> String {
@@ -93,6 +98,9 @@ impl ChatProviders {
                 .into_response()
         } else if path.ends_with("/sendMessage") {
             axum::Json(json!({ "ok": true, "result": { "message_id": 7 } })).into_response()
+        } else if path.ends_with("/Calls.json") {
+            let call = json!({ "sid": "CA0123456789abcdef0123456789abcdef", "status": "queued" });
+            (StatusCode::CREATED, axum::Json(call)).into_response()
         } else if path.starts_with("/ntfy/") {
             axum::Json(json!({ "id": "sPs71M8A2T", "event": "message" })).into_response()
         } else {

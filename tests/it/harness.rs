@@ -10,7 +10,7 @@ use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
 use tocsin::incident::{Incident, IncidentStatus, TimelineEntry};
-use tocsin::store::chat::{ChatMessage, ChatStore};
+use tocsin::store::channels::{ChannelStore, ChatMessage};
 use tocsin::store::paging::{Delivery, Escalation, Notification};
 use tocsin::store::tickets::{Ticket, TicketOp};
 use tocsin::store::{
@@ -69,7 +69,7 @@ pub struct FaultyStore {
 }
 
 #[async_trait]
-impl ChatStore for FaultyStore {
+impl ChannelStore for FaultyStore {
     async fn save_chat_message(
         &self,
         message: &ChatMessage,
@@ -89,6 +89,9 @@ impl ChatStore for FaultyStore {
         shown: IncidentStatus,
     ) -> Result<(), StoreError> {
         self.inner.chat_message_shown(message, shown).await
+    }
+    async fn bring_forward(&self, fallback: &Notification) -> Result<(), StoreError> {
+        self.inner.bring_forward(fallback).await
     }
 }
 

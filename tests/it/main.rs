@@ -7,6 +7,7 @@
 mod bad_input;
 mod changes;
 mod channels;
+mod channels_voice;
 mod chat_providers;
 mod dashboard;
 mod harness;

@@ -7,7 +7,7 @@ use super::Outbox;
 use crate::clock::rfc3339;
 use crate::incident::{Incident, IncidentStatus};
 use crate::notify::slack::{self, Posted};
-use crate::store::chat::ChatMessage;
+use crate::store::channels::ChatMessage;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use std::sync::Mutex;

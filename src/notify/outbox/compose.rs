@@ -74,7 +74,9 @@ impl Outbox {
         let resolved = notification.kind == NotificationKind::Resolved;
         let short_name = match (resolved, notification.channel) {
             (true, _) => "resolved.sms",
-            (false, Channel::Email | Channel::Sms | Channel::Webhook) => "page.sms",
+            (false, Channel::Email | Channel::Sms | Channel::Webhook | Channel::Voice) => {
+                "page.sms"
+            }
             // Buttons act here: the SMS reply codes would only mislead.
             (false, Channel::Slack | Channel::Telegram | Channel::Ntfy) => "page.chat",
         };

@@ -6,7 +6,7 @@ use super::compose::Message;
 use crate::incident::Incident;
 use crate::notify::NotifyError;
 use crate::notify::email::EmailSender;
-use crate::notify::{ntfy, slack, telegram};
+use crate::notify::{ntfy, slack, telegram, voice};
 use crate::oncall::Channel;
 use crate::store::paging::Notification;
 use serde_json::json;
@@ -107,6 +107,14 @@ impl Outbox {
                 telegram::send(&self.http, telegram, to, message)
                     .await
                     .map(|()| String::new())
+            }
+            Channel::Voice => {
+                let config = self.config.load_full();
+                let voice = config.chat.voice.as_ref().ok_or_else(|| off("voice"))?;
+                let call = voice::Call::new(&config.public_url, notification);
+                voice::send(&self.http, voice, to, message, &call)
+                    .await
+                    .map(|sid| format!(" (call {sid})"))
             }
             Channel::Ntfy => {
                 let config = self.config.load_full();

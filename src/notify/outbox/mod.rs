@@ -15,7 +15,7 @@ mod settle;
 pub use chat::ChatSync;
 pub use claim::Handoff;
 pub use compose::{CSAT_LABELS, Message, subject};
-pub use settle::backoff;
+pub use settle::{backoff, describe, fallback};
 
 use super::NotifyError;
 use super::ack_link::AckLinks;

@@ -69,43 +69,24 @@ impl Outbox {
         failing: &Notification,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let config = self.config.load_full();
-        let Some(user) = config.directory.users.get(&failing.user_id) else {
+        let Some(fallback) = fallback(&self.config.load(), failing, now) else {
             return Ok(());
-        };
-        let channels: Vec<Channel> = user
-            .notify
-            .iter()
-            .map(|rule| rule.channel)
-            .chain(Channel::ALL)
-            .collect();
-        let next = channels
-            .iter()
-            .skip_while(|channel| **channel != failing.channel)
-            .skip(1)
-            .chain(channels.iter())
-            .find(|channel| **channel != failing.channel && user.address(**channel).is_some());
-        let Some(channel) = next else { return Ok(()) };
-        let Some(address) = user.address(*channel) else {
-            return Ok(());
-        };
-        let fallback = Notification {
-            id: 0,
-            channel: *channel,
-            address: address.to_string(),
-            attempts: 0,
-            due_at: now,
-            deadline: now + self.config.load().delivery_deadline(*channel),
-            ..failing.clone()
         };
         self.record(
             failing,
             now,
             "notification_fallback",
-            format!("{} keeps failing: also trying {channel}", describe(failing)),
+            format!(
+                "{} keeps failing: also trying {}",
+                describe(failing),
+                fallback.channel
+            ),
         )
         .await?;
-        self.store.queue_notifications(&[fallback]).await
+        self.store
+            .queue_notifications(std::slice::from_ref(&fallback))
+            .await?;
+        self.store.bring_forward(&fallback).await
     }
 
     async fn record(
@@ -131,7 +112,39 @@ impl Outbox {
     }
 }
 
-fn describe(notification: &Notification) -> String {
+/// The same message on the user's channel after `failing`'s (in their rules, then
+/// the usual order), due `now`; none when they have no other.
+pub fn fallback(
+    config: &crate::config::Config,
+    failing: &Notification,
+    now: DateTime<Utc>,
+) -> Option<Notification> {
+    let user = config.directory.users.get(&failing.user_id)?;
+    let channels: Vec<Channel> = user
+        .notify
+        .iter()
+        .map(|rule| rule.channel)
+        .chain(Channel::ALL)
+        .collect();
+    let channel = *channels
+        .iter()
+        .skip_while(|channel| **channel != failing.channel)
+        .skip(1)
+        .chain(channels.iter())
+        .find(|channel| **channel != failing.channel && user.address(**channel).is_some())?;
+    Some(Notification {
+        id: 0,
+        channel,
+        address: user.address(channel)?.to_string(),
+        attempts: 0,
+        due_at: now,
+        deadline: now + config.delivery_deadline(channel),
+        ..failing.clone()
+    })
+}
+
+/// What the timeline calls a message: `L1 page to user:alice via slack`.
+pub fn describe(notification: &Notification) -> String {
     let what = match notification.kind {
         NotificationKind::Page => format!(
             "{} page",
@@ -145,7 +158,7 @@ fn describe(notification: &Notification) -> String {
     match notification.channel {
         // A webhook's address is a URL with a secret in it, a chat id is nobody's
         // business; the timeline is for viewers.
-        Channel::Webhook | Channel::Slack | Channel::Telegram | Channel::Ntfy => {
+        Channel::Webhook | Channel::Slack | Channel::Telegram | Channel::Ntfy | Channel::Voice => {
             format!(
                 "{what} to user:{} via {}",
                 notification.user_id, notification.channel

@@ -1,5 +1,6 @@
-//! Rows of the chat channels: the messages posted with an incident's buttons, so that
-//! an act from any path (link, SMS, API, a click) updates them.
+//! Rows of the chat, push and voice channels: the messages posted with an incident's
+//! buttons, so that an act from any path (link, SMS, API, a click) updates them; and
+//! a user's later channel brought forward when an earlier one failed.
 
 use super::StoreError;
 use crate::incident::IncidentStatus;
@@ -17,9 +18,9 @@ pub struct ChatMessage {
     pub message: String,
 }
 
-/// The chat-message rows, part of every [`super::Store`].
+/// The channels' rows, part of every [`super::Store`].
 #[async_trait]
-pub trait ChatStore {
+pub trait ChannelStore {
     /// Remembers a message posted while the incident was `shown`.
     async fn save_chat_message(
         &self,
@@ -38,16 +39,22 @@ pub trait ChatStore {
         message: &ChatMessage,
         shown: IncidentStatus,
     ) -> Result<(), StoreError>;
+    /// Makes `fallback`'s row, when it is queued for later (a rule's `after`), due at
+    /// its `due_at` instead: the channel a failing one falls back to is tried now.
+    async fn bring_forward(
+        &self,
+        fallback: &crate::store::paging::Notification,
+    ) -> Result<(), StoreError>;
 }
 
-/// Implements [`ChatStore`] for `$store`, inside a backend module (its `q`, pools).
-macro_rules! chat_store {
+/// Implements [`ChannelStore`] for `$store`, inside a backend module (its `q`, pools).
+macro_rules! channel_store {
     ($store:ident) => {
         #[async_trait::async_trait]
-        impl $crate::store::chat::ChatStore for $store {
+        impl $crate::store::channels::ChannelStore for $store {
             async fn save_chat_message(
                 &self,
-                message: &$crate::store::chat::ChatMessage,
+                message: &$crate::store::channels::ChatMessage,
                 shown: $crate::incident::IncidentStatus,
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(q("INSERT INTO chat_messages (incident_id, provider, chat, message, shown) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"))
@@ -65,7 +72,7 @@ macro_rules! chat_store {
                 &self,
                 limit: i64,
             ) -> Result<
-                Vec<($crate::store::chat::ChatMessage, $crate::incident::IncidentStatus)>,
+                Vec<($crate::store::channels::ChatMessage, $crate::incident::IncidentStatus)>,
                 $crate::store::StoreError,
             > {
                 use sqlx::Row;
@@ -82,7 +89,7 @@ macro_rules! chat_store {
                             ))
                         })?;
                         Ok((
-                            $crate::store::chat::ChatMessage {
+                            $crate::store::channels::ChatMessage {
                                 incident_id: row.try_get("incident_id")?,
                                 provider: row.try_get("provider")?,
                                 chat: row.try_get("chat")?,
@@ -96,7 +103,7 @@ macro_rules! chat_store {
 
             async fn chat_message_shown(
                 &self,
-                message: &$crate::store::chat::ChatMessage,
+                message: &$crate::store::channels::ChatMessage,
                 shown: $crate::incident::IncidentStatus,
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(q("UPDATE chat_messages SET shown = ? WHERE provider = ? AND chat = ? AND message = ?"))
@@ -108,8 +115,26 @@ macro_rules! chat_store {
                     .await?;
                 Ok(())
             }
+
+            async fn bring_forward(
+                &self,
+                fallback: &$crate::store::paging::Notification,
+            ) -> Result<(), $crate::store::StoreError> {
+                let due = $crate::clock::to_millis(fallback.due_at);
+                sqlx::query(q("UPDATE notifications SET due_at = ? WHERE incident_id = ? AND user_id = ? AND channel = ? AND kind = ? AND step = ? AND status = 'pending' AND due_at > ?"))
+                    .bind(due)
+                    .bind(fallback.incident_id)
+                    .bind(fallback.user_id.clone())
+                    .bind(fallback.channel.as_str())
+                    .bind(fallback.kind.as_str())
+                    .bind(fallback.step.clone())
+                    .bind(due)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
         }
     };
 }
 
-pub(crate) use chat_store;
+pub(crate) use channel_store;
