@@ -239,6 +239,8 @@ mod tests {
                     slack: None,
                     telegram: None,
                     ntfy_topic: None,
+                    teams_webhook: None,
+                    mattermost_webhook: None,
                     notify: vec![
                         NotifyRule {
                             channel: Channel::Email,

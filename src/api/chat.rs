@@ -1,7 +1,9 @@
 //! The buttons of chat messages coming back: Slack's interactivity requests
-//! (`POST /api/v1/chat/slack`, signed with the app's signing secret) and Telegram's
-//! callback queries (`POST /api/v1/chat/telegram`, carrying the webhook secret). A
-//! click acts as the `[[users]]` entry whose `slack` / `telegram` is the clicker, once.
+//! (`POST /api/v1/chat/slack`, signed with the app's signing secret), Telegram's
+//! callback queries (`POST /api/v1/chat/telegram`, carrying the webhook secret) and
+//! Mattermost's integration actions (`POST /api/v1/chat/mattermost`, each button's
+//! own HMAC token). A click acts as the `[[users]]` entry whose `slack` / `telegram`
+//! is the clicker (for Mattermost, the user the button was sent to), once.
 
 use super::AppState;
 use super::auth::same_secret;
@@ -144,6 +146,44 @@ pub async fn telegram(
         "text": text,
     }))
     .into_response())
+}
+
+/// `POST /api/v1/chat/mattermost`: a button of a Mattermost page, whose context
+/// token says (under Tocsin's link key) which incident, action and user it is for.
+pub async fn mattermost(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let request: Value = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request("invalid request", format!("the body is not JSON: {error}"))
+    })?;
+    let token = request["context"]["token"].as_str().unwrap_or_default();
+    let claim = state
+        .links
+        .verify_button(token, state.clock.now())
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad button",
+                format!("{error}; only the buttons of Tocsin's own messages act here"),
+            )
+        })?;
+    let config = state.config.load_full();
+    let user = config.directory.users.get(&claim.user_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown user",
+            format!("user {:?} is no longer in [[users]]", claim.user_id),
+        )
+    })?;
+    let once = format!("mattermost:{token}");
+    let done = act(
+        &state,
+        claim.incident_id,
+        &claim.action,
+        user,
+        "mattermost",
+        &once,
+    )
+    .await?;
+    Ok(Json(json!({ "ephemeral_text": done, "update": { "message": done } })).into_response())
 }
 
 /// The person behind a chat account, or a refusal that says how to map them.

@@ -130,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/api/v1/chat/slack", post(chat::slack))
         .route("/api/v1/chat/telegram", post(chat::telegram))
+        .route("/api/v1/chat/mattermost", post(chat::mattermost))
         .route("/api/v1/voice/twilio", post(voice::twilio))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
         .route("/v2/change/enqueue", post(changes::enqueue))

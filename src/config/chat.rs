@@ -143,7 +143,11 @@ impl ChatConfig {
             Channel::Telegram => self.telegram.as_ref().map(|t| t.deadline),
             Channel::Ntfy => self.ntfy.as_ref().map(|n| n.deadline),
             Channel::Voice => self.voice.as_ref().map(|v| v.deadline),
-            Channel::Email | Channel::Sms | Channel::Webhook => None,
+            Channel::Email
+            | Channel::Sms
+            | Channel::Webhook
+            | Channel::Teams
+            | Channel::Mattermost => None,
         }
     }
 
@@ -153,7 +157,12 @@ impl ChatConfig {
             Channel::Telegram => self.telegram.is_some(),
             Channel::Ntfy => self.ntfy.is_some(),
             Channel::Voice => self.voice.is_some(),
-            Channel::Email | Channel::Sms | Channel::Webhook => true,
+            // Their webhook URL is all they need.
+            Channel::Email
+            | Channel::Sms
+            | Channel::Webhook
+            | Channel::Teams
+            | Channel::Mattermost => true,
         }
     }
 }
@@ -208,6 +217,18 @@ pub(super) fn chat(raw: &RawConfig, directory: &Directory, check: &mut Checker<'
                 check.error(
                     format!("users[{i}].notify[{j}].channel"),
                     "voice calls need a [voice] section with account_sid, auth_token and from (see docs/channels.md)",
+                );
+            }
+        }
+        for channel in [Channel::Teams, Channel::Mattermost] {
+            if let Some(webhook) = user.address(channel)
+                && !(webhook.starts_with("https://") || webhook.starts_with("http://"))
+            {
+                check.error(
+                    format!("users[{i}].{}", channel.user_key()),
+                    format!(
+                        "is not an http(s) URL; paste the incoming webhook URL {channel} gave you"
+                    ),
                 );
             }
         }

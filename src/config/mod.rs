@@ -1039,7 +1039,7 @@ fn directory(raw: &RawConfig, check: &mut Checker<'_>) -> Directory {
                     check.error(
                         format!("{path}.channel"),
                         format!(
-                            "unknown channel {:?}; use email, sms, webhook, slack, telegram, ntfy or voice",
+                            "unknown channel {:?}; use email, sms, webhook, slack, telegram, ntfy, teams, mattermost or voice",
                             rule.channel
                         ),
                     );
@@ -1061,6 +1061,8 @@ fn directory(raw: &RawConfig, check: &mut Checker<'_>) -> Directory {
             slack: user.slack.clone().filter(|s| !s.is_empty()),
             telegram: user.telegram.clone().filter(|t| !t.is_empty()),
             ntfy_topic: user.ntfy_topic.clone().filter(|t| !t.is_empty()),
+            teams_webhook: user.teams_webhook.clone().filter(|w| !w.is_empty()),
+            mattermost_webhook: user.mattermost_webhook.clone().filter(|w| !w.is_empty()),
             notify,
         };
         for (j, rule) in parsed.notify.iter().enumerate() {

@@ -180,6 +180,10 @@ pub struct RawUser {
     #[serde(default)]
     pub ntfy_topic: Option<String>,
     #[serde(default)]
+    pub teams_webhook: Option<String>,
+    #[serde(default)]
+    pub mattermost_webhook: Option<String>,
+    #[serde(default)]
     pub notify: Vec<RawNotifyRule>,
 }
 

@@ -1,5 +1,5 @@
 //! Notifications: one file per channel (`email.rs`, `sms.rs`, `webhook.rs`, `slack.rs`,
-//! `telegram.rs`, `ntfy.rs`, `voice.rs`), the Handlebars templates, signed acknowledgement links,
+//! `telegram.rs`, `ntfy.rs`, `teams.rs`, `mattermost.rs`, `voice.rs`), the Handlebars templates, signed acknowledgement links,
 //! and the durable outbox that delivers, retries and falls back.
 //!
 //! The chat and push channel files share one shape: `request` builds the provider's
@@ -8,10 +8,12 @@
 
 pub mod ack_link;
 pub mod email;
+pub mod mattermost;
 pub mod ntfy;
 pub mod outbox;
 pub mod slack;
 pub mod sms;
+pub mod teams;
 pub mod telegram;
 pub mod templates;
 pub mod voice;

@@ -20,6 +20,8 @@ pub enum Channel {
     Slack,
     Telegram,
     Ntfy,
+    Teams,
+    Mattermost,
     /// A phone call to `phone`; only where a rule asks for it, never by default.
     Voice,
 }
@@ -27,13 +29,15 @@ pub enum Channel {
 impl Channel {
     /// Every channel but voice, in the order a user without rules is reached and a
     /// failing channel falls back (a phone that rings is asked for by a rule).
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Email,
         Self::Sms,
         Self::Webhook,
         Self::Slack,
         Self::Telegram,
         Self::Ntfy,
+        Self::Teams,
+        Self::Mattermost,
     ];
 
     /// The name used in config, the store and metrics.
@@ -45,6 +49,8 @@ impl Channel {
             Self::Slack => "slack",
             Self::Telegram => "telegram",
             Self::Ntfy => "ntfy",
+            Self::Teams => "teams",
+            Self::Mattermost => "mattermost",
             Self::Voice => "voice",
         }
     }
@@ -61,6 +67,8 @@ impl Channel {
             Self::Telegram => "telegram",
             Self::Ntfy => "ntfy_topic",
             Self::Voice => "phone",
+            Self::Teams => "teams_webhook",
+            Self::Mattermost => "mattermost_webhook",
         }
     }
 }
@@ -82,6 +90,8 @@ impl FromStr for Channel {
             "telegram" => Ok(Self::Telegram),
             "ntfy" => Ok(Self::Ntfy),
             "voice" => Ok(Self::Voice),
+            "teams" => Ok(Self::Teams),
+            "mattermost" => Ok(Self::Mattermost),
             _ => Err(()),
         }
     }
@@ -109,6 +119,9 @@ pub struct User {
     pub slack: Option<String>,
     pub telegram: Option<String>,
     pub ntfy_topic: Option<String>,
+    /// Incoming-webhook URLs: Teams (Workflows) and Mattermost. Credentials.
+    pub teams_webhook: Option<String>,
+    pub mattermost_webhook: Option<String>,
     pub notify: Vec<NotifyRule>,
 }
 
@@ -123,6 +136,8 @@ impl User {
             Channel::Telegram => self.telegram.as_deref(),
             Channel::Ntfy => self.ntfy_topic.as_deref(),
             Channel::Voice => self.phone.as_deref(),
+            Channel::Teams => self.teams_webhook.as_deref(),
+            Channel::Mattermost => self.mattermost_webhook.as_deref(),
         }
     }
 
@@ -268,6 +283,8 @@ mod tests {
             slack: None,
             telegram: None,
             ntfy_topic: None,
+            teams_webhook: None,
+            mattermost_webhook: None,
             notify,
         }
     }

@@ -38,6 +38,8 @@ id = "alice"
 slack = "{ALICE_SLACK}"
 telegram = "{ALICE_TELEGRAM}"
 ntfy_topic = "alice-pager"
+teams_webhook = "{providers_url}/teams/workflows/a1b2?sig=teams-secret-sig"
+mattermost_webhook = "{providers_url}/mattermost/hooks/mm-secret-key"
 notify = [ {{ channel = "{channel}", after = "0s" }} ]
 
 [[users]]
@@ -459,7 +461,7 @@ async fn an_ntfy_server_refusing_connections_delays_the_push_without_losing_or_r
 async fn check_config_names_the_missing_channel_section_and_key() {
     let text = crate::harness::base_config(
         "sqlite://x.db",
-        "[[users]]\nid = \"alice\"\nslack = \"U1\"\n[[users]]\nid = \"bob\"\nnotify = [ { channel = \"telegram\" } ]\n",
+        "[[users]]\nid = \"alice\"\nslack = \"U1\"\n[[users]]\nid = \"bob\"\nphone = \"+15550001\"\nteams_webhook = \"not-a-url\"\nnotify = [ { channel = \"telegram\" }, { channel = \"voice\" } ]\n",
     );
     let errors = tocsin::config::Config::parse(&text, "tocsin.toml")
         .unwrap_err()
@@ -471,4 +473,139 @@ async fn check_config_names_the_missing_channel_section_and_key() {
         errors.contains("set telegram in this [[users]] entry"),
         "{errors}"
     );
+    assert!(
+        errors.contains("users[1].teams_webhook: is not an http(s) URL"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("users[1].notify[1].channel: voice calls need a [voice] section"),
+        "{errors}"
+    );
+}
+
+#[tokio::test]
+async fn a_teams_card_opens_the_ack_page_and_keeps_its_webhook_secret() {
+    let (tocsin, teams) = start("teams").await;
+    let id = p1(&tocsin).await;
+    let posts = teams.to("/teams/workflows/a1b2");
+    assert_eq!(posts.len(), 1);
+    let body = posts[0].json();
+    assert_eq!(body["type"], "message");
+    let attachment = &body["attachments"][0];
+    assert_eq!(
+        attachment["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    let card = &attachment["content"];
+    assert_eq!(
+        (card["type"].as_str(), card["version"].as_str()),
+        (Some("AdaptiveCard"), Some("1.4"))
+    );
+    assert_eq!(
+        card["body"][0]["text"],
+        format!("[P1] #{id} db-01: postgres failing on db-01")
+    );
+    assert_eq!(
+        card["body"][1]["facts"][1],
+        json!({ "title": "Respond by", "value": "2026-11-29T03:15:00.000Z" })
+    );
+    let ack = &card["actions"][0];
+    assert_eq!(
+        (ack["type"].as_str(), ack["title"].as_str()),
+        (Some("Action.OpenUrl"), Some("Acknowledge"))
+    );
+    let ack_url = ack["url"].as_str().unwrap();
+    let path = &ack_url[ack_url.find("/ack/").unwrap()..];
+    // The button opens the confirmation page; its POST acknowledges.
+    let page = tocsin
+        .client
+        .get(format!("{}{path}", tocsin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(status(&tocsin, id).await, "triggered");
+    let acted = tocsin
+        .client
+        .post(format!("{}{path}", tocsin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acted.status(), 200);
+    assert_eq!(status(&tocsin, id).await, "acknowledged");
+    let incident = tocsin
+        .get(&format!("/api/v1/incidents/{id}"))
+        .await
+        .to_string();
+    assert!(!incident.contains("teams-secret-sig"), "{incident}");
+    assert!(
+        incident.contains("L1 page to user:alice via teams sent"),
+        "{incident}"
+    );
+}
+
+#[tokio::test]
+async fn a_mattermost_button_acts_once_and_only_with_its_own_hmac() {
+    let (tocsin, mattermost) = start("mattermost").await;
+    let id = p1(&tocsin).await;
+    let posts = mattermost.to("/mattermost/hooks/mm-secret-key");
+    assert_eq!(posts.len(), 1);
+    let body = posts[0].json();
+    assert_eq!(
+        body["text"],
+        format!("[P1] #{id} db-01: postgres failing on db-01")
+    );
+    let actions = body["attachments"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(actions.len(), 2);
+    assert_eq!(
+        (actions[0]["id"].as_str(), actions[0]["name"].as_str()),
+        (Some("ack"), Some("Acknowledge"))
+    );
+    assert_eq!(
+        (actions[1]["id"].as_str(), actions[1]["name"].as_str()),
+        (Some("resolve"), Some("Resolve"))
+    );
+    let integration = &actions[0]["integration"];
+    assert_eq!(
+        integration["url"],
+        format!("{}/api/v1/chat/mattermost", tocsin.url)
+    );
+    let token = integration["context"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let click = |token: String| {
+        let tocsin = &tocsin;
+        async move {
+            tocsin
+                .client
+                .post(format!("{}/api/v1/chat/mattermost", tocsin.url))
+                .json(&json!({ "user_id": "mm-user-1", "user_name": "alice", "channel_id": "c1", "post_id": "p1", "context": { "token": token } }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // One character changed: the HMAC no longer holds.
+    let mut forged = token.clone();
+    forged.replace_range(5..6, if &token[5..6] == "A" { "B" } else { "A" });
+    assert_eq!(click(forged).await.status(), 401);
+    assert_eq!(status(&tocsin, id).await, "triggered");
+    let done = click(token.clone()).await;
+    assert_eq!(done.status(), 200);
+    let answer: Value = done.json().await.unwrap();
+    assert_eq!(
+        answer["ephemeral_text"],
+        format!("Incident #{id} acknowledged by alice")
+    );
+    assert_eq!(status(&tocsin, id).await, "acknowledged");
+    assert_eq!(click(token).await.status(), 410, "a button acts once");
+    let incident = tocsin
+        .get(&format!("/api/v1/incidents/{id}"))
+        .await
+        .to_string();
+    assert!(!incident.contains("mm-secret-key"), "{incident}");
 }

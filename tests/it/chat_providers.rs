@@ -1,6 +1,7 @@
 //! A real HTTP server standing in for Slack's Web API (`/api/chat.postMessage`,
 //! `/api/chat.update`), Telegram's Bot API (`/bot<token>/sendMessage`), an ntfy
-//! server (`/ntfy/<topic>`) and Twilio's Calls API (`/2010-04-01/Accounts/<sid>/Calls.json`): records every request as it arrived and answers as each
+//! server (`/ntfy/<topic>`), Teams and Mattermost webhooks (`/teams/…`,
+//! `/mattermost/…`) and Twilio's Calls API (`/2010-04-01/Accounts/<sid>/Calls.json`): records every request as it arrived and answers as each
 //! documents, or 500 while `failing`.
 
 use axum::body::Bytes;
@@ -101,6 +102,11 @@ impl ChatProviders {
         } else if path.ends_with("/Calls.json") {
             let call = json!({ "sid": "CA0123456789abcdef0123456789abcdef", "status": "queued" });
             (StatusCode::CREATED, axum::Json(call)).into_response()
+        } else if path.starts_with("/teams/") {
+            // Power Automate's Workflows trigger accepts and runs the flow later.
+            StatusCode::ACCEPTED.into_response()
+        } else if path.starts_with("/mattermost/") {
+            "ok".into_response()
         } else if path.starts_with("/ntfy/") {
             axum::Json(json!({ "id": "sPs71M8A2T", "event": "message" })).into_response()
         } else {

@@ -78,7 +78,14 @@ impl Outbox {
                 "page.sms"
             }
             // Buttons act here: the SMS reply codes would only mislead.
-            (false, Channel::Slack | Channel::Telegram | Channel::Ntfy) => "page.chat",
+            (
+                false,
+                Channel::Slack
+                | Channel::Telegram
+                | Channel::Ntfy
+                | Channel::Teams
+                | Channel::Mattermost,
+            ) => "page.chat",
         };
         let short = if notification.channel == Channel::Sms {
             fit_sms(

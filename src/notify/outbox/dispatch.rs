@@ -6,7 +6,7 @@ use super::compose::Message;
 use crate::incident::Incident;
 use crate::notify::NotifyError;
 use crate::notify::email::EmailSender;
-use crate::notify::{ntfy, slack, telegram, voice};
+use crate::notify::{mattermost, ntfy, slack, teams, telegram, voice};
 use crate::oncall::Channel;
 use crate::store::paging::Notification;
 use serde_json::json;
@@ -105,6 +105,25 @@ impl Outbox {
                     .as_ref()
                     .ok_or_else(|| off("telegram"))?;
                 telegram::send(&self.http, telegram, to, message)
+                    .await
+                    .map(|()| String::new())
+            }
+            Channel::Teams => teams::send(&self.http, to, message)
+                .await
+                .map(|()| String::new()),
+            Channel::Mattermost => {
+                let buttons = if message.resolved {
+                    Vec::new()
+                } else {
+                    mattermost::buttons(
+                        &self.links,
+                        &self.config.load().public_url,
+                        notification.incident_id,
+                        &notification.user_id,
+                        self.clock.now() + self.links.ttl,
+                    )
+                };
+                mattermost::send(&self.http, to, message, &buttons)
                     .await
                     .map(|()| String::new())
             }

@@ -158,7 +158,13 @@ pub fn describe(notification: &Notification) -> String {
     match notification.channel {
         // A webhook's address is a URL with a secret in it, a chat id is nobody's
         // business; the timeline is for viewers.
-        Channel::Webhook | Channel::Slack | Channel::Telegram | Channel::Ntfy | Channel::Voice => {
+        Channel::Webhook
+        | Channel::Slack
+        | Channel::Telegram
+        | Channel::Ntfy
+        | Channel::Teams
+        | Channel::Mattermost
+        | Channel::Voice => {
             format!(
                 "{what} to user:{} via {}",
                 notification.user_id, notification.channel
