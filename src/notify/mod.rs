@@ -16,6 +16,7 @@ pub mod sms;
 pub mod teams;
 pub mod telegram;
 pub mod templates;
+pub mod test_send;
 pub mod voice;
 pub mod webhook;
 

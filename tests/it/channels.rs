@@ -33,8 +33,15 @@ api_url = "{providers_url}"
 base_url = "{providers_url}/ntfy"
 token = "tk_ntfy_token"
 
+[voice]
+base_url = "{providers_url}"
+account_sid = "AC123"
+auth_token = "twilio-voice-token"
+from = "+15550000000"
+
 [[users]]
 id = "alice"
+phone = "+33600000001"
 slack = "{ALICE_SLACK}"
 telegram = "{ALICE_TELEGRAM}"
 ntfy_topic = "alice-pager"
@@ -608,4 +615,71 @@ async fn a_mattermost_button_acts_once_and_only_with_its_own_hmac() {
         .await
         .to_string();
     assert!(!incident.contains("mm-secret-key"), "{incident}");
+}
+
+#[tokio::test]
+async fn send_test_alert_reaches_a_person_on_every_channel() {
+    let providers = ChatProviders::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tocsin.toml");
+    let storage = format!("sqlite://{}", dir.path().join("tocsin.db").display());
+    let text = crate::harness::base_config(&storage, &config(&providers.url, "slack"));
+    std::fs::write(&path, text).unwrap();
+    let expected = [
+        ("slack", "/api/chat.postMessage"),
+        ("telegram", "/bot123456:telegram-token/sendMessage"),
+        ("ntfy", "/ntfy/alice-pager"),
+        ("teams", "/teams/workflows/a1b2"),
+        ("mattermost", "/mattermost/hooks/mm-secret-key"),
+        ("voice", "/2010-04-01/Accounts/AC123/Calls.json"),
+    ];
+    for (channel, request_path) in expected {
+        let path = path.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+                .args([
+                    "send-test-alert",
+                    "--to",
+                    "alice",
+                    "--channel",
+                    channel,
+                    "--config",
+                ])
+                .arg(&path)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let printed = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{channel}: {printed}");
+        assert_eq!(
+            printed.trim(),
+            format!("test message sent to alice via {channel}")
+        );
+        assert_eq!(providers.to(request_path).len(), 1, "{channel}");
+    }
+    let slack = &providers.to("/api/chat.postMessage")[0];
+    assert!(slack.json()["text"].as_str().unwrap().starts_with("[TEST]"));
+    assert!(
+        buttons(slack).is_empty(),
+        "a test message has nothing to click"
+    );
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args([
+            "send-test-alert",
+            "--to",
+            "bob",
+            "--channel",
+            "slack",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("set slack in their [[users]] entry")
+    );
 }
