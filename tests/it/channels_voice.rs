@@ -32,9 +32,16 @@ phone = "{ALICE_PHONE}"
 ntfy_topic = "alice-pager"
 notify = [ {{ channel = "voice", after = "0s" }}, {{ channel = "ntfy", after = "30m" }} ]
 
+[[users]]
+id = "carol"
+ntfy_topic = "carol-pager"
+
 [[escalation_policies]]
 name = "default"
-tiers = [ {{ level = "L1", targets = ["user:alice"], after = "0s" }} ]
+tiers = [
+  {{ level = "L1", targets = ["user:alice"], after = "0s" }},
+  {{ level = "L2", targets = ["user:carol"], after = "10m" }},
+]
 "#
     )
 }
@@ -223,4 +230,49 @@ async fn a_voice_provider_outage_delays_the_call_without_losing_or_repeating_it(
         timeline.contains("L1 page to user:alice via voice attempt 1 failed: Twilio answered 500"),
         "{timeline}"
     );
+}
+
+#[tokio::test]
+async fn nine_escalates_and_a_call_heard_without_a_key_brings_in_the_next_channel() {
+    let providers = ChatProviders::start().await;
+    let tocsin = Harness::start(&config(&providers.url)).await;
+    let id = p1(&tocsin).await;
+    let form = providers.to("/2010-04-01/Accounts/AC123/Calls.json")[0].form();
+    let action = form["StatusCallback"]
+        .trim_end_matches("&event=status")
+        .to_string();
+    let url = on_instance(&tocsin, &action);
+
+    let silent = [("CallSid", "CA0001"), ("Digits", "")];
+    let answer = twilio_callback(&tocsin, &url, &silent, Some(AUTH_TOKEN)).await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains("Nothing was pressed"));
+    tocsin.tick().await;
+    assert_eq!(
+        providers.to("/ntfy/alice-pager").len(),
+        1,
+        "no key is no answer"
+    );
+    assert_eq!(status(&tocsin, id).await, "triggered");
+
+    let nine = [("CallSid", "CA0002"), ("Digits", "9")];
+    let answer = twilio_callback(&tocsin, &url, &nine, Some(AUTH_TOKEN)).await;
+    assert_eq!(
+        answer.text().await.unwrap(),
+        format!(
+            "<Response><Say>Incident {id} escalated to the next tier. Goodbye.</Say><Hangup/></Response>"
+        )
+    );
+    tocsin.tick().await;
+    assert_eq!(
+        providers.to("/ntfy/carol-pager").len(),
+        1,
+        "L2 paged now, not at minute 10"
+    );
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(incident["status"], "triggered");
+    assert!(incident.to_string().contains("alice (voice)"), "{incident}");
+    // The same signed request again changes nothing more.
+    let again = twilio_callback(&tocsin, &url, &nine, Some(AUTH_TOKEN)).await;
+    assert!(again.text().await.unwrap().contains("already answered"));
 }
