@@ -275,6 +275,7 @@ fn outbox(
         sms,
         http,
         handoff,
+        chat_sync: crate::notify::outbox::ChatSync::default(),
     })
 }
 

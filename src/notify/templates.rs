@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Built-in templates: (name, file, text).
-const BUILT_IN: [(&str, &str, &str); 10] = [
+const BUILT_IN: [(&str, &str, &str); 13] = [
     (
         "monthly.html",
         "monthly.html.hbs",
@@ -56,6 +56,21 @@ const BUILT_IN: [(&str, &str, &str); 10] = [
         "resolved.sms",
         "resolved.sms.hbs",
         include_str!("../../config/templates/resolved.sms.hbs"),
+    ),
+    (
+        "page.chat",
+        "page.chat.hbs",
+        include_str!("../../config/templates/page.chat.hbs"),
+    ),
+    (
+        "drill_report.txt",
+        "drill_report.txt.hbs",
+        include_str!("../../config/templates/drill_report.txt.hbs"),
+    ),
+    (
+        "secret.txt",
+        "secret.txt.hbs",
+        include_str!("../../config/templates/secret.txt.hbs"),
     ),
 ];
 

@@ -252,6 +252,7 @@ pub trait KeyStore: Send + Sync + 'static {
 /// every concern, so they are interchangeable.
 pub trait Store:
     WriteStore
+    + super::channels::ChannelStore
     + AlertStore
     + IncidentStore
     + OutboxStore
@@ -265,6 +266,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: WriteStore
+        + super::channels::ChannelStore
         + AlertStore
         + IncidentStore
         + OutboxStore

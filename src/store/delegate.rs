@@ -2,6 +2,7 @@
 //! calls of a real one (a test double injecting faults): it implements the concerns it
 //! changes itself, and [`Forward`]s every other one.
 
+use super::channels::{ChannelStore, ChatMessage};
 use super::paging::{Delivery, Escalation, Notification};
 use super::runs::RunRecord;
 use super::tickets::{Ticket, TicketOp};
@@ -10,7 +11,7 @@ use super::{
     IncidentStore, KeyStore, LeaseStore, OpenState, OutboxStore, PageHistory, RunStore, StoreError,
     TicketStore, WriteBatch, WriteStore,
 };
-use crate::incident::{Incident, TimelineEntry};
+use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 use crate::silence::Silence;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -269,5 +270,32 @@ impl<T: Forward<dyn KeyStore>> KeyStore for T {
     }
     async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError> {
         self.to().setting(name, initial).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn ChannelStore>> ChannelStore for T {
+    async fn save_chat_message(
+        &self,
+        message: &ChatMessage,
+        shown: IncidentStatus,
+    ) -> Result<(), StoreError> {
+        self.to().save_chat_message(message, shown).await
+    }
+    async fn stale_chat_messages(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(ChatMessage, IncidentStatus)>, StoreError> {
+        self.to().stale_chat_messages(limit).await
+    }
+    async fn chat_message_shown(
+        &self,
+        message: &ChatMessage,
+        shown: IncidentStatus,
+    ) -> Result<(), StoreError> {
+        self.to().chat_message_shown(message, shown).await
+    }
+    async fn bring_forward(&self, fallback: &Notification) -> Result<(), StoreError> {
+        self.to().bring_forward(fallback).await
     }
 }

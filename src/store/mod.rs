@@ -2,6 +2,7 @@
 //! embedded default) and PostgreSQL (scale-out) are interchangeable. Writes arrive as
 //! one [`WriteBatch`] per group commit; reads serve the API.
 
+pub mod channels;
 mod contract;
 mod delegate;
 pub mod paging;
@@ -134,6 +135,7 @@ pub use delegate::Forward;
 /// Every store trait, for calling store methods on a concrete store (a `dyn Store`
 /// needs no import).
 pub mod prelude {
+    pub use super::channels::ChannelStore;
     pub use super::{
         AlertStore, IncidentStore, KeyStore, LeaseStore, OutboxStore, PageHistory, RunStore, Store,
         TicketStore, WriteStore,

@@ -10,6 +10,7 @@ use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
 use tocsin::incident::{Incident, TimelineEntry};
+use tocsin::store::channels::ChannelStore;
 use tocsin::store::{
     AlertStore, ChangeQuery, Forward, IncidentQuery, IncidentStore, KeyStore, LeaseStore,
     OpenState, OutboxStore, PageHistory, RunStore, Store, StoreError, TicketStore, WriteBatch,
@@ -198,6 +199,11 @@ impl IncidentStore for FaultyStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
         self.inner.csat_scores(from, to).await
+    }
+}
+impl Forward<dyn ChannelStore> for FaultyStore {
+    fn to(&self) -> &dyn ChannelStore {
+        &*self.inner
     }
 }
 impl Forward<dyn OutboxStore> for FaultyStore {

@@ -7,6 +7,9 @@
 mod ack_links;
 mod bad_input;
 mod changes;
+mod channels;
+mod channels_voice;
+mod chat_providers;
 mod dashboard;
 mod drills;
 mod harness;
