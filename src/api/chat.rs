@@ -6,11 +6,11 @@
 //! is the clicker (for Mattermost, the user the button was sent to), once.
 
 use super::AppState;
-use crate::webhook_auth::same_secret;
 use super::error::ApiError;
 use crate::notify::{slack, telegram};
 use crate::oncall::{Channel, User};
 use crate::pipeline::{Action, PipelineError};
+use crate::webhook_auth::same_secret;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;

@@ -24,7 +24,6 @@ pub const CSAT_LABELS: [&str; 5] = [
 ];
 
 const SMS_LIMIT: usize = 160;
-const SUBJECT_LIMIT: usize = 200;
 
 /// One rendered message. Email sends `subject`, `text` and `html`; the short
 /// channels send `short`; the chat and push channels also use `context` (incident,
@@ -101,19 +100,19 @@ impl Outbox {
         };
         let (subject, text, html) = if notification.channel != Channel::Email {
             (
-                subject(&format!("[{}]", incident.priority), incident),
+                incident.subject(&format!("[{}]", incident.priority)),
                 short.clone(),
                 None,
             )
         } else if resolved {
             (
-                subject("[RESOLVED]", incident),
+                incident.subject("[RESOLVED]"),
                 self.render("resolved.txt", &context)?,
                 None,
             )
         } else {
             (
-                subject(&format!("[{}]", incident.priority), incident),
+                incident.subject(&format!("[{}]", incident.priority)),
                 self.render("page.txt", &context)?,
                 Some(self.render("page.html", &context)?),
             )
@@ -188,7 +187,7 @@ impl Outbox {
         });
         let text = self.render("drill_report.txt", &context)? + "\n";
         Ok(Message::email(
-            subject("[DRILL FAILED]", incident),
+            incident.subject("[DRILL FAILED]"),
             text,
             None,
         ))
@@ -359,21 +358,4 @@ impl Outbox {
 
 fn template_error(error: crate::notify::templates::TemplateError) -> NotifyError {
     NotifyError::Permanent(error.to_string())
-}
-
-/// `[P1] #12 db-01: summary`, cut to 200 characters.
-pub fn subject(prefix: &str, incident: &Incident) -> String {
-    let full = format!(
-        "{prefix} #{} {}: {}",
-        incident.id, incident.resource, incident.summary
-    );
-    let single_line = full.replace(['\r', '\n'], " ");
-    if single_line.chars().count() <= SUBJECT_LIMIT {
-        return single_line;
-    }
-    single_line
-        .chars()
-        .take(SUBJECT_LIMIT - 1)
-        .collect::<String>()
-        + "…"
 }

@@ -14,8 +14,8 @@ mod settle;
 
 pub use chat::ChatSync;
 pub use claim::Handoff;
-pub use compose::{CSAT_LABELS, Message, subject};
-pub use settle::{backoff, describe, fallback};
+pub use compose::{CSAT_LABELS, Message};
+pub use settle::{describe, fallback};
 
 use super::NotifyError;
 use super::ack_link::AckLinks;

@@ -8,7 +8,7 @@ use crate::notify::NotifyError;
 use crate::oncall::Channel;
 use crate::store::StoreError;
 use crate::store::paging::{Delivery, Notification, NotificationKind};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 /// Failed attempts after which the user's next channel is tried as well.
@@ -174,33 +174,5 @@ pub fn describe(notification: &Notification) -> String {
             "{} {what} to {} ({})",
             notification.channel, notification.user_id, notification.address
         ),
-    }
-}
-
-/// 5 s, 10 s, 20 s, 40 s, then 60 s, each shortened by up to 20 % by a jitter drawn
-/// from the message id, so retries of many messages spread out and the first retry
-/// still comes within 5 s.
-pub fn backoff(attempt: i64, id: i64) -> TimeDelta {
-    let exponent = u32::try_from(attempt.clamp(1, 5) - 1).unwrap_or(0);
-    let base_ms = (5_000_i64 << exponent).min(60_000);
-    let spread = (id.wrapping_mul(2_654_435_761) % 21).abs() - 20;
-    TimeDelta::milliseconds(base_ms + base_ms * spread / 100)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_starts_within_five_seconds_and_caps_at_a_minute() {
-        for id in 0..50 {
-            let first = backoff(1, id);
-            assert!(
-                first >= TimeDelta::seconds(4) && first <= TimeDelta::seconds(5),
-                "{first}"
-            );
-            assert!(backoff(10, id) <= TimeDelta::seconds(60));
-        }
-        assert!(backoff(3, 1) > backoff(2, 1));
     }
 }
