@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod approve;
 pub mod auth;
 pub mod changes;
+pub mod console;
 pub mod dashboard;
 pub mod drills;
 pub mod error;
@@ -143,6 +144,7 @@ pub fn router(state: AppState) -> Router {
                     dashboard::access,
                 )),
         )
+        .merge(console::router())
         .route("/api/v1/openapi.json", get(health::openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

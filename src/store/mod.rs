@@ -2,6 +2,7 @@
 //! embedded default) and PostgreSQL (scale-out) are interchangeable. Writes arrive as
 //! one [`WriteBatch`] per group commit; reads serve the API.
 
+pub mod console;
 pub mod paging;
 pub mod postgres;
 pub mod runs;
@@ -572,7 +573,7 @@ impl Claims {
 /// The storage backend. Implementations must make [`Store::commit`] atomic and durable
 /// before it returns: a 202 is only sent after it.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: console::ConsoleStore + Send + Sync + 'static {
     /// Cheap liveness check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Everything the pipeline keeps in memory.

@@ -165,3 +165,4 @@ mod tests {
         );
     }
 }
+super::console::console_sql!(PostgresStore);

@@ -144,3 +144,4 @@ impl SqliteStore {
 }
 
 super::sql::sql_store!(SqliteStore, Sqlite, SqliteRow);
+super::console::console_sql!(SqliteStore);

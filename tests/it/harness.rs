@@ -10,6 +10,7 @@ use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
 use tocsin::incident::{Incident, TimelineEntry};
+use tocsin::store::console::{ConsoleStore, OverrideRow, SessionRow};
 use tocsin::store::paging::{Delivery, Escalation, Notification};
 use tocsin::store::tickets::{Ticket, TicketOp};
 use tocsin::store::{
@@ -324,6 +325,34 @@ impl Store for FaultyStore {
         ticket: &str,
     ) -> Result<Option<i64>, StoreError> {
         self.inner.ticket_incident(platform, ticket).await
+    }
+}
+
+#[async_trait]
+impl ConsoleStore for FaultyStore {
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        row: &SessionRow,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.create_session(id_hash, row, now).await
+    }
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        self.inner.session(id_hash, now).await
+    }
+    async fn end_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.end_session(id_hash, now).await
+    }
+    async fn add_override(&self, row: &OverrideRow, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.inner.add_override(row, now).await
+    }
+    async fn overrides(&self, now: DateTime<Utc>) -> Result<Vec<OverrideRow>, StoreError> {
+        self.inner.overrides(now).await
     }
 }
 

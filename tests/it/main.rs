@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod changes;
+mod console;
 mod dashboard;
 mod harness;
 mod helpdesk;
@@ -24,3 +25,4 @@ mod sms_gateway;
 mod smtp_sink;
 mod tickets;
 mod trust;
+mod webdriver;
