@@ -65,6 +65,13 @@ impl App {
     ) -> anyhow::Result<Self> {
         // reqwest and lettre share rustls; ring is the one provider compiled in.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Console overrides are rows: a restart finds them before the first page.
+        config
+            .directory
+            .stored
+            .refresh(store.as_ref(), clock.now())
+            .await
+            .context("cannot read the on-call overrides from the store")?;
         let config = Arc::new(config);
         warn_about_tokens(&config);
         let shared: crate::config::SharedConfig = Arc::new(arc_swap::ArcSwap::new(config.clone()));
@@ -295,6 +302,8 @@ pub fn reload(state: &AppState) -> Result<String, ConfigErrors> {
     if fresh.listen != running.listen || fresh.storage_url != running.storage_url {
         note.push_str("; server.listen and storage.url take effect at the next restart");
     }
+    // Console overrides live in the store, not the file: the mirror carries over.
+    fresh.directory.stored = running.directory.stored.clone();
     // The socket stays where it is until a restart: judge exposure by it.
     fresh.listen = running.listen;
     if let Some(refusal) = fresh.exposure_refusal() {

@@ -52,6 +52,56 @@ pub trait ConsoleStore: Send + Sync {
     async fn overrides(&self, now: DateTime<Utc>) -> Result<Vec<OverrideRow>, StoreError>;
 }
 
+/// The overrides not ended at `now`, read without opening the store: `tocsin oncall`
+/// runs beside a `serve` that holds the SQLite file's lock, and migrates nothing. A
+/// database not created yet has none.
+pub async fn read_overrides(url: &str, now: DateTime<Utc>) -> Result<Vec<OverrideRow>, StoreError> {
+    const SELECT: &str = "SELECT id, schedule, user_id, starts_at, ends_at, created_by FROM oncall_overrides WHERE ends_at > $1 ORDER BY id";
+    let rows: Vec<(i64, String, String, i64, i64, String)> = if url.starts_with("sqlite:") {
+        let path = super::sqlite::database_path(url);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .read_only(true);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let rows = sqlx::query_as(SELECT)
+            .bind(crate::clock::to_millis(now))
+            .fetch_all(&pool)
+            .await?;
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await?;
+        let rows = sqlx::query_as(SELECT)
+            .bind(crate::clock::to_millis(now))
+            .fetch_all(&pool)
+            .await?;
+        pool.close().await;
+        rows
+    };
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, schedule, user_id, starts_at, ends_at, created_by)| OverrideRow {
+                id,
+                schedule,
+                user_id,
+                starts_at: crate::clock::from_millis(starts_at),
+                ends_at: crate::clock::from_millis(ends_at),
+                created_by,
+            },
+        )
+        .collect())
+}
+
 /// Implements [`ConsoleStore`] for `$store`, inside a backend module that provides `q`
 /// and the `writer` and `readers` pools.
 macro_rules! console_sql {

@@ -486,3 +486,107 @@ async fn console_pages_are_small_self_contained_and_every_field_is_labelled() {
         "the filters find it"
     );
 }
+
+#[tokio::test]
+async fn an_override_taken_in_the_console_names_who_is_on_call_and_gets_the_next_page() {
+    let smtp = crate::smtp_sink::SmtpSink::start().await;
+    let tocsin = Harness::start(&format!(
+        r#"
+[email]
+transport = "smtp"
+host = "127.0.0.1"
+port = {}
+from = "tocsin@example.com"
+
+[[users]]
+id = "alice"
+name = "Alice Martin"
+email = "alice@example.com"
+
+[[users]]
+id = "bob"
+name = "Bob Stone"
+email = "bob@example.com"
+
+[[schedules]]
+name = "primary"
+time_zone = "Europe/Paris"
+rotation = {{ every = "1w", handoff = "Mon 09:00", users = ["alice"] }}
+
+[[escalation_policies]]
+name = "default"
+tiers = [ {{ level = "L1", targets = ["schedule:primary"], after = "0s" }} ]
+"#,
+        smtp.port
+    ))
+    .await;
+    assert_eq!(
+        tocsin.get("/api/v1/oncall").await["schedules"][0]["now"]["user"],
+        "alice"
+    );
+    let responder = Signed::login(&tocsin, RESPONDER).await;
+    let (status, page) = responder.get("/ui/oncall").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Alice Martin") && page.contains("Take this shift"));
+    let (status, page) = responder
+        .post(
+            "/ui/oncall",
+            &[
+                ("csrf", &responder.csrf),
+                ("schedule", "primary"),
+                ("user", "bob"),
+                ("length", "4h"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{page}");
+    let oncall = tocsin.get("/api/v1/oncall").await;
+    assert_eq!(oncall["schedules"][0]["now"]["user"], "bob", "{oncall}");
+    assert_eq!(oncall["policies"][0]["tiers"][0]["users"][0], "bob");
+
+    tocsin
+        .ingest_ok("generic", &generic("db-primary", "replication", "critical"))
+        .await;
+    tocsin.tick().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while smtp.to("bob@example.com").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "bob was never paged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(smtp.to("alice@example.com").is_empty(), "alice handed over");
+
+    // The override is a row: a restart keeps it, and it ends when it said.
+    let tocsin = tocsin.restart().await;
+    assert_eq!(
+        tocsin.get("/api/v1/oncall").await["schedules"][0]["now"]["user"],
+        "bob"
+    );
+    // `tocsin oncall` reads the override from the database, beside the running serve.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tocsin.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[storage]\nurl = \"{}\"\n[[users]]\nid = \"alice\"\nname = \"Alice Martin\"\n[[users]]\nid = \"bob\"\nname = \"Bob Stone\"\n[[schedules]]\nname = \"primary\"\ntime_zone = \"Europe/Paris\"\nrotation = {{ every = \"1w\", handoff = \"Mon 09:00\", users = [\"alice\"] }}\n",
+            tocsin.storage_url()
+        ),
+    )
+    .unwrap();
+    // The command reads the wall clock, past the test clock's 4-hour override: this
+    // checks that it reads the rows (no warning), not who is on call.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(["oncall", "--json", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && !stderr.contains("warning"),
+        "{stderr}"
+    );
+    tocsin.clock.advance(TimeDelta::hours(4));
+    assert_eq!(
+        tocsin.get("/api/v1/oncall").await["schedules"][0]["now"]["user"],
+        "alice"
+    );
+}

@@ -525,6 +525,11 @@ impl Harness {
         Self::start_in(dir, storage_url, &extra, clock, tune).await
     }
 
+    /// The `[storage] url` this instance runs on.
+    pub fn storage_url(&self) -> &str {
+        &self.storage_url
+    }
+
     /// One round of due escalations and deliveries at the clock's time.
     pub async fn tick(&self) {
         self.app.as_ref().unwrap().ticker.tick().await;

@@ -61,7 +61,7 @@ pub fn router() -> Router<AppState> {
             "/ui/incidents/{id}/runbooks/{name}",
             post(incidents::runbook),
         )
-        .route("/ui/oncall", get(oncall::show))
+        .route("/ui/oncall", get(oncall::show).post(oncall::take))
         .route("/ui/silences", get(silences::list).post(silences::create))
         .route("/ui/silences/new", get(silences::new))
         .route("/ui/silences/{id}/expire", post(silences::expire))
