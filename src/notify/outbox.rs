@@ -483,6 +483,7 @@ impl Outbox {
                     "text": render(if resolved { "resolved.sms" } else { "page.sms" }, &context)?,
                     "incident": context["incident"],
                     "ack_url": context["ack_url"],
+                    "console_url": context["console_url"],
                     "level": context["level"],
                 });
                 super::webhook::send(&self.http, &notification.address, &payload)
@@ -611,6 +612,7 @@ impl Outbox {
             "ack_url": format!("{public}/ack/{}", self.links.sign(&claim)),
             "approvals": approvals,
             "incident_url": format!("{public}/api/v1/incidents/{}", incident.id),
+            "console_url": format!("{public}/ui/incidents/{}", incident.id),
             "summary": incident.summary,
         }))
     }

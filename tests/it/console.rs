@@ -555,6 +555,27 @@ tiers = [ {{ level = "L1", targets = ["schedule:primary"], after = "0s" }} ]
     }
     assert!(smtp.to("alice@example.com").is_empty(), "alice handed over");
 
+    // The page carries the console link beside the ack link, and the page the ack
+    // link lands on offers it after acting.
+    let mail = smtp.to("bob@example.com")[0].text();
+    let console_link = format!("{}/ui/incidents/1", tocsin.url);
+    assert!(
+        mail.contains(&format!("Console:     {console_link}")),
+        "{mail}"
+    );
+    let start = mail.find(&format!("{}/ack/", tocsin.url)).unwrap();
+    let ack: String = mail[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
+        .collect();
+    let acted = tocsin.client.post(&ack).send().await.unwrap();
+    assert_eq!(acted.status(), 200);
+    let acted = acted.text().await.unwrap();
+    assert!(
+        acted.contains(&format!("href=\"{console_link}\"")),
+        "{acted}"
+    );
+
     // The override is a row: a restart keeps it, and it ends when it said.
     let tocsin = tocsin.restart().await;
     assert_eq!(
