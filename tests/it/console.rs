@@ -136,15 +136,18 @@ async fn a_responder_notes_and_acknowledges_the_newest_p1_and_a_viewer_sees_it_l
         .ingest_ok("generic", &generic("db-primary", "replication", "critical"))
         .await;
     tocsin
-        .ingest_ok("generic", &generic("web-3", "disk", "warning"))
+        .ingest_ok("generic", &generic("web-3", "disk", "error"))
         .await;
     let newest = tocsin
-        .ingest_ok("generic", &generic("api-gateway", "latency", "critical"))
+        .ingest_ok(
+            "generic",
+            br#"{"resource": "api-gateway", "check": "latency", "severity": "critical", "summary": "p99 latency 2.4 s over 5 min", "labels": {"env": "prod", "team": "edge", "region": "eu-west-1"}}"#,
+        )
         .await["alerts"][0]["incident_id"]
         .as_i64()
         .unwrap();
     tocsin
-        .ingest_ok("generic", &generic("cache-2", "memory", "warning"))
+        .ingest_ok("generic", &generic("cache-2", "memory", "error"))
         .await;
 
     let responder = driver.browser().await;
@@ -169,7 +172,11 @@ async fn a_responder_notes_and_acknowledges_the_newest_p1_and_a_viewer_sees_it_l
             "the first P1 of the list is not the newest",
         )
         .await;
-    assert!(responder.text().await.contains("latency on api-gateway"));
+    let page = responder.text().await;
+    assert!(
+        page.contains("latency on api-gateway") && page.contains("env=prod"),
+        "the page shows the alert and its labels: {page}"
+    );
 
     let viewer = driver.browser().await;
     sign_in(&viewer, &tocsin.url, VIEWER).await;
@@ -610,4 +617,40 @@ tiers = [ {{ level = "L1", targets = ["schedule:primary"], after = "0s" }} ]
         tocsin.get("/api/v1/oncall").await["schedules"][0]["now"]["user"],
         "alice"
     );
+}
+
+#[tokio::test]
+async fn the_list_filters_by_source_and_text_and_pages_newest_first() {
+    let tocsin = Harness::start("").await;
+    for n in 1..=27 {
+        tocsin
+            .ingest_ok("generic", &generic(&format!("web-{n}"), "http", "critical"))
+            .await;
+    }
+    let viewer = Signed::login(&tocsin, VIEWER).await;
+    let rows = |html: &str| -> Vec<String> {
+        let row = regex::Regex::new(r#"<td><a href="/ui/incidents/(\d+)">#"#).unwrap();
+        row.captures_iter(html).map(|c| c[1].to_string()).collect()
+    };
+    let (_, first) = viewer.get("/ui/incidents").await;
+    let ids = rows(&first);
+    assert_eq!(ids.len(), 25);
+    assert_eq!(ids[0], "27", "newest first");
+    let next = regex::Regex::new(r#"href="(/ui/incidents\?[^"]+)" rel="next""#)
+        .unwrap()
+        .captures(&first)
+        .expect("a link to older incidents")[1]
+        .replace("&amp;", "&")
+        .replace("&#x3D;", "=");
+    let (_, second) = viewer.get(&next).await;
+    assert_eq!(rows(&second), ["2", "1"]);
+    assert!(!second.contains("rel=\"next\""));
+
+    let (_, found) = viewer.get("/ui/incidents?q=WEB-13").await;
+    assert_eq!(rows(&found), ["13"], "text matches title, any case");
+    let (_, none) = viewer.get("/ui/incidents?source=nagios").await;
+    assert!(rows(&none).is_empty() && none.contains("No incident matches"));
+    let (status, bad) = viewer.get("/ui/incidents?priority=P9").await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad.contains("priority"), "the page names the bad filter");
 }

@@ -92,6 +92,7 @@ pub async fn list(
     let mut found = Vec::new();
     let mut before_id = query.before;
     let mut scanned = 0;
+    let mut exhausted = false;
     while found.len() <= PAGE && scanned < SCAN_LIMIT {
         let rows = match state
             .store
@@ -108,15 +109,19 @@ pub async fn list(
             Err(error) => return api_error(error.into()),
         };
         scanned += rows.len();
-        let last = rows.last().map(|incident| incident.id);
+        // A short read was the end of the table.
+        let more_rows = i64::try_from(rows.len()).is_ok_and(|n| n == SCAN);
+        before_id = rows.last().map(|incident| incident.id);
         found.extend(rows.into_iter().filter(|incident| query.matches(incident)));
-        match last {
-            Some(last) if scanned % usize::try_from(SCAN).unwrap_or(1) == 0 => {
-                before_id = Some(last);
-            }
-            _ => break,
+        if !more_rows {
+            exhausted = true;
+            break;
         }
     }
+    // A page cut short by the scan limit goes on from where the scan stopped.
+    let resume = (!exhausted && found.len() <= PAGE)
+        .then(|| before_id.map(|id| query.next(id)))
+        .flatten();
     let more = found.len() > PAGE;
     found.truncate(PAGE);
     let now = state.clock.now();
@@ -131,7 +136,8 @@ pub async fn list(
         .collect();
     let next = more
         .then(|| found.last().map(|incident| query.next(incident.id)))
-        .flatten();
+        .flatten()
+        .or(resume);
     let selected = |value: &str, list: &str| list.split(',').any(|item| item == value);
     let statuses: Vec<Value> = ["triggered", "acknowledged", "resolved"]
         .iter()
