@@ -135,6 +135,7 @@ impl App {
             store: store.clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
+            overrides: config.directory.stored.clone(),
         };
         let reports = crate::scheduler::cron_jobs(
             &config,

@@ -654,3 +654,43 @@ async fn the_list_filters_by_source_and_text_and_pages_newest_first() {
     assert_eq!(status, 400, "{bad}");
     assert!(bad.contains("priority"), "the page names the bad filter");
 }
+
+#[tokio::test]
+async fn an_override_taken_on_one_replica_is_followed_by_the_others() {
+    let Ok(url) = std::env::var("TOCSIN_TEST_PG_URL") else {
+        eprintln!("skipped: set TOCSIN_TEST_PG_URL (postgres://…) to run the replica tests");
+        return;
+    };
+    let config = "[[users]]\nid = \"alice\"\n[[users]]\nid = \"bob\"\n[[schedules]]\nname = \"primary\"\nrotation = { every = \"1w\", handoff = \"Mon 09:00\", users = [\"alice\"] }\n";
+    let a = Harness::start_on(&crate::harness::pg_schema(&url).await, config).await;
+    let b = a.replica().await;
+    let on_b = || async { b.get("/api/v1/oncall").await["schedules"][0]["now"]["user"].clone() };
+    assert_eq!(on_b().await, "alice");
+    let responder = Signed::login(&a, RESPONDER).await;
+    let (status, _) = responder
+        .post(
+            "/ui/oncall",
+            &[
+                ("csrf", &responder.csrf),
+                ("schedule", "primary"),
+                ("user", "bob"),
+                ("length", "1d"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    // The session works on the other replica too: it is a row, not memory.
+    let (status, _) = Signed {
+        base: b.url.clone(),
+        ..responder
+    }
+    .get("/ui/oncall")
+    .await;
+    assert_eq!(status, 200);
+    b.tick().await;
+    assert_eq!(
+        on_b().await,
+        "bob",
+        "the other replica's next round reads it"
+    );
+}
