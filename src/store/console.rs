@@ -31,7 +31,7 @@ pub struct OverrideRow {
 /// sees them, so a session works behind any of them.
 #[async_trait]
 pub trait ConsoleStore: Send + Sync {
-    /// Stores a session under the digest of its id.
+    /// Stores a session under the digest of its id, and drops the expired ones.
     async fn create_session(
         &self,
         id_hash: &str,
@@ -114,6 +114,11 @@ macro_rules! console_sql {
                 row: &$crate::store::console::SessionRow,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), $crate::store::StoreError> {
+                // Sign-ins sweep the sessions that ran out, so the table stays small.
+                sqlx::query(q("DELETE FROM console_sessions WHERE expires_at <= ?"))
+                    .bind($crate::clock::to_millis(now))
+                    .execute(&self.writer)
+                    .await?;
                 sqlx::query(q("INSERT INTO console_sessions (id_hash, token_hash, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)"))
                     .bind(id_hash)
                     .bind(&row.token_hash)

@@ -694,3 +694,64 @@ async fn an_override_taken_on_one_replica_is_followed_by_the_others() {
         "the other replica's next round reads it"
     );
 }
+
+#[tokio::test]
+async fn a_responder_approves_a_waiting_runbook_from_the_incident_page_and_sees_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fix.toml"),
+        "match = ['check=\"broken\"']\ncommand = [\"/bin/sh\", \"-c\", \"echo line one; echo line two\"]\napproval = \"responder\"\n",
+    )
+    .unwrap();
+    let tocsin = Harness::start(&format!(
+        "[runbooks]\ndir = \"{}\"\nenabled = [\"fix\"]\n",
+        dir.path().display()
+    ))
+    .await;
+    let id = tocsin
+        .ingest_ok("generic", &generic("web-1", "broken", "critical"))
+        .await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    let viewer = Signed::login(&tocsin, VIEWER).await;
+    let (_, seen) = viewer.get(&format!("/ui/incidents/{id}")).await;
+    assert!(seen.contains("runbook_pending_approval") && !seen.contains("Approve fix"));
+    let responder = Signed::login(&tocsin, RESPONDER).await;
+    let path = format!("/ui/incidents/{id}");
+    let (_, page) = responder.get(&path).await;
+    assert!(
+        page.contains("Approve fix") && page.contains("Run fix"),
+        "{page}"
+    );
+    let (status, _) = viewer
+        .post(
+            &format!("{path}/runbooks/fix"),
+            &[("csrf", &viewer.csrf), ("do", "approve")],
+        )
+        .await;
+    assert_eq!(status, 403, "a viewer cannot approve");
+    let (status, page) = responder
+        .post(
+            &format!("{path}/runbooks/fix"),
+            &[("csrf", &responder.csrf), ("do", "approve")],
+        )
+        .await;
+    assert_eq!(status, 303, "{page}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) = responder.get(&path).await;
+        if page.contains("runbook_success") {
+            assert!(
+                page.contains("line one\nline two"),
+                "the output keeps its lines: {page}"
+            );
+            assert!(!page.contains("Approve fix"), "approved once");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never finished: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
