@@ -755,3 +755,34 @@ async fn a_responder_approves_a_waiting_runbook_from_the_incident_page_and_sees_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn behind_https_the_session_cookie_is_secure() {
+    let tocsin = Harness::start_tuned("", |config| {
+        config.public_url = "https://tocsin.example.com".into();
+    })
+    .await;
+    let client = no_redirects();
+    let form = client
+        .get(format!("{}/ui/login", tocsin.url))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = cookie_pair(&form, "tocsin_login");
+    let csrf = csrf_in(&form.text().await.unwrap());
+    let signed = client
+        .post(format!("{}/ui/login", tocsin.url))
+        .header("cookie", &login_cookie)
+        .form(&[("token", RESPONDER), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    let session = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("tocsin_session="))
+        .unwrap();
+    assert!(session.contains("; Secure"), "{session}");
+}
