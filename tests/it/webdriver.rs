@@ -5,6 +5,7 @@
 //! skip with a message; `.ci/run` installs them.
 
 use serde_json::{Value, json};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,8 +20,15 @@ pub struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills chromedriver's whole process group: the browsers it started die with it
+    /// even when a failed assertion skipped closing their sessions.
     fn drop(&mut self) {
-        let _ = self.process.kill();
+        if let Ok(pid) = i32::try_from(self.process.id()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.process.wait();
     }
 }
@@ -47,6 +55,7 @@ impl Driver {
             .port();
         let process = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
