@@ -7,6 +7,7 @@ pub mod approve;
 pub mod auth;
 pub mod changes;
 pub mod chat;
+pub mod console;
 pub mod dashboard;
 pub mod drills;
 pub mod error;
@@ -148,6 +149,7 @@ pub fn router(state: AppState) -> Router {
                     dashboard::access,
                 )),
         )
+        .merge(console::router())
         .route("/api/v1/openapi.json", get(health::openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -4,6 +4,7 @@
 
 pub mod channels;
 pub mod chat;
+pub mod console;
 mod helpdesk;
 mod locate;
 pub mod raw;
@@ -196,6 +197,8 @@ pub struct Config {
     pub silence_retention: TimeDelta,
     /// `[changes]`.
     pub changes: ChangesConfig,
+    /// `[console]`.
+    pub console: console::ConsoleConfig,
 }
 
 /// `[changes]`: which change events an incident shows, and for how long they are kept.
@@ -451,6 +454,7 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "dashboard" => section(value, &key, errors, &mut raw.dashboard),
             "silences" => section(value, &key, errors, &mut raw.silences),
             "changes" => section(value, &key, errors, &mut raw.changes),
+            "console" => section(value, &key, errors, &mut raw.console),
             _ => errors.push(ConfigError {
                 path: key.clone(),
                 line: None,
@@ -736,6 +740,9 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         changes: ChangesConfig {
             window: check.duration("changes.window", &raw.changes.window),
             retention: check.duration("changes.retention", &raw.changes.retention),
+        },
+        console: console::ConsoleConfig {
+            session_ttl: check.duration("console.session_ttl", &raw.console.session_ttl),
         },
         templates_dir: PathBuf::from(
             raw.templates_dir

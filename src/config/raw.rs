@@ -483,6 +483,7 @@ pub struct RawConfig {
     pub dashboard: RawDashboard,
     pub silences: RawSilences,
     pub changes: RawChanges,
+    pub console: super::console::RawConsole,
 }
 
 #[derive(Debug, Deserialize)]

@@ -175,6 +175,13 @@ mod tests {
             short,
             "[P1] #4521 db-01.prod.example.net: disk full Reply ACK 4521 or RES 4521"
         );
+        context["console_url"] = "https://tocsin.example.com/ui/incidents/4521".into();
+        let linked = fit_sms(&templates, "page.sms", &mut context, &summary, 160).unwrap();
+        assert!(linked.chars().count() <= 160, "{linked}");
+        assert!(
+            linked.ends_with("RES 4521 https://tocsin.example.com/ui/incidents/4521"),
+            "the console link rides beside the reply codes: {linked}"
+        );
     }
 
     #[test]

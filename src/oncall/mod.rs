@@ -4,11 +4,12 @@
 
 pub mod report;
 pub mod schedule;
+pub mod stored;
 
 use crate::alert::Priority;
 use crate::name::UnknownName;
 use chrono::{DateTime, TimeDelta, Utc};
-use schedule::Schedule;
+use schedule::{Schedule, Shift};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -213,6 +214,8 @@ pub struct Directory {
     pub users: BTreeMap<String, User>,
     pub schedules: BTreeMap<String, Schedule>,
     pub policies: BTreeMap<String, EscalationPolicy>,
+    /// Overrides written from the console, which win over the configuration's.
+    pub stored: stored::StoredOverrides,
 }
 
 impl Directory {
@@ -236,7 +239,9 @@ impl Directory {
         for target in &tier.targets {
             let id = match target {
                 Target::User(id) => Some(id.clone()),
-                Target::Schedule(name) => self.schedules.get(name).map(|s| s.on_call(now).user),
+                Target::Schedule(name) => {
+                    self.schedules.get(name).map(|s| self.on_call(s, now).user)
+                }
             };
             match id.and_then(|id| self.users.get(&id)) {
                 Some(user) if !users.iter().any(|u| u.id == user.id) => users.push(user),
@@ -245,6 +250,24 @@ impl Directory {
             }
         }
         (users, empty)
+    }
+
+    /// Who is on call on `schedule` at `at`: a stored override, else the schedule's.
+    pub fn on_call(&self, schedule: &Schedule, at: DateTime<Utc>) -> Shift {
+        match self.stored.at(&schedule.name, at) {
+            Some(taken) => Shift {
+                user: taken.user,
+                start: taken.start,
+                end: taken.end,
+            },
+            None => schedule.on_call(at),
+        }
+    }
+
+    /// The shift after the one at `at`.
+    pub fn next(&self, schedule: &Schedule, at: DateTime<Utc>) -> Shift {
+        let current = self.on_call(schedule, at);
+        self.on_call(schedule, current.end)
     }
 
     /// The user whose phone number is `phone`, comparing digits only.

@@ -253,6 +253,7 @@ pub trait KeyStore: Send + Sync + 'static {
 pub trait Store:
     WriteStore
     + super::channels::ChannelStore
+    + super::console::ConsoleStore
     + AlertStore
     + IncidentStore
     + OutboxStore
@@ -267,6 +268,7 @@ pub trait Store:
 impl<T> Store for T where
     T: WriteStore
         + super::channels::ChannelStore
+        + super::console::ConsoleStore
         + AlertStore
         + IncidentStore
         + OutboxStore

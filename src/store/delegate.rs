@@ -3,6 +3,7 @@
 //! changes itself, and [`Forward`]s every other one.
 
 use super::channels::{ChannelStore, ChatMessage};
+use super::console::{ConsoleStore, OverrideRow, SessionRow};
 use super::paging::{Delivery, Escalation, Notification};
 use super::runs::RunRecord;
 use super::tickets::{Ticket, TicketOp};
@@ -297,5 +298,33 @@ impl<T: Forward<dyn ChannelStore>> ChannelStore for T {
     }
     async fn bring_forward(&self, fallback: &Notification) -> Result<(), StoreError> {
         self.to().bring_forward(fallback).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn ConsoleStore>> ConsoleStore for T {
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        row: &SessionRow,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.to().create_session(id_hash, row, now).await
+    }
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        self.to().session(id_hash, now).await
+    }
+    async fn end_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.to().end_session(id_hash, now).await
+    }
+    async fn add_override(&self, row: &OverrideRow, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.to().add_override(row, now).await
+    }
+    async fn overrides(&self, now: DateTime<Utc>) -> Result<Vec<OverrideRow>, StoreError> {
+        self.to().overrides(now).await
     }
 }

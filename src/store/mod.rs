@@ -3,6 +3,7 @@
 //! one [`WriteBatch`] per group commit; reads serve the API.
 
 pub mod channels;
+pub mod console;
 mod contract;
 mod delegate;
 pub mod paging;
@@ -136,6 +137,7 @@ pub use delegate::Forward;
 /// needs no import).
 pub mod prelude {
     pub use super::channels::ChannelStore;
+    pub use super::console::ConsoleStore;
     pub use super::{
         AlertStore, IncidentStore, KeyStore, LeaseStore, OutboxStore, PageHistory, RunStore, Store,
         TicketStore, WriteStore,

@@ -11,6 +11,7 @@ use tocsin::clock::ManualClock;
 use tocsin::config::Config;
 use tocsin::incident::{Incident, TimelineEntry};
 use tocsin::store::channels::ChannelStore;
+use tocsin::store::console::ConsoleStore;
 use tocsin::store::{
     AlertStore, ChangeQuery, Forward, IncidentQuery, IncidentStore, KeyStore, LeaseStore,
     OpenState, OutboxStore, PageHistory, RunStore, Store, StoreError, TicketStore, WriteBatch,
@@ -232,6 +233,12 @@ impl Forward<dyn KeyStore> for FaultyStore {
     }
 }
 
+impl Forward<dyn ConsoleStore> for FaultyStore {
+    fn to(&self) -> &dyn ConsoleStore {
+        &*self.inner
+    }
+}
+
 /// A running in-process Tocsin.
 pub struct Harness {
     pub url: String,
@@ -400,6 +407,11 @@ impl Harness {
         } = self;
         drop(store);
         Self::start_in(dir, storage_url, &extra, clock, tune).await
+    }
+
+    /// The `[storage] url` this instance runs on.
+    pub fn storage_url(&self) -> &str {
+        &self.storage_url
     }
 
     /// One round of due escalations and deliveries at the clock's time.

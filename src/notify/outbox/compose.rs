@@ -351,6 +351,7 @@ impl Outbox {
             "ack_url": format!("{public}/ack/{}", self.links.sign(&claim)),
             "approvals": approvals,
             "incident_url": format!("{public}/api/v1/incidents/{}", incident.id),
+            "console_url": format!("{public}/ui/incidents/{}", incident.id),
             "summary": incident.summary,
         }))
     }

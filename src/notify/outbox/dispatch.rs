@@ -81,6 +81,7 @@ impl Outbox {
                     "text": message.short,
                     "incident": context["incident"],
                     "ack_url": context["ack_url"],
+                    "console_url": context["console_url"],
                     "level": context["level"],
                 });
                 crate::notify::webhook::send(&self.http, to, &payload)

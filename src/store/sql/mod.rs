@@ -7,6 +7,7 @@
 
 mod alerts;
 mod channels;
+mod console;
 mod incidents;
 mod keys;
 mod paging;
