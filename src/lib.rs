@@ -18,7 +18,8 @@
 //! - [`pipeline`]: the single writer that applies the core and group-commits; it also
 //!   starts runbook runs ([`runbook`]: manifests, guards, the child process).
 //! - [`store`]: the storage contract, split by concern, and its SQLite and PostgreSQL backends.
-//! - [`notify`]: the outbox and its channels; [`ticket`]: the helpdesk integration;
+//! - [`notify`]: the outbox and its channels; [`templates`]: the Handlebars message
+//!   templates the outbox and the reports render; [`ticket`]: the helpdesk integration;
 //!   [`scheduler`]: the timer, outbox and cron loops.
 //! - [`api`]: the HTTP API; [`webhook_auth`]: tokens and signed webhooks (API and
 //!   helpdesks); [`metrics`]: Prometheus metrics.
@@ -59,6 +60,7 @@ pub mod simulate;
 pub mod sla;
 pub mod store;
 pub mod supervise;
+pub mod templates;
 pub mod ticket;
 pub mod tls;
 pub mod webhook_auth;

@@ -252,7 +252,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Some(Command::CheckConfig { config }) => match Config::load(&config) {
-            Ok(loaded) => match tocsin::notify::templates::Templates::load(&loaded.templates_dir) {
+            Ok(loaded) => match tocsin::templates::Templates::load(&loaded.templates_dir) {
                 Ok(_) => {
                     println!(
                         "{}: OK ({} runbooks)",

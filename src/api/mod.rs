@@ -60,7 +60,7 @@ pub struct Handles {
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
     pub links: crate::notify::ack_link::AckLinks,
-    pub templates: Arc<crate::notify::templates::Templates>,
+    pub templates: Arc<crate::templates::Templates>,
     /// Fires after every committed change, for the dashboard's live stream.
     pub changes: tokio::sync::broadcast::Sender<()>,
     pub limiters: Arc<HashMap<SourceKind, DefaultDirectRateLimiter>>,

@@ -1,5 +1,5 @@
 //! Notifications: one file per channel (`email.rs`, `sms.rs`, `webhook.rs`, `slack.rs`,
-//! `telegram.rs`, `ntfy.rs`, `teams.rs`, `mattermost.rs`, `voice.rs`), the Handlebars templates, signed acknowledgement links,
+//! `telegram.rs`, `ntfy.rs`, `teams.rs`, `mattermost.rs`, `voice.rs`), signed acknowledgement links,
 //! and the durable outbox that delivers, retries and falls back.
 //!
 //! The chat and push channel files share one shape: `request` builds the provider's
@@ -15,7 +15,6 @@ pub mod slack;
 pub mod sms;
 pub mod teams;
 pub mod telegram;
-pub mod templates;
 pub mod test_send;
 pub mod voice;
 pub mod webhook;

@@ -7,10 +7,10 @@ use crate::clock::rfc3339;
 use crate::incident::Incident;
 use crate::notify::NotifyError;
 use crate::notify::ack_link::{AckClaim, ApprovalClaim, CSAT_PREFIX};
-use crate::notify::templates::fit_sms;
 use crate::oncall::Channel;
 use crate::store::AlertQuery;
 use crate::store::paging::{Notification, NotificationKind};
+use crate::templates::fit_sms;
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 
@@ -357,6 +357,6 @@ impl Outbox {
     }
 }
 
-fn template_error(error: crate::notify::templates::TemplateError) -> NotifyError {
+fn template_error(error: crate::templates::TemplateError) -> NotifyError {
     NotifyError::Permanent(error.to_string())
 }

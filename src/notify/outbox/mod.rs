@@ -21,12 +21,12 @@ use super::NotifyError;
 use super::ack_link::AckLinks;
 use super::email::EmailSender;
 use super::sms::SmsSender;
-use super::templates::Templates;
 use crate::clock::Clock;
 use crate::incident::IncidentStatus;
 use crate::metrics::Metrics;
 use crate::store::paging::{Delivery, Notification, NotificationKind};
 use crate::store::{Store, StoreError};
+use crate::templates::Templates;
 use std::sync::Arc;
 
 /// Delivers what the pipeline queued.

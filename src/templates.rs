@@ -10,67 +10,67 @@ const BUILT_IN: [(&str, &str, &str); 13] = [
     (
         "monthly.html",
         "monthly.html.hbs",
-        include_str!("../../config/templates/monthly.html.hbs"),
+        include_str!("../config/templates/monthly.html.hbs"),
     ),
     (
         "stakeholder.txt",
         "stakeholder.txt.hbs",
-        include_str!("../../config/templates/stakeholder.txt.hbs"),
+        include_str!("../config/templates/stakeholder.txt.hbs"),
     ),
     (
         "report.html",
         "report.html.hbs",
-        include_str!("../../config/templates/report.html.hbs"),
+        include_str!("../config/templates/report.html.hbs"),
     ),
     (
         "dashboard.html",
         "dashboard.html.hbs",
-        include_str!("../../config/templates/dashboard.html.hbs"),
+        include_str!("../config/templates/dashboard.html.hbs"),
     ),
     (
         "dashboard_panel.html",
         "dashboard_panel.html.hbs",
-        include_str!("../../config/templates/dashboard_panel.html.hbs"),
+        include_str!("../config/templates/dashboard_panel.html.hbs"),
     ),
     (
         "page.txt",
         "page.txt.hbs",
-        include_str!("../../config/templates/page.txt.hbs"),
+        include_str!("../config/templates/page.txt.hbs"),
     ),
     (
         "page.html",
         "page.html.hbs",
-        include_str!("../../config/templates/page.html.hbs"),
+        include_str!("../config/templates/page.html.hbs"),
     ),
     (
         "page.sms",
         "page.sms.hbs",
-        include_str!("../../config/templates/page.sms.hbs"),
+        include_str!("../config/templates/page.sms.hbs"),
     ),
     (
         "resolved.txt",
         "resolved.txt.hbs",
-        include_str!("../../config/templates/resolved.txt.hbs"),
+        include_str!("../config/templates/resolved.txt.hbs"),
     ),
     (
         "resolved.sms",
         "resolved.sms.hbs",
-        include_str!("../../config/templates/resolved.sms.hbs"),
+        include_str!("../config/templates/resolved.sms.hbs"),
     ),
     (
         "page.chat",
         "page.chat.hbs",
-        include_str!("../../config/templates/page.chat.hbs"),
+        include_str!("../config/templates/page.chat.hbs"),
     ),
     (
         "drill_report.txt",
         "drill_report.txt.hbs",
-        include_str!("../../config/templates/drill_report.txt.hbs"),
+        include_str!("../config/templates/drill_report.txt.hbs"),
     ),
     (
         "secret.txt",
         "secret.txt.hbs",
-        include_str!("../../config/templates/secret.txt.hbs"),
+        include_str!("../config/templates/secret.txt.hbs"),
     ),
 ];
 
