@@ -75,6 +75,7 @@ pub async fn slack(
             .or(button["action_ts"].as_str())
             .unwrap_or_default()
     );
+    paged(&state, id, user, Channel::Slack).await?;
     let done = act(&state, id, action, user, "slack", &once).await?;
     Ok(Json(json!({ "text": done })).into_response())
 }
@@ -121,17 +122,20 @@ pub async fn telegram(
             format!("callback data {data:?} is not ack:<id> or resolve:<id>"),
         )),
         Some((action, id)) => match mapped(&config.directory, Channel::Telegram, &clicker) {
-            Ok(user) => {
-                act(
-                    &state,
-                    id,
-                    action,
-                    user,
-                    "telegram",
-                    &format!("telegram:{query_id}"),
-                )
-                .await
-            }
+            Ok(user) => match paged(&state, id, user, Channel::Telegram).await {
+                Ok(()) => {
+                    act(
+                        &state,
+                        id,
+                        action,
+                        user,
+                        "telegram",
+                        &format!("telegram:{query_id}"),
+                    )
+                    .await
+                }
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         },
     };
@@ -174,15 +178,16 @@ pub async fn mattermost(State(state): State<AppState>, body: Bytes) -> Result<Re
         )
     })?;
     let once = format!("mattermost:{token}");
-    let done = act(
-        &state,
-        claim.incident_id,
-        &claim.action,
-        user,
-        "mattermost",
-        &once,
-    )
-    .await?;
+    // The button is the paged user's, but whoever sees the message may press it: the
+    // timeline names the Mattermost account that did.
+    let via = match request["user_name"].as_str() {
+        Some(clicker) if !clicker.is_empty() => format!(
+            "mattermost, clicked by {}",
+            clicker.chars().take(64).collect::<String>()
+        ),
+        _ => "mattermost".to_string(),
+    };
+    let done = act(&state, claim.incident_id, &claim.action, user, &via, &once).await?;
     Ok(Json(json!({ "ephemeral_text": done, "update": { "message": done } })).into_response())
 }
 
@@ -202,6 +207,28 @@ fn mapped<'d>(
             ),
         )
     })
+}
+
+/// Refuses a click on an incident that never paged `user` on `channel`: a chat
+/// client may send any button data (Telegram's documented `callback_data` is not
+/// bound to the buttons it showed), and a page is what makes someone its responder
+/// there, as an SMS reply acts only on what paged that phone.
+async fn paged(state: &AppState, id: i64, user: &User, channel: Channel) -> Result<(), ApiError> {
+    let pages = state.store.delivered_pages(id).await?;
+    if pages
+        .iter()
+        .any(|(paged, via, _)| paged == &user.id && via == channel.as_str())
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "not paged",
+        format!(
+            "incident #{id} did not page {} by {channel}; act on it from the console or the API",
+            user.id
+        ),
+    ))
 }
 
 /// Acknowledges or resolves incident `id` as `user`, once per `once`.

@@ -42,7 +42,6 @@ pub async fn access(
     let bearer = presented_token(request.headers(), None)
         .is_some_and(|token| find_token(&config, &token).is_some());
     let signed_in = !bearer
-        && from_query.is_none()
         && super::console::session::current(&state, request.headers())
             .await
             .map_err(|_| {
@@ -57,7 +56,9 @@ pub async fn access(
         ));
     }
     let mut response = next.run(request).await;
-    if let Some(token) = from_query {
+    // A link carrying someone else's token must not replace the session of whoever
+    // opens it (their acts would then be credited to that token).
+    if let Some(token) = from_query.filter(|_| !signed_in) {
         match super::console::session::open(&state, &config, &token).await {
             Ok(cookie) => {
                 if let Ok(value) = HeaderValue::from_str(&cookie) {

@@ -4,7 +4,7 @@
 
 use super::ack_link::{AckLinks, ButtonClaim};
 use super::outbox::Message;
-use super::{NotifyError, call};
+use super::{NotifyError, call, inert_markdown};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -18,12 +18,16 @@ pub fn request(
     message: &Message,
     buttons: &[Value],
 ) -> reqwest::RequestBuilder {
+    let summary = message.context["incident"]["summary"]
+        .as_str()
+        .unwrap_or_default();
     http.post(webhook).json(&json!({
-        "text": message.short,
+        "text": inert_markdown(&message.short),
         "attachments": [ {
             "fallback": message.short,
-            "title": message.subject,
-            "text": message.context["incident"]["summary"],
+            "title": inert_markdown(&message.subject),
+            "title_link": message.context["console_url"],
+            "text": inert_markdown(summary),
             "actions": buttons,
         } ],
     }))

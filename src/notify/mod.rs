@@ -21,6 +21,25 @@ pub mod webhook;
 
 pub use crate::page::NotifyError;
 
+/// Alert text made inert for the chat clients that render Markdown (Mattermost,
+/// Teams): a sender's summary must not carry links, images or `@channel` mentions
+/// into the message beside the real buttons.
+pub fn inert_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' | '*' | '_' | '~' | '`' | '[' | ']' | '(' | ')' | '!' | '<' | '>' | '|' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // A zero-width space after `@` keeps `@channel` from notifying anyone.
+            '@' => out.push_str("@\u{200b}"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Makes a provider request: a refused connection, a timeout, a 5xx or a 429 is
 /// transient, any other non-2xx permanent. The URL never goes into the error (Telegram
 /// puts the bot token in it), so the timeline stays free of credentials.
@@ -50,5 +69,18 @@ pub async fn call(
         Err(NotifyError::Permanent(format!(
             "{provider} refused the message ({status}): {detail}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inert_markdown;
+
+    #[test]
+    fn a_summary_cannot_link_embed_or_mention_in_markdown_chats() {
+        assert_eq!(
+            inert_markdown("@channel disk full [ack](https://evil.example) ![](x.png)"),
+            "@\u{200b}channel disk full \\[ack\\]\\(https://evil.example\\) \\!\\[\\]\\(x.png\\)"
+        );
     }
 }

@@ -25,11 +25,17 @@ pub fn request(
         .header("Title", header_text(&message.subject))
         .header("Priority", priority)
         .body(message.short.clone());
+    let mut actions = Vec::new();
     if let (false, Some(ack_url)) = (message.resolved, message.context["ack_url"].as_str()) {
-        request = request.header(
-            "Actions",
-            format!("http, Acknowledge, {ack_url}, method=POST, clear=true"),
-        );
+        actions.push(format!(
+            "http, Acknowledge, {ack_url}, method=POST, clear=true"
+        ));
+    }
+    if let Some(console_url) = message.context["console_url"].as_str() {
+        actions.push(format!("view, Open in the console, {console_url}"));
+    }
+    if !actions.is_empty() {
+        request = request.header("Actions", actions.join("; "));
     }
     if let Some(token) = &config.token {
         request = request.bearer_auth(token);

@@ -37,7 +37,7 @@ pub fn request(
         .json(&json!({
             "channel": member,
             "text": message.short,
-            "blocks": blocks(incident, status),
+            "blocks": blocks(incident, status, message.context["console_url"].as_str().unwrap_or_default()),
         }))
 }
 
@@ -66,6 +66,7 @@ pub async fn update(
     config: &SlackConfig,
     posted: &Posted,
     incident: &Value,
+    console_url: &str,
 ) -> Result<(), NotifyError> {
     let status = incident["status"].as_str().unwrap_or("triggered");
     let request = http
@@ -75,7 +76,7 @@ pub async fn update(
             "channel": posted.channel,
             "ts": posted.ts,
             "text": format!("[{}] #{} is {status}", incident["priority"].as_str().unwrap_or_default(), incident["id"]),
-            "blocks": blocks(incident, status),
+            "blocks": blocks(incident, status, console_url),
         }));
     web_api(request).await.map(|_| ())
 }
@@ -86,7 +87,12 @@ async fn web_api(request: reqwest::RequestBuilder) -> Result<Value, NotifyError>
         .await?
         .json()
         .await
-        .map_err(|error| NotifyError::Transient(format!("Slack's answer is not JSON: {error}")))?;
+        .map_err(|error| {
+            NotifyError::Transient(format!(
+                "Slack's answer is not JSON: {}",
+                error.without_url()
+            ))
+        })?;
     if answer["ok"].as_bool() == Some(true) {
         return Ok(answer);
     }
@@ -102,14 +108,21 @@ async fn web_api(request: reqwest::RequestBuilder) -> Result<Value, NotifyError>
 }
 
 /// The incident, its SLA due times and, while there is something to do, the buttons.
-fn blocks(incident: &Value, status: &str) -> Value {
+fn blocks(incident: &Value, status: &str, console_url: &str) -> Value {
     let text = |key: &str| escape(incident[key].as_str().unwrap_or_default());
+    // A link in the text, not a URL button: Slack posts a click on any button to the
+    // interactivity URL, where only Acknowledge and Resolve act.
+    let console = if console_url.is_empty() {
+        String::new()
+    } else {
+        format!(" · <{}|open in the console>", escape(console_url))
+    };
     let mut blocks = vec![json!({
         "type": "section",
         "text": {
             "type": "mrkdwn",
             "text": format!(
-                "*[{}] #{} {}*\n{}\nStatus: *{status}* · respond by {} · resolve by {}",
+                "*[{}] #{} {}*\n{}\nStatus: *{status}* · respond by {} · resolve by {}{console}",
                 text("priority"), incident["id"], text("resource"), text("summary"),
                 text("response_due"), text("resolve_due"),
             ),
@@ -161,7 +174,7 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::Stale)?;
-    if (now - sent).abs() > MAX_AGE_SECONDS {
+    if now.abs_diff(sent) > MAX_AGE_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let given = signature

@@ -1,9 +1,9 @@
 //! The Microsoft Teams channel: a Workflows webhook ("Post to a channel when a
 //! webhook request is received") taking an Adaptive Card. Teams cannot call back, so
-//! the card's buttons open the acknowledgement page and the incident.
+//! the card's buttons open the acknowledgement page and the incident in the console.
 
 use super::outbox::Message;
-use super::{NotifyError, call};
+use super::{NotifyError, call, inert_markdown};
 use serde_json::json;
 
 /// The message with its Adaptive Card attachment, as the Workflows trigger expects.
@@ -20,13 +20,13 @@ pub fn request(
             json!({ "type": "Action.OpenUrl", "title": "Acknowledge", "url": context["ack_url"] }),
         );
     }
-    actions.push(json!({ "type": "Action.OpenUrl", "title": "Open incident", "url": context["incident_url"] }));
+    actions.push(json!({ "type": "Action.OpenUrl", "title": "Open in the console", "url": context["console_url"] }));
     let card = json!({
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": [
-            { "type": "TextBlock", "text": message.subject, "weight": "Bolder", "size": "Medium", "wrap": true },
+            { "type": "TextBlock", "text": inert_markdown(&message.subject), "weight": "Bolder", "size": "Medium", "wrap": true },
             { "type": "FactSet", "facts": [
                 { "title": "Status", "value": if message.resolved { "resolved" } else { incident["status"].as_str().unwrap_or("triggered") } },
                 { "title": "Respond by", "value": incident["response_due"] },

@@ -15,12 +15,18 @@ pub fn request(
 ) -> reqwest::RequestBuilder {
     let id = &message.context["incident"]["id"];
     let mut body = json!({ "chat_id": chat_id, "text": message.short });
-    if !message.resolved {
-        body["reply_markup"] = json!({ "inline_keyboard": [[
-            { "text": "Acknowledge", "callback_data": format!("ack:{id}") },
-            { "text": "Resolve", "callback_data": format!("resolve:{id}") },
-        ]] });
-    }
+    let console = json!({ "text": "Open in the console", "url": message.context["console_url"] });
+    body["reply_markup"] = if message.resolved {
+        json!({ "inline_keyboard": [[console]] })
+    } else {
+        json!({ "inline_keyboard": [
+            [
+                { "text": "Acknowledge", "callback_data": format!("ack:{id}") },
+                { "text": "Resolve", "callback_data": format!("resolve:{id}") },
+            ],
+            [console],
+        ] })
+    };
     http.post(format!(
         "{}/bot{}/sendMessage",
         config.api_url, config.bot_token
@@ -40,7 +46,11 @@ pub async fn send(
         .json()
         .await
         .map_err(|error| {
-            NotifyError::Transient(format!("Telegram's answer is not JSON: {error}"))
+            // The URL holds the bot token: it must not reach the timeline.
+            NotifyError::Transient(format!(
+                "Telegram's answer is not JSON: {}",
+                error.without_url()
+            ))
         })?;
     if answer["ok"].as_bool() == Some(true) {
         return Ok(());

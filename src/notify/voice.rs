@@ -87,7 +87,12 @@ pub async fn send(
         .await?
         .json()
         .await
-        .map_err(|error| NotifyError::Transient(format!("Twilio's answer is not JSON: {error}")))?;
+        .map_err(|error| {
+            NotifyError::Transient(format!(
+                "Twilio's answer is not JSON: {}",
+                error.without_url()
+            ))
+        })?;
     Ok(answer["sid"]
         .as_str()
         .unwrap_or("without a sid")

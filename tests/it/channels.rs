@@ -170,6 +170,13 @@ async fn a_signed_slack_click_acknowledges_and_the_message_follows_every_act() {
         section.contains("respond by 2026-11-29T03:15:00.000Z"),
         "{section}"
     );
+    assert!(
+        section.ends_with(&format!(
+            "<{}/ui/incidents/{id}|open in the console>",
+            tocsin.url
+        )),
+        "{section}"
+    );
     assert_eq!(
         buttons(post),
         [
@@ -207,7 +214,10 @@ async fn a_signed_slack_click_acknowledges_and_the_message_follows_every_act() {
         update["blocks"][0]["text"]["text"]
             .as_str()
             .unwrap()
-            .contains("Status: *acknowledged*")
+            .contains(&format!(
+                "Status: *acknowledged* · respond by 2026-11-29T03:15:00.000Z · resolve by 2026-11-29T04:00:00.000Z · <{}/ui/incidents/{id}|open in the console>",
+                tocsin.url
+            ))
     );
     assert_eq!(
         buttons(&updates[0]),
@@ -330,6 +340,10 @@ async fn a_telegram_button_acts_only_with_the_webhook_secret() {
             { "text": "Resolve", "callback_data": format!("resolve:{id}") },
         ])
     );
+    assert_eq!(
+        body["reply_markup"]["inline_keyboard"][1],
+        json!([{ "text": "Open in the console", "url": format!("{}/ui/incidents/{id}", tocsin.url) }])
+    );
     let update = |from: i64, query: &str| {
         json!({
             "update_id": 10000,
@@ -415,7 +429,17 @@ async fn an_ntfy_push_carries_priority_and_an_acknowledge_action_that_acts() {
     assert_eq!(push.header("priority"), "5");
     assert_eq!(push.header("authorization"), "Bearer tk_ntfy_token");
     let actions = push.header("actions");
-    let ack_url = actions
+    let (ack, console) = actions
+        .split_once("; ")
+        .unwrap_or_else(|| panic!("two actions: {actions}"));
+    assert_eq!(
+        console,
+        format!(
+            "view, Open in the console, {}/ui/incidents/{id}",
+            tocsin.url
+        )
+    );
+    let ack_url = ack
         .strip_prefix("http, Acknowledge, ")
         .and_then(|rest| rest.strip_suffix(", method=POST, clear=true"))
         .unwrap_or_else(|| panic!("{actions}"));
@@ -508,9 +532,10 @@ async fn a_teams_card_opens_the_ack_page_and_keeps_its_webhook_secret() {
         (card["type"].as_str(), card["version"].as_str()),
         (Some("AdaptiveCard"), Some("1.4"))
     );
+    // Markdown the sender wrote is shown, not rendered.
     assert_eq!(
         card["body"][0]["text"],
-        format!("[P1] #{id} db-01: postgres failing on db-01")
+        format!("\\[P1\\] \\#{id} db-01: postgres failing on db-01")
     );
     assert_eq!(
         card["body"][1]["facts"][1],
@@ -520,6 +545,10 @@ async fn a_teams_card_opens_the_ack_page_and_keeps_its_webhook_secret() {
     assert_eq!(
         (ack["type"].as_str(), ack["title"].as_str()),
         (Some("Action.OpenUrl"), Some("Acknowledge"))
+    );
+    assert_eq!(
+        card["actions"][1],
+        json!({ "type": "Action.OpenUrl", "title": "Open in the console", "url": format!("{}/ui/incidents/{id}", tocsin.url) })
     );
     let ack_url = ack["url"].as_str().unwrap();
     let path = &ack_url[ack_url.find("/ack/").unwrap()..];
@@ -560,7 +589,11 @@ async fn a_mattermost_button_acts_once_and_only_with_its_own_hmac() {
     let body = posts[0].json();
     assert_eq!(
         body["text"],
-        format!("[P1] #{id} db-01: postgres failing on db-01")
+        format!("\\[P1\\] \\#{id} db-01: postgres failing on db-01")
+    );
+    assert_eq!(
+        body["attachments"][0]["title_link"],
+        format!("{}/ui/incidents/{id}", tocsin.url)
     );
     let actions = body["attachments"][0]["actions"]
         .as_array()

@@ -81,7 +81,15 @@ impl Outbox {
                 channel: message.chat.clone(),
                 ts: message.message.clone(),
             };
-            let shown = slack::update(&self.http, slack, &posted, &incident_json(&incident)).await;
+            let console_url = format!("{}/ui/incidents/{}", config.public_url, incident.id);
+            let shown = slack::update(
+                &self.http,
+                slack,
+                &posted,
+                &incident_json(&incident),
+                &console_url,
+            )
+            .await;
             let recorded = match shown {
                 Ok(()) => self.store.chat_message_shown(&message, status).await,
                 Err(error) => {
