@@ -241,7 +241,7 @@ fn main() -> ExitCode {
             eprintln!("tocsin: no command given; try `tocsin serve` or `tocsin --help`");
             ExitCode::from(2)
         }
-        Some(Command::CheckConfig { config }) => match Config::load(&config) {
+        Some(Command::CheckConfig { config }) => match tocsin::reload::load(&config) {
             Ok(loaded) => match tocsin::notify::templates::Templates::load(&loaded.templates_dir) {
                 Ok(_) => {
                     println!(
@@ -266,14 +266,14 @@ fn main() -> ExitCode {
             source,
             json,
             files,
-        }) => match Config::load(&config) {
+        }) => match tocsin::reload::load(&config) {
             Ok(config) => finish(simulate(&config, source.as_deref(), json, &files)),
             Err(errors) => {
                 eprint!("{errors}");
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Oncall { config, json }) => match Config::load(&config) {
+        Some(Command::Oncall { config, json }) => match tocsin::reload::load(&config) {
             Ok(config) => finish(tocsin::cli::oncall(&config, SystemClock.now(), json)),
             Err(errors) => {
                 eprint!("{errors}");
@@ -395,7 +395,7 @@ fn main() -> ExitCode {
         }),
         Some(Command::Serve { config }) => {
             let path = config;
-            let config = match Config::load(&path) {
+            let config = match tocsin::reload::load(&path) {
                 Ok(config) => config,
                 Err(errors) => {
                     eprint!("{errors}");
