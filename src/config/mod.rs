@@ -1241,7 +1241,7 @@ fn matchers(path: &str, texts: &[String], check: &mut Checker<'_>) -> Vec<Matche
         .enumerate()
         .filter_map(|(j, text)| {
             Matcher::parse(text)
-                .map_err(|message| check.error(format!("{path}[{j}]"), message))
+                .map_err(|error| check.error(format!("{path}[{j}]"), error.to_string()))
                 .ok()
         })
         .collect()
