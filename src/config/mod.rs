@@ -1037,7 +1037,7 @@ fn directory(raw: &RawConfig, check: &mut Checker<'_>) -> Directory {
                 directory.schedules.insert(schedule.name.clone(), parsed);
             }
             Err(message) if every > TimeDelta::zero() => {
-                check.error(format!("{path}.rotation"), message)
+                check.error(format!("{path}.rotation"), message.to_string())
             }
             Err(_) => {}
         }
