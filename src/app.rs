@@ -65,6 +65,13 @@ impl App {
     ) -> anyhow::Result<Self> {
         // reqwest and lettre share rustls; ring is the one provider compiled in.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Console overrides are rows: a restart finds them before the first page.
+        config.directory.stored.replace(
+            store
+                .overrides(clock.now())
+                .await
+                .context("cannot read the on-call overrides from the store")?,
+        );
         let config = Arc::new(config);
         warn_about_tokens(&config);
         let shared: crate::config::SharedConfig = Arc::new(arc_swap::ArcSwap::new(config.clone()));
@@ -131,6 +138,7 @@ impl App {
             store: store.clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
+            overrides: config.directory.stored.clone(),
         };
         let reports = crate::scheduler::cron_jobs(
             &config,
@@ -275,6 +283,7 @@ fn outbox(
         sms,
         http,
         handoff,
+        chat_sync: crate::notify::outbox::ChatSync::default(),
     })
 }
 

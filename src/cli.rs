@@ -1,4 +1,5 @@
-//! The command line as a client: `tocsin oncall` reads the configuration, and
+//! The command line as a client: `tocsin oncall` reads the configuration (and the
+//! overrides taken in the console, from the database), and
 //! `tocsin incidents …` talks to a running daemon over its HTTP API.
 
 use crate::config::Config;
@@ -338,12 +339,28 @@ impl Remote {
     }
 }
 
-/// `tocsin oncall`: who is on call now and next, from the configuration.
+/// `tocsin oncall`: who is on call now and next, from the configuration and the
+/// overrides stored by the console.
 pub fn oncall(
     config: &Config,
     now: chrono::DateTime<chrono::Utc>,
     json: bool,
 ) -> anyhow::Result<String> {
+    let stored = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?
+        .block_on(crate::store::console::read_overrides(
+            &config.storage_url,
+            now,
+        ));
+    match stored {
+        Ok(rows) => config.directory.stored.replace(rows),
+        Err(error) => eprintln!(
+            "warning: console overrides not read from {} ({error}); showing the configuration's rotations only",
+            config.storage_url
+        ),
+    }
     let report = crate::oncall::report::report(&config.directory, now);
     if json {
         return Ok(serde_json::to_string_pretty(&report)?);

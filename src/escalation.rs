@@ -235,6 +235,11 @@ mod tests {
                     email: Some(format!("{id}@example.com")),
                     phone: Some("+15550001".into()),
                     webhook: None,
+                    slack: None,
+                    telegram: None,
+                    ntfy_topic: None,
+                    teams_webhook: None,
+                    mattermost_webhook: None,
                     notify: vec![
                         NotifyRule {
                             channel: Channel::Email,

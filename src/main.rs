@@ -105,8 +105,18 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
-    /// Send a test alert through the whole chain (ingest token in TOCSIN_INGEST_TOKEN).
+    /// Send a test alert through the whole chain (ingest token in TOCSIN_INGEST_TOKEN),
+    /// or with --to and --channel a test message straight to one person on one channel.
     SendTestAlert {
+        /// A [[users]] id: send a test message to this person instead of an alert.
+        #[arg(long, requires = "channel")]
+        to: Option<String>,
+        /// email, sms, webhook, slack, telegram, ntfy, teams, mattermost or voice.
+        #[arg(long, requires = "to")]
+        channel: Option<String>,
+        /// The configuration whose credentials --to/--channel use.
+        #[arg(long, default_value = "config/tocsin.toml")]
+        config: PathBuf,
         /// P1..P4: the severity sent (critical, error, warning, info).
         #[arg(long, default_value = "P1")]
         priority: String,
@@ -324,9 +334,16 @@ fn main() -> ExitCode {
             }
         }),
         Some(Command::SendTestAlert {
+            to: Some(to),
+            channel: Some(channel),
+            config,
+            ..
+        }) => send_test(&config, &to, &channel),
+        Some(Command::SendTestAlert {
             priority,
             url: daemon_url,
             token: ingest_token,
+            ..
         }) => {
             let severity = match priority.as_str() {
                 "P1" => "critical",
@@ -462,6 +479,31 @@ where
     let outcome = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(call(remote)));
+    finish(outcome)
+}
+
+/// `send-test-alert --to --channel`: the message goes out from here, not the daemon.
+fn send_test(config: &std::path::Path, to: &str, channel: &str) -> ExitCode {
+    let Ok(channel) = channel.parse::<tocsin::oncall::Channel>() else {
+        eprintln!(
+            "tocsin: --channel {channel:?}: use email, sms, webhook, slack, telegram, ntfy, teams, mattermost or voice"
+        );
+        return ExitCode::from(2);
+    };
+    let config = match tocsin::reload::load(config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime
+                .block_on(tocsin::notify::test_send::send_test(&config, to, channel))
+                .map_err(|error| anyhow::anyhow!("the test message was not sent: {error}"))
+        });
     finish(outcome)
 }
 

@@ -5,7 +5,7 @@
 
 use crate::name::UnknownName;
 use crate::oncall::Channel;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::str::FromStr;
 
 /// What an escalation timer waits for.
@@ -131,4 +131,75 @@ pub enum Delivery {
     /// Not sent: it no longer applies (a page for an incident acknowledged or
     /// resolved before it went out).
     Cancelled,
+}
+
+/// Why a delivery failed, which decides whether it is retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    /// Worth another try later (server down, timeout, 5xx, 429).
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying will not help (address refused, channel not configured).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl NotifyError {
+    /// What this failure of attempt `attempt` on row `id` (described by `what`) means
+    /// for the row: retried after a backoff while it is transient and `deadline` is
+    /// ahead, given up otherwise; and the timeline message that says so. The outbox
+    /// and the ticket desk share this policy.
+    pub fn settle(
+        self,
+        what: &str,
+        attempt: i64,
+        id: i64,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> (Delivery, String) {
+        match self {
+            Self::Transient(error) if now < deadline => {
+                let at = now + backoff(attempt, id);
+                let message = format!(
+                    "{what} attempt {attempt} failed: {error}; retrying in {}s",
+                    (at - now).num_seconds()
+                );
+                (Delivery::Retry { at, error }, message)
+            }
+            error => (
+                Delivery::Failed {
+                    error: error.to_string(),
+                },
+                format!("{what} failed after {attempt} attempt(s): {error}"),
+            ),
+        }
+    }
+}
+
+/// 5 s, 10 s, 20 s, 40 s, then 60 s, each shortened by up to 20 % by a jitter drawn
+/// from the message id, so retries of many messages spread out and the first retry
+/// still comes within 5 s.
+pub fn backoff(attempt: i64, id: i64) -> TimeDelta {
+    let exponent = u32::try_from(attempt.clamp(1, 5) - 1).unwrap_or(0);
+    let base_ms = (5_000_i64 << exponent).min(60_000);
+    let spread = (id.wrapping_mul(2_654_435_761) % 21).abs() - 20;
+    TimeDelta::milliseconds(base_ms + base_ms * spread / 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_within_five_seconds_and_caps_at_a_minute() {
+        for id in 0..50 {
+            let first = backoff(1, id);
+            assert!(
+                first >= TimeDelta::seconds(4) && first <= TimeDelta::seconds(5),
+                "{first}"
+            );
+            assert!(backoff(10, id) <= TimeDelta::seconds(60));
+        }
+        assert!(backoff(3, 1) > backoff(2, 1));
+    }
 }

@@ -45,6 +45,8 @@ pub fn reload(config: &SharedConfig, path: Option<&Path>) -> Result<String, Conf
     if fresh.listen != running.listen || fresh.storage_url != running.storage_url {
         note.push_str("; server.listen and storage.url take effect at the next restart");
     }
+    // Console overrides live in the store, not the file: the mirror carries over.
+    fresh.directory.stored = running.directory.stored.clone();
     // The socket stays where it is until a restart: judge exposure by it.
     fresh.listen = running.listen;
     if let Some(refusal) = fresh.exposure_refusal() {

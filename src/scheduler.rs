@@ -31,6 +31,9 @@ pub struct Ticker {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
+    /// On-call overrides another replica may have written: read again every round,
+    /// before the timers page anyone.
+    pub overrides: crate::oncall::stored::StoredOverrides,
 }
 
 impl Ticker {
@@ -45,6 +48,10 @@ impl Ticker {
     /// Escalations, messages and the self-check: everything paging needs, and nothing
     /// that waits on a helpdesk.
     async fn round(&self) {
+        match self.store.overrides(self.clock.now()).await {
+            Ok(rows) => self.overrides.replace(rows),
+            Err(error) => tracing::error!(%error, "cannot read the on-call overrides"),
+        }
         self.fire_timers().await;
         self.send_queued().await;
         self.check_overdue().await;

@@ -80,12 +80,20 @@ pub async fn acknowledge(State(state): State<AppState>, Path(token): Path<String
         )
         .await
     {
-        Ok(incident) => link_page::message(
+        Ok(incident) => link_page::message_with_link(
             StatusCode::OK,
             "Acknowledged",
             &format!(
                 "Incident #{} ({}) is acknowledged by {}. Escalation has stopped.",
                 incident.id, incident.title, claim.user_id
+            ),
+            (
+                "Open the incident in the console",
+                &format!(
+                    "{}/ui/incidents/{}",
+                    state.config.load().public_url,
+                    incident.id
+                ),
             ),
         ),
         Err(PipelineError::Spent) => used_link(),

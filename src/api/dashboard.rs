@@ -24,12 +24,10 @@ use chrono::{TimeDelta, Timelike};
 use serde_json::{Value, json};
 use std::convert::Infallible;
 
-/// The cookie that carries a dashboard token given once as `?token=`, so the page's
-/// own requests (panel, live stream) need no token in their URLs.
-const TOKEN_COOKIE: &str = "tocsin_dashboard";
-
-/// Middleware: a private dashboard needs an API token (any role) as Bearer, as
-/// `?token=` (then kept in an HttpOnly cookie) or from that cookie.
+/// Middleware: a private dashboard needs an API token (any role) as Bearer, or a
+/// console session (`/ui/login`). A token given once as `?token=` opens such a
+/// session, so the page's own requests (panel, live stream) need no token in their
+/// URLs and the cookie never holds the token itself.
 pub async fn access(
     State(state): State<AppState>,
     request: Request,
@@ -39,47 +37,41 @@ pub async fn access(
     if config.dashboard_public() {
         return Ok(next.run(request).await);
     }
-    let from_query = presented_token(&HeaderMap::new(), request.uri().query());
-    let token = presented_token(request.headers(), None)
-        .or_else(|| from_query.clone())
-        .or_else(|| cookie(request.headers(), TOKEN_COOKIE));
-    let known = token
-        .as_deref()
-        .and_then(|token| find_token(&config, token));
-    if known.is_none() {
+    let from_query = presented_token(&HeaderMap::new(), request.uri().query())
+        .filter(|token| find_token(&config, token).is_some());
+    let bearer = presented_token(request.headers(), None)
+        .is_some_and(|token| find_token(&config, &token).is_some());
+    let signed_in = !bearer
+        && from_query.is_none()
+        && super::console::session::current(&state, request.headers())
+            .await
+            .map_err(|_| {
+                ApiError::unavailable("the session store did not answer; reload in a moment")
+            })?
+            .is_some();
+    if !bearer && from_query.is_none() && !signed_in {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "dashboard needs a token",
-            "open /?token=<an API token> once (any role), or set [dashboard] public = true",
+            "sign in at /ui/login, or open /?token=<an API token> once (any role), or set [dashboard] public = true",
         ));
     }
     let mut response = next.run(request).await;
     if let Some(token) = from_query {
-        let secure = if config.public_url.starts_with("https:") {
-            "; Secure"
-        } else {
-            ""
-        };
-        let value = format!(
-            "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}"
-        );
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            response.headers_mut().insert(header::SET_COOKIE, value);
+        match super::console::session::open(&state, &config, &token).await {
+            Ok(cookie) => {
+                if let Ok(value) = HeaderValue::from_str(&cookie) {
+                    response.headers_mut().insert(header::SET_COOKIE, value);
+                }
+            }
+            Err(_) => {
+                return Err(ApiError::unavailable(
+                    "the session could not be stored; reload in a moment",
+                ));
+            }
         }
     }
     Ok(response)
-}
-
-/// A cookie's value from the request's `Cookie` headers.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_string())
 }
 
 /// `GET /`.

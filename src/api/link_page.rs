@@ -17,15 +17,32 @@ pub struct Button {
 
 /// A page that only says something.
 pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
-    render(status, title, &[text.to_string()], &[])
+    render(status, title, &[text.to_string()], &[], None)
+}
+
+/// A page that says something and offers one link onward, as `(label, href)`: after
+/// acting from an email, the incident's page in the console.
+pub fn message_with_link(
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    link: (&str, &str),
+) -> Response {
+    render(status, title, &[text.to_string()], &[], Some(link))
 }
 
 /// A 200 page with `lines` and one form holding `buttons`.
 pub fn form(title: &str, lines: &[String], buttons: &[Button]) -> Response {
-    render(StatusCode::OK, title, lines, buttons)
+    render(StatusCode::OK, title, lines, buttons, None)
 }
 
-fn render(status: StatusCode, title: &str, lines: &[String], buttons: &[Button]) -> Response {
+fn render(
+    status: StatusCode,
+    title: &str,
+    lines: &[String],
+    buttons: &[Button],
+    link: Option<(&str, &str)>,
+) -> Response {
     let mut body = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\">\
@@ -42,6 +59,13 @@ fn render(status: StatusCode, title: &str, lines: &[String], buttons: &[Button])
             body.push_str(&render_button(button));
         }
         body.push_str("</form>");
+    }
+    if let Some((label, href)) = link {
+        body.push_str(&format!(
+            "<p><a href=\"{}\">{}</a></p>",
+            escape(href),
+            escape(label)
+        ));
     }
     body.push_str("</body></html>");
     let mut response = (status, Html(body)).into_response();

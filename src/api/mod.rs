@@ -6,6 +6,8 @@ pub mod alerts;
 pub mod approve;
 pub mod auth;
 pub mod changes;
+pub mod chat;
+pub mod console;
 pub mod dashboard;
 pub mod drills;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod runbooks;
 pub mod silences;
 pub mod tickets;
 pub mod twilio;
+pub mod voice;
 
 use crate::alert::Priority;
 use crate::clock::Clock;
@@ -125,6 +128,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/approve/{token}", get(approve::show).post(approve::approve))
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
+        .route("/api/v1/chat/slack", post(chat::slack))
+        .route("/api/v1/chat/telegram", post(chat::telegram))
+        .route("/api/v1/chat/mattermost", post(chat::mattermost))
+        .route("/api/v1/voice/twilio", post(voice::twilio))
         .route("/api/v1/heartbeat/{name}", post(heartbeat::check_in))
         .route("/v2/change/enqueue", post(changes::enqueue))
         .route("/api/v1/changes", post(changes::create))
@@ -142,6 +149,7 @@ pub fn router(state: AppState) -> Router {
                     dashboard::access,
                 )),
         )
+        .merge(console::router())
         .route("/api/v1/openapi.json", get(health::openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

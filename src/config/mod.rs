@@ -3,6 +3,8 @@
 //! No other module reads the environment.
 
 pub mod channels;
+pub mod chat;
+pub mod console;
 mod helpdesk;
 mod locate;
 pub mod raw;
@@ -165,6 +167,8 @@ pub struct Config {
     pub directory: Directory,
     pub email: Option<EmailConfig>,
     pub sms: Option<SmsConfig>,
+    /// `[slack]`, `[telegram]`, `[ntfy]`, `[voice]`.
+    pub chat: chat::ChatConfig,
     pub runbooks_dir: PathBuf,
     /// The manifests found in `runbooks_dir`: none until `reload::load` has read
     /// them and checked them against this file ([`Config::runbook_errors`]).
@@ -198,6 +202,8 @@ pub struct Config {
     pub silence_retention: TimeDelta,
     /// `[changes]`.
     pub changes: ChangesConfig,
+    /// `[console]`.
+    pub console: console::ConsoleConfig,
 }
 
 /// `[changes]`: which change events an incident shows, and for how long they are kept.
@@ -342,6 +348,7 @@ impl Config {
             Channel::Email => self.email.as_ref().map(|e| e.deadline),
             Channel::Sms => self.sms.as_ref().map(|s| s.deadline),
             Channel::Webhook => None,
+            chat => self.chat.deadline(chat),
         }
         .unwrap_or(TimeDelta::hours(24))
     }
@@ -448,6 +455,10 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "sla" => section(value, &key, errors, &mut raw.sla),
             "email" => section(value, &key, errors, &mut raw.email),
             "sms" => section(value, &key, errors, &mut raw.sms),
+            "slack" => section(value, &key, errors, &mut raw.slack),
+            "telegram" => section(value, &key, errors, &mut raw.telegram),
+            "ntfy" => section(value, &key, errors, &mut raw.ntfy),
+            "voice" => section(value, &key, errors, &mut raw.voice),
             "users" => section(value, &key, errors, &mut raw.users),
             "schedules" => section(value, &key, errors, &mut raw.schedules),
             "escalation_policies" => section(value, &key, errors, &mut raw.escalation_policies),
@@ -465,6 +476,7 @@ fn read_sections(table: toml::Table, errors: &mut Vec<ConfigError>) -> RawConfig
             "dashboard" => section(value, &key, errors, &mut raw.dashboard),
             "silences" => section(value, &key, errors, &mut raw.silences),
             "changes" => section(value, &key, errors, &mut raw.changes),
+            "console" => section(value, &key, errors, &mut raw.console),
             _ => errors.push(ConfigError {
                 path: key.clone(),
                 line: None,
@@ -598,6 +610,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         .as_ref()
         .map(|email| email_config(email, &mut check));
     let sms = raw.sms.as_ref().map(|sms| sms_config(sms, &mut check));
+    let chat = chat::chat(&raw, &directory, &mut check);
     let heartbeats = raw
         .heartbeats
         .iter()
@@ -713,6 +726,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         directory,
         email,
         sms,
+        chat,
         runbooks_dir: PathBuf::from(raw.runbooks.dir),
         runbooks: Vec::new(),
         runbooks_enabled,
@@ -732,6 +746,9 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         changes: ChangesConfig {
             window: check.duration("changes.window", &raw.changes.window),
             retention: check.duration("changes.retention", &raw.changes.retention),
+        },
+        console: console::ConsoleConfig {
+            session_ttl: check.duration("console.session_ttl", &raw.console.session_ttl),
         },
         templates_dir: PathBuf::from(
             raw.templates_dir
@@ -943,7 +960,7 @@ fn directory(raw: &RawConfig, check: &mut Checker<'_>) -> Directory {
                     check.error(
                         format!("{path}.channel"),
                         format!(
-                            "unknown channel {:?}; use email, sms or webhook",
+                            "unknown channel {:?}; use email, sms, webhook, slack, telegram, ntfy, teams, mattermost or voice",
                             rule.channel
                         ),
                     );
@@ -962,6 +979,11 @@ fn directory(raw: &RawConfig, check: &mut Checker<'_>) -> Directory {
             email: user.email.clone().filter(|e| !e.is_empty()),
             phone: user.phone.clone().filter(|p| !p.is_empty()),
             webhook: user.webhook.clone().filter(|w| !w.is_empty()),
+            slack: user.slack.clone().filter(|s| !s.is_empty()),
+            telegram: user.telegram.clone().filter(|t| !t.is_empty()),
+            ntfy_topic: user.ntfy_topic.clone().filter(|t| !t.is_empty()),
+            teams_webhook: user.teams_webhook.clone().filter(|w| !w.is_empty()),
+            mattermost_webhook: user.mattermost_webhook.clone().filter(|w| !w.is_empty()),
             notify,
         };
         for (j, rule) in parsed.notify.iter().enumerate() {
@@ -969,10 +991,11 @@ fn directory(raw: &RawConfig, check: &mut Checker<'_>) -> Directory {
                 check.error(
                     format!("users[{i}].notify[{j}].channel"),
                     format!(
-                        "user {:?} has no {} address for channel {:?}",
+                        "user {:?} has no {} address for channel {:?}; set {} in this [[users]] entry",
                         user.id,
                         rule.channel,
-                        rule.channel.as_str()
+                        rule.channel.as_str(),
+                        rule.channel.user_key()
                     ),
                 );
             }

@@ -172,6 +172,17 @@ pub struct RawUser {
     /// URL for the `webhook` channel (chat tools).
     #[serde(default)]
     pub webhook: Option<String>,
+    /// Slack member id, Telegram chat id, ntfy topic (`notify` channels of the same name).
+    #[serde(default)]
+    pub slack: Option<String>,
+    #[serde(default)]
+    pub telegram: Option<String>,
+    #[serde(default)]
+    pub ntfy_topic: Option<String>,
+    #[serde(default)]
+    pub teams_webhook: Option<String>,
+    #[serde(default)]
+    pub mattermost_webhook: Option<String>,
     #[serde(default)]
     pub notify: Vec<RawNotifyRule>,
 }
@@ -451,6 +462,10 @@ pub struct RawConfig {
     pub sla: BTreeMap<String, RawSla>,
     pub email: Option<RawEmail>,
     pub sms: Option<RawSms>,
+    pub slack: Option<super::chat::RawSlack>,
+    pub telegram: Option<super::chat::RawTelegram>,
+    pub ntfy: Option<super::chat::RawNtfy>,
+    pub voice: Option<super::chat::RawVoice>,
     pub users: Vec<RawUser>,
     pub schedules: Vec<RawSchedule>,
     pub escalation_policies: Vec<RawPolicy>,
@@ -468,6 +483,7 @@ pub struct RawConfig {
     pub dashboard: RawDashboard,
     pub silences: RawSilences,
     pub changes: RawChanges,
+    pub console: super::console::RawConsole,
 }
 
 #[derive(Debug, Deserialize)]

@@ -104,6 +104,18 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// A subject line: `[P1] #12 db-01: summary`, on one line, cut to 200 characters
+    /// (mail clients and helpdesks truncate or reject longer ones).
+    pub fn subject(&self, prefix: &str) -> String {
+        const LIMIT: usize = 200;
+        let full = format!("{prefix} #{} {}: {}", self.id, self.resource, self.summary);
+        let single_line = full.replace(['\r', '\n'], " ");
+        if single_line.chars().count() <= LIMIT {
+            return single_line;
+        }
+        single_line.chars().take(LIMIT - 1).collect::<String>() + "…"
+    }
+
     /// A new triggered incident opened by `alert`.
     pub fn open(
         id: i64,

@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Built-in templates: (name, file, text).
-const BUILT_IN: [(&str, &str, &str); 10] = [
+const BUILT_IN: [(&str, &str, &str); 13] = [
     (
         "monthly.html",
         "monthly.html.hbs",
@@ -56,6 +56,21 @@ const BUILT_IN: [(&str, &str, &str); 10] = [
         "resolved.sms",
         "resolved.sms.hbs",
         include_str!("../../config/templates/resolved.sms.hbs"),
+    ),
+    (
+        "page.chat",
+        "page.chat.hbs",
+        include_str!("../../config/templates/page.chat.hbs"),
+    ),
+    (
+        "drill_report.txt",
+        "drill_report.txt.hbs",
+        include_str!("../../config/templates/drill_report.txt.hbs"),
+    ),
+    (
+        "secret.txt",
+        "secret.txt.hbs",
+        include_str!("../../config/templates/secret.txt.hbs"),
     ),
 ];
 
@@ -159,6 +174,13 @@ mod tests {
         assert_eq!(
             short,
             "[P1] #4521 db-01.prod.example.net: disk full Reply ACK 4521 or RES 4521"
+        );
+        context["console_url"] = "https://tocsin.example.com/ui/incidents/4521".into();
+        let linked = fit_sms(&templates, "page.sms", &mut context, &summary, 160).unwrap();
+        assert!(linked.chars().count() <= 160, "{linked}");
+        assert!(
+            linked.ends_with("RES 4521 https://tocsin.example.com/ui/incidents/4521"),
+            "the console link rides beside the reply codes: {linked}"
         );
     }
 

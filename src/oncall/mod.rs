@@ -4,11 +4,12 @@
 
 pub mod report;
 pub mod schedule;
+pub mod stored;
 
 use crate::alert::Priority;
 use crate::name::UnknownName;
 use chrono::{DateTime, TimeDelta, Utc};
-use schedule::Schedule;
+use schedule::{Schedule, Shift};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -19,15 +20,58 @@ pub enum Channel {
     Email,
     Sms,
     Webhook,
+    Slack,
+    Telegram,
+    Ntfy,
+    Teams,
+    Mattermost,
+    /// A phone call to `phone`; only where a rule asks for it, never by default.
+    Voice,
 }
 
 impl Channel {
+    /// Every channel but voice, in the order a user without rules is reached and a
+    /// failing channel falls back (a phone that rings is asked for by a rule).
+    pub const ALL: [Self; 8] = [
+        Self::Email,
+        Self::Sms,
+        Self::Webhook,
+        Self::Slack,
+        Self::Telegram,
+        Self::Ntfy,
+        Self::Teams,
+        Self::Mattermost,
+    ];
+
     /// The name used in config, the store and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Email => "email",
             Self::Sms => "sms",
             Self::Webhook => "webhook",
+            Self::Slack => "slack",
+            Self::Telegram => "telegram",
+            Self::Ntfy => "ntfy",
+            Self::Teams => "teams",
+            Self::Mattermost => "mattermost",
+            Self::Voice => "voice",
+        }
+    }
+}
+
+impl Channel {
+    /// The `[[users]]` key holding a user's address on this channel.
+    pub fn user_key(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "phone",
+            Self::Webhook => "webhook",
+            Self::Slack => "slack",
+            Self::Telegram => "telegram",
+            Self::Ntfy => "ntfy_topic",
+            Self::Voice => "phone",
+            Self::Teams => "teams_webhook",
+            Self::Mattermost => "mattermost_webhook",
         }
     }
 }
@@ -45,7 +89,17 @@ impl FromStr for Channel {
             "email" => Ok(Self::Email),
             "sms" => Ok(Self::Sms),
             "webhook" => Ok(Self::Webhook),
-            _ => Err(UnknownName::new("channel", text, "email, sms, webhook")),
+            "slack" => Ok(Self::Slack),
+            "telegram" => Ok(Self::Telegram),
+            "ntfy" => Ok(Self::Ntfy),
+            "voice" => Ok(Self::Voice),
+            "teams" => Ok(Self::Teams),
+            "mattermost" => Ok(Self::Mattermost),
+            _ => Err(UnknownName::new(
+                "channel",
+                text,
+                "email, sms, webhook, slack, telegram, ntfy, voice, teams, mattermost",
+            )),
         }
     }
 }
@@ -68,6 +122,13 @@ pub struct User {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub webhook: Option<String>,
+    /// Slack member id (`U…`), Telegram chat id, ntfy topic.
+    pub slack: Option<String>,
+    pub telegram: Option<String>,
+    pub ntfy_topic: Option<String>,
+    /// Incoming-webhook URLs: Teams (Workflows) and Mattermost. Credentials.
+    pub teams_webhook: Option<String>,
+    pub mattermost_webhook: Option<String>,
     pub notify: Vec<NotifyRule>,
 }
 
@@ -78,6 +139,12 @@ impl User {
             Channel::Email => self.email.as_deref(),
             Channel::Sms => self.phone.as_deref(),
             Channel::Webhook => self.webhook.as_deref(),
+            Channel::Slack => self.slack.as_deref(),
+            Channel::Telegram => self.telegram.as_deref(),
+            Channel::Ntfy => self.ntfy_topic.as_deref(),
+            Channel::Voice => self.phone.as_deref(),
+            Channel::Teams => self.teams_webhook.as_deref(),
+            Channel::Mattermost => self.mattermost_webhook.as_deref(),
         }
     }
 
@@ -85,7 +152,7 @@ impl User {
     /// reached at once on every channel they have an address for.
     pub fn rules_for(&self, priority: Priority) -> Vec<NotifyRule> {
         if self.notify.is_empty() {
-            return [Channel::Email, Channel::Sms, Channel::Webhook]
+            return Channel::ALL
                 .into_iter()
                 .filter(|channel| self.address(*channel).is_some())
                 .map(|channel| NotifyRule {
@@ -147,6 +214,8 @@ pub struct Directory {
     pub users: BTreeMap<String, User>,
     pub schedules: BTreeMap<String, Schedule>,
     pub policies: BTreeMap<String, EscalationPolicy>,
+    /// Overrides written from the console, which win over the configuration's.
+    pub stored: stored::StoredOverrides,
 }
 
 impl Directory {
@@ -170,7 +239,9 @@ impl Directory {
         for target in &tier.targets {
             let id = match target {
                 Target::User(id) => Some(id.clone()),
-                Target::Schedule(name) => self.schedules.get(name).map(|s| s.on_call(now).user),
+                Target::Schedule(name) => {
+                    self.schedules.get(name).map(|s| self.on_call(s, now).user)
+                }
             };
             match id.and_then(|id| self.users.get(&id)) {
                 Some(user) if !users.iter().any(|u| u.id == user.id) => users.push(user),
@@ -179,6 +250,24 @@ impl Directory {
             }
         }
         (users, empty)
+    }
+
+    /// Who is on call on `schedule` at `at`: a stored override, else the schedule's.
+    pub fn on_call(&self, schedule: &Schedule, at: DateTime<Utc>) -> Shift {
+        match self.stored.at(&schedule.name, at) {
+            Some(taken) => Shift {
+                user: taken.user,
+                start: taken.start,
+                end: taken.end,
+            },
+            None => schedule.on_call(at),
+        }
+    }
+
+    /// The shift after the one at `at`.
+    pub fn next(&self, schedule: &Schedule, at: DateTime<Utc>) -> Shift {
+        let current = self.on_call(schedule, at);
+        self.on_call(schedule, current.end)
     }
 
     /// The user whose phone number is `phone`, comparing digits only.
@@ -196,6 +285,17 @@ impl Directory {
             .values()
             .find(|user| user.phone.as_deref().is_some_and(|p| digits(p) == wanted))
     }
+
+    /// The user whose address on `channel` (a Slack member id, a Telegram chat id)
+    /// is `id`: who clicked a chat button.
+    pub fn user_by_address(&self, channel: Channel, id: &str) -> Option<&User> {
+        if id.is_empty() {
+            return None;
+        }
+        self.users
+            .values()
+            .find(|user| user.address(channel) == Some(id))
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +309,11 @@ mod tests {
             email: Some(format!("{id}@example.com")),
             phone: Some("+33 6 00 00 00 01".into()),
             webhook: None,
+            slack: None,
+            telegram: None,
+            ntfy_topic: None,
+            teams_webhook: None,
+            mattermost_webhook: None,
             notify,
         }
     }

@@ -23,8 +23,8 @@ pub fn report(directory: &Directory, now: DateTime<Utc>) -> Value {
             json!({
                 "name": schedule.name,
                 "time_zone": schedule.time_zone.name(),
-                "now": shift(schedule.on_call(now)),
-                "next": shift(schedule.next(now)),
+                "now": shift(directory.on_call(schedule, now)),
+                "next": shift(directory.next(schedule, now)),
             })
         })
         .collect();

@@ -360,9 +360,13 @@ impl Writer {
             .await
             .map_err(PipelineError::from)?;
         for (user_id, channel, address) in delivered {
+            // Nobody is woken by a call to hear that it is over.
             let Ok(channel) = channel.parse::<Channel>() else {
                 continue;
             };
+            if channel == Channel::Voice {
+                continue;
+            }
             batch.queue(Notification {
                 id: 0,
                 incident_id: incident.id,

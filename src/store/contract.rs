@@ -221,14 +221,14 @@ pub trait TicketStore: Send + Sync + 'static {
     /// already recorded (nothing changed).
     async fn note_assignee(
         &self,
-        platform: crate::ticket::Platform,
+        platform: crate::store::tickets::Platform,
         ticket: &str,
         assignee: &str,
     ) -> Result<bool, StoreError>;
     /// The incident a platform's ticket (by id or API reference) belongs to.
     async fn ticket_incident(
         &self,
-        platform: crate::ticket::Platform,
+        platform: crate::store::tickets::Platform,
         ticket: &str,
     ) -> Result<Option<i64>, StoreError>;
 }
@@ -252,6 +252,8 @@ pub trait KeyStore: Send + Sync + 'static {
 /// every concern, so they are interchangeable.
 pub trait Store:
     WriteStore
+    + super::channels::ChannelStore
+    + super::console::ConsoleStore
     + AlertStore
     + IncidentStore
     + OutboxStore
@@ -265,6 +267,8 @@ pub trait Store:
 
 impl<T> Store for T where
     T: WriteStore
+        + super::channels::ChannelStore
+        + super::console::ConsoleStore
         + AlertStore
         + IncidentStore
         + OutboxStore

@@ -2,6 +2,8 @@
 //! calls of a real one (a test double injecting faults): it implements the concerns it
 //! changes itself, and [`Forward`]s every other one.
 
+use super::channels::{ChannelStore, ChatMessage};
+use super::console::{ConsoleStore, OverrideRow, SessionRow};
 use super::paging::{Delivery, Escalation, Notification};
 use super::runs::RunRecord;
 use super::tickets::{Ticket, TicketOp};
@@ -10,7 +12,7 @@ use super::{
     IncidentStore, KeyStore, LeaseStore, OpenState, OutboxStore, PageHistory, RunStore, StoreError,
     TicketStore, WriteBatch, WriteStore,
 };
-use crate::incident::{Incident, TimelineEntry};
+use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 use crate::silence::Silence;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -240,7 +242,7 @@ impl<T: Forward<dyn TicketStore>> TicketStore for T {
     }
     async fn note_assignee(
         &self,
-        platform: crate::ticket::Platform,
+        platform: crate::store::tickets::Platform,
         ticket: &str,
         assignee: &str,
     ) -> Result<bool, StoreError> {
@@ -248,7 +250,7 @@ impl<T: Forward<dyn TicketStore>> TicketStore for T {
     }
     async fn ticket_incident(
         &self,
-        platform: crate::ticket::Platform,
+        platform: crate::store::tickets::Platform,
         ticket: &str,
     ) -> Result<Option<i64>, StoreError> {
         self.to().ticket_incident(platform, ticket).await
@@ -269,5 +271,60 @@ impl<T: Forward<dyn KeyStore>> KeyStore for T {
     }
     async fn setting(&self, name: &str, initial: &str) -> Result<String, StoreError> {
         self.to().setting(name, initial).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn ChannelStore>> ChannelStore for T {
+    async fn save_chat_message(
+        &self,
+        message: &ChatMessage,
+        shown: IncidentStatus,
+    ) -> Result<(), StoreError> {
+        self.to().save_chat_message(message, shown).await
+    }
+    async fn stale_chat_messages(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(ChatMessage, IncidentStatus)>, StoreError> {
+        self.to().stale_chat_messages(limit).await
+    }
+    async fn chat_message_shown(
+        &self,
+        message: &ChatMessage,
+        shown: IncidentStatus,
+    ) -> Result<(), StoreError> {
+        self.to().chat_message_shown(message, shown).await
+    }
+    async fn bring_forward(&self, fallback: &Notification) -> Result<(), StoreError> {
+        self.to().bring_forward(fallback).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn ConsoleStore>> ConsoleStore for T {
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        row: &SessionRow,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.to().create_session(id_hash, row, now).await
+    }
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        self.to().session(id_hash, now).await
+    }
+    async fn end_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.to().end_session(id_hash, now).await
+    }
+    async fn add_override(&self, row: &OverrideRow, now: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.to().add_override(row, now).await
+    }
+    async fn overrides(&self, now: DateTime<Utc>) -> Result<Vec<OverrideRow>, StoreError> {
+        self.to().overrides(now).await
     }
 }

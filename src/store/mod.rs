@@ -2,6 +2,8 @@
 //! embedded default) and PostgreSQL (scale-out) are interchangeable. Writes arrive as
 //! one [`WriteBatch`] per group commit; reads serve the API.
 
+pub mod channels;
+pub mod console;
 mod contract;
 mod delegate;
 pub mod paging;
@@ -134,6 +136,8 @@ pub use delegate::Forward;
 /// Every store trait, for calling store methods on a concrete store (a `dyn Store`
 /// needs no import).
 pub mod prelude {
+    pub use super::channels::ChannelStore;
+    pub use super::console::ConsoleStore;
     pub use super::{
         AlertStore, IncidentStore, KeyStore, LeaseStore, OutboxStore, PageHistory, RunStore, Store,
         TicketStore, WriteStore,

@@ -65,7 +65,7 @@ impl SqliteStore {
     }
 }
 
-fn database_path(url: &str) -> PathBuf {
+pub(super) fn database_path(url: &str) -> PathBuf {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))

@@ -12,8 +12,7 @@ use crate::incident::links::LinkKind;
 use crate::incident::{Incident, TimelineEntry, TimelineKind};
 use crate::metrics::Metrics;
 use crate::name::UnknownName;
-use crate::notify::NotifyError;
-use crate::notify::outbox::subject;
+use crate::page::NotifyError;
 use crate::store::paging::Delivery;
 use crate::store::tickets::{Ticket, TicketOp, TicketOpKind};
 use crate::store::{CLAIM_LEASE, Claims, Store, StoreError, work_claims};
@@ -220,7 +219,7 @@ impl Desk {
             })?;
         let opening = Opening {
             incident: &incident,
-            subject: subject(&format!("[{}]", incident.priority), &incident),
+            subject: incident.subject(&format!("[{}]", incident.priority)),
             description: description(config, &incident),
         };
         let (call, read): (Call, ReadCreated) = match settings.platform {

@@ -16,57 +16,10 @@ pub mod zendesk;
 
 use crate::alert::Priority;
 use crate::incident::Incident;
-use crate::name::UnknownName;
+pub use crate::store::tickets::Platform;
 use axum::http::HeaderMap;
 use chrono::TimeDelta;
 use serde_json::Value;
-use std::fmt;
-use std::str::FromStr;
-
-/// A ticketing platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Platform {
-    Zendesk,
-    Freshdesk,
-    ServiceNow,
-    Jira,
-}
-
-impl Platform {
-    pub const ALL: [Platform; 4] = [Self::Zendesk, Self::Freshdesk, Self::ServiceNow, Self::Jira];
-
-    /// The name used in the config, the API and the webhook route.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Zendesk => "zendesk",
-            Self::Freshdesk => "freshdesk",
-            Self::ServiceNow => "servicenow",
-            Self::Jira => "jira",
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Platform {
-    type Err = UnknownName;
-    fn from_str(text: &str) -> Result<Self, UnknownName> {
-        Self::ALL
-            .into_iter()
-            .find(|platform| platform.as_str() == text)
-            .ok_or_else(|| {
-                UnknownName::new(
-                    "ticket platform",
-                    text,
-                    "zendesk, freshdesk, servicenow, jira",
-                )
-            })
-    }
-}
 
 /// One `[[tickets]]` table.
 #[derive(Debug, Clone)]

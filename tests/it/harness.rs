@@ -10,6 +10,8 @@ use tocsin::app::{App, Background};
 use tocsin::clock::ManualClock;
 use tocsin::config::Config;
 use tocsin::incident::{Incident, TimelineEntry};
+use tocsin::store::channels::ChannelStore;
+use tocsin::store::console::ConsoleStore;
 use tocsin::store::{
     AlertStore, ChangeQuery, Forward, IncidentQuery, IncidentStore, KeyStore, LeaseStore,
     OpenState, OutboxStore, PageHistory, RunStore, Store, StoreError, TicketStore, WriteBatch,
@@ -200,6 +202,11 @@ impl IncidentStore for FaultyStore {
         self.inner.csat_scores(from, to).await
     }
 }
+impl Forward<dyn ChannelStore> for FaultyStore {
+    fn to(&self) -> &dyn ChannelStore {
+        &*self.inner
+    }
+}
 impl Forward<dyn OutboxStore> for FaultyStore {
     fn to(&self) -> &dyn OutboxStore {
         &*self.inner
@@ -222,6 +229,12 @@ impl Forward<dyn TicketStore> for FaultyStore {
 }
 impl Forward<dyn KeyStore> for FaultyStore {
     fn to(&self) -> &dyn KeyStore {
+        &*self.inner
+    }
+}
+
+impl Forward<dyn ConsoleStore> for FaultyStore {
+    fn to(&self) -> &dyn ConsoleStore {
         &*self.inner
     }
 }
@@ -395,6 +408,11 @@ impl Harness {
         } = self;
         drop(store);
         Self::start_in(dir, storage_url, &extra, clock, tune).await
+    }
+
+    /// The `[storage] url` this instance runs on.
+    pub fn storage_url(&self) -> &str {
+        &self.storage_url
     }
 
     /// One round of due escalations and deliveries at the clock's time.

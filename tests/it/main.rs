@@ -7,6 +7,10 @@
 mod ack_links;
 mod bad_input;
 mod changes;
+mod channels;
+mod channels_voice;
+mod chat_providers;
+mod console;
 mod dashboard;
 mod drills;
 mod harness;
@@ -32,3 +36,4 @@ mod smtp_sink;
 mod store_conformance;
 mod tickets;
 mod trust;
+mod webdriver;

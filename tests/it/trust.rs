@@ -252,7 +252,7 @@ async fn a_panic_in_the_writer_makes_readyz_answer_503() {
 }
 
 #[tokio::test]
-async fn a_private_dashboard_needs_a_token_and_keeps_it_in_a_cookie() {
+async fn a_private_dashboard_needs_a_token_and_keeps_a_session_not_the_token_in_its_cookie() {
     let tocsin = Harness::start("[dashboard]\npublic = false\n").await;
     let client = reqwest::Client::new();
     for path in ["/", "/dashboard/panel", "/api/v1/stream"] {
@@ -263,7 +263,7 @@ async fn a_private_dashboard_needs_a_token_and_keeps_it_in_a_cookie() {
             .unwrap();
         assert_eq!(response.status(), 401, "{path}");
         let body: Value = response.json().await.unwrap();
-        assert!(body["detail"].as_str().unwrap().contains("?token="));
+        assert!(body["detail"].as_str().unwrap().contains("/ui/login"));
     }
     let wrong = client
         .get(format!("{}/?token=guess", tocsin.url))
@@ -281,6 +281,10 @@ async fn a_private_dashboard_needs_a_token_and_keeps_it_in_a_cookie() {
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
+    );
+    assert!(
+        !cookie.contains(VIEWER),
+        "the cookie names a stored session, never the token: {cookie}"
     );
     let pair = cookie.split(';').next().unwrap();
     let panel = client

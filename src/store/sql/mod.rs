@@ -6,6 +6,8 @@
 //! the write turn, how a claim locks its rows, and opening the database.
 
 mod alerts;
+mod channels;
+mod console;
 mod incidents;
 mod keys;
 mod paging;

@@ -4,9 +4,9 @@
 use super::{Backend, Columns, On, Sql, SqlStore};
 use crate::clock::to_millis;
 use crate::store::paging::Delivery;
+use crate::store::tickets::Platform;
 use crate::store::tickets::{Ticket, TicketOp, TicketOpKind};
 use crate::store::{StoreError, TicketStore};
-use crate::ticket::Platform;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 

@@ -1,0 +1,178 @@
+//! Settling: what an attempt's outcome does to its row (sent, retried after a
+//! backoff, failed, cancelled), the timeline entry and metric that record it, and
+//! the fallback to the user's next channel when one keeps failing.
+
+use super::Outbox;
+use crate::incident::TimelineEntry;
+use crate::notify::NotifyError;
+use crate::oncall::Channel;
+use crate::store::StoreError;
+use crate::store::paging::{Delivery, Notification, NotificationKind};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+/// Failed attempts after which the user's next channel is tried as well.
+const FALLBACK_AFTER: i64 = 3;
+
+impl Outbox {
+    /// Records the outcome of one attempt: the row first, then the timeline, then a
+    /// fallback when the channel keeps failing.
+    pub(super) async fn settle(
+        &self,
+        notification: &Notification,
+        claim: &str,
+        outcome: Result<String, NotifyError>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let attempt = notification.attempts + 1;
+        let what = describe(notification);
+        let (delivery, kind, message) = match outcome {
+            Ok(via) => (Delivery::Sent, "notified", format!("{what} sent{via}")),
+            Err(error) => {
+                let (delivery, message) =
+                    error.settle(&what, attempt, notification.id, notification.deadline, now);
+                let kind = if matches!(delivery, Delivery::Retry { .. }) {
+                    "notification_retry"
+                } else {
+                    "notification_failed"
+                };
+                (delivery, kind, message)
+            }
+        };
+        let outcome = match &delivery {
+            Delivery::Sent => "sent",
+            Delivery::Retry { .. } => "retry",
+            Delivery::Failed { .. } => "failed",
+            Delivery::Cancelled => "cancelled",
+        };
+        self.metrics
+            .notifications
+            .with_label_values(&[notification.channel.as_str(), outcome])
+            .inc();
+        // The row first: a timeline that cannot be written must not leave a message
+        // that went out claimable again (it would go out twice).
+        self.store
+            .finish_notification(notification.id, claim, &delivery, now)
+            .await?;
+        self.record(notification, now, kind, message).await?;
+        if !matches!(delivery, Delivery::Sent)
+            && (attempt == FALLBACK_AFTER || matches!(delivery, Delivery::Failed { .. }))
+        {
+            self.fall_back(notification, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the same message on the user's next channel, once.
+    async fn fall_back(
+        &self,
+        failing: &Notification,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(fallback) = fallback(&self.config.load(), failing, now) else {
+            return Ok(());
+        };
+        self.record(
+            failing,
+            now,
+            "notification_fallback",
+            format!(
+                "{} keeps failing: also trying {}",
+                describe(failing),
+                fallback.channel
+            ),
+        )
+        .await?;
+        self.store
+            .queue_notifications(std::slice::from_ref(&fallback))
+            .await?;
+        self.store.bring_forward(&fallback).await
+    }
+
+    async fn record(
+        &self,
+        notification: &Notification,
+        at: DateTime<Utc>,
+        kind: &str,
+        message: String,
+    ) -> Result<(), StoreError> {
+        if notification.kind == NotificationKind::Report {
+            // Reports belong to no incident; their outcome is in the metrics and logs.
+            return Ok(());
+        }
+        let entry = TimelineEntry {
+            incident_id: notification.incident_id,
+            at,
+            kind: kind.into(),
+            actor: "tocsin".to_string(),
+            message,
+            data: json!({ "channel": notification.channel.as_str(), "user": notification.user_id, "step": notification.step, "notification": notification.id }),
+        };
+        self.store.append_timeline(&[entry]).await
+    }
+}
+
+/// The same message on the user's channel after `failing`'s (in their rules, then
+/// the usual order), due `now`; none when they have no other.
+pub fn fallback(
+    config: &crate::config::Config,
+    failing: &Notification,
+    now: DateTime<Utc>,
+) -> Option<Notification> {
+    let user = config.directory.users.get(&failing.user_id)?;
+    let channels: Vec<Channel> = user
+        .notify
+        .iter()
+        .map(|rule| rule.channel)
+        .chain(Channel::ALL)
+        .collect();
+    let channel = *channels
+        .iter()
+        .skip_while(|channel| **channel != failing.channel)
+        .skip(1)
+        .chain(channels.iter())
+        .find(|channel| **channel != failing.channel && user.address(**channel).is_some())?;
+    Some(Notification {
+        id: 0,
+        channel,
+        address: user.address(channel)?.to_string(),
+        attempts: 0,
+        due_at: now,
+        deadline: now + config.delivery_deadline(channel),
+        ..failing.clone()
+    })
+}
+
+/// What the timeline calls a message: `L1 page to user:alice via slack`.
+pub fn describe(notification: &Notification) -> String {
+    let what = match notification.kind {
+        NotificationKind::Page => format!(
+            "{} page",
+            notification.step.split('#').next().unwrap_or_default()
+        ),
+        NotificationKind::Resolved => "resolution notice".to_string(),
+        NotificationKind::Report => "weekly report".to_string(),
+        NotificationKind::Stakeholder => format!("stakeholder update ({})", notification.step),
+        NotificationKind::DrillReport => "failed-drill report".to_string(),
+    };
+    match notification.channel {
+        // A webhook's address is a URL with a secret in it, a chat id is nobody's
+        // business; the timeline is for viewers.
+        Channel::Webhook
+        | Channel::Slack
+        | Channel::Telegram
+        | Channel::Ntfy
+        | Channel::Teams
+        | Channel::Mattermost
+        | Channel::Voice => {
+            format!(
+                "{what} to user:{} via {}",
+                notification.user_id, notification.channel
+            )
+        }
+        Channel::Email | Channel::Sms => format!(
+            "{} {what} to {} ({})",
+            notification.channel, notification.user_id, notification.address
+        ),
+    }
+}
