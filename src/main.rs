@@ -251,7 +251,7 @@ fn main() -> ExitCode {
             eprintln!("tocsin: no command given; try `tocsin serve` or `tocsin --help`");
             ExitCode::from(2)
         }
-        Some(Command::CheckConfig { config }) => match Config::load(&config) {
+        Some(Command::CheckConfig { config }) => match tocsin::reload::load(&config) {
             Ok(loaded) => match tocsin::templates::Templates::load(&loaded.templates_dir) {
                 Ok(_) => {
                     println!(
@@ -276,14 +276,14 @@ fn main() -> ExitCode {
             source,
             json,
             files,
-        }) => match Config::load(&config) {
+        }) => match tocsin::reload::load(&config) {
             Ok(config) => finish(simulate(&config, source.as_deref(), json, &files)),
             Err(errors) => {
                 eprint!("{errors}");
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Oncall { config, json }) => match Config::load(&config) {
+        Some(Command::Oncall { config, json }) => match tocsin::reload::load(&config) {
             Ok(config) => finish(tocsin::cli::oncall(&config, SystemClock.now(), json)),
             Err(errors) => {
                 eprint!("{errors}");
@@ -412,7 +412,7 @@ fn main() -> ExitCode {
         }),
         Some(Command::Serve { config }) => {
             let path = config;
-            let config = match Config::load(&path) {
+            let config = match tocsin::reload::load(&path) {
                 Ok(config) => config,
                 Err(errors) => {
                     eprint!("{errors}");
@@ -490,7 +490,7 @@ fn send_test(config: &std::path::Path, to: &str, channel: &str) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let config = match Config::load(config) {
+    let config = match tocsin::reload::load(config) {
         Ok(config) => config,
         Err(errors) => {
             eprint!("{errors}");

@@ -1,9 +1,29 @@
-//! Reloading the configuration (SIGHUP and `POST /-/reload`): the file is read again
-//! and swapped in whole, or refused with every error while the running one stays.
+//! Reading the configuration: the file, then the runbook manifests it points at, then
+//! the references between them (`load`, at start and in `check-config`); and reloading
+//! it (SIGHUP and `POST /-/reload`): read again and swapped in whole, or refused with
+//! every error while the running one stays.
 
 use crate::config::{Config, ConfigError, ConfigErrors, SharedConfig};
 use std::path::Path;
 use std::sync::Arc;
+
+/// Reads the configuration file and the runbooks of its `[runbooks] dir`, and checks
+/// the one against the other; every error of both is reported together.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = Config::read(path)?;
+    load_text(&text, &path.display().to_string())
+}
+
+/// [`load`] over configuration text already read; `file` names it in errors.
+pub fn load_text(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    let (mut config, mut errors) = Config::check(text);
+    if let Some(config) = &mut config {
+        let (runbooks, manifest_errors) = crate::runbook::load_dir(&config.runbooks_dir);
+        errors.extend(config.runbook_errors(&runbooks, manifest_errors));
+        config.runbooks = runbooks;
+    }
+    Config::finish(config, errors, text, file)
+}
 
 /// Reads the configuration file again and swaps it in whole, or keeps the running
 /// one and returns every error. Listen address, storage, channels, rate limits and
@@ -19,7 +39,7 @@ pub fn reload(config: &SharedConfig, path: Option<&Path>) -> Result<String, Conf
             }],
         });
     };
-    let mut fresh = Config::load(path)?;
+    let mut fresh = load(path)?;
     let running = config.load_full();
     let mut note = format!("reloaded {}", path.display());
     if fresh.listen != running.listen || fresh.storage_url != running.storage_url {
@@ -45,4 +65,53 @@ pub fn reload(config: &SharedConfig, path: Option<&Path>) -> Result<String, Conf
     config.store(Arc::new(fresh));
     tracing::info!("{note}");
     Ok(note)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runbooks_are_read_after_the_file_and_checked_against_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("fix.toml"), "command = [\"./fix.sh\"]\n").unwrap();
+        std::fs::write(dir.path().join("broken.toml"), "command = 3\n").unwrap();
+        let runbooks = format!("[runbooks]\ndir = \"{}\"\n", dir.path().display());
+        let errors = load_text(
+            &format!("{runbooks}enabled = [\"fxi\"]\n[[rules]]\nname = \"r\"\nmatch = ['check=\"x\"']\nrunbooks = [\"fix\", \"nope\"]\n[server]\nlisten = \"nowhere\"\n"),
+            "t.toml",
+        )
+        .unwrap_err()
+        .errors;
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        let broken = dir.path().join("broken.toml").display().to_string();
+        assert_eq!(
+            paths,
+            [
+                "server.listen",
+                broken.as_str(),
+                "rules[0].runbooks[1]",
+                "runbooks.enabled[0]",
+                "rules[0].runbooks[0]"
+            ],
+            "{errors:?}"
+        );
+        assert_eq!(errors[2].line, Some(7), "{errors:?}");
+        assert!(
+            errors[2]
+                .message
+                .contains("put runbooks/nope.toml in [runbooks] dir"),
+            "{}",
+            errors[2].message
+        );
+        std::fs::remove_file(dir.path().join("broken.toml")).unwrap();
+        let config = load_text(&format!("{runbooks}enabled = [\"fix\"]\n"), "t.toml").unwrap();
+        assert_eq!(config.runbooks.len(), 1);
+        assert_eq!(config.runbooks[0].name, "fix");
+    }
+
+    #[test]
+    fn the_shipped_default_config_and_runbooks_agree() {
+        load_text(crate::config::DEFAULT_CONFIG, "tocsin.toml").unwrap();
+    }
 }

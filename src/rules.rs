@@ -34,28 +34,52 @@ pub const MATCHABLE_FIELDS: [&str; 7] = [
     "dedup_key",
 ];
 
+/// Why a matcher was refused: the matcher as written, what is wrong, and what to write.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MatcherError {
+    #[error("matcher {text:?} has no operator; write e.g. check=~\"disk.*\"")]
+    NoOperator { text: String },
+    #[error("matcher {text:?} does not start with a field name; write e.g. check=\"disk\"")]
+    NoField { text: String },
+    #[error("matcher {text:?} names unknown field {field:?}; use one of {} or labels.NAME", MATCHABLE_FIELDS.join(", "))]
+    UnknownField { text: String, field: String },
+    #[error("matcher {text:?} has no operator after {field:?}; use =, !=, =~ or !~")]
+    NoOperatorAfterField { text: String, field: String },
+    #[error("matcher {text:?}: the quoted value is not closed; end it with \"")]
+    UnclosedQuote { text: String },
+    #[error("matcher {text:?}: the value ends with a lone backslash; write \\\\ for a backslash")]
+    LoneBackslash { text: String },
+    #[error("matcher {text:?} has a bad regex: {source}")]
+    BadRegex { text: String, source: regex::Error },
+}
+
+/// What `unquote` refuses; [`MatcherError`] adds the matcher.
+enum QuoteError {
+    Unclosed,
+    LoneBackslash,
+}
+
 impl Matcher {
     /// Parses `field op value`; the value may be double-quoted (with `\"` and `\\`).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, MatcherError> {
         let text = text.trim();
+        let owned = || text.to_string();
         let field_end = text
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'))
-            .ok_or_else(|| {
-                format!("matcher {text:?} has no operator; write e.g. check=~\"disk.*\"")
-            })?;
+            .ok_or_else(|| MatcherError::NoOperator { text: owned() })?;
         let field = &text[..field_end];
         if field.is_empty() {
-            return Err(format!("matcher {text:?} does not start with a field name"));
+            return Err(MatcherError::NoField { text: owned() });
         }
         if !(MATCHABLE_FIELDS.contains(&field)
             || field
                 .strip_prefix("labels.")
                 .is_some_and(|name| !name.is_empty()))
         {
-            return Err(format!(
-                "matcher {text:?} names unknown field {field:?}; use one of {} or labels.NAME",
-                MATCHABLE_FIELDS.join(", ")
-            ));
+            return Err(MatcherError::UnknownField {
+                text: owned(),
+                field: field.to_string(),
+            });
         }
         let rest = text[field_end..].trim_start();
         let (op, rest) = if let Some(rest) = rest.strip_prefix("=~") {
@@ -67,16 +91,24 @@ impl Matcher {
         } else if let Some(rest) = rest.strip_prefix('=') {
             (MatchOp::Equal, rest)
         } else {
-            return Err(format!(
-                "matcher {text:?} has no operator; use =, !=, =~ or !~"
-            ));
+            return Err(MatcherError::NoOperatorAfterField {
+                text: owned(),
+                field: field.to_string(),
+            });
         };
-        let value = unquote(rest.trim()).map_err(|why| format!("matcher {text:?}: {why}"))?;
+        let value = unquote(rest.trim()).map_err(|why| match why {
+            QuoteError::Unclosed => MatcherError::UnclosedQuote { text: owned() },
+            QuoteError::LoneBackslash => MatcherError::LoneBackslash { text: owned() },
+        })?;
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                Regex::new(&format!("^(?:{value})$"))
-                    .map_err(|error| format!("matcher {text:?} has a bad regex: {error}"))?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(Regex::new(&format!("^(?:{value})$")).map_err(|source| {
+                    MatcherError::BadRegex {
+                        text: owned(),
+                        source,
+                    }
+                })?)
+            }
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
         Ok(Self {
@@ -112,13 +144,11 @@ impl fmt::Display for Matcher {
     }
 }
 
-fn unquote(text: &str) -> Result<String, String> {
+fn unquote(text: &str) -> Result<String, QuoteError> {
     let Some(inner) = text.strip_prefix('"') else {
         return Ok(text.to_string());
     };
-    let inner = inner
-        .strip_suffix('"')
-        .ok_or_else(|| "the quoted value is not closed".to_string())?;
+    let inner = inner.strip_suffix('"').ok_or(QuoteError::Unclosed)?;
     let mut value = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
@@ -132,7 +162,7 @@ fn unquote(text: &str) -> Result<String, String> {
                     value.push('\\');
                     value.push(other);
                 }
-                None => return Err("the value ends with a lone backslash".to_string()),
+                None => return Err(QuoteError::LoneBackslash),
             }
         } else {
             value.push(c);
@@ -295,16 +325,33 @@ mod tests {
 
     #[test]
     fn bad_matchers_say_what_is_wrong() {
-        assert!(Matcher::parse("check").unwrap_err().contains("no operator"));
-        assert!(
-            Matcher::parse(r#"host="x""#)
-                .unwrap_err()
-                .contains("unknown field")
+        let error = |text: &str| Matcher::parse(text).unwrap_err().to_string();
+        assert!(error("check").contains("no operator"));
+        assert!(error(r#"host="x""#).contains("unknown field"));
+        assert!(error(r#"check=~"(""#).contains("bad regex"));
+    }
+
+    #[test]
+    fn a_refused_matcher_names_itself_and_what_to_write() {
+        let error = |text: &str| Matcher::parse(text).unwrap_err().to_string();
+        assert_eq!(
+            error(r#"labels.env "prod""#),
+            r#"matcher "labels.env \"prod\"" has no operator after "labels.env"; use =, !=, =~ or !~"#
+        );
+        assert_eq!(
+            error(r#"check="disk"#),
+            r#"matcher "check=\"disk": the quoted value is not closed; end it with ""#
+        );
+        assert_eq!(
+            error("=x"),
+            r#"matcher "=x" does not start with a field name; write e.g. check="disk""#
         );
         assert!(
-            Matcher::parse(r#"check=~"(""#)
-                .unwrap_err()
-                .contains("bad regex")
+            error(r#"check="x\""#)
+                .ends_with(r#"the value ends with a lone backslash; write \\ for a backslash"#)
+        );
+        assert!(
+            error(r#"host="x""#).contains(r#"unknown field "host"; use one of source, resource"#)
         );
     }
 }

@@ -101,8 +101,8 @@ pub(super) fn tickets(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<TicketCon
             }
         }
         for (j, template) in rule.kb.iter().enumerate() {
-            if let Err(message) = check_template(template) {
-                check.error(format!("rules[{i}].kb[{j}]"), message);
+            if let Err(error) = check_template(template) {
+                check.error(format!("rules[{i}].kb[{j}]"), error.to_string());
             }
         }
     }
@@ -115,8 +115,8 @@ pub(super) fn remote_access(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<Rem
         .enumerate()
         .map(|(i, access)| {
             let path = format!("remote_access[{i}]");
-            if let Err(message) = check_template(&access.url) {
-                check.error(format!("{path}.url"), message);
+            if let Err(error) = check_template(&access.url) {
+                check.error(format!("{path}.url"), error.to_string());
             }
             RemoteAccess {
                 name: access.name.clone(),

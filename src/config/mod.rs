@@ -8,6 +8,7 @@ pub mod console;
 mod helpdesk;
 mod locate;
 pub mod raw;
+mod runbooks;
 
 use crate::alert::Priority;
 use crate::clock::parse_duration;
@@ -169,11 +170,15 @@ pub struct Config {
     /// `[slack]`, `[telegram]`, `[ntfy]`, `[voice]`.
     pub chat: chat::ChatConfig,
     pub runbooks_dir: PathBuf,
-    /// The manifests found in `runbooks_dir`.
+    /// The manifests found in `runbooks_dir`: none until `reload::load` has read
+    /// them and checked them against this file ([`Config::runbook_errors`]).
     pub runbooks: Vec<crate::runbook::Runbook>,
     /// `[runbooks] enabled`: the runbooks that run on their own; the others only by
     /// an admin's hand.
     pub runbooks_enabled: Vec<String>,
+    /// Whether `[runbooks] enabled` was written: only a list someone wrote must name
+    /// runbooks that exist (the default, `diagnostics`, may be absent).
+    pub runbooks_enabled_listed: bool,
     /// `[runbooks] secret_domains`: where a runbook's secret may be mailed, lower case.
     pub secret_domains: Vec<String>,
     pub templates_dir: PathBuf,
@@ -280,11 +285,10 @@ impl Config {
         self.dashboard_public_setting.unwrap_or(!self.exposed())
     }
 
-    /// Reads and validates a file.
-    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
-            file: file.clone(),
+    /// Reads a configuration file; [`Config::parse`] validates the text.
+    pub fn read(path: &Path) -> Result<String, ConfigErrors> {
+        std::fs::read_to_string(path).map_err(|error| ConfigErrors {
+            file: path.display().to_string(),
             errors: vec![ConfigError {
                 path: String::new(),
                 line: None,
@@ -292,15 +296,37 @@ impl Config {
                     "cannot read it ({error}); pass --config PATH or run from the directory that holds config/tocsin.toml"
                 ),
             }],
-        })?;
-        Self::parse(&text, &file)
+        })
     }
 
-    /// Validates configuration text; `file` names it in errors.
+    /// Validates configuration text; `file` names it in errors. The runbooks are
+    /// not read here: `reload::load` reads them and checks the references.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigErrors> {
+        let (config, errors) = Self::check(text);
+        Self::finish(config, errors, text, file)
+    }
+
+    /// The configuration as far as `text` could be read, and every error in it, for
+    /// a caller that adds checks of its own (the runbooks) before [`Config::finish`],
+    /// so that one report holds every error.
+    pub fn check(text: &str) -> (Option<Self>, Vec<ConfigError>) {
         let lookup = |name: &str| std::env::var(name).ok();
         let mut errors = Vec::new();
         let config = build(text, &lookup, &mut errors);
+        (config, errors)
+    }
+
+    /// One error per key path, each with its line in `text`: the configuration only
+    /// when none is left.
+    pub fn finish(
+        config: Option<Self>,
+        mut errors: Vec<ConfigError>,
+        text: &str,
+        file: &str,
+    ) -> Result<Self, ConfigErrors> {
+        // One error per key: a value that failed interpolation would also fail validation.
+        let mut seen = BTreeSet::new();
+        errors.retain(|error| error.path.is_empty() || seen.insert(error.path.clone()));
         for error in &mut errors {
             if error.line.is_none() && !error.path.is_empty() {
                 error.line = locate::line_of(text, &error.path);
@@ -355,11 +381,7 @@ fn build(text: &str, lookup: &Lookup<'_>, errors: &mut Vec<ConfigError>) -> Opti
         interpolate(value, key, lookup, errors);
     }
     let raw = read_sections(table, errors);
-    let config = validate(raw, errors);
-    // One error per key: a value that failed interpolation would also fail validation.
-    let mut seen = BTreeSet::new();
-    errors.retain(|error| error.path.is_empty() || seen.insert(error.path.clone()));
-    Some(config)
+    Some(validate(raw, errors))
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string value.
@@ -614,29 +636,12 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         window: check.duration("flapping.window", &raw.flapping.window),
     };
     let inhibit = inhibit_rules(&raw, &mut check);
-    let (runbooks, runbook_errors) =
-        crate::runbook::load_dir(std::path::Path::new(&raw.runbooks.dir));
-    check
-        .errors
-        .extend(runbook_errors.into_iter().map(|error| ConfigError {
-            path: error.file,
-            line: None,
-            message: error.message,
-        }));
-    for (i, rule) in raw.rules.iter().enumerate() {
-        for (j, name) in rule.runbooks.iter().enumerate() {
-            if !runbooks.iter().any(|runbook| &runbook.name == name) {
-                check.error(
-                    format!("rules[{i}].runbooks[{j}]"),
-                    format!(
-                        "unknown runbook {name:?}; put runbooks/{name}.toml in [runbooks] dir ({})",
-                        raw.runbooks.dir
-                    ),
-                );
-            }
-        }
-    }
-    let runbooks_enabled = enabled_runbooks(&raw, &runbooks, &mut check);
+    let runbooks_enabled_listed = raw.runbooks.enabled.is_some();
+    let runbooks_enabled = raw
+        .runbooks
+        .enabled
+        .clone()
+        .unwrap_or_else(|| vec!["diagnostics".to_string()]);
     let secret_domains = secret_domains(&raw, &directory);
     let maintenance = maintenance_windows(&raw, &mut check);
     let tickets = helpdesk::tickets(&raw, &mut check);
@@ -723,8 +728,9 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         sms,
         chat,
         runbooks_dir: PathBuf::from(raw.runbooks.dir),
-        runbooks,
+        runbooks: Vec::new(),
         runbooks_enabled,
+        runbooks_enabled_listed,
         secret_domains,
         heartbeats,
         flapping,
@@ -748,55 +754,6 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
             raw.templates_dir
                 .unwrap_or_else(|| "config/templates".into()),
         ),
-    }
-}
-
-/// `[runbooks] enabled`, each listed name checked against the directory, and each
-/// runbook a rule names checked against the list: a rule naming a runbook that never
-/// runs would look like automation that is not there.
-fn enabled_runbooks(
-    raw: &RawConfig,
-    runbooks: &[crate::runbook::Runbook],
-    check: &mut Checker<'_>,
-) -> Vec<String> {
-    let Some(enabled) = &raw.runbooks.enabled else {
-        let enabled = vec!["diagnostics".to_string()];
-        check_rules_name_enabled(raw, runbooks, &enabled, check);
-        return enabled;
-    };
-    for (i, name) in enabled.iter().enumerate() {
-        if !runbooks.iter().any(|runbook| &runbook.name == name) {
-            check.error(
-                format!("runbooks.enabled[{i}]"),
-                format!(
-                    "unknown runbook {name:?}; put {name}.toml in [runbooks] dir ({}) or remove it from the list",
-                    raw.runbooks.dir
-                ),
-            );
-        }
-    }
-    check_rules_name_enabled(raw, runbooks, enabled, check);
-    enabled.clone()
-}
-
-fn check_rules_name_enabled(
-    raw: &RawConfig,
-    runbooks: &[crate::runbook::Runbook],
-    enabled: &[String],
-    check: &mut Checker<'_>,
-) {
-    for (i, rule) in raw.rules.iter().enumerate() {
-        for (j, name) in rule.runbooks.iter().enumerate() {
-            let known = runbooks.iter().any(|runbook| &runbook.name == name);
-            if known && !enabled.contains(name) {
-                check.error(
-                    format!("rules[{i}].runbooks[{j}]"),
-                    format!(
-                        "runbook {name:?} is not in [runbooks] enabled, so it would never run; add it there"
-                    ),
-                );
-            }
-        }
     }
 }
 
@@ -1103,7 +1060,7 @@ fn directory(raw: &RawConfig, check: &mut Checker<'_>) -> Directory {
                 directory.schedules.insert(schedule.name.clone(), parsed);
             }
             Err(message) if every > TimeDelta::zero() => {
-                check.error(format!("{path}.rotation"), message)
+                check.error(format!("{path}.rotation"), message.to_string())
             }
             Err(_) => {}
         }
@@ -1307,7 +1264,7 @@ fn matchers(path: &str, texts: &[String], check: &mut Checker<'_>) -> Vec<Matche
         .enumerate()
         .filter_map(|(j, text)| {
             Matcher::parse(text)
-                .map_err(|message| check.error(format!("{path}[{j}]"), message))
+                .map_err(|error| check.error(format!("{path}[{j}]"), error.to_string()))
                 .ok()
         })
         .collect()
@@ -1546,15 +1503,7 @@ mod tests {
         };
         let mut errors = Vec::new();
         let config = build(text, &lookup, &mut errors);
-        for error in &mut errors {
-            if error.line.is_none() && !error.path.is_empty() {
-                error.line = locate::line_of(text, &error.path);
-            }
-        }
-        match config {
-            Some(config) if errors.is_empty() => Ok(config),
-            _ => Err(errors),
-        }
+        Config::finish(config, errors, text, "t.toml").map_err(|errors| errors.errors)
     }
 
     #[test]
@@ -1570,30 +1519,20 @@ mod tests {
 
     #[test]
     fn runbooks_are_opt_in_and_secrets_go_to_the_users_domains() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("fix.toml"), "command = [\"./fix.sh\"]\n").unwrap();
-        let runbooks = format!("[runbooks]\ndir = \"{}\"\n", dir.path().display());
         let users = "[[users]]\nid = \"a\"\nemail = \"a@Example.com\"\n";
-        let config = parse_with(&format!("{runbooks}{users}"), &[]).unwrap();
+        let config = parse_with(users, &[]).unwrap();
         assert_eq!(config.runbooks_enabled, ["diagnostics"]);
+        assert!(!config.runbooks_enabled_listed);
         assert_eq!(config.secret_domains, ["example.com"]);
-        let errors = parse_with(
-            &format!("{runbooks}enabled = [\"fxi\"]\n[[rules]]\nname = \"r\"\nmatch = ['check=\"x\"']\nrunbooks = [\"fix\"]\n"),
-            &[],
-        )
-        .unwrap_err();
-        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            ["runbooks.enabled[0]", "rules[0].runbooks[0]"],
-            "{errors:?}"
-        );
         let config = parse_with(
-            &format!("{runbooks}enabled = [\"fix\"]\nsecret_domains = [\"Corp.example\"]\n{users}"),
+            &format!(
+                "[runbooks]\nenabled = [\"fix\"]\nsecret_domains = [\"Corp.example\"]\n{users}"
+            ),
             &[],
         )
         .unwrap();
         assert_eq!(config.runbooks_enabled, ["fix"]);
+        assert!(config.runbooks_enabled_listed);
         assert_eq!(config.secret_domains, ["corp.example"]);
     }
 

@@ -48,11 +48,35 @@ pub struct RemoteAccess {
     pub url: String,
 }
 
+/// A link template Handlebars cannot compile: the template as written and why.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{template:?} is not a valid template{}: {}; write fields as {{{{check}}}} or {{{{labels.NAME}}}}",
+    at_column(source),
+    source.reason()
+)]
+pub struct TemplateSyntaxError {
+    pub template: String,
+    pub source: handlebars::TemplateError,
+}
+
+/// Where in the template Handlebars gave up, when it says: on one line, unlike its
+/// own display, which draws the template over several.
+fn at_column(error: &handlebars::TemplateError) -> String {
+    error
+        .pos()
+        .map(|(_, column)| format!(" at column {column}"))
+        .unwrap_or_default()
+}
+
 /// Checks a link template's syntax; the error says what is wrong.
-pub fn check_template(template: &str) -> Result<(), String> {
+pub fn check_template(template: &str) -> Result<(), TemplateSyntaxError> {
     handlebars::Template::compile(template)
         .map(|_| ())
-        .map_err(|error| format!("is not a valid template: {error}"))
+        .map_err(|source| TemplateSyntaxError {
+            template: template.to_string(),
+            source,
+        })
 }
 
 /// Renders a template over the alert's fields. `None` when the template names a field
@@ -218,5 +242,23 @@ mod tests {
         );
         let linux = alert(&[("os", "linux"), ("anydesk_id", "42")]);
         assert_eq!(for_alert(&linux, &kb, &remote).len(), 1);
+    }
+
+    #[test]
+    fn a_bad_template_names_itself_and_how_to_write_fields() {
+        let error = check_template("https://kb.example/{{check")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                r#""https://kb.example/{{check" is not a valid template at column 27: "#
+            ),
+            "{error}"
+        );
+        assert!(
+            error.ends_with("; write fields as {{check}} or {{labels.NAME}}"),
+            "{error}"
+        );
+        check_template("https://kb.example/{{labels.team}}").unwrap();
     }
 }

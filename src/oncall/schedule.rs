@@ -37,21 +37,38 @@ pub struct Shift {
     pub end: DateTime<Utc>,
 }
 
+/// Why a schedule was refused: the value as written and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("time zone {0:?} is not an IANA name such as \"Europe/Paris\"")]
+    TimeZone(String),
+    #[error("rotation.every must be whole days, such as \"1d\" or \"1w\"")]
+    NotWholeDays,
+    #[error("hand-off {handoff:?}: {day:?} is not a weekday such as Mon")]
+    HandoffDay { handoff: String, day: String },
+    #[error("hand-off {0:?}: write \"Mon 09:00\" (weekly) or \"09:00\" (daily)")]
+    HandoffTime(String),
+    #[error("rotation.users is empty: name at least one user")]
+    NoUsers,
+}
+
 /// Parses `"Mon 09:00"` or `"09:00"`.
-pub fn parse_handoff(text: &str) -> Result<(Option<Weekday>, NaiveTime), String> {
-    let (day, time) =
-        match text.trim().split_once(' ') {
-            Some((day, time)) => (
-                Some(day.parse::<Weekday>().map_err(|_| {
-                    format!("hand-off {text:?}: {day:?} is not a weekday such as Mon")
-                })?),
-                time,
+pub fn parse_handoff(text: &str) -> Result<(Option<Weekday>, NaiveTime), ScheduleError> {
+    let (day, time) = match text.trim().split_once(' ') {
+        Some((day, time)) => (
+            Some(
+                day.parse::<Weekday>()
+                    .map_err(|_| ScheduleError::HandoffDay {
+                        handoff: text.to_string(),
+                        day: day.to_string(),
+                    })?,
             ),
-            None => (None, text.trim()),
-        };
-    let time = NaiveTime::parse_from_str(time, "%H:%M").map_err(|_| {
-        format!("hand-off {text:?}: write \"Mon 09:00\" (weekly) or \"09:00\" (daily)")
-    })?;
+            time,
+        ),
+        None => (None, text.trim()),
+    };
+    let time = NaiveTime::parse_from_str(time, "%H:%M")
+        .map_err(|_| ScheduleError::HandoffTime(text.to_string()))?;
     Ok((day, time))
 }
 
@@ -77,16 +94,16 @@ impl Schedule {
         users: Vec<String>,
         start: Option<NaiveDate>,
         overrides: Vec<Override>,
-    ) -> Result<Self, String> {
-        let time_zone: Tz = time_zone.parse().map_err(|_| {
-            format!("time zone {time_zone:?} is not an IANA name such as \"Europe/Paris\"")
-        })?;
+    ) -> Result<Self, ScheduleError> {
+        let time_zone: Tz = time_zone
+            .parse()
+            .map_err(|_| ScheduleError::TimeZone(time_zone.to_string()))?;
         if every.num_seconds() <= 0 || every.num_seconds() % 86_400 != 0 {
-            return Err("rotation.every must be whole days, such as \"1d\" or \"1w\"".into());
+            return Err(ScheduleError::NotWholeDays);
         }
         let (handoff_day, handoff_time) = parse_handoff(handoff)?;
         if users.is_empty() {
-            return Err("rotation.users is empty: name at least one user".into());
+            return Err(ScheduleError::NoUsers);
         }
         Ok(Self {
             name: name.to_string(),
@@ -220,10 +237,38 @@ mod tests {
     #[test]
     fn bad_schedules_say_why() {
         let bad = |tz: &str, every: TimeDelta, handoff: &str| {
-            Schedule::new("s", tz, every, handoff, vec!["a".into()], None, vec![]).unwrap_err()
+            Schedule::new("s", tz, every, handoff, vec!["a".into()], None, vec![])
+                .unwrap_err()
+                .to_string()
         };
         assert!(bad("Mars/Olympus", TimeDelta::days(1), "09:00").contains("IANA"));
         assert!(bad("UTC", TimeDelta::hours(12), "09:00").contains("whole days"));
         assert!(bad("UTC", TimeDelta::days(7), "Monday 9h").contains("hand-off"));
+    }
+
+    #[test]
+    fn a_refused_schedule_names_the_value_and_what_to_write() {
+        let bad = |tz: &str, handoff: &str, users: Vec<String>| {
+            Schedule::new("s", tz, TimeDelta::days(7), handoff, users, None, vec![])
+                .unwrap_err()
+                .to_string()
+        };
+        let one = || vec!["a".to_string()];
+        assert_eq!(
+            bad("Mars/Olympus", "09:00", one()),
+            r#"time zone "Mars/Olympus" is not an IANA name such as "Europe/Paris""#
+        );
+        assert_eq!(
+            bad("UTC", "Moonday 09:00", one()),
+            r#"hand-off "Moonday 09:00": "Moonday" is not a weekday such as Mon"#
+        );
+        assert_eq!(
+            bad("UTC", "Mon 9h", one()),
+            r#"hand-off "Mon 9h": write "Mon 09:00" (weekly) or "09:00" (daily)"#
+        );
+        assert_eq!(
+            bad("UTC", "09:00", vec![]),
+            "rotation.users is empty: name at least one user"
+        );
     }
 }

@@ -354,7 +354,8 @@ impl Harness {
             "[server]\npublic_url = \"{url}\"\n{runbooks}{}",
             base_config(&storage_url, extra)
         );
-        let mut config = Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let mut config =
+            tocsin::reload::load_text(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
         tune(&mut config);
         let inner = tocsin::store::open(&config.storage_url).await.unwrap();
         let store = Arc::new(FaultyStore {
