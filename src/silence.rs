@@ -2,7 +2,7 @@
 //! stored and listed but opens no incident and pages no one. Pure.
 
 use crate::alert::Alert;
-use crate::rules::Matcher;
+use crate::rules::{Matcher, MatcherError};
 use chrono::{DateTime, Utc};
 
 /// One silence.
@@ -19,6 +19,15 @@ pub struct Silence {
     pub created_at: DateTime<Utc>,
 }
 
+/// Why a silence cannot be made.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SilenceError {
+    #[error("matchers: at least one matcher is required, e.g. [\"resource=\\\"db-01\\\"\"]")]
+    NoMatchers,
+    #[error("matchers[{index}]: {error}")]
+    Matcher { index: usize, error: MatcherError },
+}
+
 impl Silence {
     /// Parses the matchers; the error names the first bad one.
     pub fn new(
@@ -29,17 +38,16 @@ impl Silence {
         created_by: String,
         comment: String,
         created_at: DateTime<Utc>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SilenceError> {
         if matchers.is_empty() {
-            return Err(
-                "matchers: at least one matcher is required, e.g. [\"resource=\\\"db-01\\\"\"]"
-                    .into(),
-            );
+            return Err(SilenceError::NoMatchers);
         }
         let parsed = matchers
             .iter()
             .enumerate()
-            .map(|(i, text)| Matcher::parse(text).map_err(|why| format!("matchers[{i}]: {why}")))
+            .map(|(index, text)| {
+                Matcher::parse(text).map_err(|error| SilenceError::Matcher { index, error })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             id,
@@ -139,6 +147,7 @@ mod tests {
                 now
             )
             .unwrap_err()
+            .to_string()
             .starts_with("matchers[0]")
         );
     }

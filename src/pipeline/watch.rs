@@ -55,7 +55,7 @@ impl Writer {
                     new.comment,
                     now,
                 )
-                .map_err(PipelineError::Invalid)?;
+                .map_err(|error| PipelineError::Invalid(error.to_string()))?;
                 self.view.next_silence_id += 1;
                 batch.upsert_silence(&silence);
                 self.view.silences.push(silence.clone());

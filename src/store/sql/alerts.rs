@@ -118,7 +118,7 @@ impl<B: Backend> AlertStore for SqlStore<B> {
                     row.text("comment")?,
                     row.time("created_at")?,
                 )
-                .map_err(StoreError::Corrupt)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))
             })
             .collect()
     }
