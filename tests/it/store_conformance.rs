@@ -14,6 +14,8 @@ use tocsin::change::{Change, ChangeQuery};
 use tocsin::incident::{Incident, IncidentStatus, TimelineEntry};
 use tocsin::oncall::Channel;
 use tocsin::silence::Silence;
+use tocsin::store::channels::ChatMessage;
+use tocsin::store::console::{OverrideRow, SessionRow};
 use tocsin::store::paging::{
     Delivery, Escalation, EscalationState, Notification, NotificationKind,
 };
@@ -94,6 +96,8 @@ conformance!(
     ticket_calls_reach_each_ticket_in_order_and_tickets_are_found,
     single_use_keys_answers_and_settings_are_kept_until_pruned,
     changes_and_satisfaction_answers_are_recorded_and_queried,
+    chat_messages_are_stale_until_shown_and_a_later_channel_is_brought_forward,
+    console_sessions_expire_and_end_and_overrides_outlive_a_reopen,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1008,5 +1012,156 @@ async fn changes_and_satisfaction_answers_are_recorded_and_queried(store: &dyn S
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn chat_messages_are_stale_until_shown_and_a_later_channel_is_brought_forward(
+    store: &dyn Store,
+    _: Backend,
+) {
+    with_incident(store).await;
+    let posted = ChatMessage {
+        incident_id: 1,
+        provider: "slack".into(),
+        chat: "D024BE91L".into(),
+        message: "1503435956.000247".into(),
+    };
+    store
+        .save_chat_message(&posted, IncidentStatus::Triggered)
+        .await
+        .unwrap();
+    store
+        .save_chat_message(&posted, IncidentStatus::Triggered)
+        .await
+        .unwrap();
+    assert!(
+        store.stale_chat_messages(10).await.unwrap().is_empty(),
+        "a message showing the incident as it is needs no update"
+    );
+    let mut acknowledged = incident(1);
+    acknowledged.status = IncidentStatus::Acknowledged;
+    let mut batch = WriteBatch::default();
+    batch.upsert_incident(&acknowledged);
+    commit(store, &batch).await;
+    assert_eq!(
+        store.stale_chat_messages(10).await.unwrap(),
+        vec![(posted.clone(), IncidentStatus::Acknowledged)],
+        "saved twice, listed once"
+    );
+    store
+        .chat_message_shown(&posted, IncidentStatus::Acknowledged)
+        .await
+        .unwrap();
+    assert!(store.stale_chat_messages(10).await.unwrap().is_empty());
+
+    // A rule's later channel (`after = "5m"`) is made due when the first one failed.
+    let later = message(
+        1,
+        Channel::Sms,
+        NotificationKind::Page,
+        t0() + TimeDelta::minutes(5),
+    );
+    let mut batch = WriteBatch::default();
+    batch.queue(later.clone());
+    commit(store, &batch).await;
+    let none_yet = store
+        .claim_notifications(t0(), CLAIM_LEASE, 10, "c1")
+        .await
+        .unwrap();
+    assert!(none_yet.is_empty(), "{none_yet:?}");
+    store
+        .bring_forward(&Notification {
+            due_at: t0(),
+            ..later.clone()
+        })
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_notifications(t0(), CLAIM_LEASE, 10, "c1")
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "brought forward: {claimed:?}");
+    assert_eq!(claimed[0].channel, Channel::Sms);
+}
+
+async fn console_sessions_expire_and_end_and_overrides_outlive_a_reopen(
+    store: &dyn Store,
+    _: Backend,
+) {
+    let row = SessionRow {
+        token_hash: "token-digest".into(),
+        csrf: "csrf-token".into(),
+        expires_at: t0() + TimeDelta::hours(12),
+    };
+    store.create_session("id-1", &row, t0()).await.unwrap();
+    store.create_session("id-2", &row, t0()).await.unwrap();
+    assert_eq!(
+        store.session("id-1", t0()).await.unwrap(),
+        Some(row.clone())
+    );
+    assert_eq!(store.session("id-3", t0()).await.unwrap(), None);
+    assert_eq!(
+        store
+            .session("id-1", t0() + TimeDelta::hours(12))
+            .await
+            .unwrap(),
+        None,
+        "expired at its expiry"
+    );
+    store.end_session("id-1", t0()).await.unwrap();
+    assert_eq!(
+        store.session("id-1", t0()).await.unwrap(),
+        None,
+        "logged out"
+    );
+    assert_eq!(
+        store.session("id-2", t0()).await.unwrap(),
+        Some(row.clone()),
+        "another session stays"
+    );
+
+    let shift = OverrideRow {
+        id: 0,
+        schedule: "primary".into(),
+        user_id: "bob".into(),
+        starts_at: t0(),
+        ends_at: t0() + TimeDelta::hours(8),
+        created_by: "oncall".into(),
+    };
+    let first = store.add_override(&shift, t0()).await.unwrap();
+    let second = store
+        .add_override(
+            &OverrideRow {
+                user_id: "carol".into(),
+                ..shift.clone()
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(second > first);
+    let listed = store.overrides(t0()).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|row| (row.id, row.user_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(first, "bob"), (second, "carol")],
+        "oldest first"
+    );
+    assert_eq!(
+        OverrideRow {
+            id: 0,
+            ..listed[0].clone()
+        },
+        shift
+    );
+    assert!(
+        store
+            .overrides(t0() + TimeDelta::hours(8))
+            .await
+            .unwrap()
+            .is_empty(),
+        "ended overrides are not listed"
     );
 }
