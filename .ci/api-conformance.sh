@@ -9,10 +9,23 @@ repo=$(pwd)
 # Pinned: a new release may add checks or change generation, and CI must not turn red
 # on its own. The venv lives outside the worktree so it is reused run after run.
 version=4.32.5
-venv="${TOCSIN_ST_VENV:-$HOME/.cache/tocsin-schemathesis/$version}"
+# This machine's default CPython 3.11.7 crashes inside Hypothesis on our document
+# ("SystemError: AST constructor recursion depth mismatch", a CPython bug, not a
+# finding); 3.12 runs it clean. Take a 3.12 (or 3.13) when there is one.
+python=""
+for candidate in python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3 \
+  python3.13 "$HOME"/.pyenv/versions/3.13*/bin/python3 python3; do
+  if "$candidate" -c '' >/dev/null 2>&1; then
+    python=$candidate
+    break
+  fi
+done
+[ -n "$python" ] || { echo "api-conformance: no python3; apt-get install python3-venv" >&2; exit 1; }
+pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+venv="${TOCSIN_ST_VENV:-$HOME/.cache/tocsin-schemathesis/$version-py$pyver}"
 if [ ! -x "$venv/bin/st" ]; then
-  echo "api-conformance: installing schemathesis $version into $venv"
-  python3 -m venv "$venv"
+  echo "api-conformance: installing schemathesis $version with python $pyver into $venv"
+  "$python" -m venv "$venv"
   "$venv/bin/pip" install -q "schemathesis==$version"
 fi
 

@@ -108,7 +108,8 @@ pub async fn expire(
     Ok(Json(silence_json(&silence, state.clock.now())))
 }
 
-fn silence_json(silence: &Silence, now: DateTime<Utc>) -> Value {
+/// A silence as the API and the console show it.
+pub fn silence_json(silence: &Silence, now: DateTime<Utc>) -> Value {
     json!({
         "id": silence.id,
         "matchers": silence.matchers,

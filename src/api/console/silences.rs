@@ -5,7 +5,6 @@
 use super::session::Session;
 use super::{Fields, api_error, page_error, render, session_json};
 use crate::api::AppState;
-use crate::clock::rfc3339;
 use crate::config::Role;
 use crate::pipeline::{NewSilence, SilenceChange};
 use axum::extract::{Path, Query, State};
@@ -73,16 +72,9 @@ async fn page(
     let rows: Vec<Value> = silences
         .iter()
         .map(|silence| {
-            json!({
-                "id": silence.id,
-                "matchers": silence.matchers,
-                "starts_at": rfc3339(silence.starts_at),
-                "ends_at": rfc3339(silence.ends_at),
-                "created_by": silence.created_by,
-                "comment": silence.comment,
-                "state": silence.state(now),
-                "active": silence.state(now) != "expired",
-            })
+            let mut row = crate::api::silences::silence_json(silence, now);
+            row["active"] = json!(silence.state(now) != "expired");
+            row
         })
         .collect();
     let context = json!({
