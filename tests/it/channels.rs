@@ -409,6 +409,36 @@ async fn a_telegram_button_acts_only_with_the_webhook_secret() {
         json!({ "method": "answerCallbackQuery", "callback_query_id": "q3", "text": format!("Incident #{id} acknowledged by alice") })
     );
     assert_eq!(status(&tocsin, id).await, "acknowledged");
+
+    // Telegram delivers any callback_data a client sends: a forged button for an
+    // incident that never paged alice there acts on nothing.
+    let other = tocsin
+        .ingest_ok("generic", &generic("web-07", "nginx", "critical"))
+        .await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    assert_ne!(other, id);
+    let mut forged = update(ALICE_TELEGRAM, "q4");
+    forged["callback_query"]["data"] = json!(format!("resolve:{other}"));
+    let refused: Value = tocsin
+        .client
+        .post(&url)
+        .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
+        .json(&forged)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused["text"],
+        format!(
+            "incident #{other} did not page alice by telegram; act on it from the console or the API"
+        ),
+        "{refused}"
+    );
+    assert_eq!(status(&tocsin, other).await, "triggered");
 }
 
 #[tokio::test]
