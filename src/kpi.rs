@@ -5,7 +5,7 @@
 
 use crate::alert::Priority;
 use crate::clock::rfc3339;
-use crate::incident::{Incident, TimelineEntry, TimelineKind};
+use crate::incident::{Incident, TimelineEntry};
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -170,8 +170,8 @@ fn compliance(
 fn undelivered_channels(timeline: &[TimelineEntry]) -> Vec<String> {
     let mut channels: Vec<String> = timeline
         .iter()
-        .filter(|entry| entry.kind == TimelineKind::NotificationFailed)
-        .filter_map(|entry| entry.data["channel"].as_str().map(str::to_string))
+        .filter_map(|entry| entry.kind.failed_delivery())
+        .map(|message| message.channel.clone())
         .collect();
     channels.sort();
     channels.dedup();

@@ -87,7 +87,7 @@ pub async fn show(
     body["alerts"] = alerts.iter().map(alert_json).collect();
     body["timeline"] = timeline
         .iter()
-        .map(|e| json!({ "at": rfc3339(e.at), "kind": e.kind, "actor": e.actor, "message": e.message, "data": e.data }))
+        .map(|e| json!({ "at": rfc3339(e.at), "kind": e.kind, "actor": e.actor, "message": e.message, "data": e.kind.data() }))
         .collect();
     Ok(Json(body))
 }

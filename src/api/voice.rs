@@ -7,7 +7,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::twilio;
-use crate::incident::{IncidentStatus, TimelineEntry};
+use crate::incident::{IncidentStatus, Message, TimelineEntry, TimelineKind};
 use crate::notify::outbox::{describe, fallback};
 use crate::oncall::Channel;
 use crate::pipeline::{Action, PipelineError};
@@ -16,7 +16,6 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// `POST /api/v1/voice/twilio?incident=&user=&step=[&event=status]`.
 pub async fn twilio(
@@ -141,10 +140,14 @@ async fn unanswered(state: &AppState, page: &Notification, why: &str) -> Result<
     let entry = TimelineEntry {
         incident_id: page.incident_id,
         at: now,
-        kind: "notification_failed".into(),
+        kind: TimelineKind::NotificationFailed(Message {
+            channel: "voice".into(),
+            user: page.user_id.clone(),
+            step: page.step.clone(),
+            notification: None,
+        }),
         actor: "tocsin".into(),
         message: format!("{} failed: {why}{also}", describe(page)),
-        data: json!({ "channel": "voice", "user": page.user_id, "step": page.step }),
     };
     state.store.append_timeline(&[entry]).await?;
     if let Some(next) = next {

@@ -13,7 +13,7 @@ use std::str::FromStr;
 pub mod links;
 mod timeline;
 
-pub use timeline::TimelineKind;
+pub use timeline::{Message, Opening, Proposal, RunEnd, RunStart, TicketCall, TimelineKind};
 
 /// Where an incident is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,7 +285,6 @@ pub struct TimelineEntry {
     /// Who or what did it: an API token's name, a sender, or `tocsin`.
     pub actor: String,
     pub message: String,
-    pub data: serde_json::Value,
 }
 
 #[cfg(test)]

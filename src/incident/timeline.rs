@@ -1,14 +1,73 @@
-//! What a timeline entry records: one name per kind, stored and served snake_case
-//! under the names SPEC §11 keeps (`opened`, `paging`, `notified`…).
+//! What a timeline entry records: one kind per event, stored and served snake_case
+//! under the names SPEC §11 keeps (`opened`, `paging`, `notified`…), each carrying
+//! the data its event has (which alert opened it, which message went out, which run
+//! ended how). The store keeps the name and the data as JSON beside it.
 
-use serde::{Serialize, Serializer};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt;
 
-/// The kind of a timeline entry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Which alert opened an incident, and under which rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opening {
+    /// The dedup key of the alert.
+    pub alert: String,
+    pub rule: Option<String>,
+}
+
+/// A message and its recipient, on every delivery kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub channel: String,
+    pub user: String,
+    pub step: String,
+    /// The outbox row; absent when the provider reported the outcome (a voice call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<i64>,
+}
+
+/// A runbook run that started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStart {
+    pub run_id: i64,
+    pub params: BTreeMap<String, String>,
+}
+
+/// A run proposed to a responder, and until when they may approve it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub run_id: i64,
+    pub runbook: String,
+    pub params: BTreeMap<String, String>,
+    #[serde(serialize_with = "millis")]
+    pub approval_due: DateTime<Utc>,
+}
+
+/// How a run ended, with what it printed (already redacted and cut to size).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEnd {
+    pub run_id: i64,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub output: String,
+}
+
+/// A call to a helpdesk platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketCall {
+    pub platform: String,
+    pub op: String,
+    pub attempt: i64,
+}
+
+/// The kind of a timeline entry, with its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimelineKind {
     /// An incident opened.
-    Opened,
+    Opened(Opening),
     /// An alert joined the incident.
     AlertAdded,
     /// One of its alerts resolved.
@@ -30,13 +89,13 @@ pub enum TimelineKind {
     /// Acknowledged but not resolved within the ack timeout: paging again.
     Retriggered,
     /// A message went out.
-    Notified,
+    Notified(Message),
     /// A message failed and will be tried again.
-    NotificationRetry,
+    NotificationRetry(Message),
     /// A message was given up.
-    NotificationFailed,
+    NotificationFailed(Message),
     /// A message went to the next channel instead.
-    NotificationFallback,
+    NotificationFallback(Message),
     Acknowledged,
     Resolved,
     /// A human's note.
@@ -49,16 +108,16 @@ pub enum TimelineKind {
     SlaWarning,
     /// An SLA deadline passed.
     SlaBreach,
-    RunbookStarted,
-    RunbookSuccess,
-    RunbookFailure,
-    RunbookTimeout,
+    RunbookStarted(RunStart),
+    RunbookSuccess(RunEnd),
+    RunbookFailure(RunEnd),
+    RunbookTimeout(RunEnd),
     /// A guard (cooldown, cap, concurrency, breaker) refused a run.
     RunbookRefused,
     /// A run waits for a running one.
     RunbookWaiting,
     /// A run waits for a responder's approval.
-    RunbookPendingApproval,
+    RunbookPendingApproval(Proposal),
     RunbookApproved,
     RunbookApprovalExpired,
     /// Tocsin stopped while a run was going.
@@ -67,26 +126,30 @@ pub enum TimelineKind {
     AutoRemediated,
     /// A failed runbook paged a tier.
     EscalatedByRunbook,
-    TicketOpened,
-    TicketNoted,
-    TicketPriority,
-    TicketSolved,
-    TicketRetry,
-    TicketFailed,
+    TicketOpened(TicketCall),
+    TicketNoted(TicketCall),
+    TicketPriority(TicketCall),
+    TicketSolved(TicketCall),
+    TicketRetry(TicketCall),
+    TicketFailed(TicketCall),
     /// A paging drill started.
     Drill,
     /// A drill ended unacknowledged.
     DrillFailed,
-    /// A name this version does not know (a row written by a newer one): kept and
-    /// served as it was stored, so a timeline always loads.
-    Other(String),
+    /// A name this version does not know (a row written by a newer one), or a known
+    /// name whose data does not fit: kept and served as it was stored, so a timeline
+    /// always loads.
+    Other {
+        name: String,
+        data: Value,
+    },
 }
 
 impl TimelineKind {
     /// The stored and served name.
     pub fn as_str(&self) -> &str {
         match self {
-            Self::Opened => "opened",
+            Self::Opened(_) => "opened",
             Self::AlertAdded => "alert_added",
             Self::AlertResolved => "alert_resolved",
             Self::AlertAcknowledged => "alert_acknowledged",
@@ -97,10 +160,10 @@ impl TimelineKind {
             Self::EscalationSkipped => "escalation_skipped",
             Self::EscalationRequested => "escalation_requested",
             Self::Retriggered => "retriggered",
-            Self::Notified => "notified",
-            Self::NotificationRetry => "notification_retry",
-            Self::NotificationFailed => "notification_failed",
-            Self::NotificationFallback => "notification_fallback",
+            Self::Notified(_) => "notified",
+            Self::NotificationRetry(_) => "notification_retry",
+            Self::NotificationFailed(_) => "notification_failed",
+            Self::NotificationFallback(_) => "notification_fallback",
             Self::Acknowledged => "acknowledged",
             Self::Resolved => "resolved",
             Self::Note => "note",
@@ -108,86 +171,141 @@ impl TimelineKind {
             Self::Unhold => "unhold",
             Self::SlaWarning => "sla_warning",
             Self::SlaBreach => "sla_breach",
-            Self::RunbookStarted => "runbook_started",
-            Self::RunbookSuccess => "runbook_success",
-            Self::RunbookFailure => "runbook_failure",
-            Self::RunbookTimeout => "runbook_timeout",
+            Self::RunbookStarted(_) => "runbook_started",
+            Self::RunbookSuccess(_) => "runbook_success",
+            Self::RunbookFailure(_) => "runbook_failure",
+            Self::RunbookTimeout(_) => "runbook_timeout",
             Self::RunbookRefused => "runbook_refused",
             Self::RunbookWaiting => "runbook_waiting",
-            Self::RunbookPendingApproval => "runbook_pending_approval",
+            Self::RunbookPendingApproval(_) => "runbook_pending_approval",
             Self::RunbookApproved => "runbook_approved",
             Self::RunbookApprovalExpired => "runbook_approval_expired",
             Self::RunbookInterrupted => "runbook_interrupted",
             Self::AutoRemediated => "auto_remediated",
             Self::EscalatedByRunbook => "escalated_by_runbook",
-            Self::TicketOpened => "ticket_opened",
-            Self::TicketNoted => "ticket_noted",
-            Self::TicketPriority => "ticket_priority",
-            Self::TicketSolved => "ticket_solved",
-            Self::TicketRetry => "ticket_retry",
-            Self::TicketFailed => "ticket_failed",
+            Self::TicketOpened(_) => "ticket_opened",
+            Self::TicketNoted(_) => "ticket_noted",
+            Self::TicketPriority(_) => "ticket_priority",
+            Self::TicketSolved(_) => "ticket_solved",
+            Self::TicketRetry(_) => "ticket_retry",
+            Self::TicketFailed(_) => "ticket_failed",
             Self::Drill => "drill",
             Self::DrillFailed => "drill_failed",
-            Self::Other(name) => name,
+            Self::Other { name, .. } => name,
         }
     }
-}
 
-/// Any name is a kind: a known one its variant, any other kept as [`TimelineKind::Other`].
-impl From<&str> for TimelineKind {
-    fn from(name: &str) -> Self {
+    /// The stored and served data: the variant's fields as a JSON object, `null`
+    /// for a kind that has none.
+    pub fn data(&self) -> Value {
+        let typed = match self {
+            Self::Opened(opening) => serde_json::to_value(opening),
+            Self::Notified(delivery)
+            | Self::NotificationRetry(delivery)
+            | Self::NotificationFailed(delivery)
+            | Self::NotificationFallback(delivery) => serde_json::to_value(delivery),
+            Self::RunbookStarted(start) => serde_json::to_value(start),
+            Self::RunbookPendingApproval(proposal) => serde_json::to_value(proposal),
+            Self::RunbookSuccess(end) | Self::RunbookFailure(end) | Self::RunbookTimeout(end) => {
+                serde_json::to_value(end)
+            }
+            Self::TicketOpened(call)
+            | Self::TicketNoted(call)
+            | Self::TicketPriority(call)
+            | Self::TicketSolved(call)
+            | Self::TicketRetry(call)
+            | Self::TicketFailed(call) => serde_json::to_value(call),
+            Self::Other { data, .. } => return data.clone(),
+            _ => return Value::Null,
+        };
+        // Plain structs with string keys always serialize.
+        typed.unwrap_or(Value::Null)
+    }
+
+    /// The kind a stored row names, with its data.
+    pub fn stored(name: &str, data: Value) -> Self {
+        Self::known(name, &data).unwrap_or_else(|| Self::Other {
+            name: name.to_string(),
+            data,
+        })
+    }
+
+    fn known(name: &str, data: &Value) -> Option<Self> {
+        let bare = |kind: Self| data.is_null().then_some(kind);
         match name {
-            "opened" => Self::Opened,
-            "alert_added" => Self::AlertAdded,
-            "alert_resolved" => Self::AlertResolved,
-            "alert_acknowledged" => Self::AlertAcknowledged,
-            "priority_raised" => Self::PriorityRaised,
-            "flapping" => Self::Flapping,
-            "paging" => Self::Paging,
-            "escalated" => Self::Escalated,
-            "escalation_skipped" => Self::EscalationSkipped,
-            "escalation_requested" => Self::EscalationRequested,
-            "retriggered" => Self::Retriggered,
-            "notified" => Self::Notified,
-            "notification_retry" => Self::NotificationRetry,
-            "notification_failed" => Self::NotificationFailed,
-            "notification_fallback" => Self::NotificationFallback,
-            "acknowledged" => Self::Acknowledged,
-            "resolved" => Self::Resolved,
-            "note" => Self::Note,
-            "hold" => Self::Hold,
-            "unhold" => Self::Unhold,
-            "sla_warning" => Self::SlaWarning,
-            "sla_breach" => Self::SlaBreach,
-            "runbook_started" => Self::RunbookStarted,
-            "runbook_success" => Self::RunbookSuccess,
-            "runbook_failure" => Self::RunbookFailure,
-            "runbook_timeout" => Self::RunbookTimeout,
-            "runbook_refused" => Self::RunbookRefused,
-            "runbook_waiting" => Self::RunbookWaiting,
-            "runbook_pending_approval" => Self::RunbookPendingApproval,
-            "runbook_approved" => Self::RunbookApproved,
-            "runbook_approval_expired" => Self::RunbookApprovalExpired,
-            "runbook_interrupted" => Self::RunbookInterrupted,
-            "auto_remediated" => Self::AutoRemediated,
-            "escalated_by_runbook" => Self::EscalatedByRunbook,
-            "ticket_opened" => Self::TicketOpened,
-            "ticket_noted" => Self::TicketNoted,
-            "ticket_priority" => Self::TicketPriority,
-            "ticket_solved" => Self::TicketSolved,
-            "ticket_retry" => Self::TicketRetry,
-            "ticket_failed" => Self::TicketFailed,
-            "drill" => Self::Drill,
-            "drill_failed" => Self::DrillFailed,
-            other => Self::Other(other.to_string()),
+            "opened" => typed(data, Self::Opened),
+            "alert_added" => bare(Self::AlertAdded),
+            "alert_resolved" => bare(Self::AlertResolved),
+            "alert_acknowledged" => bare(Self::AlertAcknowledged),
+            "priority_raised" => bare(Self::PriorityRaised),
+            "flapping" => bare(Self::Flapping),
+            "paging" => bare(Self::Paging),
+            "escalated" => bare(Self::Escalated),
+            "escalation_skipped" => bare(Self::EscalationSkipped),
+            "escalation_requested" => bare(Self::EscalationRequested),
+            "retriggered" => bare(Self::Retriggered),
+            "notified" => typed(data, Self::Notified),
+            "notification_retry" => typed(data, Self::NotificationRetry),
+            "notification_failed" => typed(data, Self::NotificationFailed),
+            "notification_fallback" => typed(data, Self::NotificationFallback),
+            "acknowledged" => bare(Self::Acknowledged),
+            "resolved" => bare(Self::Resolved),
+            "note" => bare(Self::Note),
+            "hold" => bare(Self::Hold),
+            "unhold" => bare(Self::Unhold),
+            "sla_warning" => bare(Self::SlaWarning),
+            "sla_breach" => bare(Self::SlaBreach),
+            "runbook_started" => typed(data, Self::RunbookStarted),
+            "runbook_success" => typed(data, Self::RunbookSuccess),
+            "runbook_failure" => typed(data, Self::RunbookFailure),
+            "runbook_timeout" => typed(data, Self::RunbookTimeout),
+            "runbook_refused" => bare(Self::RunbookRefused),
+            "runbook_waiting" => bare(Self::RunbookWaiting),
+            "runbook_pending_approval" => typed(data, Self::RunbookPendingApproval),
+            "runbook_approved" => bare(Self::RunbookApproved),
+            "runbook_approval_expired" => bare(Self::RunbookApprovalExpired),
+            "runbook_interrupted" => bare(Self::RunbookInterrupted),
+            "auto_remediated" => bare(Self::AutoRemediated),
+            "escalated_by_runbook" => bare(Self::EscalatedByRunbook),
+            "ticket_opened" => typed(data, Self::TicketOpened),
+            "ticket_noted" => typed(data, Self::TicketNoted),
+            "ticket_priority" => typed(data, Self::TicketPriority),
+            "ticket_solved" => typed(data, Self::TicketSolved),
+            "ticket_retry" => typed(data, Self::TicketRetry),
+            "ticket_failed" => typed(data, Self::TicketFailed),
+            "drill" => bare(Self::Drill),
+            "drill_failed" => bare(Self::DrillFailed),
+            _ => None,
+        }
+    }
+
+    /// The failed delivery, for the KPIs of undelivered channels.
+    pub fn failed_delivery(&self) -> Option<&Message> {
+        match self {
+            Self::NotificationFailed(delivery) => Some(delivery),
+            _ => None,
+        }
+    }
+
+    /// What a run printed, when the entry is a run's end.
+    pub fn run_output(&self) -> Option<&str> {
+        match self {
+            Self::RunbookSuccess(end) | Self::RunbookFailure(end) | Self::RunbookTimeout(end) => {
+                Some(&end.output)
+            }
+            _ => None,
         }
     }
 }
 
-impl From<String> for TimelineKind {
-    fn from(name: String) -> Self {
-        Self::from(name.as_str())
-    }
+fn typed<T: DeserializeOwned>(data: &Value, make: fn(T) -> TimelineKind) -> Option<TimelineKind> {
+    T::deserialize(data).ok().map(make)
+}
+
+/// Timestamps in the data are written as everywhere else in the API: RFC 3339 in
+/// milliseconds, UTC.
+fn millis<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 impl fmt::Display for TimelineKind {
@@ -205,70 +323,135 @@ impl Serialize for TimelineKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn message() -> Message {
+        Message {
+            channel: "email".into(),
+            user: "alice".into(),
+            step: "L1".into(),
+            notification: Some(7),
+        }
+    }
+
+    fn run_end() -> RunEnd {
+        RunEnd {
+            run_id: 3,
+            exit_code: Some(0),
+            timed_out: false,
+            output: "restarted".into(),
+        }
+    }
+
+    fn every_kind() -> Vec<TimelineKind> {
+        use TimelineKind::*;
+        let call = TicketCall {
+            platform: "zendesk".into(),
+            op: "create".into(),
+            attempt: 1,
+        };
+        let params = BTreeMap::from([("user".to_string(), "jdoe".to_string())]);
+        vec![
+            Opened(Opening {
+                alert: "disk:db-1".into(),
+                rule: Some("disk".into()),
+            }),
+            AlertAdded,
+            AlertResolved,
+            AlertAcknowledged,
+            PriorityRaised,
+            Flapping,
+            Paging,
+            Escalated,
+            EscalationSkipped,
+            EscalationRequested,
+            Retriggered,
+            Notified(message()),
+            NotificationRetry(message()),
+            NotificationFailed(message()),
+            NotificationFallback(message()),
+            Acknowledged,
+            Resolved,
+            Note,
+            Hold,
+            Unhold,
+            SlaWarning,
+            SlaBreach,
+            RunbookStarted(RunStart {
+                run_id: 3,
+                params: params.clone(),
+            }),
+            RunbookSuccess(run_end()),
+            RunbookFailure(run_end()),
+            RunbookTimeout(run_end()),
+            RunbookRefused,
+            RunbookWaiting,
+            RunbookPendingApproval(Proposal {
+                run_id: 3,
+                runbook: "restart".into(),
+                params,
+                approval_due: DateTime::from_timestamp_millis(1_700_000_000_000)
+                    .unwrap_or_default(),
+            }),
+            RunbookApproved,
+            RunbookApprovalExpired,
+            RunbookInterrupted,
+            AutoRemediated,
+            EscalatedByRunbook,
+            TicketOpened(call.clone()),
+            TicketNoted(call.clone()),
+            TicketPriority(call.clone()),
+            TicketSolved(call.clone()),
+            TicketRetry(call.clone()),
+            TicketFailed(call),
+            Drill,
+            DrillFailed,
+        ]
+    }
 
     #[test]
-    fn every_kind_keeps_its_stored_name() {
-        for name in [
-            "opened",
-            "alert_added",
-            "alert_resolved",
-            "alert_acknowledged",
-            "priority_raised",
-            "flapping",
-            "paging",
-            "escalated",
-            "escalation_skipped",
-            "escalation_requested",
-            "retriggered",
-            "notified",
-            "notification_retry",
-            "notification_failed",
-            "notification_fallback",
-            "acknowledged",
-            "resolved",
-            "note",
-            "hold",
-            "unhold",
-            "sla_warning",
-            "sla_breach",
-            "runbook_started",
-            "runbook_success",
-            "runbook_failure",
-            "runbook_timeout",
-            "runbook_refused",
-            "runbook_waiting",
-            "runbook_pending_approval",
-            "runbook_approved",
-            "runbook_approval_expired",
-            "runbook_interrupted",
-            "auto_remediated",
-            "escalated_by_runbook",
-            "ticket_opened",
-            "ticket_noted",
-            "ticket_priority",
-            "ticket_solved",
-            "ticket_retry",
-            "ticket_failed",
-            "drill",
-            "drill_failed",
-        ] {
-            let kind = TimelineKind::from(name);
-            assert!(
-                !matches!(kind, TimelineKind::Other(_)),
-                "{name} has a variant"
-            );
-            assert_eq!(kind.as_str(), name);
-            assert_eq!(serde_json::to_value(&kind).unwrap(), name);
+    fn every_kind_loads_back_as_it_was_stored() {
+        let kinds = every_kind();
+        assert_eq!(kinds.len(), 42);
+        for kind in kinds {
+            let (name, data) = (kind.as_str().to_string(), kind.data());
+            let loaded = TimelineKind::stored(&name, data);
+            assert_eq!(loaded, kind, "{name}");
+            assert_eq!(serde_json::to_value(&loaded).unwrap(), name.as_str());
         }
     }
 
     #[test]
-    fn an_unknown_name_still_loads_as_it_was() {
-        let kind = TimelineKind::from("written_by_a_newer_version");
+    fn the_data_keeps_the_field_names_clients_read() {
         assert_eq!(
-            kind,
-            TimelineKind::Other("written_by_a_newer_version".into())
+            TimelineKind::Notified(message()).data(),
+            json!({ "channel": "email", "user": "alice", "step": "L1", "notification": 7 })
         );
+        let call = TimelineKind::Opened(Opening {
+            alert: "k".into(),
+            rule: None,
+        });
+        assert_eq!(call.data(), json!({ "alert": "k", "rule": null }));
+        let voice = Message {
+            notification: None,
+            ..message()
+        };
+        assert_eq!(
+            TimelineKind::NotificationFailed(voice).data(),
+            json!({ "channel": "email", "user": "alice", "step": "L1" })
+        );
+        assert_eq!(TimelineKind::Note.data(), Value::Null);
+    }
+
+    #[test]
+    fn an_unknown_name_or_unfitting_data_still_loads_as_it_was() {
+        let data = json!({ "newer": true });
+        let kind = TimelineKind::stored("written_by_a_newer_version", data.clone());
         assert_eq!(kind.to_string(), "written_by_a_newer_version");
+        assert_eq!(kind.data(), data);
+        let odd = TimelineKind::stored("notified", json!({ "channel": 5 }));
+        assert!(matches!(odd, TimelineKind::Other { .. }));
+        assert_eq!(odd.as_str(), "notified");
+        assert_eq!(odd.data(), json!({ "channel": 5 }));
     }
 }

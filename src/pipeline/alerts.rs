@@ -3,7 +3,7 @@
 use super::{Accepted, Effects, OpenIncident, PipelineError, Writer, entry};
 use crate::alert::{Alert, AlertAction, AlertStatus};
 use crate::dedup::{Decision, DedupKey, OpenAlert};
-use crate::incident::{Incident, TimelineEntry, TimelineKind};
+use crate::incident::{Incident, Opening, TimelineKind};
 use crate::rules::{Classification, classify};
 use crate::silence::silenced_by;
 use crate::store::{AlertRecord, AlertUpdate, WriteBatch};
@@ -325,16 +325,17 @@ impl Writer {
             .rule
             .as_deref()
             .map_or(String::new(), |rule| format!(" by rule {rule:?}"));
-        batch.record(TimelineEntry {
-            data: serde_json::json!({ "alert": alert.dedup_key, "rule": classification.rule }),
-            ..entry(
-                id,
-                now,
-                TimelineKind::Opened,
-                &alert.source,
-                format!("opened as {}{rule}: {}", incident.priority, alert.summary),
-            )
-        });
+        let opening = Opening {
+            alert: alert.dedup_key.clone(),
+            rule: classification.rule.clone(),
+        };
+        batch.record(entry(
+            id,
+            now,
+            TimelineKind::Opened(opening),
+            &alert.source,
+            format!("opened as {}{rule}: {}", incident.priority, alert.summary),
+        ));
         self.start_paging(&mut incident, now, batch, effects);
         self.start_runbooks(alert, classification, &incident, now, batch, effects);
         Self::notify_stakeholders(&self.config, &incident, "opened", now, batch);

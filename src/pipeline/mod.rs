@@ -1255,7 +1255,6 @@ fn entry(
         kind,
         actor: actor.to_string(),
         message,
-        data: serde_json::Value::Null,
     }
 }
 

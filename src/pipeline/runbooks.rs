@@ -5,7 +5,7 @@
 
 use super::{Effects, PipelineError, Writer, entry};
 use crate::alert::Alert;
-use crate::incident::{Incident, TimelineEntry, TimelineKind};
+use crate::incident::{Incident, Proposal, RunEnd, RunStart, TimelineKind};
 use crate::rules::Classification;
 use crate::runbook::runner::RunOutcome;
 use crate::runbook::{Approval, OnFailure, OnSuccess, Params, Runbook};
@@ -147,16 +147,17 @@ impl Writer {
     ) -> i64 {
         let (run_id, incident_id) = (record.id, record.incident_id);
         if let Some(incident_id) = incident_id {
-            batch.record(TimelineEntry {
-                data: serde_json::json!({ "run_id": run_id, "params": record.params }),
-                ..entry(
-                    incident_id,
-                    record.started_at,
-                    TimelineKind::RunbookStarted,
-                    &record.actor,
-                    format!("runbook {} started ({})", runbook.name, record.target),
-                )
-            });
+            let start = RunStart {
+                run_id,
+                params: record.params.clone(),
+            };
+            batch.record(entry(
+                incident_id,
+                record.started_at,
+                TimelineKind::RunbookStarted(start),
+                &record.actor,
+                format!("runbook {} started ({})", runbook.name, record.target),
+            ));
         }
         self.save_run(batch, record.clone());
         self.running.insert(run_id, record);
@@ -192,22 +193,25 @@ impl Writer {
         let due = now + runbook.approval_timeout;
         record.status = "pending_approval".into();
         record.approval_due = Some(due);
-        batch.record(TimelineEntry {
-            data: serde_json::json!({ "run_id": record.id, "runbook": runbook.name, "params": record.params, "approval_due": crate::clock::rfc3339(due) }),
-            ..entry(
-                incident_id,
-                now,
-                TimelineKind::RunbookPendingApproval,
-                "tocsin",
-                format!(
-                    "runbook {} ({}) waits for a responder's approval until {}: POST /api/v1/incidents/{incident_id}/runbooks/{}/approve runs it",
-                    runbook.name,
-                    record.target,
-                    crate::clock::rfc3339(due),
-                    runbook.name
-                ),
-            )
-        });
+        let proposal = Proposal {
+            run_id: record.id,
+            runbook: runbook.name.clone(),
+            params: record.params.clone(),
+            approval_due: due,
+        };
+        batch.record(entry(
+            incident_id,
+            now,
+            TimelineKind::RunbookPendingApproval(proposal),
+            "tocsin",
+            format!(
+                "runbook {} ({}) waits for a responder's approval until {}: POST /api/v1/incidents/{incident_id}/runbooks/{}/approve runs it",
+                runbook.name,
+                record.target,
+                crate::clock::rfc3339(due),
+                runbook.name
+            ),
+        ));
         self.view.pending_approvals.push(record.clone());
         self.save_run(batch, record);
     }
@@ -435,7 +439,7 @@ impl Writer {
         let breaker_was_open = runbook
             .and_then(|runbook| self.guard.breaker_closes(runbook, &record.target, now))
             .is_some();
-        let (label, kind) = if outcome.success {
+        let (label, kind): (_, fn(RunEnd) -> TimelineKind) = if outcome.success {
             ("success", TimelineKind::RunbookSuccess)
         } else if outcome.timed_out {
             ("timeout", TimelineKind::RunbookTimeout)
@@ -465,10 +469,19 @@ impl Writer {
             .exit_code
             .map_or_else(|| "no exit code".to_string(), |code| format!("exit {code}"));
         let shown: String = outcome.output.chars().take(TIMELINE_OUTPUT).collect();
-        batch.record(TimelineEntry {
-            data: serde_json::json!({ "run_id": run_id, "exit_code": outcome.exit_code, "timed_out": outcome.timed_out, "output": shown }),
-            ..entry(incident_id, now, kind, &format!("runbook:{}", record.runbook), format!("runbook {} {label} ({exit}): {}", record.runbook, shown.trim()))
-        });
+        let message = format!(
+            "runbook {} {label} ({exit}): {}",
+            record.runbook,
+            shown.trim()
+        );
+        let end = RunEnd {
+            run_id,
+            exit_code: outcome.exit_code,
+            timed_out: outcome.timed_out,
+            output: shown,
+        };
+        let actor = format!("runbook:{}", record.runbook);
+        batch.record(entry(incident_id, now, kind(end), &actor, message));
         let open = self.view.incidents.contains_key(&incident_id);
         match (
             outcome.success,

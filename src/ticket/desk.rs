@@ -9,7 +9,7 @@ use super::{
 };
 use crate::clock::{Clock, rfc3339};
 use crate::incident::links::LinkKind;
-use crate::incident::{Incident, TimelineEntry, TimelineKind};
+use crate::incident::{Incident, TicketCall, TimelineEntry, TimelineKind};
 use crate::metrics::Metrics;
 use crate::name::UnknownName;
 use crate::page::NotifyError;
@@ -17,7 +17,7 @@ use crate::store::paging::Delivery;
 use crate::store::tickets::{Ticket, TicketOp, TicketOpKind};
 use crate::store::{CLAIM_LEASE, Claims, Store, StoreError, work_claims};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -114,10 +114,13 @@ impl Desk {
             .append_timeline(&[TimelineEntry {
                 incident_id: op.incident_id,
                 at: now,
-                kind,
+                kind: kind(TicketCall {
+                    platform: op.platform.as_str().to_string(),
+                    op: op.kind.as_str().to_string(),
+                    attempt,
+                }),
                 actor: "tocsin".into(),
                 message,
-                data: json!({ "platform": op.platform.as_str(), "op": op.kind.as_str(), "attempt": attempt }),
             }])
             .await
     }
@@ -412,7 +415,7 @@ fn describe(kind: TicketOpKind) -> &'static str {
     }
 }
 
-fn done_kind(kind: TicketOpKind) -> TimelineKind {
+fn done_kind(kind: TicketOpKind) -> fn(TicketCall) -> TimelineKind {
     match kind {
         TicketOpKind::Create => TimelineKind::TicketOpened,
         TicketOpKind::Note => TimelineKind::TicketNoted,

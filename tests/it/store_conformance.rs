@@ -11,7 +11,7 @@ use serde_json::json;
 use std::sync::Arc;
 use tocsin::alert::{AlertStatus, Priority, Severity};
 use tocsin::change::{Change, ChangeQuery};
-use tocsin::incident::{Incident, IncidentStatus, TimelineEntry};
+use tocsin::incident::{Incident, IncidentStatus, Message, Opening, TimelineEntry, TimelineKind};
 use tocsin::oncall::Channel;
 use tocsin::silence::Silence;
 use tocsin::store::channels::ChatMessage;
@@ -263,10 +263,12 @@ async fn a_batch_is_what_the_writer_loads_and_the_api_reads(store: &dyn Store, _
     let entry = TimelineEntry {
         incident_id: 1,
         at: t0(),
-        kind: "opened".into(),
+        kind: TimelineKind::Opened(Opening {
+            alert: "disk:web-1".into(),
+            rule: Some("disks".into()),
+        }),
         actor: "generic".into(),
         message: "opened by disk on web-1".into(),
-        data: json!({ "alert": 1 }),
     };
     let mut batch = WriteBatch::default();
     batch.upsert_incident(&incident(1));
@@ -335,7 +337,12 @@ async fn a_batch_is_what_the_writer_loads_and_the_api_reads(store: &dyn Store, _
     assert_eq!(ids, vec![2, 1]);
     assert_eq!(store.timeline(1).await.unwrap(), vec![entry.clone()]);
     let delivery = TimelineEntry {
-        kind: "notified".into(),
+        kind: TimelineKind::Notified(Message {
+            channel: "email".into(),
+            user: "alice".into(),
+            step: "L1".into(),
+            notification: Some(4),
+        }),
         message: "paged alice by email".into(),
         ..entry.clone()
     };

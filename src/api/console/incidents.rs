@@ -288,7 +288,7 @@ async fn page(state: &AppState, session: &Session, id: &str) -> Result<Response,
             "actor": entry.actor,
             "message": entry.message,
             // A runbook's output keeps its lines.
-            "output": entry.data.get("output").and_then(Value::as_str).is_some_and(|output| !output.is_empty()) || entry.message.contains('\n'),
+            "output": entry.kind.run_output().is_some_and(|output| !output.is_empty()) || entry.message.contains('\n'),
         })).collect::<Vec<_>>(),
         "changes": changes,
         "pending": pending.iter().map(|run| json!({ "runbook": run.runbook, "target": run.target, "due": run.approval_due.map(|due| relative(due, now)) })).collect::<Vec<_>>(),

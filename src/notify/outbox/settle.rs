@@ -3,13 +3,12 @@
 //! the fallback to the user's next channel when one keeps failing.
 
 use super::Outbox;
-use crate::incident::TimelineEntry;
+use crate::incident::{Message, TimelineEntry, TimelineKind};
 use crate::notify::NotifyError;
 use crate::oncall::Channel;
 use crate::store::StoreError;
 use crate::store::paging::{Delivery, Notification, NotificationKind};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 /// Failed attempts after which the user's next channel is tried as well.
 const FALLBACK_AFTER: i64 = 3;
@@ -27,14 +26,18 @@ impl Outbox {
         let attempt = notification.attempts + 1;
         let what = describe(notification);
         let (delivery, kind, message) = match outcome {
-            Ok(via) => (Delivery::Sent, "notified", format!("{what} sent{via}")),
+            Ok(via) => (
+                Delivery::Sent,
+                TimelineKind::Notified as fn(Message) -> TimelineKind,
+                format!("{what} sent{via}"),
+            ),
             Err(error) => {
                 let (delivery, message) =
                     error.settle(&what, attempt, notification.id, notification.deadline, now);
                 let kind = if matches!(delivery, Delivery::Retry { .. }) {
-                    "notification_retry"
+                    TimelineKind::NotificationRetry
                 } else {
-                    "notification_failed"
+                    TimelineKind::NotificationFailed
                 };
                 (delivery, kind, message)
             }
@@ -75,7 +78,7 @@ impl Outbox {
         self.record(
             failing,
             now,
-            "notification_fallback",
+            TimelineKind::NotificationFallback,
             format!(
                 "{} keeps failing: also trying {}",
                 describe(failing),
@@ -93,7 +96,7 @@ impl Outbox {
         &self,
         notification: &Notification,
         at: DateTime<Utc>,
-        kind: &str,
+        kind: fn(Message) -> TimelineKind,
         message: String,
     ) -> Result<(), StoreError> {
         if notification.kind == NotificationKind::Report {
@@ -103,10 +106,14 @@ impl Outbox {
         let entry = TimelineEntry {
             incident_id: notification.incident_id,
             at,
-            kind: kind.into(),
+            kind: kind(Message {
+                channel: notification.channel.as_str().to_string(),
+                user: notification.user_id.clone(),
+                step: notification.step.clone(),
+                notification: Some(notification.id),
+            }),
             actor: "tocsin".to_string(),
             message,
-            data: json!({ "channel": notification.channel.as_str(), "user": notification.user_id, "step": notification.step, "notification": notification.id }),
         };
         self.store.append_timeline(&[entry]).await
     }

@@ -3,7 +3,7 @@
 use super::{Backend, Columns, On, Sql, SqlStore};
 use crate::change::Change;
 use crate::clock::to_millis;
-use crate::incident::{Incident, TimelineEntry};
+use crate::incident::{Incident, TimelineEntry, TimelineKind};
 use crate::store::{ChangeQuery, IncidentQuery, IncidentStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -59,10 +59,9 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
                 Ok(TimelineEntry {
                     incident_id: row.int("incident_id")?,
                     at: row.time("at")?,
-                    kind: row.text("kind")?.into(),
+                    kind: TimelineKind::stored(&row.text("kind")?, row.json("data")?),
                     actor: row.text("actor")?,
                     message: row.text("message")?,
-                    data: row.json("data")?,
                 })
             })
             .collect()
@@ -212,7 +211,7 @@ pub(super) fn insert_timeline(entries: &[TimelineEntry]) -> Sql {
             .bind(entry.kind.as_str())
             .bind(&entry.actor)
             .bind(&entry.message)
-            .bind(entry.data.to_string());
+            .bind(entry.kind.data().to_string());
     });
     sql.push(";");
     sql
