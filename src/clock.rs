@@ -78,31 +78,46 @@ pub fn from_millis(millis: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(millis).unwrap_or_default()
 }
 
+/// Why a duration is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("duration {0:?} has no unit; {DURATION_HINT}")]
+    NoUnit(String),
+    #[error("duration {0:?} does not start with a number; {DURATION_HINT}")]
+    NoNumber(String),
+    #[error("duration {0:?} is not valid; {DURATION_HINT}")]
+    Invalid(String),
+    #[error(
+        "duration {0:?} is over 10 years; nothing in Tocsin waits that long, write e.g. \"52w\""
+    )]
+    TooLong(String),
+}
+
+const DURATION_HINT: &str =
+    "write one integer and one unit s, m, h, d or w, such as \"90s\" or \"10m\"";
+
 /// Parses the duration syntax of spec §10: one integer and one unit, `s m h d w`.
-pub fn parse_duration(text: &str) -> Result<chrono::TimeDelta, String> {
-    let hint = "write one integer and one unit s, m, h, d or w, such as \"90s\" or \"10m\"";
+pub fn parse_duration(text: &str) -> Result<chrono::TimeDelta, DurationError> {
     let unit_at = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("duration {text:?} has no unit; {hint}"))?;
+        .ok_or_else(|| DurationError::NoUnit(text.to_string()))?;
     let (number, unit) = text.split_at(unit_at);
     let number: i64 = number
         .parse()
-        .map_err(|_| format!("duration {text:?} does not start with a number; {hint}"))?;
+        .map_err(|_| DurationError::NoNumber(text.to_string()))?;
     let seconds_per_unit = match unit {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => return Err(format!("duration {text:?} is not valid; {hint}")),
+        _ => return Err(DurationError::Invalid(text.to_string())),
     };
     number
         .checked_mul(seconds_per_unit)
         .filter(|seconds| *seconds <= MAX_DURATION_SECONDS)
         .and_then(chrono::TimeDelta::try_seconds)
-        .ok_or_else(|| {
-            format!("duration {text:?} is over 10 years; nothing in Tocsin waits that long, write e.g. \"52w\"")
-        })
+        .ok_or_else(|| DurationError::TooLong(text.to_string()))
 }
 
 /// Ten years (3,653 days): longer durations are typos, and adding them to a date

@@ -19,6 +19,26 @@ pub struct SignatureConfig {
     pub timestamp_header: Option<String>,
 }
 
+/// Why a webhook's signature is refused (401); each says what the sender must fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the {0} header is missing: this source requires signed requests")]
+    Missing(String),
+    #[error("{header} is not {expected}")]
+    Unreadable {
+        header: String,
+        expected: &'static str,
+    },
+    #[error("the configured secret is unusable")]
+    UnusableSecret,
+    #[error("the {0} header is missing: signed requests carry their time")]
+    MissingTime(String),
+    #[error("{0} is more than 5 minutes away from now: refused as a possible replay")]
+    Replay(String),
+    #[error("the signature does not match the body: check the shared secret on both sides")]
+    Mismatch,
+}
+
 /// How far a signed timestamp may be from now.
 const REPLAY_WINDOW_SECONDS: i64 = 300;
 
@@ -29,42 +49,37 @@ pub fn verify(
     headers: &HeaderMap,
     body: &[u8],
     now: DateTime<Utc>,
-) -> Result<String, String> {
+) -> Result<String, SignatureError> {
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|value| value.to_str().ok())
             .map(str::trim)
     };
-    let given = header(&config.header).ok_or_else(|| {
-        format!(
-            "the {} header is missing: this source requires signed requests",
-            config.header
-        )
-    })?;
-    let given = given.strip_prefix("sha256=").unwrap_or(given);
     let given =
-        hex::decode(given).map_err(|_| format!("{} is not a hex HMAC-SHA256", config.header))?;
+        header(&config.header).ok_or_else(|| SignatureError::Missing(config.header.clone()))?;
+    let given = given.strip_prefix("sha256=").unwrap_or(given);
+    let given = hex::decode(given).map_err(|_| SignatureError::Unreadable {
+        header: config.header.clone(),
+        expected: "a hex HMAC-SHA256",
+    })?;
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(config.secret.as_bytes())
-        .map_err(|_| "the configured hmac_secret is unusable".to_string())?;
+        .map_err(|_| SignatureError::UnusableSecret)?;
     if let Some(name) = &config.timestamp_header {
-        let stamp = header(name).ok_or_else(|| {
-            format!("the {name} header is missing: signed requests carry their time")
+        let stamp = header(name).ok_or_else(|| SignatureError::MissingTime(name.clone()))?;
+        let seconds: i64 = stamp.parse().map_err(|_| SignatureError::Unreadable {
+            header: name.clone(),
+            expected: "Unix seconds",
         })?;
-        let seconds: i64 = stamp
-            .parse()
-            .map_err(|_| format!("{name} must be Unix seconds"))?;
         if (now.timestamp() - seconds).abs() > REPLAY_WINDOW_SECONDS {
-            return Err(format!(
-                "{name} is more than 5 minutes away from now: refused as a possible replay"
-            ));
+            return Err(SignatureError::Replay(name.clone()));
         }
         mac.update(stamp.as_bytes());
         mac.update(b":");
     }
     mac.update(body);
     mac.verify_slice(&given)
-        .map_err(|_| "the signature does not match the body".to_string())?;
+        .map_err(|_| SignatureError::Mismatch)?;
     // Whatever the case of its hex, one signature is one key.
     Ok(hex::encode(given))
 }
@@ -148,20 +163,14 @@ mod tests {
         );
         headers.insert("X-Tocsin-Timestamp", HeaderValue::from_str(&stamp).unwrap());
         assert!(verify(&config(true), &headers, b"{}", now).is_ok());
-        assert!(
-            verify(&config(true), &headers, b"{ }", now)
-                .unwrap_err()
-                .contains("does not match")
+        assert_eq!(
+            verify(&config(true), &headers, b"{ }", now),
+            Err(SignatureError::Mismatch)
         );
-        assert!(
-            verify(
-                &config(true),
-                &headers,
-                b"{}",
-                now + chrono::TimeDelta::minutes(6)
-            )
-            .unwrap_err()
-            .contains("replay")
+        let later = now + chrono::TimeDelta::minutes(6);
+        assert_eq!(
+            verify(&config(true), &headers, b"{}", later),
+            Err(SignatureError::Replay("X-Tocsin-Timestamp".into()))
         );
         let mut plain = HeaderMap::new();
         plain.insert(
@@ -169,10 +178,9 @@ mod tests {
             HeaderValue::from_str(&sign("s3cret", None, b"x")).unwrap(),
         );
         assert!(verify(&config(false), &plain, b"x", now).is_ok());
-        assert!(
-            verify(&config(false), &HeaderMap::new(), b"x", now)
-                .unwrap_err()
-                .contains("missing")
-        );
+        assert!(matches!(
+            verify(&config(false), &HeaderMap::new(), b"x", now),
+            Err(SignatureError::Missing(_))
+        ));
     }
 }

@@ -164,7 +164,7 @@ async fn accept(
                         "bad_signature",
                         StatusCode::UNAUTHORIZED,
                         "bad signature",
-                        why,
+                        why.to_string(),
                     )
                 },
             )?,

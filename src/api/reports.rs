@@ -3,6 +3,7 @@
 
 use super::AppState;
 use super::error::ApiError;
+use crate::report::ReportError;
 use crate::report::monthly;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -34,9 +35,11 @@ pub async fn monthly(
     let config = state.config.load();
     let now = state.clock.now();
     let month = query.month.unwrap_or_else(|| monthly::last_month(now));
-    let model = monthly::review(state.store.as_ref(), &config, &month, now)
-        .await?
-        .map_err(|error| ApiError::bad_request("invalid query", error))?;
+    let model = match monthly::review(state.store.as_ref(), &config, &month, now).await {
+        Ok(model) => model,
+        Err(ReportError::Store(error)) => return Err(error.into()),
+        Err(error) => return Err(ApiError::bad_request("invalid query", error.to_string())),
+    };
     let rendered = if csv {
         monthly::csv(&model)
     } else {
@@ -46,7 +49,7 @@ pub async fn monthly(
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot render the review",
-            format!("{error}; check config/templates/monthly.html.hbs"),
+            error.to_string(),
         )
     })?;
     let content_type = if csv {

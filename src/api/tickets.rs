@@ -40,7 +40,7 @@ pub async fn webhook(
         // Nothing is looked up for a caller who has not proved anything.
         None if !responder => {
             return Err(unauthorized(
-                "sign the webhook as its platform does, or send a responder API token".into(),
+                "sign the webhook as its platform does, or send a responder API token",
             ));
         }
         None => {
@@ -54,7 +54,7 @@ pub async fn webhook(
             .map_err(unauthorized)?;
     }
     let event = crate::ticket::event(settings.platform, &body)
-        .map_err(|why| ApiError::bad_request("invalid webhook", why))?;
+        .map_err(|why| ApiError::bad_request("invalid webhook", why.to_string()))?;
     let Some(incident_id) = state
         .store
         .ticket_incident(settings.platform, &event.ticket)
@@ -69,8 +69,8 @@ pub async fn webhook(
     Ok(Json(json!({ "incident_id": incident_id, "applied": done })))
 }
 
-fn unauthorized(why: String) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why)
+fn unauthorized(why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why.to_string())
 }
 
 /// Carries out what changed on the incident; returns what was done. Platforms send

@@ -394,10 +394,10 @@ fn interpolate(
     match value {
         toml::Value::String(text) => match expand(text, lookup) {
             Ok(expanded) => *text = expanded,
-            Err(message) => errors.push(ConfigError {
+            Err(why) => errors.push(ConfigError {
                 path: path.to_string(),
                 line: None,
-                message,
+                message: why.to_string(),
             }),
         },
         toml::Value::Array(items) => {
@@ -414,7 +414,16 @@ fn interpolate(
     }
 }
 
-fn expand(text: &str, lookup: &Lookup<'_>) -> Result<String, String> {
+/// Why a `${VAR}` cannot be replaced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ExpandError {
+    #[error("{0:?} opens ${{ without a closing }}")]
+    Unclosed(String),
+    #[error("environment variable {0} is not set; export it, or write ${{{0}:-default}}")]
+    Unset(String),
+}
+
+fn expand(text: &str, lookup: &Lookup<'_>) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -422,7 +431,7 @@ fn expand(text: &str, lookup: &Lookup<'_>) -> Result<String, String> {
         let after = &rest[start + 2..];
         let end = after
             .find('}')
-            .ok_or_else(|| format!("{text:?} opens ${{ without a closing }}"))?;
+            .ok_or_else(|| ExpandError::Unclosed(text.to_string()))?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(":-") {
             Some((name, default)) => (name, Some(default)),
@@ -431,11 +440,7 @@ fn expand(text: &str, lookup: &Lookup<'_>) -> Result<String, String> {
         match (lookup(name), default) {
             (Some(value), _) => out.push_str(&value),
             (None, Some(default)) => out.push_str(default),
-            (None, None) => {
-                return Err(format!(
-                    "environment variable {name} is not set; export it, or write ${{{name}:-default}}"
-                ));
-            }
+            (None, None) => return Err(ExpandError::Unset(name.to_string())),
         }
         rest = &after[end + 1..];
     }
@@ -530,8 +535,8 @@ impl Checker<'_> {
     }
 
     fn duration(&mut self, path: &str, text: &str) -> TimeDelta {
-        parse_duration(text).unwrap_or_else(|message| {
-            self.error(path, message);
+        parse_duration(text).unwrap_or_else(|why| {
+            self.error(path, why.to_string());
             TimeDelta::zero()
         })
     }

@@ -8,7 +8,7 @@ use crate::alert::Alert;
 use crate::incident::{Incident, Proposal, RunEnd, RunStart, TimelineKind};
 use crate::rules::Classification;
 use crate::runbook::runner::RunOutcome;
-use crate::runbook::{Approval, OnFailure, OnSuccess, Params, Runbook};
+use crate::runbook::{Approval, NotRun, OnFailure, OnSuccess, Params, Runbook};
 use crate::store::WriteBatch;
 use crate::store::runs::RunRecord;
 use chrono::{DateTime, Utc};
@@ -55,10 +55,12 @@ impl Writer {
         for runbook in chosen {
             let verdict = runbook
                 .render(alert, incident.id, incident.priority.as_str())
+                .map_err(NotRun::from)
                 .and_then(|params| {
                     self.guard
                         .check(runbook, &params.target(), now)
                         .map(|()| params)
+                        .map_err(NotRun::from)
                 });
             match verdict {
                 Ok(params) if runbook.approval == Approval::Responder => {
@@ -294,7 +296,7 @@ impl Writer {
         let Some(incident_id) = proposed.incident_id else {
             return runbook
                 .validate(proposed.params.clone())
-                .map_err(PipelineError::Invalid);
+                .map_err(|why| PipelineError::Invalid(why.to_string()));
         };
         let alerts = self
             .store
@@ -380,7 +382,9 @@ impl Writer {
                     "runbook {name:?} does not exist; GET /api/v1/runbooks lists them"
                 ))
             })?;
-        let params = runbook.validate(values).map_err(PipelineError::Invalid)?;
+        let params = runbook
+            .validate(values)
+            .map_err(|why| PipelineError::Invalid(why.to_string()))?;
         let priority = match incident_id {
             Some(id) => self.priority_of(id).await?,
             None => String::new(),

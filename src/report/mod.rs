@@ -19,6 +19,23 @@ use tokio::sync::Notify;
 
 const WEEKLY: &str = "weekly:";
 
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("unknown report {0:?}")]
+    Unknown(String),
+    #[error("month: {0:?} is not a month; write YYYY-MM, e.g. 2026-11")]
+    NotAMonth(String),
+    #[error("month: {0:?} is out of range")]
+    OutOfRange(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}; check the report's template in templates_dir")]
+    Template(#[from] crate::templates::TemplateError),
+    #[error("cannot write the CSV: {0}")]
+    Csv(String),
+}
+
 /// Queues the weekly report for the seven days before now, to every recipient.
 pub async fn queue_weekly(
     store: &dyn Store,
@@ -79,7 +96,7 @@ pub async fn render(
     config: &Config,
     step: &str,
     now: DateTime<Utc>,
-) -> Result<(String, String), String> {
+) -> Result<(String, String), ReportError> {
     if let Some(month) = step.strip_prefix(monthly::MONTHLY) {
         return monthly::email(store, templates, config, month, now).await;
     }
@@ -87,18 +104,11 @@ pub async fn render(
         .strip_prefix(WEEKLY)
         .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
         .map(|at| at.with_timezone(&Utc))
-        .ok_or_else(|| format!("unknown report {step:?}"))?;
+        .ok_or_else(|| ReportError::Unknown(step.to_string()))?;
     let to = from + TimeDelta::days(7);
-    let unavailable = |error: StoreError| error.to_string();
-    let current = read::kpis(store, from, to, now)
-        .await
-        .map_err(unavailable)?;
-    let previous = read::kpis(store, from - TimeDelta::days(7), from, now)
-        .await
-        .map_err(unavailable)?;
-    let mut created = read::created_between(store, from, to)
-        .await
-        .map_err(unavailable)?;
+    let current = read::kpis(store, from, to, now).await?;
+    let previous = read::kpis(store, from - TimeDelta::days(7), from, now).await?;
+    let mut created = read::created_between(store, from, to).await?;
     created.retain(|incident| !incident.drill);
     let context = json!({
         "from": rfc3339(from),
@@ -116,9 +126,7 @@ pub async fn render(
         from.format("%Y-%m-%d"),
         to.format("%Y-%m-%d")
     );
-    let html = templates
-        .render("report.html", &context)
-        .map_err(|error| error.to_string())?;
+    let html = templates.render("report.html", &context)?;
     Ok((subject, html))
 }
 

@@ -4,7 +4,7 @@
 //! model, rendered as an HTML email or page and as CSV, with the figures of
 //! `GET /api/v1/kpi` for the same window.
 
-use super::{queue, read, rows, savings};
+use super::{ReportError, queue, read, rows, savings};
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::kpi;
@@ -22,18 +22,17 @@ const TREND_MONTHS: u32 = 3;
 const SELF_HEAL: TimeDelta = TimeDelta::minutes(10);
 
 /// `[from, to)` of a month written `YYYY-MM`, in UTC.
-pub fn bounds(month: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+pub fn bounds(month: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), ReportError> {
     let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
         .ok()
         .filter(|_| month.len() == 7)
-        .ok_or_else(|| format!("month: {month:?} is not a month; write YYYY-MM, e.g. 2026-11"))?;
+        .ok_or_else(|| ReportError::NotAMonth(month.to_string()))?;
+    let out_of_range = || ReportError::OutOfRange(month.to_string());
     let next = first
         .checked_add_months(Months::new(1))
-        .ok_or_else(|| format!("month: {month:?} is out of range"))?;
+        .ok_or_else(out_of_range)?;
     let midnight = |day: NaiveDate| day.and_hms_opt(0, 0, 0).map(|at| at.and_utc());
-    midnight(first)
-        .zip(midnight(next))
-        .ok_or_else(|| format!("month: {month:?} is out of range"))
+    midnight(first).zip(midnight(next)).ok_or_else(out_of_range)
 }
 
 /// Queues the review of the last complete month to every recipient.
@@ -64,11 +63,8 @@ pub async fn review(
     config: &Config,
     month: &str,
     now: DateTime<Utc>,
-) -> Result<Result<Value, String>, StoreError> {
-    let (from, to) = match bounds(month) {
-        Ok(bounds) => bounds,
-        Err(error) => return Ok(Err(error)),
-    };
+) -> Result<Value, ReportError> {
+    let (from, to) = bounds(month)?;
     let current = read::kpis(store, from, to, now).await?;
     // The months before, oldest first; the last of them is the "previous" of the table.
     let mut before = Vec::new();
@@ -93,7 +89,7 @@ pub async fn review(
     let mut created = read::created_between(store, from, to).await?;
     created.retain(|incident| !incident.drill);
     let noise = crate::noise::analyse(store, from, to, SELF_HEAL, team_time_zone(config)).await?;
-    Ok(Ok(json!({
+    Ok(json!({
         "month": month,
         "from": rfc3339(from),
         "to": rfc3339(to),
@@ -104,7 +100,7 @@ pub async fn review(
         "savings": savings(&created),
         "noise": noise["top"],
         "pages": noise["pages"]["per_person"],
-    })))
+    }))
 }
 
 /// Night pages are counted in the time zone of the on-call schedules (the first by
@@ -163,10 +159,8 @@ pub async fn email(
     config: &Config,
     month: &str,
     now: DateTime<Utc>,
-) -> Result<(String, String), String> {
-    let model = review(store, config, month, now)
-        .await
-        .map_err(|error| error.to_string())??;
+) -> Result<(String, String), ReportError> {
+    let model = review(store, config, month, now).await?;
     Ok((
         format!("[Tocsin] Monthly review {month}"),
         html(templates, &model)?,
@@ -174,15 +168,13 @@ pub async fn email(
 }
 
 /// The review as HTML.
-pub fn html(templates: &Templates, model: &Value) -> Result<String, String> {
-    templates
-        .render("monthly.html", model)
-        .map_err(|error| error.to_string())
+pub fn html(templates: &Templates, model: &Value) -> Result<String, ReportError> {
+    Ok(templates.render("monthly.html", model)?)
 }
 
 /// The review as CSV, one figure per line: section, name, metric, value. The `sla`
 /// section holds every figure of `GET /api/v1/kpi` for the month.
-pub fn csv(model: &Value) -> Result<String, String> {
+pub fn csv(model: &Value) -> Result<String, ReportError> {
     let mut out = csv::Writer::from_writer(Vec::new());
     let mut write = |section: &str, name: &str, metric: &str, value: &Value| {
         let value = match value {
@@ -191,7 +183,7 @@ pub fn csv(model: &Value) -> Result<String, String> {
             other => other.to_string(),
         };
         out.write_record([section, name, metric, &value])
-            .map_err(|error| error.to_string())
+            .map_err(|error| ReportError::Csv(error.to_string()))
     };
     write("section", "name", "metric", &json!("value"))?;
     let kpi = &model["kpi"];
@@ -255,8 +247,10 @@ pub fn csv(model: &Value) -> Result<String, String> {
             write("pages", user, metric, &person[metric])?;
         }
     }
-    let bytes = out.into_inner().map_err(|error| error.to_string())?;
-    String::from_utf8(bytes).map_err(|error| error.to_string())
+    let bytes = out
+        .into_inner()
+        .map_err(|error| ReportError::Csv(error.to_string()))?;
+    String::from_utf8(bytes).map_err(|error| ReportError::Csv(error.to_string()))
 }
 
 #[cfg(test)]
@@ -271,7 +265,10 @@ mod tests {
         let new_year = DateTime::parse_from_rfc3339("2027-01-03T10:00:00Z").unwrap();
         assert_eq!(last_month(new_year.with_timezone(&Utc)), "2026-12");
         for bad in ["2026-13", "2026-1", "november", "2026-11-05"] {
-            assert!(bounds(bad).unwrap_err().contains("YYYY-MM"), "{bad}");
+            assert!(
+                bounds(bad).unwrap_err().to_string().contains("YYYY-MM"),
+                "{bad}"
+            );
         }
     }
 }

@@ -17,6 +17,25 @@ pub const BREAKER_OPEN_FOR: TimeDelta = TimeDelta::hours(1);
 /// Runs older than this (and not running) no longer count, unless a cooldown is longer.
 const MEMORY: TimeDelta = TimeDelta::days(1);
 
+/// Why the guard refuses a run; shown on the incident's timeline and to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error(
+        "circuit breaker open after {failures} failures in a row on {target}; it closes at {closes}"
+    )]
+    BreakerOpen {
+        failures: u32,
+        target: String,
+        closes: String,
+    },
+    #[error("in cooldown on {target} until {until}")]
+    Cooldown { target: String, until: String },
+    #[error("max_runs_per_hour ({cap}) reached")]
+    HourlyCap { cap: u32 },
+    #[error("already running {running} time(s) (concurrency {concurrency}); wait for a run to end")]
+    Concurrency { running: usize, concurrency: u32 },
+}
+
 /// What a stored run means to the guard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -102,22 +121,27 @@ impl Guard {
     }
 
     /// `Err` says why the run is refused.
-    pub fn check(&self, runbook: &Runbook, target: &str, now: DateTime<Utc>) -> Result<(), String> {
+    pub fn check(
+        &self,
+        runbook: &Runbook,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refused> {
         if let Some(closes) = self.breaker_closes(runbook, target, now) {
-            return Err(format!(
-                "circuit breaker open after {} failures in a row on {target}; it closes at {}",
-                runbook.breaker_failures,
-                crate::clock::rfc3339(closes)
-            ));
+            return Err(Refused::BreakerOpen {
+                failures: runbook.breaker_failures,
+                target: target.to_string(),
+                closes: crate::clock::rfc3339(closes),
+            });
         }
         let on_target = self.of_runbook(runbook).filter(|run| run.target == target);
         if let Some(last) = on_target.map(|run| run.started_at).max()
             && now - last < runbook.cooldown
         {
-            return Err(format!(
-                "in cooldown on {target} until {}",
-                crate::clock::rfc3339(last + runbook.cooldown)
-            ));
+            return Err(Refused::Cooldown {
+                target: target.to_string(),
+                until: crate::clock::rfc3339(last + runbook.cooldown),
+            });
         }
         self.check_by_hand(runbook, now)
     }
@@ -125,30 +149,30 @@ impl Guard {
     /// The limits a person's decision does not lift: runs at once over all
     /// replicas, and the hourly cap (one leaked responder token must not loop a
     /// password reset over every account).
-    pub fn check_by_hand(&self, runbook: &Runbook, now: DateTime<Utc>) -> Result<(), String> {
+    pub fn check_by_hand(&self, runbook: &Runbook, now: DateTime<Utc>) -> Result<(), Refused> {
         if let Some(cap) = runbook.max_runs_per_hour {
             let last_hour = self
                 .of_runbook(runbook)
                 .filter(|run| now - run.started_at < TimeDelta::hours(1))
                 .count();
             if last_hour >= cap as usize {
-                return Err(format!("max_runs_per_hour ({cap}) reached"));
+                return Err(Refused::HourlyCap { cap });
             }
         }
         self.check_concurrency(runbook)
     }
 
     /// Runs at once over all replicas: what an approval must still respect.
-    pub fn check_concurrency(&self, runbook: &Runbook) -> Result<(), String> {
+    pub fn check_concurrency(&self, runbook: &Runbook) -> Result<(), Refused> {
         let running = self
             .of_runbook(runbook)
             .filter(|run| run.state == State::Running)
             .count();
         if running >= runbook.concurrency as usize {
-            return Err(format!(
-                "already running {running} time(s) (concurrency {}); wait for a run to end",
-                runbook.concurrency
-            ));
+            return Err(Refused::Concurrency {
+                running,
+                concurrency: runbook.concurrency,
+            });
         }
         Ok(())
     }
@@ -229,6 +253,7 @@ mod tests {
             guard
                 .check(&runbook, "a", now + TimeDelta::minutes(9))
                 .unwrap_err()
+                .to_string()
                 .contains("cooldown")
         );
         guard.check(&runbook, "b", now).unwrap();
@@ -250,6 +275,7 @@ mod tests {
             guard
                 .check(&runbook, "t", now + TimeDelta::minutes(5))
                 .unwrap_err()
+                .to_string()
                 .contains("max_runs_per_hour")
         );
         guard
@@ -268,6 +294,7 @@ mod tests {
             guard
                 .check(&runbook, "t", now)
                 .unwrap_err()
+                .to_string()
                 .contains("circuit breaker")
         );
         guard.check(&runbook, "other", now).unwrap();
@@ -291,6 +318,7 @@ mod tests {
             guard
                 .check_by_hand(&runbook, now)
                 .unwrap_err()
+                .to_string()
                 .contains("max_runs_per_hour")
         );
     }
@@ -304,6 +332,7 @@ mod tests {
             guard
                 .check_concurrency(&runbook)
                 .unwrap_err()
+                .to_string()
                 .contains("concurrency")
         );
         guard.record(&run(1, "a", "interrupted", now));

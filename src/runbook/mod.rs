@@ -378,6 +378,45 @@ impl Params {
     }
 }
 
+/// Why a run's parameters are refused; a secret's value is never shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("parameter {name}: cannot render {template:?}: {why}")]
+    Render {
+        name: String,
+        template: String,
+        why: String,
+    },
+    #[error("parameter {name} is not one of this runbook's ({known})")]
+    Unknown { name: String, known: String },
+    #[error("parameter {name} is empty: the alert does not carry it")]
+    Empty { name: String },
+    #[error("parameter {name} = {shown} does not match {pattern}")]
+    Mismatch {
+        name: String,
+        shown: String,
+        pattern: String,
+    },
+    #[error(
+        "parameter {name} = {shown} is not one of params.{name}.allowed ({allowed}) in {runbook}.toml; add it there if this runbook may act on it"
+    )]
+    NotAllowed {
+        name: String,
+        shown: String,
+        allowed: String,
+        runbook: String,
+    },
+}
+
+/// Why a runbook an incident chose does not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotRun {
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error(transparent)]
+    Refused(#[from] guard::Refused),
+}
+
 impl Runbook {
     /// True when every matcher matches (a runbook without matchers runs only when a
     /// rule names it).
@@ -391,7 +430,7 @@ impl Runbook {
         alert: &Alert,
         incident_id: i64,
         priority: &str,
-    ) -> Result<Params, String> {
+    ) -> Result<Params, ParamError> {
         let mut context = alert.template_context();
         context["incident"] = serde_json::json!({ "id": incident_id, "priority": priority });
         let mut templates = Handlebars::new();
@@ -400,8 +439,10 @@ impl Runbook {
         for (name, param) in &self.params {
             let value = templates
                 .render_template(&param.from, &context)
-                .map_err(|why| {
-                    format!("parameter {name}: cannot render {:?}: {why}", param.from)
+                .map_err(|why| ParamError::Render {
+                    name: name.clone(),
+                    template: param.from.clone(),
+                    why: why.to_string(),
                 })?;
             values.insert(name.clone(), value);
         }
@@ -409,13 +450,13 @@ impl Runbook {
     }
 
     /// Checks given values (manual runs, or rendered ones).
-    pub fn validate(&self, values: BTreeMap<String, String>) -> Result<Params, String> {
+    pub fn validate(&self, values: BTreeMap<String, String>) -> Result<Params, ParamError> {
         for name in values.keys() {
             if !self.params.contains_key(name) {
-                return Err(format!(
-                    "parameter {name} is not one of this runbook's ({})",
-                    self.params.keys().cloned().collect::<Vec<_>>().join(", ")
-                ));
+                return Err(ParamError::Unknown {
+                    name: name.clone(),
+                    known: self.params.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
             }
         }
         for (name, param) in &self.params {
@@ -426,27 +467,27 @@ impl Runbook {
                 format!("{:?}", value.chars().take(80).collect::<String>())
             };
             if value.is_empty() {
-                return Err(format!(
-                    "parameter {name} is empty: the alert does not carry it"
-                ));
+                return Err(ParamError::Empty { name: name.clone() });
             }
             if value.len() > MAX_PARAM_BYTES
                 || value.contains('\0')
                 || !param.pattern.is_match(value)
             {
-                return Err(format!(
-                    "parameter {name} = {shown} does not match {}",
-                    param.pattern_text
-                ));
+                return Err(ParamError::Mismatch {
+                    name: name.clone(),
+                    shown,
+                    pattern: param.pattern_text.clone(),
+                });
             }
             if let Some(allowed) = &param.allowed
                 && !allowed.iter().any(|one| one == value)
             {
-                return Err(format!(
-                    "parameter {name} = {shown} is not one of params.{name}.allowed ({}) in {}.toml; add it there if this runbook may act on it",
-                    allowed.join(", "),
-                    self.name
-                ));
+                return Err(ParamError::NotAllowed {
+                    name: name.clone(),
+                    shown,
+                    allowed: allowed.join(", "),
+                    runbook: self.name.clone(),
+                });
             }
         }
         let secret = self
@@ -529,13 +570,17 @@ pattern = "^[A-Za-z0-9.-]{1,253}$"
             "`id`",
             &"x".repeat(1_000_000),
         ] {
-            let why = runbook.render(&alert(hostile), 1, "P1").unwrap_err();
+            let why = runbook
+                .render(&alert(hostile), 1, "P1")
+                .unwrap_err()
+                .to_string();
             assert!(why.starts_with("parameter service"), "{why}");
         }
         assert!(
             runbook
                 .render(&alert(""), 1, "P1")
                 .unwrap_err()
+                .to_string()
                 .contains("empty")
         );
     }
@@ -544,9 +589,15 @@ pattern = "^[A-Za-z0-9.-]{1,253}$"
     fn patterns_match_the_whole_value_and_allowed_lists_are_kept() {
         let manifest = "command = [\"./r.sh\"]\n[params.service]\nfrom = \"{{labels.service}}\"\npattern = \"[a-z]+\"\nallowed = [\"nginx\"]\n";
         let runbook = parse("r", Path::new("."), manifest).unwrap();
-        let why = runbook.render(&alert("nginx;reboot"), 1, "P1").unwrap_err();
+        let why = runbook
+            .render(&alert("nginx;reboot"), 1, "P1")
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("does not match [a-z]+"), "{why}");
-        let why = runbook.render(&alert("redis"), 1, "P1").unwrap_err();
+        let why = runbook
+            .render(&alert("redis"), 1, "P1")
+            .unwrap_err()
+            .to_string();
         assert!(
             why.contains("not one of params.service.allowed (nginx)"),
             "{why}"

@@ -83,10 +83,10 @@ pub fn set_priority(reference: &str, to: Priority) -> Call {
 
 /// An automation rule's webhook with the body docs/helpdesk.md gives, wrapped in
 /// `freshdesk_webhook` (the classic style) or not.
-pub fn event(value: &Value) -> Result<TicketEvent, String> {
+pub fn event(value: &Value) -> TicketEvent {
     let body = value.get("freshdesk_webhook").unwrap_or(value);
     let status = first(body, &["/ticket_status", "/status"]).unwrap_or_default();
-    Ok(TicketEvent {
+    TicketEvent {
         ticket: first(body, &["/ticket_id", "/id"]).unwrap_or_default(),
         solved: matches!(
             status.to_ascii_lowercase().as_str(),
@@ -94,7 +94,7 @@ pub fn event(value: &Value) -> Result<TicketEvent, String> {
         ),
         priority: first(body, &["/ticket_priority", "/priority"]).and_then(|p| from_priority(&p)),
         assignee: first(body, &["/ticket_agent_name", "/agent"]),
-    })
+    }
 }
 
 /// Plain text as HTML: escaped, line breaks kept, links left as text.
@@ -111,15 +111,16 @@ mod tests {
 
     #[test]
     fn classic_and_flat_webhooks_read_alike() {
-        let classic = event(&json!({ "freshdesk_webhook": { "ticket_id": 12, "ticket_status": "Resolved", "ticket_priority": "Urgent" } })).unwrap();
+        let classic = event(
+            &json!({ "freshdesk_webhook": { "ticket_id": 12, "ticket_status": "Resolved", "ticket_priority": "Urgent" } }),
+        );
         assert_eq!(
             (classic.ticket.as_str(), classic.solved, classic.priority),
             ("12", true, Some(Priority::P1))
         );
         let flat = event(
             &json!({ "ticket_id": "12", "ticket_status": "Open", "ticket_agent_name": "Ann" }),
-        )
-        .unwrap();
+        );
         assert_eq!(
             (flat.solved, flat.assignee.as_deref()),
             (false, Some("Ann"))

@@ -115,7 +115,7 @@ pub fn done_transition(answer: &Value) -> Option<String> {
 
 /// Jira's own webhook body (`jira:issue_updated`): the status category tells solved;
 /// the changelog tells whether priority or assignee changed.
-pub fn event(value: &Value) -> Result<TicketEvent, String> {
+pub fn event(value: &Value) -> TicketEvent {
     let changed = |field: &str| {
         value
             .pointer("/changelog/items")
@@ -123,7 +123,7 @@ pub fn event(value: &Value) -> Result<TicketEvent, String> {
             .is_some_and(|items| items.iter().any(|item| item["field"] == field))
     };
     let fields = &value["issue"]["fields"];
-    Ok(TicketEvent {
+    TicketEvent {
         ticket: first(value, &["/issue/key", "/issue/id"]).unwrap_or_default(),
         solved: fields
             .pointer("/status/statusCategory/key")
@@ -136,7 +136,7 @@ pub fn event(value: &Value) -> Result<TicketEvent, String> {
         assignee: changed("assignee")
             .then(|| first(fields, &["/assignee/displayName"]))
             .flatten(),
-    })
+    }
 }
 
 /// `X-Hub-Signature: sha256=<hex>` over the body: the same HMAC check as a signed
@@ -146,7 +146,7 @@ pub fn verify(
     headers: &HeaderMap,
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), String> {
+) -> Result<(), crate::webhook_auth::SignatureError> {
     let signature = crate::webhook_auth::SignatureConfig {
         secret: secret.to_string(),
         header: "x-hub-signature".into(),
@@ -169,7 +169,7 @@ mod tests {
                 "assignee": { "displayName": "Dan" } } },
             "changelog": { "items": [ { "field": "status", "toString": "Resolved" } ] }
         });
-        let solved = event(&body).unwrap();
+        let solved = event(&body);
         assert_eq!(
             (
                 solved.ticket.as_str(),
@@ -183,7 +183,7 @@ mod tests {
         reassigned["issue"]["fields"]["status"]["statusCategory"]["key"] = json!("indeterminate");
         reassigned["changelog"]["items"] =
             json!([{ "field": "assignee" }, { "field": "priority" }]);
-        let event = event(&reassigned).unwrap();
+        let event = event(&reassigned);
         assert_eq!(
             (event.solved, event.priority, event.assignee.as_deref()),
             (false, Some(Priority::P1), Some("Dan"))

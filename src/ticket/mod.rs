@@ -95,6 +95,23 @@ pub trait Settings: Send + Sync {
     fn public_url(&self) -> &str;
 }
 
+/// Why a helpdesk's webhook is refused: 401 for the credentials, 400 for the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("webhooks from {0} are off: set webhook_secret in its [[tickets]] table")]
+    Off(Platform),
+    #[error("no credential: send the webhook_secret as the Basic-auth password or a bearer token")]
+    NoCredential,
+    #[error("the credential does not match webhook_secret")]
+    WrongCredential,
+    #[error(transparent)]
+    Signature(#[from] crate::webhook_auth::SignatureError),
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    #[error("the body names no ticket id")]
+    NoTicket,
+}
+
 /// Checks that a webhook comes from the platform: Zendesk's and Jira's HMAC
 /// signatures, the shared secret as Basic-auth password or bearer token for Freshdesk
 /// and ServiceNow (whose webhooks carry no signature).
@@ -103,41 +120,37 @@ pub fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), String> {
+) -> Result<(), WebhookError> {
     let Some(secret) = &config.webhook_secret else {
-        return Err(format!(
-            "webhooks from {} are off: set webhook_secret in its [[tickets]] table",
-            config.platform
-        ));
+        return Err(WebhookError::Off(config.platform));
     };
     match config.platform {
-        Platform::Zendesk => zendesk::verify(secret, headers, body, now),
-        Platform::Jira => jira::verify(secret, headers, body, now),
+        Platform::Zendesk => Ok(zendesk::verify(secret, headers, body, now)?),
+        Platform::Jira => Ok(jira::verify(secret, headers, body, now)?),
         Platform::Freshdesk | Platform::ServiceNow => {
-            let given = crate::webhook_auth::presented_token(headers, None).ok_or_else(|| {
-                "no credential: send the webhook_secret as the Basic-auth password or a bearer token".to_string()
-            })?;
+            let given = crate::webhook_auth::presented_token(headers, None)
+                .ok_or(WebhookError::NoCredential)?;
             if crate::webhook_auth::same_secret(&given, secret) {
                 Ok(())
             } else {
-                Err("the credential does not match webhook_secret".into())
+                Err(WebhookError::WrongCredential)
             }
         }
     }
 }
 
 /// Reads a platform's webhook body.
-pub fn event(platform: Platform, body: &[u8]) -> Result<TicketEvent, String> {
+pub fn event(platform: Platform, body: &[u8]) -> Result<TicketEvent, WebhookError> {
     let value: Value =
-        serde_json::from_slice(body).map_err(|error| format!("the body is not JSON: {error}"))?;
+        serde_json::from_slice(body).map_err(|error| WebhookError::NotJson(error.to_string()))?;
     let event = match platform {
         Platform::Zendesk => zendesk::event(&value),
         Platform::Freshdesk => freshdesk::event(&value),
         Platform::ServiceNow => servicenow::event(&value),
         Platform::Jira => jira::event(&value),
-    }?;
+    };
     if event.ticket.is_empty() {
-        return Err("the body names no ticket id".into());
+        return Err(WebhookError::NoTicket);
     }
     Ok(event)
 }

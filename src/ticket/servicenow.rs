@@ -113,10 +113,10 @@ pub fn set_priority(reference: &str, to: Priority) -> Call {
 }
 
 /// A business rule's outbound REST message with the body docs/helpdesk.md gives.
-pub fn event(value: &Value) -> Result<TicketEvent, String> {
+pub fn event(value: &Value) -> TicketEvent {
     let body = value.get("result").unwrap_or(value);
     let state = first(body, &["/state", "/state/value"]).unwrap_or_default();
-    Ok(TicketEvent {
+    TicketEvent {
         ticket: first(body, &["/sys_id", "/number"]).unwrap_or_default(),
         solved: matches!(
             state.to_ascii_lowercase().as_str(),
@@ -124,7 +124,7 @@ pub fn event(value: &Value) -> Result<TicketEvent, String> {
         ),
         priority: first(body, &["/priority", "/priority/value"]).and_then(|p| from_priority(&p)),
         assignee: first(body, &["/assigned_to/display_value", "/assigned_to"]),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -133,12 +133,16 @@ mod tests {
 
     #[test]
     fn states_and_priorities_map_back() {
-        let resolved = event(&json!({ "sys_id": "abc", "number": "INC0010001", "state": "6", "priority": "1 - Critical" })).unwrap();
+        let resolved = event(
+            &json!({ "sys_id": "abc", "number": "INC0010001", "state": "6", "priority": "1 - Critical" }),
+        );
         assert_eq!(
             (resolved.ticket.as_str(), resolved.solved, resolved.priority),
             ("abc", true, Some(Priority::P1))
         );
-        let open = event(&json!({ "number": "INC0010001", "state": "2", "assigned_to": { "display_value": "Beth" } })).unwrap();
+        let open = event(
+            &json!({ "number": "INC0010001", "state": "2", "assigned_to": { "display_value": "Beth" } }),
+        );
         assert_eq!(
             (open.ticket.as_str(), open.solved, open.assignee.as_deref()),
             ("INC0010001", false, Some("Beth"))

@@ -5,6 +5,7 @@
 
 use super::{Call, Opening, TicketConfig, TicketEvent, first};
 use crate::alert::Priority;
+use crate::webhook_auth::SignatureError;
 use axum::http::HeaderMap;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -108,7 +109,7 @@ pub fn set_priority(reference: &str, to: Priority) -> Call {
 /// Both webhook styles: an event subscription (`zen:event-type:ticket.*` with
 /// `detail`) and a trigger with the body docs/helpdesk.md recommends
 /// (`ticket_id`, `status`, `priority`, `assignee`).
-pub fn event(value: &Value) -> Result<TicketEvent, String> {
+pub fn event(value: &Value) -> TicketEvent {
     let kind = value["type"].as_str().unwrap_or_default();
     let ticket =
         first(value, &["/detail/id", "/ticket_id", "/ticket/id", "/id"]).unwrap_or_default();
@@ -130,12 +131,12 @@ pub fn event(value: &Value) -> Result<TicketEvent, String> {
     } else {
         first(value, &["/assignee", "/ticket/assignee"])
     };
-    Ok(TicketEvent {
+    TicketEvent {
         ticket,
         solved: matches!(status.to_ascii_lowercase().as_str(), "solved" | "closed"),
         priority,
         assignee,
-    })
+    }
 }
 
 /// How far a signed timestamp may be from now before it is taken for a replay.
@@ -148,29 +149,33 @@ pub fn verify(
     headers: &HeaderMap,
     body: &[u8],
     now: DateTime<Utc>,
-) -> Result<(), String> {
+) -> Result<(), SignatureError> {
+    const SIGNATURE: &str = "X-Zendesk-Webhook-Signature";
+    const TIMESTAMP: &str = "X-Zendesk-Webhook-Signature-Timestamp";
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let signature = header("x-zendesk-webhook-signature")
-        .ok_or("the X-Zendesk-Webhook-Signature header is missing: sign the webhook in Zendesk")?;
-    let timestamp = header("x-zendesk-webhook-signature-timestamp")
-        .ok_or("the X-Zendesk-Webhook-Signature-Timestamp header is missing")?;
-    let signed_at = DateTime::parse_from_rfc3339(timestamp.trim())
-        .map_err(|_| "X-Zendesk-Webhook-Signature-Timestamp is not an ISO 8601 time".to_string())?;
+    let signature = header(SIGNATURE).ok_or_else(|| SignatureError::Missing(SIGNATURE.into()))?;
+    let timestamp =
+        header(TIMESTAMP).ok_or_else(|| SignatureError::MissingTime(TIMESTAMP.into()))?;
+    let signed_at =
+        DateTime::parse_from_rfc3339(timestamp.trim()).map_err(|_| SignatureError::Unreadable {
+            header: TIMESTAMP.into(),
+            expected: "an ISO 8601 time",
+        })?;
     if (now - signed_at.with_timezone(&Utc)).num_seconds().abs() > REPLAY_WINDOW_SECONDS {
-        return Err(
-            "X-Zendesk-Webhook-Signature-Timestamp is more than 5 minutes from now: refused as a possible replay"
-                .into(),
-        );
+        return Err(SignatureError::Replay(TIMESTAMP.into()));
     }
     let given = base64::engine::general_purpose::STANDARD
         .decode(signature.trim())
-        .map_err(|_| "X-Zendesk-Webhook-Signature is not base64".to_string())?;
+        .map_err(|_| SignatureError::Unreadable {
+            header: SIGNATURE.into(),
+            expected: "base64",
+        })?;
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
-        .map_err(|_| "the configured webhook_secret is unusable".to_string())?;
+        .map_err(|_| SignatureError::UnusableSecret)?;
     mac.update(timestamp.as_bytes());
     mac.update(body);
     mac.verify_slice(&given)
-        .map_err(|_| "the signature does not match the body: check webhook_secret".to_string())
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// Signs like Zendesk does, for tests and docs.
@@ -193,8 +198,7 @@ mod tests {
             "type": "zen:event-type:ticket.status_changed",
             "detail": { "id": "35436", "status": "SOLVED", "priority": "HIGH" },
             "event": { "current": "SOLVED", "previous": "OPEN" }
-        }))
-        .unwrap();
+        }));
         assert_eq!(
             (solved.ticket.as_str(), solved.solved, solved.priority),
             ("35436", true, None)
@@ -203,14 +207,12 @@ mod tests {
             "type": "zen:event-type:ticket.priority_changed",
             "detail": { "id": "35436", "status": "OPEN", "priority": "URGENT" },
             "event": { "current": "URGENT", "previous": "HIGH" }
-        }))
-        .unwrap();
+        }));
         assert_eq!(
             (raised.solved, raised.priority),
             (false, Some(Priority::P1))
         );
-        let trigger =
-            event(&json!({ "ticket_id": 7, "status": "open", "assignee": "Bob" })).unwrap();
+        let trigger = event(&json!({ "ticket_id": 7, "status": "open", "assignee": "Bob" }));
         assert_eq!(
             (trigger.ticket.as_str(), trigger.assignee.as_deref()),
             ("7", Some("Bob"))
@@ -233,10 +235,9 @@ mod tests {
         assert!(verify("s3cret", &headers, b"{\"x\":1}", now).is_err());
         assert!(verify("other", &headers, b"{}", now).is_err());
         let later = now + chrono::TimeDelta::minutes(10);
-        assert!(
-            verify("s3cret", &headers, b"{}", later)
-                .unwrap_err()
-                .contains("replay")
-        );
+        assert!(matches!(
+            verify("s3cret", &headers, b"{}", later),
+            Err(SignatureError::Replay(_))
+        ));
     }
 }

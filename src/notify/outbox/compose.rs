@@ -206,7 +206,7 @@ impl Outbox {
             self.clock.now(),
         )
         .await
-        .map_err(NotifyError::Transient)?;
+        .map_err(|error| NotifyError::Transient(error.to_string()))?;
         let text = "This report is HTML; open it in a mail client that shows HTML.".to_string();
         Ok(Message::email(subject, text, Some(html)))
     }
