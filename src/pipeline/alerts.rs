@@ -352,6 +352,7 @@ impl Writer {
                 mixed: false,
             },
         );
+        self.view.schedule_sla(id);
         id
     }
 
