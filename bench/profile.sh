@@ -44,4 +44,4 @@ inferno-flamegraph --title "tocsin, $what ingest under wrk -t2 -c32" < "$work/fo
 echo "== flamegraph: $out"
 echo "== hottest symbols (self time, % of samples)"
 perf report -i "$work/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
-  grep -E '^ +[0-9]' | sed -E 's/ +-? +-? *$//' | head -25 | tee "$root/bench/flamegraph-$what.txt"
+  grep -E '^ +[0-9.]+%' | sed -E 's/ +-? +-? *$//' | head -25 | tee "$root/bench/flamegraph-$what.txt"
