@@ -15,7 +15,8 @@ port=${PORT:-18080}
 cd "$work"
 TOCSIN_LISTEN=127.0.0.1:$port RUST_LOG=error "$binary" serve &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+# Wait for it to exit before removing its files (its outbox may still be writing).
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 run() { echo "== $1"; shift; wrk -t2 -c32 -d10s --latency "$@" "http://127.0.0.1:$port" | grep -E 'Requests/sec|50%|99%|Non-2xx|Socket errors'; }
 SEVERITY=warning run "distinct alerts, P3 (alert rows only)" -s "$root/bench/distinct.lua"

@@ -17,18 +17,9 @@ port=${PORT:-18081}
 smtp_port=${SMTP_PORT:-12525}
 bash "$harness/smtp-sink.sh" start "$smtp_port" "$work/mail" >/dev/null 2>&1
 mkdir "$work/config"
+# The default config already pages its L1 user (oncall-l1) by email with no delay.
 sed -e 's/^transport = "spool".*/transport = "smtp"/' -e "s/^port = 25$/port = $smtp_port/" \
   "$root/config/tocsin.toml" > "$work/config/tocsin.toml"
-cat >> "$work/config/tocsin.toml" <<TOML
-
-[[users]]
-id = "oncall"
-email = "oncall@example.com"
-
-[[escalation_policies]]
-name = "default"
-tiers = [ { level = "L1", targets = ["user:oncall"], after = "0s" } ]
-TOML
 cd "$work"
 TOCSIN_LISTEN=127.0.0.1:$port RUST_LOG=error "$binary" serve &
 pid=$!
