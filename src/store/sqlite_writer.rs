@@ -160,7 +160,7 @@ fn serve(mut connection: Connection, queue: mpsc::Receiver<Job>) {
 }
 
 /// Runs the requests in one transaction, each in a savepoint when there are several,
-/// and commits; a failed commit fails them all.
+/// and commits; a failed commit (or savepoint) fails them all.
 fn commit_group<'a>(
     connection: &mut Connection,
     works: impl ExactSizeIterator<Item = &'a Work>,
@@ -173,11 +173,17 @@ fn commit_group<'a>(
     let mut results = Vec::with_capacity(count);
     for work in works {
         let result = if alone {
-            run(connection, work)
+            Ok(run(connection, work))
         } else {
             in_savepoint(connection, work)
         };
-        results.push(result.map_err(|error| write_error(&error)));
+        match result {
+            Ok(result) => results.push(result.map_err(|error| write_error(&error))),
+            Err(error) => {
+                rollback(connection);
+                return (0..count).map(|_| Err(write_error(&error))).collect();
+            }
+        }
     }
     if alone && results.first().is_some_and(Result::is_err) {
         rollback(connection);
@@ -192,19 +198,18 @@ fn commit_group<'a>(
     }
 }
 
-fn in_savepoint(connection: &Connection, work: &Work) -> rusqlite::Result<Done> {
+/// Runs one request in a savepoint. Its own failure is rolled back to the savepoint
+/// and returned inside; a failure of the savepoint itself leaves the transaction in
+/// a state nobody knows (a failed request's rows might still be in it), so it is
+/// returned outside, and the whole group is rolled back and answered with it.
+fn in_savepoint(connection: &Connection, work: &Work) -> rusqlite::Result<rusqlite::Result<Done>> {
     run_fixed(connection, "SAVEPOINT request")?;
-    match run(connection, work) {
-        Ok(done) => {
-            run_fixed(connection, "RELEASE request")?;
-            Ok(done)
-        }
-        Err(error) => {
-            run_fixed(connection, "ROLLBACK TO request")?;
-            run_fixed(connection, "RELEASE request")?;
-            Err(error)
-        }
+    let result = run(connection, work);
+    if result.is_err() {
+        run_fixed(connection, "ROLLBACK TO request")?;
     }
+    run_fixed(connection, "RELEASE request")?;
+    Ok(result)
 }
 
 fn rollback(connection: &Connection) {
