@@ -4,16 +4,19 @@
 # Usage: bench/ingest.sh   (needs wrk: apt-get install wrk)
 # On PostgreSQL: TOCSIN_STORAGE_URL=postgres://postgres@127.0.0.1:5432/bench bench/ingest.sh
 # (an empty database: the run's alerts stay in it).
+# TOCSIN_BIN=path runs another build (an A/B comparison) instead of building this one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --locked --manifest-path "$root/Cargo.toml" >/dev/null
+binary=${TOCSIN_BIN:-$root/target/release/tocsin}
+[ -n "${TOCSIN_BIN:-}" ] || cargo build --release --locked --manifest-path "$root/Cargo.toml" >/dev/null
 work=$(mktemp -d)
 mkdir "$work/config" && cp "$root/config/tocsin.toml" "$work/config/"
 port=${PORT:-18080}
 cd "$work"
-TOCSIN_LISTEN=127.0.0.1:$port RUST_LOG=error "$root/target/release/tocsin" serve &
+TOCSIN_LISTEN=127.0.0.1:$port RUST_LOG=error "$binary" serve &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+# Wait for it to exit before removing its files (its outbox may still be writing).
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 run() { echo "== $1"; shift; wrk -t2 -c32 -d10s --latency "$@" "http://127.0.0.1:$port" | grep -E 'Requests/sec|50%|99%|Non-2xx|Socket errors'; }
 SEVERITY=warning run "distinct alerts, P3 (alert rows only)" -s "$root/bench/distinct.lua"

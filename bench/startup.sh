@@ -2,14 +2,16 @@
 # Start-up time of a release build: from exec to the first 200 on /readyz, on an empty
 # SQLite database and on one holding the alerts of a previous run.
 # Usage: bench/startup.sh [RUNS]   (default 10 runs each)
+# TOCSIN_BIN=path runs another build instead of building this one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-10}
-cargo build --release --locked --manifest-path "$root/Cargo.toml" >/dev/null
+binary=${TOCSIN_BIN:-$root/target/release/tocsin}
+[ -n "${TOCSIN_BIN:-}" ] || cargo build --release --locked --manifest-path "$root/Cargo.toml" >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/config" && cp "$root/config/tocsin.toml" "$work/config/"
-python3 - "$root/target/release/tocsin" "$work" "$runs" <<'PY'
+python3 - "$binary" "$work" "$runs" <<'PY'
 import os, shutil, subprocess, sys, time, urllib.request
 binary, work, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 port = 18092

@@ -267,6 +267,43 @@ impl Incident {
         events
     }
 
+    /// The earliest time [`Incident::due_sla_events`] may have something to record:
+    /// the next warning or breach of a running clock; none while on hold, resolved,
+    /// or once both clocks are done. Never later than the event itself (warnings are
+    /// rounded down to the millisecond), so a schedule built on it misses nothing.
+    pub fn next_sla_check(&self, warn_at: f64) -> Option<DateTime<Utc>> {
+        if self.on_hold || self.status == IncidentStatus::Resolved {
+            return None;
+        }
+        let clocks = [
+            (
+                self.acknowledged_at.is_none(),
+                self.response_due,
+                SlaFlags::RESPONSE_BREACHED,
+                SlaFlags::RESPONSE_WARNED,
+            ),
+            (
+                true,
+                self.resolve_due,
+                SlaFlags::RESOLVE_BREACHED,
+                SlaFlags::RESOLVE_WARNED,
+            ),
+        ];
+        clocks
+            .into_iter()
+            .filter(|(running, _, breached, _)| *running && self.sla_flags & breached == 0)
+            .map(|(_, due, _, warned)| {
+                if warn_at > 0.0 && self.sla_flags & warned == 0 {
+                    let budget = (due - self.created_at).num_milliseconds() as f64;
+                    let warn_after = (budget * warn_at).floor() as i64;
+                    self.created_at + chrono::TimeDelta::milliseconds(warn_after)
+                } else {
+                    due
+                }
+            })
+            .min()
+    }
+
     /// True once the acknowledgement or the resolution came (or is still missing)
     /// after its deadline.
     pub fn sla_breached(&self, now: DateTime<Utc>) -> bool {
@@ -357,5 +394,58 @@ mod tests {
             incident.response_due - incident.created_at,
             TimeDelta::minutes(15)
         );
+    }
+
+    /// Each SLA event is found by a look at its incident's next check time, in the
+    /// order warning, breach; acknowledging stops the response clock, resolving both.
+    #[test]
+    fn the_next_sla_check_is_the_next_warning_or_breach() {
+        let mut incident = incident();
+        let created = incident.created_at;
+        let warn_response = created + TimeDelta::minutes(48);
+        assert_eq!(incident.next_sla_check(0.8), Some(warn_response));
+        assert_eq!(incident.next_sla_check(0.0), Some(incident.response_due));
+        assert!(
+            incident
+                .due_sla_events(warn_response - TimeDelta::seconds(1), 0.8)
+                .is_empty()
+        );
+        assert_eq!(
+            incident.due_sla_events(warn_response, 0.8),
+            vec![SlaEvent::Warning(Clock::Response)]
+        );
+        assert_eq!(incident.next_sla_check(0.8), Some(incident.response_due));
+        incident
+            .acknowledge(created + TimeDelta::minutes(50))
+            .unwrap();
+        let warn_resolve = created + TimeDelta::minutes(192);
+        assert_eq!(incident.next_sla_check(0.8), Some(warn_resolve));
+        assert_eq!(
+            incident.due_sla_events(warn_resolve, 0.8),
+            vec![SlaEvent::Warning(Clock::Resolve)]
+        );
+        let resolve_due = incident.resolve_due;
+        assert_eq!(incident.next_sla_check(0.8), Some(resolve_due));
+        assert_eq!(
+            incident.due_sla_events(resolve_due + TimeDelta::seconds(1), 0.8),
+            vec![SlaEvent::Breach(Clock::Resolve)]
+        );
+        assert_eq!(incident.next_sla_check(0.8), None, "both clocks done");
+    }
+
+    #[test]
+    fn no_sla_check_while_on_hold_and_a_later_one_after() {
+        let mut incident = incident();
+        let created = incident.created_at;
+        incident.hold(created + TimeDelta::minutes(10)).unwrap();
+        assert_eq!(incident.next_sla_check(0.8), None);
+        incident.unhold(created + TimeDelta::minutes(40)).unwrap();
+        // 80 % of the response budget, now 90 minutes with the 30 held.
+        assert_eq!(
+            incident.next_sla_check(0.8),
+            Some(created + TimeDelta::minutes(72))
+        );
+        incident.resolve(created + TimeDelta::minutes(50)).unwrap();
+        assert_eq!(incident.next_sla_check(0.8), None);
     }
 }

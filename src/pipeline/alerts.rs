@@ -353,6 +353,7 @@ impl Writer {
                 mixed: false,
             },
         );
+        self.view.schedule_sla(id);
         id
     }
 

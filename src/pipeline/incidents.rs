@@ -79,6 +79,9 @@ impl Writer {
         if !incident.raise_priority(priority, sla) {
             return false;
         }
+        // The deadlines moved earlier.
+        let next = super::next_sla_look(incident, self.view.sla_warn_at);
+        self.view.sla.set(incident_id, next);
         self.view.open_per_priority[old.index()] -= 1;
         self.view.open_per_priority[priority.index()] += 1;
         batch.record(entry(
@@ -121,6 +124,9 @@ impl Writer {
         } else {
             incident.unhold(now)?
         };
+        // No look while on hold; after it, later deadlines.
+        let next = super::next_sla_look(incident, self.view.sla_warn_at);
+        self.view.sla.set(incident_id, next);
         if changed {
             let message = if hold {
                 format!("put on hold by {actor}: the SLA clock is paused")
@@ -238,6 +244,8 @@ impl Writer {
                 .push((incident.priority, seconds(incident.created_at, now)));
         }
         let incident = incident.clone();
+        // The response clock has stopped.
+        self.view.schedule_sla(incident_id);
         batch.cancel_pages(incident_id);
         let current = self.escalation_of(incident_id, batch).await?;
         let config = self.config.clone();
@@ -386,6 +394,7 @@ impl Writer {
     /// Drops a resolved incident from the view.
     fn forget(&mut self, incident: &Incident, effects: &mut Effects) {
         self.view.incidents.remove(&incident.id);
+        self.view.sla.remove(incident.id);
         if let Some(group) = &incident.group_key
             && self.view.groups.get(group) == Some(&incident.id)
         {

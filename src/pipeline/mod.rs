@@ -575,6 +575,11 @@ struct View {
     awaiting: Vec<crate::store::runs::RunRecord>,
     /// Proposed runs waiting for a responder's approval.
     pending_approvals: Vec<crate::store::runs::RunRecord>,
+    /// When each open incident's SLA clocks next need a look (drills have none).
+    sla: crate::sla::SlaSchedule,
+    /// The `sla_warn_at` the schedule was computed with; a reload that changes it
+    /// computes it again.
+    sla_warn_at: f64,
 }
 
 /// Metric updates held back until their batch has committed.
@@ -626,6 +631,28 @@ struct Writer {
 }
 
 type Reply = Box<dyn FnOnce(bool) + Send>;
+
+impl View {
+    /// Sets when an open incident's SLA clocks next need a look; none for a drill
+    /// (out of the SLA) or an incident no longer open.
+    fn schedule_sla(&mut self, id: i64) {
+        let next = self
+            .incidents
+            .get(&id)
+            .and_then(|open| next_sla_look(&open.incident, self.sla_warn_at));
+        self.sla.set(id, next);
+    }
+
+    /// The whole schedule again, for every open incident.
+    fn schedule_all_sla(&mut self, warn_at: f64) {
+        self.sla = crate::sla::SlaSchedule::default();
+        self.sla_warn_at = warn_at;
+        let ids: Vec<i64> = self.incidents.keys().copied().collect();
+        for id in ids {
+            self.schedule_sla(id);
+        }
+    }
+}
 
 impl Writer {
     async fn run(mut self, mut receiver: mpsc::Receiver<Queued>) {
@@ -683,6 +710,7 @@ impl Writer {
                 open.mixed |= open.incident.source != source;
             }
         }
+        view.schedule_all_sla(self.config.incidents.sla_warn_at);
         if !self.config.inhibit.is_empty() {
             // Inhibition needs the fields of the firing alerts, not just their ids.
             let firing = self
@@ -1256,6 +1284,15 @@ fn entry(
         actor: actor.to_string(),
         message,
     }
+}
+
+/// When an incident's SLA clocks next need a look; never for a drill, which is out
+/// of the SLA.
+fn next_sla_look(incident: &Incident, warn_at: f64) -> Option<DateTime<Utc>> {
+    if incident.drill {
+        return None;
+    }
+    incident.next_sla_check(warn_at)
 }
 
 fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {

@@ -11,6 +11,7 @@ mod postgres;
 pub mod runs;
 mod sql;
 mod sqlite;
+mod sqlite_writer;
 pub mod tickets;
 
 use crate::alert::{AlertStatus, Labels, Priority, Severity};
@@ -36,6 +37,13 @@ pub enum StoreError {
     Open(String),
     #[error("a stored row is unreadable: {0}")]
     Corrupt(String),
+    /// SQLite's write connection (its own thread) refused a write.
+    #[error(
+        "the database refused the write: {0}; check that its disk is not full and the file is writable"
+    )]
+    Write(String),
+    #[error("the database writer has stopped")]
+    WriterStopped,
 }
 
 /// An alert as stored and listed by the API.

@@ -1,9 +1,11 @@
-//! The embedded SQLite backend: WAL, `synchronous=FULL`, one writer connection (the
-//! group-commit writer is its only user) and a small pool of readers. An OS lock on
+//! The embedded SQLite backend: WAL, `synchronous=FULL`, one write connection on a
+//! thread of its own (`sqlite_writer.rs`; every write and every read that must see
+//! the latest commit) and a small pool of sqlx readers for the API. An OS lock on
 //! `<db>.lock` keeps a second instance off the same file and dies with the process.
 
 use super::StoreError;
-use super::sql::{Backend, On, Sql, arguments};
+use super::sql::{Backend, Columns, On, Sql, arguments};
+use super::sqlite_writer::{Writer, WrittenRow};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -23,7 +25,7 @@ fn query(sql: Sql) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments
 /// A SQLite database file owned by this process.
 #[derive(Debug)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    writer: Writer,
     readers: SqlitePool,
     /// Held for the life of the store: the one-instance guard.
     _lock: File,
@@ -48,11 +50,15 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
-        let writer = SqlitePoolOptions::new()
+        // sqlx's migrator brings the schema up to date on a connection of its own,
+        // closed before the writer thread opens the file.
+        let migrator = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&migrator).await?;
+        migrator.close().await;
+        let writer = Writer::start(&path)?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -91,54 +97,116 @@ fn lock(path: &Path) -> Result<File, StoreError> {
     Ok(file)
 }
 
-impl SqliteStore {
-    fn pool(&self, on: On) -> &SqlitePool {
-        match on {
-            On::Writer => &self.writer,
-            On::Readers => &self.readers,
+/// A row from either side: the readers' pool or the writer thread.
+pub(super) enum Row {
+    Read(SqliteRow),
+    Written(WrittenRow),
+}
+
+impl Columns for Row {
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        match self {
+            Self::Read(row) => row.int(column),
+            Self::Written(row) => row.int(column),
+        }
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        match self {
+            Self::Read(row) => row.opt_int(column),
+            Self::Written(row) => row.opt_int(column),
+        }
+    }
+    fn opt_int32(&self, column: &str) -> Result<Option<i32>, StoreError> {
+        match self {
+            Self::Read(row) => row.opt_int32(column),
+            Self::Written(row) => row.opt_int32(column),
+        }
+    }
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        match self {
+            Self::Read(row) => row.text(column),
+            Self::Written(row) => row.text(column),
+        }
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::Read(row) => row.opt_text(column),
+            Self::Written(row) => row.opt_text(column),
+        }
+    }
+    fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        match self {
+            Self::Read(row) => row.flag(column),
+            Self::Written(row) => row.flag(column),
+        }
+    }
+    fn first_int(&self) -> Result<i64, StoreError> {
+        match self {
+            Self::Read(row) => row.first_int(),
+            Self::Written(row) => row.first_int(),
+        }
+    }
+    fn first_text(&self) -> Result<String, StoreError> {
+        match self {
+            Self::Read(row) => row.first_text(),
+            Self::Written(row) => row.first_text(),
         }
     }
 }
 
 impl Backend for SqliteStore {
-    type Row = SqliteRow;
+    type Row = Row;
     /// SQLite has one writer at a time: a claim needs no row lock.
     const CLAIM_LOCK: &'static str = "";
     /// One process owns the file (the lock above), so what it finds half-done at start
     /// is its own: runs marked running were cut short, claims can be released at once.
     const ONE_PROCESS: bool = true;
 
-    async fn fetch_all(&self, on: On, sql: Sql) -> Result<Vec<SqliteRow>, StoreError> {
-        Ok(query(sql)?.fetch_all(self.pool(on)).await?)
+    async fn fetch_all(&self, on: On, sql: Sql) -> Result<Vec<Row>, StoreError> {
+        Ok(match on {
+            On::Writer => self
+                .writer
+                .fetch(sql)
+                .await?
+                .into_iter()
+                .map(Row::Written)
+                .collect(),
+            On::Readers => query(sql)?
+                .fetch_all(&self.readers)
+                .await?
+                .into_iter()
+                .map(Row::Read)
+                .collect(),
+        })
     }
 
-    async fn fetch_optional(&self, on: On, sql: Sql) -> Result<Option<SqliteRow>, StoreError> {
-        Ok(query(sql)?.fetch_optional(self.pool(on)).await?)
+    async fn fetch_optional(&self, on: On, sql: Sql) -> Result<Option<Row>, StoreError> {
+        Ok(match on {
+            On::Writer => self
+                .writer
+                .fetch(sql)
+                .await?
+                .into_iter()
+                .next()
+                .map(Row::Written),
+            On::Readers => query(sql)?
+                .fetch_optional(&self.readers)
+                .await?
+                .map(Row::Read),
+        })
     }
 
     async fn execute(&self, on: On, sql: Sql) -> Result<u64, StoreError> {
-        Ok(query(sql)?.execute(self.pool(on)).await?.rows_affected())
+        match on {
+            On::Writer => self.writer.execute(sql).await,
+            On::Readers => Ok(query(sql)?.execute(&self.readers).await?.rows_affected()),
+        }
     }
 
-    /// A whole batch, BEGIN to COMMIT, as one multi-statement query: one trip to
-    /// SQLite's worker thread instead of one per statement, which under load costs
-    /// more than the fsync itself.
+    /// A whole batch in one transaction on the writer thread, which commits it with
+    /// whatever else is waiting for it.
     async fn execute_batch(&self, statements: Vec<Sql>) -> Result<(), StoreError> {
-        let mut batch = Sql::once("BEGIN IMMEDIATE;");
-        for statement in statements {
-            batch.append(statement);
-        }
-        batch.push("COMMIT;");
-        let mut connection = self.writer.acquire().await?;
-        let outcome = query(batch)?.execute(&mut *connection).await;
-        if let Err(error) = outcome {
-            // A statement failed before COMMIT: the transaction is still open.
-            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *connection).await {
-                tracing::warn!(%rollback, "rollback after a failed batch failed");
-            }
-            return Err(error.into());
-        }
-        Ok(())
+        self.writer.batch(statements).await
     }
 
     /// One process, so the turn is always its own and its view always fresh.

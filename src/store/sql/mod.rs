@@ -254,15 +254,19 @@ impl Sql {
         self
     }
 
+    /// The text with its `?` placeholders.
+    pub(super) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The values bound to the placeholders, in order.
+    pub(super) fn args(&self) -> &[Arg] {
+        &self.args
+    }
+
     /// The text with `?` placeholders, the values and whether to keep it prepared.
     pub(super) fn into_parts(self) -> (String, Vec<Arg>, bool) {
         (self.text, self.args, self.persistent)
-    }
-
-    /// Appends another statement to this one (SQLite runs a batch as one query).
-    pub(super) fn append(&mut self, other: Sql) {
-        self.text.push_str(&other.text);
-        self.args.extend(other.args);
     }
 }
 
