@@ -11,8 +11,9 @@ use std::ops::Range;
 #[derive(Debug, Default)]
 pub(super) struct IdPool {
     ranges: VecDeque<Range<i64>>,
-    /// An id was asked for with none left: the batch must not be committed.
-    short: bool,
+    /// Ids asked for with none left: the batch must not be committed, and the next
+    /// top-up reserves that many more.
+    missing: i64,
 }
 
 impl IdPool {
@@ -20,14 +21,11 @@ impl IdPool {
     pub(super) fn from(next: i64) -> Self {
         let mut ranges = VecDeque::new();
         ranges.push_back(next..i64::MAX);
-        Self {
-            ranges,
-            short: false,
-        }
+        Self { ranges, missing: 0 }
     }
 
     /// The next id. None left is the caller's miscount of a batch's needs; it gets an
-    /// id no row can have, and [`IdPool::short`] keeps the batch from being committed.
+    /// id no row can have, and [`Ids::ran_short`] keeps the batch from being committed.
     pub(super) fn take(&mut self) -> i64 {
         while let Some(range) = self.ranges.front_mut() {
             if let Some(id) = range.next() {
@@ -35,7 +33,7 @@ impl IdPool {
             }
             self.ranges.pop_front();
         }
-        self.short = true;
+        self.missing += 1;
         0
     }
 
@@ -51,12 +49,9 @@ impl IdPool {
         self.ranges.extend(blocks);
     }
 
-    pub(super) fn short(&self) -> bool {
-        self.short
-    }
-
-    pub(super) fn clear_short(&mut self) {
-        self.short = false;
+    /// Ids the last batches asked for beyond the pool, forgotten once read.
+    pub(super) fn take_missing(&mut self) -> i64 {
+        std::mem::take(&mut self.missing)
     }
 }
 
@@ -79,15 +74,11 @@ impl Ids {
         }
     }
 
-    /// Whether some pool ran dry in this batch (and clears it for the next one).
-    pub(super) fn ran_short(&mut self) -> bool {
-        let mut short = false;
-        for table in IdTable::ALL {
-            let pool = self.pool(table);
-            short |= pool.short();
-            pool.clear_short();
-        }
-        short
+    /// Whether some pool ran dry in this batch.
+    pub(super) fn ran_short(&self) -> bool {
+        [&self.alerts, &self.incidents, &self.silences, &self.runs]
+            .iter()
+            .any(|pool| pool.missing > 0)
     }
 }
 
@@ -101,9 +92,10 @@ mod tests {
         pool.add(vec![1000..1002, 5000..5001]);
         assert_eq!(pool.available(), 3);
         assert_eq!((pool.take(), pool.take(), pool.take()), (1000, 1001, 5000));
-        assert!(!pool.short());
         assert_eq!(pool.take(), 0);
-        assert!(pool.short());
+        assert_eq!(pool.take(), 0);
+        assert_eq!(pool.take_missing(), 2, "reserved on top next time");
+        assert_eq!(pool.take_missing(), 0);
     }
 
     #[test]

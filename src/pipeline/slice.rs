@@ -9,6 +9,7 @@
 //! the open incidents again.
 
 use super::{Command, OpenIncident, Queued, Writer};
+use crate::alert::AlertAction;
 use crate::config::Config;
 use crate::dedup::DedupKey;
 use crate::rules::classify;
@@ -23,8 +24,11 @@ pub(super) struct Touched {
     /// Runbooks the batch's alerts may start: their guard (cooldown, cap,
     /// concurrency) is read again under their lock.
     runbooks: Vec<String>,
-    /// Alerts the batch may create, for the ids it needs.
+    /// Alerts the batch may create, those that may open an incident, and
+    /// downtimes (which make silences): for the ids it needs.
     alerts: i64,
+    opening: i64,
+    downtimes: i64,
     /// Some command needs the whole turn.
     whole_turn: bool,
 }
@@ -43,6 +47,13 @@ impl Touched {
                         touched.alerts += 1;
                         touched.identities.push(DedupKey::of(alert));
                         let classification = classify(alert, &config.rules);
+                        if config
+                            .incidents
+                            .auto_open
+                            .contains(&classification.priority)
+                        {
+                            touched.opening += 1;
+                        }
                         touched.runbooks.extend(
                             config
                                 .runbooks
@@ -58,11 +69,13 @@ impl Touched {
                             touched.groups.push(group);
                         }
                         // A downtime changes the silences every replica decides with.
-                        touched.whole_turn |= !matches!(
+                        if matches!(
                             alert.action,
-                            crate::alert::AlertAction::Report
-                                | crate::alert::AlertAction::Acknowledge
-                        );
+                            AlertAction::DowntimeStart | AlertAction::DowntimeEnd
+                        ) {
+                            touched.downtimes += 1;
+                            touched.whole_turn = true;
+                        }
                     }
                 }
                 Command::Act { incident_id, .. } => touched.incidents.push(*incident_id),
@@ -187,11 +200,12 @@ impl Writer {
 
     /// Reads again the rows `touched` names and replaces their entries in the view.
     /// Incidents are locked (a no-op within the whole turn) before they are read:
-    /// whoever changes an incident or its alerts holds its lock.
+    /// whoever changes an incident or its alerts holds its lock, so an alert read
+    /// before as part of an incident is taken from the incident's alerts read after.
     async fn refresh(&mut self, touched: &Touched) -> Result<(), StoreError> {
-        let mut incidents = self
+        let (alerts, mut incidents) = self
             .store
-            .touched_incidents(&touched.identities, &touched.groups)
+            .read_touched(&touched.identities, &touched.groups)
             .await?;
         incidents.extend(&touched.incidents);
         incidents.sort_unstable();
@@ -200,10 +214,16 @@ impl Writer {
             let keys: Vec<i64> = incidents.iter().copied().map(incident_key).collect();
             self.store.lock_keys(&keys).await?;
         }
-        let slice = self
-            .store
-            .load_slice(&touched.identities, &incidents)
-            .await?;
+        let mut slice = if incidents.is_empty() {
+            OpenState::default()
+        } else {
+            self.store.load_slice(&incidents).await?
+        };
+        slice.alerts.extend(
+            alerts
+                .into_iter()
+                .filter(|(_, alert)| alert.incident_id.is_none()),
+        );
         self.absorb(touched, &incidents, slice);
         Ok(())
     }
@@ -261,20 +281,24 @@ impl Writer {
         }
     }
 
-    /// Enough ids in every pool for what the batch may create: an alert and an
-    /// incident per alert, command and heartbeat, and the runs they may start.
+    /// Enough ids in every pool for what the batch may create: an alert per alert
+    /// and heartbeat, an incident per alert that may open one, command and
+    /// heartbeat, the runs those may start, a silence per command or downtime.
     async fn top_up_ids(&mut self, touched: &Touched, commands: usize) -> Result<(), StoreError> {
         let heartbeats = self.config.heartbeats.len() as i64;
         let commands = commands as i64;
-        let runbooks = self.config.runbooks.len() as i64;
-        let incidents = touched.alerts + commands + heartbeats;
+        let runbooks = self.config.runbooks_enabled.len() as i64;
+        // The timer pass opens the incidents of alerts that stopped flapping.
+        let incidents = touched.opening + commands + heartbeats + self.view.flaps.len() as i64;
         for table in IdTable::ALL {
-            let needed = match table {
-                IdTable::Alerts => touched.alerts + heartbeats,
-                IdTable::Incidents => incidents,
-                IdTable::Silences => touched.alerts + commands,
-                IdTable::Runs => (incidents + 1) * (runbooks + 1),
-            };
+            let missing = self.view.ids.pool(table).take_missing();
+            let needed = missing
+                + match table {
+                    IdTable::Alerts => touched.alerts + heartbeats,
+                    IdTable::Incidents => incidents,
+                    IdTable::Silences => touched.downtimes + commands,
+                    IdTable::Runs => incidents * runbooks + commands,
+                };
             let available = self.view.ids.pool(table).available();
             if available < needed {
                 let blocks = self.store.reserve_ids(table, needed - available).await?;
@@ -288,6 +312,109 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::{Alert, AlertStatus, Severity};
+    use std::sync::Arc;
+
+    fn config(extra: &str) -> Config {
+        let rules = "[[rules]]\nname = \"per host\"\nmatch = ['severity=\"critical\"']\ngroup_by = [\"resource\"]\n";
+        Config::parse(&format!("{extra}\n{rules}"), "test.toml").unwrap()
+    }
+
+    fn alert(resource: &str, severity: Severity, action: AlertAction) -> Alert {
+        Alert {
+            source: "generic".into(),
+            dedup_key: format!("{resource}/disk"),
+            resource: resource.into(),
+            check: "disk".into(),
+            severity,
+            status: AlertStatus::Firing,
+            action,
+            summary: String::new(),
+            details: serde_json::Value::Null,
+            labels: Default::default(),
+            links: Vec::new(),
+            occurred_at: None,
+        }
+    }
+
+    fn queued(command: Command) -> Queued {
+        Queued {
+            command,
+            idempotency: None,
+            admission: Arc::default(),
+        }
+    }
+
+    fn ingest(alerts: Vec<Alert>) -> Queued {
+        queued(Command::Ingest {
+            alerts,
+            once: None,
+            reply: tokio::sync::oneshot::channel().0,
+        })
+    }
+
+    fn act(incident_id: i64) -> Queued {
+        queued(Command::Act {
+            incident_id,
+            action: super::super::Action::Note { text: "n".into() },
+            actor: "alice".into(),
+            once: None,
+            reply: tokio::sync::oneshot::channel().0,
+        })
+    }
+
+    #[test]
+    fn alerts_and_actions_touch_their_identities_groups_and_incidents_only() {
+        let web = || alert("web-1", Severity::Critical, AlertAction::Report);
+        let touched = Touched::of(
+            &[
+                ingest(vec![
+                    web(),
+                    alert("db-1", Severity::Warning, AlertAction::Report),
+                ]),
+                ingest(vec![web()]),
+                act(7),
+                act(3),
+                act(7),
+            ],
+            &config(""),
+        );
+        assert!(!touched.whole_turn);
+        assert_eq!(
+            touched.identities,
+            vec![
+                DedupKey::of(&alert("db-1", Severity::Warning, AlertAction::Report)),
+                DedupKey::of(&web())
+            ]
+        );
+        assert_eq!(touched.groups.len(), 1, "{:?}", touched.groups);
+        assert_eq!(touched.incidents, vec![3, 7]);
+        assert_eq!(
+            (touched.alerts, touched.opening),
+            (3, 2),
+            "a P3 opens no incident"
+        );
+        assert_eq!(touched.first_keys().len(), 3);
+    }
+
+    #[test]
+    fn timers_downtimes_and_inhibition_take_the_whole_turn() {
+        let tick = queued(Command::Tick {
+            reply: tokio::sync::oneshot::channel().0,
+        });
+        assert!(Touched::of(&[tick], &config("")).whole_turn);
+        let downtime = ingest(vec![alert(
+            "web-1",
+            Severity::Warning,
+            AlertAction::DowntimeStart,
+        )]);
+        let touched = Touched::of(&[downtime], &config(""));
+        assert!(touched.whole_turn);
+        assert_eq!(touched.downtimes, 1);
+        let inhibit = "[[inhibit]]\nsource_match = ['check=\"down\"']\ntarget_match = ['check!=\"down\"']\nequal = [\"resource\"]\n";
+        let plain = ingest(vec![alert("web-1", Severity::Warning, AlertAction::Report)]);
+        assert!(Touched::of(&[plain], &config(inhibit)).whole_turn);
+    }
 
     #[test]
     fn lock_keys_are_stable_and_tell_parts_apart() {

@@ -9,7 +9,7 @@ use super::{
     AlertQuery, AlertRecord, AlertVolume, ChangeQuery, Claims, IncidentQuery, OpenState,
     StoreError, WriteBatch,
 };
-use crate::dedup::DedupKey;
+use crate::dedup::{DedupKey, OpenAlert};
 use crate::incident::{Incident, TimelineEntry};
 use crate::silence::Silence;
 use async_trait::async_trait;
@@ -47,24 +47,28 @@ pub trait SharedWrites: Send + Sync + 'static {
     /// Locks `keys` (64-bit hashes of what the batch touches) until the batch commits
     /// or gives up its turn, in ascending order so two batches never wait on each other.
     async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError>;
-    /// The open incidents the firing alerts of `identities` belong to, and those of `groups`.
-    async fn touched_incidents(
+    /// The firing alerts of `identities`, and the open incidents they and `groups`
+    /// belong to (ascending).
+    async fn read_touched(
         &self,
         identities: &[DedupKey],
         groups: &[String],
-    ) -> Result<Vec<i64>, StoreError>;
-    /// The firing alerts of `identities` and of `incidents`, and the open incidents
-    /// among `incidents` with how many of their alerts fire.
-    async fn load_slice(
-        &self,
-        identities: &[DedupKey],
-        incidents: &[i64],
-    ) -> Result<OpenState, StoreError>;
+    ) -> Result<(Vec<(DedupKey, OpenAlert)>, Vec<i64>), StoreError>;
+    /// The open incidents among `incidents`, with how many of their alerts fire, and
+    /// those firing alerts.
+    async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError>;
     /// What a replica keeps in memory between batches: open incidents with their
     /// firing alerts, flapping alerts and those of `kept_source` (heartbeats),
     /// silences, heartbeats, runs awaiting recovery — not every firing alert
     /// (batches read those they touch).
     async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError>;
+    /// Tells `to` of other replicas' commits (PostgreSQL `LISTEN`), for the
+    /// dashboard's live stream, until the connection fails (the error; call again).
+    /// With one writer there are none: returns at once.
+    async fn relay_commits(
+        &self,
+        to: &tokio::sync::broadcast::Sender<()>,
+    ) -> Result<(), StoreError>;
     /// At least `count` ids for new rows of `table`, in blocks no other replica gets.
     async fn reserve_ids(
         &self,

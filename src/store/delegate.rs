@@ -12,7 +12,7 @@ use super::{
     IncidentStore, KeyStore, LeaseStore, OpenState, OutboxStore, PageHistory, RunStore,
     SharedWrites, StoreError, TicketStore, WriteBatch, WriteStore,
 };
-use crate::dedup::DedupKey;
+use crate::dedup::{DedupKey, OpenAlert};
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 use crate::silence::Silence;
 use async_trait::async_trait;
@@ -53,22 +53,24 @@ impl<T: Forward<dyn SharedWrites>> SharedWrites for T {
     async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError> {
         self.to().lock_keys(keys).await
     }
-    async fn touched_incidents(
+    async fn read_touched(
         &self,
         identities: &[DedupKey],
         groups: &[String],
-    ) -> Result<Vec<i64>, StoreError> {
-        self.to().touched_incidents(identities, groups).await
+    ) -> Result<(Vec<(DedupKey, OpenAlert)>, Vec<i64>), StoreError> {
+        self.to().read_touched(identities, groups).await
     }
-    async fn load_slice(
-        &self,
-        identities: &[DedupKey],
-        incidents: &[i64],
-    ) -> Result<OpenState, StoreError> {
-        self.to().load_slice(identities, incidents).await
+    async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError> {
+        self.to().load_slice(incidents).await
     }
     async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError> {
         self.to().load_open_incidents(kept_source).await
+    }
+    async fn relay_commits(
+        &self,
+        to: &tokio::sync::broadcast::Sender<()>,
+    ) -> Result<(), StoreError> {
+        self.to().relay_commits(to).await
     }
     async fn reserve_ids(
         &self,

@@ -10,9 +10,11 @@
 
 use super::sql::{Backend, On, Sql, arguments};
 use super::{IdTable, StoreError};
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres};
 use std::str::FromStr as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Connections per replica: the writer, the outbox and desk rounds, API reads.
@@ -47,6 +49,11 @@ fn q(sql: &str) -> AssertSqlSafe<String> {
 /// batches hold it shared, the timer pass and rare commands exclusively.
 const TURN_LOCK: i64 = 0x0070_726f_6373_696e;
 
+/// The channel replicas announce their commits on.
+const COMMITS: &str = "tocsin_commits";
+/// Commits closer together than this share one announcement.
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(200);
+
 /// A PostgreSQL database shared by every replica.
 #[derive(Debug)]
 pub struct PostgresStore {
@@ -54,6 +61,10 @@ pub struct PostgresStore {
     readers: PgPool,
     /// The open transaction of this replica's batch, from its locks to the commit.
     turn: tokio::sync::Mutex<Option<sqlx::Transaction<'static, Postgres>>>,
+    /// A notification of this replica's commits is on its way.
+    announcing: Arc<AtomicBool>,
+    /// Names this replica's announcements.
+    replica: String,
 }
 
 impl PostgresStore {
@@ -84,6 +95,8 @@ impl PostgresStore {
             writer: pool.clone(),
             readers: pool,
             turn: tokio::sync::Mutex::new(None),
+            announcing: Arc::default(),
+            replica: uuid::Uuid::new_v4().simple().to_string(),
         })
     }
 
@@ -152,6 +165,21 @@ impl Backend for PostgresStore {
         Ok(())
     }
 
+    async fn relay_commits(
+        &self,
+        to: &tokio::sync::broadcast::Sender<()>,
+    ) -> Result<(), StoreError> {
+        let mut listener = PgListener::connect_with(&self.writer).await?;
+        listener.listen(COMMITS).await?;
+        loop {
+            let notification = listener.recv().await?;
+            // Its own commits this replica has told already; nobody watching is fine.
+            if notification.payload() != self.replica {
+                let _ = to.send(());
+            }
+        }
+    }
+
     async fn id_block(&self, table: IdTable) -> Result<i64, StoreError> {
         let sequence = match table {
             IdTable::Alerts => "SELECT nextval('alert_id_blocks')",
@@ -174,11 +202,36 @@ impl Backend for PostgresStore {
             query(statement)?.execute(&mut *transaction).await?;
         }
         transaction.commit().await?;
+        self.announce();
         Ok(())
     }
 }
 
 impl PostgresStore {
+    /// Tells other replicas' dashboards that something changed, once for every
+    /// commit of the next [`ANNOUNCE_EVERY`]: outside the batch, since a `NOTIFY`
+    /// in it would serialize every replica's commits on PostgreSQL's notify lock.
+    fn announce(&self) {
+        if self.announcing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.writer.clone();
+        let announcing = self.announcing.clone();
+        let replica = self.replica.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ANNOUNCE_EVERY).await;
+            announcing.store(false, Ordering::Release);
+            if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(COMMITS)
+                .bind(replica)
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(%error, "other replicas' dashboards were not told of a commit");
+            }
+        });
+    }
+
     /// Begins the transaction of a batch and takes the turn lock with `lock`. What the
     /// batch reads after its locks (on any connection, PostgreSQL's default READ
     /// COMMITTED) is what was committed before they were granted.

@@ -156,6 +156,14 @@ impl Backend for SqliteStore {
         Err(one_writer())
     }
 
+    /// No other writer commits.
+    async fn relay_commits(
+        &self,
+        _to: &tokio::sync::broadcast::Sender<()>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn id_block(&self, _table: super::IdTable) -> Result<i64, StoreError> {
         Err(one_writer())
     }

@@ -3,9 +3,10 @@
 //! it): for 20 s, alerts of a dozen groups, the same alert sent to all three at the
 //! same instant, and acknowledgements, interleaved at random. Afterwards the database
 //! must hold one incident per group key, each person paged once per step, and every
-//! accepted alert counted exactly once.
+//! accepted alert counted exactly once. And a replica's live stream follows another's
+//! commits.
 
-use crate::harness::{Harness, INGEST_TOKEN, RESPONDER};
+use crate::harness::{Harness, INGEST_TOKEN, RESPONDER, generic};
 use crate::smtp_sink::SmtpSink;
 use chrono::TimeDelta;
 use serde_json::json;
@@ -329,4 +330,43 @@ async fn three_replicas_under_interleaved_alerts_repeats_and_acks_keep_one_incid
     }
     assert_eq!(unacknowledged, groups / 2, "the odd hosts' incidents");
     assert!(!smtp.to("carol@example.com").is_empty(), "L2 was paged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicas_live_stream_tells_of_another_replicas_commit() {
+    let Ok(url) = std::env::var("TOCSIN_TEST_PG_URL") else {
+        eprintln!("skipped: set TOCSIN_TEST_PG_URL (postgres://…) to run the scale-out test");
+        return;
+    };
+    let a = Harness::start_on(&crate::harness::pg_schema(&url).await, "").await;
+    let b = a.replica().await;
+    let mut stream = b
+        .client
+        .get(format!("{}/api/v1/stream", b.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    // b starts listening as it starts, not as its stream opens: a commits until b's
+    // stream tells (the first commits may come before b listens).
+    let told = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut seen = String::new();
+        let mut commits = tokio::time::interval(Duration::from_millis(500));
+        for resource in 0.. {
+            tokio::select! {
+                _ = commits.tick() => {
+                    a.ingest_ok("generic", &generic(&format!("db-{resource}"), "postgres", "warning"))
+                        .await;
+                }
+                chunk = stream.chunk() => {
+                    seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+                    if seen.contains("event: change") {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(told.is_ok(), "b's stream never told of a's commit");
 }

@@ -70,6 +70,11 @@ pub(super) trait Backend: Send + Sync + 'static {
     fn begin_keyed(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// See [`super::SharedWrites::lock_keys`].
     fn lock_keys(&self, keys: &[i64]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// See [`super::SharedWrites::relay_commits`].
+    fn relay_commits(
+        &self,
+        to: &tokio::sync::broadcast::Sender<()>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The first id of a block of [`ID_BLOCK`] ids of `table` no other caller gets.
     fn id_block(
         &self,

@@ -5,7 +5,7 @@
 use super::incidents::INCIDENT_COLUMNS;
 use super::writes::{FIRING, OPEN_ALERT_COLUMNS};
 use super::{Backend, Columns, ID_BLOCK, On, Sql, SqlStore};
-use crate::dedup::DedupKey;
+use crate::dedup::{DedupKey, OpenAlert};
 use crate::store::{IdTable, OpenState, SharedWrites, StoreError};
 use async_trait::async_trait;
 use std::ops::Range;
@@ -30,22 +30,24 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         self.db.lock_keys(keys).await
     }
 
-    async fn touched_incidents(
+    async fn read_touched(
         &self,
         identities: &[DedupKey],
         groups: &[String],
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut ids = Vec::new();
+    ) -> Result<(Vec<(DedupKey, OpenAlert)>, Vec<i64>), StoreError> {
+        let mut alerts = Vec::with_capacity(identities.len());
         for chunk in identities.chunks(CHUNK) {
-            let mut sql = Sql::once(
-                "SELECT DISTINCT incident_id FROM alerts WHERE status = 'firing' AND incident_id IS NOT NULL AND (source, dedup_key) IN (",
-            );
+            let mut sql = Sql::once(format!(
+                "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND (source, dedup_key) IN ("
+            ));
             identity_list(&mut sql, chunk);
             sql.push(")");
-            for row in self.db.fetch_all(On::Writer, sql).await? {
-                ids.push(row.first_int()?);
-            }
+            alerts.extend(self.open_alerts(sql).await?);
         }
+        let mut ids: Vec<i64> = alerts
+            .iter()
+            .filter_map(|(_, alert)| alert.incident_id)
+            .collect();
         for chunk in groups.chunks(CHUNK) {
             let mut sql =
                 Sql::once("SELECT id FROM incidents WHERE status <> 'resolved' AND group_key IN (");
@@ -56,23 +58,11 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         }
         ids.sort_unstable();
         ids.dedup();
-        Ok(ids)
+        Ok((alerts, ids))
     }
 
-    async fn load_slice(
-        &self,
-        identities: &[DedupKey],
-        incidents: &[i64],
-    ) -> Result<OpenState, StoreError> {
+    async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError> {
         let mut state = OpenState::default();
-        for chunk in identities.chunks(CHUNK) {
-            let mut sql = Sql::once(format!(
-                "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND (source, dedup_key) IN ("
-            ));
-            identity_list(&mut sql, chunk);
-            sql.push(")");
-            state.alerts.extend(self.open_alerts(sql).await?);
-        }
         for chunk in incidents.chunks(CHUNK) {
             let mut sql = Sql::once(format!(
                 "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND incident_id IN ("
@@ -94,6 +84,13 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         ))
         .arg(kept_source);
         self.open_state(sql).await
+    }
+
+    async fn relay_commits(
+        &self,
+        to: &tokio::sync::broadcast::Sender<()>,
+    ) -> Result<(), StoreError> {
+        self.db.relay_commits(to).await
     }
 
     async fn reserve_ids(&self, table: IdTable, count: i64) -> Result<Vec<Range<i64>>, StoreError> {
