@@ -1,9 +1,9 @@
 //! Before a batch decides anything: its locks, and a view current for what it
 //! touches. With one writer (SQLite) that is the turn and the view as it is. With
 //! replicas on PostgreSQL the view is a cache: a batch of alerts and human actions
-//! locks the identities, groups, incidents and runbooks it touches (advisory locks on their
-//! hashes, always identities and groups first, then incidents, each in ascending
-//! order) and reads exactly those rows again, while other replicas' batches on other
+//! locks the identities, groups, incidents and runbooks it touches (advisory locks on
+//! buckets of their hashes, always identities, groups and runbooks first, then
+//! incidents, each in ascending order) and reads exactly those rows again, while other replicas' batches on other
 //! keys run beside it. The timer pass and the rare commands (silences, heartbeats,
 //! runbooks, drills) take the whole turn, waiting for every batch in flight, and read
 //! the open incidents again.
@@ -110,13 +110,32 @@ impl Touched {
             .map(|key| lock_key(b'a', &[&key.source, &key.key]));
         let groups = self.groups.iter().map(|group| lock_key(b'g', &[group]));
         let runbooks = self.runbooks.iter().map(|name| lock_key(b'r', &[name]));
-        identities.chain(groups).chain(runbooks).collect()
+        identities
+            .chain(groups)
+            .chain(runbooks)
+            .map(|hash| bucket(FIRST, hash))
+            .collect()
     }
+}
+
+/// Lock keys per phase. PostgreSQL keeps every advisory lock in one shared table
+/// (`max_locks_per_transaction` × connections, 6,400 slots by default), so a batch
+/// of thousands of alerts must not take a lock each: keys share buckets, a batch
+/// holds at most 1,024 locks, and two batches only wait on each other when a bucket
+/// is common (or, under a storm, when their batches are large).
+const BUCKETS: i64 = 512;
+/// The first lock key of each phase; every incident bucket sorts after every
+/// identity, group and runbook bucket, which keeps the order of the two phases.
+const FIRST: i64 = 0x746f_6373_0000_0000;
+const INCIDENTS: i64 = FIRST + BUCKETS;
+
+fn bucket(phase: i64, hash: i64) -> i64 {
+    phase + hash.rem_euclid(BUCKETS)
 }
 
 /// The advisory lock key of an incident.
 fn incident_key(id: i64) -> i64 {
-    lock_key(b'i', &[&id.to_string()])
+    bucket(INCIDENTS, lock_key(b'i', &[&id.to_string()]))
 }
 
 /// A stable 64-bit hash (FNV-1a) of a kind and its parts: every replica, whatever its
@@ -395,6 +414,13 @@ mod tests {
             "a P3 opens no incident"
         );
         assert_eq!(touched.first_keys().len(), 3);
+        assert!(
+            touched
+                .first_keys()
+                .iter()
+                .all(|key| (FIRST..INCIDENTS).contains(key))
+        );
+        assert!((INCIDENTS..INCIDENTS + BUCKETS).contains(&incident_key(i64::MAX)));
     }
 
     #[test]
@@ -425,7 +451,10 @@ mod tests {
         assert_ne!(lock_key(b'a', &["ab", "c"]), lock_key(b'a', &["a", "bc"]));
         assert_ne!(lock_key(b'g', &["x"]), lock_key(b'a', &["x"]));
         // Pinned: replicas of different builds must agree.
-        assert_eq!(incident_key(1), lock_key(b'i', &["1"]));
+        assert_eq!(
+            incident_key(1),
+            INCIDENTS + lock_key(b'i', &["1"]).rem_euclid(512)
+        );
         assert_eq!(lock_key(b'g', &[]), {
             let hash = (0xcbf2_9ce4_8422_2325_u64 ^ u64::from(b'g')).wrapping_mul(0x0100_0000_01b3);
             i64::from_ne_bytes(hash.to_ne_bytes())

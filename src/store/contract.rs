@@ -47,8 +47,8 @@ pub trait SharedWrites: Send + Sync + 'static {
     /// Locks `keys` (64-bit hashes of what the batch touches) until the batch commits
     /// or gives up its turn, in ascending order so two batches never wait on each other.
     async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError>;
-    /// The firing alerts of `identities`, and the open incidents they and `groups`
-    /// belong to (ascending).
+    /// The firing alerts of `identities` (best sorted: one query per run of a
+    /// source), and the open incidents they and `groups` belong to (ascending).
     async fn read_touched(
         &self,
         identities: &[DedupKey],

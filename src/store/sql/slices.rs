@@ -36,13 +36,17 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         groups: &[String],
     ) -> Result<(Vec<(DedupKey, OpenAlert)>, Vec<i64>), StoreError> {
         let mut alerts = Vec::with_capacity(identities.len());
-        for chunk in identities.chunks(CHUNK) {
-            let mut sql = Sql::once(format!(
-                "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND (source, dedup_key) IN ("
-            ));
-            identity_list(&mut sql, chunk);
-            sql.push(")");
-            alerts.extend(self.open_alerts(sql).await?);
+        // Per source, so the unique index on firing alerts is searched on both of its
+        // columns (`source = ? AND dedup_key = ANY`), whatever the statistics say.
+        for same_source in identities.chunk_by(|a, b| a.source == b.source) {
+            for chunk in same_source.chunks(CHUNK) {
+                let mut sql = Sql::once(format!(
+                    "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND source = ? AND dedup_key IN ("
+                ))
+                .arg(&chunk[0].source);
+                sql.list(chunk.iter().map(|key| &key.key)).push(")");
+                alerts.extend(self.open_alerts(sql).await?);
+            }
         }
         let mut ids: Vec<i64> = alerts
             .iter()
@@ -79,8 +83,12 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
     }
 
     async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError> {
+        // One indexed branch each: a condition over all three would scan every firing
+        // alert, at every timer pass.
         let sql = Sql::new(format!(
-            "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND (flapping OR source = ? OR incident_id IN (SELECT id FROM incidents WHERE status <> 'resolved'))"
+            "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND incident_id IN (SELECT id FROM incidents WHERE status <> 'resolved') \
+             UNION SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND source = ? \
+             UNION SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND flapping"
         ))
         .arg(kept_source);
         self.open_state(sql).await
@@ -102,17 +110,5 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
             reserved += ID_BLOCK;
         }
         Ok(blocks)
-    }
-}
-
-/// `(?, ?), (?, ?)`: the source and key of each identity.
-fn identity_list(sql: &mut Sql, identities: &[DedupKey]) {
-    for (index, key) in identities.iter().enumerate() {
-        if index > 0 {
-            sql.push(", ");
-        }
-        sql.tuple(|tuple| {
-            tuple.bind(&key.source).bind(&key.key);
-        });
     }
 }
