@@ -20,4 +20,6 @@ fn main() {
     println!("cargo:rerun-if-changed=.git/refs/heads");
     println!("cargo:rerun-if-changed=.git/packed-refs");
     println!("cargo:rerun-if-env-changed=TOCSIN_GIT_COMMIT");
+    // `sqlx::migrate!` embeds the migration files; a new one must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
 }

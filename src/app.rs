@@ -150,6 +150,13 @@ impl App {
         .await
         .context("cannot start the cron jobs (weekly report, drills)")?;
         let (stop, stopped) = watch::channel(false);
+        if store.shared() {
+            tokio::spawn(relay_commits(
+                store.clone(),
+                changes.clone(),
+                stopped.clone(),
+            ));
+        }
         let scheduler = match background {
             Background::Tick => {
                 let desk = supervise::spawn("ticket desk", &fatal, desk.run(stopped.clone()));
@@ -456,5 +463,28 @@ fn warn_about_tokens(config: &Config) {
         .any(|t| t.token.starts_with("dev-"))
     {
         tracing::warn!("an API token is the development default; set TOCSIN_ADMIN_TOKEN");
+    }
+}
+
+/// Other replicas' commits, for the dashboard's live stream, until Tocsin stops; a
+/// lost connection is opened again after a second.
+async fn relay_commits(
+    store: Arc<dyn Store>,
+    changes: tokio::sync::broadcast::Sender<()>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stopped.wait_for(|stopped| *stopped) => return,
+            relayed = store.relay_commits(&changes) => {
+                if let Err(error) = relayed {
+                    tracing::warn!(%error, "not following other replicas' commits; the dashboard shows them on its next refresh");
+                }
+            }
+        }
+        tokio::select! {
+            _ = stopped.wait_for(|stopped| *stopped) => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
     }
 }

@@ -32,7 +32,7 @@ pub fn label_fingerprint(labels: &Labels) -> String {
 }
 
 /// Alerts are unique per source: two senders may use the same key for different things.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DedupKey {
     pub source: String,
     pub key: String,
@@ -128,6 +128,17 @@ impl OpenAlerts {
             keep
         });
         removed
+    }
+
+    /// Forgets every open alert of the `incidents` (sorted; they are read again), in one pass.
+    pub fn forget_incidents(&mut self, incidents: &[i64]) {
+        if incidents.is_empty() {
+            return;
+        }
+        self.by_key.retain(|_, open| {
+            open.incident_id
+                .is_none_or(|id| incidents.binary_search(&id).is_err())
+        });
     }
 
     /// Number of open alerts.

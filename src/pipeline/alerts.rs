@@ -204,8 +204,7 @@ impl Writer {
         effects: &mut Effects,
     ) -> Accepted {
         let classification = classify(&alert, &self.config.rules);
-        let id = self.view.next_alert_id;
-        self.view.next_alert_id += 1;
+        let id = self.view.ids.alerts.take();
         let key = DedupKey::of(&alert);
         let (silenced, inhibited) = self.quiet(&alert, &key, now);
         let auto_open = self
@@ -311,8 +310,7 @@ impl Writer {
             );
             return incident_id;
         }
-        let id = self.view.next_incident_id;
-        self.view.next_incident_id += 1;
+        let id = self.view.ids.incidents.take();
         let mut incident = Incident::open(
             id,
             alert,

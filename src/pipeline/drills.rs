@@ -70,8 +70,7 @@ impl Writer {
             runbooks: Vec::new(),
             group_key: None,
         };
-        let id = self.view.next_incident_id;
-        self.view.next_incident_id += 1;
+        let id = self.view.ids.incidents.take();
         let mut incident = Incident::open(
             id,
             &alert,

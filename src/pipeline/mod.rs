@@ -19,9 +19,11 @@
 mod alerts;
 mod drills;
 pub mod executor;
+mod ids;
 mod incidents;
 mod paging;
 mod runbooks;
+mod slice;
 mod tickets;
 mod watch;
 
@@ -560,17 +562,14 @@ struct View {
     /// Group key → the open incident alerts of that group join.
     groups: HashMap<String, i64>,
     open_per_priority: [i64; 4],
-    next_alert_id: i64,
-    next_incident_id: i64,
+    ids: ids::Ids,
     silences: Vec<crate::silence::Silence>,
-    next_silence_id: i64,
     /// Last check-in of each heartbeat.
     heartbeats: HashMap<String, DateTime<Utc>>,
     /// Firing alerts that inhibit others.
     inhibitors: crate::inhibit::Inhibitors,
     /// Recent state changes per alert identity, for flap detection.
     flaps: HashMap<crate::dedup::DedupKey, crate::flapping::Flap>,
-    next_run_id: i64,
     /// Successful runs waiting for the sender's recovery.
     awaiting: Vec<crate::store::runs::RunRecord>,
     /// Proposed runs waiting for a responder's approval.
@@ -663,15 +662,30 @@ impl Writer {
         self.interrupt_running().await;
     }
 
+    /// Loads the view: with one writer, everything open; with replicas, what every
+    /// batch may need beyond its own rows (see `slice.rs`).
     async fn reload(&mut self) -> Result<(), StoreError> {
-        let state = self.store.load_open_state().await?;
+        let shared = self.store.shared();
+        let state = if shared {
+            self.store.load_open_incidents(HEARTBEAT_SOURCE).await?
+        } else {
+            self.store.load_open_state().await?
+        };
+        let ids = if shared {
+            // Blocks reserved from the store stay this replica's.
+            std::mem::take(&mut self.view.ids)
+        } else {
+            ids::Ids {
+                alerts: ids::IdPool::from(state.next_alert_id),
+                incidents: ids::IdPool::from(state.next_incident_id),
+                silences: ids::IdPool::from(state.next_silence_id),
+                runs: ids::IdPool::from(state.next_run_id),
+            }
+        };
         let mut view = View {
-            next_alert_id: state.next_alert_id,
-            next_incident_id: state.next_incident_id,
+            ids,
             silences: state.silences,
-            next_silence_id: state.next_silence_id,
             heartbeats: state.heartbeats,
-            next_run_id: state.next_run_id,
             awaiting: state.awaiting_recovery,
             ..View::default()
         };
@@ -732,40 +746,32 @@ impl Writer {
         }
         let now = self.clock.now();
         view.silences.retain(|silence| silence.ends_at > now);
-        let since = crate::runbook::guard::Guard::since(&self.config.runbooks, now);
-        let runs = self.store.recent_runs(since).await?;
-        self.guard = crate::runbook::guard::Guard::of(&runs);
-        view.pending_approvals = runs
-            .into_iter()
-            .filter(|run| run.status == "pending_approval")
-            .collect();
         self.view = view;
+        self.read_runs().await?;
         self.stale = false;
         self.publish_open_gauge();
         Ok(())
     }
 
+    /// The runbook guard and the runs waiting for approval, from the recent run rows.
+    async fn read_runs(&mut self) -> Result<(), StoreError> {
+        let since = crate::runbook::guard::Guard::since(&self.config.runbooks, self.clock.now());
+        let runs = self.store.recent_runs(since).await?;
+        self.guard = crate::runbook::guard::Guard::of(&runs);
+        self.view.pending_approvals = runs
+            .into_iter()
+            .filter(|run| run.status == "pending_approval")
+            .collect();
+        Ok(())
+    }
+
     async fn process(&mut self, commands: impl Iterator<Item = Queued>) {
-        // Replicas take turns; a view older than the last turn is reloaded first, so
-        // every decision is made on what the store holds now.
-        let changed_elsewhere = match self.store.begin_turn().await {
-            Ok(changed) => changed,
-            Err(error) => {
-                tracing::error!(%error, "cannot take the write turn");
-                self.stale = true;
-                let cause = Unavailable::Store(Arc::new(error));
-                for queued in commands {
-                    queued
-                        .command
-                        .fail(PipelineError::Unavailable(cause.clone()));
-                }
-                return;
-            }
-        };
-        if (self.stale || changed_elsewhere)
-            && let Err(error) = self.reload().await
-        {
-            tracing::error!(%error, "store still unavailable");
+        let commands: Vec<Queued> = commands.collect();
+        self.config = self.shared.load_full();
+        // Every decision is made on what the store holds now: with replicas, the
+        // batch's rows are locked and read again first.
+        if let Err(error) = self.prepare(&commands).await {
+            tracing::error!(%error, "cannot take the batch's locks or read its rows");
             self.store.end_turn().await;
             self.stale = true;
             let cause = Unavailable::Store(Arc::new(error));
@@ -776,7 +782,6 @@ impl Writer {
             }
             return;
         }
-        self.config = self.shared.load_full();
         let now = self.clock.now();
         let mut batch = WriteBatch::default();
         let mut effects = Effects::default();
@@ -799,6 +804,10 @@ impl Writer {
             } else {
                 replies.push(reply);
             }
+        }
+        if self.view.ids.ran_short() {
+            tracing::error!("a batch needed more new ids than reserved for it; answering 503");
+            poisoned = true;
         }
         if poisoned {
             tracing::error!("a command failed half-way; answering 503 to its batch and reloading");

@@ -118,8 +118,7 @@ impl Writer {
         actor: &str,
         now: DateTime<Utc>,
     ) -> RunRecord {
-        let id = self.view.next_run_id;
-        self.view.next_run_id += 1;
+        let id = self.view.ids.runs.take();
         RunRecord {
             id,
             runbook: runbook.name.clone(),

@@ -47,7 +47,7 @@ impl Writer {
                     ));
                 }
                 let silence = Silence::new(
-                    self.view.next_silence_id,
+                    self.view.ids.silences.take(),
                     new.matchers,
                     starts_at,
                     new.ends_at,
@@ -56,7 +56,6 @@ impl Writer {
                     now,
                 )
                 .map_err(|error| PipelineError::Invalid(error.to_string()))?;
-                self.view.next_silence_id += 1;
                 batch.upsert_silence(&silence);
                 self.view.silences.push(silence.clone());
                 Ok(silence)

@@ -9,6 +9,7 @@ use super::{
     AlertQuery, AlertRecord, AlertVolume, ChangeQuery, Claims, IncidentQuery, OpenState,
     StoreError, WriteBatch,
 };
+use crate::dedup::{DedupKey, OpenAlert};
 use crate::incident::{Incident, TimelineEntry};
 use crate::silence::Silence;
 use async_trait::async_trait;
@@ -31,6 +32,62 @@ pub trait WriteStore: Send + Sync + 'static {
     async fn end_turn(&self);
     /// Writes a batch in one transaction, and ends the turn.
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+}
+
+/// The rows one batch touches, locked and read again: how replicas on one PostgreSQL
+/// database write concurrently without a global turn. A backend with one writer
+/// (SQLite) is never `shared` and is never asked for the rest.
+#[async_trait]
+pub trait SharedWrites: Send + Sync + 'static {
+    /// Whether other processes write this store at the same time.
+    fn shared(&self) -> bool;
+    /// Opens the batch's transaction beside other replicas' batches (the turn taken
+    /// shared: only [`WriteStore::begin_turn`] waits for them all to finish).
+    async fn begin_keyed(&self) -> Result<(), StoreError>;
+    /// Locks `keys` (64-bit hashes of what the batch touches) until the batch commits
+    /// or gives up its turn, in ascending order so two batches never wait on each other.
+    async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError>;
+    /// The firing alerts of `identities` (best sorted: one query per run of a
+    /// source), and the open incidents they and `groups` belong to (ascending).
+    async fn read_touched(
+        &self,
+        identities: &[DedupKey],
+        groups: &[String],
+    ) -> Result<(Vec<(DedupKey, OpenAlert)>, Vec<i64>), StoreError>;
+    /// The open incidents among `incidents`, with how many of their alerts fire, and
+    /// those firing alerts.
+    async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError>;
+    /// What a replica keeps in memory between batches: open incidents with their
+    /// firing alerts, flapping alerts and those of `kept_source` (heartbeats),
+    /// silences, heartbeats, runs awaiting recovery — not every firing alert
+    /// (batches read those they touch).
+    async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError>;
+    /// Tells `to` of other replicas' commits (PostgreSQL `LISTEN`), for the
+    /// dashboard's live stream, until the connection fails (the error; call again).
+    /// With one writer there are none: returns at once.
+    async fn relay_commits(
+        &self,
+        to: &tokio::sync::broadcast::Sender<()>,
+    ) -> Result<(), StoreError>;
+    /// At least `count` ids for new rows of `table`, in blocks no other replica gets.
+    async fn reserve_ids(
+        &self,
+        table: IdTable,
+        count: i64,
+    ) -> Result<Vec<std::ops::Range<i64>>, StoreError>;
+}
+
+/// The tables whose ids the writer assigns before it writes the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTable {
+    Alerts,
+    Incidents,
+    Silences,
+    Runs,
+}
+
+impl IdTable {
+    pub const ALL: [IdTable; 4] = [Self::Alerts, Self::Incidents, Self::Silences, Self::Runs];
 }
 
 /// Alerts and silences as the API lists them, and the alert volume the noise analysis reads.
@@ -252,6 +309,7 @@ pub trait KeyStore: Send + Sync + 'static {
 /// every concern, so they are interchangeable.
 pub trait Store:
     WriteStore
+    + SharedWrites
     + super::channels::ChannelStore
     + super::console::ConsoleStore
     + AlertStore
@@ -267,6 +325,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: WriteStore
+        + SharedWrites
         + super::channels::ChannelStore
         + super::console::ConsoleStore
         + AlertStore

@@ -8,10 +8,11 @@ use super::paging::{Delivery, Escalation, Notification};
 use super::runs::RunRecord;
 use super::tickets::{Ticket, TicketOp};
 use super::{
-    AlertQuery, AlertRecord, AlertStore, AlertVolume, ChangeQuery, Claims, IncidentQuery,
-    IncidentStore, KeyStore, LeaseStore, OpenState, OutboxStore, PageHistory, RunStore, StoreError,
-    TicketStore, WriteBatch, WriteStore,
+    AlertQuery, AlertRecord, AlertStore, AlertVolume, ChangeQuery, Claims, IdTable, IncidentQuery,
+    IncidentStore, KeyStore, LeaseStore, OpenState, OutboxStore, PageHistory, RunStore,
+    SharedWrites, StoreError, TicketStore, WriteBatch, WriteStore,
 };
+use crate::dedup::{DedupKey, OpenAlert};
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 use crate::silence::Silence;
 use async_trait::async_trait;
@@ -38,6 +39,45 @@ impl<T: Forward<dyn WriteStore>> WriteStore for T {
     }
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         self.to().commit(batch).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward<dyn SharedWrites>> SharedWrites for T {
+    fn shared(&self) -> bool {
+        self.to().shared()
+    }
+    async fn begin_keyed(&self) -> Result<(), StoreError> {
+        self.to().begin_keyed().await
+    }
+    async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError> {
+        self.to().lock_keys(keys).await
+    }
+    async fn read_touched(
+        &self,
+        identities: &[DedupKey],
+        groups: &[String],
+    ) -> Result<(Vec<(DedupKey, OpenAlert)>, Vec<i64>), StoreError> {
+        self.to().read_touched(identities, groups).await
+    }
+    async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError> {
+        self.to().load_slice(incidents).await
+    }
+    async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError> {
+        self.to().load_open_incidents(kept_source).await
+    }
+    async fn relay_commits(
+        &self,
+        to: &tokio::sync::broadcast::Sender<()>,
+    ) -> Result<(), StoreError> {
+        self.to().relay_commits(to).await
+    }
+    async fn reserve_ids(
+        &self,
+        table: IdTable,
+        count: i64,
+    ) -> Result<Vec<std::ops::Range<i64>>, StoreError> {
+        self.to().reserve_ids(table, count).await
     }
 }
 

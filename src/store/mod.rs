@@ -46,6 +46,19 @@ pub enum StoreError {
     WriterStopped,
 }
 
+impl StoreError {
+    /// A deadlock or serialization failure between replicas (SQLSTATE 40P01, 40001):
+    /// nothing was written, and the same batch taken again succeeds.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(error)) => {
+                matches!(error.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// An alert as stored and listed by the API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRecord {
@@ -136,8 +149,8 @@ pub struct WriteBatch {
 
 pub use crate::change::ChangeQuery;
 pub use contract::{
-    AlertStore, IncidentStore, KeyStore, LeaseStore, OutboxStore, PageHistory, RunStore, Store,
-    TicketStore, WriteStore,
+    AlertStore, IdTable, IncidentStore, KeyStore, LeaseStore, OutboxStore, PageHistory, RunStore,
+    SharedWrites, Store, TicketStore, WriteStore,
 };
 pub use delegate::Forward;
 
@@ -147,8 +160,8 @@ pub mod prelude {
     pub use super::channels::ChannelStore;
     pub use super::console::ConsoleStore;
     pub use super::{
-        AlertStore, IncidentStore, KeyStore, LeaseStore, OutboxStore, PageHistory, RunStore, Store,
-        TicketStore, WriteStore,
+        AlertStore, IncidentStore, KeyStore, LeaseStore, OutboxStore, PageHistory, RunStore,
+        SharedWrites, Store, TicketStore, WriteStore,
     };
 }
 

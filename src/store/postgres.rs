@@ -1,17 +1,20 @@
 //! The PostgreSQL backend, for several replicas on one database: a pool of
 //! connections shared by the writer, the outbox, the ticket desk and the API; a batch
-//! is one transaction; claims lock their rows with `FOR UPDATE SKIP LOCKED`; and the
-//! unique index on firing alerts (kept here, dropped for SQLite) makes one firing
+//! is one transaction holding the turn lock shared and an advisory lock per key it
+//! touches, or, for the timer pass and rare commands, the turn alone; claims lock
+//! their rows with `FOR UPDATE SKIP LOCKED`; ids come in blocks from sequences; and
+//! the unique index on firing alerts (kept here, dropped for SQLite) makes one firing
 //! alert per identity a fact of the store. A lost server makes every call fail fast
 //! (3 s to get a connection), so ingest answers 503 and `/readyz` says false until it
 //! is back; the pool reconnects by itself.
 
-use super::StoreError;
 use super::sql::{Backend, On, Sql, arguments};
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use super::{IdTable, StoreError};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres};
 use std::str::FromStr as _;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Connections per replica: the writer, the outbox and desk rounds, API reads.
@@ -42,39 +45,58 @@ fn q(sql: &str) -> AssertSqlSafe<String> {
     AssertSqlSafe(numbered)
 }
 
-/// The advisory lock replicas take turns on (any constant shared by all of them).
+/// The advisory lock of the write turn (any constant shared by all replicas): keyed
+/// batches hold it shared, the timer pass and rare commands exclusively.
 const TURN_LOCK: i64 = 0x0070_726f_6373_696e;
+
+/// The channel replicas announce their commits on.
+const COMMITS: &str = "tocsin_commits";
+/// Commits closer together than this share one announcement.
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(200);
 
 /// A PostgreSQL database shared by every replica.
 #[derive(Debug)]
 pub struct PostgresStore {
     writer: PgPool,
     readers: PgPool,
-    /// The open transaction of this replica's turn, from `take_turn` to the commit.
+    /// The open transaction of this replica's batch, from its locks to the commit.
     turn: tokio::sync::Mutex<Option<sqlx::Transaction<'static, Postgres>>>,
-    /// The write epoch this replica's in-memory view reflects.
-    seen_epoch: AtomicI64,
+    /// A notification of this replica's commits is on its way.
+    announcing: Arc<AtomicBool>,
+    /// Names this replica's announcements.
+    replica: String,
 }
 
 impl PostgresStore {
-    /// Connects and brings the schema up to date (replicas starting together take
-    /// turns: the migrator holds an advisory lock).
+    /// Brings the schema up to date (replicas starting together take turns: the
+    /// migrator holds an advisory lock), then connects the pool.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        // A replica that stops mid-turn (a panic, a hung host) must not hold the write
-        // lock for ever: PostgreSQL ends a transaction idle for 30 s.
+        // A replica that stops mid-batch (a panic, a hung host) must not hold its locks
+        // for ever: PostgreSQL ends a transaction idle for 30 s. A batch waits at most
+        // 10 s for a lock before answering 503.
         let options = PgConnectOptions::from_str(url)?
             .options([("idle_in_transaction_session_timeout", "30s")]);
+        // The migrator waits for another replica's migration as long as it takes.
+        let migrator = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&migrator)
+            .await?;
+        migrator.close().await;
+        let options = options.options([("lock_timeout", "10s")]);
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self {
             writer: pool.clone(),
             readers: pool,
             turn: tokio::sync::Mutex::new(None),
-            seen_epoch: AtomicI64::new(-1),
+            announcing: Arc::default(),
+            replica: uuid::Uuid::new_v4().simple().to_string(),
         })
     }
 
@@ -105,28 +127,13 @@ impl Backend for PostgresStore {
         Ok(query(sql)?.execute(self.pool(on)).await?.rows_affected())
     }
 
-    /// Waits for the turn: a transaction holding the advisory lock, released by its
-    /// commit or rollback — or by PostgreSQL when the replica's connection dies.
-    /// Returns whether another replica committed since this one's view was made.
+    /// Waits for the whole turn: a transaction holding the advisory lock exclusively,
+    /// once every keyed batch has committed; released by its commit or rollback — or
+    /// by PostgreSQL when the replica's connection dies. Other replicas write between
+    /// two turns, so the writer's view is always to be read again.
     async fn take_turn(&self) -> Result<bool, StoreError> {
-        let mut transaction = self.writer.begin().await?;
-        // The epoch must be read after the lock is granted, not from an older snapshot;
-        // and a replica waits at most 10 s for the turn before answering 503.
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            .execute(&mut *transaction)
-            .await?;
-        sqlx::query("SET LOCAL lock_timeout = '10s'")
-            .execute(&mut *transaction)
-            .await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(TURN_LOCK)
-            .execute(&mut *transaction)
-            .await?;
-        let epoch: i64 = sqlx::query_scalar("SELECT epoch FROM write_turns WHERE id = 1")
-            .fetch_one(&mut *transaction)
-            .await?;
-        *self.turn.lock().await = Some(transaction);
-        Ok(epoch != self.seen_epoch.load(Ordering::SeqCst))
+        self.open_batch("SELECT pg_advisory_xact_lock($1)").await?;
+        Ok(true)
     }
 
     async fn give_up_turn(&self) {
@@ -137,18 +144,54 @@ impl Backend for PostgresStore {
         }
     }
 
-    /// Records which epoch a freshly loaded view reflects. Read before the rows, so
-    /// a write landing in between makes the view look older, never newer.
-    async fn note_loaded(&self) -> Result<(), StoreError> {
-        let epoch: i64 = sqlx::query_scalar("SELECT epoch FROM write_turns WHERE id = 1")
-            .fetch_one(&self.readers)
+    async fn begin_keyed(&self) -> Result<(), StoreError> {
+        self.open_batch("SELECT pg_advisory_xact_lock_shared($1)")
+            .await
+    }
+
+    /// One statement for all the keys: `unnest` yields them in the order given.
+    async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError> {
+        let mut sorted = keys.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut held = self.turn.lock().await;
+        let transaction = held.as_mut().ok_or_else(|| {
+            StoreError::Open("keys can only be locked inside a batch's transaction".into())
+        })?;
+        sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
+            .bind(sorted)
+            .execute(&mut **transaction)
             .await?;
-        self.seen_epoch.store(epoch, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Runs a batch in the turn's transaction (or a new one), one statement at a time
-    /// (PostgreSQL takes one statement per bound query), and counts the turn.
+    async fn relay_commits(
+        &self,
+        to: &tokio::sync::broadcast::Sender<()>,
+    ) -> Result<(), StoreError> {
+        let mut listener = PgListener::connect_with(&self.writer).await?;
+        listener.listen(COMMITS).await?;
+        loop {
+            let notification = listener.recv().await?;
+            // Its own commits this replica has told already; nobody watching is fine.
+            if notification.payload() != self.replica {
+                let _ = to.send(());
+            }
+        }
+    }
+
+    async fn id_block(&self, table: IdTable) -> Result<i64, StoreError> {
+        let sequence = match table {
+            IdTable::Alerts => "SELECT nextval('alert_id_blocks')",
+            IdTable::Incidents => "SELECT nextval('incident_id_blocks')",
+            IdTable::Silences => "SELECT nextval('silence_id_blocks')",
+            IdTable::Runs => "SELECT nextval('run_id_blocks')",
+        };
+        Ok(sqlx::query_scalar(sequence).fetch_one(&self.writer).await?)
+    }
+
+    /// Runs a batch in its transaction (or a new one), one statement at a time
+    /// (PostgreSQL takes one statement per bound query).
     async fn execute_batch(&self, statements: Vec<Sql>) -> Result<(), StoreError> {
         let held = self.turn.lock().await.take();
         let mut transaction = match held {
@@ -158,13 +201,47 @@ impl Backend for PostgresStore {
         for statement in statements {
             query(statement)?.execute(&mut *transaction).await?;
         }
-        let epoch: i64 = sqlx::query_scalar(
-            "UPDATE write_turns SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
-        )
-        .fetch_one(&mut *transaction)
-        .await?;
         transaction.commit().await?;
-        self.seen_epoch.store(epoch, Ordering::SeqCst);
+        self.announce();
+        Ok(())
+    }
+}
+
+impl PostgresStore {
+    /// Tells other replicas' dashboards that something changed, once for every
+    /// commit of the next [`ANNOUNCE_EVERY`]: outside the batch, since a `NOTIFY`
+    /// in it would serialize every replica's commits on PostgreSQL's notify lock.
+    fn announce(&self) {
+        if self.announcing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.writer.clone();
+        let announcing = self.announcing.clone();
+        let replica = self.replica.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ANNOUNCE_EVERY).await;
+            announcing.store(false, Ordering::Release);
+            if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(COMMITS)
+                .bind(replica)
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(%error, "other replicas' dashboards were not told of a commit");
+            }
+        });
+    }
+
+    /// Begins the transaction of a batch and takes the turn lock with `lock`. What the
+    /// batch reads after its locks (on any connection, PostgreSQL's default READ
+    /// COMMITTED) is what was committed before they were granted.
+    async fn open_batch(&self, lock: &'static str) -> Result<(), StoreError> {
+        let mut transaction = self.writer.begin().await?;
+        sqlx::query(lock)
+            .bind(TURN_LOCK)
+            .execute(&mut *transaction)
+            .await?;
+        *self.turn.lock().await = Some(transaction);
         Ok(())
     }
 }

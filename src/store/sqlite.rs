@@ -216,7 +216,31 @@ impl Backend for SqliteStore {
 
     async fn give_up_turn(&self) {}
 
-    async fn note_loaded(&self) -> Result<(), StoreError> {
+    async fn begin_keyed(&self) -> Result<(), StoreError> {
+        Err(one_writer())
+    }
+
+    async fn lock_keys(&self, _keys: &[i64]) -> Result<(), StoreError> {
+        Err(one_writer())
+    }
+
+    /// No other writer commits.
+    async fn relay_commits(
+        &self,
+        _to: &tokio::sync::broadcast::Sender<()>,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn id_block(&self, _table: super::IdTable) -> Result<i64, StoreError> {
+        Err(one_writer())
+    }
+}
+
+/// Why SQLite refuses the calls of concurrent writers (its one writer never makes them).
+fn one_writer() -> StoreError {
+    StoreError::Open(
+        "SQLite has a single writer; writing from several replicas needs a postgres:// storage url"
+            .into(),
+    )
 }

@@ -4,6 +4,7 @@
 use crate::harness::{ADMIN, DRIVER_TEXT, Harness, INGEST_TOKEN, fixture, generic};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
+use tocsin::store::SharedWrites as _;
 
 async fn snapshot(tocsin: &Harness) -> (Vec<Value>, Vec<Value>) {
     (tocsin.alerts().await, tocsin.incidents().await)
@@ -349,10 +350,16 @@ async fn a_store_that_refuses_the_write_gets_503_and_nothing_is_half_done() {
     let reply = tocsin
         .ingest_ok("generic", &generic("web-2", "http", "critical"))
         .await;
-    assert_eq!(
-        reply["alerts"][0]["id"], 2,
-        "ids given out in the failed batch are reused"
-    );
+    // One writer reuses the ids of a failed batch; replicas draw them from blocks
+    // reserved in the store, and a failed batch leaves a gap, as a sequence does.
+    if tocsin.store.shared() {
+        assert!(reply["alerts"][0]["id"].as_i64().unwrap() > 1);
+    } else {
+        assert_eq!(
+            reply["alerts"][0]["id"], 2,
+            "ids given out in the failed batch are reused"
+        );
+    }
     tocsin
         .ingest_ok("generic", &generic("web-1", "http", "critical"))
         .await;

@@ -14,8 +14,8 @@ use tocsin::store::channels::ChannelStore;
 use tocsin::store::console::ConsoleStore;
 use tocsin::store::{
     AlertStore, ChangeQuery, Forward, IncidentQuery, IncidentStore, KeyStore, LeaseStore,
-    OpenState, OutboxStore, PageHistory, RunStore, Store, StoreError, TicketStore, WriteBatch,
-    WriteStore,
+    OpenState, OutboxStore, PageHistory, RunStore, SharedWrites, Store, StoreError, TicketStore,
+    WriteBatch, WriteStore,
 };
 
 pub const INGEST_TOKEN: &str = "ingest-secret-token";
@@ -200,6 +200,11 @@ impl IncidentStore for FaultyStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
         self.inner.csat_scores(from, to).await
+    }
+}
+impl Forward<dyn SharedWrites> for FaultyStore {
+    fn to(&self) -> &dyn SharedWrites {
+        &*self.inner
     }
 }
 impl Forward<dyn ChannelStore> for FaultyStore {

@@ -28,6 +28,7 @@ mod relay;
 mod replicas;
 mod reports;
 mod runbooks;
+mod scale_out;
 mod senders;
 mod sla;
 mod sms_gateway;

@@ -22,7 +22,7 @@ use tocsin::store::paging::{
 use tocsin::store::runs::RunRecord;
 use tocsin::store::tickets::{Ticket, TicketOp, TicketOpKind};
 use tocsin::store::{
-    AlertQuery, AlertRecord, AlertUpdate, AlertVolume, CLAIM_LEASE, Claims, DueClaim,
+    AlertQuery, AlertRecord, AlertUpdate, AlertVolume, CLAIM_LEASE, Claims, DueClaim, IdTable,
     IncidentQuery, Prune, Store, WriteBatch,
 };
 use tocsin::ticket::Platform;
@@ -98,6 +98,7 @@ conformance!(
     changes_and_satisfaction_answers_are_recorded_and_queried,
     chat_messages_are_stale_until_shown_and_a_later_channel_is_brought_forward,
     console_sessions_expire_and_end_and_overrides_outlive_a_reopen,
+    replicas_read_again_the_rows_a_batch_touches_and_draw_ids_in_blocks,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -244,9 +245,10 @@ async fn a_batch_is_what_the_writer_loads_and_the_api_reads(store: &dyn Store, _
         ),
         (1, 1, 1)
     );
-    assert!(
-        !store.begin_turn().await.unwrap(),
-        "nobody else wrote since the load"
+    assert_eq!(
+        store.begin_turn().await.unwrap(),
+        store.shared(),
+        "one writer's view stays exact; replicas' views are read again"
     );
     store.end_turn().await;
 
@@ -1171,4 +1173,84 @@ async fn console_sessions_expire_and_end_and_overrides_outlive_a_reopen(
             .is_empty(),
         "ended overrides are not listed"
     );
+}
+
+async fn replicas_read_again_the_rows_a_batch_touches_and_draw_ids_in_blocks(
+    store: &dyn Store,
+    backend: Backend,
+) {
+    assert_eq!(store.shared(), backend == Backend::Postgres);
+    if !store.shared() {
+        // One writer: its view is exact, nothing is locked or read again.
+        return;
+    }
+    let mut batch = WriteBatch::default();
+    let mut grouped = incident(1);
+    grouped.group_key = Some("per host/web-1".into());
+    batch.upsert_incident(&grouped);
+    batch.insert_alert(alert(1, Some(1)));
+    batch.insert_alert(alert(2, None));
+    commit(store, &batch).await;
+    let key = |id: i64| tocsin::dedup::DedupKey {
+        source: "generic".into(),
+        key: format!("web-1/disk/{id}"),
+    };
+
+    store.begin_keyed().await.unwrap();
+    store.lock_keys(&[3, -1, 2]).await.unwrap();
+    let (alerts, incidents) = store
+        .read_touched(&[key(2), key(9)], &["per host/web-1".into(), "none".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        alerts
+            .iter()
+            .map(|(k, a)| (k.clone(), a.id))
+            .collect::<Vec<_>>(),
+        vec![(key(2), 2)]
+    );
+    assert_eq!(incidents, vec![1], "the group's open incident");
+    let (alerts, incidents) = store.read_touched(&[key(1)], &[]).await.unwrap();
+    assert_eq!(
+        (alerts.len(), incidents),
+        (1, vec![1]),
+        "the alert's incident"
+    );
+    let slice = store.load_slice(&[1, 7]).await.unwrap();
+    assert_eq!(
+        slice
+            .incidents
+            .iter()
+            .map(|(i, firing)| (i.id, *firing))
+            .collect::<Vec<_>>(),
+        vec![(1, 1)]
+    );
+    assert_eq!(slice.alerts.len(), 1);
+    assert_eq!(slice.alerts[0].1.id, 1);
+    store.end_turn().await;
+
+    let kept = store.load_open_incidents("heartbeat").await.unwrap();
+    assert_eq!(kept.incidents.len(), 1);
+    assert_eq!(
+        kept.alerts.iter().map(|(_, a)| a.id).collect::<Vec<_>>(),
+        vec![1],
+        "an alert of no incident is read by the batches that touch it"
+    );
+
+    let first = store.reserve_ids(IdTable::Alerts, 1500).await.unwrap();
+    let second = store.reserve_ids(IdTable::Alerts, 1).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(
+        first.iter().all(|block| block.end - block.start == 1000),
+        "{first:?}"
+    );
+    let all: Vec<_> = first.iter().chain(&second).collect();
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            assert!(
+                a.end <= b.start || b.end <= a.start,
+                "{a:?} and {b:?} overlap"
+            );
+        }
+    }
 }

@@ -13,6 +13,7 @@ mod keys;
 mod paging;
 mod rows;
 mod runs;
+mod slices;
 mod tickets;
 mod writes;
 
@@ -65,9 +66,24 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// See [`super::WriteStore::begin_turn`].
     fn take_turn(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn give_up_turn(&self) -> impl Future<Output = ()> + Send;
-    /// Records that the writer's view was just loaded from the store.
-    fn note_loaded(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// See [`super::SharedWrites::begin_keyed`].
+    fn begin_keyed(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// See [`super::SharedWrites::lock_keys`].
+    fn lock_keys(&self, keys: &[i64]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// See [`super::SharedWrites::relay_commits`].
+    fn relay_commits(
+        &self,
+        to: &tokio::sync::broadcast::Sender<()>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The first id of a block of [`ID_BLOCK`] ids of `table` no other caller gets.
+    fn id_block(
+        &self,
+        table: super::IdTable,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 }
+
+/// Ids per block a replica reserves (the sequences of migration 0020 step by it).
+pub(super) const ID_BLOCK: i64 = 1000;
 
 /// The store traits, implemented once over a backend.
 #[derive(Debug)]

@@ -21,103 +21,10 @@ impl<B: Backend> WriteStore for SqlStore<B> {
     }
 
     async fn load_open_state(&self) -> Result<OpenState, StoreError> {
-        self.db.note_loaded().await?;
-        let alerts = self
-            .db
-            .fetch_all(
-                On::Writer,
-                Sql::new(
-                    "SELECT id, source, dedup_key, incident_id, priority, count, last_seen, silenced, inhibited, flapping FROM alerts WHERE status = 'firing'",
-                ),
-            )
-            .await?
-            .iter()
-            .map(|row| {
-                let key = DedupKey {
-                    source: row.text("source")?,
-                    key: row.text("dedup_key")?,
-                };
-                let open = OpenAlert {
-                    id: row.int("id")?,
-                    incident_id: row.opt_int("incident_id")?,
-                    priority: row.word("priority")?,
-                    count: row.int("count")?,
-                    last_seen: row.time("last_seen")?,
-                    silenced: row.flag("silenced")?,
-                    inhibited: row.flag("inhibited")?,
-                    flapping: row.flag("flapping")?,
-                };
-                Ok((key, open))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let incidents = self
-            .db
-            .fetch_all(
-                On::Writer,
-                Sql::new(format!(
-                    "SELECT {INCIDENT_COLUMNS}, (SELECT COUNT(*) FROM alerts a WHERE a.incident_id = incidents.id AND a.status = 'firing') AS firing FROM incidents WHERE status <> 'resolved'"
-                )),
-            )
-            .await?
-            .iter()
-            .map(|row| Ok((incident_from_row(row)?, row.int("firing")?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let next_alert_id = self
-            .fetch_one(
-                On::Writer,
-                Sql::new("SELECT COALESCE(MAX(id), 0) + 1 FROM alerts"),
-            )
-            .await?
-            .first_int()?;
-        let next_incident_id = self
-            .fetch_one(
-                On::Writer,
-                Sql::new("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents"),
-            )
-            .await?
-            .first_int()?;
-        let awaiting_recovery = self
-            .db
-            .fetch_all(
-                On::Writer,
-                Sql::new(format!(
-                    "SELECT {RUN_COLUMNS} FROM runbook_runs WHERE status = 'awaiting_recovery'"
-                )),
-            )
-            .await?
-            .iter()
-            .map(run_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_run_id = self
-            .fetch_one(
-                On::Writer,
-                Sql::new("SELECT COALESCE(MAX(id), 0) + 1 FROM runbook_runs"),
-            )
-            .await?
-            .first_int()?;
-        let silences = self.silences(i64::MAX, None).await?;
-        let next_silence_id = silences.iter().map(|s| s.id).max().unwrap_or(0) + 1;
-        let heartbeats = self
-            .db
-            .fetch_all(
-                On::Writer,
-                Sql::new("SELECT name, last_seen FROM heartbeats"),
-            )
-            .await?
-            .iter()
-            .map(|row| Ok((row.text("name")?, row.time("last_seen")?)))
-            .collect::<Result<_, StoreError>>()?;
-        Ok(OpenState {
-            alerts,
-            incidents,
-            next_alert_id,
-            next_incident_id,
-            silences,
-            next_silence_id,
-            heartbeats,
-            awaiting_recovery,
-            next_run_id,
-        })
+        self.open_state(Sql::new(format!(
+            "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing'"
+        )))
+        .await
     }
 
     async fn begin_turn(&self) -> Result<bool, StoreError> {
@@ -235,3 +142,121 @@ fn statements(batch: &WriteBatch) -> Vec<Sql> {
     }
     out
 }
+
+/// The columns of an alert the writer keeps in memory.
+pub(super) const OPEN_ALERT_COLUMNS: &str =
+    "id, source, dedup_key, incident_id, priority, count, last_seen, silenced, inhibited, flapping";
+
+impl<B: Backend> SqlStore<B> {
+    /// The open state with the firing alerts `alerts` selects.
+    pub(super) async fn open_state(&self, alerts: Sql) -> Result<OpenState, StoreError> {
+        let alerts = self.open_alerts(alerts).await?;
+        let incidents = self
+            .open_incidents(Sql::new(format!(
+                "SELECT {INCIDENT_COLUMNS}, {FIRING} FROM incidents WHERE status <> 'resolved'"
+            )))
+            .await?;
+        let next_alert_id = self
+            .fetch_one(
+                On::Writer,
+                Sql::new("SELECT COALESCE(MAX(id), 0) + 1 FROM alerts"),
+            )
+            .await?
+            .first_int()?;
+        let next_incident_id = self
+            .fetch_one(
+                On::Writer,
+                Sql::new("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents"),
+            )
+            .await?
+            .first_int()?;
+        let awaiting_recovery = self
+            .db
+            .fetch_all(
+                On::Writer,
+                Sql::new(format!(
+                    "SELECT {RUN_COLUMNS} FROM runbook_runs WHERE status = 'awaiting_recovery'"
+                )),
+            )
+            .await?
+            .iter()
+            .map(run_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_run_id = self
+            .fetch_one(
+                On::Writer,
+                Sql::new("SELECT COALESCE(MAX(id), 0) + 1 FROM runbook_runs"),
+            )
+            .await?
+            .first_int()?;
+        let silences = self.silences(i64::MAX, None).await?;
+        let next_silence_id = silences.iter().map(|s| s.id).max().unwrap_or(0) + 1;
+        let heartbeats = self
+            .db
+            .fetch_all(
+                On::Writer,
+                Sql::new("SELECT name, last_seen FROM heartbeats"),
+            )
+            .await?
+            .iter()
+            .map(|row| Ok((row.text("name")?, row.time("last_seen")?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(OpenState {
+            alerts,
+            incidents,
+            next_alert_id,
+            next_incident_id,
+            silences,
+            next_silence_id,
+            heartbeats,
+            awaiting_recovery,
+            next_run_id,
+        })
+    }
+
+    /// Firing alerts as the writer keeps them, from `sql` selecting [`OPEN_ALERT_COLUMNS`].
+    pub(super) async fn open_alerts(
+        &self,
+        sql: Sql,
+    ) -> Result<Vec<(DedupKey, OpenAlert)>, StoreError> {
+        self.db
+            .fetch_all(On::Writer, sql)
+            .await?
+            .iter()
+            .map(|row| {
+                let key = DedupKey {
+                    source: row.text("source")?,
+                    key: row.text("dedup_key")?,
+                };
+                let open = OpenAlert {
+                    id: row.int("id")?,
+                    incident_id: row.opt_int("incident_id")?,
+                    priority: row.word("priority")?,
+                    count: row.int("count")?,
+                    last_seen: row.time("last_seen")?,
+                    silenced: row.flag("silenced")?,
+                    inhibited: row.flag("inhibited")?,
+                    flapping: row.flag("flapping")?,
+                };
+                Ok((key, open))
+            })
+            .collect()
+    }
+
+    /// Incidents with how many of their alerts fire, from `sql` selecting
+    /// [`INCIDENT_COLUMNS`] and [`FIRING`].
+    pub(super) async fn open_incidents(
+        &self,
+        sql: Sql,
+    ) -> Result<Vec<(Incident, i64)>, StoreError> {
+        self.db
+            .fetch_all(On::Writer, sql)
+            .await?
+            .iter()
+            .map(|row| Ok((incident_from_row(row)?, row.int("firing")?)))
+            .collect()
+    }
+}
+
+/// How many alerts of each selected incident fire, as the column `firing`.
+pub(super) const FIRING: &str = "(SELECT COUNT(*) FROM alerts a WHERE a.incident_id = incidents.id AND a.status = 'firing') AS firing";

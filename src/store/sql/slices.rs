@@ -1,0 +1,114 @@
+//! The rows one batch touches, for replicas writing concurrently: the open incidents
+//! of the alerts and groups a batch names, their firing alerts, and ids reserved in
+//! blocks. The locks themselves are the backend's (`Backend::lock_keys`).
+
+use super::incidents::INCIDENT_COLUMNS;
+use super::writes::{FIRING, OPEN_ALERT_COLUMNS};
+use super::{Backend, Columns, ID_BLOCK, On, Sql, SqlStore};
+use crate::dedup::{DedupKey, OpenAlert};
+use crate::store::{IdTable, OpenState, SharedWrites, StoreError};
+use async_trait::async_trait;
+use std::ops::Range;
+
+/// Identities or ids per query, well under any engine's bound parameters.
+const CHUNK: usize = 500;
+
+#[async_trait]
+impl<B: Backend> SharedWrites for SqlStore<B> {
+    fn shared(&self) -> bool {
+        !B::ONE_PROCESS
+    }
+
+    async fn begin_keyed(&self) -> Result<(), StoreError> {
+        self.db.begin_keyed().await
+    }
+
+    async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.db.lock_keys(keys).await
+    }
+
+    async fn read_touched(
+        &self,
+        identities: &[DedupKey],
+        groups: &[String],
+    ) -> Result<(Vec<(DedupKey, OpenAlert)>, Vec<i64>), StoreError> {
+        let mut alerts = Vec::with_capacity(identities.len());
+        // Per source, so the unique index on firing alerts is searched on both of its
+        // columns (`source = ? AND dedup_key = ANY`), whatever the statistics say.
+        for same_source in identities.chunk_by(|a, b| a.source == b.source) {
+            for chunk in same_source.chunks(CHUNK) {
+                let mut sql = Sql::once(format!(
+                    "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND source = ? AND dedup_key IN ("
+                ))
+                .arg(&chunk[0].source);
+                sql.list(chunk.iter().map(|key| &key.key)).push(")");
+                alerts.extend(self.open_alerts(sql).await?);
+            }
+        }
+        let mut ids: Vec<i64> = alerts
+            .iter()
+            .filter_map(|(_, alert)| alert.incident_id)
+            .collect();
+        for chunk in groups.chunks(CHUNK) {
+            let mut sql =
+                Sql::once("SELECT id FROM incidents WHERE status <> 'resolved' AND group_key IN (");
+            sql.list(chunk.iter()).push(")");
+            for row in self.db.fetch_all(On::Writer, sql).await? {
+                ids.push(row.first_int()?);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok((alerts, ids))
+    }
+
+    async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError> {
+        let mut state = OpenState::default();
+        for chunk in incidents.chunks(CHUNK) {
+            let mut sql = Sql::once(format!(
+                "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND incident_id IN ("
+            ));
+            sql.list(chunk.iter().copied()).push(")");
+            state.alerts.extend(self.open_alerts(sql).await?);
+            let mut sql = Sql::once(format!(
+                "SELECT {INCIDENT_COLUMNS}, {FIRING} FROM incidents WHERE status <> 'resolved' AND id IN ("
+            ));
+            sql.list(chunk.iter().copied()).push(")");
+            state.incidents.extend(self.open_incidents(sql).await?);
+        }
+        Ok(state)
+    }
+
+    async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError> {
+        // One indexed branch each: a condition over all three would scan every firing
+        // alert, at every timer pass.
+        let sql = Sql::new(format!(
+            "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND incident_id IN (SELECT id FROM incidents WHERE status <> 'resolved') \
+             UNION SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND source = ? \
+             UNION SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND flapping"
+        ))
+        .arg(kept_source);
+        self.open_state(sql).await
+    }
+
+    async fn relay_commits(
+        &self,
+        to: &tokio::sync::broadcast::Sender<()>,
+    ) -> Result<(), StoreError> {
+        self.db.relay_commits(to).await
+    }
+
+    async fn reserve_ids(&self, table: IdTable, count: i64) -> Result<Vec<Range<i64>>, StoreError> {
+        let mut blocks = Vec::new();
+        let mut reserved = 0;
+        while reserved < count {
+            let first = self.db.id_block(table).await?;
+            blocks.push(first..first + ID_BLOCK);
+            reserved += ID_BLOCK;
+        }
+        Ok(blocks)
+    }
+}
