@@ -64,6 +64,11 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = incident_id(&id)?;
+    // The timeline first: the incident and its timeline are two reads, and a batch
+    // may commit between them. Read in this order, the incident is at least as new as
+    // its timeline, so an entry ("escalated to L2") never shows beside the state
+    // before it (still L1).
+    let timeline = state.store.timeline(id).await?;
     let incident = state
         .store
         .incident(id)
@@ -77,7 +82,6 @@ pub async fn show(
             ..AlertQuery::default()
         })
         .await?;
-    let timeline = state.store.timeline(id).await?;
     let tickets = state.store.tickets(&[id]).await?;
     let mut body = incident_json(&incident, &tickets, state.clock.now());
     body["recent_changes"] =
