@@ -208,6 +208,8 @@ pub async fn show(
 async fn page(state: &AppState, session: &Session, id: &str) -> Result<Response, Response> {
     let id = incident_id(id).map_err(|refused| *refused)?;
     let down = |error: crate::store::StoreError| api_error(error.into());
+    // The timeline first, as in the API: the incident is then at least as new as it.
+    let timeline = state.store.timeline(id).await.map_err(down)?;
     let incident = state
         .store
         .incident(id)
@@ -229,7 +231,6 @@ async fn page(state: &AppState, session: &Session, id: &str) -> Result<Response,
         })
         .await
         .map_err(down)?;
-    let timeline = state.store.timeline(id).await.map_err(down)?;
     let tickets = state.store.tickets(&[id]).await.map_err(down)?;
     let pending = state.store.pending_approvals(id).await.map_err(down)?;
     let changes = crate::api::changes::recent_for(state, &incident.resource, incident.created_at)
