@@ -78,7 +78,7 @@ impl Drop for PostgresStore {
 /// The tables a batch reads by key, whose statistics must follow their growth.
 const KEYED_TABLES: &str = "'alerts', 'incidents', 'notifications', 'escalations', 'runbook_runs'";
 /// How often their statistics are looked at.
-const STATISTICS_EVERY: Duration = Duration::from_secs(5);
+const STATISTICS_EVERY: Duration = Duration::from_secs(2);
 
 /// Analyzes a keyed table as soon as it changed by a tenth since its last analysis.
 /// A batch finds its alerts through the unique index on (source, dedup_key); with
@@ -86,7 +86,7 @@ const STATISTICS_EVERY: Duration = Duration::from_secs(5);
 /// `source` alone and filters every firing alert of the source, per batch — on a
 /// table filling from empty (a new install, an alert storm) one replica fell from
 /// 7,900 to 1,700 alerts/s within seconds. Autovacuum would get there, but only
-/// after its one-minute nap; this looks every five seconds.
+/// after its one-minute nap; this looks every two seconds.
 async fn keep_statistics(pool: PgPool) {
     let stale = format!(
         "SELECT relname::text FROM pg_stat_user_tables WHERE schemaname = current_schema() \
