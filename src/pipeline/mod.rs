@@ -581,6 +581,38 @@ struct View {
     sla_warn_at: f64,
 }
 
+impl View {
+    /// Adds open incidents read from the store, each group pointing to its newest,
+    /// and marks those an alert of another sender joined (`senders`: incident id,
+    /// the source of one of its alerts).
+    fn add_open(&mut self, incidents: Vec<(Incident, i64)>, senders: Vec<(i64, String)>) {
+        for (incident, firing) in incidents {
+            if let Some(group) = &incident.group_key
+                && self
+                    .groups
+                    .get(group)
+                    .is_none_or(|newest| *newest < incident.id)
+            {
+                self.groups.insert(group.clone(), incident.id);
+            }
+            self.open_per_priority[incident.priority.index()] += 1;
+            self.incidents.insert(
+                incident.id,
+                OpenIncident {
+                    incident,
+                    firing,
+                    mixed: false,
+                },
+            );
+        }
+        for (incident_id, source) in senders {
+            if let Some(open) = self.incidents.get_mut(&incident_id) {
+                open.mixed |= open.incident.source != source;
+            }
+        }
+    }
+}
+
 /// Metric updates held back until their batch has committed.
 #[derive(Default)]
 struct Effects {
@@ -705,25 +737,7 @@ impl Writer {
             }
             view.alerts.insert(key, alert);
         }
-        for (incident, firing) in state.incidents {
-            if let Some(group) = &incident.group_key {
-                view.groups.insert(group.clone(), incident.id);
-            }
-            view.open_per_priority[incident.priority.index()] += 1;
-            view.incidents.insert(
-                incident.id,
-                OpenIncident {
-                    incident,
-                    firing,
-                    mixed: false,
-                },
-            );
-        }
-        for (incident_id, source) in senders {
-            if let Some(open) = view.incidents.get_mut(&incident_id) {
-                open.mixed |= open.incident.source != source;
-            }
-        }
+        view.add_open(state.incidents, senders);
         view.schedule_all_sla(self.config.incidents.sla_warn_at);
         if !self.config.inhibit.is_empty() {
             // Inhibition needs the fields of the firing alerts, not just their ids.

@@ -8,7 +8,7 @@
 //! runbooks, drills) take the whole turn, waiting for every batch in flight, and read
 //! the open incidents again.
 
-use super::{Command, OpenIncident, Queued, Writer};
+use super::{Command, Queued, Writer};
 use crate::alert::AlertAction;
 use crate::config::Config;
 use crate::dedup::DedupKey;
@@ -171,7 +171,10 @@ impl Writer {
             }
             return Ok(());
         }
-        let touched = Touched::of(commands, &self.config);
+        let mut touched = Touched::of(commands, &self.config);
+        // A view a failed commit left behind may hold what was never committed: read
+        // it all again before trusting any of it.
+        touched.whole_turn |= self.stale;
         let mut attempt = 1;
         loop {
             let prepared = if touched.whole_turn {
@@ -227,6 +230,17 @@ impl Writer {
             .read_touched(&touched.identities, &touched.groups)
             .await?;
         incidents.extend(&touched.incidents);
+        // An alert that starts or stops flapping marks the incident it belonged to
+        // when it started, which this replica remembers and which may no longer be
+        // the alert's (resolved since, by a human on another replica): locked and read
+        // again like the others, so the mark never writes over a newer row.
+        incidents.extend(
+            touched
+                .identities
+                .iter()
+                .filter_map(|key| self.view.flaps.get(key))
+                .filter_map(|flap| flap.incident_id),
+        );
         incidents.sort_unstable();
         incidents.dedup();
         if !touched.whole_turn {
@@ -274,30 +288,7 @@ impl Writer {
             }
             view.alerts.insert(key, alert);
         }
-        for (incident, firing) in slice.incidents {
-            if let Some(group) = &incident.group_key
-                && view
-                    .groups
-                    .get(group)
-                    .is_none_or(|newest| *newest < incident.id)
-            {
-                view.groups.insert(group.clone(), incident.id);
-            }
-            view.open_per_priority[incident.priority.index()] += 1;
-            view.incidents.insert(
-                incident.id,
-                OpenIncident {
-                    incident,
-                    firing,
-                    mixed: false,
-                },
-            );
-        }
-        for (incident_id, source) in senders {
-            if let Some(open) = view.incidents.get_mut(&incident_id) {
-                open.mixed |= open.incident.source != source;
-            }
-        }
+        view.add_open(slice.incidents, senders);
     }
 
     /// Enough ids in every pool for what the batch may create: an alert per alert

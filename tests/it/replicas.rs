@@ -3,7 +3,7 @@
 //! each person once; a replica that dies holding claimed pages is taken over; a lost
 //! database answers 503, never a 202 it does not keep, and is recovered from.
 
-use crate::harness::{Harness, INGEST_TOKEN, generic, pg_schema, timeline_kinds};
+use crate::harness::{Harness, INGEST_TOKEN, RESPONDER, generic, pg_schema, timeline_kinds};
 use crate::pg_proxy::PgProxy;
 use crate::smtp_sink::SmtpSink;
 use chrono::TimeDelta;
@@ -456,4 +456,47 @@ async fn flapping_is_caught_and_settled_across_replicas() {
     b.tick().await;
     assert_eq!(db_incidents(b.incidents().await), 2);
     assert_eq!(pages(&smtp), 2);
+}
+
+/// An alert that starts flapping marks the incident it belonged to, which its replica
+/// remembers: resolved meanwhile by a human on another replica, it stays resolved (the
+/// mark used to write the replica's old copy over it, reopening it unpaged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_mark_never_reopens_an_incident_another_replica_resolved() {
+    let Some(url) = pg_url() else { return };
+    let smtp = SmtpSink::start().await;
+    let extra = format!(
+        "[flapping]\nchanges = 3\nwindow = \"10m\"\n\n[[rules]]\nname = \"per host\"\nmatch = ['severity=\"critical\"']\ngroup_by = [\"resource\"]\n{}",
+        config(&smtp)
+    );
+    let a = Harness::start_on(&pg_schema(&url).await, &extra).await;
+    let b = a.replica().await;
+    let id = a
+        .ingest_ok("generic", &generic("db-01", "postgres", "critical"))
+        .await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    // A second alert keeps the incident open while the first one toggles.
+    a.ingest_ok("generic", &generic("db-01", "disk", "critical"))
+        .await;
+    let resolved =
+        br#"{"resource":"db-01","check":"postgres","status":"resolved","summary":"ok"}"#.to_vec();
+    a.ingest_ok("generic", &resolved).await;
+    let (status, reply) = b
+        .post_as(
+            RESPONDER,
+            &format!("/api/v1/incidents/{id}/resolve"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    // The third change on A: the alert starts flapping and A marks the incident.
+    a.ingest_ok("generic", &generic("db-01", "postgres", "critical"))
+        .await;
+    let incident = b.get(&format!("/api/v1/incidents/{id}")).await;
+    assert!(
+        timeline_kinds(&incident).contains(&"flapping".to_string()),
+        "the alert flaps on its third change: {incident}"
+    );
+    assert_eq!(incident["status"], "resolved", "{incident}");
 }
