@@ -2,7 +2,7 @@
 # Where the CPU goes under ingest load: the `profiling` build (release code, with
 # symbols) serving on SQLite with the default config, loaded by wrk (2 threads, 32
 # connections, bench/distinct.lua) while `perf record -g` samples every thread of it;
-# the samples become a flamegraph SVG kept as bench/flamegraph-<what>.svg and a text
+# the samples become a flamegraph SVG, bench/flamegraph-<what>.svg (not committed: 2-4 MB), and a text
 # summary of the hottest symbols beside it.
 # Usage: bench/profile.sh [WHAT] [SECONDS]   WHAT: p3 (default), p1 or duplicates
 # Needs perf (run as root, or with kernel.perf_event_paranoid <= 1 for kernel frames)
