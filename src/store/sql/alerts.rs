@@ -57,12 +57,7 @@ impl<B: Backend> AlertStore for SqlStore<B> {
             sql.push(" AND id < ").bind(before);
         }
         sql.push(" ORDER BY id DESC LIMIT ").bind(query.limit);
-        self.db
-            .fetch_all(On::Readers, sql)
-            .await?
-            .iter()
-            .map(alert_from_row)
-            .collect()
+        self.fetch_map(On::Readers, sql, alert_from_row).await
     }
 
     async fn alert_volume(
@@ -78,21 +73,17 @@ impl<B: Backend> AlertStore for SqlStore<B> {
         )
         .arg(to_millis(from))
         .arg(to_millis(to));
-        self.db
-            .fetch_all(On::Readers, sql)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(AlertVolume {
-                    source: row.text("source")?,
-                    check: row.text("check_name")?,
-                    alerts: row.int("alerts")?,
-                    notifications: row.int("notifications")?,
-                    flapping: row.int("flapping")?,
-                    flapping_seconds: row.int("flapping_seconds")?,
-                })
+        self.fetch_map(On::Readers, sql, |row| {
+            Ok(AlertVolume {
+                source: row.text("source")?,
+                check: row.text("check_name")?,
+                alerts: row.int("alerts")?,
+                notifications: row.int("notifications")?,
+                flapping: row.int("flapping")?,
+                flapping_seconds: row.int("flapping_seconds")?,
             })
-            .collect()
+        })
+        .await
     }
 
     async fn silences(
@@ -103,24 +94,20 @@ impl<B: Backend> AlertStore for SqlStore<B> {
         let sql = Sql::new("SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences WHERE id < ? ORDER BY id DESC LIMIT ?")
             .arg(before_id.unwrap_or(i64::MAX))
             .arg(limit);
-        self.db
-            .fetch_all(On::Writer, sql)
-            .await?
-            .iter()
-            .map(|row| {
-                let matchers: Vec<String> = row.json("matchers")?;
-                Silence::new(
-                    row.int("id")?,
-                    matchers,
-                    row.time("starts_at")?,
-                    row.time("ends_at")?,
-                    row.text("created_by")?,
-                    row.text("comment")?,
-                    row.time("created_at")?,
-                )
-                .map_err(|error| StoreError::Corrupt(error.to_string()))
-            })
-            .collect()
+        self.fetch_map(On::Writer, sql, |row| {
+            let matchers: Vec<String> = row.json("matchers")?;
+            Silence::new(
+                row.int("id")?,
+                matchers,
+                row.time("starts_at")?,
+                row.time("ends_at")?,
+                row.text("created_by")?,
+                row.text("comment")?,
+                row.time("created_at")?,
+            )
+            .map_err(|error| StoreError::Corrupt(error.to_string()))
+        })
+        .await
     }
 }
 

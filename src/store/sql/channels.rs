@@ -32,22 +32,18 @@ impl<B: Backend> ChannelStore for SqlStore<B> {
     ) -> Result<Vec<(ChatMessage, IncidentStatus)>, StoreError> {
         let sql = Sql::new("SELECT m.incident_id, m.provider, m.chat, m.message, i.status FROM chat_messages m JOIN incidents i ON i.id = m.incident_id WHERE m.shown <> 'resolved' AND i.status <> m.shown LIMIT ?")
             .arg(limit);
-        self.db
-            .fetch_all(On::Readers, sql)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok((
-                    ChatMessage {
-                        incident_id: row.int("incident_id")?,
-                        provider: row.text("provider")?,
-                        chat: row.text("chat")?,
-                        message: row.text("message")?,
-                    },
-                    row.word("status")?,
-                ))
-            })
-            .collect()
+        self.fetch_map(On::Readers, sql, |row| {
+            Ok((
+                ChatMessage {
+                    incident_id: row.int("incident_id")?,
+                    provider: row.text("provider")?,
+                    chat: row.text("chat")?,
+                    message: row.text("message")?,
+                },
+                row.word("status")?,
+            ))
+        })
+        .await
     }
 
     async fn chat_message_shown(

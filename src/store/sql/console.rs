@@ -72,20 +72,16 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
     async fn overrides(&self, now: DateTime<Utc>) -> Result<Vec<OverrideRow>, StoreError> {
         let sql = Sql::new("SELECT id, schedule, user_id, starts_at, ends_at, created_by FROM oncall_overrides WHERE ends_at > ? ORDER BY id")
             .arg(to_millis(now));
-        self.db
-            .fetch_all(On::Readers, sql)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(OverrideRow {
-                    id: row.int("id")?,
-                    schedule: row.text("schedule")?,
-                    user_id: row.text("user_id")?,
-                    starts_at: row.time("starts_at")?,
-                    ends_at: row.time("ends_at")?,
-                    created_by: row.text("created_by")?,
-                })
+        self.fetch_map(On::Readers, sql, |row| {
+            Ok(OverrideRow {
+                id: row.int("id")?,
+                schedule: row.text("schedule")?,
+                user_id: row.text("user_id")?,
+                starts_at: row.time("starts_at")?,
+                ends_at: row.time("ends_at")?,
+                created_by: row.text("created_by")?,
             })
-            .collect()
+        })
+        .await
     }
 }

@@ -40,31 +40,22 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
             sql.push(" AND id < ").bind(before);
         }
         sql.push(" ORDER BY id DESC LIMIT ").bind(query.limit);
-        self.db
-            .fetch_all(On::Readers, sql)
-            .await?
-            .iter()
-            .map(incident_from_row)
-            .collect()
+        self.fetch_map(On::Readers, sql, incident_from_row).await
     }
 
     async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
         let sql = Sql::new("SELECT incident_id, at, kind, actor, message, data FROM timeline WHERE incident_id = ? ORDER BY id")
             .arg(incident_id);
-        self.db
-            .fetch_all(On::Readers, sql)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(TimelineEntry {
-                    incident_id: row.int("incident_id")?,
-                    at: row.time("at")?,
-                    kind: TimelineKind::stored(&row.text("kind")?, row.json("data")?),
-                    actor: row.text("actor")?,
-                    message: row.text("message")?,
-                })
+        self.fetch_map(On::Readers, sql, |row| {
+            Ok(TimelineEntry {
+                incident_id: row.int("incident_id")?,
+                at: row.time("at")?,
+                kind: TimelineKind::stored(&row.text("kind")?, row.json("data")?),
+                actor: row.text("actor")?,
+                message: row.text("message")?,
             })
-            .collect()
+        })
+        .await
     }
 
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
@@ -102,22 +93,18 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
             .arg(&query.resource)
             .arg(&query.resource)
             .arg(query.limit);
-        self.db
-            .fetch_all(On::Writer, sql)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(Change {
-                    id: row.int("id")?,
-                    source: row.text("source")?,
-                    summary: row.text("summary")?,
-                    resource: row.opt_text("resource")?,
-                    at: row.time("at")?,
-                    links: row.json("links")?,
-                    details: row.json("details")?,
-                })
+        self.fetch_map(On::Writer, sql, |row| {
+            Ok(Change {
+                id: row.int("id")?,
+                source: row.text("source")?,
+                summary: row.text("summary")?,
+                resource: row.opt_text("resource")?,
+                at: row.time("at")?,
+                links: row.json("links")?,
+                details: row.json("details")?,
             })
-            .collect()
+        })
+        .await
     }
 
     async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError> {
@@ -150,12 +137,7 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
         let sql = Sql::new("SELECT c.score FROM csat c JOIN incidents i ON i.id = c.incident_id WHERE i.created_at >= ? AND i.created_at < ?")
             .arg(to_millis(from))
             .arg(to_millis(to));
-        self.db
-            .fetch_all(On::Readers, sql)
-            .await?
-            .iter()
-            .map(Columns::first_int)
-            .collect()
+        self.fetch_map(On::Readers, sql, Columns::first_int).await
     }
 }
 

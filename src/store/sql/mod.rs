@@ -96,6 +96,16 @@ impl<B: Backend> SqlStore<B> {
         Self { db }
     }
 
+    /// Every row `sql` fetches, each read into a value by `read`.
+    async fn fetch_map<T>(
+        &self,
+        on: On,
+        sql: Sql,
+        read: impl Fn(&B::Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.db.fetch_all(on, sql).await?.iter().map(read).collect()
+    }
+
     async fn fetch_one(&self, on: On, sql: Sql) -> Result<B::Row, StoreError> {
         self.db
             .fetch_optional(on, sql)

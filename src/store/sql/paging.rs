@@ -18,12 +18,7 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
     async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError> {
         let sql = Sql::new(format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at"))
             .arg(to_millis(now));
-        self.db
-            .fetch_all(On::Writer, sql)
-            .await?
-            .iter()
-            .map(escalation_from_row)
-            .collect()
+        self.fetch_map(On::Writer, sql, escalation_from_row).await
     }
 
     async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError> {
@@ -61,12 +56,8 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         ))
         .arg(claim)
         .arg(to_millis(held_past));
-        self.db
-            .fetch_all(On::Readers, sql)
-            .await?
-            .iter()
-            .map(notification_from_row)
-            .collect()
+        self.fetch_map(On::Readers, sql, notification_from_row)
+            .await
     }
 
     async fn claim_notifications(
@@ -87,12 +78,7 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         .arg(claim)
         .arg(to_millis(now))
         .arg(limit);
-        self.db
-            .fetch_all(On::Writer, sql)
-            .await?
-            .iter()
-            .map(notification_from_row)
-            .collect()
+        self.fetch_map(On::Writer, sql, notification_from_row).await
     }
 
     async fn finish_notification(
@@ -185,18 +171,14 @@ impl<B: Backend> PageHistory for SqlStore<B> {
     ) -> Result<Vec<(String, String, String)>, StoreError> {
         let sql = Sql::new("SELECT DISTINCT user_id, channel, address FROM notifications WHERE incident_id = ? AND kind = 'page' AND status = 'sent' ORDER BY user_id, channel")
             .arg(incident_id);
-        self.db
-            .fetch_all(On::Writer, sql)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.text("user_id")?,
-                    row.text("channel")?,
-                    row.text("address")?,
-                ))
-            })
-            .collect()
+        self.fetch_map(On::Writer, sql, |row| {
+            Ok((
+                row.text("user_id")?,
+                row.text("channel")?,
+                row.text("address")?,
+            ))
+        })
+        .await
     }
 
     async fn sms_paged_incident(
@@ -236,12 +218,10 @@ impl<B: Backend> PageHistory for SqlStore<B> {
         )
         .arg(to_millis(from))
         .arg(to_millis(to));
-        self.db
-            .fetch_all(On::Readers, sql)
-            .await?
-            .iter()
-            .map(|row| Ok((row.text("user_id")?, row.time("sent_at")?)))
-            .collect()
+        self.fetch_map(On::Readers, sql, |row| {
+            Ok((row.text("user_id")?, row.time("sent_at")?))
+        })
+        .await
     }
 }
 

@@ -32,24 +32,20 @@ impl<B: Backend> TicketStore for SqlStore<B> {
         .arg(claim)
         .arg(to_millis(now))
         .arg(limit);
-        self.db
-            .fetch_all(On::Writer, sql)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(TicketOp {
-                    id: row.int("id")?,
-                    incident_id: row.int("incident_id")?,
-                    platform: row.word("platform")?,
-                    kind: row.word::<TicketOpKind>("kind")?,
-                    step: row.text("step")?,
-                    body: row.text("body")?,
-                    attempts: row.int("attempts")?,
-                    due_at: row.time("due_at")?,
-                    deadline: row.time("deadline")?,
-                })
+        self.fetch_map(On::Writer, sql, |row| {
+            Ok(TicketOp {
+                id: row.int("id")?,
+                incident_id: row.int("incident_id")?,
+                platform: row.word("platform")?,
+                kind: row.word::<TicketOpKind>("kind")?,
+                step: row.text("step")?,
+                body: row.text("body")?,
+                attempts: row.int("attempts")?,
+                due_at: row.time("due_at")?,
+                deadline: row.time("deadline")?,
             })
-            .collect()
+        })
+        .await
     }
 
     async fn finish_ticket_op(
@@ -96,20 +92,16 @@ impl<B: Backend> TicketStore for SqlStore<B> {
         );
         sql.list(incident_ids.iter().copied())
             .push(") ORDER BY incident_id, created_at");
-        self.db
-            .fetch_all(On::Readers, sql)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(Ticket {
-                    incident_id: row.int("incident_id")?,
-                    platform: row.word("platform")?,
-                    id: row.text("ticket_id")?,
-                    reference: row.text("reference")?,
-                    url: row.text("url")?,
-                })
+        self.fetch_map(On::Readers, sql, |row| {
+            Ok(Ticket {
+                incident_id: row.int("incident_id")?,
+                platform: row.word("platform")?,
+                id: row.text("ticket_id")?,
+                reference: row.text("reference")?,
+                url: row.text("url")?,
             })
-            .collect()
+        })
+        .await
     }
 
     async fn note_assignee(

@@ -219,28 +219,24 @@ impl<B: Backend> SqlStore<B> {
         &self,
         sql: Sql,
     ) -> Result<Vec<(DedupKey, OpenAlert)>, StoreError> {
-        self.db
-            .fetch_all(On::Writer, sql)
-            .await?
-            .iter()
-            .map(|row| {
-                let key = DedupKey {
-                    source: row.text("source")?,
-                    key: row.text("dedup_key")?,
-                };
-                let open = OpenAlert {
-                    id: row.int("id")?,
-                    incident_id: row.opt_int("incident_id")?,
-                    priority: row.word("priority")?,
-                    count: row.int("count")?,
-                    last_seen: row.time("last_seen")?,
-                    silenced: row.flag("silenced")?,
-                    inhibited: row.flag("inhibited")?,
-                    flapping: row.flag("flapping")?,
-                };
-                Ok((key, open))
-            })
-            .collect()
+        self.fetch_map(On::Writer, sql, |row| {
+            let key = DedupKey {
+                source: row.text("source")?,
+                key: row.text("dedup_key")?,
+            };
+            let open = OpenAlert {
+                id: row.int("id")?,
+                incident_id: row.opt_int("incident_id")?,
+                priority: row.word("priority")?,
+                count: row.int("count")?,
+                last_seen: row.time("last_seen")?,
+                silenced: row.flag("silenced")?,
+                inhibited: row.flag("inhibited")?,
+                flapping: row.flag("flapping")?,
+            };
+            Ok((key, open))
+        })
+        .await
     }
 
     /// Incidents with how many of their alerts fire, from `sql` selecting
@@ -249,12 +245,10 @@ impl<B: Backend> SqlStore<B> {
         &self,
         sql: Sql,
     ) -> Result<Vec<(Incident, i64)>, StoreError> {
-        self.db
-            .fetch_all(On::Writer, sql)
-            .await?
-            .iter()
-            .map(|row| Ok((incident_from_row(row)?, row.int("firing")?)))
-            .collect()
+        self.fetch_map(On::Writer, sql, |row| {
+            Ok((incident_from_row(row)?, row.int("firing")?))
+        })
+        .await
     }
 }
 
