@@ -57,6 +57,20 @@ impl Flap {
         }
     }
 
+    /// A history as the store keeps it: its changes, oldest first.
+    pub fn kept(changes: Vec<DateTime<Utc>>, flapping: bool, incident_id: Option<i64>) -> Self {
+        Self {
+            changes: changes.into(),
+            flapping,
+            incident_id,
+        }
+    }
+
+    /// The state changes still inside the window, oldest first.
+    pub fn changes(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        self.changes.iter().copied()
+    }
+
     /// Nothing left to remember.
     pub fn is_idle(&self, now: DateTime<Utc>, policy: Policy) -> bool {
         !self.flapping

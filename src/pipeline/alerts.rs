@@ -151,6 +151,7 @@ impl Writer {
                     && accepted.incident_id.is_some()
                 {
                     flap.incident_id = accepted.incident_id;
+                    batch.keep_flap(&key, flap);
                 }
                 Ok(accepted)
             }

@@ -721,9 +721,9 @@ impl Writer {
             awaiting: state.awaiting_recovery,
             ..View::default()
         };
-        // Flap history is memory only: keep it across reloads (another replica's turn,
-        // a failed commit), and give alerts the store marks flapping a history.
-        view.flaps = std::mem::take(&mut self.view.flaps);
+        // Flap history is the store's, shared by replicas; an alert marked flapping
+        // without one (kept before histories were) settles a window after it was seen.
+        view.flaps = state.flaps.into_iter().collect();
         let mut senders = Vec::new();
         for (key, alert) in state.alerts {
             if let Some(incident_id) = alert.incident_id {

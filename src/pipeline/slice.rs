@@ -13,7 +13,7 @@ use crate::alert::AlertAction;
 use crate::config::Config;
 use crate::dedup::DedupKey;
 use crate::rules::classify;
-use crate::store::{IdTable, OpenState, StoreError};
+use crate::store::{IdTable, OpenState, StoreError, TouchedRows};
 
 /// What a batch's commands touch.
 #[derive(Debug, Default)]
@@ -213,6 +213,9 @@ impl Writer {
     /// then all of them read again.
     async fn lock_slice(&mut self, touched: &Touched) -> Result<(), StoreError> {
         self.store.begin_keyed().await?;
+        // Another replica's silence applies to this batch's alerts, not to those
+        // after its next timer pass: alerts in between would page.
+        self.view.silences = self.store.active_silences(self.clock.now()).await?;
         self.store.lock_keys(&touched.first_keys()).await?;
         if !touched.runbooks.is_empty() {
             self.read_runs().await?;
@@ -225,22 +228,20 @@ impl Writer {
     /// whoever changes an incident or its alerts holds its lock, so an alert read
     /// before as part of an incident is taken from the incident's alerts read after.
     async fn refresh(&mut self, touched: &Touched) -> Result<(), StoreError> {
-        let (alerts, mut incidents) = self
+        let TouchedRows {
+            alerts,
+            mut incidents,
+            flaps,
+        } = self
             .store
             .read_touched(&touched.identities, &touched.groups)
             .await?;
         incidents.extend(&touched.incidents);
         // An alert that starts or stops flapping marks the incident it belonged to
-        // when it started, which this replica remembers and which may no longer be
-        // the alert's (resolved since, by a human on another replica): locked and read
+        // when it started, which its history keeps and which may no longer be the
+        // alert's (resolved since, by a human on another replica): locked and read
         // again like the others, so the mark never writes over a newer row.
-        incidents.extend(
-            touched
-                .identities
-                .iter()
-                .filter_map(|key| self.view.flaps.get(key))
-                .filter_map(|flap| flap.incident_id),
-        );
+        incidents.extend(flaps.iter().filter_map(|(_, flap)| flap.incident_id));
         incidents.sort_unstable();
         incidents.dedup();
         if !touched.whole_turn {
@@ -257,6 +258,7 @@ impl Writer {
                 .into_iter()
                 .filter(|(_, alert)| alert.incident_id.is_none()),
         );
+        slice.flaps = flaps;
         self.absorb(touched, &incidents, slice);
         Ok(())
     }
@@ -266,7 +268,9 @@ impl Writer {
         let view = &mut self.view;
         for key in &touched.identities {
             view.alerts.remove(key);
+            view.flaps.remove(key);
         }
+        view.flaps.extend(slice.flaps);
         view.alerts.forget_incidents(incidents);
         for id in incidents {
             if let Some(open) = view.incidents.remove(id) {

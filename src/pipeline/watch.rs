@@ -267,6 +267,7 @@ impl Writer {
         let started = flap.change(now, config);
         let flapping = flap.flapping;
         let incident_id = flap.incident_id;
+        batch.keep_flap(key, flap);
         if started {
             if let Some(open) = self.view.alerts.get_mut(key) {
                 open.flapping = true;
@@ -338,6 +339,7 @@ impl Writer {
             .map(|(key, _)| key.clone())
             .collect();
         for key in settled {
+            batch.forget_flap(&key);
             let incident_id = self
                 .view
                 .flaps
@@ -360,7 +362,13 @@ impl Writer {
             }
             self.reopen_quiet_alert(&key, record.into_alert(), now, batch, effects);
         }
-        self.view.flaps.retain(|_, flap| !flap.is_idle(now, config));
+        self.view.flaps.retain(|key, flap| {
+            let idle = flap.is_idle(now, config);
+            if idle {
+                batch.forget_flap(key);
+            }
+            !idle
+        });
         Ok(())
     }
 }

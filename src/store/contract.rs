@@ -7,9 +7,9 @@ use super::runs::RunRecord;
 use super::tickets::{Ticket, TicketOp};
 use super::{
     AlertQuery, AlertRecord, AlertVolume, ChangeQuery, Claims, IncidentQuery, OpenState,
-    StoreError, WriteBatch,
+    StoreError, TouchedRows, WriteBatch,
 };
-use crate::dedup::{DedupKey, OpenAlert};
+use crate::dedup::DedupKey;
 use crate::incident::{Incident, TimelineEntry};
 use crate::silence::Silence;
 use async_trait::async_trait;
@@ -47,16 +47,19 @@ pub trait SharedWrites: Send + Sync + 'static {
     /// Locks `keys` (64-bit hashes of what the batch touches) until the batch commits
     /// or gives up its turn, in ascending order so two batches never wait on each other.
     async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError>;
-    /// The firing alerts of `identities` (best sorted: one query per run of a
-    /// source), and the open incidents they and `groups` belong to (ascending).
+    /// The firing alerts and flap histories of `identities` (best sorted: one query
+    /// per run of a source), and the open incidents they and `groups` belong to.
     async fn read_touched(
         &self,
         identities: &[DedupKey],
         groups: &[String],
-    ) -> Result<(Vec<(DedupKey, OpenAlert)>, Vec<i64>), StoreError>;
+    ) -> Result<TouchedRows, StoreError>;
     /// The open incidents among `incidents`, with how many of their alerts fire, and
     /// those firing alerts.
     async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError>;
+    /// The silences that have not ended at `now`. Silences change only under the
+    /// whole turn, so read while a batch holds it shared they are exact.
+    async fn active_silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError>;
     /// What a replica keeps in memory between batches: open incidents with their
     /// firing alerts, flapping alerts and those of `kept_source` (heartbeats),
     /// silences, heartbeats, runs awaiting recovery — not every firing alert

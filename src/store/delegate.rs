@@ -10,9 +10,9 @@ use super::tickets::{Ticket, TicketOp};
 use super::{
     AlertQuery, AlertRecord, AlertStore, AlertVolume, ChangeQuery, Claims, IdTable, IncidentQuery,
     IncidentStore, KeyStore, LeaseStore, OpenState, OutboxStore, PageHistory, RunStore,
-    SharedWrites, StoreError, TicketStore, WriteBatch, WriteStore,
+    SharedWrites, StoreError, TicketStore, TouchedRows, WriteBatch, WriteStore,
 };
-use crate::dedup::{DedupKey, OpenAlert};
+use crate::dedup::DedupKey;
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 use crate::silence::Silence;
 use async_trait::async_trait;
@@ -57,8 +57,11 @@ impl<T: Forward<dyn SharedWrites>> SharedWrites for T {
         &self,
         identities: &[DedupKey],
         groups: &[String],
-    ) -> Result<(Vec<(DedupKey, OpenAlert)>, Vec<i64>), StoreError> {
+    ) -> Result<TouchedRows, StoreError> {
         self.to().read_touched(identities, groups).await
+    }
+    async fn active_silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
+        self.to().active_silences(now).await
     }
     async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError> {
         self.to().load_slice(incidents).await

@@ -16,6 +16,7 @@ pub mod tickets;
 
 use crate::alert::{AlertStatus, Labels, Priority, Severity};
 use crate::dedup::{DedupKey, OpenAlert};
+use crate::flapping::Flap;
 use crate::incident::{Incident, TimelineEntry};
 use crate::silence::Silence;
 use chrono::{DateTime, Utc};
@@ -133,6 +134,8 @@ pub struct WriteBatch {
     cancelled_pages: Vec<i64>,
     silences: Vec<Silence>,
     heartbeats: HashMap<String, DateTime<Utc>>,
+    /// Flap histories to write (`Some`) or delete (`None`), by identity.
+    flaps: HashMap<DedupKey, Option<Flap>>,
     runs: Vec<runs::RunRecord>,
     ticket_ops: Vec<TicketOp>,
     due_claim: Option<DueClaim>,
@@ -202,6 +205,7 @@ impl WriteBatch {
             && self.cancelled_pages.is_empty()
             && self.silences.is_empty()
             && self.heartbeats.is_empty()
+            && self.flaps.is_empty()
             && self.runs.is_empty()
             && self.ticket_ops.is_empty()
             && self.spent.is_empty()
@@ -295,6 +299,23 @@ impl WriteBatch {
     pub fn beat(&mut self, name: &str, at: DateTime<Utc>) {
         self.revision += 1;
         self.heartbeats.insert(name.to_string(), at);
+    }
+
+    /// Keeps an identity's flap history as it now is.
+    pub fn keep_flap(&mut self, key: &DedupKey, flap: &Flap) {
+        self.revision += 1;
+        self.flaps.insert(key.clone(), Some(flap.clone()));
+    }
+
+    /// Deletes an identity's flap history: it settled or went idle.
+    pub fn forget_flap(&mut self, key: &DedupKey) {
+        self.revision += 1;
+        self.flaps.insert(key.clone(), None);
+    }
+
+    /// Flap histories to write or delete.
+    pub fn flaps(&self) -> impl Iterator<Item = (&DedupKey, &Option<Flap>)> {
+        self.flaps.iter()
     }
 
     /// Silences to write.
@@ -454,9 +475,22 @@ pub struct OpenState {
     pub next_silence_id: i64,
     /// Last check-in of each heartbeat.
     pub heartbeats: HashMap<String, DateTime<Utc>>,
+    /// Flap histories: every one kept, or those of the identities read.
+    pub flaps: Vec<(DedupKey, Flap)>,
     /// Runs waiting for the sender's recovery, and the next free run id.
     pub awaiting_recovery: Vec<runs::RunRecord>,
     pub next_run_id: i64,
+}
+
+/// What one batch touches, read again under its locks (replicas).
+#[derive(Debug, Default)]
+pub struct TouchedRows {
+    /// The firing alerts of the batch's identities.
+    pub alerts: Vec<(DedupKey, OpenAlert)>,
+    /// The open incidents those alerts and the batch's groups belong to, ascending.
+    pub incidents: Vec<i64>,
+    /// The flap histories of the batch's identities.
+    pub flaps: Vec<(DedupKey, Flap)>,
 }
 
 /// Filters of `GET /api/v1/incidents`.

@@ -458,6 +458,76 @@ async fn flapping_is_caught_and_settled_across_replicas() {
     assert_eq!(pages(&smtp), 2);
 }
 
+/// Behind round-robin every replica sees a share of an alert's changes; the history
+/// is the database's, so the third change is caught whichever replica gets it (each
+/// replica used to count its own share, and a flapping check paged on every one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_is_counted_over_every_replicas_changes() {
+    let Some(url) = pg_url() else { return };
+    let smtp = SmtpSink::start().await;
+    let extra = format!(
+        "[flapping]\nchanges = 3\nwindow = \"10m\"\n{}",
+        config(&smtp)
+    );
+    let a = Harness::start_on(&pg_schema(&url).await, &extra).await;
+    let b = a.replica().await;
+    let firing = generic("db-01", "postgres", "critical");
+    let resolved =
+        br#"{"resource":"db-01","check":"postgres","status":"resolved","summary":"ok"}"#.to_vec();
+    for toggle in 0..10 {
+        let (replica, body) = if toggle % 2 == 0 {
+            (&a, &firing)
+        } else {
+            (&b, &resolved)
+        };
+        replica.ingest_ok("generic", body).await;
+        if toggle == 0 {
+            // Sends the first page; the changes after it meet no timer pass, so each
+            // batch reads the history it needs itself.
+            a.tick().await;
+        }
+        a.clock.advance(TimeDelta::seconds(6));
+    }
+    tokio::join!(a.tick(), b.tick());
+    let pages = smtp
+        .to("alice@example.com")
+        .into_iter()
+        .filter(|m| !m.subject().starts_with("[RESOLVED]"))
+        .count();
+    assert_eq!(pages, 1, "paged once for ten toggles over two replicas");
+    let incidents = b.incidents().await;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0]["flapping"], true, "{incidents:?}");
+}
+
+/// A silence made on one replica holds for the alerts the next request brings to
+/// another, not only after that replica's next timer pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_made_on_one_replica_holds_on_another_at_once() {
+    let Some(url) = pg_url() else { return };
+    let smtp = SmtpSink::start().await;
+    let a = Harness::start_on(&pg_schema(&url).await, &config(&smtp)).await;
+    let b = a.replica().await;
+    let (status, created) = b
+        .post_as(
+            RESPONDER,
+            "/api/v1/silences",
+            serde_json::json!({ "matchers": ["resource=\"db-01\""], "ends_at": "2026-11-29T04:00:00Z", "comment": "patching" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let reply = a
+        .ingest_ok("generic", &generic("db-01", "postgres", "critical"))
+        .await;
+    assert_eq!(
+        reply["alerts"][0]["incident_id"],
+        serde_json::Value::Null,
+        "silenced on B, so no incident on A: {reply}"
+    );
+    tokio::join!(a.tick(), b.tick());
+    assert!(smtp.to("alice@example.com").is_empty(), "nobody is paged");
+}
+
 /// An alert that starts flapping marks the incident it belonged to, which its replica
 /// remembers: resolved meanwhile by a human on another replica, it stays resolved (the
 /// mark used to write the replica's old copy over it, reopening it unpaged).

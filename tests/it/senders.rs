@@ -332,29 +332,37 @@ async fn a_silence_stops_an_incident_and_after_it_expires_the_alert_opens_one() 
     assert_eq!(status, 403);
 }
 
+/// Flapping after 3 changes in 10 minutes; alice is paged by email.
+fn flapping_config(smtp: &crate::smtp_sink::SmtpSink) -> String {
+    format!(
+        "[flapping]\nchanges = 3\nwindow = \"10m\"\n[email]\ntransport = \"smtp\"\nport = {}\n[[users]]\nid = \"alice\"\nemail = \"alice@example.com\"\n[[escalation_policies]]\nname = \"default\"\ntiers = [ {{ level = \"L1\", targets = [\"user:alice\"] }} ]\n",
+        smtp.port
+    )
+}
+
+fn pages_to_alice(smtp: &crate::smtp_sink::SmtpSink) -> usize {
+    smtp.to("alice@example.com")
+        .into_iter()
+        .filter(|m| !m.subject().starts_with("[RESOLVED]"))
+        .count()
+}
+
+const DB_01_RESOLVED: &[u8] =
+    br#"{"resource":"db-01","check":"postgres","status":"resolved","summary":"ok"}"#;
+
 #[tokio::test]
 async fn an_alert_toggled_ten_times_in_a_minute_is_flapping_and_pages_once() {
     let smtp = crate::smtp_sink::SmtpSink::start().await;
-    let extra = format!(
-        "[flapping]\nchanges = 3\nwindow = \"10m\"\n[email]\ntransport = \"smtp\"\nport = {}\n[[users]]\nid = \"alice\"\nemail = \"alice@example.com\"\n[[escalation_policies]]\nname = \"default\"\ntiers = [ {{ level = \"L1\", targets = [\"user:alice\"] }} ]\n",
-        smtp.port
-    );
-    let tocsin = Harness::start(&extra).await;
+    let tocsin = Harness::start(&flapping_config(&smtp)).await;
     let firing = generic("db-01", "postgres", "critical");
-    let resolved =
-        br#"{"resource":"db-01","check":"postgres","status":"resolved","summary":"ok"}"#.to_vec();
+    let resolved = DB_01_RESOLVED.to_vec();
     for toggle in 0..10 {
         let body = if toggle % 2 == 0 { &firing } else { &resolved };
         tocsin.ingest_ok("generic", body).await;
         tocsin.clock.advance(TimeDelta::seconds(6));
         tocsin.tick().await;
     }
-    let pages = smtp
-        .to("alice@example.com")
-        .into_iter()
-        .filter(|m| !m.subject().starts_with("[RESOLVED]"))
-        .count();
-    assert_eq!(pages, 1, "paged once for ten toggles");
+    assert_eq!(pages_to_alice(&smtp), 1, "paged once for ten toggles");
     let incidents = tocsin.incidents().await;
     assert_eq!(incidents.len(), 1, "flapping opens no further incident");
     assert_eq!(incidents[0]["flapping"], true);
@@ -379,6 +387,32 @@ async fn an_alert_toggled_ten_times_in_a_minute_is_flapping_and_pages_once() {
     let incidents = tocsin.incidents().await;
     assert_eq!(incidents.len(), 2, "{incidents:?}");
     assert_eq!(incidents[0]["flapping"], false);
+}
+
+/// The history is the store's: a restart between the changes forgets none of them.
+#[tokio::test]
+async fn an_alert_that_flaps_across_a_restart_is_still_caught() {
+    let smtp = crate::smtp_sink::SmtpSink::start().await;
+    let tocsin = Harness::start(&flapping_config(&smtp)).await;
+    let firing = generic("db-01", "postgres", "critical");
+    tocsin.ingest_ok("generic", &firing).await;
+    tocsin.tick().await;
+    tocsin.clock.advance(TimeDelta::seconds(6));
+    tocsin.ingest_ok("generic", DB_01_RESOLVED).await;
+    tocsin.clock.advance(TimeDelta::seconds(6));
+    tocsin.tick().await;
+    let tocsin = tocsin.restart().await;
+    let third = tocsin.ingest_ok("generic", &firing).await;
+    tocsin.tick().await;
+    assert_eq!(
+        third["alerts"][0]["incident_id"],
+        Value::Null,
+        "the third change in 10 minutes is flapping: {third}"
+    );
+    assert_eq!(pages_to_alice(&smtp), 1, "paged for the first firing only");
+    let incidents = tocsin.incidents().await;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0]["flapping"], true);
 }
 
 #[tokio::test]

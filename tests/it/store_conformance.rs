@@ -99,6 +99,7 @@ conformance!(
     chat_messages_are_stale_until_shown_and_a_later_channel_is_brought_forward,
     console_sessions_expire_and_end_and_overrides_outlive_a_reopen,
     replicas_read_again_the_rows_a_batch_touches_and_draw_ids_in_blocks,
+    flap_histories_are_kept_read_and_forgotten,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1198,21 +1199,22 @@ async fn replicas_read_again_the_rows_a_batch_touches_and_draw_ids_in_blocks(
 
     store.begin_keyed().await.unwrap();
     store.lock_keys(&[3, -1, 2]).await.unwrap();
-    let (alerts, incidents) = store
+    let touched = store
         .read_touched(&[key(2), key(9)], &["per host/web-1".into(), "none".into()])
         .await
         .unwrap();
     assert_eq!(
-        alerts
+        touched
+            .alerts
             .iter()
             .map(|(k, a)| (k.clone(), a.id))
             .collect::<Vec<_>>(),
         vec![(key(2), 2)]
     );
-    assert_eq!(incidents, vec![1], "the group's open incident");
-    let (alerts, incidents) = store.read_touched(&[key(1)], &[]).await.unwrap();
+    assert_eq!(touched.incidents, vec![1], "the group's open incident");
+    let touched = store.read_touched(&[key(1)], &[]).await.unwrap();
     assert_eq!(
-        (alerts.len(), incidents),
+        (touched.alerts.len(), touched.incidents),
         (1, vec![1]),
         "the alert's incident"
     );
@@ -1252,5 +1254,73 @@ async fn replicas_read_again_the_rows_a_batch_touches_and_draw_ids_in_blocks(
                 "{a:?} and {b:?} overlap"
             );
         }
+    }
+}
+
+async fn flap_histories_are_kept_read_and_forgotten(store: &dyn Store, _backend: Backend) {
+    let policy = tocsin::flapping::Policy {
+        changes: 3,
+        window: TimeDelta::minutes(10),
+    };
+    let key = |name: &str| tocsin::dedup::DedupKey {
+        source: "generic".into(),
+        key: name.into(),
+    };
+    let mut flapping = tocsin::flapping::Flap::default();
+    for minute in 0..3 {
+        flapping.change(t0() + TimeDelta::minutes(minute), policy);
+    }
+    flapping.incident_id = Some(7);
+    let mut calm = tocsin::flapping::Flap::default();
+    calm.change(t0(), policy);
+    let mut batch = WriteBatch::default();
+    batch.keep_flap(&key("db-01/postgres"), &flapping);
+    batch.keep_flap(&key("db-02/postgres"), &calm);
+    commit(store, &batch).await;
+
+    let as_kept = |flaps: Vec<(tocsin::dedup::DedupKey, tocsin::flapping::Flap)>| {
+        let mut flaps: Vec<_> = flaps
+            .into_iter()
+            .map(|(key, flap)| {
+                let changes: Vec<_> = flap.changes().collect();
+                (key.key, changes, flap.flapping, flap.incident_id)
+            })
+            .collect();
+        flaps.sort();
+        flaps
+    };
+    let minutes = |count: i64| -> Vec<DateTime<Utc>> {
+        (0..count).map(|m| t0() + TimeDelta::minutes(m)).collect()
+    };
+    assert_eq!(
+        as_kept(store.load_open_state().await.unwrap().flaps),
+        vec![
+            ("db-01/postgres".to_string(), minutes(3), true, Some(7)),
+            ("db-02/postgres".to_string(), minutes(1), false, None),
+        ]
+    );
+
+    // A later change overwrites the row; forgetting deletes it.
+    calm.change(t0() + TimeDelta::minutes(1), policy);
+    let mut batch = WriteBatch::default();
+    batch.keep_flap(&key("db-02/postgres"), &calm);
+    batch.forget_flap(&key("db-01/postgres"));
+    commit(store, &batch).await;
+    assert_eq!(
+        as_kept(store.load_open_state().await.unwrap().flaps),
+        vec![("db-02/postgres".to_string(), minutes(2), false, None)]
+    );
+    if store.shared() {
+        store.begin_keyed().await.unwrap();
+        let touched = store
+            .read_touched(&[key("db-01/postgres"), key("db-02/postgres")], &[])
+            .await
+            .unwrap();
+        store.end_turn().await;
+        assert_eq!(
+            as_kept(touched.flaps),
+            vec![("db-02/postgres".to_string(), minutes(2), false, None)],
+            "a batch reads the histories of the identities it touches"
+        );
     }
 }

@@ -91,9 +91,31 @@ impl<B: Backend> AlertStore for SqlStore<B> {
         limit: i64,
         before_id: Option<i64>,
     ) -> Result<Vec<Silence>, StoreError> {
-        let sql = Sql::new("SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences WHERE id < ? ORDER BY id DESC LIMIT ?")
-            .arg(before_id.unwrap_or(i64::MAX))
-            .arg(limit);
+        let sql = Sql::new(format!(
+            "SELECT {SILENCE_COLUMNS} FROM silences WHERE id < ? ORDER BY id DESC LIMIT ?"
+        ))
+        .arg(before_id.unwrap_or(i64::MAX))
+        .arg(limit);
+        self.silence_rows(sql).await
+    }
+}
+
+const SILENCE_COLUMNS: &str = "id, matchers, starts_at, ends_at, created_by, comment, created_at";
+
+impl<B: Backend> SqlStore<B> {
+    /// The silences that have not ended at `now`.
+    pub(super) async fn active_silences(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Silence>, StoreError> {
+        let sql = Sql::new(format!(
+            "SELECT {SILENCE_COLUMNS} FROM silences WHERE ends_at > ? ORDER BY id DESC"
+        ))
+        .arg(to_millis(now));
+        self.silence_rows(sql).await
+    }
+
+    async fn silence_rows(&self, sql: Sql) -> Result<Vec<Silence>, StoreError> {
         self.fetch_map(On::Writer, sql, |row| {
             let matchers: Vec<String> = row.json("matchers")?;
             Silence::new(

@@ -8,6 +8,7 @@
 mod alerts;
 mod channels;
 mod console;
+mod flaps;
 mod incidents;
 mod keys;
 mod paging;
@@ -25,6 +26,8 @@ use sqlx::error::BoxDynError;
 use sqlx::types::Type;
 use std::future::Future;
 
+/// Identities or ids per query (`IN (…)`), well under any engine's bound parameters.
+const CHUNK: usize = 500;
 /// Rows per multi-row INSERT, kept under SQLite's 32,766 bound parameters.
 const INSERT_CHUNK: usize = 1000;
 

@@ -4,14 +4,11 @@
 
 use super::incidents::INCIDENT_COLUMNS;
 use super::writes::{FIRING, OPEN_ALERT_COLUMNS};
-use super::{Backend, Columns, ID_BLOCK, On, Sql, SqlStore};
-use crate::dedup::{DedupKey, OpenAlert};
-use crate::store::{IdTable, OpenState, SharedWrites, StoreError};
+use super::{Backend, CHUNK, Columns, ID_BLOCK, On, Sql, SqlStore};
+use crate::dedup::DedupKey;
+use crate::store::{IdTable, OpenState, SharedWrites, StoreError, TouchedRows};
 use async_trait::async_trait;
 use std::ops::Range;
-
-/// Identities or ids per query, well under any engine's bound parameters.
-const CHUNK: usize = 500;
 
 #[async_trait]
 impl<B: Backend> SharedWrites for SqlStore<B> {
@@ -34,7 +31,7 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         &self,
         identities: &[DedupKey],
         groups: &[String],
-    ) -> Result<(Vec<(DedupKey, OpenAlert)>, Vec<i64>), StoreError> {
+    ) -> Result<TouchedRows, StoreError> {
         let mut alerts = Vec::with_capacity(identities.len());
         // Per source, so the unique index on firing alerts is searched on both of its
         // columns (`source = ? AND dedup_key = ANY`), whatever the statistics say.
@@ -62,7 +59,11 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         }
         ids.sort_unstable();
         ids.dedup();
-        Ok((alerts, ids))
+        Ok(TouchedRows {
+            alerts,
+            incidents: ids,
+            flaps: self.flaps_of(identities).await?,
+        })
     }
 
     async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError> {
@@ -80,6 +81,13 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
             state.incidents.extend(self.open_incidents(sql).await?);
         }
         Ok(state)
+    }
+
+    async fn active_silences(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::silence::Silence>, StoreError> {
+        SqlStore::active_silences(self, now).await
     }
 
     async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError> {

@@ -2,6 +2,7 @@
 //! that writes a whole [`WriteBatch`] in one transaction.
 
 use super::alerts::{insert_alerts, update_alert, upsert_silence};
+use super::flaps::keep_flap;
 use super::incidents::{INCIDENT_COLUMNS, incident_from_row, insert_timeline, upsert_incidents};
 use super::paging::{insert_notifications, upsert_escalation};
 use super::runs::{RUN_COLUMNS, run_from_row, upsert_run};
@@ -88,6 +89,9 @@ fn statements(batch: &WriteBatch) -> Vec<Sql> {
             .bind(to_millis(*at))
             .push(") ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen;");
         out.push(sql);
+    }
+    for (key, flap) in batch.flaps() {
+        out.push(keep_flap(key, flap.as_ref()));
     }
     for (key, at) in batch.spent() {
         let mut sql = Sql::once("INSERT INTO ack_links_used (nonce, used_at) VALUES (");
@@ -209,6 +213,7 @@ impl<B: Backend> SqlStore<B> {
             silences,
             next_silence_id,
             heartbeats,
+            flaps: self.all_flaps().await?,
             awaiting_recovery,
             next_run_id,
         })
