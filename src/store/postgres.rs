@@ -162,6 +162,7 @@ impl Backend for PostgresStore {
     const CLAIM_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
     /// Several replicas share the database: what one finds half-done may be another's.
     const ONE_PROCESS: bool = false;
+    const ROUND_TRIPS: bool = true;
 
     async fn fetch_all(&self, on: On, sql: Sql) -> Result<Vec<PgRow>, StoreError> {
         Ok(query(sql)?.fetch_all(self.pool(on)).await?)

@@ -161,6 +161,7 @@ impl Backend for SqliteStore {
     /// One process owns the file (the lock above), so what it finds half-done at start
     /// is its own: runs marked running were cut short, claims can be released at once.
     const ONE_PROCESS: bool = true;
+    const ROUND_TRIPS: bool = false;
 
     async fn fetch_all(&self, on: On, sql: Sql) -> Result<Vec<Row>, StoreError> {
         Ok(match on {

@@ -100,6 +100,7 @@ conformance!(
     console_sessions_expire_and_end_and_overrides_outlive_a_reopen,
     replicas_read_again_the_rows_a_batch_touches_and_draw_ids_in_blocks,
     flap_histories_are_kept_read_and_forgotten,
+    many_alerts_and_timers_change_in_one_batch,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1323,4 +1324,96 @@ async fn flap_histories_are_kept_read_and_forgotten(store: &dyn Store, _backend:
             "a batch reads the histories of the identities it touches"
         );
     }
+}
+
+/// PostgreSQL writes a batch's alert changes and timers many rows per statement;
+/// every row still gets its own values.
+async fn many_alerts_and_timers_change_in_one_batch(store: &dyn Store, _: Backend) {
+    with_incident(store).await;
+    let mut batch = WriteBatch::default();
+    for id in 1..=3 {
+        batch.insert_alert(alert(id, None));
+    }
+    commit(store, &batch).await;
+
+    let firing = AlertUpdate {
+        count: 5,
+        last_seen: t0() + TimeDelta::minutes(1),
+        status: AlertStatus::Firing,
+        resolved_at: None,
+        incident_id: Some(1),
+        silenced: false,
+        inhibited: true,
+        flapping: false,
+    };
+    let resolved = AlertUpdate {
+        count: 2,
+        status: AlertStatus::Resolved,
+        resolved_at: Some(t0() + TimeDelta::minutes(2)),
+        incident_id: None,
+        inhibited: false,
+        flapping: true,
+        ..firing
+    };
+    let mut batch = WriteBatch::default();
+    batch.update_alert(1, firing);
+    batch.update_alert(3, resolved);
+    commit(store, &batch).await;
+    let read = |record: AlertRecord| {
+        (
+            record.count,
+            record.status,
+            record.resolved_at,
+            record.incident_id,
+            record.inhibited,
+            record.flapping,
+        )
+    };
+    assert_eq!(
+        read(store.alert(1).await.unwrap().unwrap()),
+        (5, AlertStatus::Firing, None, Some(1), true, false)
+    );
+    assert_eq!(
+        read(store.alert(2).await.unwrap().unwrap()),
+        (1, AlertStatus::Firing, None, None, false, false),
+        "untouched"
+    );
+    assert_eq!(
+        read(store.alert(3).await.unwrap().unwrap()),
+        (
+            2,
+            AlertStatus::Resolved,
+            Some(t0() + TimeDelta::minutes(2)),
+            None,
+            false,
+            true
+        )
+    );
+
+    let timer = |incident_id: i64, tier: i64| Escalation {
+        incident_id,
+        policy: "default".into(),
+        tier,
+        cycle: 0,
+        steps: tier,
+        due_at: Some(t0() + TimeDelta::minutes(10 * tier)),
+        state: EscalationState::Tiers,
+        last_step: None,
+    };
+    let mut batch = WriteBatch::default();
+    for id in 2..=3 {
+        batch.upsert_incident(&incident(id));
+    }
+    for id in 1..=3 {
+        batch.set_escalation(timer(id, 1));
+    }
+    commit(store, &batch).await;
+    let mut batch = WriteBatch::default();
+    batch.set_escalation(timer(1, 2));
+    batch.end_escalation(2);
+    batch.end_escalation(3);
+    commit(store, &batch).await;
+    assert_eq!(store.escalation(1).await.unwrap(), Some(timer(1, 2)));
+    assert_eq!(store.escalation(2).await.unwrap(), None);
+    assert_eq!(store.escalation(3).await.unwrap(), None);
 }

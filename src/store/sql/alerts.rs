@@ -185,6 +185,33 @@ pub(super) fn update_alert(id: i64, update: &AlertUpdate) -> Sql {
     sql
 }
 
+/// Many alerts' changes in one statement, for a server where every statement is a
+/// round trip made while the batch holds its locks.
+pub(super) fn update_alerts(updates: &[(&i64, &AlertUpdate)]) -> Sql {
+    let mut sql = Sql::once(
+        "UPDATE alerts SET count = v.count, last_seen = v.last_seen, status = v.status, \
+         resolved_at = v.resolved_at, incident_id = v.incident_id, silenced = v.silenced, \
+         flapping = v.flapping, inhibited = v.inhibited FROM (",
+    );
+    sql.values(updates, |tuple, (id, update)| {
+        tuple
+            .bind(**id)
+            .bind(update.count)
+            .bind(to_millis(update.last_seen))
+            .bind(update.status.as_str())
+            .bind(update.resolved_at.map(to_millis))
+            .bind(update.incident_id)
+            .bind(update.silenced)
+            .bind(update.flapping)
+            .bind(update.inhibited);
+    });
+    sql.push(
+        ") AS v (id, count, last_seen, status, resolved_at, incident_id, silenced, flapping, inhibited) \
+         WHERE alerts.id = v.id;",
+    );
+    sql
+}
+
 pub(super) fn upsert_silence(silence: &Silence) -> Sql {
     let mut sql = Sql::once(
         "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at) VALUES ",

@@ -48,6 +48,8 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// True when one process owns the database, so what it finds half-done at start
     /// (running runs, claimed rows) is its own.
     const ONE_PROCESS: bool;
+    /// True for a server, where every statement of a batch is a round trip.
+    const ROUND_TRIPS: bool;
 
     fn fetch_all(
         &self,

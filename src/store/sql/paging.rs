@@ -257,11 +257,10 @@ pub(super) fn insert_notifications<'b>(
     sql
 }
 
-pub(super) fn upsert_escalation(escalation: &Escalation) -> Sql {
-    let mut sql = Sql::once(format!(
-        "INSERT INTO escalations ({ESCALATION_COLUMNS}) VALUES "
-    ));
-    sql.tuple(|values| {
+/// Escalation timers, each inserted or replaced.
+pub(super) fn upsert_escalations(escalations: &[&Escalation]) -> Sql {
+    let mut sql = Sql::once(format!("INSERT INTO escalations ({ESCALATION_COLUMNS}) "));
+    sql.values(escalations, |values, escalation| {
         values
             .bind(escalation.incident_id)
             .bind(&escalation.policy)

@@ -1,10 +1,10 @@
 //! The writer's side: the open state loaded at start, the turn, and the group commit
 //! that writes a whole [`WriteBatch`] in one transaction.
 
-use super::alerts::{insert_alerts, update_alert, upsert_silence};
+use super::alerts::{insert_alerts, update_alert, update_alerts, upsert_silence};
 use super::flaps::keep_flap;
 use super::incidents::{INCIDENT_COLUMNS, incident_from_row, insert_timeline, upsert_incidents};
-use super::paging::{insert_notifications, upsert_escalation};
+use super::paging::{insert_notifications, upsert_escalations};
 use super::runs::{RUN_COLUMNS, run_from_row, upsert_run};
 use super::tickets::insert_ticket_ops;
 use super::{Backend, Columns, INSERT_CHUNK, On, Sql, SqlStore};
@@ -41,12 +41,16 @@ impl<B: Backend> WriteStore for SqlStore<B> {
             self.db.give_up_turn().await;
             return Ok(());
         }
-        self.db.execute_batch(statements(batch)).await
+        self.db
+            .execute_batch(statements(batch, B::ROUND_TRIPS))
+            .await
     }
 }
 
-/// The statements that write `batch`, in the order they must run.
-fn statements(batch: &WriteBatch) -> Vec<Sql> {
+/// The statements that write `batch`, in the order they must run. With
+/// `round_trips` (a server) alerts' changes are written many rows per statement;
+/// SQLite's writer runs one kept statement per row, which costs no round trip.
+fn statements(batch: &WriteBatch, round_trips: bool) -> Vec<Sql> {
     let mut out = Vec::new();
     let incidents: Vec<&Incident> = batch.incidents().collect();
     for chunk in incidents.chunks(INSERT_CHUNK / 2) {
@@ -54,8 +58,15 @@ fn statements(batch: &WriteBatch) -> Vec<Sql> {
     }
     // Updates before inserts: an identity resolved and firing again in one batch
     // then never has two firing rows, which PostgreSQL's unique index refuses.
-    for (id, update) in batch.alert_updates() {
-        out.push(update_alert(*id, update));
+    if round_trips {
+        let updates: Vec<_> = batch.alert_updates().collect();
+        for chunk in updates.chunks(INSERT_CHUNK / 2) {
+            out.push(update_alerts(chunk));
+        }
+    } else {
+        for (id, update) in batch.alert_updates() {
+            out.push(update_alert(*id, update));
+        }
     }
     for chunk in batch.new_alerts().chunks(INSERT_CHUNK) {
         out.push(insert_alerts(chunk));
@@ -134,15 +145,18 @@ fn statements(batch: &WriteBatch) -> Vec<Sql> {
             .push(" AND id < (SELECT MAX(id) FROM silences);");
         out.push(sql);
     }
-    for (incident_id, escalation) in batch.escalations() {
-        match escalation {
-            Some(escalation) => out.push(upsert_escalation(escalation)),
-            None => {
-                let mut sql = Sql::once("DELETE FROM escalations WHERE incident_id = ");
-                sql.bind(*incident_id).push(";");
-                out.push(sql);
-            }
-        }
+    let (kept, ended): (Vec<_>, Vec<_>) = batch
+        .escalations()
+        .partition(|(_, escalation)| escalation.is_some());
+    let kept: Vec<&crate::store::paging::Escalation> = kept.into_iter().filter_map(|(_, e)| e.as_ref()).collect();
+    for chunk in kept.chunks(INSERT_CHUNK / 8) {
+        out.push(upsert_escalations(chunk));
+    }
+    let ended: Vec<i64> = ended.into_iter().map(|(id, _)| *id).collect();
+    for chunk in ended.chunks(INSERT_CHUNK) {
+        let mut sql = Sql::once("DELETE FROM escalations WHERE incident_id IN (");
+        sql.list(chunk.iter().copied()).push(");");
+        out.push(sql);
     }
     out
 }
