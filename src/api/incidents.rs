@@ -64,14 +64,9 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = incident_id(&id)?;
-    // The timeline first: the incident and its timeline are two reads, and a batch
-    // may commit between them. Read in this order, the incident is at least as new as
-    // its timeline, so an entry ("escalated to L2") never shows beside the state
-    // before it (still L1).
-    let timeline = state.store.timeline(id).await?;
-    let incident = state
+    let (incident, timeline) = state
         .store
-        .incident(id)
+        .incident_with_timeline(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("incident {id} does not exist")))?;
     let alerts = state

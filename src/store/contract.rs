@@ -124,6 +124,35 @@ pub trait IncidentStore: Send + Sync + 'static {
     async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError>;
     /// An incident's history, oldest first.
     async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError>;
+    /// An incident and its history as of one moment. They are two reads and a batch
+    /// may commit between them, showing "resolved" beside a timeline without the
+    /// resolution, or an "escalated to L2" entry beside an incident still at L1; so
+    /// the incident is read before and after its timeline, and again while a commit
+    /// changed it in between. Should commits keep coming, the last incident read is
+    /// returned, which is at least as new as its timeline.
+    async fn incident_with_timeline(
+        &self,
+        id: i64,
+    ) -> Result<Option<(Incident, Vec<TimelineEntry>)>, StoreError> {
+        let Some(mut before) = self.incident(id).await? else {
+            return Ok(None);
+        };
+        for _ in 0..3 {
+            let timeline = self.timeline(id).await?;
+            let Some(after) = self.incident(id).await? else {
+                return Ok(None);
+            };
+            if after == before {
+                return Ok(Some((after, timeline)));
+            }
+            before = after;
+        }
+        let timeline = self.timeline(id).await?;
+        Ok(self
+            .incident(id)
+            .await?
+            .map(|incident| (incident, timeline)))
+    }
     /// Appends timeline entries outside a pipeline batch (delivery attempts).
     async fn append_timeline(&self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
     /// Records a change event; returns its id.

@@ -23,7 +23,7 @@ use tocsin::store::runs::RunRecord;
 use tocsin::store::tickets::{Ticket, TicketOp, TicketOpKind};
 use tocsin::store::{
     AlertQuery, AlertRecord, AlertUpdate, AlertVolume, CLAIM_LEASE, Claims, DueClaim, IdTable,
-    IncidentQuery, Prune, Store, WriteBatch,
+    IncidentQuery, IncidentStore, Prune, Store, StoreError, WriteBatch,
 };
 use tocsin::ticket::Platform;
 
@@ -1416,4 +1416,91 @@ async fn many_alerts_and_timers_change_in_one_batch(store: &dyn Store, _: Backen
     assert_eq!(store.escalation(1).await.unwrap(), Some(timer(1, 2)));
     assert_eq!(store.escalation(2).await.unwrap(), None);
     assert_eq!(store.escalation(3).await.unwrap(), None);
+}
+
+/// A store in which a batch resolving incident #1 commits right after the
+/// timeline's first read, as one may between any two reads of the API.
+struct ResolvedBetweenReads {
+    inner: Arc<dyn Store>,
+    resolved: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl IncidentStore for ResolvedBetweenReads {
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        self.inner.incident(id).await
+    }
+    async fn timeline(&self, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+        let timeline = self.inner.timeline(incident_id).await?;
+        if !self
+            .resolved
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let mut resolved = incident(1);
+            resolved.status = IncidentStatus::Resolved;
+            resolved.resolved_at = Some(t0() + TimeDelta::minutes(5));
+            let mut batch = WriteBatch::default();
+            batch.upsert_incident(&resolved);
+            batch.record(TimelineEntry {
+                incident_id: 1,
+                at: t0() + TimeDelta::minutes(5),
+                kind: TimelineKind::Resolved,
+                actor: "alice".into(),
+                message: "fixed".into(),
+            });
+            commit(&*self.inner, &batch).await;
+        }
+        Ok(timeline)
+    }
+    async fn incidents(&self, _: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        unimplemented!("not read by this test")
+    }
+    async fn append_timeline(&self, _: &[TimelineEntry]) -> Result<(), StoreError> {
+        unimplemented!("not read by this test")
+    }
+    async fn record_change(&self, _: &Change, _: DateTime<Utc>) -> Result<i64, StoreError> {
+        unimplemented!("not read by this test")
+    }
+    async fn changes(&self, _: &ChangeQuery) -> Result<Vec<Change>, StoreError> {
+        unimplemented!("not read by this test")
+    }
+    async fn csat_answered(&self, _: i64, _: &str) -> Result<bool, StoreError> {
+        unimplemented!("not read by this test")
+    }
+    async fn record_csat(
+        &self,
+        _: i64,
+        _: &str,
+        _: i64,
+        _: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        unimplemented!("not read by this test")
+    }
+    async fn csat_scores(
+        &self,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        unimplemented!("not read by this test")
+    }
+}
+
+/// The API shows an incident with the timeline of the same moment: never
+/// "resolved" beside a history that does not say so.
+#[tokio::test]
+async fn an_incident_is_read_with_the_timeline_of_its_moment() {
+    let fresh = fresh(Backend::Sqlite).await.unwrap();
+    with_incident(&*fresh.store).await;
+    let store = ResolvedBetweenReads {
+        inner: fresh.store.clone(),
+        resolved: Default::default(),
+    };
+    let (incident, timeline) = store.incident_with_timeline(1).await.unwrap().unwrap();
+    assert_eq!(incident.status, IncidentStatus::Resolved);
+    assert!(
+        timeline
+            .iter()
+            .any(|entry| entry.kind == TimelineKind::Resolved),
+        "{timeline:?}"
+    );
 }

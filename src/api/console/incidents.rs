@@ -208,11 +208,9 @@ pub async fn show(
 async fn page(state: &AppState, session: &Session, id: &str) -> Result<Response, Response> {
     let id = incident_id(id).map_err(|refused| *refused)?;
     let down = |error: crate::store::StoreError| api_error(error.into());
-    // The timeline first, as in the API: the incident is then at least as new as it.
-    let timeline = state.store.timeline(id).await.map_err(down)?;
-    let incident = state
+    let (incident, timeline) = state
         .store
-        .incident(id)
+        .incident_with_timeline(id)
         .await
         .map_err(down)?
         .ok_or_else(|| {

@@ -148,7 +148,8 @@ fn statements(batch: &WriteBatch, round_trips: bool) -> Vec<Sql> {
     let (kept, ended): (Vec<_>, Vec<_>) = batch
         .escalations()
         .partition(|(_, escalation)| escalation.is_some());
-    let kept: Vec<&crate::store::paging::Escalation> = kept.into_iter().filter_map(|(_, e)| e.as_ref()).collect();
+    let kept: Vec<&crate::store::paging::Escalation> =
+        kept.into_iter().filter_map(|(_, e)| e.as_ref()).collect();
     for chunk in kept.chunks(INSERT_CHUNK / 8) {
         out.push(upsert_escalations(chunk));
     }
