@@ -91,6 +91,7 @@ pub async fn twilio(
             unanswered(
                 &state,
                 &page,
+                &get(&params, "CallSid"),
                 &format!("the call was not answered ({status})"),
             )
             .await?;
@@ -106,7 +107,13 @@ pub async fn twilio(
             "escalated to the next tier",
         ),
         _ => {
-            unanswered(&state, &page, "no digit was pressed").await?;
+            unanswered(
+                &state,
+                &page,
+                &get(&params, "CallSid"),
+                "no digit was pressed",
+            )
+            .await?;
             return Ok(say(
                 "Nothing was pressed. Tocsin will try your next channel. Goodbye.",
             ));
@@ -126,10 +133,19 @@ pub async fn twilio(
 }
 
 /// Records the failed call and queues the user's next channel, while the incident
-/// still waits for someone.
-async fn unanswered(state: &AppState, page: &Notification, why: &str) -> Result<(), ApiError> {
+/// still waits for someone; once per call, however often Twilio repeats its callback.
+async fn unanswered(
+    state: &AppState,
+    page: &Notification,
+    call: &str,
+    why: &str,
+) -> Result<(), ApiError> {
     let incident = state.store.incident(page.incident_id).await?;
     if incident.is_none_or(|incident| incident.status != IncidentStatus::Triggered) {
+        return Ok(());
+    }
+    let recorded = format!("twilio-unanswered:{call}");
+    if state.store.is_spent(&recorded).await? {
         return Ok(());
     }
     let now = state.clock.now();
@@ -157,6 +173,13 @@ async fn unanswered(state: &AppState, page: &Notification, why: &str) -> Result<
             .await?;
         state.store.bring_forward(&next).await?;
     }
+    // Spent last: a failure above leaves the callback to be recorded on Twilio's retry.
+    state.store.spend_key(&recorded, now).await?;
+    state
+        .metrics
+        .notifications
+        .with_label_values(&["voice", "failed"])
+        .inc();
     Ok(())
 }
 

@@ -327,6 +327,9 @@ pub trait TicketStore: Send + Sync + 'static {
 pub trait KeyStore: Send + Sync + 'static {
     /// Whether a single-use key was already spent.
     async fn is_spent(&self, key: &str) -> Result<bool, StoreError>;
+    /// Spends a single-use key outside a batch, for what no batch carries (a call's
+    /// failure recorded by its callback); false when it was spent before.
+    async fn spend_key(&self, key: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
     /// The answer kept for an `Idempotency-Key` since `since`, as JSON.
     async fn remembered_answer(
         &self,

@@ -305,6 +305,9 @@ impl<T: Forward<dyn KeyStore>> KeyStore for T {
     async fn is_spent(&self, key: &str) -> Result<bool, StoreError> {
         self.to().is_spent(key).await
     }
+    async fn spend_key(&self, key: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.to().spend_key(key, at).await
+    }
     async fn remembered_answer(
         &self,
         key: &str,

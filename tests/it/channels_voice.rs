@@ -197,6 +197,17 @@ async fn an_unanswered_call_falls_through_to_the_next_channel_once() {
         timeline.contains("L1 page to user:alice via voice failed: the call was not answered (no-answer); also trying ntfy"),
         "{timeline}"
     );
+    assert_eq!(
+        timeline.matches("the call was not answered").count(),
+        1,
+        "Twilio's repeated callback is recorded once: {timeline}"
+    );
+    assert_eq!(
+        tocsin
+            .metric("tocsin_notifications_total{channel=\"voice\",outcome=\"failed\"}")
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,15 @@ impl<B: Backend> KeyStore for SqlStore<B> {
         Ok(self.db.fetch_optional(On::Writer, sql).await?.is_some())
     }
 
+    async fn spend_key(&self, key: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let sql = Sql::new(
+            "INSERT INTO ack_links_used (nonce, used_at) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
+        )
+        .arg(key)
+        .arg(to_millis(at));
+        Ok(self.db.execute(On::Writer, sql).await? == 1)
+    }
+
     async fn remembered_answer(
         &self,
         key: &str,
