@@ -315,6 +315,7 @@ impl Writer {
         }
         batch.end_escalation(incident_id);
         batch.cancel_pages(incident_id);
+        self.withdraw_approvals(incident_id, now, batch);
         self.queue_resolution_notices(&incident, now, batch).await?;
         Self::notify_stakeholders(&self.config, &incident, "resolved", now, batch);
         self.forget(&incident, effects);

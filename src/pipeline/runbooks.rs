@@ -336,10 +336,41 @@ impl Writer {
 
     /// Proposals nobody approved in time: they never run, and paging goes on as it was.
     pub(super) fn expire_approvals(&mut self, now: DateTime<Utc>, batch: &mut WriteBatch) {
+        self.end_proposals(
+            |run| run.approval_due.is_some_and(|due| due <= now),
+            "was not approved in time and did not run; escalation goes on as usual",
+            now,
+            batch,
+        );
+    }
+
+    /// The proposals of an incident that resolved: nothing is left for them to fix,
+    /// and an approve link in an old page must not start them.
+    pub(super) fn withdraw_approvals(
+        &mut self,
+        incident_id: i64,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) {
+        self.end_proposals(
+            |run| run.incident_id == Some(incident_id),
+            "was not approved before the incident resolved and will not run",
+            now,
+            batch,
+        );
+    }
+
+    fn end_proposals(
+        &mut self,
+        ended: impl Fn(&RunRecord) -> bool,
+        why: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) {
         let (expired, waiting): (Vec<RunRecord>, Vec<RunRecord>) =
             std::mem::take(&mut self.view.pending_approvals)
                 .into_iter()
-                .partition(|run| run.approval_due.is_some_and(|due| due <= now));
+                .partition(|run| ended(run));
         self.view.pending_approvals = waiting;
         for mut run in expired {
             run.status = "approval_expired".into();
@@ -350,10 +381,7 @@ impl Writer {
                     now,
                     TimelineKind::RunbookApprovalExpired,
                     "tocsin",
-                    format!(
-                        "runbook {} ({}) was not approved in time and did not run; escalation goes on as usual",
-                        run.runbook, run.target
-                    ),
+                    format!("runbook {} ({}) {why}", run.runbook, run.target),
                 ));
             }
             self.save_run(batch, run);

@@ -609,6 +609,56 @@ async fn the_page_carries_an_approve_link_a_get_never_uses_and_sms_approve_works
     assert_eq!(answer.status(), 409, "nothing waits any more");
 }
 
+/// A proposal ends with its incident: resolved, it says once that the run will not
+/// happen, and no later expiry writes on the resolved incident.
+#[tokio::test]
+async fn a_waiting_proposal_ends_when_its_incident_resolves() {
+    let bench = Bench::new();
+    let changed = bench.accounts();
+    let tocsin = Harness::start(&bench.config(PAGING)).await;
+    let id = tocsin.ingest_ok("generic", &locked("jdoe")).await["alerts"][0]["incident_id"]
+        .as_i64()
+        .unwrap();
+    let (status, reply) = tocsin
+        .post_as(
+            RESPONDER,
+            &format!("/api/v1/incidents/{id}/resolve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    let withdrawn = entry_of(&incident, "runbook_approval_expired");
+    assert!(
+        withdrawn["message"]
+            .as_str()
+            .unwrap()
+            .contains("before the incident resolved"),
+        "{withdrawn}"
+    );
+    tocsin.clock.advance(chrono::TimeDelta::minutes(16));
+    tocsin.tick().await;
+    let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(
+        timeline_kinds(&incident)
+            .iter()
+            .filter(|kind| *kind == "runbook_approval_expired")
+            .count(),
+        1,
+        "{incident}"
+    );
+    let (status, _) = tocsin
+        .post_as(
+            RESPONDER,
+            &format!("/api/v1/incidents/{id}/runbooks/reset-password/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!changed.exists(), "it never ran");
+}
+
 #[tokio::test]
 async fn an_unapproved_run_expires_and_paging_goes_on() {
     let bench = Bench::new();
