@@ -13,3 +13,11 @@ CREATE TABLE flap_history (
     incident_id INTEGER,
     PRIMARY KEY (source, dedup_key)
 );
+
+-- Counts changes to silences. Silences change only in the whole write turn, so a
+-- replica's batch reads this one number with its alerts and reads the silences
+-- again only when it moved, instead of every batch.
+CREATE TABLE silence_changes (
+    version BIGINT NOT NULL
+);
+INSERT INTO silence_changes (version) VALUES (0);

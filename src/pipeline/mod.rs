@@ -564,6 +564,8 @@ struct View {
     open_per_priority: [i64; 4],
     ids: ids::Ids,
     silences: Vec<crate::silence::Silence>,
+    /// The store's count of silence changes when `silences` was read.
+    silences_version: i64,
     /// Last check-in of each heartbeat.
     heartbeats: HashMap<String, DateTime<Utc>>,
     /// Firing alerts that inhibit others.
@@ -717,6 +719,7 @@ impl Writer {
         let mut view = View {
             ids,
             silences: state.silences,
+            silences_version: state.silences_version,
             heartbeats: state.heartbeats,
             awaiting: state.awaiting_recovery,
             ..View::default()

@@ -213,9 +213,6 @@ impl Writer {
     /// then all of them read again.
     async fn lock_slice(&mut self, touched: &Touched) -> Result<(), StoreError> {
         self.store.begin_keyed().await?;
-        // Another replica's silence applies to this batch's alerts, not to those
-        // after its next timer pass: alerts in between would page.
-        self.view.silences = self.store.active_silences(self.clock.now()).await?;
         self.store.lock_keys(&touched.first_keys()).await?;
         if !touched.runbooks.is_empty() {
             self.read_runs().await?;
@@ -232,10 +229,21 @@ impl Writer {
             alerts,
             mut incidents,
             flaps,
+            silences_version,
         } = self
             .store
             .read_touched(&touched.identities, &touched.groups)
             .await?;
+        // Another replica's silence applies to this batch's alerts, not to those
+        // after this replica's next timer pass. Silences change only in the whole
+        // turn, which this batch holds shared: the counter read with the alerts is
+        // exact, and the silences are read again only when it moved.
+        if let Some(version) = silences_version
+            && version != self.view.silences_version
+        {
+            self.view.silences = self.store.active_silences(self.clock.now()).await?;
+            self.view.silences_version = version;
+        }
         incidents.extend(&touched.incidents);
         // An alert that starts or stops flapping marks the incident it belonged to
         // when it started, which its history keeps and which may no longer be the

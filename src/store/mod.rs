@@ -470,8 +470,10 @@ pub struct OpenState {
     pub incidents: Vec<(Incident, i64)>,
     pub next_alert_id: i64,
     pub next_incident_id: i64,
-    /// Silences that have not ended, and the next free silence id.
+    /// Silences that have not ended, how often silences changed (a counter), and
+    /// the next free silence id.
     pub silences: Vec<Silence>,
+    pub silences_version: i64,
     pub next_silence_id: i64,
     /// Last check-in of each heartbeat.
     pub heartbeats: HashMap<String, DateTime<Utc>>,
@@ -491,6 +493,8 @@ pub struct TouchedRows {
     pub incidents: Vec<i64>,
     /// The flap histories of the batch's identities.
     pub flaps: Vec<(DedupKey, Flap)>,
+    /// How often silences changed, when the batch names an identity.
+    pub silences_version: Option<i64>,
 }
 
 /// Filters of `GET /api/v1/incidents`.

@@ -1323,6 +1323,43 @@ async fn flap_histories_are_kept_read_and_forgotten(store: &dyn Store, _backend:
             vec![("db-02/postgres".to_string(), minutes(2), false, None)],
             "a batch reads the histories of the identities it touches"
         );
+        assert_eq!(touched.silences_version, Some(0));
+        let silence = Silence::new(
+            1,
+            vec!["resource=\"db-01\"".into()],
+            t0(),
+            t0() + TimeDelta::hours(1),
+            "alice".into(),
+            "patching".into(),
+            t0(),
+        )
+        .unwrap();
+        let mut batch = WriteBatch::default();
+        batch.upsert_silence(&silence);
+        commit(store, &batch).await;
+        store.begin_keyed().await.unwrap();
+        let touched = store
+            .read_touched(&[key("db-01/postgres")], &[])
+            .await
+            .unwrap();
+        store.end_turn().await;
+        assert_eq!(
+            touched.silences_version,
+            Some(1),
+            "a batch learns with its alerts that the silences changed"
+        );
+        let active = store.active_silences(t0()).await.unwrap();
+        assert_eq!(
+            active.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![silence.id]
+        );
+        assert!(
+            store
+                .active_silences(t0() + TimeDelta::hours(2))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
 

@@ -1,7 +1,8 @@
 //! Flap histories (`flap_history`): written by the group commit, read with the open
-//! state and, on replicas, for the identities a batch touches.
+//! state and, on replicas, with the firing alerts of the identities a batch touches
+//! (`slices.rs`).
 
-use super::{Backend, CHUNK};
+use super::Backend;
 use super::{Columns, On, Sql, SqlStore};
 use crate::clock::{from_millis, to_millis};
 use crate::dedup::DedupKey;
@@ -49,39 +50,22 @@ impl<B: Backend> SqlStore<B> {
             .await
     }
 
-    /// The flap histories of `identities` (best sorted: one query per run of a source).
-    pub(super) async fn flaps_of(
-        &self,
-        identities: &[DedupKey],
-    ) -> Result<Vec<(DedupKey, Flap)>, StoreError> {
-        let mut flaps = Vec::new();
-        for same_source in identities.chunk_by(|a, b| a.source == b.source) {
-            for chunk in same_source.chunks(CHUNK) {
-                let mut sql = Sql::once(format!(
-                    "SELECT {FLAP_COLUMNS} FROM flap_history WHERE source = ? AND dedup_key IN ("
-                ))
-                .arg(&chunk[0].source);
-                sql.list(chunk.iter().map(|key| &key.key)).push(")");
-                flaps.extend(self.flaps(sql).await?);
-            }
-        }
-        Ok(flaps)
-    }
-
     async fn flaps(&self, sql: Sql) -> Result<Vec<(DedupKey, Flap)>, StoreError> {
-        self.fetch_map(On::Writer, sql, |row| {
-            let key = DedupKey {
-                source: row.text("source")?,
-                key: row.text("dedup_key")?,
-            };
-            let changes: Vec<i64> = row.json("changes")?;
-            let flap = Flap::kept(
-                changes.into_iter().map(from_millis).collect(),
-                row.flag("flapping")?,
-                row.opt_int("incident_id")?,
-            );
-            Ok((key, flap))
-        })
-        .await
+        self.fetch_map(On::Writer, sql, flap_from_row).await
     }
+}
+
+/// A flap history from a row of [`FLAP_COLUMNS`].
+pub(super) fn flap_from_row(row: &impl Columns) -> Result<(DedupKey, Flap), StoreError> {
+    let key = DedupKey {
+        source: row.text("source")?,
+        key: row.text("dedup_key")?,
+    };
+    let changes: Vec<i64> = row.json("changes")?;
+    let flap = Flap::kept(
+        changes.into_iter().map(from_millis).collect(),
+        row.flag("flapping")?,
+        row.opt_int("incident_id")?,
+    );
+    Ok((key, flap))
 }

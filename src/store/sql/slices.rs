@@ -2,13 +2,40 @@
 //! of the alerts and groups a batch names, their firing alerts, and ids reserved in
 //! blocks. The locks themselves are the backend's (`Backend::lock_keys`).
 
+use super::flaps::flap_from_row;
 use super::incidents::INCIDENT_COLUMNS;
-use super::writes::{FIRING, OPEN_ALERT_COLUMNS};
+use super::writes::{FIRING, OPEN_ALERT_COLUMNS, open_alert_from_row};
 use super::{Backend, CHUNK, Columns, ID_BLOCK, On, Sql, SqlStore};
 use crate::dedup::DedupKey;
 use crate::store::{IdTable, OpenState, SharedWrites, StoreError, TouchedRows};
 use async_trait::async_trait;
 use std::ops::Range;
+
+/// One round trip for what a batch needs of `keys` (all of `source`): their firing
+/// alerts and flap histories, and with `silences` the silences' change counter —
+/// rows of one shape told apart by `kind`, since every query is a round trip made
+/// under the batch's locks.
+fn identities_rows(source: &str, keys: &[DedupKey], silences: bool) -> Sql {
+    let mut sql = Sql::once(format!(
+        "SELECT 'alert' AS kind, {OPEN_ALERT_COLUMNS}, NULL AS changes FROM alerts \
+         WHERE status = 'firing' AND source = ? AND dedup_key IN ("
+    ))
+    .arg(source);
+    sql.list(keys.iter().map(|key| &key.key)).push(
+        ") UNION ALL SELECT 'flap', CAST(0 AS BIGINT), source, dedup_key, incident_id, '', \
+         CAST(0 AS BIGINT), CAST(0 AS BIGINT), FALSE, FALSE, flapping, changes FROM flap_history \
+         WHERE source = ",
+    );
+    sql.bind(source).push(" AND dedup_key IN (");
+    sql.list(keys.iter().map(|key| &key.key)).push(")");
+    if silences {
+        sql.push(
+            " UNION ALL SELECT 'silences', version, '', '', NULL, '', CAST(0 AS BIGINT), \
+             CAST(0 AS BIGINT), FALSE, FALSE, FALSE, NULL FROM silence_changes",
+        );
+    }
+    sql
+}
 
 #[async_trait]
 impl<B: Backend> SharedWrites for SqlStore<B> {
@@ -32,20 +59,24 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         identities: &[DedupKey],
         groups: &[String],
     ) -> Result<TouchedRows, StoreError> {
-        let mut alerts = Vec::with_capacity(identities.len());
+        let mut touched = TouchedRows::default();
         // Per source, so the unique index on firing alerts is searched on both of its
         // columns (`source = ? AND dedup_key = ANY`), whatever the statistics say.
         for same_source in identities.chunk_by(|a, b| a.source == b.source) {
             for chunk in same_source.chunks(CHUNK) {
-                let mut sql = Sql::once(format!(
-                    "SELECT {OPEN_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND source = ? AND dedup_key IN ("
-                ))
-                .arg(&chunk[0].source);
-                sql.list(chunk.iter().map(|key| &key.key)).push(")");
-                alerts.extend(self.open_alerts(sql).await?);
+                let first = touched.silences_version.is_none();
+                let sql = identities_rows(&chunk[0].source, chunk, first);
+                for row in self.db.fetch_all(On::Writer, sql).await? {
+                    match row.text("kind")?.as_str() {
+                        "alert" => touched.alerts.push(open_alert_from_row(&row)?),
+                        "flap" => touched.flaps.push(flap_from_row(&row)?),
+                        _ => touched.silences_version = Some(row.int("id")?),
+                    }
+                }
             }
         }
-        let mut ids: Vec<i64> = alerts
+        let mut ids: Vec<i64> = touched
+            .alerts
             .iter()
             .filter_map(|(_, alert)| alert.incident_id)
             .collect();
@@ -59,11 +90,8 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         }
         ids.sort_unstable();
         ids.dedup();
-        Ok(TouchedRows {
-            alerts,
-            incidents: ids,
-            flaps: self.flaps_of(identities).await?,
-        })
+        touched.incidents = ids;
+        Ok(touched)
     }
 
     async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError> {

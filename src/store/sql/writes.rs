@@ -93,6 +93,11 @@ fn statements(batch: &WriteBatch, round_trips: bool) -> Vec<Sql> {
     for silence in batch.silences() {
         out.push(upsert_silence(silence));
     }
+    if !batch.silences().is_empty() {
+        out.push(Sql::new(
+            "UPDATE silence_changes SET version = version + 1;",
+        ));
+    }
     for (name, at) in batch.heartbeats() {
         let mut sql = Sql::once("INSERT INTO heartbeats (name, last_seen) VALUES (");
         sql.bind(name)
@@ -208,6 +213,10 @@ impl<B: Backend> SqlStore<B> {
             )
             .await?
             .first_int()?;
+        let silences_version = self
+            .fetch_one(On::Writer, Sql::new("SELECT version FROM silence_changes"))
+            .await?
+            .first_int()?;
         let silences = self.silences(i64::MAX, None).await?;
         let next_silence_id = silences.iter().map(|s| s.id).max().unwrap_or(0) + 1;
         let heartbeats = self
@@ -226,6 +235,7 @@ impl<B: Backend> SqlStore<B> {
             next_alert_id,
             next_incident_id,
             silences,
+            silences_version,
             next_silence_id,
             heartbeats,
             flaps: self.all_flaps().await?,
@@ -239,24 +249,7 @@ impl<B: Backend> SqlStore<B> {
         &self,
         sql: Sql,
     ) -> Result<Vec<(DedupKey, OpenAlert)>, StoreError> {
-        self.fetch_map(On::Writer, sql, |row| {
-            let key = DedupKey {
-                source: row.text("source")?,
-                key: row.text("dedup_key")?,
-            };
-            let open = OpenAlert {
-                id: row.int("id")?,
-                incident_id: row.opt_int("incident_id")?,
-                priority: row.word("priority")?,
-                count: row.int("count")?,
-                last_seen: row.time("last_seen")?,
-                silenced: row.flag("silenced")?,
-                inhibited: row.flag("inhibited")?,
-                flapping: row.flag("flapping")?,
-            };
-            Ok((key, open))
-        })
-        .await
+        self.fetch_map(On::Writer, sql, open_alert_from_row).await
     }
 
     /// Incidents with how many of their alerts fire, from `sql` selecting
@@ -270,6 +263,25 @@ impl<B: Backend> SqlStore<B> {
         })
         .await
     }
+}
+
+/// A firing alert as the writer keeps it, from a row of [`OPEN_ALERT_COLUMNS`].
+pub(super) fn open_alert_from_row(row: &impl Columns) -> Result<(DedupKey, OpenAlert), StoreError> {
+    let key = DedupKey {
+        source: row.text("source")?,
+        key: row.text("dedup_key")?,
+    };
+    let open = OpenAlert {
+        id: row.int("id")?,
+        incident_id: row.opt_int("incident_id")?,
+        priority: row.word("priority")?,
+        count: row.int("count")?,
+        last_seen: row.time("last_seen")?,
+        silenced: row.flag("silenced")?,
+        inhibited: row.flag("inhibited")?,
+        flapping: row.flag("flapping")?,
+    };
+    Ok((key, open))
 }
 
 /// How many alerts of each selected incident fire, as the column `firing`.
