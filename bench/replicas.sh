@@ -7,7 +7,7 @@
 # Each replica count starts on a fresh database.
 # Usage: flock /tmp/cargo.lock bench/replicas.sh   (needs wrk, nginx, psql;
 #        PG=postgres://postgres@127.0.0.1:5432 by default; TOCSIN_BIN=another build
-#        to compare, e.g. one of the commit before)
+#        to compare, e.g. one of the commit before; REPLICAS="3" runs only that count)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pg=${PG:-postgres://postgres@127.0.0.1:5432}
@@ -76,5 +76,4 @@ run() { # replicas
   echo "   open incidents, pages: $($q "SELECT (SELECT COUNT(*) FROM incidents WHERE status <> 'resolved'), (SELECT COUNT(*) FROM notifications WHERE kind = 'page')")"
   stop
 }
-run 1
-run 3
+for replicas in ${REPLICAS:-1 3}; do run "$replicas"; done
