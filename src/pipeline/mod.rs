@@ -793,22 +793,15 @@ impl Writer {
         self.config = self.shared.load_full();
         // Every decision is made on what the store holds now: with replicas, the
         // batch's rows are locked and read again first.
-        if let Err(error) = self.prepare(&commands).await {
-            tracing::error!(%error, "cannot take the batch's locks or read its rows");
-            self.store.end_turn().await;
-            self.stale = true;
-            let cause = Unavailable::Store(Arc::new(error));
-            for queued in commands {
-                queued
-                    .command
-                    .fail(PipelineError::Unavailable(cause.clone()));
-            }
-            return;
-        }
+        let prepared = self.prepare(&commands).await;
         let now = self.clock.now();
         let mut batch = WriteBatch::default();
-        if let Err(error) = self.claim_pass(&mut commands, now, &mut batch).await {
-            tracing::error!(%error, "cannot claim the timer pass");
+        let prepared = match prepared {
+            Ok(()) => self.claim_pass(&mut commands, now, &mut batch).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = prepared {
+            tracing::error!(%error, "cannot take the batch's locks, read its rows or claim its timer pass");
             self.store.end_turn().await;
             self.stale = true;
             let cause = Unavailable::Store(Arc::new(error));

@@ -406,19 +406,27 @@ async fn runbook_cooldown_and_hourly_cap_hold_across_replicas_together() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flapping_is_caught_and_settled_across_replicas() {
-    let Some(url) = pg_url() else { return };
+const DB_01_RESOLVED: &[u8] =
+    br#"{"resource":"db-01","check":"postgres","status":"resolved","summary":"ok"}"#;
+
+/// Two replicas on a fresh schema, flapping after 3 changes in 10 minutes.
+async fn flapping_replicas(url: &str) -> (SmtpSink, Harness, Harness) {
     let smtp = SmtpSink::start().await;
     let extra = format!(
         "[flapping]\nchanges = 3\nwindow = \"10m\"\n{}",
         config(&smtp)
     );
-    let a = Harness::start_on(&pg_schema(&url).await, &extra).await;
+    let a = Harness::start_on(&pg_schema(url).await, &extra).await;
     let b = a.replica().await;
+    (smtp, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_is_caught_and_settled_across_replicas() {
+    let Some(url) = pg_url() else { return };
+    let (smtp, a, b) = flapping_replicas(&url).await;
     let firing = generic("db-01", "postgres", "critical");
-    let resolved =
-        br#"{"resource":"db-01","check":"postgres","status":"resolved","summary":"ok"}"#.to_vec();
+    let resolved = DB_01_RESOLVED.to_vec();
     for toggle in 0..10 {
         let body = if toggle % 2 == 0 { &firing } else { &resolved };
         a.ingest_ok("generic", body).await;
@@ -464,16 +472,9 @@ async fn flapping_is_caught_and_settled_across_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flapping_is_counted_over_every_replicas_changes() {
     let Some(url) = pg_url() else { return };
-    let smtp = SmtpSink::start().await;
-    let extra = format!(
-        "[flapping]\nchanges = 3\nwindow = \"10m\"\n{}",
-        config(&smtp)
-    );
-    let a = Harness::start_on(&pg_schema(&url).await, &extra).await;
-    let b = a.replica().await;
+    let (smtp, a, b) = flapping_replicas(&url).await;
     let firing = generic("db-01", "postgres", "critical");
-    let resolved =
-        br#"{"resource":"db-01","check":"postgres","status":"resolved","summary":"ok"}"#.to_vec();
+    let resolved = DB_01_RESOLVED.to_vec();
     for toggle in 0..10 {
         let (replica, body) = if toggle % 2 == 0 {
             (&a, &firing)
