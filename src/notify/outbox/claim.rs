@@ -6,7 +6,8 @@
 //! durable, so a page leaves one query and one fsync sooner.
 
 use super::Outbox;
-use crate::store::paging::Notification;
+use super::facts::Facts;
+use crate::store::paging::{Notification, NotificationKind};
 use crate::store::{CLAIM_LEASE, Claims, RENEW_EVERY, StoreError, work_claimed, work_claims};
 use chrono::TimeDelta;
 use std::sync::{Arc, Mutex};
@@ -59,13 +60,19 @@ impl Outbox {
     pub async fn flush(self: &Arc<Self>) -> Result<usize, StoreError> {
         let deliver = |notification, claim: String| {
             let outbox = Arc::clone(self);
-            async move { outbox.deliver(notification, &claim).await }
+            async move { outbox.deliver(notification, &claim, None).await }
         };
         let handed = self.take_handed().await?;
         let worked = handed.iter().map(|(_, rows)| rows.len()).sum::<usize>();
+        let facts = self.handed_facts(&handed).await;
+        let deliver_handed = |notification, claim: String| {
+            let outbox = Arc::clone(self);
+            let facts = facts.clone();
+            async move { outbox.deliver(notification, &claim, facts.as_deref()).await }
+        };
         // Every handed claim at once, as one claim round's rows are.
         futures_util::future::join_all(handed.into_iter().map(|(claim, rows)| {
-            let deliver = &deliver;
+            let deliver = &deliver_handed;
             async move {
                 work_claimed(
                     self.store.as_ref(),
@@ -98,6 +105,28 @@ impl Outbox {
         .await?;
         self.sync_chat().await;
         Ok(worked + claimed)
+    }
+
+    /// What the handed messages show of their incidents, read once for all of them;
+    /// none when that read fails, and each message reads its own (and meets the
+    /// failure itself, where it is handled as before).
+    async fn handed_facts(&self, handed: &[(String, Vec<Notification>)]) -> Option<Arc<Facts>> {
+        let incidents: Vec<i64> = handed
+            .iter()
+            .flat_map(|(_, rows)| rows.iter())
+            .filter(|row| row.kind != NotificationKind::Report)
+            .map(|row| row.incident_id)
+            .collect();
+        if incidents.is_empty() {
+            return None;
+        }
+        match self.facts(&incidents).await {
+            Ok(facts) => Some(Arc::new(facts)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read what the handed pages show; each reads its own");
+                None
+            }
+        }
     }
 
     /// The rows of every claim the writer handed over whose lease leaves this process

@@ -63,6 +63,12 @@ pub(super) trait Backend: Send + Sync + 'static {
         &self,
         statements: Vec<Sql>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Runs statements in one transaction of their own, beside the pipeline's batches
+    /// (never in its turn): all of them, or none.
+    fn execute_together(
+        &self,
+        statements: Vec<Sql>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// See [`super::WriteStore::begin_turn`].
     fn take_turn(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn give_up_turn(&self) -> impl Future<Output = ()> + Send;
