@@ -80,17 +80,18 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         limit: i64,
         claim: &str,
     ) -> Result<Vec<Notification>, StoreError> {
+        // The limit is written out: SQLite prepares a statement again each time a
+        // bound LIMIT is bound, and every flush ends with this claim.
         let sql = Sql::new(format!(
             "UPDATE notifications SET status = 'sending', due_at = ?, claim = ? WHERE id IN \
              (SELECT id FROM notifications WHERE status IN ('pending', 'sending') AND due_at <= ? \
-              ORDER BY due_at LIMIT ?{}) \
+              ORDER BY due_at LIMIT {limit}{}) \
              RETURNING {NOTIFICATION_COLUMNS}",
             B::CLAIM_LOCK
         ))
         .arg(to_millis(now + lease))
         .arg(claim)
-        .arg(to_millis(now))
-        .arg(limit);
+        .arg(to_millis(now));
         self.fetch_map(On::Writer, sql, notification_from_row).await
     }
 
