@@ -2,7 +2,7 @@
 //! it uses: each trait is one table family's calls, and [`Store`] is all of them, the
 //! way a backend implements them and the application holds them (`Arc<dyn Store>`).
 
-use super::paging::{Delivery, Escalation, Notification};
+use super::paging::{Delivery, Escalation, Notification, PageFacts, Settlement};
 use super::runs::RunRecord;
 use super::tickets::{Ticket, TicketOp};
 use super::{
@@ -221,14 +221,16 @@ pub trait OutboxStore: Send + Sync + 'static {
         limit: i64,
         claim: &str,
     ) -> Result<Vec<Notification>, StoreError>;
-    /// Records the outcome of an attempt on a claimed message.
-    async fn finish_notification(
+    /// Records the outcomes of attempts on claimed messages, each with its timeline
+    /// line, in one transaction: all of them, or (the write failed) none.
+    async fn settle_notifications(&self, settlements: &[Settlement]) -> Result<(), StoreError>;
+    /// What pages about `incident_ids` show of them, read at once, with up to
+    /// `alerts_each` alerts per incident.
+    async fn page_facts(
         &self,
-        id: i64,
-        claim: &str,
-        delivery: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+        incident_ids: &[i64],
+        alerts_each: i64,
+    ) -> Result<PageFacts, StoreError>;
     /// Queues messages outside a pipeline batch (outbox fallbacks); duplicates are dropped.
     async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError>;
 }

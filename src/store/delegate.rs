@@ -4,7 +4,7 @@
 
 use super::channels::{ChannelStore, ChatMessage};
 use super::console::{ConsoleStore, OverrideRow, SessionRow};
-use super::paging::{Delivery, Escalation, Notification};
+use super::paging::{Delivery, Escalation, Notification, PageFacts, Settlement};
 use super::runs::RunRecord;
 use super::tickets::{Ticket, TicketOp};
 use super::{
@@ -192,16 +192,15 @@ impl<T: Forward<dyn OutboxStore>> OutboxStore for T {
             .claim_notifications(now, lease, limit, claim)
             .await
     }
-    async fn finish_notification(
+    async fn settle_notifications(&self, settlements: &[Settlement]) -> Result<(), StoreError> {
+        self.to().settle_notifications(settlements).await
+    }
+    async fn page_facts(
         &self,
-        id: i64,
-        claim: &str,
-        delivery: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.to()
-            .finish_notification(id, claim, delivery, now)
-            .await
+        incident_ids: &[i64],
+        alerts_each: i64,
+    ) -> Result<PageFacts, StoreError> {
+        self.to().page_facts(incident_ids, alerts_each).await
     }
     async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
         self.to().queue_notifications(notifications).await

@@ -22,3 +22,29 @@ pub struct Notification {
     pub due_at: DateTime<Utc>,
     pub deadline: DateTime<Utc>,
 }
+
+/// The outcome of one attempt on a claimed message, and the timeline line that tells
+/// it (none for a report, which belongs to no incident, or a cancelled page): the
+/// store writes the two together, so a timeline never misses a message that went
+/// out, nor tells of one whose row says otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settlement {
+    pub id: i64,
+    /// The claim the attempt was made under: a row another claim holds now is left.
+    pub claim: String,
+    pub delivery: Delivery,
+    pub at: DateTime<Utc>,
+    pub timeline: Option<crate::incident::TimelineEntry>,
+}
+
+/// What the pages of one flush show of their incidents, read together for all of
+/// them: the incidents (one gone since is missing), their newest alerts (up to the
+/// number asked for, per incident), tickets, and runs waiting for approval (oldest
+/// first).
+#[derive(Debug, Default)]
+pub struct PageFacts {
+    pub incidents: Vec<crate::incident::Incident>,
+    pub alerts: Vec<super::AlertRecord>,
+    pub tickets: Vec<super::tickets::Ticket>,
+    pub approvals: Vec<super::runs::RunRecord>,
+}

@@ -265,6 +265,17 @@ impl Backend for PostgresStore {
         self.announce();
         Ok(())
     }
+
+    /// A transaction on a writer connection of its own: the turn's, which a batch may
+    /// hold at the same time, is the pipeline's alone.
+    async fn execute_together(&self, statements: Vec<Sql>) -> Result<(), StoreError> {
+        let mut transaction = self.writer.begin().await?;
+        for statement in statements {
+            query(statement)?.execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
 }
 
 impl PostgresStore {

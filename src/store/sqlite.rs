@@ -210,6 +210,12 @@ impl Backend for SqliteStore {
         self.writer.batch(statements).await
     }
 
+    /// One request to the writer thread: one savepoint in its group commit, which it
+    /// waits a little to share with the pipeline's next batch.
+    async fn execute_together(&self, statements: Vec<Sql>) -> Result<(), StoreError> {
+        self.writer.patient_batch(statements).await
+    }
+
     /// One process, so the turn is always its own and its view always fresh.
     async fn take_turn(&self) -> Result<bool, StoreError> {
         Ok(false)

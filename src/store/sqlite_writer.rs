@@ -3,7 +3,10 @@
 //! latest commit reaches it through one channel; the thread takes everything
 //! waiting, runs it in one transaction — each request in a savepoint of its own, so
 //! one that fails changes nothing and leaves the others — commits once (one fsync,
-//! `synchronous=FULL`) and only then answers each request with one wake.
+//! `synchronous=FULL`) and only then answers each request with one wake. Urgent
+//! requests (the pipeline's batch, reads) go first; patient ones (the outbox's
+//! settlements) fill the rest of a group, and wait a moment for a batch to share a
+//! commit with rather than start one alone.
 //!
 //! Why not sqlx for this connection: each of its calls is a hand-off to its worker
 //! thread and back, and a whole batch sent as one multi-statement string is parsed
@@ -15,6 +18,7 @@ use super::StoreError;
 use super::sql::{Arg, Columns, Sql};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -23,6 +27,14 @@ use tokio::sync::oneshot;
 
 /// Most requests committed together.
 const MAX_GROUP: usize = 256;
+/// Most patient requests in one group: each is a savepoint of its own, and a batch
+/// that arrives meanwhile waits for the whole group.
+const MAX_PATIENT: usize = 32;
+/// How long a group of patient requests alone waits for another request to share
+/// its commit: under ingest load a batch comes within a commit's time, and the outbox's
+/// settlements then cost no fsync of their own (they took half the commits of a P1
+/// storm, each one the pipeline's next batch waited behind).
+const PATIENCE: Duration = Duration::from_millis(2);
 /// Prepared statements kept, least recently used dropped first: the fixed ones,
 /// and the multi-row inserts of a batch, whose text depends on their row count (a
 /// big one's program is tens of kilobytes). 64 keep the row counts a steady load
@@ -47,6 +59,8 @@ enum Done {
 
 struct Job {
     work: Work,
+    /// Whether it may wait [`PATIENCE`] for company before its commit starts.
+    patient: bool,
     reply: oneshot::Sender<Result<Done, StoreError>>,
 }
 
@@ -81,30 +95,40 @@ impl Writer {
         })
     }
 
-    async fn ask(&self, work: Work) -> Result<Done, StoreError> {
+    async fn ask(&self, work: Work, patient: bool) -> Result<Done, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .as_ref()
             .ok_or(StoreError::WriterStopped)?
-            .send(Job { work, reply })
+            .send(Job {
+                work,
+                patient,
+                reply,
+            })
             .map_err(|_| StoreError::WriterStopped)?;
         // A dropped reply means the thread died with the request.
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     pub(super) async fn batch(&self, statements: Vec<Sql>) -> Result<(), StoreError> {
-        self.ask(Work::Batch(statements)).await.map(|_| ())
+        self.ask(Work::Batch(statements), false).await.map(|_| ())
+    }
+
+    /// A batch nobody waits on to answer a client (an outbox settlement): it may
+    /// wait [`PATIENCE`] to ride in another request's commit rather than start one.
+    pub(super) async fn patient_batch(&self, statements: Vec<Sql>) -> Result<(), StoreError> {
+        self.ask(Work::Batch(statements), true).await.map(|_| ())
     }
 
     pub(super) async fn execute(&self, sql: Sql) -> Result<u64, StoreError> {
-        match self.ask(Work::Execute(sql)).await? {
+        match self.ask(Work::Execute(sql), false).await? {
             Done::Execute(changed) => Ok(changed),
             _ => Ok(0),
         }
     }
 
     pub(super) async fn fetch(&self, sql: Sql) -> Result<Vec<WrittenRow>, StoreError> {
-        match self.ask(Work::Fetch(sql)).await? {
+        match self.ask(Work::Fetch(sql), false).await? {
             Done::Fetch(rows) => Ok(rows),
             _ => Ok(Vec::new()),
         }
@@ -140,22 +164,70 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// The thread: one group commit per round of waiting requests, until every handle
-/// is gone.
+/// is gone and nothing waits.
 fn serve(mut connection: Connection, queue: mpsc::Receiver<Job>) {
+    let mut waiting = Waiting::default();
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while let Ok(first) = queue.recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+    loop {
+        if waiting.is_empty() {
+            match queue.recv() {
+                Ok(job) => waiting.push(job),
+                Err(_) => return,
             }
         }
+        waiting.take_all(&queue);
+        if waiting.urgent.is_empty()
+            && let Ok(job) = queue.recv_timeout(PATIENCE)
+        {
+            waiting.push(job);
+            waiting.take_all(&queue);
+        }
+        waiting.next_group(&mut group);
         let results = commit_group(&mut connection, group.iter().map(|job| &job.work));
         for (job, result) in group.drain(..).zip(results) {
             // The asker may have given up; nothing to tell then.
             let _ = job.reply.send(result);
         }
+    }
+}
+
+/// The requests received and not yet committed. Every urgent one goes into the next
+/// group, ahead of patient ones however many wait: a burst of settlements (a flush
+/// of thousands of pages) must not hold the pipeline's batch, and its 202s, behind
+/// it.
+#[derive(Default)]
+struct Waiting {
+    urgent: VecDeque<Job>,
+    patient: VecDeque<Job>,
+}
+
+impl Waiting {
+    fn is_empty(&self) -> bool {
+        self.urgent.is_empty() && self.patient.is_empty()
+    }
+
+    fn push(&mut self, job: Job) {
+        if job.patient {
+            self.patient.push_back(job);
+        } else {
+            self.urgent.push_back(job);
+        }
+    }
+
+    fn take_all(&mut self, queue: &mpsc::Receiver<Job>) {
+        while let Ok(job) = queue.try_recv() {
+            self.push(job);
+        }
+    }
+
+    /// The oldest urgent requests, then the oldest patient ones: up to [`MAX_GROUP`]
+    /// in all, [`MAX_PATIENT`] of them patient.
+    fn next_group(&mut self, group: &mut Vec<Job>) {
+        let urgent = MAX_GROUP.min(self.urgent.len());
+        group.extend(self.urgent.drain(..urgent));
+        let room = MAX_PATIENT.min(MAX_GROUP.saturating_sub(group.len()));
+        let patient = room.min(self.patient.len());
+        group.extend(self.patient.drain(..patient));
     }
 }
 
@@ -425,6 +497,29 @@ mod tests {
         assert!(first.flag("flag").unwrap());
         assert_eq!(first.opt_text("name").unwrap().as_deref(), Some("a"));
         assert!(first.int("name").is_err(), "text is not read as a number");
+    }
+
+    #[test]
+    fn urgent_requests_go_first_however_many_patient_ones_wait() {
+        let job = |name: &str, patient| Job {
+            work: Work::Execute(insert(name)),
+            patient,
+            reply: oneshot::channel().0,
+        };
+        let mut waiting = Waiting::default();
+        for index in 0..MAX_PATIENT + 10 {
+            waiting.push(job(&format!("settled {index}"), true));
+        }
+        waiting.push(job("batch", false));
+        let mut group = Vec::new();
+        waiting.next_group(&mut group);
+        assert_eq!(group.len(), 1 + MAX_PATIENT);
+        assert!(!group[0].patient, "the batch first");
+        assert!(group[1..].iter().all(|job| job.patient));
+        group.clear();
+        waiting.next_group(&mut group);
+        assert_eq!(group.len(), 10, "then the rest");
+        assert!(waiting.is_empty());
     }
 
     #[tokio::test]

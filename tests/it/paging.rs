@@ -642,14 +642,8 @@ async fn a_claim_taken_over_after_its_lease_cannot_be_finished_by_its_first_owne
     let failed = Delivery::Failed {
         error: "late".into(),
     };
-    store
-        .finish_notification(row, "first", &failed, clock.now())
-        .await
-        .unwrap();
-    store
-        .finish_notification(row, "second", &Delivery::Sent, clock.now())
-        .await
-        .unwrap();
+    crate::store_conformance::finish(&*store, row, "first", &failed, clock.now()).await;
+    crate::store_conformance::finish(&*store, row, "second", &Delivery::Sent, clock.now()).await;
     let delivered = store.delivered_pages(id).await.unwrap();
     assert_eq!(delivered.len(), 1, "{delivered:?}");
 }

@@ -17,7 +17,7 @@ use tocsin::silence::Silence;
 use tocsin::store::channels::ChatMessage;
 use tocsin::store::console::{OverrideRow, SessionRow};
 use tocsin::store::paging::{
-    Delivery, Escalation, EscalationState, Notification, NotificationKind,
+    Delivery, Escalation, EscalationState, Notification, NotificationKind, Settlement,
 };
 use tocsin::store::runs::RunRecord;
 use tocsin::store::tickets::{Ticket, TicketOp, TicketOpKind};
@@ -37,6 +37,7 @@ enum Backend {
 struct Fresh {
     store: Arc<dyn Store>,
     backend: Backend,
+    url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -58,6 +59,7 @@ async fn fresh(backend: Backend) -> Option<Fresh> {
     Some(Fresh {
         store,
         backend,
+        url,
         _dir: dir,
     })
 }
@@ -101,7 +103,26 @@ conformance!(
     replicas_read_again_the_rows_a_batch_touches_and_draw_ids_in_blocks,
     flap_histories_are_kept_read_and_forgotten,
     many_alerts_and_timers_change_in_one_batch,
+    the_facts_pages_show_are_read_for_many_incidents_at_once,
 );
+
+/// Needs the database itself, to make it refuse a timeline line: not in
+/// `conformance!`, whose tests see only the store.
+mod a_settlement_writes_its_row_and_its_timeline_line_together_or_neither {
+    #[tokio::test]
+    async fn sqlite() {
+        let fresh = super::fresh(super::Backend::Sqlite).await.unwrap();
+        super::a_settlement_writes_its_row_and_its_timeline_line_together_or_neither(&fresh).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        if let Some(fresh) = super::fresh(super::Backend::Postgres).await {
+            super::a_settlement_writes_its_row_and_its_timeline_line_together_or_neither(&fresh)
+                .await;
+        }
+    }
+}
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-29T03:00:00Z")
@@ -221,6 +242,27 @@ fn ticket_op(kind: TicketOpKind, step: &str) -> TicketOp {
         due_at: t0(),
         deadline: t0() + TimeDelta::hours(1),
     }
+}
+
+/// Records an attempt's outcome without a timeline line, as a cancelled page is.
+pub async fn finish(
+    store: &dyn Store,
+    id: i64,
+    claim: &str,
+    delivery: &Delivery,
+    at: DateTime<Utc>,
+) {
+    let settlement = Settlement {
+        id,
+        claim: claim.into(),
+        delivery: delivery.clone(),
+        at,
+        timeline: None,
+    };
+    store
+        .settle_notifications(std::slice::from_ref(&settlement))
+        .await
+        .unwrap();
 }
 
 /// Commits `batch` in a turn, as the writer does.
@@ -586,18 +628,12 @@ async fn messages_are_claimed_renewed_finished_and_counted_as_pages(
         1
     );
 
-    store
-        .finish_notification(id, "c2", &Delivery::Sent, t0())
-        .await
-        .unwrap();
+    finish(store, id, "c2", &Delivery::Sent, t0()).await;
     assert!(
         store.delivered_pages(1).await.unwrap().is_empty(),
         "only its claimer finishes"
     );
-    store
-        .finish_notification(id, "c1", &Delivery::Sent, t0())
-        .await
-        .unwrap();
+    finish(store, id, "c1", &Delivery::Sent, t0()).await;
     assert_eq!(
         store.delivered_pages(1).await.unwrap(),
         vec![(
@@ -636,10 +672,7 @@ async fn messages_are_claimed_renewed_finished_and_counted_as_pages(
         at: t0() + TimeDelta::minutes(1),
         error: "relay busy".into(),
     };
-    store
-        .finish_notification(queued[0].id, "c3", &retry, t0())
-        .await
-        .unwrap();
+    finish(store, queued[0].id, "c3", &retry, t0()).await;
     assert!(
         store
             .claim_notifications(t0(), CLAIM_LEASE, 10, "c4")
@@ -675,10 +708,7 @@ async fn messages_are_claimed_renewed_finished_and_counted_as_pages(
     } else {
         "c4"
     };
-    store
-        .finish_notification(again[0].id, holder, &failed, t0())
-        .await
-        .unwrap();
+    finish(store, again[0].id, holder, &failed, t0()).await;
     assert!(
         store
             .claim_notifications(t0() + TimeDelta::hours(1), CLAIM_LEASE, 10, "c6")
@@ -719,10 +749,7 @@ async fn a_batch_hands_its_due_messages_claimed_and_keeps_cancelled_pages_back(
             .is_empty(),
         "the cancelled page is not claimable"
     );
-    store
-        .finish_notification(handed[0].id, "writer", &Delivery::Cancelled, t0())
-        .await
-        .unwrap();
+    finish(store, handed[0].id, "writer", &Delivery::Cancelled, t0()).await;
     assert!(store.delivered_pages(1).await.unwrap().is_empty());
 }
 
@@ -1565,4 +1592,155 @@ async fn an_incident_is_read_with_the_timeline_of_its_moment() {
             .any(|entry| entry.kind == TimelineKind::Resolved),
         "{timeline:?}"
     );
+}
+
+/// Makes the database refuse a timeline line saying `refused`, as a full disk or a
+/// lost connection would refuse a write.
+async fn refuse_lines(fresh: &Fresh) {
+    match fresh.backend {
+        Backend::Sqlite => {
+            let db = sqlx::SqlitePool::connect(&fresh.url).await.unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_line BEFORE INSERT ON timeline WHEN NEW.message = 'refused' \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            )
+            .execute(&db)
+            .await
+            .unwrap();
+            db.close().await;
+        }
+        Backend::Postgres => {
+            let db = sqlx::PgPool::connect(&fresh.url).await.unwrap();
+            sqlx::query(
+                "CREATE FUNCTION refuse_line() RETURNS trigger LANGUAGE plpgsql \
+                 AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+            )
+            .execute(&db)
+            .await
+            .unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_line BEFORE INSERT ON timeline FOR EACH ROW \
+                 WHEN (NEW.message = 'refused') EXECUTE FUNCTION refuse_line()",
+            )
+            .execute(&db)
+            .await
+            .unwrap();
+            db.close().await;
+        }
+    }
+}
+
+async fn a_settlement_writes_its_row_and_its_timeline_line_together_or_neither(fresh: &Fresh) {
+    let store = &*fresh.store;
+    with_incident(store).await;
+    let mut batch = WriteBatch::default();
+    batch.queue(message(1, Channel::Email, NotificationKind::Page, t0()));
+    batch.queue(message(1, Channel::Sms, NotificationKind::Page, t0()));
+    commit(store, &batch).await;
+    let claimed = store
+        .claim_notifications(t0(), CLAIM_LEASE, 10, "c1")
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let sent = |row: &Notification, said: &str| Settlement {
+        id: row.id,
+        claim: "c1".into(),
+        delivery: Delivery::Sent,
+        at: t0(),
+        timeline: Some(TimelineEntry {
+            incident_id: 1,
+            at: t0(),
+            kind: TimelineKind::Notified(Message {
+                channel: row.channel.as_str().into(),
+                user: row.user_id.clone(),
+                step: row.step.clone(),
+                notification: Some(row.id),
+            }),
+            actor: "tocsin".into(),
+            message: said.into(),
+        }),
+    };
+    refuse_lines(fresh).await;
+    let lines = store.timeline(1).await.unwrap().len();
+
+    for refused in [
+        vec![sent(&claimed[0], "refused")],
+        vec![
+            sent(&claimed[0], "email sent"),
+            sent(&claimed[1], "refused"),
+        ],
+    ] {
+        assert!(store.settle_notifications(&refused).await.is_err());
+        assert!(
+            store.delivered_pages(1).await.unwrap().is_empty(),
+            "no row is recorded as sent without its line"
+        );
+        assert_eq!(store.timeline(1).await.unwrap().len(), lines, "nor a line");
+        assert_eq!(
+            store.claimed_notifications("c1", t0()).await.unwrap().len(),
+            2,
+            "both still held by their claim, to be settled again"
+        );
+    }
+
+    store
+        .settle_notifications(&[
+            sent(&claimed[0], "email sent"),
+            sent(&claimed[1], "sms sent"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.delivered_pages(1).await.unwrap().len(), 2);
+    let said: Vec<String> = store
+        .timeline(1)
+        .await
+        .unwrap()
+        .into_iter()
+        .skip(lines)
+        .map(|entry| entry.message)
+        .collect();
+    assert_eq!(said, ["email sent", "sms sent"]);
+}
+
+async fn the_facts_pages_show_are_read_for_many_incidents_at_once(store: &dyn Store, _: Backend) {
+    let mut batch = WriteBatch::default();
+    batch.upsert_incident(&incident(1));
+    batch.upsert_incident(&incident(2));
+    for id in 1..=25 {
+        batch.insert_alert(alert(id, Some(1)));
+    }
+    batch.insert_alert(alert(26, Some(2)));
+    batch.insert_alert(alert(27, None));
+    batch.upsert_run(run(1, "pending_approval"));
+    batch.upsert_run(run(2, "running"));
+    commit(store, &batch).await;
+    let ticket = Ticket {
+        incident_id: 2,
+        platform: Platform::Zendesk,
+        id: "123".into(),
+        reference: "ref-123".into(),
+        url: "https://acme.zendesk.example/agent/tickets/123".into(),
+    };
+    store.save_ticket(&ticket, t0()).await.unwrap();
+
+    let facts = store.page_facts(&[1, 2, 3], 20).await.unwrap();
+    let mut incidents: Vec<i64> = facts.incidents.iter().map(|i| i.id).collect();
+    incidents.sort_unstable();
+    assert_eq!(incidents, [1, 2], "#3 does not exist");
+    let mut alerts: Vec<(Option<i64>, i64)> = facts
+        .alerts
+        .iter()
+        .map(|alert| (alert.incident_id, alert.id))
+        .collect();
+    alerts.sort_unstable();
+    let newest: Vec<(Option<i64>, i64)> = (6..=25)
+        .map(|id| (Some(1), id))
+        .chain([(Some(2), 26)])
+        .collect();
+    assert_eq!(alerts, newest, "each incident's 20 newest");
+    assert_eq!(facts.tickets, vec![ticket]);
+    let waiting: Vec<i64> = facts.approvals.iter().map(|run| run.id).collect();
+    assert_eq!(waiting, [1], "only the run waiting for approval");
+    let none = store.page_facts(&[], 20).await.unwrap();
+    assert!(none.incidents.is_empty() && none.alerts.is_empty());
 }

@@ -6,14 +6,22 @@
 //! durable, so a page leaves one query and one fsync sooner.
 
 use super::Outbox;
-use crate::store::paging::Notification;
+use super::facts::Facts;
+use crate::store::paging::{Notification, NotificationKind};
 use crate::store::{CLAIM_LEASE, Claims, RENEW_EVERY, StoreError, work_claimed, work_claims};
 use chrono::TimeDelta;
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 /// Messages claimed per round.
 const CLAIM: i64 = 64;
+/// Handed messages composed and sent at once. A storm hands thousands in one flush;
+/// started all together, their rendering filled the runtime's run queue and the
+/// pipeline waited behind it to be told its batch had committed (commits of up to
+/// 1.6 s seen from the pipeline, the writer idle). 16 measured faster for ingest than
+/// 64 and 8 faster still (BENCHMARKS.md), but the limit also holds sends waiting on
+/// a slow relay: 16 of 200 ms each still send 80 pages a second from one flush.
+const HANDED_AT_ONCE: usize = 16;
 
 /// How the writer tells the outbox about messages it queued: a wake, and the claims
 /// it wrote messages due now under, for the outbox to take over.
@@ -59,13 +67,25 @@ impl Outbox {
     pub async fn flush(self: &Arc<Self>) -> Result<usize, StoreError> {
         let deliver = |notification, claim: String| {
             let outbox = Arc::clone(self);
-            async move { outbox.deliver(notification, &claim).await }
+            async move { outbox.deliver(notification, &claim, None).await }
         };
         let handed = self.take_handed().await?;
         let worked = handed.iter().map(|(_, rows)| rows.len()).sum::<usize>();
+        let facts = self.handed_facts(&handed).await;
+        let lanes = Arc::new(Semaphore::new(HANDED_AT_ONCE));
+        let deliver_handed = |notification, claim: String| {
+            let outbox = Arc::clone(self);
+            let facts = facts.clone();
+            let lanes = Arc::clone(&lanes);
+            async move {
+                // Never closed: no permit is never the case, and would only mean no limit.
+                let _lane = lanes.acquire_owned().await.ok();
+                outbox.deliver(notification, &claim, facts.as_deref()).await
+            }
+        };
         // Every handed claim at once, as one claim round's rows are.
         futures_util::future::join_all(handed.into_iter().map(|(claim, rows)| {
-            let deliver = &deliver;
+            let deliver = &deliver_handed;
             async move {
                 work_claimed(
                     self.store.as_ref(),
@@ -98,6 +118,28 @@ impl Outbox {
         .await?;
         self.sync_chat().await;
         Ok(worked + claimed)
+    }
+
+    /// What the handed messages show of their incidents, read once for all of them;
+    /// none when that read fails, and each message reads its own (and meets the
+    /// failure itself, where it is handled as before).
+    async fn handed_facts(&self, handed: &[(String, Vec<Notification>)]) -> Option<Arc<Facts>> {
+        let incidents: Vec<i64> = handed
+            .iter()
+            .flat_map(|(_, rows)| rows.iter())
+            .filter(|row| row.kind != NotificationKind::Report)
+            .map(|row| row.incident_id)
+            .collect();
+        if incidents.is_empty() {
+            return None;
+        }
+        match self.facts(&incidents).await {
+            Ok(facts) => Some(Arc::new(facts)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read what the handed pages show; each reads its own");
+                None
+            }
+        }
     }
 
     /// The rows of every claim the writer handed over whose lease leaves this process

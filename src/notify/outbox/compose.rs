@@ -3,13 +3,14 @@
 //! into a [`Message`] that any channel can send.
 
 use super::Outbox;
+use super::facts::Facts;
 use crate::clock::rfc3339;
 use crate::incident::Incident;
 use crate::notify::NotifyError;
 use crate::notify::ack_link::{AckClaim, ApprovalClaim, CSAT_PREFIX};
 use crate::oncall::Channel;
-use crate::store::AlertQuery;
 use crate::store::paging::{Notification, NotificationKind};
+use crate::store::runs::RunRecord;
 use crate::templates::fit_sms;
 use chrono::TimeDelta;
 use serde_json::{Value, json};
@@ -52,24 +53,26 @@ impl Message {
 
 impl Outbox {
     /// Renders `notification` about `incident` for its channel.
-    pub(super) async fn compose(
+    pub(super) fn compose(
         &self,
         notification: &Notification,
         incident: &Incident,
+        facts: &Facts,
     ) -> Result<Message, NotifyError> {
         match notification.kind {
             NotificationKind::Stakeholder => self.compose_stakeholder(notification, incident),
             NotificationKind::DrillReport => self.compose_drill_report(incident),
-            _ => self.compose_page(notification, incident).await,
+            _ => self.compose_page(notification, incident, facts),
         }
     }
 
-    async fn compose_page(
+    fn compose_page(
         &self,
         notification: &Notification,
         incident: &Incident,
+        facts: &Facts,
     ) -> Result<Message, NotifyError> {
-        let mut context = self.context(notification, incident).await?;
+        let mut context = self.context(notification, incident, facts);
         let resolved = notification.kind == NotificationKind::Resolved;
         let short_name = match (resolved, notification.channel) {
             (true, _) => "resolved.sms",
@@ -233,65 +236,36 @@ impl Outbox {
     }
 
     /// One link per run waiting for approval on the incident, valid while it waits.
-    async fn approval_links(
+    fn approval_links(
         &self,
         notification: &Notification,
         incident_id: i64,
-    ) -> Result<Vec<Value>, NotifyError> {
-        let waiting = self
-            .store
-            .pending_approvals(incident_id)
-            .await
-            .map_err(|error| NotifyError::Transient(error.to_string()))?;
+        waiting: &[RunRecord],
+    ) -> Vec<Value> {
         let public = self.config.load().public_url.clone();
-        let links = waiting
-            .into_iter()
+        waiting
+            .iter()
             .filter_map(|run| {
                 let claim = ApprovalClaim {
                     incident_id,
-                    runbook: run.runbook,
+                    runbook: run.runbook.clone(),
                     user_id: notification.user_id.clone(),
                     expires_at: run.approval_due?,
                 };
                 let url = format!("{public}/approve/{}", self.links.sign_approval(&claim));
                 Some(json!({ "runbook": claim.runbook, "target": run.target, "url": url }))
             })
-            .collect();
-        Ok(links)
+            .collect()
     }
 
-    async fn context(
-        &self,
-        notification: &Notification,
-        incident: &Incident,
-    ) -> Result<Value, NotifyError> {
-        let alerts = self
-            .store
-            .alerts(&AlertQuery {
-                incident_id: Some(incident.id),
-                limit: 20,
-                ..AlertQuery::default()
-            })
-            .await
-            .map_err(|error| NotifyError::Transient(error.to_string()))?;
-        let tickets = self
-            .store
-            .tickets(&[incident.id])
-            .await
-            .map_err(|error| NotifyError::Transient(error.to_string()))?;
-        let approvals = self.approval_links(notification, incident.id).await?;
-        let window = self.config.load().changes.window;
-        let changes: Vec<Value> = self
-            .store
-            .changes(&crate::change::ChangeQuery::explaining(
-                &incident.resource,
-                incident.created_at,
-                window,
-            ))
-            .await
-            .map_err(|error| NotifyError::Transient(error.to_string()))?
+    fn context(&self, notification: &Notification, incident: &Incident, facts: &Facts) -> Value {
+        let alerts = facts.alerts(incident.id);
+        let tickets = facts.tickets(incident.id);
+        let approvals =
+            self.approval_links(notification, incident.id, facts.approvals(incident.id));
+        let changes: Vec<Value> = facts
+            .changes(incident.id)
             .iter()
-            .filter(|change| change.explains(&incident.resource, incident.created_at, window))
             .map(|change| {
                 json!({
                     "at": rfc3339(change.at),
@@ -316,7 +290,7 @@ impl Outbox {
             .users
             .get(&notification.user_id)
             .map_or(notification.user_id.clone(), |user| user.name.clone());
-        Ok(json!({
+        json!({
             "incident": {
                 "id": incident.id,
                 "title": incident.title,
@@ -353,7 +327,7 @@ impl Outbox {
             "incident_url": format!("{public}/api/v1/incidents/{}", incident.id),
             "console_url": format!("{public}/ui/incidents/{}", incident.id),
             "summary": incident.summary,
-        }))
+        })
     }
 }
 

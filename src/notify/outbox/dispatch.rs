@@ -3,6 +3,7 @@
 
 use super::Outbox;
 use super::compose::Message;
+use super::facts::Facts;
 use crate::incident::Incident;
 use crate::notify::NotifyError;
 use crate::notify::email::EmailSender;
@@ -17,8 +18,9 @@ impl Outbox {
         &self,
         notification: &Notification,
         incident: &Incident,
+        facts: &Facts,
     ) -> Result<String, NotifyError> {
-        let message = self.compose(notification, incident).await?;
+        let message = self.compose(notification, incident, facts)?;
         self.dispatch(notification, &message).await
     }
 

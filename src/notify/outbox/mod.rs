@@ -10,6 +10,7 @@ mod chat;
 mod claim;
 mod compose;
 mod dispatch;
+mod facts;
 mod settle;
 
 pub use chat::ChatSync;
@@ -24,9 +25,10 @@ use super::sms::SmsSender;
 use crate::clock::Clock;
 use crate::incident::IncidentStatus;
 use crate::metrics::Metrics;
-use crate::store::paging::{Delivery, Notification, NotificationKind};
+use crate::store::paging::{Delivery, Notification, NotificationKind, Settlement};
 use crate::store::{Store, StoreError};
 use crate::templates::Templates;
+use facts::Facts;
 use std::sync::Arc;
 
 /// Delivers what the pipeline queued.
@@ -45,12 +47,26 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Sends one claimed message and settles its row.
-    async fn deliver(&self, notification: Notification, claim: &str) -> Result<(), StoreError> {
+    /// Sends one claimed message and settles its row; `facts` holds what its flush
+    /// read of its incident already, else it is read here.
+    async fn deliver(
+        &self,
+        notification: Notification,
+        claim: &str,
+        facts: Option<&Facts>,
+    ) -> Result<(), StoreError> {
         let outcome = if notification.kind == NotificationKind::Report {
             self.send_report(&notification).await
         } else {
-            match self.store.incident(notification.incident_id).await? {
+            let read;
+            let facts = match facts {
+                Some(facts) => facts,
+                None => {
+                    read = self.facts(&[notification.incident_id]).await?;
+                    &read
+                }
+            };
+            match facts.incident(notification.incident_id) {
                 // Acknowledging or resolving cancels the pages still queued; one
                 // already claimed (the writer claims L1 pages as it queues them) is
                 // cancelled here instead.
@@ -58,13 +74,19 @@ impl Outbox {
                     if notification.kind == NotificationKind::Page
                         && incident.status != IncidentStatus::Triggered =>
                 {
-                    let now = self.clock.now();
+                    let cancelled = Settlement {
+                        id: notification.id,
+                        claim: claim.to_string(),
+                        delivery: Delivery::Cancelled,
+                        at: self.clock.now(),
+                        timeline: None,
+                    };
                     return self
                         .store
-                        .finish_notification(notification.id, claim, &Delivery::Cancelled, now)
+                        .settle_notifications(std::slice::from_ref(&cancelled))
                         .await;
                 }
-                Some(incident) => self.send(&notification, &incident).await,
+                Some(incident) => self.send(&notification, incident, facts).await,
                 None => Err(NotifyError::Permanent(format!(
                     "incident {} no longer exists",
                     notification.incident_id

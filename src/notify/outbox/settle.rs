@@ -7,14 +7,14 @@ use crate::incident::{Message, TimelineEntry, TimelineKind};
 use crate::notify::NotifyError;
 use crate::oncall::Channel;
 use crate::store::StoreError;
-use crate::store::paging::{Delivery, Notification, NotificationKind};
+use crate::store::paging::{Delivery, Notification, NotificationKind, Settlement};
 use chrono::{DateTime, Utc};
 
 /// Failed attempts after which the user's next channel is tried as well.
 const FALLBACK_AFTER: i64 = 3;
 
 impl Outbox {
-    /// Records the outcome of one attempt: the row first, then the timeline, then a
+    /// Records the outcome of one attempt: the row with its timeline line, then a
     /// fallback when the channel keeps failing.
     pub(super) async fn settle(
         &self,
@@ -52,15 +52,21 @@ impl Outbox {
             .notifications
             .with_label_values(&[notification.channel.as_str(), outcome])
             .inc();
-        // The row first: a timeline that cannot be written must not leave a message
-        // that went out claimable again (it would go out twice).
+        let falls_back = !matches!(delivery, Delivery::Sent)
+            && (attempt == FALLBACK_AFTER || matches!(delivery, Delivery::Failed { .. }));
+        // The row and its line in one write: one fsync-bound request to the writer
+        // instead of two, and no message recorded as sent without its line.
+        let settlement = Settlement {
+            id: notification.id,
+            claim: claim.to_string(),
+            delivery,
+            at: now,
+            timeline: line(notification, now, kind, message),
+        };
         self.store
-            .finish_notification(notification.id, claim, &delivery, now)
+            .settle_notifications(std::slice::from_ref(&settlement))
             .await?;
-        self.record(notification, now, kind, message).await?;
-        if !matches!(delivery, Delivery::Sent)
-            && (attempt == FALLBACK_AFTER || matches!(delivery, Delivery::Failed { .. }))
-        {
+        if falls_back {
             self.fall_back(notification, now).await?;
         }
         Ok(())
@@ -75,7 +81,7 @@ impl Outbox {
         let Some(fallback) = fallback(&self.config.load(), failing, now) else {
             return Ok(());
         };
-        self.record(
+        let said = line(
             failing,
             now,
             TimelineKind::NotificationFallback,
@@ -84,39 +90,40 @@ impl Outbox {
                 describe(failing),
                 fallback.channel
             ),
-        )
-        .await?;
+        );
+        if let Some(said) = said {
+            self.store.append_timeline(&[said]).await?;
+        }
         self.store
             .queue_notifications(std::slice::from_ref(&fallback))
             .await?;
         self.store.bring_forward(&fallback).await
     }
+}
 
-    async fn record(
-        &self,
-        notification: &Notification,
-        at: DateTime<Utc>,
-        kind: fn(Message) -> TimelineKind,
-        message: String,
-    ) -> Result<(), StoreError> {
-        if notification.kind == NotificationKind::Report {
-            // Reports belong to no incident; their outcome is in the metrics and logs.
-            return Ok(());
-        }
-        let entry = TimelineEntry {
-            incident_id: notification.incident_id,
-            at,
-            kind: kind(Message {
-                channel: notification.channel.as_str().to_string(),
-                user: notification.user_id.clone(),
-                step: notification.step.clone(),
-                notification: Some(notification.id),
-            }),
-            actor: "tocsin".to_string(),
-            message,
-        };
-        self.store.append_timeline(&[entry]).await
+/// The timeline line of an attempt on `notification`; none for a report, which
+/// belongs to no incident (its outcome is in the metrics and logs).
+fn line(
+    notification: &Notification,
+    at: DateTime<Utc>,
+    kind: fn(Message) -> TimelineKind,
+    message: String,
+) -> Option<TimelineEntry> {
+    if notification.kind == NotificationKind::Report {
+        return None;
     }
+    Some(TimelineEntry {
+        incident_id: notification.incident_id,
+        at,
+        kind: kind(Message {
+            channel: notification.channel.as_str().to_string(),
+            user: notification.user_id.clone(),
+            step: notification.step.clone(),
+            notification: Some(notification.id),
+        }),
+        actor: "tocsin".to_string(),
+        message,
+    })
 }
 
 /// The same message on the user's channel after `failing`'s (in their rules, then

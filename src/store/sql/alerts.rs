@@ -9,7 +9,7 @@ use crate::store::{AlertQuery, AlertRecord, AlertStore, AlertUpdate, AlertVolume
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-const ALERT_COLUMNS: &str = "id, source, dedup_key, resource, check_name, severity, priority, status, summary, details, labels, links, count, first_seen, last_seen, occurred_at, resolved_at, incident_id, silenced, flapping, inhibited";
+pub(super) const ALERT_COLUMNS: &str = "id, source, dedup_key, resource, check_name, severity, priority, status, summary, details, labels, links, count, first_seen, last_seen, occurred_at, resolved_at, incident_id, silenced, flapping, inhibited";
 
 #[async_trait]
 impl<B: Backend> AlertStore for SqlStore<B> {
@@ -230,7 +230,7 @@ pub(super) fn upsert_silence(silence: &Silence) -> Sql {
     sql
 }
 
-fn alert_from_row(row: &impl Columns) -> Result<AlertRecord, StoreError> {
+pub(super) fn alert_from_row(row: &impl Columns) -> Result<AlertRecord, StoreError> {
     Ok(AlertRecord {
         id: row.int("id")?,
         source: row.text("source")?,

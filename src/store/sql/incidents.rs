@@ -85,14 +85,15 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
     }
 
     async fn changes(&self, query: &ChangeQuery) -> Result<Vec<Change>, StoreError> {
-        let sql = Sql::new("SELECT id, source, summary, resource, at, links, details FROM changes WHERE at >= ? AND at <= ? AND id < ? AND (CAST(? AS TEXT) IS NULL OR resource = ? OR source = ? OR resource IS NULL) ORDER BY at DESC, id DESC LIMIT ?")
+        // The limit (a number) is written out: SQLite prepares a statement again each
+        // time a bound LIMIT is bound, and the outbox reads this for every flush.
+        let sql = Sql::new(format!("SELECT id, source, summary, resource, at, links, details FROM changes WHERE at >= ? AND at <= ? AND id < ? AND (CAST(? AS TEXT) IS NULL OR resource = ? OR source = ? OR resource IS NULL) ORDER BY at DESC, id DESC LIMIT {}", query.limit))
             .arg(to_millis(query.since))
             .arg(to_millis(query.until))
             .arg(query.before_id.unwrap_or(i64::MAX))
             .arg(&query.resource)
             .arg(&query.resource)
-            .arg(&query.resource)
-            .arg(query.limit);
+            .arg(&query.resource);
         self.fetch_map(On::Writer, sql, |row| {
             Ok(Change {
                 id: row.int("id")?,

@@ -68,6 +68,13 @@ pub(super) trait Backend: Send + Sync + 'static {
         &self,
         statements: Vec<Sql>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Runs statements in one transaction, beside the pipeline's batches (never in
+    /// its turn): all of them, or none. Nobody waits on it to answer a client, so it
+    /// may wait a few milliseconds to share a commit.
+    fn execute_together(
+        &self,
+        statements: Vec<Sql>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// See [`super::WriteStore::begin_turn`].
     fn take_turn(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn give_up_turn(&self) -> impl Future<Output = ()> + Send;

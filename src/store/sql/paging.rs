@@ -1,15 +1,28 @@
 //! The paging rows: escalation timers and the outbox's messages (claim, finish,
 //! queue), claim leases, and who was paged.
 
-use super::{Backend, Columns, On, Sql, SqlStore};
+use super::alerts::{ALERT_COLUMNS, alert_from_row};
+use super::incidents::{INCIDENT_COLUMNS, incident_from_row, insert_timeline};
+use super::runs::{RUN_COLUMNS, run_from_row};
+use super::{Backend, Columns, INSERT_CHUNK, On, Sql, SqlStore};
 use crate::clock::to_millis;
-use crate::store::paging::{Delivery, Escalation, EscalationState, Notification, NotificationKind};
-use crate::store::{Claims, DueClaim, LeaseStore, OutboxStore, PageHistory, StoreError};
+use crate::incident::TimelineEntry;
+use crate::store::paging::{
+    Delivery, Escalation, EscalationState, Notification, NotificationKind, PageFacts, Settlement,
+};
+use crate::store::{
+    Claims, DueClaim, LeaseStore, OutboxStore, PageHistory, StoreError, TicketStore,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 const ESCALATION_COLUMNS: &str =
     "incident_id, policy, tier, cycle, steps, due_at, state, last_step";
+/// Incidents per statement of [`OutboxStore::page_facts`] (SQLite takes at most 500
+/// `SELECT`s in one `UNION ALL`), and the sizes a shorter list is padded to, so the
+/// statements' texts repeat and stay prepared.
+const FACTS_CHUNK: usize = 64;
+const FACTS_SIZES: [usize; 4] = [1, 4, 16, FACTS_CHUNK];
 const NOTIFICATION_COLUMNS: &str =
     "id, incident_id, user_id, channel, address, kind, step, attempts, due_at, deadline";
 
@@ -67,47 +80,83 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         limit: i64,
         claim: &str,
     ) -> Result<Vec<Notification>, StoreError> {
+        // The limit is written out: SQLite prepares a statement again each time a
+        // bound LIMIT is bound, and every flush ends with this claim.
         let sql = Sql::new(format!(
             "UPDATE notifications SET status = 'sending', due_at = ?, claim = ? WHERE id IN \
              (SELECT id FROM notifications WHERE status IN ('pending', 'sending') AND due_at <= ? \
-              ORDER BY due_at LIMIT ?{}) \
+              ORDER BY due_at LIMIT {limit}{}) \
              RETURNING {NOTIFICATION_COLUMNS}",
             B::CLAIM_LOCK
         ))
         .arg(to_millis(now + lease))
         .arg(claim)
-        .arg(to_millis(now))
-        .arg(limit);
+        .arg(to_millis(now));
         self.fetch_map(On::Writer, sql, notification_from_row).await
     }
 
-    async fn finish_notification(
+    async fn settle_notifications(&self, settlements: &[Settlement]) -> Result<(), StoreError> {
+        if settlements.is_empty() {
+            return Ok(());
+        }
+        let mut statements: Vec<Sql> = settlements.iter().map(finish_notification).collect();
+        let lines: Vec<TimelineEntry> = settlements
+            .iter()
+            .filter_map(|settlement| settlement.timeline.clone())
+            .collect();
+        statements.extend(lines.chunks(INSERT_CHUNK).map(insert_timeline));
+        self.db.execute_together(statements).await
+    }
+
+    async fn page_facts(
         &self,
-        id: i64,
-        claim: &str,
-        delivery: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let sql = match delivery {
-            Delivery::Sent => Sql::new("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending' AND claim = ?")
-                .arg(to_millis(now))
-                .arg(id)
-                .arg(claim),
-            Delivery::Retry { at, error } => Sql::new("UPDATE notifications SET status = 'pending', attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?")
-                .arg(to_millis(*at))
-                .arg(error)
-                .arg(id)
-                .arg(claim),
-            Delivery::Failed { error } => Sql::new("UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?")
-                .arg(error)
-                .arg(id)
-                .arg(claim),
-            Delivery::Cancelled => Sql::new("UPDATE notifications SET status = 'cancelled' WHERE id = ? AND status = 'sending' AND claim = ?")
-                .arg(id)
-                .arg(claim),
-        };
-        self.db.execute(On::Writer, sql).await?;
-        Ok(())
+        incident_ids: &[i64],
+        alerts_each: i64,
+    ) -> Result<PageFacts, StoreError> {
+        let mut facts = PageFacts::default();
+        for chunk in incident_ids.chunks(FACTS_CHUNK) {
+            let ids = padded(chunk);
+            let ids = ids.as_slice();
+            let mut sql = Sql::new(format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN ("
+            ));
+            sql.list(ids.iter().copied()).push(")");
+            facts
+                .incidents
+                .extend(self.fetch_map(On::Readers, sql, incident_from_row).await?);
+            // Each incident's newest alerts by a walk of its own down the index: a
+            // window over all of them would read every alert of a big incident. The
+            // limit is written out, not bound: SQLite prepares a statement again
+            // whenever a bound LIMIT is bound, and this one is 64 subqueries long.
+            let mut sql = Sql::new(String::new());
+            for (index, id) in ids.iter().enumerate() {
+                if index > 0 {
+                    sql.push(" UNION ALL ");
+                }
+                sql.push(&format!(
+                    "SELECT * FROM (SELECT {ALERT_COLUMNS} FROM alerts WHERE incident_id = "
+                ))
+                .bind(*id)
+                .push(&format!(
+                    " ORDER BY id DESC LIMIT {alerts_each}) AS newest_{index}"
+                ));
+            }
+            facts
+                .alerts
+                .extend(self.fetch_map(On::Readers, sql, alert_from_row).await?);
+            facts.tickets.extend(self.tickets(ids).await?);
+            let mut sql = Sql::new(format!(
+                "SELECT {RUN_COLUMNS} FROM runbook_runs WHERE status = 'pending_approval' AND incident_id IN ("
+            ));
+            sql.list(ids.iter().copied()).push(") ORDER BY id");
+            facts
+                .approvals
+                .extend(self.fetch_map(On::Readers, sql, run_from_row).await?);
+        }
+        // A padded list repeats its last incident's alerts.
+        facts.alerts.sort_unstable_by_key(|alert| alert.id);
+        facts.alerts.dedup_by_key(|alert| alert.id);
+        Ok(facts)
     }
 
     async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
@@ -222,6 +271,43 @@ impl<B: Backend> PageHistory for SqlStore<B> {
             Ok((row.text("user_id")?, row.time("sent_at")?))
         })
         .await
+    }
+}
+
+/// `ids` (at most [`FACTS_CHUNK`]) with its last repeated up to the next of
+/// [`FACTS_SIZES`].
+fn padded(ids: &[i64]) -> Vec<i64> {
+    let size = FACTS_SIZES
+        .into_iter()
+        .find(|size| *size >= ids.len())
+        .unwrap_or(ids.len());
+    let mut padded = ids.to_vec();
+    if let Some(last) = ids.last() {
+        padded.resize(size, *last);
+    }
+    padded
+}
+
+/// The row of a settled message; only the claim it was attempted under changes it.
+fn finish_notification(settlement: &Settlement) -> Sql {
+    let (id, claim) = (settlement.id, settlement.claim.as_str());
+    match &settlement.delivery {
+        Delivery::Sent => Sql::new("UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending' AND claim = ?")
+            .arg(to_millis(settlement.at))
+            .arg(id)
+            .arg(claim),
+        Delivery::Retry { at, error } => Sql::new("UPDATE notifications SET status = 'pending', attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?")
+            .arg(to_millis(*at))
+            .arg(error)
+            .arg(id)
+            .arg(claim),
+        Delivery::Failed { error } => Sql::new("UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?")
+            .arg(error)
+            .arg(id)
+            .arg(claim),
+        Delivery::Cancelled => Sql::new("UPDATE notifications SET status = 'cancelled' WHERE id = ? AND status = 'sending' AND claim = ?")
+            .arg(id)
+            .arg(claim),
     }
 }
 
