@@ -44,9 +44,6 @@ pub use watch::{HEARTBEAT_SOURCE, NewSilence, SilenceChange};
 
 /// Most commands applied in one group commit.
 const MAX_BATCH: usize = 1024;
-/// How long a replica's timer pass keeps the others' passes away: a little under
-/// the scheduler's 250 ms, so the next replica to tick after it runs one.
-const TIMER_PASS_SHARE: chrono::TimeDelta = chrono::TimeDelta::milliseconds(200);
 /// Requests waiting for the writer before senders are made to wait too.
 const QUEUE: usize = 8192;
 
@@ -786,22 +783,12 @@ impl Writer {
     }
 
     async fn process(&mut self, commands: impl Iterator<Item = Queued>) {
-        let mut commands = self.without_pass_not_due(commands.collect()).await;
-        if commands.is_empty() {
-            return;
-        }
+        let commands: Vec<Queued> = commands.collect();
         self.config = self.shared.load_full();
         // Every decision is made on what the store holds now: with replicas, the
         // batch's rows are locked and read again first.
-        let prepared = self.prepare(&commands).await;
-        let now = self.clock.now();
-        let mut batch = WriteBatch::default();
-        let prepared = match prepared {
-            Ok(()) => self.claim_pass(&mut commands, now, &mut batch).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = prepared {
-            tracing::error!(%error, "cannot take the batch's locks, read its rows or claim its timer pass");
+        if let Err(error) = self.prepare(&commands).await {
+            tracing::error!(%error, "cannot take the batch's locks or read its rows");
             self.store.end_turn().await;
             self.stale = true;
             let cause = Unavailable::Store(Arc::new(error));
@@ -812,6 +799,8 @@ impl Writer {
             }
             return;
         }
+        let now = self.clock.now();
+        let mut batch = WriteBatch::default();
         let mut effects = Effects::default();
         let mut replies: Vec<Reply> = Vec::new();
         // A command that fails after changing the batch would commit half of itself
@@ -890,49 +879,6 @@ impl Writer {
                 self.abandon_batch(replies).await;
             }
         }
-    }
-
-    /// With replicas, one timer pass per interval among them all: a pass takes the
-    /// whole turn and reads every open incident again, so each replica passing would
-    /// stop every batch N times as often for the same work. A tick that finds the
-    /// pass not due (another replica ran it) is answered at once, without the turn.
-    async fn without_pass_not_due(&mut self, commands: Vec<Queued>) -> Vec<Queued> {
-        if !self.store.shared() || !commands.iter().any(ticks) {
-            return commands;
-        }
-        match self.store.timer_pass_due(self.clock.now()).await {
-            Ok(true) => commands,
-            Ok(false) => skip_ticks(commands),
-            Err(error) => {
-                // The pass itself meets the same store and answers for it.
-                tracing::warn!(%error, "cannot tell whether the timer pass is due");
-                commands
-            }
-        }
-    }
-
-    /// Within the whole turn: the claim that makes this batch's pass the replicas'
-    /// one, committed with it. Two replicas that both found it due wait for each
-    /// other's turn; the second finds it claimed and skips its ticks.
-    async fn claim_pass(
-        &mut self,
-        commands: &mut Vec<Queued>,
-        now: DateTime<Utc>,
-        batch: &mut WriteBatch,
-    ) -> Result<(), StoreError> {
-        if !self.store.shared() || !commands.iter().any(ticks) {
-            return Ok(());
-        }
-        if self
-            .store
-            .claim_timer_pass(now, now + TIMER_PASS_SHARE)
-            .await?
-        {
-            batch.hold_timer_pass();
-        } else {
-            *commands = skip_ticks(std::mem::take(commands));
-        }
-        Ok(())
     }
 
     /// Answers 503 to every command of a batch that is not committed and rebuilds
@@ -1301,26 +1247,6 @@ fn answer<T: Send + 'static>(
         let _ = reply.send(result);
     });
     (reply, failed)
-}
-
-fn ticks(queued: &Queued) -> bool {
-    matches!(queued.command, Command::Tick { .. })
-}
-
-/// Answers the ticks among `commands` at once (no timer fired here) and keeps the rest.
-fn skip_ticks(commands: Vec<Queued>) -> Vec<Queued> {
-    let mut kept = Vec::with_capacity(commands.len());
-    for queued in commands {
-        match queued.command {
-            Command::Tick { reply } => {
-                if queued.admission.start() {
-                    let _ = reply.send(Ok(0));
-                }
-            }
-            command => kept.push(Queued { command, ..queued }),
-        }
-    }
-    kept
 }
 
 /// Keeps what a successful command acted on (an id) for its idempotency key, in the

@@ -57,17 +57,6 @@ pub trait SharedWrites: Send + Sync + 'static {
     /// The open incidents among `incidents`, with how many of their alerts fire, and
     /// those firing alerts.
     async fn load_slice(&self, incidents: &[i64]) -> Result<OpenState, StoreError>;
-    /// Whether the replicas' next timer pass is due at `now` (read without a lock:
-    /// a replica for which it is not skips the whole turn).
-    async fn timer_pass_due(&self, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    /// Claims the next timer pass, inside the whole turn this batch holds: true, and
-    /// no other pass before `until`, when it is still due at `now` — committed or
-    /// rolled back with the pass, so a pass that fails is tried again at once.
-    async fn claim_timer_pass(
-        &self,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
     /// The silences that have not ended at `now`. Silences change only under the
     /// whole turn, so read while a batch holds it shared they are exact.
     async fn active_silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError>;

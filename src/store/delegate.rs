@@ -60,16 +60,6 @@ impl<T: Forward<dyn SharedWrites>> SharedWrites for T {
     ) -> Result<TouchedRows, StoreError> {
         self.to().read_touched(identities, groups).await
     }
-    async fn timer_pass_due(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.to().timer_pass_due(now).await
-    }
-    async fn claim_timer_pass(
-        &self,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.to().claim_timer_pass(now, until).await
-    }
     async fn active_silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
         self.to().active_silences(now).await
     }

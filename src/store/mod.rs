@@ -148,9 +148,6 @@ pub struct WriteBatch {
     /// Counts every change, so the writer can tell whether a failed command left
     /// something behind in the batch.
     revision: u64,
-    /// The batch's transaction claimed the replicas' timer pass: it must commit,
-    /// even with nothing else to write, or the claim is undone.
-    holds_timer_pass: bool,
 }
 
 pub use crate::change::ChangeQuery;
@@ -214,12 +211,6 @@ impl WriteBatch {
             && self.spent.is_empty()
             && self.remembered.is_empty()
             && self.prune.is_none()
-            && !self.holds_timer_pass
-    }
-
-    /// Marks the batch as holding the replicas' timer pass, claimed in its transaction.
-    pub fn hold_timer_pass(&mut self) {
-        self.holds_timer_pass = true;
     }
 
     /// How many changes this batch holds; grows with every change.

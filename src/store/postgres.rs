@@ -214,17 +214,6 @@ impl Backend for PostgresStore {
         Ok(())
     }
 
-    async fn execute_in_batch(&self, sql: Sql) -> Result<u64, StoreError> {
-        let mut held = self.turn.lock().await;
-        let transaction = held.as_mut().ok_or_else(|| {
-            StoreError::Open("a batch's statement can only run inside its transaction".into())
-        })?;
-        Ok(query(sql)?
-            .execute(&mut **transaction)
-            .await?
-            .rows_affected())
-    }
-
     async fn relay_commits(
         &self,
         to: &tokio::sync::broadcast::Sender<()>,

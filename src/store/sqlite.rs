@@ -231,10 +231,6 @@ impl Backend for SqliteStore {
         Err(one_writer())
     }
 
-    async fn execute_in_batch(&self, _sql: Sql) -> Result<u64, StoreError> {
-        Err(one_writer())
-    }
-
     /// No other writer commits.
     async fn relay_commits(
         &self,

@@ -420,11 +420,6 @@ impl Harness {
         &self.storage_url
     }
 
-    /// The writer's handle, to send it commands as the daemon's loops do.
-    pub fn pipeline(&self) -> tocsin::pipeline::Pipeline {
-        self.app.as_ref().unwrap().ticker.pipeline.clone()
-    }
-
     /// One round of due escalations and deliveries at the clock's time.
     pub async fn tick(&self) {
         self.app.as_ref().unwrap().ticker.tick().await;

@@ -501,36 +501,6 @@ async fn flapping_is_counted_over_every_replicas_changes() {
     assert_eq!(incidents[0]["flapping"], true, "{incidents:?}");
 }
 
-/// Every replica ticks, but one timer pass runs per interval among them all (each
-/// takes the whole turn and reads every open incident): the others answer at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_ticking_together_run_one_timer_pass() {
-    let Some(url) = pg_url() else { return };
-    let smtp = SmtpSink::start().await;
-    let a = Harness::start_on(&pg_schema(&url).await, &config(&smtp)).await;
-    let b = a.replica().await;
-    let c = a.replica().await;
-    for resource in ["db-01", "db-02"] {
-        a.ingest_ok("generic", &generic(resource, "postgres", "critical"))
-            .await;
-    }
-    a.clock.advance(TimeDelta::minutes(11));
-    let (pa, pb, pc) = (a.pipeline(), b.pipeline(), c.pipeline());
-    let (fa, fb, fc) = tokio::join!(pa.tick(), pb.tick(), pc.tick());
-    let mut fired = vec![fa.unwrap(), fb.unwrap(), fc.unwrap()];
-    fired.sort_unstable();
-    assert_eq!(fired, vec![0, 0, 2], "one pass fired both L2 steps");
-    let again = tokio::join!(pa.tick(), pb.tick());
-    assert_eq!((again.0.unwrap(), again.1.unwrap()), (0, 0));
-    a.clock.advance(TimeDelta::seconds(1));
-    tokio::join!(a.tick(), b.tick(), c.tick());
-    assert_eq!(
-        smtp.to("carol@example.com").len(),
-        2,
-        "L2 paged once per incident"
-    );
-}
-
 /// A silence made on one replica holds for the alerts the next request brings to
 /// another, not only after that replica's next timer pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

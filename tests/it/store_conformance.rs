@@ -1351,31 +1351,6 @@ async fn flap_histories_are_kept_read_and_forgotten(store: &dyn Store, _backend:
             "a batch reads the histories of the identities it touches"
         );
         assert_eq!(touched.silences_version, Some(0));
-        let pass = |ms: i64| t0() + TimeDelta::milliseconds(ms);
-        let claim = |ms: i64, commits: bool| async move {
-            store.begin_turn().await.unwrap();
-            let claimed = store
-                .claim_timer_pass(pass(ms), pass(ms + 200))
-                .await
-                .unwrap();
-            let mut batch = WriteBatch::default();
-            if commits {
-                batch.hold_timer_pass();
-            }
-            store.commit(&batch).await.unwrap();
-            claimed
-        };
-        assert!(store.timer_pass_due(pass(0)).await.unwrap());
-        assert!(claim(0, false).await);
-        assert!(
-            store.timer_pass_due(pass(0)).await.unwrap(),
-            "a pass that did not commit is due again"
-        );
-        assert!(claim(0, true).await);
-        assert!(!store.timer_pass_due(pass(100)).await.unwrap());
-        assert!(!claim(100, true).await, "another replica passed 100 ms ago");
-        assert!(store.timer_pass_due(pass(200)).await.unwrap());
-        assert!(claim(200, true).await);
         let silence = Silence::new(
             1,
             vec!["resource=\"db-01\"".into()],

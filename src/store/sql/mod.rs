@@ -82,9 +82,6 @@ pub(super) trait Backend: Send + Sync + 'static {
     fn begin_keyed(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// See [`super::SharedWrites::lock_keys`].
     fn lock_keys(&self, keys: &[i64]) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Runs one statement in the transaction of the batch being prepared, so it
-    /// commits or rolls back with it; returns the rows it changed.
-    fn execute_in_batch(&self, sql: Sql) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// See [`super::SharedWrites::relay_commits`].
     fn relay_commits(
         &self,

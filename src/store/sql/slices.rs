@@ -6,7 +6,6 @@ use super::flaps::flap_from_row;
 use super::incidents::INCIDENT_COLUMNS;
 use super::writes::{FIRING, OPEN_ALERT_COLUMNS, open_alert_from_row};
 use super::{Backend, CHUNK, Columns, ID_BLOCK, On, Sql, SqlStore};
-use crate::clock::to_millis;
 use crate::dedup::DedupKey;
 use crate::store::{IdTable, OpenState, SharedWrites, StoreError, TouchedRows};
 use async_trait::async_trait;
@@ -110,22 +109,6 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
             state.incidents.extend(self.open_incidents(sql).await?);
         }
         Ok(state)
-    }
-
-    async fn claim_timer_pass(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        until: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, StoreError> {
-        let sql = Sql::new("UPDATE timer_pass SET due_at = ? WHERE due_at <= ?")
-            .arg(to_millis(until))
-            .arg(to_millis(now));
-        Ok(self.db.execute_in_batch(sql).await? == 1)
-    }
-
-    async fn timer_pass_due(&self, now: chrono::DateTime<chrono::Utc>) -> Result<bool, StoreError> {
-        let sql = Sql::new("SELECT COUNT(*) FROM timer_pass WHERE due_at <= ?").arg(to_millis(now));
-        Ok(self.fetch_one(On::Writer, sql).await?.first_int()? > 0)
     }
 
     async fn active_silences(

@@ -1,5 +1,3 @@
--- State replicas share beyond alerts and incidents.
-
 -- Flap detection's memory of an alert identity: its state changes inside the
 -- flapping window (a JSON array of epoch milliseconds, oldest first), whether it
 -- flaps, and the incident it belonged to when it started. Kept here rather than in
@@ -23,11 +21,3 @@ CREATE TABLE silence_changes (
     version BIGINT NOT NULL
 );
 INSERT INTO silence_changes (version) VALUES (0);
-
--- When the next timer pass may run. Each pass takes the whole write turn and reads
--- every open incident again; replicas claim it (an UPDATE that moves this time
--- past now), so there is one pass per interval among all of them, not one each.
-CREATE TABLE timer_pass (
-    due_at BIGINT NOT NULL
-);
-INSERT INTO timer_pass (due_at) VALUES (0);
