@@ -398,9 +398,7 @@ async fn an_alert_cannot_choose_where_a_password_goes_nor_whose_it_resets() {
         smtp.port
     );
     let tocsin = Harness::start(&bench.config(&extra)).await;
-    let id = tocsin.ingest_ok("generic", &locked("jdoe")).await["alerts"][0]["incident_id"]
-        .as_i64()
-        .unwrap();
+    let id = incident_of(&tocsin, &locked("jdoe")).await;
     let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
     let pending = entry_of(&incident, "runbook_pending_approval");
     assert!(
@@ -619,9 +617,7 @@ async fn a_waiting_proposal_ends_when_its_incident_resolves() {
     let bench = Bench::new();
     let changed = bench.accounts();
     let tocsin = Harness::start(&bench.config(PAGING)).await;
-    let id = tocsin.ingest_ok("generic", &locked("jdoe")).await["alerts"][0]["incident_id"]
-        .as_i64()
-        .unwrap();
+    let id = incident_of(&tocsin, &locked("jdoe")).await;
     let (status, reply) = tocsin
         .post_as(
             RESPONDER,
@@ -667,9 +663,7 @@ async fn an_unapproved_run_expires_and_paging_goes_on() {
     let bench = Bench::new();
     let changed = bench.accounts();
     let tocsin = Harness::start(&bench.config(PAGING)).await;
-    let id = tocsin.ingest_ok("generic", &locked("jdoe")).await["alerts"][0]["incident_id"]
-        .as_i64()
-        .unwrap();
+    let id = incident_of(&tocsin, &locked("jdoe")).await;
     tocsin.clock.advance(chrono::TimeDelta::minutes(14));
     tocsin.tick().await;
     let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
