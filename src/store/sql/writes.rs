@@ -150,15 +150,18 @@ fn statements(batch: &WriteBatch, round_trips: bool) -> Vec<Sql> {
             .push(" AND id < (SELECT MAX(id) FROM silences);");
         out.push(sql);
     }
-    let (kept, ended): (Vec<_>, Vec<_>) = batch
+    let kept: Vec<_> = batch
         .escalations()
-        .partition(|(_, escalation)| escalation.is_some());
-    let kept: Vec<&crate::store::paging::Escalation> =
-        kept.into_iter().filter_map(|(_, e)| e.as_ref()).collect();
+        .filter_map(|(_, e)| e.as_ref())
+        .collect();
     for chunk in kept.chunks(INSERT_CHUNK / 8) {
         out.push(upsert_escalations(chunk));
     }
-    let ended: Vec<i64> = ended.into_iter().map(|(id, _)| *id).collect();
+    let ended: Vec<i64> = batch
+        .escalations()
+        .filter(|(_, escalation)| escalation.is_none())
+        .map(|(id, _)| *id)
+        .collect();
     for chunk in ended.chunks(INSERT_CHUNK) {
         let mut sql = Sql::once("DELETE FROM escalations WHERE incident_id IN (");
         sql.list(chunk.iter().copied()).push(");");
