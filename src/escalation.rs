@@ -6,6 +6,7 @@ use crate::incident::{Incident, TimelineKind};
 use crate::oncall::{Channel, Directory, EscalationPolicy, Tier};
 use crate::page::{Escalation, EscalationState, NotificationKind, Page};
 use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::{BTreeSet, HashMap};
 
 /// What one pass over a due escalation decided.
 #[derive(Debug, Default)]
@@ -214,6 +215,50 @@ pub fn retrigger(mut escalation: Escalation, now: DateTime<Utc>) -> Escalation {
     escalation.cycle = 0;
     escalation.due_at = Some(now);
     escalation
+}
+
+/// The escalation timers of the open incidents, kept beside them so a decision reads
+/// an incident's timer as it reads the incident, and the timer pass finds the due
+/// ones soonest first without walking every open incident.
+#[derive(Debug, Default)]
+pub struct Timers {
+    of: HashMap<i64, Escalation>,
+    due: BTreeSet<(DateTime<Utc>, i64)>,
+}
+
+impl Timers {
+    /// The timer of an incident, if its escalation still runs or waits.
+    pub fn get(&self, incident_id: i64) -> Option<&Escalation> {
+        self.of.get(&incident_id)
+    }
+
+    /// Keeps (or replaces) an incident's timer.
+    pub fn set(&mut self, timer: Escalation) {
+        self.end(timer.incident_id);
+        if let Some(at) = timer.due_at {
+            self.due.insert((at, timer.incident_id));
+        }
+        self.of.insert(timer.incident_id, timer);
+    }
+
+    /// Drops an incident's timer: its escalation ended.
+    pub fn end(&mut self, incident_id: i64) {
+        if let Some(old) = self.of.remove(&incident_id)
+            && let Some(at) = old.due_at
+        {
+            self.due.remove(&(at, incident_id));
+        }
+    }
+
+    /// The timers due at or before `now`, soonest first; they stay until set or
+    /// ended.
+    pub fn due(&self, now: DateTime<Utc>) -> Vec<Escalation> {
+        self.due
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .filter_map(|(_, id)| self.of.get(id).cloned())
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -426,5 +471,36 @@ mod tests {
         );
         assert_eq!(paging.pages.len(), 1);
         assert_eq!(paging.pages[0].channel, Channel::Email);
+    }
+
+    #[test]
+    fn timers_come_due_soonest_first_and_end_with_their_escalation() {
+        let at = |minute| DateTime::<Utc>::UNIX_EPOCH + TimeDelta::minutes(minute);
+        let timer = |incident_id, due_at| Escalation {
+            incident_id,
+            policy: "default".into(),
+            tier: 0,
+            cycle: 0,
+            steps: 0,
+            due_at,
+            state: EscalationState::Tiers,
+            last_step: None,
+        };
+        let ids = |timers: Vec<Escalation>| -> Vec<i64> {
+            timers.iter().map(|timer| timer.incident_id).collect()
+        };
+        let mut timers = Timers::default();
+        timers.set(timer(3, Some(at(30))));
+        timers.set(timer(1, Some(at(10))));
+        timers.set(timer(2, None));
+        assert_eq!(ids(timers.due(at(5))), Vec::<i64>::new());
+        assert_eq!(ids(timers.due(at(30))), vec![1, 3]);
+        // Paged and moved on: due later, not twice.
+        timers.set(timer(1, Some(at(40))));
+        assert_eq!(ids(timers.due(at(30))), vec![3]);
+        timers.end(3);
+        assert_eq!(ids(timers.due(at(60))), vec![1]);
+        assert!(timers.get(3).is_none());
+        assert_eq!(timers.get(2).map(|timer| timer.due_at), Some(None));
     }
 }

@@ -8,7 +8,7 @@ use crate::escalation;
 use crate::incident::{Incident, TimelineKind, TransitionError};
 use crate::oncall::Channel;
 use crate::store::WriteBatch;
-use crate::store::paging::{Notification, NotificationKind};
+use crate::store::paging::{Notification, NotificationKind, Paged};
 use chrono::{DateTime, Utc};
 
 impl Writer {
@@ -46,7 +46,6 @@ impl Writer {
                     batch.record(entry(incident_id, now, TimelineKind::Note, actor, note));
                 }
                 self.escalate_now(incident_id, actor, now, batch, effects)
-                    .await
             }
             Action::Reprioritize { priority, note } => {
                 if !self.raise_priority(incident_id, priority, actor, now, batch) {
@@ -247,14 +246,14 @@ impl Writer {
         // The response clock has stopped.
         self.view.schedule_sla(incident_id);
         batch.cancel_pages(incident_id);
-        let current = self.escalation_of(incident_id, batch).await?;
+        let current = self.escalation_of(incident_id);
         let config = self.config.clone();
         let policy = current
             .as_ref()
             .and_then(|e| config.directory.policies.get(&e.policy));
         match escalation::acknowledged(current, policy, now) {
-            Some(waiting) => batch.set_escalation(waiting),
-            None => batch.end_escalation(incident_id),
+            Some(waiting) => self.keep_timer(waiting, batch),
+            None => self.end_timer(incident_id, batch),
         }
         if incident.drill {
             // The acknowledgement was the test; nothing is left to fix.
@@ -313,10 +312,10 @@ impl Writer {
                 super::alerts::update_of(&alert, AlertStatus::Resolved, Some(now)),
             );
         }
-        batch.end_escalation(incident_id);
+        self.end_timer(incident_id, batch);
         batch.cancel_pages(incident_id);
         self.withdraw_approvals(incident_id, now, batch);
-        self.queue_resolution_notices(&incident, now, batch).await?;
+        self.resolved.push(incident_id);
         Self::notify_stakeholders(&self.config, &incident, "resolved", now, batch);
         self.forget(&incident, effects);
         Ok(incident)
@@ -357,41 +356,6 @@ impl Writer {
         }
     }
 
-    async fn queue_resolution_notices(
-        &self,
-        incident: &Incident,
-        now: DateTime<Utc>,
-        batch: &mut WriteBatch,
-    ) -> Result<(), PipelineError> {
-        let delivered = self
-            .store
-            .delivered_pages(incident.id)
-            .await
-            .map_err(PipelineError::from)?;
-        for (user_id, channel, address) in delivered {
-            // Nobody is woken by a call to hear that it is over.
-            let Ok(channel) = channel.parse::<Channel>() else {
-                continue;
-            };
-            if channel == Channel::Voice {
-                continue;
-            }
-            batch.queue(Notification {
-                id: 0,
-                incident_id: incident.id,
-                user_id,
-                channel,
-                address,
-                kind: NotificationKind::Resolved,
-                step: "resolved".into(),
-                attempts: 0,
-                due_at: now,
-                deadline: now + self.config.delivery_deadline(channel),
-            });
-        }
-        Ok(())
-    }
-
     /// Drops a resolved incident from the view.
     fn forget(&mut self, incident: &Incident, effects: &mut Effects) {
         self.view.incidents.remove(&incident.id);
@@ -415,4 +379,31 @@ fn with_note(message: String, note: Option<String>) -> String {
         Some(note) => format!("{message}: {note}"),
         None => message,
     }
+}
+
+/// The notices that an incident resolved, one to everyone a page reached, on the
+/// channel it reached them by: nobody is woken by a call to hear that it is over.
+pub(super) fn resolution_notices(
+    config: &Config,
+    paged: Vec<Paged>,
+    now: DateTime<Utc>,
+) -> Vec<Notification> {
+    paged
+        .into_iter()
+        .filter_map(|paged| {
+            let channel = paged.channel.parse::<Channel>().ok()?;
+            (channel != Channel::Voice).then(|| Notification {
+                id: 0,
+                incident_id: paged.incident_id,
+                user_id: paged.user_id,
+                channel,
+                address: paged.address,
+                kind: NotificationKind::Resolved,
+                step: "resolved".into(),
+                attempts: 0,
+                due_at: now,
+                deadline: now + config.delivery_deadline(channel),
+            })
+        })
+        .collect()
 }

@@ -285,6 +285,7 @@ impl Pipeline {
             view: View::default(),
             stale: false,
             upgraded: Vec::new(),
+            resolved: Vec::new(),
             guard: crate::runbook::guard::Guard::default(),
             running: HashMap::new(),
             finishing: Vec::new(),
@@ -576,6 +577,8 @@ struct View {
     awaiting: Vec<crate::store::runs::RunRecord>,
     /// Proposed runs waiting for a responder's approval.
     pending_approvals: Vec<crate::store::runs::RunRecord>,
+    /// The escalation timers of the open incidents.
+    timers: crate::escalation::Timers,
     /// When each open incident's SLA clocks next need a look (drills have none).
     sla: crate::sla::SlaSchedule,
     /// The `sla_warn_at` the schedule was computed with; a reload that changes it
@@ -645,6 +648,9 @@ struct Writer {
     stale: bool,
     /// Incidents whose priority rose in this batch; their paging is re-evaluated.
     upgraded: Vec<i64>,
+    /// Incidents this batch resolved: everyone a page reached is told, read for all
+    /// of them at once after the batch's decisions.
+    resolved: Vec<i64>,
     /// Whether runbooks may start (cooldowns, caps, breakers): the recent run rows,
     /// reloaded with the view.
     guard: crate::runbook::guard::Guard,
@@ -741,6 +747,9 @@ impl Writer {
             view.alerts.insert(key, alert);
         }
         view.add_open(state.incidents, senders);
+        for timer in state.escalations {
+            view.timers.set(timer);
+        }
         view.schedule_all_sla(self.config.incidents.sla_warn_at);
         if !self.config.inhibit.is_empty() {
             // Inhibition needs the fields of the firing alerts, not just their ids.
@@ -832,8 +841,12 @@ impl Writer {
             self.abandon_batch(replies).await;
             return;
         }
-        if let Err(error) = self.repage_upgraded(now, &mut batch).await {
-            tracing::error!(%error, "cannot re-evaluate paging after a priority upgrade");
+        self.repage_upgraded(now, &mut batch);
+        if let Err(error) = self.tell_resolved(now, &mut batch).await {
+            tracing::error!(%error, "cannot read who was paged for the incidents resolved; answering 503");
+            self.store.end_turn().await;
+            self.abandon_batch(replies).await;
+            return;
         }
         self.queue_ticket_work(now, &mut batch);
         if !batch.notifications().is_empty() {
@@ -881,11 +894,29 @@ impl Writer {
         }
     }
 
+    /// Queues the notices of the incidents the batch resolved.
+    async fn tell_resolved(
+        &mut self,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> Result<(), StoreError> {
+        let resolved = std::mem::take(&mut self.resolved);
+        if resolved.is_empty() {
+            return Ok(());
+        }
+        let paged = self.store.delivered_pages_of(&resolved).await?;
+        for notice in incidents::resolution_notices(&self.config, paged, now) {
+            batch.queue(notice);
+        }
+        Ok(())
+    }
+
     /// Answers 503 to every command of a batch that is not committed and rebuilds
     /// the view, which holds the batch's changes.
     async fn abandon_batch(&mut self, replies: Vec<Reply>) {
         self.stale = true;
         self.upgraded.clear();
+        self.resolved.clear();
         for request in self.pending_runs.drain(..) {
             self.running.remove(&request.run_id);
         }
@@ -921,7 +952,7 @@ impl Writer {
         let drills = self.check_drills(now, batch, effects).await;
         let sla = self.check_sla(now, batch, effects).await;
         drills.and(sla)?;
-        self.tick(now, batch, effects).await
+        Ok(self.tick(now, batch, effects))
     }
 
     /// Applies one command to the view and the batch, and returns how to answer it

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 impl Writer {
     /// A new incident starts its policy; the first tier is usually due at once.
     pub(super) fn start_paging(
-        &self,
+        &mut self,
         incident: &mut Incident,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
@@ -48,22 +48,18 @@ impl Writer {
     }
 
     /// Fires every escalation timer that is due.
-    pub(super) async fn tick(
+    pub(super) fn tick(
         &mut self,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
         effects: &mut Effects,
-    ) -> Result<usize, PipelineError> {
-        let due = self
-            .store
-            .due_escalations(now)
-            .await
-            .map_err(PipelineError::from)?;
+    ) -> usize {
+        let due = self.view.timers.due(now);
         let fired = due.len();
         for timer in due {
             let Some(open) = self.view.incidents.get(&timer.incident_id) else {
                 // The incident is gone (resolved in a way that left its timer behind).
-                batch.end_escalation(timer.incident_id);
+                self.end_timer(timer.incident_id, batch);
                 continue;
             };
             let mut incident = open.incident.clone();
@@ -89,11 +85,11 @@ impl Writer {
                 open.incident = incident;
             }
         }
-        Ok(fired)
+        fired
     }
 
     /// `POST /incidents/{id}/escalate`: page the next tier now.
-    pub(super) async fn escalate_now(
+    pub(super) fn escalate_now(
         &mut self,
         incident_id: i64,
         actor: &str,
@@ -103,8 +99,7 @@ impl Writer {
     ) -> Result<Incident, PipelineError> {
         let mut incident = self.open_incident(incident_id)?;
         let timer = self
-            .escalation_of(incident_id, batch)
-            .await?
+            .escalation_of(incident_id)
             .filter(|timer| timer.state == EscalationState::Tiers && timer.due_at.is_some())
             .ok_or_else(|| {
                 PipelineError::NotPossible(format!(
@@ -127,7 +122,7 @@ impl Writer {
     }
 
     fn run_timer(
-        &self,
+        &mut self,
         incident: &mut Incident,
         timer: Escalation,
         now: DateTime<Utc>,
@@ -147,7 +142,7 @@ impl Writer {
                     timer.policy
                 ),
             ));
-            batch.end_escalation(incident.id);
+            self.end_timer(incident.id, batch);
             return;
         };
         let deadline = |channel| config.delivery_deadline(channel);
@@ -164,7 +159,7 @@ impl Writer {
     }
 
     fn apply_paging(
-        &self,
+        &mut self,
         incident: &mut Incident,
         paging: Paging,
         now: DateTime<Utc>,
@@ -182,17 +177,13 @@ impl Writer {
         // A policy that ran out keeps its row without a due time, so a later
         // `escalate` can say there is nothing left to page.
         match paging.next {
-            Some(next) => batch.set_escalation(next),
-            None => batch.end_escalation(incident.id),
+            Some(next) => self.keep_timer(next, batch),
+            None => self.end_timer(incident.id, batch),
         }
     }
 
     /// Pages the newly eligible channels of incidents whose priority rose.
-    pub(super) async fn repage_upgraded(
-        &mut self,
-        now: DateTime<Utc>,
-        batch: &mut WriteBatch,
-    ) -> Result<(), PipelineError> {
+    pub(super) fn repage_upgraded(&mut self, now: DateTime<Utc>, batch: &mut WriteBatch) {
         let config = self.config.clone();
         let deadline = |channel| config.delivery_deadline(channel);
         for incident_id in std::mem::take(&mut self.upgraded) {
@@ -204,7 +195,7 @@ impl Writer {
             else {
                 continue;
             };
-            let Some(timer) = self.escalation_of(incident_id, batch).await? else {
+            let Some(timer) = self.escalation_of(incident_id) else {
                 continue;
             };
             let Some(policy) = config.directory.policies.get(&timer.policy) else {
@@ -231,22 +222,23 @@ impl Writer {
                 ));
             }
         }
-        Ok(())
     }
 
-    /// The incident's escalation timer as this batch leaves it.
-    pub(super) async fn escalation_of(
-        &self,
-        incident_id: i64,
-        batch: &WriteBatch,
-    ) -> Result<Option<Escalation>, PipelineError> {
-        if let Some(pending) = batch.pending_escalation(incident_id) {
-            return Ok(pending.clone());
-        }
-        self.store
-            .escalation(incident_id)
-            .await
-            .map_err(PipelineError::from)
+    /// The incident's escalation timer as the batch so far leaves it.
+    pub(super) fn escalation_of(&self, incident_id: i64) -> Option<Escalation> {
+        self.view.timers.get(incident_id).cloned()
+    }
+
+    /// Keeps an escalation's timer, in the view and in the batch.
+    pub(super) fn keep_timer(&mut self, timer: Escalation, batch: &mut WriteBatch) {
+        self.view.timers.set(timer.clone());
+        batch.set_escalation(timer);
+    }
+
+    /// Ends an incident's escalation, in the view and in the batch.
+    pub(super) fn end_timer(&mut self, incident_id: i64, batch: &mut WriteBatch) {
+        self.view.timers.end(incident_id);
+        batch.end_escalation(incident_id);
     }
 }
 

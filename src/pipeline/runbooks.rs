@@ -599,10 +599,7 @@ impl Writer {
         effects: &mut Effects,
     ) -> Result<(), PipelineError> {
         let actor = format!("runbook:{runbook}");
-        match self
-            .escalate_now(incident_id, &actor, now, batch, effects)
-            .await
-        {
+        match self.escalate_now(incident_id, &actor, now, batch, effects) {
             Ok(_) => {
                 batch.record(entry(
                     incident_id,

@@ -281,6 +281,7 @@ impl Writer {
         view.flaps.extend(slice.flaps);
         view.alerts.forget_incidents(incidents);
         for id in incidents {
+            view.timers.end(*id);
             if let Some(open) = view.incidents.remove(id) {
                 view.open_per_priority[open.incident.priority.index()] -= 1;
                 if let Some(group) = &open.incident.group_key
@@ -301,6 +302,9 @@ impl Writer {
             view.alerts.insert(key, alert);
         }
         view.add_open(slice.incidents, senders);
+        for timer in slice.escalations {
+            view.timers.set(timer);
+        }
     }
 
     /// Enough ids in every pool for what the batch may create: an alert per alert

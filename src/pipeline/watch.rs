@@ -405,10 +405,7 @@ impl Writer {
             if breach && let Some(open) = self.view.incidents.get(&id) {
                 let priority = open.incident.priority;
                 if self.config.sla_for(priority).escalate_on_breach {
-                    match self
-                        .escalate_now(id, "tocsin (SLA breach)", now, batch, effects)
-                        .await
-                    {
+                    match self.escalate_now(id, "tocsin (SLA breach)", now, batch, effects) {
                         Ok(_) | Err(PipelineError::NotPossible(_)) => {}
                         Err(error) => return Err(error),
                     }

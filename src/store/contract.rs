@@ -2,7 +2,7 @@
 //! it uses: each trait is one table family's calls, and [`Store`] is all of them, the
 //! way a backend implements them and the application holds them (`Arc<dyn Store>`).
 
-use super::paging::{Delivery, Escalation, Notification, PageFacts, Settlement};
+use super::paging::{Delivery, Notification, PageFacts, Paged, Settlement};
 use super::runs::RunRecord;
 use super::tickets::{Ticket, TicketOp};
 use super::{
@@ -186,10 +186,6 @@ pub trait IncidentStore: Send + Sync + 'static {
 /// Escalation timers and the outbox's messages: claiming, finishing, queueing.
 #[async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
-    /// Escalation timers due at `now`.
-    async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError>;
-    /// An incident's escalation timer.
-    async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError>;
     /// Timers due before `before`: a healthy engine has none.
     async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError>;
     /// Messages a writer wrote already claimed under `claim`, not yet finished, whose
@@ -247,7 +243,17 @@ pub trait PageHistory: Send + Sync + 'static {
     async fn delivered_pages(
         &self,
         incident_id: i64,
-    ) -> Result<Vec<(String, String, String)>, StoreError>;
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(self
+            .delivered_pages_of(&[incident_id])
+            .await?
+            .into_iter()
+            .map(|paged| (paged.user_id, paged.channel, paged.address))
+            .collect())
+    }
+    /// The pages actually delivered for several incidents, in one read: whom a
+    /// batch's resolutions tell.
+    async fn delivered_pages_of(&self, incidents: &[i64]) -> Result<Vec<Paged>, StoreError>;
     /// The incident most recently paged to a user's phone by SMS (sent, or queued to
     /// be), or with `only`, that incident if it was: what an SMS reply from that phone
     /// may act on.

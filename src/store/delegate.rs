@@ -4,7 +4,7 @@
 
 use super::channels::{ChannelStore, ChatMessage};
 use super::console::{ConsoleStore, OverrideRow, SessionRow};
-use super::paging::{Delivery, Escalation, Notification, PageFacts, Settlement};
+use super::paging::{Delivery, Notification, PageFacts, Paged, Settlement};
 use super::runs::RunRecord;
 use super::tickets::{Ticket, TicketOp};
 use super::{
@@ -155,12 +155,6 @@ impl<T: Forward<dyn IncidentStore>> IncidentStore for T {
 
 #[async_trait]
 impl<T: Forward<dyn OutboxStore>> OutboxStore for T {
-    async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError> {
-        self.to().due_escalations(now).await
-    }
-    async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError> {
-        self.to().escalation(incident_id).await
-    }
     async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError> {
         self.to().overdue_escalations(before).await
     }
@@ -215,11 +209,8 @@ impl<T: Forward<dyn LeaseStore>> LeaseStore for T {
 
 #[async_trait]
 impl<T: Forward<dyn PageHistory>> PageHistory for T {
-    async fn delivered_pages(
-        &self,
-        incident_id: i64,
-    ) -> Result<Vec<(String, String, String)>, StoreError> {
-        self.to().delivered_pages(incident_id).await
+    async fn delivered_pages_of(&self, incidents: &[i64]) -> Result<Vec<Paged>, StoreError> {
+        self.to().delivered_pages_of(incidents).await
     }
     async fn sms_paged_incident(
         &self,

@@ -380,11 +380,6 @@ impl WriteBatch {
             .map(|claim| claim.token.as_str())
     }
 
-    /// The escalation change this batch holds for an incident, if any.
-    pub fn pending_escalation(&self, incident_id: i64) -> Option<&Option<Escalation>> {
-        self.escalations.get(&incident_id)
-    }
-
     /// Escalation changes.
     pub fn escalations(&self) -> impl Iterator<Item = (&i64, &Option<Escalation>)> {
         self.escalations.iter()
@@ -482,6 +477,8 @@ pub struct OpenState {
     /// Runs waiting for the sender's recovery, and the next free run id.
     pub awaiting_recovery: Vec<runs::RunRecord>,
     pub next_run_id: i64,
+    /// The escalation timers: every one, or those of the incidents read.
+    pub escalations: Vec<paging::Escalation>,
 }
 
 /// What one batch touches, read again under its locks (replicas).

@@ -23,6 +23,15 @@ pub struct Notification {
     pub deadline: DateTime<Utc>,
 }
 
+/// A page that reached someone: whom an incident's resolution tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paged {
+    pub incident_id: i64,
+    pub user_id: String,
+    pub channel: String,
+    pub address: String,
+}
+
 /// The outcome of one attempt on a claimed message, and the timeline line that tells
 /// it (none for a report, which belongs to no incident, or a cancelled page): the
 /// store writes the two together, so a timeline never misses a message that went

@@ -12,6 +12,7 @@ use tocsin::config::Config;
 use tocsin::incident::{Incident, TimelineEntry};
 use tocsin::store::channels::ChannelStore;
 use tocsin::store::console::ConsoleStore;
+use tocsin::store::paging::Paged;
 use tocsin::store::{
     AlertStore, ChangeQuery, Forward, IncidentQuery, IncidentStore, KeyStore, LeaseStore,
     OpenState, OutboxStore, PageHistory, RunStore, SharedWrites, Store, StoreError, TicketStore,
@@ -120,14 +121,11 @@ impl WriteStore for FaultyStore {
 
 #[async_trait]
 impl PageHistory for FaultyStore {
-    async fn delivered_pages(
-        &self,
-        incident_id: i64,
-    ) -> Result<Vec<(String, String, String)>, StoreError> {
+    async fn delivered_pages_of(&self, incidents: &[i64]) -> Result<Vec<Paged>, StoreError> {
         if self.failing_page_reads.load(Ordering::SeqCst) {
             return Err(StoreError::Open("injected fault: read failed".into()));
         }
-        self.inner.delivered_pages(incident_id).await
+        self.inner.delivered_pages_of(incidents).await
     }
     async fn sms_paged_incident(
         &self,

@@ -495,13 +495,13 @@ async fn escalation_timers_come_due_and_end(store: &dyn Store, _: Backend) {
     batch.upsert_incident(&incident(1));
     batch.set_escalation(timer.clone());
     commit(store, &batch).await;
-    assert!(store.due_escalations(t0()).await.unwrap().is_empty());
-    let due = store
-        .due_escalations(t0() + TimeDelta::minutes(10))
-        .await
-        .unwrap();
-    assert_eq!(due, vec![timer.clone()]);
-    assert_eq!(store.escalation(1).await.unwrap(), Some(timer));
+    assert_eq!(timers(store).await, vec![timer.clone()]);
+    // A replica reads the timers of the open incidents its batch names.
+    assert_eq!(
+        store.load_slice(&[1]).await.unwrap().escalations,
+        vec![timer.clone()]
+    );
+    assert!(store.load_slice(&[2]).await.unwrap().escalations.is_empty());
     assert_eq!(
         store
             .overdue_escalations(t0() + TimeDelta::minutes(10))
@@ -519,7 +519,14 @@ async fn escalation_timers_come_due_and_end(store: &dyn Store, _: Backend) {
     let mut batch = WriteBatch::default();
     batch.end_escalation(1);
     commit(store, &batch).await;
-    assert_eq!(store.escalation(1).await.unwrap(), None);
+    assert!(timers(store).await.is_empty());
+}
+
+/// Every escalation timer the store keeps, by incident.
+async fn timers(store: &dyn Store) -> Vec<Escalation> {
+    let mut timers = store.load_open_state().await.unwrap().escalations;
+    timers.sort_by_key(|timer| timer.incident_id);
+    timers
 }
 
 async fn messages_are_claimed_renewed_finished_and_counted_as_pages(
@@ -1477,9 +1484,7 @@ async fn many_alerts_and_timers_change_in_one_batch(store: &dyn Store, _: Backen
     batch.end_escalation(2);
     batch.end_escalation(3);
     commit(store, &batch).await;
-    assert_eq!(store.escalation(1).await.unwrap(), Some(timer(1, 2)));
-    assert_eq!(store.escalation(2).await.unwrap(), None);
-    assert_eq!(store.escalation(3).await.unwrap(), None);
+    assert_eq!(timers(store).await, vec![timer(1, 2)]);
 }
 
 /// A store in which a batch resolving incident #1 commits right after the

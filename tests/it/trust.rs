@@ -148,15 +148,15 @@ fn alertmanager(alerts: &[(&str, &str)]) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn a_request_that_fails_at_its_third_alert_applies_none_of_them() {
+async fn a_request_whose_batch_cannot_read_who_was_paged_applies_none_of_its_alerts() {
     let tocsin = Harness::start("").await;
     tocsin
         .ingest_ok("alertmanager", &alertmanager(&[("a", "firing")]))
         .await;
     assert_eq!(tocsin.incidents().await.len(), 1);
 
-    // The third alert resolves the open incident, whose resolve reads who was paged:
-    // that read fails after the first two alerts were already decided.
+    // The third alert resolves the open incident; who was paged is read once the
+    // batch's decisions are made, and that read fails after all three were decided.
     tocsin
         .store
         .failing_page_reads

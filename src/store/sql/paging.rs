@@ -8,7 +8,8 @@ use super::{Backend, Columns, INSERT_CHUNK, On, Sql, SqlStore};
 use crate::clock::to_millis;
 use crate::incident::TimelineEntry;
 use crate::store::paging::{
-    Delivery, Escalation, EscalationState, Notification, NotificationKind, PageFacts, Settlement,
+    Delivery, Escalation, EscalationState, Notification, NotificationKind, PageFacts, Paged,
+    Settlement,
 };
 use crate::store::{
     Claims, DueClaim, LeaseStore, OutboxStore, PageHistory, StoreError, TicketStore,
@@ -16,7 +17,7 @@ use crate::store::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-const ESCALATION_COLUMNS: &str =
+pub(super) const ESCALATION_COLUMNS: &str =
     "incident_id, policy, tier, cycle, steps, due_at, state, last_step";
 /// Incidents per statement of [`OutboxStore::page_facts`] (SQLite takes at most 500
 /// `SELECT`s in one `UNION ALL`), and the sizes a shorter list is padded to, so the
@@ -28,25 +29,6 @@ const NOTIFICATION_COLUMNS: &str =
 
 #[async_trait]
 impl<B: Backend> OutboxStore for SqlStore<B> {
-    async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Escalation>, StoreError> {
-        let sql = Sql::new(format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at"))
-            .arg(to_millis(now));
-        self.fetch_map(On::Writer, sql, escalation_from_row).await
-    }
-
-    async fn escalation(&self, incident_id: i64) -> Result<Option<Escalation>, StoreError> {
-        let sql = Sql::new(format!(
-            "SELECT {ESCALATION_COLUMNS} FROM escalations WHERE incident_id = ?"
-        ))
-        .arg(incident_id);
-        self.db
-            .fetch_optional(On::Writer, sql)
-            .await?
-            .as_ref()
-            .map(escalation_from_row)
-            .transpose()
-    }
-
     async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError> {
         let sql =
             Sql::new("SELECT COUNT(*) FROM escalations WHERE due_at IS NOT NULL AND due_at < ?")
@@ -214,20 +196,27 @@ impl<B: Backend> LeaseStore for SqlStore<B> {
 
 #[async_trait]
 impl<B: Backend> PageHistory for SqlStore<B> {
-    async fn delivered_pages(
-        &self,
-        incident_id: i64,
-    ) -> Result<Vec<(String, String, String)>, StoreError> {
-        let sql = Sql::new("SELECT DISTINCT user_id, channel, address FROM notifications WHERE incident_id = ? AND kind = 'page' AND status = 'sent' ORDER BY user_id, channel")
-            .arg(incident_id);
-        self.fetch_map(On::Writer, sql, |row| {
-            Ok((
-                row.text("user_id")?,
-                row.text("channel")?,
-                row.text("address")?,
-            ))
-        })
-        .await
+    async fn delivered_pages_of(&self, incidents: &[i64]) -> Result<Vec<Paged>, StoreError> {
+        let mut paged = Vec::new();
+        for chunk in incidents.chunks(super::CHUNK) {
+            let mut sql = Sql::once(
+                "SELECT DISTINCT incident_id, user_id, channel, address FROM notifications WHERE kind = 'page' AND status = 'sent' AND incident_id IN (",
+            );
+            sql.list(chunk.iter().copied())
+                .push(") ORDER BY incident_id, user_id, channel");
+            paged.extend(
+                self.fetch_map(On::Writer, sql, |row| {
+                    Ok(Paged {
+                        incident_id: row.int("incident_id")?,
+                        user_id: row.text("user_id")?,
+                        channel: row.text("channel")?,
+                        address: row.text("address")?,
+                    })
+                })
+                .await?,
+            );
+        }
+        Ok(paged)
     }
 
     async fn sms_paged_incident(
@@ -365,7 +354,7 @@ pub(super) fn upsert_escalations(escalations: &[&Escalation]) -> Sql {
     sql
 }
 
-fn escalation_from_row(row: &impl Columns) -> Result<Escalation, StoreError> {
+pub(super) fn escalation_from_row(row: &impl Columns) -> Result<Escalation, StoreError> {
     Ok(Escalation {
         incident_id: row.int("incident_id")?,
         policy: row.text("policy")?,

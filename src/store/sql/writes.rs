@@ -4,7 +4,9 @@
 use super::alerts::{insert_alerts, update_alert, update_alerts, upsert_silence};
 use super::flaps::keep_flap;
 use super::incidents::{INCIDENT_COLUMNS, incident_from_row, insert_timeline, upsert_incidents};
-use super::paging::{insert_notifications, upsert_escalations};
+use super::paging::{
+    ESCALATION_COLUMNS, escalation_from_row, insert_notifications, upsert_escalations,
+};
 use super::runs::{RUN_COLUMNS, run_from_row, upsert_run};
 use super::tickets::insert_ticket_ops;
 use super::{Backend, Columns, INSERT_CHUNK, On, Sql, SqlStore};
@@ -244,6 +246,13 @@ impl<B: Backend> SqlStore<B> {
             flaps: self.all_flaps().await?,
             awaiting_recovery,
             next_run_id,
+            escalations: self
+                .fetch_map(
+                    On::Writer,
+                    Sql::new(format!("SELECT {ESCALATION_COLUMNS} FROM escalations")),
+                    escalation_from_row,
+                )
+                .await?,
         })
     }
 
