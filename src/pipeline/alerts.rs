@@ -118,7 +118,7 @@ impl Writer {
         }
     }
 
-    pub(super) async fn ingest(
+    pub(super) fn ingest(
         &mut self,
         alert: Alert,
         now: DateTime<Utc>,
@@ -129,9 +129,7 @@ impl Writer {
         count(&mut effects.received, &alert.source);
         match alert.action {
             AlertAction::Acknowledge => {
-                return self
-                    .sender_acknowledges(&key, &alert.source, now, batch, effects)
-                    .await;
+                return self.sender_acknowledges(&key, &alert.source, now, batch, effects);
             }
             AlertAction::DowntimeStart => self.sender_downtime(&alert, true, now, batch)?,
             AlertAction::DowntimeEnd => self.sender_downtime(&alert, false, now, batch)?,
@@ -142,7 +140,7 @@ impl Writer {
                 // Only identities that resolved recently have a history to check; a
                 // flood of new alerts creates none.
                 let flapping = if self.view.flaps.contains_key(&key) {
-                    self.state_changed(&key, now, batch).await?
+                    self.state_changed(&key, now, batch)?
                 } else {
                     false
                 };
@@ -186,9 +184,8 @@ impl Writer {
                     flap.incident_id = open.incident_id;
                     self.view.flaps.insert(key.clone(), flap);
                 }
-                self.state_changed(&key, now, batch).await?;
+                self.state_changed(&key, now, batch)?;
                 self.resolve_alert(&key, &alert.source, now, batch, effects)
-                    .await
             }
             Decision::Stale => self.stale_follow_up(key),
         }
@@ -356,7 +353,7 @@ impl Writer {
         id
     }
 
-    async fn resolve_alert(
+    fn resolve_alert(
         &mut self,
         key: &DedupKey,
         actor: &str,
@@ -376,8 +373,7 @@ impl Writer {
         update.last_seen = now;
         batch.update_alert(open.id, update);
         if let Some(incident_id) = open.incident_id {
-            self.alert_of_incident_resolved(incident_id, key, actor, now, batch, effects)
-                .await?;
+            self.alert_of_incident_resolved(incident_id, key, actor, now, batch, effects)?;
         }
         Ok(Accepted {
             id: Some(open.id),
@@ -386,7 +382,7 @@ impl Writer {
         })
     }
 
-    async fn alert_of_incident_resolved(
+    fn alert_of_incident_resolved(
         &mut self,
         incident_id: i64,
         key: &DedupKey,
@@ -417,12 +413,11 @@ impl Writer {
             batch,
             effects,
         )
-        .await
         .map(|_| ())
     }
 
     /// A PagerDuty-style `acknowledge` from the sender acknowledges the alert's incident.
-    async fn sender_acknowledges(
+    fn sender_acknowledges(
         &mut self,
         key: &DedupKey,
         actor: &str,
@@ -461,8 +456,7 @@ impl Writer {
                 now,
                 batch,
                 effects,
-            )
-            .await?;
+            )?;
         }
         Ok(Accepted {
             id: Some(open.id),

@@ -107,7 +107,7 @@ impl Writer {
 
     /// Drills not acknowledged within their window fail: reported to the policy's
     /// last tier once, then ended.
-    pub(super) async fn check_drills(
+    pub(super) fn check_drills(
         &mut self,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
@@ -180,8 +180,7 @@ impl Writer {
                 now,
                 batch,
                 effects,
-            )
-            .await?;
+            )?;
         }
         Ok(())
     }

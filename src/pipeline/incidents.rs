@@ -12,7 +12,7 @@ use crate::store::paging::{Notification, NotificationKind, Paged};
 use chrono::{DateTime, Utc};
 
 impl Writer {
-    pub(super) async fn act(
+    pub(super) fn act(
         &mut self,
         incident_id: i64,
         action: Action,
@@ -22,20 +22,16 @@ impl Writer {
         effects: &mut Effects,
     ) -> Result<Incident, PipelineError> {
         if !self.view.incidents.contains_key(&incident_id) {
-            return self
-                .act_on_closed(incident_id, action, actor, now, batch)
-                .await;
+            return self.act_on_closed(incident_id, action, actor, now, batch);
         }
         match action {
             Action::Acknowledge { note } => {
                 let message = with_note(format!("acknowledged by {actor}"), note);
                 self.acknowledge_incident(incident_id, actor, message, now, batch, effects)
-                    .await
             }
             Action::Resolve { note } => {
                 let message = with_note(format!("resolved by {actor}"), note);
                 self.resolve_incident(incident_id, actor, message, now, batch, effects)
-                    .await
             }
             Action::Note { text } => {
                 batch.record(entry(incident_id, now, TimelineKind::Note, actor, text));
@@ -155,7 +151,7 @@ impl Writer {
     /// An action carried by a single-use key (an ack link): refused when the key was
     /// spent, and the key is spent in the same batch as the action.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn act_spending(
+    pub(super) fn act_spending(
         &mut self,
         incident_id: i64,
         action: Action,
@@ -165,12 +161,10 @@ impl Writer {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<Incident, PipelineError> {
-        if self.is_spent(once, batch).await? {
+        if self.is_spent(once, batch) {
             return Err(PipelineError::Spent);
         }
-        let incident = self
-            .act(incident_id, action, actor, now, batch, effects)
-            .await?;
+        let incident = self.act(incident_id, action, actor, now, batch, effects)?;
         batch.spend(once, now);
         Ok(incident)
     }
@@ -184,7 +178,7 @@ impl Writer {
     }
 
     /// Actions on an incident that is no longer open: only notes are allowed.
-    async fn act_on_closed(
+    fn act_on_closed(
         &self,
         incident_id: i64,
         action: Action,
@@ -193,10 +187,7 @@ impl Writer {
         batch: &mut WriteBatch,
     ) -> Result<Incident, PipelineError> {
         let incident = self
-            .store
-            .incident(incident_id)
-            .await
-            .map_err(PipelineError::from)?
+            .closed_incident(incident_id, batch)
             .ok_or(PipelineError::NotFound(incident_id))?;
         match action {
             Action::Note { text } => {
@@ -215,7 +206,7 @@ impl Writer {
     /// Acknowledges an open incident: its pending pages are cancelled and its
     /// escalation stops (or waits for the policy's `ack_timeout`). Acknowledging
     /// twice changes nothing.
-    pub(super) async fn acknowledge_incident(
+    pub(super) fn acknowledge_incident(
         &mut self,
         incident_id: i64,
         actor: &str,
@@ -258,9 +249,7 @@ impl Writer {
         if incident.drill {
             // The acknowledgement was the test; nothing is left to fix.
             let passed = format!("drill passed: acknowledged by {actor}");
-            return self
-                .resolve_incident(incident_id, "tocsin", passed, now, batch, effects)
-                .await;
+            return self.resolve_incident(incident_id, "tocsin", passed, now, batch, effects);
         }
         Ok(incident)
     }
@@ -285,7 +274,7 @@ impl Writer {
 
     /// Resolves an open incident and its alerts, stops its paging and tells everyone
     /// who was paged.
-    pub(super) async fn resolve_incident(
+    pub(super) fn resolve_incident(
         &mut self,
         incident_id: i64,
         actor: &str,

@@ -19,6 +19,7 @@
 mod alerts;
 mod drills;
 pub mod executor;
+mod facts;
 mod ids;
 mod incidents;
 mod paging;
@@ -291,6 +292,7 @@ impl Pipeline {
             finishing: Vec::new(),
             adopted: std::collections::HashSet::new(),
             pending_runs: Vec::new(),
+            facts: facts::Facts::default(),
             runs,
             changes,
             pruned_at: None,
@@ -660,6 +662,8 @@ struct Writer {
     finishing: Vec<i64>,
     /// Runs of a replica that died, taken over to record their end here.
     adopted: std::collections::HashSet<i64>,
+    /// What this batch's decisions read of the store, read before they are made.
+    facts: facts::Facts,
     /// Runs decided in this batch, handed to the executor once it commits.
     pending_runs: Vec<RunRequest>,
     runs: mpsc::UnboundedSender<RunRequest>,
@@ -795,8 +799,17 @@ impl Writer {
         let commands: Vec<Queued> = commands.collect();
         self.config = self.shared.load_full();
         // Every decision is made on what the store holds now: with replicas, the
-        // batch's rows are locked and read again first.
-        if let Err(error) = self.prepare(&commands).await {
+        // batch's rows are locked and read again first; then what the decisions
+        // need beyond the open state is read, so deciding never waits on the store.
+        let mut now = self.clock.now();
+        let prepared = match self.prepare(&commands).await {
+            Ok(()) => {
+                now = self.clock.now();
+                self.read_facts(&commands, now).await
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = prepared {
             tracing::error!(%error, "cannot take the batch's locks or read its rows");
             self.store.end_turn().await;
             self.stale = true;
@@ -808,7 +821,6 @@ impl Writer {
             }
             return;
         }
-        let now = self.clock.now();
         let mut batch = WriteBatch::default();
         let mut effects = Effects::default();
         let mut replies: Vec<Reply> = Vec::new();
@@ -821,7 +833,7 @@ impl Writer {
                 continue;
             }
             let before = batch.revision();
-            let (reply, failed) = self.apply(queued, now, &mut batch, &mut effects).await;
+            let (reply, failed) = self.apply(queued, now, &mut batch, &mut effects);
             if failed && batch.revision() != before {
                 // Its own error, so a client does not retry a deterministic failure
                 // for ever; the others of the batch get 503 and retry without it.
@@ -937,27 +949,27 @@ impl Writer {
 
     /// Everything time makes due: heartbeats, flapping, recoveries, runs lost with
     /// their replica, drills, SLA, then the escalation timers.
-    async fn tick_all(
+    fn tick_all(
         &mut self,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<usize, PipelineError> {
         self.prune(now, batch);
-        self.check_heartbeats(now, batch, effects).await?;
-        self.settle_flapping(now, batch, effects).await?;
-        self.check_recoveries(now, batch, effects).await?;
+        self.check_heartbeats(now, batch, effects)?;
+        self.settle_flapping(now, batch, effects)?;
+        self.check_recoveries(now, batch, effects)?;
         self.expire_approvals(now, batch);
-        self.check_lost_runs(now, batch, effects).await?;
-        let drills = self.check_drills(now, batch, effects).await;
-        let sla = self.check_sla(now, batch, effects).await;
+        self.check_lost_runs(now, batch, effects)?;
+        let drills = self.check_drills(now, batch, effects);
+        let sla = self.check_sla(now, batch, effects);
         drills.and(sla)?;
         Ok(self.tick(now, batch, effects))
     }
 
     /// Applies one command to the view and the batch, and returns how to answer it
     /// once the batch's fate is known.
-    async fn apply(
+    fn apply(
         &mut self,
         queued: Queued,
         now: DateTime<Utc>,
@@ -971,17 +983,15 @@ impl Writer {
                 once,
                 reply,
             } => {
-                if let Some(once) = &once {
-                    match self.is_spent(once, batch).await {
-                        Ok(false) => {}
-                        Ok(true) => return answer(reply, Err(PipelineError::Spent)),
-                        Err(error) => return answer(reply, Err(error)),
-                    }
+                if let Some(once) = &once
+                    && self.is_spent(once, batch)
+                {
+                    return answer(reply, Err(PipelineError::Spent));
                 }
                 let mut accepted = Vec::with_capacity(alerts.len());
                 let mut failure = None;
                 for alert in alerts {
-                    match self.ingest(alert, now, batch, effects).await {
+                    match self.ingest(alert, now, batch, effects) {
                         Ok(one) => accepted.push(one),
                         Err(error) => {
                             failure = Some(error);
@@ -1007,9 +1017,9 @@ impl Writer {
                 once,
                 reply,
             } => {
-                if let Some(first) = self.recall(key.as_deref(), now, batch).await {
+                if let Some(first) = self.recall(key.as_deref(), batch) {
                     let first = match first {
-                        Ok(id) => self.current_incident(id, batch).await,
+                        Ok(id) => self.current_incident(id, batch),
                         Err(error) => Err(error),
                     };
                     return answer(reply, first);
@@ -1017,24 +1027,20 @@ impl Writer {
                 let result = match once {
                     Some(once) => {
                         self.act_spending(incident_id, action, &actor, &once, now, batch, effects)
-                            .await
                     }
-                    None => {
-                        self.act(incident_id, action, &actor, now, batch, effects)
-                            .await
-                    }
+                    None => self.act(incident_id, action, &actor, now, batch, effects),
                 };
                 remember(key, result.as_ref().map(|incident| incident.id), now, batch);
                 answer(reply, result)
             }
             Command::Tick { reply } => {
-                let result = self.tick_all(now, batch, effects).await;
+                let result = self.tick_all(now, batch, effects);
                 answer(reply, result)
             }
             Command::Silence { change, reply } => {
-                if let Some(first) = self.recall(key.as_deref(), now, batch).await {
+                if let Some(first) = self.recall(key.as_deref(), batch) {
                     let first = match first {
-                        Ok(id) => self.current_silence(id).await,
+                        Ok(id) => self.current_silence(id),
                         Err(error) => Err(error),
                     };
                     return answer(reply, first);
@@ -1044,7 +1050,7 @@ impl Writer {
                 answer(reply, result)
             }
             Command::Beat { name, reply } => {
-                let result = self.beat(&name, now, batch, effects).await;
+                let result = self.beat(&name, now, batch, effects);
                 answer(reply, result)
             }
             Command::RunFinished {
@@ -1052,15 +1058,13 @@ impl Writer {
                 outcome,
                 reply,
             } => {
-                let result = self
-                    .run_finished(run_id, outcome, now, batch, effects)
-                    .await;
+                let result = self.run_finished(run_id, outcome, now, batch, effects);
                 answer(reply, result)
             }
             Command::Drill { name, actor, reply } => {
-                if let Some(first) = self.recall(key.as_deref(), now, batch).await {
+                if let Some(first) = self.recall(key.as_deref(), batch) {
                     let first = match first {
-                        Ok(id) => self.current_incident(id, batch).await,
+                        Ok(id) => self.current_incident(id, batch),
                         Err(error) => Err(error),
                     };
                     return answer(reply, first);
@@ -1076,12 +1080,10 @@ impl Writer {
                 actor,
                 reply,
             } => {
-                if let Some(first) = self.recall(key.as_deref(), now, batch).await {
+                if let Some(first) = self.recall(key.as_deref(), batch) {
                     return answer(reply, first);
                 }
-                let result = self
-                    .manual_run(&name, values, incident_id, &actor, now, batch)
-                    .await;
+                let result = self.manual_run(&name, values, incident_id, &actor, now, batch);
                 remember(key, result.as_ref().copied(), now, batch);
                 answer(reply, result)
             }
@@ -1092,9 +1094,8 @@ impl Writer {
                 once,
                 reply,
             } => {
-                let result = self
-                    .approve_all(incident_id, &runbooks, &actor, once.as_deref(), now, batch)
-                    .await;
+                let result =
+                    self.approve_all(incident_id, &runbooks, &actor, once.as_deref(), now, batch);
                 answer(reply, result)
             }
         }
@@ -1102,7 +1103,7 @@ impl Writer {
 
     /// Approves each run; a failure after the first poisons the batch, so none of
     /// them starts.
-    async fn approve_all(
+    fn approve_all(
         &mut self,
         incident_id: i64,
         runbooks: &[String],
@@ -1112,16 +1113,13 @@ impl Writer {
         batch: &mut WriteBatch,
     ) -> Result<Vec<i64>, PipelineError> {
         if let Some(once) = once
-            && self.is_spent(once, batch).await?
+            && self.is_spent(once, batch)
         {
             return Err(PipelineError::Spent);
         }
         let mut started = Vec::with_capacity(runbooks.len());
         for runbook in runbooks {
-            started.push(
-                self.approve_run(incident_id, runbook, actor, now, batch)
-                    .await?,
-            );
+            started.push(self.approve_run(incident_id, runbook, actor, now, batch)?);
         }
         if let Some(once) = once {
             batch.spend(once, now);
@@ -1130,72 +1128,52 @@ impl Writer {
     }
 
     /// Whether a single-use key was spent, in this batch or before.
-    async fn is_spent(&self, key: &str, batch: &WriteBatch) -> Result<bool, PipelineError> {
-        if batch.spends(key) {
-            return Ok(true);
-        }
-        self.store.is_spent(key).await.map_err(PipelineError::from)
+    fn is_spent(&self, key: &str, batch: &WriteBatch) -> bool {
+        batch.spends(key) || self.facts.spent.contains(key)
     }
 
     /// What an earlier request with the same idempotency key answered: the id of
-    /// the incident, silence or run it acted on, kept in this batch or in the store.
-    async fn recall(
-        &self,
-        key: Option<&str>,
-        now: DateTime<Utc>,
-        batch: &WriteBatch,
-    ) -> Option<Result<i64, PipelineError>> {
+    /// the incident, silence or run it acted on, kept in this batch or before it.
+    fn recall(&self, key: Option<&str>, batch: &WriteBatch) -> Option<Result<i64, PipelineError>> {
         let key = key?;
-        let kept = match batch.remembered(key) {
-            Some(answer) => Some(answer.to_string()),
-            None => match self
-                .store
-                .remembered_answer(key, now - IDEMPOTENCY_WINDOW)
-                .await
-            {
-                Ok(answer) => answer,
-                Err(error) => return Some(Err(PipelineError::from(error))),
-            },
-        };
-        kept.map(|id| {
-            id.parse().map_err(|_| {
-                PipelineError::NotPossible(
-                    "the first answer to this Idempotency-Key cannot be read; send the request with a new key".into(),
-                )
-            })
-        })
+        let kept = batch
+            .remembered(key)
+            .or_else(|| self.facts.answers.get(key).map(String::as_str))?;
+        Some(kept.parse().map_err(|_| {
+            PipelineError::NotPossible(
+                "the first answer to this Idempotency-Key cannot be read; send the request with a new key".into(),
+            )
+        }))
     }
 
     /// An incident as it is now, open or closed.
-    async fn current_incident(
-        &self,
-        id: i64,
-        batch: &WriteBatch,
-    ) -> Result<Incident, PipelineError> {
+    fn current_incident(&self, id: i64, batch: &WriteBatch) -> Result<Incident, PipelineError> {
         if let Some(incident) = batch.incident(id) {
             return Ok(incident.clone());
         }
         if let Ok(incident) = self.open_incident(id) {
             return Ok(incident);
         }
-        self.store
-            .incident(id)
-            .await
-            .map_err(PipelineError::from)?
+        self.closed_incident(id, batch)
             .ok_or(PipelineError::NotFound(id))
     }
 
+    /// An incident that is not open: as this batch left it, or as read before it.
+    fn closed_incident(&self, id: i64, batch: &WriteBatch) -> Option<Incident> {
+        batch
+            .incident(id)
+            .or_else(|| self.facts.closed.get(&id))
+            .cloned()
+    }
+
     /// A silence as it is now, active or ended.
-    async fn current_silence(&self, id: i64) -> Result<crate::silence::Silence, PipelineError> {
-        if let Some(silence) = self.view.silences.iter().find(|silence| silence.id == id) {
-            return Ok(silence.clone());
-        }
-        self.store
-            .silences(1, Some(id + 1))
-            .await
-            .map_err(PipelineError::from)?
-            .into_iter()
+    fn current_silence(&self, id: i64) -> Result<crate::silence::Silence, PipelineError> {
+        self.view
+            .silences
+            .iter()
             .find(|silence| silence.id == id)
+            .or_else(|| self.facts.silences.get(&id))
+            .cloned()
             .ok_or_else(|| PipelineError::Missing(format!("silence {id} no longer exists")))
     }
 

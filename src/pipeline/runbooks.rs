@@ -219,7 +219,7 @@ impl Writer {
 
     /// `POST /api/v1/incidents/{id}/runbooks/{name}/approve`: the proposed run starts.
     /// A person decided, so only the concurrency limit still applies.
-    pub(super) async fn approve_run(
+    pub(super) fn approve_run(
         &mut self,
         incident_id: i64,
         name: &str,
@@ -233,14 +233,14 @@ impl Writer {
             .iter()
             .position(|run| run.incident_id == Some(incident_id) && run.runbook == name)
         else {
-            return Err(self.nothing_to_approve(incident_id, name).await);
+            return Err(self.nothing_to_approve(incident_id, name, batch));
         };
         if !self.view.incidents.contains_key(&incident_id) {
             return Err(PipelineError::NotPossible(format!(
                 "incident {incident_id} is resolved: runbook {name} is no longer needed; run it by hand if it still is"
             )));
         }
-        let priority = self.priority_of(incident_id).await?;
+        let priority = self.priority_of(incident_id, batch)?;
         let config = self.config.clone();
         let runbook = config
             .runbooks
@@ -252,7 +252,7 @@ impl Writer {
                 ))
             })?;
         let proposed = self.view.pending_approvals[index].clone();
-        let params = self.proposed_params(runbook, &proposed, &priority).await?;
+        let params = self.proposed_params(runbook, &proposed, &priority)?;
         self.guard.check_concurrency(runbook).map_err(|why| {
             PipelineError::NotPossible(format!("runbook {name} cannot start now: {why}"))
         })?;
@@ -275,8 +275,13 @@ impl Writer {
     }
 
     /// Why there is nothing to approve: no such incident (404), or no proposal (409).
-    async fn nothing_to_approve(&self, incident_id: i64, name: &str) -> PipelineError {
-        match self.priority_of(incident_id).await {
+    fn nothing_to_approve(
+        &self,
+        incident_id: i64,
+        name: &str,
+        batch: &WriteBatch,
+    ) -> PipelineError {
+        match self.priority_of(incident_id, batch) {
             Err(error) => error,
             Ok(_) => PipelineError::NotPossible(format!(
                 "no run of runbook {name} waits for approval on incident {incident_id}: it was approved, expired or never proposed (the incident's timeline says which)"
@@ -286,7 +291,7 @@ impl Writer {
 
     /// The parameters of a proposed run, rendered again from the incident's alerts:
     /// the stored ones have their secrets redacted.
-    async fn proposed_params(
+    fn proposed_params(
         &self,
         runbook: &Runbook,
         proposed: &RunRecord,
@@ -297,18 +302,12 @@ impl Writer {
                 .validate(proposed.params.clone())
                 .map_err(|why| PipelineError::Invalid(why.to_string()));
         };
-        let alerts = self
-            .store
-            .alerts(&crate::store::AlertQuery {
-                incident_id: Some(incident_id),
-                limit: 1000,
-                ..Default::default()
-            })
-            .await
-            .map_err(PipelineError::from)?;
-        alerts
+        self.facts
+            .incident_alerts
+            .get(&incident_id)
             .into_iter()
-            .filter_map(|alert| runbook.render(&alert.into_alert(), incident_id, priority).ok())
+            .flatten()
+            .filter_map(|alert| runbook.render(alert, incident_id, priority).ok())
             .find(|params| params.target() == proposed.target)
             .ok_or_else(|| {
                 PipelineError::NotPossible(format!(
@@ -319,19 +318,16 @@ impl Writer {
     }
 
     /// The priority of an incident, open or not; `NotFound` when there is none.
-    async fn priority_of(&self, incident_id: i64) -> Result<String, PipelineError> {
-        if let Some(open) = self.view.incidents.get(&incident_id) {
-            return Ok(open.incident.priority.as_str().to_string());
-        }
-        Ok(self
-            .store
-            .incident(incident_id)
-            .await
-            .map_err(PipelineError::from)?
-            .ok_or(PipelineError::NotFound(incident_id))?
-            .priority
-            .as_str()
-            .to_string())
+    fn priority_of(&self, incident_id: i64, batch: &WriteBatch) -> Result<String, PipelineError> {
+        let priority = match self.view.incidents.get(&incident_id) {
+            Some(open) => open.incident.priority,
+            None => {
+                self.closed_incident(incident_id, batch)
+                    .ok_or(PipelineError::NotFound(incident_id))?
+                    .priority
+            }
+        };
+        Ok(priority.as_str().to_string())
     }
 
     /// Proposals nobody approved in time: they never run, and paging goes on as it was.
@@ -390,7 +386,7 @@ impl Writer {
 
     /// `POST /api/v1/runbooks/{name}/run`: validated like an automatic run; only the
     /// concurrency limit applies, since a person decided.
-    pub(super) async fn manual_run(
+    pub(super) fn manual_run(
         &mut self,
         name: &str,
         values: BTreeMap<String, String>,
@@ -413,7 +409,7 @@ impl Writer {
             .validate(values)
             .map_err(|why| PipelineError::Invalid(why.to_string()))?;
         let priority = match incident_id {
-            Some(id) => self.priority_of(id).await?,
+            Some(id) => self.priority_of(id, batch)?,
             None => String::new(),
         };
         self.guard.check_by_hand(runbook, now).map_err(|why| {
@@ -432,7 +428,7 @@ impl Writer {
     }
 
     /// A run ended: record it, and apply `on_success` / `on_failure` to its incident.
-    pub(super) async fn run_finished(
+    pub(super) fn run_finished(
         &mut self,
         run_id: i64,
         outcome: RunOutcome,
@@ -448,12 +444,12 @@ impl Writer {
         let Some(record) = self.running.get(&run_id).cloned() else {
             return Ok(());
         };
-        self.end_run(record, outcome, now, batch, effects).await?;
+        self.end_run(record, outcome, now, batch, effects)?;
         self.finishing.push(run_id);
         Ok(())
     }
 
-    async fn end_run(
+    fn end_run(
         &mut self,
         mut record: RunRecord,
         outcome: RunOutcome,
@@ -533,8 +529,7 @@ impl Writer {
                     now,
                     batch,
                     effects,
-                )
-                .await?;
+                )?;
                 batch.record(entry(
                     incident_id,
                     now,
@@ -569,8 +564,7 @@ impl Writer {
                     now,
                     batch,
                     effects,
-                )
-                .await?;
+                )?;
             }
             _ => {}
         }
@@ -582,14 +576,13 @@ impl Writer {
                 now,
                 batch,
                 effects,
-            )
-            .await?;
+            )?;
         }
         self.save_run(batch, record);
         Ok(())
     }
 
-    async fn escalate_after_runbook(
+    fn escalate_after_runbook(
         &mut self,
         incident_id: i64,
         runbook: &str,
@@ -663,17 +656,13 @@ impl Writer {
     /// Runs another replica started and stopped renewing (it died): each ends as a
     /// failure that says so, and its `on_failure` applies here. Runs of this process
     /// are alive by definition and left alone.
-    pub(super) async fn check_lost_runs(
+    pub(super) fn check_lost_runs(
         &mut self,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<(), PipelineError> {
-        let lost = self
-            .store
-            .lost_runs(now)
-            .await
-            .map_err(PipelineError::from)?;
+        let lost = std::mem::take(&mut self.facts.lost_runs);
         for record in lost {
             if self.running.contains_key(&record.id) {
                 continue;
@@ -690,15 +679,14 @@ impl Writer {
                     .into(),
                 delivery: None,
             };
-            self.run_finished(run_id, outcome, now, batch, effects)
-                .await?;
+            self.run_finished(run_id, outcome, now, batch, effects)?;
         }
         Ok(())
     }
 
     /// Runs waiting for the sender's recovery: recovered when the incident resolved
     /// in time, else the incident escalates.
-    pub(super) async fn check_recoveries(
+    pub(super) fn check_recoveries(
         &mut self,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
@@ -711,12 +699,7 @@ impl Writer {
             };
             if !self.view.incidents.contains_key(&incident_id) {
                 run.status = "recovered".into();
-                if let Some(mut incident) = self
-                    .store
-                    .incident(incident_id)
-                    .await
-                    .map_err(PipelineError::from)?
-                {
+                if let Some(mut incident) = self.closed_incident(incident_id, batch) {
                     incident.remediated = true;
                     batch.upsert_incident(&incident);
                 }
@@ -739,8 +722,7 @@ impl Writer {
                     now,
                     batch,
                     effects,
-                )
-                .await?;
+                )?;
             } else {
                 self.view.awaiting.push(run);
             }

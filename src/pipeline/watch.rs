@@ -160,7 +160,7 @@ impl Writer {
     }
 
     /// A check-in: remembered, and it resolves the heartbeat's alert if one fires.
-    pub(super) async fn beat(
+    pub(super) fn beat(
         &mut self,
         name: &str,
         now: DateTime<Utc>,
@@ -174,11 +174,7 @@ impl Writer {
         }
         self.view.heartbeats.insert(name.to_string(), now);
         batch.beat(name, now);
-        let key = DedupKey {
-            source: HEARTBEAT_SOURCE.into(),
-            key: name.to_string(),
-        };
-        if self.view.alerts.get(&key).is_some() {
+        if self.view.alerts.get(&heartbeat_key(name)).is_some() {
             self.ingest(
                 heartbeat_alert(
                     name,
@@ -188,15 +184,14 @@ impl Writer {
                 now,
                 batch,
                 effects,
-            )
-            .await?;
+            )?;
         }
         Ok(())
     }
 
     /// Opens a P1 for every heartbeat past its deadline that is not already firing.
     /// A heartbeat never seen counts from the first check after start.
-    pub(super) async fn check_heartbeats(
+    pub(super) fn check_heartbeats(
         &mut self,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
@@ -210,11 +205,13 @@ impl Writer {
                 continue;
             };
             let deadline = last + heartbeat.interval + heartbeat.grace;
-            let key = DedupKey {
-                source: HEARTBEAT_SOURCE.into(),
-                key: heartbeat.name.clone(),
-            };
-            if now > deadline && self.view.alerts.get(&key).is_none() {
+            if now > deadline
+                && self
+                    .view
+                    .alerts
+                    .get(&heartbeat_key(&heartbeat.name))
+                    .is_none()
+            {
                 let summary = format!(
                     "monitoring is silent: no check-in from {} since {}",
                     heartbeat.name,
@@ -225,11 +222,18 @@ impl Writer {
                     now,
                     batch,
                     effects,
-                )
-                .await?;
+                )?;
             }
         }
         Ok(())
+    }
+}
+
+/// The alert identity of a heartbeat.
+pub(super) fn heartbeat_key(name: &str) -> DedupKey {
+    DedupKey {
+        source: HEARTBEAT_SOURCE.into(),
+        key: name.to_string(),
     }
 }
 
@@ -256,7 +260,7 @@ impl Writer {
     /// Records a state change of `key`; returns whether the alert is flapping. When
     /// this change starts the flapping, the alert's last incident is marked and its
     /// timeline says paging is paused.
-    pub(super) async fn state_changed(
+    pub(super) fn state_changed(
         &mut self,
         key: &DedupKey,
         now: DateTime<Utc>,
@@ -277,13 +281,13 @@ impl Writer {
                 );
             }
             if let Some(incident_id) = incident_id {
-                self.mark_flapping(incident_id, true, now, batch).await?;
+                self.mark_flapping(incident_id, true, now, batch)?;
             }
         }
         Ok(flapping)
     }
 
-    async fn mark_flapping(
+    fn mark_flapping(
         &mut self,
         incident_id: i64,
         flapping: bool,
@@ -303,12 +307,7 @@ impl Writer {
         if let Some(open) = self.view.incidents.get_mut(&incident_id) {
             open.incident.flapping = flapping;
             batch.upsert_incident(&open.incident);
-        } else if let Some(mut incident) = self
-            .store
-            .incident(incident_id)
-            .await
-            .map_err(PipelineError::from)?
-        {
+        } else if let Some(mut incident) = self.closed_incident(incident_id, batch) {
             incident.flapping = flapping;
             batch.upsert_incident(&incident);
         }
@@ -324,7 +323,7 @@ impl Writer {
 
     /// Alerts that stopped flapping: a still-firing one opens its incident now (the
     /// problem is real); forgotten history is dropped.
-    pub(super) async fn settle_flapping(
+    pub(super) fn settle_flapping(
         &mut self,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
@@ -346,21 +345,18 @@ impl Writer {
                 .remove(&key)
                 .and_then(|flap| flap.incident_id);
             if let Some(incident_id) = incident_id {
-                self.mark_flapping(incident_id, false, now, batch).await?;
+                self.mark_flapping(incident_id, false, now, batch)?;
             }
             let Some(open) = self.view.alerts.get(&key).cloned() else {
                 continue;
             };
-            let record = self
-                .store
-                .alert(open.id)
-                .await
-                .map_err(PipelineError::from)?;
-            let Some(record) = record else { continue };
+            let Some(alert) = self.facts.alerts.get(&open.id).cloned() else {
+                continue;
+            };
             if let Some(open) = self.view.alerts.get_mut(&key) {
                 open.flapping = false;
             }
-            self.reopen_quiet_alert(&key, record.into_alert(), now, batch, effects);
+            self.reopen_quiet_alert(&key, alert, now, batch, effects);
         }
         self.view.flaps.retain(|key, flap| {
             let idle = flap.is_idle(now, config);
@@ -376,7 +372,7 @@ impl Writer {
 impl Writer {
     /// Records the SLA warnings and breaches due now on open incidents, and escalates
     /// a response breach when the priority's `escalate_on_breach` says so.
-    pub(super) async fn check_sla(
+    pub(super) fn check_sla(
         &mut self,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
