@@ -1,6 +1,7 @@
 //! What senders post: new alerts, repeats, resolves and sender acknowledgements.
 
-use super::{Accepted, Effects, OpenIncident, PipelineError, Writer, entry};
+use super::decide::Decider;
+use super::{Accepted, Effects, OpenIncident, PipelineError, entry};
 use crate::alert::{Alert, AlertAction, AlertStatus};
 use crate::dedup::{Decision, DedupKey, OpenAlert};
 use crate::incident::{Incident, Opening, TimelineKind};
@@ -36,7 +37,7 @@ pub(super) fn update_of(
     }
 }
 
-impl Writer {
+impl Decider {
     /// A silenced alert that fires again after its silence ended opens (or joins)
     /// its incident now, as if it had just fired.
     fn maybe_unsilence(

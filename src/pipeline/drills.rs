@@ -3,7 +3,8 @@
 //! fails, is reported to the policy's last tier, and ends. Drills never start
 //! runbooks or reach stakeholders.
 
-use super::{Effects, OpenIncident, PipelineError, Writer, entry};
+use super::decide::Decider;
+use super::{Effects, OpenIncident, PipelineError, entry};
 use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Priority, Severity};
 use crate::config::DrillConfig;
 use crate::incident::{Incident, IncidentStatus, TimelineKind};
@@ -13,7 +14,7 @@ use crate::store::WriteBatch;
 use crate::store::paging::{Notification, NotificationKind};
 use chrono::{DateTime, Utc};
 
-impl Writer {
+impl Decider {
     pub(super) fn start_drill(
         &mut self,
         name: &str,

@@ -163,7 +163,12 @@ impl Writer {
         commands: &[Queued],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let wanted = Wanted::of(commands, &self.view, self.config.flapping, now);
+        let wanted = Wanted::of(
+            commands,
+            &self.decider.view,
+            self.decider.config.flapping,
+            now,
+        );
         let mut facts = Facts::default();
         for key in wanted.spent {
             if self.store.is_spent(&key).await? {
@@ -182,11 +187,16 @@ impl Writer {
             // A repeated request answers with what its first one acted on, as it is
             // now.
             match (recalled, answer.parse::<i64>()) {
-                (Recalled::Incident, Ok(id)) if !self.view.incidents.contains_key(&id) => {
+                (Recalled::Incident, Ok(id)) if !self.decider.view.incidents.contains_key(&id) => {
                     closed.push(id);
                 }
                 (Recalled::Silence, Ok(id))
-                    if !self.view.silences.iter().any(|silence| silence.id == id) =>
+                    if !self
+                        .decider
+                        .view
+                        .silences
+                        .iter()
+                        .any(|silence| silence.id == id) =>
                 {
                     if let Some(silence) = self.ended_silence(id).await? {
                         facts.silences.insert(id, silence);
@@ -226,7 +236,7 @@ impl Writer {
         if wanted.lost_runs {
             facts.lost_runs = self.store.lost_runs(now).await?;
         }
-        self.facts = facts;
+        self.decider.facts = facts;
         Ok(())
     }
 

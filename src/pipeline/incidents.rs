@@ -1,7 +1,8 @@
 //! What humans (and auto-resolve) do to incidents: acknowledge, resolve, annotate,
 //! escalate. Every transition also settles the incident's paging.
 
-use super::{Action, Effects, OpenIncident, PipelineError, Writer, entry, seconds};
+use super::decide::Decider;
+use super::{Action, Effects, OpenIncident, PipelineError, entry, seconds};
 use crate::alert::{AlertStatus, Priority};
 use crate::config::Config;
 use crate::escalation;
@@ -11,7 +12,7 @@ use crate::store::WriteBatch;
 use crate::store::paging::{Notification, NotificationKind, Paged};
 use chrono::{DateTime, Utc};
 
-impl Writer {
+impl Decider {
     pub(super) fn act(
         &mut self,
         incident_id: i64,

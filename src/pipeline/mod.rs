@@ -17,6 +17,7 @@
 //! decided and reports their end back.
 
 mod alerts;
+mod decide;
 mod drills;
 pub mod executor;
 mod facts;
@@ -30,12 +31,12 @@ mod watch;
 
 use crate::alert::{Alert, Priority};
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::dedup::OpenAlerts;
 use crate::incident::{Incident, TimelineEntry, TimelineKind, TransitionError};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, WriteBatch};
 use chrono::{DateTime, Utc};
+use decide::Decider;
 pub use runbooks::RunRequest;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -279,23 +280,13 @@ impl Pipeline {
             store,
             clock,
             timeout: config.write_timeout,
-            config,
             shared,
             metrics,
             outbox,
-            view: View::default(),
             stale: false,
-            upgraded: Vec::new(),
-            resolved: Vec::new(),
-            guard: crate::runbook::guard::Guard::default(),
-            running: HashMap::new(),
-            finishing: Vec::new(),
-            adopted: std::collections::HashSet::new(),
-            pending_runs: Vec::new(),
-            facts: facts::Facts::default(),
             runs,
             changes,
-            pruned_at: None,
+            decider: Decider::new(config),
         };
         writer.store.interrupt_orphaned_runs().await?;
         writer.reload().await?;
@@ -638,39 +629,17 @@ struct Effects {
 struct Writer {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    /// The configuration of the current batch, taken from `shared` at its start so a
-    /// reload never changes the rules in the middle of a batch.
-    config: Arc<Config>,
     shared: crate::config::SharedConfig,
     metrics: Metrics,
     outbox: Arc<crate::notify::outbox::Handoff>,
     timeout: std::time::Duration,
-    view: View,
     /// Set after a failed commit: the view must be rebuilt before it is trusted.
     stale: bool,
-    /// Incidents whose priority rose in this batch; their paging is re-evaluated.
-    upgraded: Vec<i64>,
-    /// Incidents this batch resolved: everyone a page reached is told, read for all
-    /// of them at once after the batch's decisions.
-    resolved: Vec<i64>,
-    /// Whether runbooks may start (cooldowns, caps, breakers): the recent run rows,
-    /// reloaded with the view.
-    guard: crate::runbook::guard::Guard,
-    /// Runs started and not yet finished, by id.
-    running: HashMap<i64, crate::store::runs::RunRecord>,
-    /// Runs whose end this batch records; they leave `running` once it commits.
-    finishing: Vec<i64>,
-    /// Runs of a replica that died, taken over to record their end here.
-    adopted: std::collections::HashSet<i64>,
-    /// What this batch's decisions read of the store, read before they are made.
-    facts: facts::Facts,
-    /// Runs decided in this batch, handed to the executor once it commits.
-    pending_runs: Vec<RunRequest>,
     runs: mpsc::UnboundedSender<RunRequest>,
     /// Told after every commit that changed something (the dashboard listens).
     changes: tokio::sync::broadcast::Sender<()>,
-    /// When rows past their retention were last deleted.
-    pruned_at: Option<DateTime<Utc>>,
+    /// The decisions, made in memory over what this writer loaded and read.
+    decider: Decider,
 }
 
 type Reply = Box<dyn FnOnce(bool) + Send>;
@@ -717,7 +686,7 @@ impl Writer {
         };
         let ids = if shared {
             // Blocks reserved from the store stay this replica's.
-            std::mem::take(&mut self.view.ids)
+            std::mem::take(&mut self.decider.view.ids)
         } else {
             ids::Ids {
                 alerts: ids::IdPool::from(state.next_alert_id),
@@ -754,8 +723,8 @@ impl Writer {
         for timer in state.escalations {
             view.timers.set(timer);
         }
-        view.schedule_all_sla(self.config.incidents.sla_warn_at);
-        if !self.config.inhibit.is_empty() {
+        view.schedule_all_sla(self.decider.config.incidents.sla_warn_at);
+        if !self.decider.config.inhibit.is_empty() {
             // Inhibition needs the fields of the firing alerts, not just their ids.
             let firing = self
                 .store
@@ -770,13 +739,16 @@ impl Writer {
                     source: record.source.clone(),
                     key: record.dedup_key.clone(),
                 };
-                view.inhibitors
-                    .fire(&self.config.inhibit, &key.joined(), &record.into_alert());
+                view.inhibitors.fire(
+                    &self.decider.config.inhibit,
+                    &key.joined(),
+                    &record.into_alert(),
+                );
             }
         }
         let now = self.clock.now();
         view.silences.retain(|silence| silence.ends_at > now);
-        self.view = view;
+        self.decider.view = view;
         self.read_runs().await?;
         self.stale = false;
         self.publish_open_gauge();
@@ -785,10 +757,11 @@ impl Writer {
 
     /// The runbook guard and the runs waiting for approval, from the recent run rows.
     async fn read_runs(&mut self) -> Result<(), StoreError> {
-        let since = crate::runbook::guard::Guard::since(&self.config.runbooks, self.clock.now());
+        let since =
+            crate::runbook::guard::Guard::since(&self.decider.config.runbooks, self.clock.now());
         let runs = self.store.recent_runs(since).await?;
-        self.guard = crate::runbook::guard::Guard::of(&runs);
-        self.view.pending_approvals = runs
+        self.decider.guard = crate::runbook::guard::Guard::of(&runs);
+        self.decider.view.pending_approvals = runs
             .into_iter()
             .filter(|run| run.status == "pending_approval")
             .collect();
@@ -797,7 +770,7 @@ impl Writer {
 
     async fn process(&mut self, commands: impl Iterator<Item = Queued>) {
         let commands: Vec<Queued> = commands.collect();
-        self.config = self.shared.load_full();
+        self.decider.config = self.shared.load_full();
         // Every decision is made on what the store holds now: with replicas, the
         // batch's rows are locked and read again first; then what the decisions
         // need beyond the open state is read, so deciding never waits on the store.
@@ -833,7 +806,7 @@ impl Writer {
                 continue;
             }
             let before = batch.revision();
-            let (reply, failed) = self.apply(queued, now, &mut batch, &mut effects);
+            let (reply, failed) = self.decider.apply(queued, now, &mut batch, &mut effects);
             if failed && batch.revision() != before {
                 // Its own error, so a client does not retry a deterministic failure
                 // for ever; the others of the batch get 503 and retry without it.
@@ -843,7 +816,7 @@ impl Writer {
                 replies.push(reply);
             }
         }
-        if self.view.ids.ran_short() {
+        if self.decider.view.ids.ran_short() {
             tracing::error!("a batch needed more new ids than reserved for it; answering 503");
             poisoned = true;
         }
@@ -853,14 +826,14 @@ impl Writer {
             self.abandon_batch(replies).await;
             return;
         }
-        self.repage_upgraded(now, &mut batch);
+        self.decider.repage_upgraded(now, &mut batch);
         if let Err(error) = self.tell_resolved(now, &mut batch).await {
             tracing::error!(%error, "cannot read who was paged for the incidents resolved; answering 503");
             self.store.end_turn().await;
             self.abandon_batch(replies).await;
             return;
         }
-        self.queue_ticket_work(now, &mut batch);
+        self.decider.queue_ticket_work(now, &mut batch);
         if !batch.notifications().is_empty() {
             batch.claim_due(crate::store::DueClaim {
                 token: uuid::Uuid::new_v4().simple().to_string(),
@@ -883,17 +856,17 @@ impl Writer {
                     // Nobody listening is fine.
                     let _ = self.changes.send(());
                 }
-                for request in self.pending_runs.drain(..) {
+                for request in self.decider.pending_runs.drain(..) {
                     if self.runs.send(request).is_err() {
                         tracing::error!("the runbook executor has stopped; a run was not started");
                     }
                 }
-                for run_id in self.finishing.drain(..) {
-                    self.running.remove(&run_id);
-                    self.adopted.remove(&run_id);
+                for run_id in self.decider.finishing.drain(..) {
+                    self.decider.running.remove(&run_id);
+                    self.decider.adopted.remove(&run_id);
                 }
-                let since = crate::runbook::guard::Guard::since(&self.config.runbooks, now);
-                self.guard.prune(since);
+                let since = crate::runbook::guard::Guard::since(&self.decider.config.runbooks, now);
+                self.decider.guard.prune(since);
                 self.publish(effects);
                 for reply in replies {
                     reply(true);
@@ -912,12 +885,12 @@ impl Writer {
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
     ) -> Result<(), StoreError> {
-        let resolved = std::mem::take(&mut self.resolved);
+        let resolved = std::mem::take(&mut self.decider.resolved);
         if resolved.is_empty() {
             return Ok(());
         }
         let paged = self.store.delivered_pages_of(&resolved).await?;
-        for notice in incidents::resolution_notices(&self.config, paged, now) {
+        for notice in incidents::resolution_notices(&self.decider.config, paged, now) {
             batch.queue(notice);
         }
         Ok(())
@@ -927,16 +900,16 @@ impl Writer {
     /// the view, which holds the batch's changes.
     async fn abandon_batch(&mut self, replies: Vec<Reply>) {
         self.stale = true;
-        self.upgraded.clear();
-        self.resolved.clear();
-        for request in self.pending_runs.drain(..) {
-            self.running.remove(&request.run_id);
+        self.decider.upgraded.clear();
+        self.decider.resolved.clear();
+        for request in self.decider.pending_runs.drain(..) {
+            self.decider.running.remove(&request.run_id);
         }
         // An adopted run is found lost again at the next tick; this process's own
         // runs stay, and their executor reports their end again.
-        for run_id in self.finishing.drain(..) {
-            if self.adopted.remove(&run_id) {
-                self.running.remove(&run_id);
+        for run_id in self.decider.finishing.drain(..) {
+            if self.decider.adopted.remove(&run_id) {
+                self.decider.running.remove(&run_id);
             }
         }
         for reply in replies {
@@ -945,236 +918,6 @@ impl Writer {
         if let Err(error) = self.reload().await {
             tracing::error!(%error, "cannot reload the open state; will retry on the next request");
         }
-    }
-
-    /// Everything time makes due: heartbeats, flapping, recoveries, runs lost with
-    /// their replica, drills, SLA, then the escalation timers.
-    fn tick_all(
-        &mut self,
-        now: DateTime<Utc>,
-        batch: &mut WriteBatch,
-        effects: &mut Effects,
-    ) -> Result<usize, PipelineError> {
-        self.prune(now, batch);
-        self.check_heartbeats(now, batch, effects)?;
-        self.settle_flapping(now, batch, effects)?;
-        self.check_recoveries(now, batch, effects)?;
-        self.expire_approvals(now, batch);
-        self.check_lost_runs(now, batch, effects)?;
-        let drills = self.check_drills(now, batch, effects);
-        let sla = self.check_sla(now, batch, effects);
-        drills.and(sla)?;
-        Ok(self.tick(now, batch, effects))
-    }
-
-    /// Applies one command to the view and the batch, and returns how to answer it
-    /// once the batch's fate is known.
-    fn apply(
-        &mut self,
-        queued: Queued,
-        now: DateTime<Utc>,
-        batch: &mut WriteBatch,
-        effects: &mut Effects,
-    ) -> (Reply, bool) {
-        let key = queued.idempotency;
-        match queued.command {
-            Command::Ingest {
-                alerts,
-                once,
-                reply,
-            } => {
-                if let Some(once) = &once
-                    && self.is_spent(once, batch)
-                {
-                    return answer(reply, Err(PipelineError::Spent));
-                }
-                let mut accepted = Vec::with_capacity(alerts.len());
-                let mut failure = None;
-                for alert in alerts {
-                    match self.ingest(alert, now, batch, effects) {
-                        Ok(one) => accepted.push(one),
-                        Err(error) => {
-                            failure = Some(error);
-                            break;
-                        }
-                    }
-                }
-                let result = match failure {
-                    Some(error) => Err(error),
-                    None => {
-                        if let Some(once) = &once {
-                            batch.spend(once, now);
-                        }
-                        Ok(accepted)
-                    }
-                };
-                answer(reply, result)
-            }
-            Command::Act {
-                incident_id,
-                action,
-                actor,
-                once,
-                reply,
-            } => {
-                if let Some(first) = self.recall(key.as_deref(), batch) {
-                    let first = match first {
-                        Ok(id) => self.current_incident(id, batch),
-                        Err(error) => Err(error),
-                    };
-                    return answer(reply, first);
-                }
-                let result = match once {
-                    Some(once) => {
-                        self.act_spending(incident_id, action, &actor, &once, now, batch, effects)
-                    }
-                    None => self.act(incident_id, action, &actor, now, batch, effects),
-                };
-                remember(key, result.as_ref().map(|incident| incident.id), now, batch);
-                answer(reply, result)
-            }
-            Command::Tick { reply } => {
-                let result = self.tick_all(now, batch, effects);
-                answer(reply, result)
-            }
-            Command::Silence { change, reply } => {
-                if let Some(first) = self.recall(key.as_deref(), batch) {
-                    let first = match first {
-                        Ok(id) => self.current_silence(id),
-                        Err(error) => Err(error),
-                    };
-                    return answer(reply, first);
-                }
-                let result = self.change_silence(change, now, batch);
-                remember(key, result.as_ref().map(|silence| silence.id), now, batch);
-                answer(reply, result)
-            }
-            Command::Beat { name, reply } => {
-                let result = self.beat(&name, now, batch, effects);
-                answer(reply, result)
-            }
-            Command::RunFinished {
-                run_id,
-                outcome,
-                reply,
-            } => {
-                let result = self.run_finished(run_id, outcome, now, batch, effects);
-                answer(reply, result)
-            }
-            Command::Drill { name, actor, reply } => {
-                if let Some(first) = self.recall(key.as_deref(), batch) {
-                    let first = match first {
-                        Ok(id) => self.current_incident(id, batch),
-                        Err(error) => Err(error),
-                    };
-                    return answer(reply, first);
-                }
-                let result = self.start_drill(&name, &actor, now, batch, effects);
-                remember(key, result.as_ref().map(|incident| incident.id), now, batch);
-                answer(reply, result)
-            }
-            Command::RunManual {
-                name,
-                values,
-                incident_id,
-                actor,
-                reply,
-            } => {
-                if let Some(first) = self.recall(key.as_deref(), batch) {
-                    return answer(reply, first);
-                }
-                let result = self.manual_run(&name, values, incident_id, &actor, now, batch);
-                remember(key, result.as_ref().copied(), now, batch);
-                answer(reply, result)
-            }
-            Command::Approve {
-                incident_id,
-                runbooks,
-                actor,
-                once,
-                reply,
-            } => {
-                let result =
-                    self.approve_all(incident_id, &runbooks, &actor, once.as_deref(), now, batch);
-                answer(reply, result)
-            }
-        }
-    }
-
-    /// Approves each run; a failure after the first poisons the batch, so none of
-    /// them starts.
-    fn approve_all(
-        &mut self,
-        incident_id: i64,
-        runbooks: &[String],
-        actor: &str,
-        once: Option<&str>,
-        now: DateTime<Utc>,
-        batch: &mut WriteBatch,
-    ) -> Result<Vec<i64>, PipelineError> {
-        if let Some(once) = once
-            && self.is_spent(once, batch)
-        {
-            return Err(PipelineError::Spent);
-        }
-        let mut started = Vec::with_capacity(runbooks.len());
-        for runbook in runbooks {
-            started.push(self.approve_run(incident_id, runbook, actor, now, batch)?);
-        }
-        if let Some(once) = once {
-            batch.spend(once, now);
-        }
-        Ok(started)
-    }
-
-    /// Whether a single-use key was spent, in this batch or before.
-    fn is_spent(&self, key: &str, batch: &WriteBatch) -> bool {
-        batch.spends(key) || self.facts.spent.contains(key)
-    }
-
-    /// What an earlier request with the same idempotency key answered: the id of
-    /// the incident, silence or run it acted on, kept in this batch or before it.
-    fn recall(&self, key: Option<&str>, batch: &WriteBatch) -> Option<Result<i64, PipelineError>> {
-        let key = key?;
-        let kept = batch
-            .remembered(key)
-            .or_else(|| self.facts.answers.get(key).map(String::as_str))?;
-        Some(kept.parse().map_err(|_| {
-            PipelineError::NotPossible(
-                "the first answer to this Idempotency-Key cannot be read; send the request with a new key".into(),
-            )
-        }))
-    }
-
-    /// An incident as it is now, open or closed.
-    fn current_incident(&self, id: i64, batch: &WriteBatch) -> Result<Incident, PipelineError> {
-        if let Some(incident) = batch.incident(id) {
-            return Ok(incident.clone());
-        }
-        if let Ok(incident) = self.open_incident(id) {
-            return Ok(incident);
-        }
-        self.closed_incident(id, batch)
-            .ok_or(PipelineError::NotFound(id))
-    }
-
-    /// An incident that is not open: as this batch left it, or as read before it.
-    fn closed_incident(&self, id: i64, batch: &WriteBatch) -> Option<Incident> {
-        batch
-            .incident(id)
-            .or_else(|| self.facts.closed.get(&id))
-            .cloned()
-    }
-
-    /// A silence as it is now, active or ended.
-    fn current_silence(&self, id: i64) -> Result<crate::silence::Silence, PipelineError> {
-        self.view
-            .silences
-            .iter()
-            .find(|silence| silence.id == id)
-            .or_else(|| self.facts.silences.get(&id))
-            .cloned()
-            .ok_or_else(|| PipelineError::Missing(format!("silence {id} no longer exists")))
     }
 
     fn publish(&self, effects: Effects) {
@@ -1235,39 +978,8 @@ impl Writer {
             self.metrics
                 .incidents_open
                 .with_label_values(&[priority.as_str()])
-                .set(self.view.open_per_priority[priority.index()]);
+                .set(self.decider.view.open_per_priority[priority.index()]);
         }
-    }
-}
-
-/// Answers a command once its batch has committed, or with 503 when it did not;
-/// also says whether the command failed.
-fn answer<T: Send + 'static>(
-    reply: oneshot::Sender<Result<T, PipelineError>>,
-    result: Result<T, PipelineError>,
-) -> (Reply, bool) {
-    let failed = result.is_err();
-    let reply: Reply = Box::new(move |committed| {
-        let result = if committed {
-            result
-        } else {
-            Err(PipelineError::Unavailable(Unavailable::NotCommitted))
-        };
-        let _ = reply.send(result);
-    });
-    (reply, failed)
-}
-
-/// Keeps what a successful command acted on (an id) for its idempotency key, in the
-/// same commit as the act.
-fn remember(
-    key: Option<String>,
-    result: Result<i64, &PipelineError>,
-    now: DateTime<Utc>,
-    batch: &mut WriteBatch,
-) {
-    if let (Some(key), Ok(id)) = (key, result) {
-        batch.remember(&key, id.to_string(), now);
     }
 }
 

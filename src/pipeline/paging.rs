@@ -2,7 +2,8 @@
 //! and jumping a tier on request. Decisions come from [`crate::escalation`]; this
 //! file applies them to the incident, the batch and the metrics.
 
-use super::{Effects, PipelineError, Writer, entry};
+use super::decide::Decider;
+use super::{Effects, PipelineError, entry};
 use crate::escalation::{self, Paging};
 use crate::incident::{Incident, IncidentStatus, TimelineKind};
 use crate::page::{Escalation, EscalationState, Page};
@@ -10,7 +11,7 @@ use crate::store::WriteBatch;
 use crate::store::paging::Notification;
 use chrono::{DateTime, Utc};
 
-impl Writer {
+impl Decider {
     /// A new incident starts its policy; the first tier is usually due at once.
     pub(super) fn start_paging(
         &mut self,

@@ -3,7 +3,8 @@
 //! means for its incident. The runs themselves happen outside the writer
 //! (`runbook::executor`) and report back here.
 
-use super::{Effects, PipelineError, Writer, entry};
+use super::decide::Decider;
+use super::{Effects, PipelineError, entry};
 use crate::alert::Alert;
 use crate::incident::{Incident, Proposal, RunEnd, RunStart, TimelineKind};
 use crate::rules::Classification;
@@ -30,7 +31,7 @@ pub struct RunRequest {
 /// Longest output kept on the timeline (the run row keeps the bounded whole).
 const TIMELINE_OUTPUT: usize = 4000;
 
-impl Writer {
+impl Decider {
     /// A new incident starts the runbooks its rule names and those whose matchers
     /// match its alert. Refusals are on the timeline; paging goes on regardless.
     pub(super) fn start_runbooks(
@@ -619,40 +620,6 @@ impl Writer {
         }
     }
 
-    /// At shutdown: the runs still going are cut short with the process. Recorded as
-    /// interrupted, so no replica takes them for lost and escalates a rolling restart.
-    pub(super) async fn interrupt_running(&mut self) {
-        if self.running.is_empty() {
-            return;
-        }
-        if let Err(error) = self.store.begin_turn().await {
-            tracing::warn!(%error, "cannot record the runbook runs cut short by the stop");
-            return;
-        }
-        let now = self.clock.now();
-        let mut batch = WriteBatch::default();
-        for (_, mut record) in self.running.drain() {
-            record.status = "interrupted".into();
-            record.finished_at = Some(now);
-            if let Some(incident_id) = record.incident_id {
-                batch.record(entry(
-                    incident_id,
-                    now,
-                    TimelineKind::RunbookInterrupted,
-                    "tocsin",
-                    format!(
-                        "runbook {} interrupted: Tocsin stopped while it ran",
-                        record.runbook
-                    ),
-                ));
-            }
-            batch.upsert_run(record);
-        }
-        if let Err(error) = self.store.commit(&batch).await {
-            tracing::warn!(%error, "cannot record the runbook runs cut short by the stop");
-        }
-    }
-
     /// Runs another replica started and stopped renewing (it died): each ends as a
     /// failure that says so, and its `on_failure` applies here. Runs of this process
     /// are alive by definition and left alone.
@@ -728,5 +695,41 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+impl super::Writer {
+    /// At shutdown: the runs still going are cut short with the process. Recorded as
+    /// interrupted, so no replica takes them for lost and escalates a rolling restart.
+    pub(super) async fn interrupt_running(&mut self) {
+        if self.decider.running.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.begin_turn().await {
+            tracing::warn!(%error, "cannot record the runbook runs cut short by the stop");
+            return;
+        }
+        let now = self.clock.now();
+        let mut batch = WriteBatch::default();
+        for (_, mut record) in self.decider.running.drain() {
+            record.status = "interrupted".into();
+            record.finished_at = Some(now);
+            if let Some(incident_id) = record.incident_id {
+                batch.record(entry(
+                    incident_id,
+                    now,
+                    TimelineKind::RunbookInterrupted,
+                    "tocsin",
+                    format!(
+                        "runbook {} interrupted: Tocsin stopped while it ran",
+                        record.runbook
+                    ),
+                ));
+            }
+            batch.upsert_run(record);
+        }
+        if let Err(error) = self.store.commit(&batch).await {
+            tracing::warn!(%error, "cannot record the runbook runs cut short by the stop");
+        }
     }
 }

@@ -171,7 +171,7 @@ impl Writer {
             }
             return Ok(());
         }
-        let mut touched = Touched::of(commands, &self.config);
+        let mut touched = Touched::of(commands, &self.decider.config);
         // A view a failed commit left behind may hold what was never committed: read
         // it all again before trusting any of it.
         touched.whole_turn |= self.stale;
@@ -239,10 +239,10 @@ impl Writer {
         // turn, which this batch holds shared: the counter read with the alerts is
         // exact, and the silences are read again only when it moved.
         if let Some(version) = silences_version
-            && version != self.view.silences_version
+            && version != self.decider.view.silences_version
         {
-            self.view.silences = self.store.active_silences(self.clock.now()).await?;
-            self.view.silences_version = version;
+            self.decider.view.silences = self.store.active_silences(self.clock.now()).await?;
+            self.decider.view.silences_version = version;
         }
         incidents.extend(&touched.incidents);
         // An alert that starts or stops flapping marks the incident it belonged to
@@ -273,7 +273,7 @@ impl Writer {
 
     /// Replaces the view's entries for the identities, groups and incidents read.
     fn absorb(&mut self, touched: &Touched, incidents: &[i64], slice: OpenState) {
-        let view = &mut self.view;
+        let view = &mut self.decider.view;
         for key in &touched.identities {
             view.alerts.remove(key);
             view.flaps.remove(key);
@@ -311,13 +311,14 @@ impl Writer {
     /// and heartbeat, an incident per alert that may open one, command and
     /// heartbeat, the runs those may start, a silence per command or downtime.
     async fn top_up_ids(&mut self, touched: &Touched, commands: usize) -> Result<(), StoreError> {
-        let heartbeats = self.config.heartbeats.len() as i64;
+        let heartbeats = self.decider.config.heartbeats.len() as i64;
         let commands = commands as i64;
-        let runbooks = self.config.runbooks_enabled.len() as i64;
+        let runbooks = self.decider.config.runbooks_enabled.len() as i64;
         // The timer pass opens the incidents of alerts that stopped flapping.
-        let incidents = touched.opening + commands + heartbeats + self.view.flaps.len() as i64;
+        let incidents =
+            touched.opening + commands + heartbeats + self.decider.view.flaps.len() as i64;
         for table in IdTable::ALL {
-            let missing = self.view.ids.pool(table).take_missing();
+            let missing = self.decider.view.ids.pool(table).take_missing();
             let needed = missing
                 + match table {
                     IdTable::Alerts => touched.alerts + heartbeats,
@@ -325,10 +326,10 @@ impl Writer {
                     IdTable::Silences => touched.downtimes + commands,
                     IdTable::Runs => incidents * runbooks + commands,
                 };
-            let available = self.view.ids.pool(table).available();
+            let available = self.decider.view.ids.pool(table).available();
             if available < needed {
                 let blocks = self.store.reserve_ids(table, needed - available).await?;
-                self.view.ids.pool(table).add(blocks);
+                self.decider.view.ids.pool(table).add(blocks);
             }
         }
         Ok(())

@@ -7,7 +7,7 @@
 //! to that platform, and its notes go to no platform, so two helpdesks cannot start
 //! a loop of notes about each other's updates.
 
-use super::Writer;
+use super::decide::Decider;
 use crate::config::Config;
 use crate::incident::{Incident, TimelineEntry};
 use crate::store::WriteBatch;
@@ -26,7 +26,7 @@ const NOTED: [&str; 7] = [
     "sla_breach",
 ];
 
-impl Writer {
+impl Decider {
     /// Queues the ticket calls for what `batch` records.
     pub(super) fn queue_ticket_work(&self, now: DateTime<Utc>, batch: &mut WriteBatch) {
         if self.config.tickets.is_empty() {

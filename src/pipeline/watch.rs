@@ -1,7 +1,8 @@
 //! Silences and heartbeats inside the writer: both change what an alert does, so
 //! they are ordered with ingest and committed with it.
 
-use super::{Effects, PipelineError, Writer};
+use super::decide::Decider;
+use super::{Effects, PipelineError};
 use crate::alert::{Alert, AlertAction, AlertStatus, Labels, Severity};
 use crate::clock::rfc3339;
 use crate::dedup::DedupKey;
@@ -30,7 +31,7 @@ pub enum SilenceChange {
 /// The source name of heartbeat alerts.
 pub const HEARTBEAT_SOURCE: &str = "heartbeat";
 
-impl Writer {
+impl Decider {
     pub(super) fn change_silence(
         &mut self,
         change: SilenceChange,
@@ -256,7 +257,7 @@ fn heartbeat_alert(name: &str, status: AlertStatus, summary: String) -> Alert {
     }
 }
 
-impl Writer {
+impl Decider {
     /// Records a state change of `key`; returns whether the alert is flapping. When
     /// this change starts the flapping, the alert's last incident is marked and its
     /// timeline says paging is paused.
@@ -369,7 +370,7 @@ impl Writer {
     }
 }
 
-impl Writer {
+impl Decider {
     /// Records the SLA warnings and breaches due now on open incidents, and escalates
     /// a response breach when the priority's `escalate_on_breach` says so.
     pub(super) fn check_sla(
