@@ -499,3 +499,98 @@ fn links_of(
         .flat_map(|runbook| runbook.kb.iter());
     crate::incident::links::for_alert(alert, rule_kb.chain(runbook_kb), &config.remote_access)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::decide::testing::{alert, at, decider, ingest, kinds, p1, paged};
+    use crate::alert::{AlertStatus, Severity};
+
+    #[test]
+    fn a_p1_opens_an_incident_and_pages_the_first_tier_and_its_repeat_only_counts() {
+        let mut decider = decider("");
+        let firing = || alert("db-01", Severity::Critical, AlertStatus::Firing);
+        let (first, batch) = ingest(&mut decider, firing(), at(0));
+        let incident_id = first.incident_id.expect("a P1 opens an incident");
+        assert_eq!(kinds(&batch), ["opened", "escalated"]);
+        assert_eq!(paged(&batch), [("alice".to_string(), "L1#0".to_string())]);
+        let timers: Vec<_> = batch.escalations().collect();
+        assert_eq!(timers.len(), 1);
+        let timer = timers[0].1.as_ref().expect("the next tier waits");
+        assert_eq!(timer.due_at, Some(at(10)));
+
+        let (repeat, batch) = ingest(&mut decider, firing(), at(1));
+        assert_eq!(repeat.id, first.id, "the same alert");
+        assert_eq!(repeat.incident_id, Some(incident_id));
+        assert_eq!(
+            batch.incidents().count(),
+            0,
+            "no incident opened or changed"
+        );
+        assert!(batch.notifications().is_empty(), "nobody paged again");
+        let (_, update) = batch.alert_updates().next().unwrap();
+        assert_eq!((update.count, update.last_seen), (2, at(1)));
+    }
+
+    #[test]
+    fn a_p3_is_stored_without_an_incident() {
+        let mut decider = decider("");
+        let warning = alert("web-01", Severity::Warning, AlertStatus::Firing);
+        let (accepted, batch) = ingest(&mut decider, warning, at(0));
+        assert_eq!(accepted.incident_id, None);
+        assert_eq!(batch.new_alerts().len(), 1);
+        assert_eq!(batch.incidents().count(), 0);
+    }
+
+    #[test]
+    fn the_last_alert_resolving_resolves_the_incident_and_stops_its_paging() {
+        let mut decider = decider("");
+        let incident_id = p1(&mut decider, "db-01", at(0));
+        let resolved = alert("db-01", Severity::Critical, AlertStatus::Resolved);
+        let (accepted, batch) = ingest(&mut decider, resolved, at(5));
+        assert_eq!(accepted.incident_id, Some(incident_id));
+        assert_eq!(kinds(&batch), ["alert_resolved", "resolved"]);
+        let incident = batch.incident(incident_id).unwrap();
+        assert_eq!(incident.resolved_at, Some(at(5)));
+        assert_eq!(batch.cancelled_pages(), [incident_id]);
+        assert!(
+            batch.escalations().all(|(_, timer)| timer.is_none()),
+            "the timer ends"
+        );
+        assert_eq!(
+            decider.resolved,
+            [incident_id],
+            "whom to tell is read after the batch's decisions"
+        );
+        assert!(decider.view.incidents.is_empty());
+    }
+
+    #[test]
+    fn an_alert_that_flaps_opens_no_new_incident_until_it_settles() {
+        let mut decider = decider("[flapping]\nchanges = 4\nwindow = \"10m\"\n");
+        let incident_id = p1(&mut decider, "db-01", at(0));
+        let status = |firing| {
+            if firing {
+                AlertStatus::Firing
+            } else {
+                AlertStatus::Resolved
+            }
+        };
+        let mut opened = Vec::new();
+        for minute in 1..=4 {
+            let firing = minute % 2 == 0;
+            let change = alert("db-01", Severity::Critical, status(firing));
+            let (accepted, batch) = ingest(&mut decider, change, at(minute));
+            opened.extend(
+                batch
+                    .incidents()
+                    .filter(|incident| incident.id != incident_id && incident.resolved_at.is_none())
+                    .map(|incident| incident.id),
+            );
+            if minute == 4 {
+                assert_eq!(accepted.incident_id, None, "flapping: no incident");
+                assert!(batch.notifications().is_empty(), "and no page");
+            }
+        }
+        assert_eq!(opened.len(), 1, "the second firing opened one: {opened:?}");
+    }
+}

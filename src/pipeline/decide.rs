@@ -321,3 +321,196 @@ fn remember(
         batch.remember(&key, id.to_string(), now);
     }
 }
+
+/// What the steps' unit tests share: a decider over a configuration, with ids from
+/// 1, and one command at a time applied to a fresh batch, as the writer does.
+#[cfg(test)]
+pub(super) mod testing {
+    use super::Decider;
+    use crate::alert::{Alert, AlertAction, AlertStatus, Severity};
+    use crate::config::Config;
+    use crate::pipeline::{Accepted, Effects, ids};
+    use crate::store::WriteBatch;
+    use chrono::{DateTime, TimeDelta, Utc};
+    use std::sync::Arc;
+
+    /// Three responders and a policy paging them 0, 10 and 20 minutes in.
+    pub const POLICY: &str = r#"
+[[users]]
+id = "alice"
+email = "alice@example.com"
+[[users]]
+id = "carol"
+email = "carol@example.com"
+[[users]]
+id = "dave"
+email = "dave@example.com"
+[[escalation_policies]]
+name = "default"
+tiers = [
+  { level = "L1", targets = ["user:alice"], after = "0s" },
+  { level = "L2", targets = ["user:carol"], after = "10m" },
+  { level = "L3", targets = ["user:dave"], after = "20m" },
+]
+"#;
+
+    pub fn decider(extra: &str) -> Decider {
+        decider_with(extra, &[])
+    }
+
+    /// A decider whose runbooks are these `(name, manifest)`s, every one enabled.
+    pub fn decider_with(extra: &str, runbooks: &[(&str, &str)]) -> Decider {
+        let mut config = Config::parse(&format!("{POLICY}\n{extra}"), "test.toml")
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        for (name, manifest) in runbooks {
+            let runbook = crate::runbook::parse(name, std::path::Path::new("/"), manifest)
+                .unwrap_or_else(|problems| panic!("{problems:?}"));
+            config.runbooks.push(runbook);
+            config.runbooks_enabled.push(name.to_string());
+        }
+        let mut decider = Decider::new(Arc::new(config));
+        decider.view.ids = ids::Ids {
+            alerts: ids::IdPool::from(1),
+            incidents: ids::IdPool::from(1),
+            silences: ids::IdPool::from(1),
+            runs: ids::IdPool::from(1),
+        };
+        decider
+    }
+
+    /// `minute` minutes after the start of the tests' day.
+    pub fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000) + TimeDelta::minutes(minute)
+    }
+
+    /// A generic sender's alert on `resource`; critical is a P1.
+    pub fn alert(resource: &str, severity: Severity, status: AlertStatus) -> Alert {
+        Alert {
+            source: "generic".into(),
+            dedup_key: format!("{resource}/http"),
+            resource: resource.into(),
+            check: "http".into(),
+            severity,
+            status,
+            action: AlertAction::Report,
+            summary: format!("{resource} is down"),
+            details: serde_json::Value::Null,
+            labels: Default::default(),
+            links: Vec::new(),
+            occurred_at: None,
+        }
+    }
+
+    /// One alert in a batch of its own; what the pipeline answered and the batch.
+    pub fn ingest(
+        decider: &mut Decider,
+        alert: Alert,
+        now: DateTime<Utc>,
+    ) -> (Accepted, WriteBatch) {
+        let mut batch = WriteBatch::default();
+        let accepted = decider
+            .ingest(alert, now, &mut batch, &mut Effects::default())
+            .unwrap();
+        (accepted, batch)
+    }
+
+    /// A P1 on `resource`, opened at `now`; its incident id.
+    pub fn p1(decider: &mut Decider, resource: &str, now: DateTime<Utc>) -> i64 {
+        let firing = alert(resource, Severity::Critical, AlertStatus::Firing);
+        let (accepted, _) = ingest(decider, firing, now);
+        accepted.incident_id.unwrap()
+    }
+
+    /// The names of the timeline kinds a batch records.
+    pub fn kinds(batch: &WriteBatch) -> Vec<&str> {
+        batch
+            .timeline()
+            .iter()
+            .map(|entry| entry.kind.as_str())
+            .collect()
+    }
+
+    /// Whom a batch pages: (user, step) per queued message.
+    pub fn paged(batch: &WriteBatch) -> Vec<(String, String)> {
+        batch
+            .notifications()
+            .iter()
+            .map(|message| (message.user_id.clone(), message.step.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{at, decider, p1};
+    use super::*;
+    use crate::pipeline::{Action, Admission};
+    use crate::store::WriteBatch;
+
+    /// Applies an action as the writer does, its batch committed; the answer.
+    fn act(
+        decider: &mut Decider,
+        incident_id: i64,
+        once: Option<&str>,
+        key: Option<&str>,
+        batch: &mut WriteBatch,
+    ) -> Result<Incident, PipelineError> {
+        let (reply, mut answer) = oneshot::channel();
+        let queued = Queued {
+            command: Command::Act {
+                incident_id,
+                action: Action::Escalate { note: None },
+                actor: "alice".into(),
+                once: once.map(str::to_string),
+                reply,
+            },
+            idempotency: key.map(str::to_string),
+            admission: Arc::new(Admission::default()),
+        };
+        let (reply, _) = decider.apply(queued, at(1), batch, &mut Effects::default());
+        reply(true);
+        answer.try_recv().unwrap()
+    }
+
+    #[test]
+    fn a_key_spent_before_the_batch_or_in_it_acts_no_more() {
+        let mut decider = decider("");
+        let id = p1(&mut decider, "db-01", at(0));
+        decider.facts.spent.insert("link-1".into());
+        let mut batch = WriteBatch::default();
+        let spent = act(&mut decider, id, Some("link-1"), None, &mut batch);
+        assert!(matches!(spent, Err(PipelineError::Spent)), "{spent:?}");
+        assert!(batch.is_empty());
+        assert!(act(&mut decider, id, Some("link-2"), None, &mut batch).is_ok());
+        let again = act(&mut decider, id, Some("link-2"), None, &mut batch);
+        assert!(
+            matches!(again, Err(PipelineError::Spent)),
+            "spent in this batch: {again:?}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_idempotency_key_answers_with_its_first_incident_and_acts_once() {
+        let mut decider = decider("");
+        let id = p1(&mut decider, "db-01", at(0));
+        let mut batch = WriteBatch::default();
+        let first = act(&mut decider, id, None, Some("retry-1"), &mut batch).unwrap();
+        assert_eq!(first.escalation_level, "L2");
+        let revision = batch.revision();
+        let repeat = act(&mut decider, id, None, Some("retry-1"), &mut batch).unwrap();
+        assert_eq!(repeat.escalation_level, "L2", "not escalated again");
+        assert_eq!(batch.revision(), revision, "the repeat changed nothing");
+
+        // Kept before this batch: read with the facts, answered the same way.
+        let mut decider = super::testing::decider("");
+        let id = p1(&mut decider, "db-01", at(0));
+        decider
+            .facts
+            .answers
+            .insert("retry-2".into(), id.to_string());
+        let mut batch = WriteBatch::default();
+        let repeat = act(&mut decider, id, None, Some("retry-2"), &mut batch).unwrap();
+        assert_eq!(repeat.escalation_level, "L1");
+        assert!(batch.is_empty());
+    }
+}

@@ -186,3 +186,59 @@ impl Decider {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::decide::testing::{at, decider, kinds, paged};
+    use super::*;
+
+    const DRILL: &str = "[[drills]]\nname = \"chain\"\ncron = \"0 0 9 * * Mon\"\nescalation_policy = \"default\"\npriority = \"P1\"\nack_window = \"10m\"\n";
+
+    #[test]
+    fn an_unacknowledged_drill_fails_after_its_window_and_reports_to_the_last_tier() {
+        let mut decider = decider(DRILL);
+        let mut batch = WriteBatch::default();
+        let drill = decider
+            .start_drill("chain", "alice", at(0), &mut batch, &mut Effects::default())
+            .unwrap();
+        assert!(drill.drill);
+        assert_eq!(paged(&batch), [("alice".to_string(), "L1#0".to_string())]);
+
+        let check = |decider: &mut Decider, now| {
+            let mut batch = WriteBatch::default();
+            decider
+                .check_drills(now, &mut batch, &mut Effects::default())
+                .unwrap();
+            batch
+        };
+        assert!(check(&mut decider, at(10)).is_empty(), "within its window");
+        let batch = check(&mut decider, at(11));
+        assert!(
+            kinds(&batch).contains(&"drill_failed"),
+            "{:?}",
+            kinds(&batch)
+        );
+        let reported: Vec<_> = batch
+            .notifications()
+            .iter()
+            .filter(|message| message.kind == NotificationKind::DrillReport)
+            .map(|message| message.user_id.as_str())
+            .collect();
+        assert_eq!(reported, ["dave"], "the policy's last tier");
+        assert_eq!(batch.incident(drill.id).unwrap().resolved_at, Some(at(11)));
+        assert!(decider.view.incidents.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_drill_is_refused_with_what_to_do() {
+        let mut decider = decider(DRILL);
+        let mut batch = WriteBatch::default();
+        let refused =
+            decider.start_drill("nope", "alice", at(0), &mut batch, &mut Effects::default());
+        assert!(
+            matches!(refused, Err(PipelineError::Missing(_))),
+            "{refused:?}"
+        );
+        assert!(batch.is_empty());
+    }
+}

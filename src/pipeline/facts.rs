@@ -250,3 +250,107 @@ impl Writer {
             .find(|silence| silence.id == id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::decide::testing::{alert, at, decider, p1};
+    use super::super::{Action, Admission};
+    use super::*;
+    use crate::alert::{AlertStatus, Severity};
+    use std::sync::Arc;
+
+    fn queued(command: Command, key: Option<&str>) -> Queued {
+        Queued {
+            command,
+            idempotency: key.map(str::to_string),
+            admission: Arc::new(Admission::default()),
+        }
+    }
+
+    fn note(incident_id: i64, once: Option<&str>, key: Option<&str>) -> Queued {
+        let command = Command::Act {
+            incident_id,
+            action: Action::Note { text: "n".into() },
+            actor: "alice".into(),
+            once: once.map(str::to_string),
+            reply: tokio::sync::oneshot::channel().0,
+        };
+        queued(command, key)
+    }
+
+    #[test]
+    fn new_alerts_and_acts_on_open_incidents_read_nothing() {
+        let mut decider = decider("");
+        let open = p1(&mut decider, "db-01", at(0));
+        let firing = alert("web-01", Severity::Critical, AlertStatus::Firing);
+        let ingest = queued(
+            Command::Ingest {
+                alerts: vec![firing],
+                once: None,
+                reply: tokio::sync::oneshot::channel().0,
+            },
+            None,
+        );
+        let wanted = Wanted::of(
+            &[ingest, note(open, None, None)],
+            &decider.view,
+            decider.config.flapping,
+            at(1),
+        );
+        assert_eq!(wanted, Wanted::default());
+    }
+
+    #[test]
+    fn keys_closed_incidents_and_the_timer_pass_read_what_they_name() {
+        let mut decider = decider("[flapping]\nchanges = 3\nwindow = \"10m\"\n");
+        let commands = [
+            note(7, Some("link-1"), Some("retry-1")),
+            note(7, None, None),
+            queued(
+                Command::Tick {
+                    reply: tokio::sync::oneshot::channel().0,
+                },
+                None,
+            ),
+        ];
+        let wanted = Wanted::of(&commands, &decider.view, decider.config.flapping, at(1));
+        assert_eq!(wanted.spent, ["link-1"]);
+        assert_eq!(
+            wanted.answers,
+            [("retry-1".to_string(), Recalled::Incident)]
+        );
+        assert_eq!(wanted.closed, [7], "once, and only as it is not open");
+        assert!(wanted.lost_runs);
+        assert!(wanted.alerts.is_empty(), "nothing flaps");
+
+        // An alert that flapped: the timer pass that settles it reads it whole.
+        let first = p1(&mut decider, "db-01", at(0));
+        for minute in 1..=2 {
+            let status = if minute % 2 == 0 {
+                AlertStatus::Firing
+            } else {
+                AlertStatus::Resolved
+            };
+            super::super::decide::testing::ingest(
+                &mut decider,
+                alert("db-01", Severity::Critical, status),
+                at(minute),
+            );
+        }
+        let tick = [queued(
+            Command::Tick {
+                reply: tokio::sync::oneshot::channel().0,
+            },
+            None,
+        )];
+        let early = Wanted::of(&tick, &decider.view, decider.config.flapping, at(5));
+        assert!(early.alerts.is_empty());
+        let settled = Wanted::of(&tick, &decider.view, decider.config.flapping, at(12));
+        assert_eq!(settled.alerts.len(), 1);
+        assert_eq!(
+            settled.closed,
+            [first],
+            "its first incident, resolved since"
+        );
+    }
+}

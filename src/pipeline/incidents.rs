@@ -397,3 +397,108 @@ pub(super) fn resolution_notices(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::decide::testing::{at, decider, kinds, p1};
+    use super::*;
+    use crate::incident::IncidentStatus;
+
+    fn act(
+        decider: &mut Decider,
+        incident_id: i64,
+        action: Action,
+        now: DateTime<Utc>,
+    ) -> (Result<Incident, PipelineError>, WriteBatch) {
+        let mut batch = WriteBatch::default();
+        let result = decider.act(
+            incident_id,
+            action,
+            "alice",
+            now,
+            &mut batch,
+            &mut Effects::default(),
+        );
+        (result, batch)
+    }
+
+    #[test]
+    fn an_acknowledgement_cancels_pending_pages_and_stops_the_escalation_once() {
+        let mut decider = decider("");
+        let id = p1(&mut decider, "db-01", at(0));
+        let (incident, batch) = act(&mut decider, id, Action::Acknowledge { note: None }, at(3));
+        assert_eq!(incident.unwrap().status, IncidentStatus::Acknowledged);
+        assert_eq!(kinds(&batch), ["acknowledged"]);
+        assert_eq!(batch.cancelled_pages(), [id]);
+        assert!(
+            decider.escalation_of(id).is_none(),
+            "no tier is paged after it"
+        );
+
+        let (again, batch) = act(&mut decider, id, Action::Acknowledge { note: None }, at(4));
+        assert_eq!(again.unwrap().acknowledged_at, Some(at(3)));
+        assert!(batch.is_empty(), "a second acknowledgement changes nothing");
+    }
+
+    #[test]
+    fn a_closed_incident_takes_notes_only_and_an_unknown_one_is_not_found() {
+        let mut decider = decider("");
+        let id = p1(&mut decider, "db-01", at(0));
+        let (resolved, _) = act(&mut decider, id, Action::Resolve { note: None }, at(1));
+        // The next batch knows the closed incident from what it read before deciding.
+        decider.facts.closed.insert(id, resolved.unwrap());
+        let note = Action::Note {
+            text: "root cause: full disk".into(),
+        };
+        let (noted, batch) = act(&mut decider, id, note, at(2));
+        assert_eq!(noted.unwrap().id, id);
+        assert_eq!(kinds(&batch), ["note"]);
+        let (refused, batch) = act(&mut decider, id, Action::Acknowledge { note: None }, at(2));
+        assert!(
+            matches!(refused, Err(PipelineError::Transition(TransitionError::AlreadyResolved(i))) if i == id),
+            "{refused:?}"
+        );
+        assert!(batch.is_empty());
+        let (missing, _) = act(&mut decider, 99, Action::Note { text: "x".into() }, at(2));
+        assert!(
+            matches!(missing, Err(PipelineError::NotFound(99))),
+            "{missing:?}"
+        );
+    }
+
+    #[test]
+    fn a_resolution_tells_whoever_a_page_reached_but_never_by_a_call() {
+        let decider = decider("");
+        let paged = |user: &str, channel: &str| Paged {
+            incident_id: 7,
+            user_id: user.into(),
+            channel: channel.into(),
+            address: format!("{user}@{channel}"),
+        };
+        let notices = resolution_notices(
+            &decider.config,
+            vec![
+                paged("alice", "email"),
+                paged("carol", "voice"),
+                paged("dave", "sms"),
+            ],
+            at(30),
+        );
+        let told: Vec<_> = notices
+            .iter()
+            .map(|notice| (notice.user_id.as_str(), notice.channel, notice.kind))
+            .collect();
+        assert_eq!(
+            told,
+            [
+                ("alice", Channel::Email, NotificationKind::Resolved),
+                ("dave", Channel::Sms, NotificationKind::Resolved),
+            ]
+        );
+        assert!(
+            notices
+                .iter()
+                .all(|notice| notice.due_at == at(30) && notice.deadline > at(30))
+        );
+    }
+}

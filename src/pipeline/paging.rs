@@ -258,3 +258,57 @@ fn queued(page: Page) -> Notification {
         deadline: page.deadline,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::decide::testing::{at, decider, kinds, p1, paged};
+    use super::*;
+
+    fn tick(decider: &mut Decider, now: DateTime<Utc>) -> (usize, WriteBatch) {
+        let mut batch = WriteBatch::default();
+        let fired = decider.tick(now, &mut batch, &mut Effects::default());
+        (fired, batch)
+    }
+
+    #[test]
+    fn a_due_timer_pages_the_next_tier_once_and_waits_for_the_one_after() {
+        let mut decider = decider("");
+        let id = p1(&mut decider, "db-01", at(0));
+        assert_eq!(tick(&mut decider, at(9)).0, 0, "L2 is not due yet");
+        let (fired, batch) = tick(&mut decider, at(10));
+        assert_eq!(fired, 1);
+        assert_eq!(paged(&batch), [("carol".to_string(), "L2#1".to_string())]);
+        assert_eq!(
+            decider.escalation_of(id).and_then(|timer| timer.due_at),
+            Some(at(30)),
+            "L3 is 20 minutes after L2"
+        );
+        assert_eq!(tick(&mut decider, at(10)).0, 0, "not paged twice");
+        let (_, batch) = tick(&mut decider, at(30));
+        assert_eq!(paged(&batch), [("dave".to_string(), "L3#2".to_string())]);
+    }
+
+    #[test]
+    fn escalating_past_the_last_tier_is_refused_and_changes_nothing() {
+        let mut decider = decider("");
+        let id = p1(&mut decider, "db-01", at(0));
+        let mut escalate = |now| {
+            let mut batch = WriteBatch::default();
+            let result =
+                decider.escalate_now(id, "alice", now, &mut batch, &mut Effects::default());
+            (result, batch)
+        };
+        let (to_l2, batch) = escalate(at(1));
+        assert!(to_l2.unwrap().escalated);
+        assert_eq!(kinds(&batch)[0], "escalation_requested");
+        assert_eq!(paged(&batch), [("carol".to_string(), "L2#1".to_string())]);
+        let (to_l3, _) = escalate(at(2));
+        assert!(to_l3.is_ok());
+        let (refused, batch) = escalate(at(3));
+        assert!(
+            matches!(refused, Err(PipelineError::NotPossible(_))),
+            "{refused:?}"
+        );
+        assert!(batch.is_empty());
+    }
+}

@@ -733,3 +733,152 @@ impl super::Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::decide::testing::{alert, at, decider_with, ingest, kinds, paged};
+    use super::*;
+    use crate::alert::{AlertStatus, Severity};
+
+    const RESTART: &str = r#"
+command = ["/bin/true"]
+match = ['check="http"']
+timeout = "60s"
+on_success = "resolve"
+on_failure = "escalate"
+[params.host]
+from = "{{resource}}"
+pattern = "^[a-z0-9-]+$"
+"#;
+
+    fn outcome(success: bool) -> RunOutcome {
+        RunOutcome {
+            success,
+            exit_code: Some(if success { 0 } else { 1 }),
+            timed_out: false,
+            output: String::new(),
+            delivery: None,
+        }
+    }
+
+    fn finish(decider: &mut Decider, run_id: i64, success: bool, now: DateTime<Utc>) -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        decider
+            .run_finished(
+                run_id,
+                outcome(success),
+                now,
+                &mut batch,
+                &mut Effects::default(),
+            )
+            .unwrap();
+        batch
+    }
+
+    #[test]
+    fn a_new_incident_starts_its_runbook_and_a_success_resolves_it() {
+        let mut decider = decider_with("", &[("restart", RESTART)]);
+        let firing = alert("db-01", Severity::Critical, AlertStatus::Firing);
+        let (accepted, batch) = ingest(&mut decider, firing, at(0));
+        let incident_id = accepted.incident_id.unwrap();
+        assert_eq!(batch.runs().len(), 1);
+        let run = decider
+            .pending_runs
+            .pop()
+            .expect("handed to the executor after the commit");
+        assert_eq!(run.params.target(), "host=db-01");
+
+        let batch = finish(&mut decider, run.run_id, true, at(1));
+        assert!(
+            kinds(&batch).contains(&"auto_remediated"),
+            "{:?}",
+            kinds(&batch)
+        );
+        let incident = batch.incident(incident_id).unwrap();
+        assert!(incident.remediated && incident.resolved_at == Some(at(1)));
+        assert_eq!(decider.finishing, [run.run_id]);
+        assert!(
+            finish(&mut decider, run.run_id, true, at(2)).is_empty(),
+            "recorded once"
+        );
+    }
+
+    #[test]
+    fn a_run_lost_with_its_replica_ends_as_a_failure_and_escalates() {
+        let mut decider = decider_with("", &[("restart", RESTART)]);
+        let firing = alert("db-01", Severity::Critical, AlertStatus::Firing);
+        let (accepted, batch) = ingest(&mut decider, firing, at(0));
+        let incident_id = accepted.incident_id.unwrap();
+        let mut lost = batch.runs()[0].clone();
+        // Another replica started it; this one only read it back as lost.
+        decider.pending_runs.clear();
+        decider.running.clear();
+        lost.id = 41;
+        decider.facts.lost_runs = vec![lost];
+        let mut batch = WriteBatch::default();
+        decider
+            .check_lost_runs(at(3), &mut batch, &mut Effects::default())
+            .unwrap();
+        let saved = &batch.runs()[0];
+        assert_eq!((saved.id, saved.status.as_str()), (41, "failed"));
+        assert!(
+            saved.output.contains("replica running it stopped"),
+            "{}",
+            saved.output
+        );
+        assert_eq!(paged(&batch), [("carol".to_string(), "L2#1".to_string())]);
+        assert!(
+            kinds(&batch).contains(&"escalated_by_runbook"),
+            "{:?}",
+            kinds(&batch)
+        );
+        assert!(decider.view.incidents.contains_key(&incident_id));
+    }
+
+    #[test]
+    fn a_proposal_is_approved_with_its_incidents_alerts_read_before_the_batch() {
+        let manual = format!("approval = \"responder\"\napproval_timeout = \"15m\"\n{RESTART}");
+        let mut decider = decider_with("", &[("restart", &manual)]);
+        let firing = || alert("db-01", Severity::Critical, AlertStatus::Firing);
+        let (accepted, batch) = ingest(&mut decider, firing(), at(0));
+        let incident_id = accepted.incident_id.unwrap();
+        assert!(
+            kinds(&batch).contains(&"runbook_pending_approval"),
+            "{:?}",
+            kinds(&batch)
+        );
+        assert!(
+            decider.pending_runs.is_empty(),
+            "nothing runs before approval"
+        );
+
+        let approve = |decider: &mut Decider| {
+            let mut batch = WriteBatch::default();
+            let result = decider.approve_run(incident_id, "restart", "alice", at(2), &mut batch);
+            (result, batch)
+        };
+        // Without the alerts the parameters cannot be rendered again.
+        let (refused, _) = approve(&mut decider);
+        assert!(
+            matches!(refused, Err(PipelineError::NotPossible(_))),
+            "{refused:?}"
+        );
+        decider
+            .facts
+            .incident_alerts
+            .insert(incident_id, vec![firing()]);
+        let (started, batch) = approve(&mut decider);
+        assert!(started.is_ok(), "{started:?}");
+        assert!(
+            kinds(&batch).contains(&"runbook_approved"),
+            "{:?}",
+            kinds(&batch)
+        );
+        assert_eq!(decider.pending_runs.len(), 1);
+        let (twice, _) = approve(&mut decider);
+        assert!(
+            matches!(twice, Err(PipelineError::NotPossible(_))),
+            "{twice:?}"
+        );
+    }
+}

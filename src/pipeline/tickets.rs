@@ -124,3 +124,70 @@ fn chosen<'c>(config: &'c Config, incident: &Incident) -> Vec<&'c TicketConfig> 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::decide::testing::{alert, at, decider, ingest};
+    use super::*;
+    use crate::alert::{AlertStatus, Severity};
+    use crate::pipeline::{Action, Effects};
+
+    const ZENDESK: &str = r#"
+[[tickets]]
+platform = "zendesk"
+base_url = "http://127.0.0.1:9/zendesk"
+user = "agent@acme.example"
+token = "zd-token-1"
+webhook_secret = "zendesk-webhook-secret"
+"#;
+
+    fn ops(batch: &WriteBatch) -> Vec<(TicketOpKind, &str)> {
+        batch
+            .ticket_ops()
+            .iter()
+            .map(|op| (op.kind, op.step.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn an_incident_opens_one_ticket_notes_what_happens_and_solves_it() {
+        let mut decider = decider(ZENDESK);
+        let firing = alert("db-01", Severity::Critical, AlertStatus::Firing);
+        let (accepted, mut batch) = ingest(&mut decider, firing, at(0));
+        let id = accepted.incident_id.unwrap();
+        decider.queue_ticket_work(at(0), &mut batch);
+        let created: Vec<_> = ops(&batch)
+            .into_iter()
+            .filter(|(kind, _)| *kind == TicketOpKind::Create)
+            .collect();
+        assert_eq!(created, [(TicketOpKind::Create, "create")], "one ticket");
+
+        let act = |decider: &mut Decider, action| {
+            let mut batch = WriteBatch::default();
+            decider
+                .act(
+                    id,
+                    action,
+                    "alice",
+                    at(5),
+                    &mut batch,
+                    &mut Effects::default(),
+                )
+                .unwrap();
+            decider.queue_ticket_work(at(5), &mut batch);
+            batch
+        };
+        let acked = act(&mut decider, Action::Acknowledge { note: None });
+        assert_eq!(ops(&acked).len(), 1);
+        assert_eq!(ops(&acked)[0].0, TicketOpKind::Note);
+        let resolved = act(
+            &mut decider,
+            Action::Resolve {
+                note: Some("disk freed".into()),
+            },
+        );
+        let kinds: Vec<_> = ops(&resolved).into_iter().map(|(kind, _)| kind).collect();
+        assert_eq!(kinds, [TicketOpKind::Note, TicketOpKind::Solve]);
+        assert!(resolved.ticket_ops()[0].body.contains("disk freed"));
+    }
+}

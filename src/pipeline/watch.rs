@@ -495,3 +495,126 @@ impl Decider {
         response_breach
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::decide::testing::{alert, at, decider, ingest, p1};
+    use super::*;
+
+    #[test]
+    fn a_silent_heartbeat_opens_one_p1_and_its_check_in_resolves_it() {
+        let mut decider =
+            decider("[[heartbeats]]\nname = \"backup\"\ninterval = \"1h\"\ngrace = \"5m\"\n");
+        let check = |decider: &mut Decider, now| {
+            let mut batch = WriteBatch::default();
+            decider
+                .check_heartbeats(now, &mut batch, &mut Effects::default())
+                .unwrap();
+            batch
+        };
+        // Never seen: counted from the first check.
+        assert_eq!(check(&mut decider, at(0)).heartbeats().count(), 1);
+        assert!(
+            check(&mut decider, at(65)).incidents().next().is_none(),
+            "within its grace"
+        );
+        let batch = check(&mut decider, at(66));
+        let opened: Vec<_> = batch.incidents().collect();
+        assert_eq!(opened.len(), 1);
+        assert_eq!(opened[0].priority, crate::alert::Priority::P1);
+        assert!(
+            opened[0].summary.contains("no check-in from backup"),
+            "{}",
+            opened[0].summary
+        );
+        assert!(
+            check(&mut decider, at(67)).is_empty(),
+            "already firing: one P1"
+        );
+
+        let mut batch = WriteBatch::default();
+        decider
+            .beat("backup", at(70), &mut batch, &mut Effects::default())
+            .unwrap();
+        assert!(
+            batch
+                .incidents()
+                .all(|incident| incident.resolved_at == Some(at(70)))
+        );
+        assert!(decider.view.incidents.is_empty());
+    }
+
+    #[test]
+    fn a_silenced_alert_opens_no_incident_until_its_silence_ends() {
+        let mut decider = decider("");
+        let mut batch = WriteBatch::default();
+        let silence = decider
+            .change_silence(
+                SilenceChange::Add(NewSilence {
+                    matchers: vec!["resource=\"db-01\"".into()],
+                    starts_at: None,
+                    ends_at: at(60),
+                    created_by: "alice".into(),
+                    comment: "migration".into(),
+                }),
+                at(0),
+                &mut batch,
+            )
+            .unwrap();
+        assert_eq!(batch.silences().len(), 1);
+        let firing = || alert("db-01", Severity::Critical, AlertStatus::Firing);
+        let (accepted, batch) = ingest(&mut decider, firing(), at(1));
+        assert_eq!(accepted.incident_id, None);
+        assert!(batch.notifications().is_empty());
+
+        let mut batch = WriteBatch::default();
+        decider
+            .change_silence(SilenceChange::Expire(silence.id), at(2), &mut batch)
+            .unwrap();
+        let (accepted, _) = ingest(&mut decider, firing(), at(3));
+        assert!(accepted.incident_id.is_some(), "the repeat after it pages");
+    }
+
+    #[test]
+    fn an_alert_that_stops_flapping_opens_its_incident_from_the_alert_read_before() {
+        let mut decider = decider("[flapping]\nchanges = 3\nwindow = \"10m\"\n");
+        let first = p1(&mut decider, "db-01", at(0));
+        let status = |firing| {
+            if firing {
+                AlertStatus::Firing
+            } else {
+                AlertStatus::Resolved
+            }
+        };
+        for minute in 1..=2 {
+            let change = alert("db-01", Severity::Critical, status(minute % 2 == 0));
+            ingest(&mut decider, change, at(minute));
+        }
+        let key = DedupKey::of(&alert("db-01", Severity::Critical, AlertStatus::Firing));
+        assert!(decider.view.flaps[&key].flapping);
+        let open = decider.view.alerts.get(&key).unwrap().id;
+        let settle = |decider: &mut Decider, now| {
+            let mut batch = WriteBatch::default();
+            decider
+                .settle_flapping(now, &mut batch, &mut Effects::default())
+                .unwrap();
+            batch
+        };
+        assert!(
+            settle(&mut decider, at(5)).is_empty(),
+            "still within the window"
+        );
+        // The timer pass read the whole alert before deciding.
+        decider.facts.alerts.insert(
+            open,
+            alert("db-01", Severity::Critical, AlertStatus::Firing),
+        );
+        let batch = settle(&mut decider, at(12));
+        let opened: Vec<_> = batch
+            .incidents()
+            .filter(|incident| incident.id != first)
+            .collect();
+        assert_eq!(opened.len(), 1, "the problem is real: it pages now");
+        assert!(!decider.view.flaps.contains_key(&key));
+    }
+}
