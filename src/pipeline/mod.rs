@@ -8,7 +8,12 @@
 //! [`PipelineError::Unavailable`] and rebuilds the in-memory view from the store, so
 //! memory never claims what the disk does not hold.
 //!
-//! Its files: `alerts.rs` what senders post (dedup, grouping, opening incidents and
+//! Each batch is locked and read (`slice.rs`), then what its decisions need beyond
+//! the open state is read (`facts.rs`), then the [`decide::Decider`] applies every
+//! command synchronously to memory and the batch, reading nothing, and the batch is
+//! committed.
+//!
+//! The decision steps: `alerts.rs` what senders post (dedup, grouping, opening incidents and
 //! their links), `incidents.rs` what humans do, `paging.rs` the escalation timers and
 //! the outbox rows of the pages they decide, `watch.rs` silences, heartbeats, flapping
 //! and SLA events, `runbooks.rs` which runs start or wait for approval and what their
