@@ -141,7 +141,7 @@ impl Decider {
                 // Only identities that resolved recently have a history to check; a
                 // flood of new alerts creates none.
                 let flapping = if self.view.flaps.contains_key(&key) {
-                    self.state_changed(&key, now, batch)?
+                    self.state_changed(&key, now, batch)
                 } else {
                     false
                 };
@@ -185,10 +185,10 @@ impl Decider {
                     flap.incident_id = open.incident_id;
                     self.view.flaps.insert(key.clone(), flap);
                 }
-                self.state_changed(&key, now, batch)?;
+                self.state_changed(&key, now, batch);
                 self.resolve_alert(&key, &alert.source, now, batch, effects)
             }
-            Decision::Stale => self.stale_follow_up(key),
+            Decision::Stale => Ok(self.stale_follow_up(key)),
         }
     }
 
@@ -427,7 +427,7 @@ impl Decider {
         effects: &mut Effects,
     ) -> Result<Accepted, PipelineError> {
         let Some(open) = self.view.alerts.get(key).cloned() else {
-            return self.stale_follow_up(key.clone());
+            return Ok(self.stale_follow_up(key.clone()));
         };
         let others = open.incident_id.and_then(|id| {
             self.view
@@ -470,12 +470,12 @@ impl Decider {
     /// as PagerDuty drops such events. No alert answers it, so its ids are null: the
     /// store keeps no index by identity, which would cost a random B-tree write per
     /// new alert on the ingest path.
-    fn stale_follow_up(&self, key: DedupKey) -> Result<Accepted, PipelineError> {
-        Ok(Accepted {
+    fn stale_follow_up(&self, key: DedupKey) -> Accepted {
+        Accepted {
             id: None,
             dedup_key: key.key,
             incident_id: None,
-        })
+        }
     }
 }
 

@@ -70,7 +70,7 @@ impl Decider {
     ) -> Result<usize, PipelineError> {
         self.prune(now, batch);
         self.check_heartbeats(now, batch, effects)?;
-        self.settle_flapping(now, batch, effects)?;
+        self.settle_flapping(now, batch, effects);
         self.check_recoveries(now, batch, effects)?;
         self.expire_approvals(now, batch);
         self.check_lost_runs(now, batch, effects)?;

@@ -39,10 +39,11 @@ impl Decider {
                 self.open_incident(incident_id)
             }
             Action::Escalate { note } => {
+                let (incident, timer) = self.next_tier(incident_id)?;
                 if let Some(note) = note.filter(|n| !n.trim().is_empty()) {
                     batch.record(entry(incident_id, now, TimelineKind::Note, actor, note));
                 }
-                self.escalate_now(incident_id, actor, now, batch, effects)
+                Ok(self.page_next_tier(incident, timer, actor, now, batch, effects))
             }
             Action::Reprioritize { priority, note } => {
                 if !self.raise_priority(incident_id, priority, actor, now, batch) {

@@ -98,7 +98,17 @@ impl Decider {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<Incident, PipelineError> {
-        let mut incident = self.open_incident(incident_id)?;
+        let (incident, timer) = self.next_tier(incident_id)?;
+        Ok(self.page_next_tier(incident, timer, actor, now, batch, effects))
+    }
+
+    /// The open incident and its timer, when a further tier is left to page; else
+    /// why not, before anything of the request is recorded.
+    pub(super) fn next_tier(
+        &self,
+        incident_id: i64,
+    ) -> Result<(Incident, Escalation), PipelineError> {
+        let incident = self.open_incident(incident_id)?;
         let timer = self
             .escalation_of(incident_id)
             .filter(|timer| timer.state == EscalationState::Tiers && timer.due_at.is_some())
@@ -107,6 +117,20 @@ impl Decider {
                     "incident {incident_id} has no further tier to page (no policy, acknowledged, or its last tier was paged)"
                 ))
             })?;
+        Ok((incident, timer))
+    }
+
+    /// Pages the tier after the last one paged, now.
+    pub(super) fn page_next_tier(
+        &mut self,
+        mut incident: Incident,
+        timer: Escalation,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+        effects: &mut Effects,
+    ) -> Incident {
+        let incident_id = incident.id;
         batch.record(entry(
             incident_id,
             now,
@@ -119,7 +143,7 @@ impl Decider {
         if let Some(open) = self.view.incidents.get_mut(&incident_id) {
             open.incident = incident.clone();
         }
-        Ok(incident)
+        incident
     }
 
     fn run_timer(
@@ -310,5 +334,33 @@ mod tests {
             "{refused:?}"
         );
         assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn an_escalation_with_a_note_refused_records_nothing() {
+        let mut decider = decider("");
+        let id = p1(&mut decider, "db-01", at(0));
+        for minute in [1, 2] {
+            let mut batch = WriteBatch::default();
+            decider
+                .escalate_now(id, "alice", at(minute), &mut batch, &mut Effects::default())
+                .unwrap();
+        }
+        let mut batch = WriteBatch::default();
+        let note = Some("paging Dave's manager instead".to_string());
+        let refused = decider.act(
+            id,
+            super::super::Action::Escalate { note },
+            "alice",
+            at(3),
+            &mut batch,
+            &mut Effects::default(),
+        );
+        assert!(
+            matches!(refused, Err(PipelineError::NotPossible(_))),
+            "{refused:?}"
+        );
+        // A refused command that changed the batch would fail every other of it.
+        assert!(batch.is_empty(), "{:?}", kinds(&batch));
     }
 }

@@ -266,7 +266,7 @@ impl Decider {
         key: &DedupKey,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
-    ) -> Result<bool, PipelineError> {
+    ) -> bool {
         let config = self.config.flapping;
         let flap = self.view.flaps.entry(key.clone()).or_default();
         let started = flap.change(now, config);
@@ -282,10 +282,10 @@ impl Decider {
                 );
             }
             if let Some(incident_id) = incident_id {
-                self.mark_flapping(incident_id, true, now, batch)?;
+                self.mark_flapping(incident_id, true, now, batch);
             }
         }
-        Ok(flapping)
+        flapping
     }
 
     fn mark_flapping(
@@ -294,7 +294,7 @@ impl Decider {
         flapping: bool,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
-    ) -> Result<(), PipelineError> {
+    ) {
         let config = self.config.flapping;
         let message = if flapping {
             format!(
@@ -319,7 +319,6 @@ impl Decider {
             "tocsin",
             message,
         ));
-        Ok(())
     }
 
     /// Alerts that stopped flapping: a still-firing one opens its incident now (the
@@ -329,7 +328,7 @@ impl Decider {
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
         effects: &mut Effects,
-    ) -> Result<(), PipelineError> {
+    ) {
         let config = self.config.flapping;
         let settled: Vec<DedupKey> = self
             .view
@@ -346,7 +345,7 @@ impl Decider {
                 .remove(&key)
                 .and_then(|flap| flap.incident_id);
             if let Some(incident_id) = incident_id {
-                self.mark_flapping(incident_id, false, now, batch)?;
+                self.mark_flapping(incident_id, false, now, batch);
             }
             let Some(open) = self.view.alerts.get(&key).cloned() else {
                 continue;
@@ -366,7 +365,6 @@ impl Decider {
             }
             !idle
         });
-        Ok(())
     }
 }
 
@@ -595,9 +593,7 @@ mod tests {
         let open = decider.view.alerts.get(&key).unwrap().id;
         let settle = |decider: &mut Decider, now| {
             let mut batch = WriteBatch::default();
-            decider
-                .settle_flapping(now, &mut batch, &mut Effects::default())
-                .unwrap();
+            decider.settle_flapping(now, &mut batch, &mut Effects::default());
             batch
         };
         assert!(
