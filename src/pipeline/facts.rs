@@ -78,8 +78,12 @@ impl Wanted {
             match &queued.command {
                 Command::Ingest { alerts, once, .. } => {
                     wanted.spent.extend(once.iter().cloned());
-                    for alert in alerts {
-                        *changes.entry(DedupKey::of(alert)).or_default() += 1;
+                    // Only identities with a history can start flapping: most
+                    // batches have none to look up.
+                    if !view.flaps.is_empty() {
+                        for alert in alerts {
+                            *changes.entry(DedupKey::of(alert)).or_default() += 1;
+                        }
                     }
                 }
                 Command::Act {
