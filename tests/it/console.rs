@@ -3,7 +3,7 @@
 //! plain HTTP the refusals a browser never shows (CSRF, role), silences, and the
 //! basics a Lighthouse audit checks (size, no external request, labelled fields).
 
-use crate::harness::{Harness, RESPONDER, VIEWER, generic};
+use crate::harness::{ADMIN, BOB, Harness, RESPONDER, VIEWER, generic};
 use crate::webdriver::{Browser, Driver};
 use chrono::TimeDelta;
 use serde_json::Value;
@@ -531,7 +531,7 @@ tiers = [ {{ level = "L1", targets = ["schedule:primary"], after = "0s" }} ]
         tocsin.get("/api/v1/oncall").await["schedules"][0]["now"]["user"],
         "alice"
     );
-    let responder = Signed::login(&tocsin, RESPONDER).await;
+    let responder = Signed::login(&tocsin, BOB).await;
     let (status, page) = responder.get("/ui/oncall").await;
     assert_eq!(status, 200);
     assert!(page.contains("Alice Martin") && page.contains("Take this shift"));
@@ -666,7 +666,7 @@ async fn an_override_taken_on_one_replica_is_followed_by_the_others() {
     let b = a.replica().await;
     let on_b = || async { b.get("/api/v1/oncall").await["schedules"][0]["now"]["user"].clone() };
     assert_eq!(on_b().await, "alice");
-    let responder = Signed::login(&a, RESPONDER).await;
+    let responder = Signed::login(&a, BOB).await;
     let (status, _) = responder
         .post(
             "/ui/oncall",
@@ -785,4 +785,55 @@ async fn behind_https_the_session_cookie_is_secure() {
         .find(|v| v.starts_with("tocsin_session="))
         .unwrap();
     assert!(session.contains("; Secure"), "{session}");
+}
+
+#[tokio::test]
+async fn a_responder_takes_shifts_for_themselves_and_only_an_admin_assigns_others() {
+    let config = "[[users]]\nid = \"alice\"\nname = \"Alice Martin\"\n[[users]]\nid = \"bob\"\nname = \"Bob Stone\"\n[[schedules]]\nname = \"primary\"\nrotation = { every = \"1w\", handoff = \"Mon 09:00\", users = [\"alice\"] }\n";
+    let tocsin = Harness::start(config).await;
+    let on_call =
+        || async { tocsin.get("/api/v1/oncall").await["schedules"][0]["now"]["user"].clone() };
+    // A team's shared token is nobody in particular: it may not hand a shift to anyone.
+    let team = Signed::login(&tocsin, RESPONDER).await;
+    let (_, page) = team.get("/ui/oncall").await;
+    assert!(!page.contains("Take this shift"), "no form offered");
+    assert!(page.contains("ask an admin"), "{page}");
+    let (status, page) = take_shift(&team, "bob").await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("for themselves only"), "{page}");
+
+    // Bob may take it himself, and may not give it to Alice.
+    let bob = Signed::login(&tocsin, BOB).await;
+    let (_, page) = bob.get("/ui/oncall").await;
+    assert!(
+        page.contains(r#"<option value="bob""#) && !page.contains(r#"<option value="alice""#),
+        "only himself offered: {page}"
+    );
+    let (status, _) = take_shift(&bob, "alice").await;
+    assert_eq!(status, 403);
+    assert_eq!(on_call().await, "alice", "nothing changed");
+    let (status, _) = take_shift(&bob, "bob").await;
+    assert_eq!(status, 303);
+    assert_eq!(on_call().await, "bob");
+
+    // An admin assigns anyone.
+    let admin = Signed::login(&tocsin, ADMIN).await;
+    let (status, _) = take_shift(&admin, "alice").await;
+    assert_eq!(status, 303);
+    assert_eq!(on_call().await, "alice");
+}
+
+/// Posts the override form: `user` takes the primary schedule for 4h.
+async fn take_shift(session: &Signed, user: &str) -> (u16, String) {
+    session
+        .post(
+            "/ui/oncall",
+            &[
+                ("csrf", &session.csrf),
+                ("schedule", "primary"),
+                ("user", user),
+                ("length", "4h"),
+            ],
+        )
+        .await
 }

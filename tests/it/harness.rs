@@ -23,6 +23,8 @@ pub const INGEST_TOKEN: &str = "ingest-secret-token";
 pub const ADMIN: &str = "admin-secret-token";
 pub const VIEWER: &str = "viewer-secret-token";
 pub const RESPONDER: &str = "responder-secret-token";
+/// A responder's token named after the `[[users]]` id `bob`: a person, not a team.
+pub const BOB: &str = "bob-secret-token";
 
 /// The configuration every test starts from; `extra` is appended, and replaces the
 /// default table of any source it configures itself.
@@ -46,6 +48,7 @@ tokens = [
   {{ name = "ops", token = "{ADMIN}", role = "admin" }},
   {{ name = "watcher", token = "{VIEWER}", role = "viewer" }},
   {{ name = "oncall", token = "{RESPONDER}", role = "responder" }},
+  {{ name = "bob", token = "{BOB}", role = "responder" }},
 ]
 {sources}
 {extra}

@@ -33,10 +33,12 @@ pub async fn show(State(state): State<AppState>, session: Session) -> Response {
         }
     }
     let config = state.config.load();
+    // A responder takes shifts for themselves; an admin assigns anyone.
     let users: Vec<_> = config
         .directory
         .users
         .values()
+        .filter(|user| session.role >= Role::Admin || user.id == session.actor)
         .map(|user| json!({ "id": user.id, "name": user.name, "me": user.id == session.actor }))
         .collect();
     let context = json!({
@@ -59,6 +61,16 @@ pub async fn take(State(state): State<AppState>, session: Session, fields: Field
     let config = state.config.load_full();
     let schedule = fields.get("schedule").unwrap_or_default();
     let user = fields.get("user").unwrap_or_default();
+    if session.role < Role::Admin && user != session.actor {
+        return page_error(
+            StatusCode::FORBIDDEN,
+            "Not your shift to give",
+            &format!(
+                "A responder takes shifts for themselves only, and this session is {:?}, not {user:?}. Sign in with the API token named after your [[users]] id, or ask an admin, who may assign anyone.",
+                session.actor
+            ),
+        );
+    }
     let length = fields.get("length").unwrap_or_default();
     let problem = if !config.directory.schedules.contains_key(schedule) {
         Some(format!(
