@@ -50,6 +50,7 @@ pub async fn enqueue(
             "the [sources.pagerduty] token (as routing_key, Bearer or ?token=)",
         ));
     }
+    limit_sender(&state, SourceKind::Pagerduty)?;
     let event = event.map_err(|error| ApiError::bad_request("invalid event", error.detail()))?;
     refuse_unscoped(&event.change, false)?;
     state
@@ -73,17 +74,29 @@ pub async fn create(
     let token = presented_token(&headers, query.as_deref()).ok_or_else(|| {
         unauthorized("an ingest token of any [sources.X] or a responder API token")
     })?;
-    let sender = config.sources.values().any(|source| {
-        source
-            .token
-            .as_deref()
-            .is_some_and(|expected| same_secret(&token, expected))
-    });
+    let senders: Vec<SourceKind> = config
+        .sources
+        .iter()
+        .filter(|(_, source)| {
+            source
+                .token
+                .as_deref()
+                .is_some_and(|expected| same_secret(&token, expected))
+        })
+        .map(|(kind, _)| *kind)
+        .collect();
     let responder = find_token(&config, &token).is_some_and(|found| found.role >= Role::Responder);
-    if !sender && !responder {
-        return Err(unauthorized(
-            "an ingest token of any [sources.X] or a responder API token",
-        ));
+    if !responder {
+        if senders.is_empty() {
+            return Err(unauthorized(
+                "an ingest token of any [sources.X] or a responder API token",
+            ));
+        }
+        // A sender's changes count toward its alerts' rate (of every source its token
+        // is), since each is a write.
+        for kind in senders {
+            limit_sender(&state, kind)?;
+        }
     }
     let change = changes::tocsin(&body, state.clock.now())
         .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
@@ -107,6 +120,20 @@ fn refuse_unscoped(change: &Change, responder: bool) -> Result<(), ApiError> {
         "resource required",
         "name the resource the change is about (resource, or payload.source for PagerDuty); a change of everything needs a responder API token",
     ))
+}
+
+/// A sender's `[sources.X] rate_limit`, which its change events share with its alerts.
+fn limit_sender(state: &AppState, kind: SourceKind) -> Result<(), ApiError> {
+    match state.limiters.get(&kind) {
+        Some(limiter) if limiter.check().is_err() => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded",
+            format!(
+                "[sources.{kind}] rate_limit is reached (alerts and change events together); retry after a second"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn unauthorized(what: &str) -> ApiError {

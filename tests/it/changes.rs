@@ -155,3 +155,54 @@ async fn change_events_need_a_token_and_a_valid_body() {
     let (status, _) = post(&tocsin, "/api/v1/changes", Some(RESPONDER), &everything).await;
     assert_eq!(status, 201);
 }
+
+#[tokio::test]
+async fn a_senders_change_events_share_its_rate_limit_and_a_persons_do_not() {
+    let tocsin = Harness::start(&format!(
+        "[sources.generic]\ntoken = \"{INGEST_TOKEN}\"\nrate_limit = \"1/s\"\n\
+         [sources.pagerduty]\ntoken = \"e93facc04764012d7bfb002500d5d1a6\"\nrate_limit = \"1/s\"\n"
+    ))
+    .await;
+    let change = json!({"summary": "deploy api v2", "source": "ci", "resource": "api-3"});
+    let (status, _) = post(&tocsin, "/api/v1/changes", Some(INGEST_TOKEN), &change).await;
+    assert_eq!(status, 201);
+    let response = tocsin
+        .client
+        .post(format!("{}/api/v1/changes", tocsin.url))
+        .bearer_auth(INGEST_TOKEN)
+        .header("content-type", "application/json")
+        .body(change.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        429,
+        "a sender cannot flood the change table"
+    );
+    assert_eq!(response.headers()["retry-after"], "1");
+    let refused: Value = response.json().await.unwrap();
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("[sources.generic] rate_limit"),
+        "{refused}"
+    );
+    for _ in 0..3 {
+        let (status, _) = post(&tocsin, "/api/v1/changes", Some(RESPONDER), &change).await;
+        assert_eq!(status, 201, "a person's changes are not a sender's");
+    }
+
+    let deploy = pagerduty_change("api-3", "2026-11-29T02:50:00.000+0000");
+    assert_eq!(
+        post(&tocsin, "/v2/change/enqueue", None, &deploy).await.0,
+        202
+    );
+    assert_eq!(
+        post(&tocsin, "/v2/change/enqueue", None, &deploy).await.0,
+        429
+    );
+    let listed = tocsin.get("/api/v1/changes").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 5, "{listed}");
+}
