@@ -502,7 +502,7 @@ fn links_of(
 
 #[cfg(test)]
 mod tests {
-    use super::super::decide::testing::{alert, at, decider, ingest, kinds, p1, paged};
+    use super::super::decide::testing::{alert, at, decider, ingest, kinds, p1, paged, toggle};
     use crate::alert::{AlertStatus, Severity};
 
     #[test]
@@ -568,29 +568,16 @@ mod tests {
     fn an_alert_that_flaps_opens_no_new_incident_until_it_settles() {
         let mut decider = decider("[flapping]\nchanges = 4\nwindow = \"10m\"\n");
         let incident_id = p1(&mut decider, "db-01", at(0));
-        let status = |firing| {
-            if firing {
-                AlertStatus::Firing
-            } else {
-                AlertStatus::Resolved
-            }
-        };
-        let mut opened = Vec::new();
-        for minute in 1..=4 {
-            let firing = minute % 2 == 0;
-            let change = alert("db-01", Severity::Critical, status(firing));
-            let (accepted, batch) = ingest(&mut decider, change, at(minute));
-            opened.extend(
-                batch
-                    .incidents()
-                    .filter(|incident| incident.id != incident_id && incident.resolved_at.is_none())
-                    .map(|incident| incident.id),
-            );
-            if minute == 4 {
-                assert_eq!(accepted.incident_id, None, "flapping: no incident");
-                assert!(batch.notifications().is_empty(), "and no page");
-            }
-        }
+        let batches = toggle(&mut decider, "db-01", 1..=4);
+        let opened: Vec<i64> = batches
+            .iter()
+            .flat_map(|(_, batch)| batch.incidents())
+            .filter(|incident| incident.id != incident_id && incident.resolved_at.is_none())
+            .map(|incident| incident.id)
+            .collect();
+        let (last, batch) = &batches[3];
+        assert_eq!(last.incident_id, None, "flapping: no incident");
+        assert!(batch.notifications().is_empty(), "and no page");
         assert_eq!(opened.len(), 1, "the second firing opened one: {opened:?}");
     }
 }

@@ -421,6 +421,29 @@ tiers = [
         accepted.incident_id.unwrap()
     }
 
+    /// The P1 on `resource` resolves at each odd minute of `minutes` and fires
+    /// again at each even one, a batch each; the batches.
+    pub fn toggle(
+        decider: &mut Decider,
+        resource: &str,
+        minutes: std::ops::RangeInclusive<i64>,
+    ) -> Vec<(Accepted, WriteBatch)> {
+        minutes
+            .map(|minute| {
+                let status = if minute % 2 == 0 {
+                    AlertStatus::Firing
+                } else {
+                    AlertStatus::Resolved
+                };
+                ingest(
+                    decider,
+                    alert(resource, Severity::Critical, status),
+                    at(minute),
+                )
+            })
+            .collect()
+    }
+
     /// The names of the timeline kinds a batch records.
     pub fn kinds(batch: &WriteBatch) -> Vec<&str> {
         batch

@@ -329,18 +329,7 @@ mod tests {
 
         // An alert that flapped: the timer pass that settles it reads it whole.
         let first = p1(&mut decider, "db-01", at(0));
-        for minute in 1..=2 {
-            let status = if minute % 2 == 0 {
-                AlertStatus::Firing
-            } else {
-                AlertStatus::Resolved
-            };
-            super::super::decide::testing::ingest(
-                &mut decider,
-                alert("db-01", Severity::Critical, status),
-                at(minute),
-            );
-        }
+        super::super::decide::testing::toggle(&mut decider, "db-01", 1..=2);
         let tick = [queued(
             Command::Tick {
                 reply: tokio::sync::oneshot::channel().0,

@@ -496,7 +496,7 @@ impl Decider {
 
 #[cfg(test)]
 mod tests {
-    use super::super::decide::testing::{alert, at, decider, ingest, p1};
+    use super::super::decide::testing::{alert, at, decider, ingest, p1, toggle};
     use super::*;
 
     #[test]
@@ -577,17 +577,7 @@ mod tests {
     fn an_alert_that_stops_flapping_opens_its_incident_from_the_alert_read_before() {
         let mut decider = decider("[flapping]\nchanges = 3\nwindow = \"10m\"\n");
         let first = p1(&mut decider, "db-01", at(0));
-        let status = |firing| {
-            if firing {
-                AlertStatus::Firing
-            } else {
-                AlertStatus::Resolved
-            }
-        };
-        for minute in 1..=2 {
-            let change = alert("db-01", Severity::Critical, status(minute % 2 == 0));
-            ingest(&mut decider, change, at(minute));
-        }
+        toggle(&mut decider, "db-01", 1..=2);
         let key = DedupKey::of(&alert("db-01", Severity::Critical, AlertStatus::Firing));
         assert!(decider.view.flaps[&key].flapping);
         let open = decider.view.alerts.get(&key).unwrap().id;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# CPU time a release build spends per alert at a fixed rate, well below saturation:
+# steadier than throughput on this shared 2-core machine, whose speed moves by up to
+# 35% between runs. Serves on SQLite with the default config (a P1 pages its demo
+# user by email, spool transport), sends RATE alerts/s for SECONDS with loadgen, waits
+# for the outbox, and reads the process's user + system time from /proc.
+# Usage: bench/cpu-per-alert.sh [critical|warning] [RATE] [SECONDS]
+# TOCSIN_BIN / LOADGEN_BIN run other builds (alternate two to compare them).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+severity=${1:-critical}
+rate=${2:-2000}
+seconds=${3:-10}
+binary=${TOCSIN_BIN:-$root/target/release/tocsin}
+loadgen=${LOADGEN_BIN:-$root/target/release/loadgen}
+[ -n "${TOCSIN_BIN:-}" ] || cargo build --release --locked --manifest-path "$root/Cargo.toml" >/dev/null
+work=$(mktemp -d)
+mkdir "$work/config" && cp "$root/config/tocsin.toml" "$work/config/"
+port=${PORT:-18090}
+cd "$work"
+TOCSIN_LISTEN=127.0.0.1:$port RUST_LOG=error "$binary" serve &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+sleep 1
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+before=$(ticks)
+"$loadgen" --url "http://127.0.0.1:$port" ingest --concurrency 16 --seconds "$seconds" \
+  --rate "$rate" --severity "$severity" | grep -E '^requests'
+sleep 2 # the outbox sends the last pages
+after=$(ticks)
+hz=$(getconf CLK_TCK)
+alerts=$((rate * seconds))
+echo "cpu: $(( (after - before) * 1000000 / hz / alerts )) us per $severity alert ($((after - before)) ticks of 1/$hz s, $alerts alerts)"
