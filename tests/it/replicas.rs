@@ -571,3 +571,41 @@ async fn a_flapping_mark_never_reopens_an_incident_another_replica_resolved() {
     );
     assert_eq!(incident["status"], "resolved", "{incident}");
 }
+
+/// The same `Idempotency-Key` sent to two replicas at once acts once: both batches
+/// wait on the incident's lock, and the second reads the first's answer before it
+/// decides, so both get the first answer and nobody is escalated twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_idempotency_key_on_two_replicas_at_once_escalates_once() {
+    let Some(url) = pg_url() else { return };
+    let smtp = SmtpSink::start().await;
+    let a = Harness::start_on(&pg_schema(&url).await, &config(&smtp)).await;
+    let b = a.replica().await;
+    let id = opened(&a, "db-01").await;
+    let escalate = |replica: &Harness| {
+        let request = replica
+            .client
+            .post(format!("{}/api/v1/incidents/{id}/escalate", replica.url))
+            .bearer_auth(RESPONDER)
+            .header("idempotency-key", "retry-1")
+            .json(&serde_json::json!({}));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let ((status_a, on_a), (status_b, on_b)) = tokio::join!(escalate(&a), escalate(&b));
+    assert_eq!((status_a, status_b), (200, 200), "{on_a} {on_b}");
+    assert_eq!(on_a["escalation_level"], "L2");
+    assert_eq!(
+        on_b["escalation_level"], "L2",
+        "the first answer, not a second act"
+    );
+    let incident = a.get(&format!("/api/v1/incidents/{id}")).await;
+    let asked = timeline_kinds(&incident)
+        .iter()
+        .filter(|kind| *kind == "escalation_requested")
+        .count();
+    assert_eq!(asked, 1, "{incident}");
+}
