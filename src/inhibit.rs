@@ -20,52 +20,119 @@ pub struct InhibitRule {
 }
 
 impl InhibitRule {
-    fn values(&self, alert: &Alert) -> Vec<String> {
-        self.equal
+    /// What an alert holds as a source of this rule, or is inhibited by as a target:
+    /// the rule's `source_match` and `equal` with the alert's values of those fields,
+    /// as one text. Rules differing only in their targets share their keys, since the
+    /// same alerts hold them; the text is what replicas lock and store.
+    pub fn key(&self, alert: &Alert) -> String {
+        let sources: Vec<String> = self.source_match.iter().map(ToString::to_string).collect();
+        let values: Vec<&str> = self
+            .equal
             .iter()
-            .map(|field| alert.field(field).unwrap_or("").to_string())
-            .collect()
+            .map(|field| alert.field(field).unwrap_or(""))
+            .collect();
+        serde_json::json!([sources, self.equal, values]).to_string()
+    }
+
+    fn holds(&self, alert: &Alert) -> bool {
+        self.source_match.iter().all(|m| m.matches(alert))
+    }
+
+    fn targets(&self, alert: &Alert) -> bool {
+        self.target_match.iter().all(|m| m.matches(alert))
     }
 }
 
-/// The firing alerts that inhibit others: rule index → the `equal` values each holds,
-/// with the identity of the alert that holds it.
+/// The firing alerts that inhibit others: who holds each key.
 #[derive(Debug, Default)]
 pub struct Inhibitors {
-    active: HashMap<usize, Vec<(String, Vec<String>)>>,
+    /// Key → the alerts (`source`/`dedup_key` joined) holding it.
+    held: HashMap<String, Vec<String>>,
+    /// Alert → the keys it holds.
+    holding: HashMap<String, Vec<String>>,
 }
 
 impl Inhibitors {
-    /// Remembers `alert` (identified by `key`) for each rule it is a source of.
-    pub fn fire(&mut self, rules: &[InhibitRule], key: &str, alert: &Alert) {
-        for (index, rule) in rules.iter().enumerate() {
-            if rule.source_match.iter().all(|m| m.matches(alert)) {
-                self.active
-                    .entry(index)
-                    .or_default()
-                    .push((key.to_string(), rule.values(alert)));
+    /// A firing alert holds the keys of the rules whose `source_match` it matches;
+    /// returns them.
+    pub fn fire(&mut self, rules: &[InhibitRule], holder: &str, alert: &Alert) -> Vec<String> {
+        let keys: Vec<String> = rules
+            .iter()
+            .filter(|rule| rule.holds(alert))
+            .map(|rule| rule.key(alert))
+            .collect();
+        for key in &keys {
+            self.hold(key, holder);
+        }
+        keys
+    }
+
+    fn hold(&mut self, key: &str, holder: &str) {
+        let holders = self.held.entry(key.to_string()).or_default();
+        if !holders.iter().any(|held| held == holder) {
+            holders.push(holder.to_string());
+            self.holding
+                .entry(holder.to_string())
+                .or_default()
+                .push(key.to_string());
+        }
+    }
+
+    /// A resolved alert holds nothing any more.
+    pub fn resolve(&mut self, holder: &str) {
+        for key in self.holding.remove(holder).unwrap_or_default() {
+            if let Some(holders) = self.held.get_mut(&key) {
+                holders.retain(|held| held != holder);
+                if holders.is_empty() {
+                    self.held.remove(&key);
+                }
             }
         }
     }
 
-    /// Forgets the alert identified by `key`.
-    pub fn resolve(&mut self, key: &str) {
-        for holders in self.active.values_mut() {
-            holders.retain(|(holder, _)| holder != key);
+    /// Whether another firing alert inhibits `alert` (`holder` is its own identity).
+    pub fn inhibits(&self, rules: &[InhibitRule], holder: &str, alert: &Alert) -> bool {
+        rules.iter().any(|rule| {
+            rule.targets(alert)
+                && self
+                    .held
+                    .get(&rule.key(alert))
+                    .is_some_and(|holders| holders.iter().any(|held| held != holder))
+        })
+    }
+
+    /// Every key `alert` may hold or be inhibited by: what a batch naming it locks
+    /// and reads again.
+    pub fn keys_of(rules: &[InhibitRule], alert: &Alert) -> Vec<String> {
+        let mut keys: Vec<String> = rules
+            .iter()
+            .filter(|rule| rule.holds(alert) || rule.targets(alert))
+            .map(|rule| rule.key(alert))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Who holds `keys` now, as read from the store: replaces what was known of them.
+    pub fn replace(&mut self, keys: &[String], rows: Vec<(String, String)>) {
+        for key in keys {
+            for holder in self.held.remove(key).unwrap_or_default() {
+                if let Some(held) = self.holding.get_mut(&holder) {
+                    held.retain(|other| other != key);
+                }
+            }
+        }
+        for (key, holder) in rows {
+            self.hold(&key, &holder);
         }
     }
 
-    /// True when a firing source alert (other than `key` itself) inhibits `alert`.
-    pub fn inhibits(&self, rules: &[InhibitRule], key: &str, alert: &Alert) -> bool {
-        rules.iter().enumerate().any(|(index, rule)| {
-            rule.target_match.iter().all(|m| m.matches(alert))
-                && self.active.get(&index).is_some_and(|holders| {
-                    let values = rule.values(alert);
-                    holders
-                        .iter()
-                        .any(|(holder, held)| holder != key && *held == values)
-                })
-        })
+    /// Every key held, with its holders.
+    pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.held
+            .iter()
+            .flat_map(|(key, holders)| holders.iter().map(move |holder| (key, holder)))
     }
 }
 
@@ -143,6 +210,35 @@ mod tests {
         assert!(!inhibitors.inhibits(&rules, "web-1", &host), "not itself");
         inhibitors.resolve("web-1");
         assert!(!inhibitors.inhibits(&rules, "web-1!http", &alert("web-1", "http")));
+    }
+
+    #[test]
+    fn a_source_and_its_targets_share_one_key_read_back_from_rows() {
+        let rules = [InhibitRule {
+            source_match: vec![Matcher::parse(r#"check="host""#).unwrap()],
+            target_match: vec![Matcher::parse(r#"check!="host""#).unwrap()],
+            equal: vec!["resource".into()],
+        }];
+        let host = alert("web-1", "host");
+        let http = alert("web-1", "http");
+        let keys = Inhibitors::keys_of(&rules, &host);
+        assert_eq!(keys, Inhibitors::keys_of(&rules, &http), "locked alike");
+        assert_ne!(keys, Inhibitors::keys_of(&rules, &alert("web-2", "http")));
+        let mut mine = Inhibitors::default();
+        assert_eq!(mine.fire(&rules, "web-1", &host), keys);
+        // Another replica knows only what it reads of those keys.
+        let mut theirs = Inhibitors::default();
+        theirs.replace(
+            &keys,
+            mine.all().map(|(k, h)| (k.clone(), h.clone())).collect(),
+        );
+        assert!(theirs.inhibits(&rules, "web-1!http", &http));
+        theirs.replace(&keys, Vec::new());
+        assert!(
+            !theirs.inhibits(&rules, "web-1!http", &http),
+            "released since"
+        );
+        assert_eq!(theirs.all().count(), 0);
     }
 
     #[test]

@@ -216,9 +216,7 @@ impl Decider {
         } else {
             None
         };
-        self.view
-            .inhibitors
-            .fire(&self.config.inhibit, &key.joined(), &alert);
+        self.hold_inhibitors(&key, &alert, batch);
         self.view.alerts.insert(
             key.clone(),
             OpenAlert {
@@ -362,7 +360,6 @@ impl Decider {
         batch: &mut WriteBatch,
         effects: &mut Effects,
     ) -> Result<Accepted, PipelineError> {
-        self.view.inhibitors.resolve(&key.joined());
         let Some(open) = self.view.alerts.remove(key) else {
             return Ok(Accepted {
                 id: None,
@@ -370,6 +367,7 @@ impl Decider {
                 incident_id: None,
             });
         };
+        self.release_inhibitors(key, batch);
         let mut update = update_of(&open, AlertStatus::Resolved, Some(now));
         update.last_seen = now;
         batch.update_alert(open.id, update);
@@ -464,6 +462,32 @@ impl Decider {
             dedup_key: key.key.clone(),
             incident_id: open.incident_id,
         })
+    }
+
+    /// A firing alert holds the inhibitor keys of the rules whose source it matches,
+    /// in the view and in the store, where other replicas' batches read them.
+    fn hold_inhibitors(&mut self, key: &DedupKey, alert: &Alert, batch: &mut WriteBatch) {
+        if self.config.inhibit.is_empty() {
+            return;
+        }
+        let holder = key.joined();
+        for held in self
+            .view
+            .inhibitors
+            .fire(&self.config.inhibit, &holder, alert)
+        {
+            batch.hold_inhibitor(held, &holder);
+        }
+    }
+
+    /// An alert that stopped firing inhibits nothing any more.
+    pub(super) fn release_inhibitors(&mut self, key: &DedupKey, batch: &mut WriteBatch) {
+        if self.config.inhibit.is_empty() {
+            return;
+        }
+        let holder = key.joined();
+        self.view.inhibitors.resolve(&holder);
+        batch.release_inhibitors(&holder);
     }
 
     /// A follow-up for an identity that is not firing changes nothing and is accepted,

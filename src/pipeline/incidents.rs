@@ -297,7 +297,7 @@ impl Decider {
         ));
         batch.upsert_incident(&incident);
         for (key, alert) in self.view.alerts.remove_incident(incident_id) {
-            self.view.inhibitors.resolve(&key.joined());
+            self.release_inhibitors(&key, batch);
             batch.update_alert(
                 alert.id,
                 super::alerts::update_of(&alert, AlertStatus::Resolved, Some(now)),

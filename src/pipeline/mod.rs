@@ -28,6 +28,7 @@ pub mod executor;
 mod facts;
 mod ids;
 mod incidents;
+mod inhibition;
 mod paging;
 mod runbooks;
 mod slice;
@@ -295,6 +296,9 @@ impl Pipeline {
         };
         writer.store.interrupt_orphaned_runs().await?;
         writer.reload().await?;
+        if !writer.decider.config.inhibit.is_empty() {
+            writer.reconcile_inhibitors().await?;
+        }
         let (commands, receiver) = mpsc::channel(QUEUE);
         let timeout = writer.timeout;
         let task = writer.run(receiver);
@@ -730,26 +734,11 @@ impl Writer {
         }
         view.schedule_all_sla(self.decider.config.incidents.sla_warn_at);
         if !self.decider.config.inhibit.is_empty() {
-            // Inhibition needs the fields of the firing alerts, not just their ids.
-            let firing = self
-                .store
-                .alerts(&crate::store::AlertQuery {
-                    statuses: vec!["firing".into()],
-                    limit: i64::MAX,
-                    ..Default::default()
-                })
-                .await?;
-            for record in firing {
-                let key = crate::dedup::DedupKey {
-                    source: record.source.clone(),
-                    key: record.dedup_key.clone(),
-                };
-                view.inhibitors.fire(
-                    &self.decider.config.inhibit,
-                    &key.joined(),
-                    &record.into_alert(),
-                );
-            }
+            view.inhibitors = if shared {
+                self.stored_inhibitors().await?
+            } else {
+                self.firing_inhibitors().await?
+            };
         }
         let now = self.clock.now();
         view.silences.retain(|silence| silence.ends_at > now);

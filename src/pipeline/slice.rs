@@ -12,6 +12,7 @@ use super::{Command, Queued, Writer};
 use crate::alert::AlertAction;
 use crate::config::Config;
 use crate::dedup::DedupKey;
+use crate::inhibit::Inhibitors;
 use crate::rules::classify;
 use crate::store::{IdTable, OpenState, StoreError, TouchedRows};
 
@@ -24,6 +25,9 @@ pub(super) struct Touched {
     /// Runbooks the batch's alerts may start: their guard (cooldown, cap,
     /// concurrency) is read again under their lock.
     runbooks: Vec<String>,
+    /// Inhibitor keys the batch's alerts may hold or be inhibited by: who holds
+    /// them is read again under their lock.
+    inhibit_keys: Vec<String>,
     /// Alerts the batch may create, those that may open an incident, and
     /// downtimes (which make silences): for the ids it needs.
     alerts: i64,
@@ -35,11 +39,7 @@ pub(super) struct Touched {
 
 impl Touched {
     pub(super) fn of(commands: &[Queued], config: &Config) -> Self {
-        let mut touched = Touched {
-            // Inhibition reads every firing alert, not just the batch's.
-            whole_turn: !config.inhibit.is_empty(),
-            ..Touched::default()
-        };
+        let mut touched = Touched::default();
         for queued in commands {
             match &queued.command {
                 Command::Ingest { alerts, .. } => {
@@ -67,6 +67,11 @@ impl Touched {
                         );
                         if let Some(group) = classification.group_key {
                             touched.groups.push(group);
+                        }
+                        if !config.inhibit.is_empty() {
+                            touched
+                                .inhibit_keys
+                                .extend(Inhibitors::keys_of(&config.inhibit, alert));
                         }
                         // A downtime changes the silences every replica decides with.
                         if matches!(
@@ -99,6 +104,8 @@ impl Touched {
         touched.incidents.dedup();
         touched.runbooks.sort();
         touched.runbooks.dedup();
+        touched.inhibit_keys.sort();
+        touched.inhibit_keys.dedup();
         touched
     }
 
@@ -110,9 +117,11 @@ impl Touched {
             .map(|key| lock_key(b'a', &[&key.source, &key.key]));
         let groups = self.groups.iter().map(|group| lock_key(b'g', &[group]));
         let runbooks = self.runbooks.iter().map(|name| lock_key(b'r', &[name]));
+        let inhibitors = self.inhibit_keys.iter().map(|key| lock_key(b'n', &[key]));
         identities
             .chain(groups)
             .chain(runbooks)
+            .chain(inhibitors)
             .map(|hash| bucket(FIRST, hash))
             .collect()
     }
@@ -268,6 +277,13 @@ impl Writer {
         );
         slice.flaps = flaps;
         self.absorb(touched, &incidents, slice);
+        if !touched.inhibit_keys.is_empty() {
+            let held = self.store.inhibitors(Some(&touched.inhibit_keys)).await?;
+            self.decider
+                .view
+                .inhibitors
+                .replace(&touched.inhibit_keys, held);
+        }
         Ok(())
     }
 
@@ -432,7 +448,7 @@ mod tests {
     }
 
     #[test]
-    fn timers_downtimes_and_inhibition_take_the_whole_turn() {
+    fn timers_and_downtimes_take_the_whole_turn_and_inhibition_is_keyed() {
         let tick = queued(Command::Tick {
             reply: tokio::sync::oneshot::channel().0,
         });
@@ -447,7 +463,14 @@ mod tests {
         assert_eq!(touched.downtimes, 1);
         let inhibit = "[[inhibit]]\nsource_match = ['check=\"down\"']\ntarget_match = ['check!=\"down\"']\nequal = [\"resource\"]\n";
         let plain = ingest(vec![alert("web-1", Severity::Warning, AlertAction::Report)]);
-        assert!(Touched::of(&[plain], &config(inhibit)).whole_turn);
+        let touched = Touched::of(&[plain], &config(inhibit));
+        assert!(!touched.whole_turn, "inhibition is keyed");
+        assert_eq!(
+            touched.inhibit_keys.len(),
+            1,
+            "the key it may be inhibited by"
+        );
+        assert_eq!(touched.first_keys().len(), 2, "its identity and that key");
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub trait SharedWrites: Send + Sync + 'static {
     /// silences, heartbeats, runs awaiting recovery — not every firing alert
     /// (batches read those they touch).
     async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError>;
+    /// Who holds the inhibitor `keys`, as `(key, holder)`; with `None`, every key held.
+    async fn inhibitors(
+        &self,
+        keys: Option<&[String]>,
+    ) -> Result<Vec<(String, String)>, StoreError>;
     /// Tells `to` of other replicas' commits (PostgreSQL `LISTEN`), for the
     /// dashboard's live stream, until the connection fails (the error; call again).
     /// With one writer there are none: returns at once.

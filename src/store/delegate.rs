@@ -69,6 +69,12 @@ impl<T: Forward<dyn SharedWrites>> SharedWrites for T {
     async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError> {
         self.to().load_open_incidents(kept_source).await
     }
+    async fn inhibitors(
+        &self,
+        keys: Option<&[String]>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.to().inhibitors(keys).await
+    }
     async fn relay_commits(
         &self,
         to: &tokio::sync::broadcast::Sender<()>,

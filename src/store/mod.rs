@@ -136,6 +136,10 @@ pub struct WriteBatch {
     heartbeats: HashMap<String, DateTime<Utc>>,
     /// Flap histories to write (`Some`) or delete (`None`), by identity.
     flaps: HashMap<DedupKey, Option<Flap>>,
+    /// Inhibitor keys firing alerts now hold (key, holder), and the holders that
+    /// resolved (their keys go first).
+    inhibitors_held: Vec<(String, String)>,
+    inhibitors_released: Vec<String>,
     runs: Vec<runs::RunRecord>,
     ticket_ops: Vec<TicketOp>,
     due_claim: Option<DueClaim>,
@@ -206,6 +210,8 @@ impl WriteBatch {
             && self.silences.is_empty()
             && self.heartbeats.is_empty()
             && self.flaps.is_empty()
+            && self.inhibitors_held.is_empty()
+            && self.inhibitors_released.is_empty()
             && self.runs.is_empty()
             && self.ticket_ops.is_empty()
             && self.spent.is_empty()
@@ -311,6 +317,24 @@ impl WriteBatch {
     pub fn forget_flap(&mut self, key: &DedupKey) {
         self.revision += 1;
         self.flaps.insert(key.clone(), None);
+    }
+
+    /// A firing alert (`holder`: its identity joined) holds an inhibitor key.
+    pub fn hold_inhibitor(&mut self, key: String, holder: &str) {
+        self.revision += 1;
+        self.inhibitors_held.push((key, holder.to_string()));
+    }
+
+    /// A resolved alert holds no inhibitor key any more.
+    pub fn release_inhibitors(&mut self, holder: &str) {
+        self.revision += 1;
+        self.inhibitors_held.retain(|(_, held)| held != holder);
+        self.inhibitors_released.push(holder.to_string());
+    }
+
+    /// Inhibitor keys held, and holders released (written first).
+    pub fn inhibitors(&self) -> (&[(String, String)], &[String]) {
+        (&self.inhibitors_held, &self.inhibitors_released)
     }
 
     /// Flap histories to write or delete.

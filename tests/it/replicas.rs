@@ -609,3 +609,57 @@ async fn one_idempotency_key_on_two_replicas_at_once_escalates_once() {
         .count();
     assert_eq!(asked, 1, "{incident}");
 }
+
+/// Inhibition is shared and keyed: a host down on one replica inhibits its services'
+/// alerts arriving on another, without any batch taking the whole write turn to read
+/// every firing alert; once the host is back, the next repeat on the other opens
+/// its incident. A replica started meanwhile knows the host's hold from the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_down_on_one_replica_inhibits_its_services_on_another() {
+    let Some(url) = pg_url() else { return };
+    let smtp = SmtpSink::start().await;
+    let extra = format!(
+        "{}[[inhibit]]\nsource_match = ['check=\"host\"']\ntarget_match = ['check!=\"host\"']\nequal = [\"resource\"]\n",
+        config(&smtp)
+    );
+    let a = Harness::start_on(&pg_schema(&url).await, &extra).await;
+    let b = a.replica().await;
+    let host = a
+        .ingest_ok("generic", &generic("web-01", "host", "critical"))
+        .await;
+    assert!(host["alerts"][0]["incident_id"].is_i64(), "{host}");
+    let service = b
+        .ingest_ok("generic", &generic("web-01", "http", "critical"))
+        .await;
+    assert_eq!(
+        service["alerts"][0]["incident_id"],
+        serde_json::Value::Null,
+        "inhibited by the host alert A holds: {service}"
+    );
+    let elsewhere = b
+        .ingest_ok("generic", &generic("web-02", "http", "critical"))
+        .await;
+    assert!(
+        elsewhere["alerts"][0]["incident_id"].is_i64(),
+        "another host's"
+    );
+    let c = a.replica().await;
+    let late = c
+        .ingest_ok("generic", &generic("web-01", "disk", "critical"))
+        .await;
+    assert_eq!(
+        late["alerts"][0]["incident_id"],
+        serde_json::Value::Null,
+        "a replica started since reads the hold too: {late}"
+    );
+
+    let back = serde_json::json!({ "resource": "web-01", "check": "host", "status": "resolved", "summary": "up" });
+    a.ingest_ok("generic", back.to_string().as_bytes()).await;
+    let after = b
+        .ingest_ok("generic", &generic("web-01", "http", "critical"))
+        .await;
+    assert!(
+        after["alerts"][0]["incident_id"].is_i64(),
+        "the host is back: its service pages now: {after}"
+    );
+}

@@ -102,6 +102,7 @@ conformance!(
     console_sessions_expire_and_end_and_overrides_outlive_a_reopen,
     replicas_read_again_the_rows_a_batch_touches_and_draw_ids_in_blocks,
     flap_histories_are_kept_read_and_forgotten,
+    inhibitor_keys_are_held_read_by_key_and_released,
     many_alerts_and_timers_change_in_one_batch,
     the_facts_pages_show_are_read_for_many_incidents_at_once,
 );
@@ -1723,4 +1724,43 @@ async fn the_facts_pages_show_are_read_for_many_incidents_at_once(store: &dyn St
     assert_eq!(waiting, [1], "only the run waiting for approval");
     let none = store.page_facts(&[], 20).await.unwrap();
     assert!(none.incidents.is_empty() && none.alerts.is_empty());
+}
+
+async fn inhibitor_keys_are_held_read_by_key_and_released(store: &dyn Store, _backend: Backend) {
+    let mut batch = WriteBatch::default();
+    batch.hold_inhibitor("host:web-1".into(), "nagios\u{1f}web-1");
+    batch.hold_inhibitor("host:web-2".into(), "nagios\u{1f}web-2");
+    batch.hold_inhibitor("dc:paris".into(), "nagios\u{1f}web-2");
+    commit(store, &batch).await;
+    // Held twice (a repeat of the firing) is one row.
+    let mut batch = WriteBatch::default();
+    batch.hold_inhibitor("host:web-1".into(), "nagios\u{1f}web-1");
+    commit(store, &batch).await;
+    let sorted = |mut rows: Vec<(String, String)>| {
+        rows.sort();
+        rows
+    };
+    let by_key = store
+        .inhibitors(Some(&["host:web-1".to_string(), "dc:paris".to_string()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(by_key),
+        [
+            ("dc:paris".to_string(), "nagios\u{1f}web-2".to_string()),
+            ("host:web-1".to_string(), "nagios\u{1f}web-1".to_string()),
+        ]
+    );
+    // web-2 resolves, and fires again holding only one of its keys, in one batch.
+    let mut batch = WriteBatch::default();
+    batch.release_inhibitors("nagios\u{1f}web-2");
+    batch.hold_inhibitor("host:web-2".into(), "nagios\u{1f}web-2");
+    commit(store, &batch).await;
+    assert_eq!(
+        sorted(store.inhibitors(None).await.unwrap()),
+        [
+            ("host:web-1".to_string(), "nagios\u{1f}web-1".to_string()),
+            ("host:web-2".to_string(), "nagios\u{1f}web-2".to_string()),
+        ]
+    );
 }

@@ -147,6 +147,23 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         self.open_state(sql).await
     }
 
+    async fn inhibitors(
+        &self,
+        keys: Option<&[String]>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let Some(keys) = keys else {
+            let sql = Sql::new("SELECT key, holder FROM inhibitors");
+            return self.fetch_map(On::Writer, sql, inhibitor_from_row).await;
+        };
+        let mut held = Vec::new();
+        for chunk in keys.chunks(CHUNK) {
+            let mut sql = Sql::once("SELECT key, holder FROM inhibitors WHERE key IN (");
+            sql.list(chunk.iter().map(String::as_str)).push(")");
+            held.extend(self.fetch_map(On::Writer, sql, inhibitor_from_row).await?);
+        }
+        Ok(held)
+    }
+
     async fn relay_commits(
         &self,
         to: &tokio::sync::broadcast::Sender<()>,
@@ -164,4 +181,9 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         }
         Ok(blocks)
     }
+}
+
+/// An inhibitor key and the alert holding it.
+fn inhibitor_from_row(row: &impl Columns) -> Result<(String, String), StoreError> {
+    Ok((row.text("key")?, row.text("holder")?))
 }

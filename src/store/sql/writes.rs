@@ -111,6 +111,24 @@ fn statements(batch: &WriteBatch, round_trips: bool) -> Vec<Sql> {
     for (key, flap) in batch.flaps() {
         out.push(keep_flap(key, flap.as_ref()));
     }
+    let (held, released) = batch.inhibitors();
+    for chunk in released.chunks(INSERT_CHUNK) {
+        let mut sql = Sql::once("DELETE FROM inhibitors WHERE holder IN (");
+        sql.list(chunk.iter().map(String::as_str)).push(");");
+        out.push(sql);
+    }
+    for chunk in held.chunks(INSERT_CHUNK / 2) {
+        let mut sql = Sql::once("INSERT INTO inhibitors (key, holder) VALUES ");
+        for (i, (key, holder)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .bind(key.as_str())
+                .push(", ")
+                .bind(holder.as_str())
+                .push(")");
+        }
+        sql.push(" ON CONFLICT (key, holder) DO NOTHING;");
+        out.push(sql);
+    }
     for (key, at) in batch.spent() {
         let mut sql = Sql::once("INSERT INTO ack_links_used (nonce, used_at) VALUES (");
         sql.bind(key).push(", ").bind(to_millis(*at)).push(");");
