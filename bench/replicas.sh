@@ -7,7 +7,8 @@
 # Each replica count starts on a fresh database.
 # Usage: flock /tmp/cargo.lock bench/replicas.sh   (needs wrk, nginx, psql;
 #        PG=postgres://postgres@127.0.0.1:5432 by default; TOCSIN_BIN=another build
-#        to compare, e.g. one of the commit before; REPLICAS="3" runs only that count)
+#        to compare, e.g. one of the commit before; REPLICAS="3" runs only that count;
+#        EXTRA_TOML='…' appends to the replicas' config, e.g. an [[inhibit]] rule)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pg=${PG:-postgres://postgres@127.0.0.1:5432}
@@ -33,6 +34,8 @@ name = "shared hosts"
 match = ['resource=~"shared-.*"']
 group_by = ["resource"]
 TOML
+
+printf '%s\n' "${EXTRA_TOML:-}" >> "$work/config/tocsin.toml"
 
 nginx_conf() { # ports...
   {
