@@ -1,10 +1,10 @@
 //! Before a batch decides anything: its locks, and a view current for what it
 //! touches. With one writer (SQLite) that is the turn and the view as it is. With
 //! replicas on PostgreSQL the view is a cache: a batch of alerts and human actions
-//! locks the identities, groups, incidents and runbooks it touches (advisory locks on
-//! buckets of their hashes, always identities, groups and runbooks first, then
-//! incidents, each in ascending order) and reads exactly those rows again, while other replicas' batches on other
-//! keys run beside it. The timer pass and the rare commands (silences, heartbeats,
+//! locks the identities, groups, runbooks, inhibitor keys and incidents it touches
+//! (advisory locks on buckets of their hashes, always the first four before the
+//! incidents, each in ascending order) and reads exactly those rows again, while
+//! other replicas' batches on other keys run beside it. The timer pass and the rare commands (silences, heartbeats,
 //! runbooks, drills) take the whole turn, waiting for every batch in flight, and read
 //! the open incidents again.
 
