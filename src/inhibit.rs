@@ -14,24 +14,35 @@ use std::collections::HashMap;
 /// A validated `[[inhibit]]` rule.
 #[derive(Debug, Clone)]
 pub struct InhibitRule {
-    pub source_match: Vec<Matcher>,
-    pub target_match: Vec<Matcher>,
-    pub equal: Vec<String>,
+    source_match: Vec<Matcher>,
+    target_match: Vec<Matcher>,
+    equal: Vec<String>,
+    /// The rule's `source_match` and `equal` as text, the first part of its keys.
+    holders: serde_json::Value,
 }
 
 impl InhibitRule {
+    pub fn new(source_match: Vec<Matcher>, target_match: Vec<Matcher>, equal: Vec<String>) -> Self {
+        let sources: Vec<String> = source_match.iter().map(ToString::to_string).collect();
+        Self {
+            holders: serde_json::json!([sources, equal]),
+            source_match,
+            target_match,
+            equal,
+        }
+    }
+
     /// What an alert holds as a source of this rule, or is inhibited by as a target:
     /// the rule's `source_match` and `equal` with the alert's values of those fields,
     /// as one text. Rules differing only in their targets share their keys, since the
     /// same alerts hold them; the text is what replicas lock and store.
     pub fn key(&self, alert: &Alert) -> String {
-        let sources: Vec<String> = self.source_match.iter().map(ToString::to_string).collect();
         let values: Vec<&str> = self
             .equal
             .iter()
             .map(|field| alert.field(field).unwrap_or(""))
             .collect();
-        serde_json::json!([sources, self.equal, values]).to_string()
+        serde_json::json!([self.holders, values]).to_string()
     }
 
     fn holds(&self, alert: &Alert) -> bool {
@@ -194,11 +205,11 @@ mod tests {
 
     #[test]
     fn a_down_host_inhibits_its_services_only() {
-        let rules = [InhibitRule {
-            source_match: vec![Matcher::parse(r#"check="host""#).unwrap()],
-            target_match: vec![Matcher::parse(r#"check!="host""#).unwrap()],
-            equal: vec!["resource".into()],
-        }];
+        let rules = [InhibitRule::new(
+            vec![Matcher::parse(r#"check="host""#).unwrap()],
+            vec![Matcher::parse(r#"check!="host""#).unwrap()],
+            vec!["resource".into()],
+        )];
         let mut inhibitors = Inhibitors::default();
         let host = alert("web-1", "host");
         inhibitors.fire(&rules, "web-1", &host);
@@ -214,11 +225,11 @@ mod tests {
 
     #[test]
     fn a_source_and_its_targets_share_one_key_read_back_from_rows() {
-        let rules = [InhibitRule {
-            source_match: vec![Matcher::parse(r#"check="host""#).unwrap()],
-            target_match: vec![Matcher::parse(r#"check!="host""#).unwrap()],
-            equal: vec!["resource".into()],
-        }];
+        let rules = [InhibitRule::new(
+            vec![Matcher::parse(r#"check="host""#).unwrap()],
+            vec![Matcher::parse(r#"check!="host""#).unwrap()],
+            vec!["resource".into()],
+        )];
         let host = alert("web-1", "host");
         let http = alert("web-1", "http");
         let keys = Inhibitors::keys_of(&rules, &host);

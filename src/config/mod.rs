@@ -1286,19 +1286,19 @@ fn inhibit_rules(raw: &RawConfig, check: &mut Checker<'_>) -> Vec<crate::inhibit
                     "source_match and target_match each need at least one matcher",
                 );
             }
-            crate::inhibit::InhibitRule {
-                source_match: matchers(
+            crate::inhibit::InhibitRule::new(
+                matchers(
                     &format!("inhibit[{i}].source_match"),
                     &rule.source_match,
                     check,
                 ),
-                target_match: matchers(
+                matchers(
                     &format!("inhibit[{i}].target_match"),
                     &rule.target_match,
                     check,
                 ),
-                equal: rule.equal.clone(),
-            }
+                rule.equal.clone(),
+            )
         })
         .collect()
 }
