@@ -465,18 +465,20 @@ impl Decider {
     }
 
     /// A firing alert holds the inhibitor keys of the rules whose source it matches,
-    /// in the view and in the store, where other replicas' batches read them.
+    /// in the view and, with replicas, in the store, where their batches read them.
     fn hold_inhibitors(&mut self, key: &DedupKey, alert: &Alert, batch: &mut WriteBatch) {
         if self.config.inhibit.is_empty() {
             return;
         }
         let holder = key.joined();
-        for held in self
+        let held = self
             .view
             .inhibitors
-            .fire(&self.config.inhibit, &holder, alert)
-        {
-            batch.hold_inhibitor(held, &holder);
+            .fire(&self.config.inhibit, &holder, alert);
+        if self.replicas {
+            for key in held {
+                batch.hold_inhibitor(key, &holder);
+            }
         }
     }
 
@@ -487,7 +489,9 @@ impl Decider {
         }
         let holder = key.joined();
         self.view.inhibitors.resolve(&holder);
-        batch.release_inhibitors(&holder);
+        if self.replicas {
+            batch.release_inhibitors(&holder);
+        }
     }
 
     /// A follow-up for an identity that is not firing changes nothing and is accepted,

@@ -41,6 +41,9 @@ pub(super) struct Decider {
     pub pending_runs: Vec<RunRequest>,
     /// When rows past their retention were last deleted.
     pub pruned_at: Option<DateTime<Utc>>,
+    /// Other processes write the store (replicas): they read who inhibits whom from
+    /// its rows, so those are written; one writer keeps it in memory only.
+    pub replicas: bool,
 }
 
 impl Decider {
@@ -57,6 +60,7 @@ impl Decider {
             facts: Facts::default(),
             pending_runs: Vec::new(),
             pruned_at: None,
+            replicas: false,
         }
     }
 

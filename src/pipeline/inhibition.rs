@@ -1,8 +1,9 @@
 //! Who inhibits whom, as the writer loads it. With one writer (SQLite) it is
-//! computed from every firing alert; replicas (PostgreSQL) read the `inhibitors` rows
-//! instead, written with each firing and resolution, and a batch reads again only
-//! the keys its alerts hold or are inhibited by (`slice.rs`). The rules live in the
-//! configuration, so each process brings the rows in line with them when it starts.
+//! computed from every firing alert and kept in memory only; replicas (PostgreSQL)
+//! read the `inhibitors` rows instead, written with each firing and resolution, and
+//! a batch reads again only the keys its alerts hold or are inhibited by
+//! (`slice.rs`). The rules live in the configuration, so each replica brings the rows
+//! in line with them when it starts.
 
 use super::Writer;
 use crate::dedup::DedupKey;

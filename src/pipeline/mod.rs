@@ -294,9 +294,10 @@ impl Pipeline {
             changes,
             decider: Decider::new(config),
         };
+        writer.decider.replicas = writer.store.shared();
         writer.store.interrupt_orphaned_runs().await?;
         writer.reload().await?;
-        if !writer.decider.config.inhibit.is_empty() {
+        if writer.decider.replicas && !writer.decider.config.inhibit.is_empty() {
             writer.reconcile_inhibitors().await?;
         }
         let (commands, receiver) = mpsc::channel(QUEUE);
