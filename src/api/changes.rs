@@ -124,16 +124,16 @@ fn refuse_unscoped(change: &Change, responder: bool) -> Result<(), ApiError> {
 
 /// A sender's `[sources.X] rate_limit`, which its change events share with its alerts.
 fn limit_sender(state: &AppState, kind: SourceKind) -> Result<(), ApiError> {
-    match state.limiters.get(&kind) {
-        Some(limiter) if limiter.check().is_err() => Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate limit exceeded",
-            format!(
-                "[sources.{kind}] rate_limit is reached (alerts and change events together); retry after a second"
-            ),
-        )),
-        _ => Ok(()),
+    if !state.over_rate(kind) {
+        return Ok(());
     }
+    Err(ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate limit exceeded",
+        format!(
+            "[sources.{kind}] rate_limit is reached (alerts and change events together); retry after a second"
+        ),
+    ))
 }
 
 fn unauthorized(what: &str) -> ApiError {

@@ -47,6 +47,16 @@ use std::sync::Arc;
 /// What every handler gets: one pointer, since axum clones the state for each
 /// request (and each middleware layer), and cloning the fields costs a few dozen
 /// reference counts per request.
+impl Handles {
+    /// Whether a sender has used up its `[sources.X] rate_limit` this second; counts
+    /// the request when not. Alerts and change events share it.
+    pub fn over_rate(&self, kind: SourceKind) -> bool {
+        self.limiters
+            .get(&kind)
+            .is_some_and(|limiter| limiter.check().is_err())
+    }
+}
+
 pub type AppState = Arc<Handles>;
 
 /// Everything a handler may need.
