@@ -769,26 +769,21 @@ impl Writer {
         // Every decision is made on what the store holds now: with replicas, the
         // batch's rows are locked and read again first; then what the decisions
         // need beyond the open state is read, so deciding never waits on the store.
-        let mut now = self.clock.now();
-        let prepared = match self.prepare(&commands).await {
-            Ok(()) => {
-                now = self.clock.now();
-                self.read_facts(&commands, now).await
+        let now = match self.prepare_and_read(&commands).await {
+            Ok(now) => now,
+            Err(error) => {
+                tracing::error!(%error, "cannot take the batch's locks or read its rows");
+                self.store.end_turn().await;
+                self.stale = true;
+                let cause = Unavailable::Store(Arc::new(error));
+                for queued in commands {
+                    queued
+                        .command
+                        .fail(PipelineError::Unavailable(cause.clone()));
+                }
+                return;
             }
-            Err(error) => Err(error),
         };
-        if let Err(error) = prepared {
-            tracing::error!(%error, "cannot take the batch's locks or read its rows");
-            self.store.end_turn().await;
-            self.stale = true;
-            let cause = Unavailable::Store(Arc::new(error));
-            for queued in commands {
-                queued
-                    .command
-                    .fail(PipelineError::Unavailable(cause.clone()));
-            }
-            return;
-        }
         let mut batch = WriteBatch::default();
         let mut effects = Effects::default();
         let mut replies: Vec<Reply> = Vec::new();
@@ -872,6 +867,14 @@ impl Writer {
                 self.abandon_batch(replies).await;
             }
         }
+    }
+
+    /// The batch's locks and rows, then its facts, read at the time it decides at.
+    async fn prepare_and_read(&mut self, commands: &[Queued]) -> Result<DateTime<Utc>, StoreError> {
+        self.prepare(commands).await?;
+        let now = self.clock.now();
+        self.read_facts(commands, now).await?;
+        Ok(now)
     }
 
     /// Queues the notices of the incidents the batch resolved.
