@@ -221,8 +221,7 @@ impl Writer {
     /// under the runbooks' locks), then their incidents (and those a human acts on),
     /// then all of them read again.
     async fn lock_slice(&mut self, touched: &Touched) -> Result<(), StoreError> {
-        self.store.begin_keyed().await?;
-        self.store.lock_keys(&touched.first_keys()).await?;
+        self.store.begin_keyed(&touched.first_keys()).await?;
         if !touched.runbooks.is_empty() {
             self.read_runs().await?;
         }

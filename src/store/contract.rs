@@ -42,8 +42,9 @@ pub trait SharedWrites: Send + Sync + 'static {
     /// Whether other processes write this store at the same time.
     fn shared(&self) -> bool;
     /// Opens the batch's transaction beside other replicas' batches (the turn taken
-    /// shared: only [`WriteStore::begin_turn`] waits for them all to finish).
-    async fn begin_keyed(&self) -> Result<(), StoreError>;
+    /// shared: only [`WriteStore::begin_turn`] waits for them all to finish) and locks
+    /// `keys` in it, as [`SharedWrites::lock_keys`] does.
+    async fn begin_keyed(&self, keys: &[i64]) -> Result<(), StoreError>;
     /// Locks `keys` (64-bit hashes of what the batch touches) until the batch commits
     /// or gives up its turn, in ascending order so two batches never wait on each other.
     async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError>;

@@ -47,8 +47,8 @@ impl<T: Forward<dyn SharedWrites>> SharedWrites for T {
     fn shared(&self) -> bool {
         self.to().shared()
     }
-    async fn begin_keyed(&self) -> Result<(), StoreError> {
-        self.to().begin_keyed().await
+    async fn begin_keyed(&self, keys: &[i64]) -> Result<(), StoreError> {
+        self.to().begin_keyed(keys).await
     }
     async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError> {
         self.to().lock_keys(keys).await

@@ -181,7 +181,8 @@ impl Backend for PostgresStore {
     /// by PostgreSQL when the replica's connection dies. Other replicas write between
     /// two turns, so the writer's view is always to be read again.
     async fn take_turn(&self) -> Result<bool, StoreError> {
-        self.open_batch("SELECT pg_advisory_xact_lock($1)").await?;
+        self.open_batch(format!("BEGIN; SELECT pg_advisory_xact_lock({TURN_LOCK})"))
+            .await?;
         Ok(true)
     }
 
@@ -193,22 +194,24 @@ impl Backend for PostgresStore {
         }
     }
 
-    async fn begin_keyed(&self) -> Result<(), StoreError> {
-        self.open_batch("SELECT pg_advisory_xact_lock_shared($1)")
-            .await
+    /// One round trip: the transaction, the turn shared and the keys.
+    async fn begin_keyed(&self, keys: &[i64]) -> Result<(), StoreError> {
+        let mut begin = format!("BEGIN; SELECT pg_advisory_xact_lock_shared({TURN_LOCK})");
+        if !keys.is_empty() {
+            begin.push_str("; ");
+            begin.push_str(&lock_each(keys));
+        }
+        self.open_batch(begin).await
     }
 
     /// One statement for all the keys: `unnest` yields them in the order given.
     async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError> {
-        let mut sorted = keys.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
         let mut held = self.turn.lock().await;
         let transaction = held.as_mut().ok_or_else(|| {
             StoreError::Open("keys can only be locked inside a batch's transaction".into())
         })?;
         sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
-            .bind(sorted)
+            .bind(keys)
             .execute(&mut **transaction)
             .await?;
         Ok(())
@@ -292,22 +295,37 @@ impl PostgresStore {
         });
     }
 
-    /// Begins the transaction of a batch and takes the turn lock with `lock`. What the
-    /// batch reads after its locks (on any connection, PostgreSQL's default READ
-    /// COMMITTED) is what was committed before they were granted.
-    async fn open_batch(&self, lock: &'static str) -> Result<(), StoreError> {
-        let mut transaction = self.writer.begin().await?;
-        sqlx::query(lock)
-            .bind(TURN_LOCK)
-            .execute(&mut *transaction)
-            .await?;
+    /// Begins the transaction of a batch with `begin`, which takes the turn lock and
+    /// the batch's first locks in the same round trip (a simple query of several
+    /// statements: nothing a client sent is in it). What the batch reads after its
+    /// locks (on any connection, PostgreSQL's default READ COMMITTED) is what was
+    /// committed before they were granted.
+    async fn open_batch(&self, begin: String) -> Result<(), StoreError> {
+        let transaction = self.writer.begin_with(AssertSqlSafe(begin)).await?;
         *self.turn.lock().await = Some(transaction);
         Ok(())
     }
 }
 
+/// The statement locking `keys`, in the order given, with the keys written out.
+fn lock_each(keys: &[i64]) -> String {
+    let listed: Vec<String> = keys.iter().map(i64::to_string).collect();
+    format!(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest('{{{}}}'::bigint[]) AS k",
+        listed.join(",")
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keys_are_locked_in_the_order_given_and_written_out() {
+        assert_eq!(
+            super::lock_each(&[-3, 2, 9]),
+            "SELECT pg_advisory_xact_lock(k) FROM unnest('{-3,2,9}'::bigint[]) AS k"
+        );
+    }
+
     #[test]
     fn placeholders_are_numbered_in_order() {
         assert_eq!(

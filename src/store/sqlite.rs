@@ -223,7 +223,7 @@ impl Backend for SqliteStore {
 
     async fn give_up_turn(&self) {}
 
-    async fn begin_keyed(&self) -> Result<(), StoreError> {
+    async fn begin_keyed(&self, _keys: &[i64]) -> Result<(), StoreError> {
         Err(one_writer())
     }
 

@@ -1233,8 +1233,7 @@ async fn replicas_read_again_the_rows_a_batch_touches_and_draw_ids_in_blocks(
         key: format!("web-1/disk/{id}"),
     };
 
-    store.begin_keyed().await.unwrap();
-    store.lock_keys(&[3, -1, 2]).await.unwrap();
+    store.begin_keyed(&[3, -1, 2, 3]).await.unwrap();
     let touched = store
         .read_touched(&[key(2), key(9)], &["per host/web-1".into(), "none".into()])
         .await
@@ -1347,7 +1346,7 @@ async fn flap_histories_are_kept_read_and_forgotten(store: &dyn Store, _backend:
         vec![("db-02/postgres".to_string(), minutes(2), false, None)]
     );
     if store.shared() {
-        store.begin_keyed().await.unwrap();
+        store.begin_keyed(&[]).await.unwrap();
         let touched = store
             .read_touched(&[key("db-01/postgres"), key("db-02/postgres")], &[])
             .await
@@ -1372,7 +1371,7 @@ async fn flap_histories_are_kept_read_and_forgotten(store: &dyn Store, _backend:
         let mut batch = WriteBatch::default();
         batch.upsert_silence(&silence);
         commit(store, &batch).await;
-        store.begin_keyed().await.unwrap();
+        store.begin_keyed(&[]).await.unwrap();
         let touched = store
             .read_touched(&[key("db-01/postgres")], &[])
             .await

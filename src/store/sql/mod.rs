@@ -79,7 +79,7 @@ pub(super) trait Backend: Send + Sync + 'static {
     fn take_turn(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn give_up_turn(&self) -> impl Future<Output = ()> + Send;
     /// See [`super::SharedWrites::begin_keyed`].
-    fn begin_keyed(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn begin_keyed(&self, keys: &[i64]) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// See [`super::SharedWrites::lock_keys`].
     fn lock_keys(&self, keys: &[i64]) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// See [`super::SharedWrites::relay_commits`].

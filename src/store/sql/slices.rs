@@ -44,15 +44,15 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         !B::ONE_PROCESS
     }
 
-    async fn begin_keyed(&self) -> Result<(), StoreError> {
-        self.db.begin_keyed().await
+    async fn begin_keyed(&self, keys: &[i64]) -> Result<(), StoreError> {
+        self.db.begin_keyed(&in_order(keys)).await
     }
 
     async fn lock_keys(&self, keys: &[i64]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
         }
-        self.db.lock_keys(keys).await
+        self.db.lock_keys(&in_order(keys)).await
     }
 
     async fn read_touched(
@@ -186,4 +186,13 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
 /// An inhibitor key and the alert holding it.
 fn inhibitor_from_row(row: &impl Columns) -> Result<(String, String), StoreError> {
     Ok((row.text("key")?, row.text("holder")?))
+}
+
+/// Keys sorted and each once: every batch takes its locks in one order, so two
+/// batches never wait on each other.
+fn in_order(keys: &[i64]) -> Vec<i64> {
+    let mut sorted = keys.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted
 }
