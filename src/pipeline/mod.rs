@@ -30,6 +30,7 @@ mod ids;
 mod incidents;
 mod inhibition;
 mod paging;
+mod passes;
 mod runbooks;
 mod slice;
 mod tickets;
@@ -293,6 +294,8 @@ impl Pipeline {
             runs,
             changes,
             decider: Decider::new(config),
+            reloaded_at: DateTime::UNIX_EPOCH,
+            own_pass: None,
         };
         writer.decider.replicas = writer.store.shared();
         writer.store.interrupt_orphaned_runs().await?;
@@ -650,6 +653,10 @@ struct Writer {
     changes: tokio::sync::broadcast::Sender<()>,
     /// The decisions, made in memory over what this writer loaded and read.
     decider: Decider,
+    /// When the view was last read whole, by the clock.
+    reloaded_at: DateTime<Utc>,
+    /// This replica's last timer pass, as the other replicas read it.
+    own_pass: Option<DateTime<Utc>>,
 }
 
 type Reply = Box<dyn FnOnce(bool) + Send>;
@@ -745,6 +752,7 @@ impl Writer {
         view.silences.retain(|silence| silence.ends_at > now);
         self.decider.view = view;
         self.read_runs().await?;
+        self.reloaded_at = now;
         self.stale = false;
         self.publish_open_gauge();
         Ok(())
@@ -764,7 +772,10 @@ impl Writer {
     }
 
     async fn process(&mut self, commands: impl Iterator<Item = Queued>) {
-        let commands: Vec<Queued> = commands.collect();
+        let (commands, passing) = self.share_timer_pass(commands.collect()).await;
+        if commands.is_empty() {
+            return;
+        }
         self.decider.config = self.shared.load_full();
         // Every decision is made on what the store holds now: with replicas, the
         // batch's rows are locked and read again first; then what the decisions
@@ -860,6 +871,9 @@ impl Writer {
                 self.publish(effects);
                 for reply in replies {
                     reply(true);
+                }
+                if passing {
+                    self.mark_timer_pass(now).await;
                 }
             }
             Err(error) => {

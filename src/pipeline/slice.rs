@@ -4,7 +4,8 @@
 //! locks the identities, groups, runbooks, inhibitor keys and incidents it touches
 //! (advisory locks on buckets of their hashes, always the first four before the
 //! incidents, each in ascending order) and reads exactly those rows again, while
-//! other replicas' batches on other keys run beside it. The timer pass and the rare commands (silences, heartbeats,
+//! other replicas' batches on other keys run beside it. The timer pass (one a period
+//! for all replicas: `passes.rs`) and the rare commands (silences, heartbeats,
 //! runbooks, drills) take the whole turn, waiting for every batch in flight, and read
 //! the open incidents again.
 

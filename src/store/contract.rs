@@ -66,6 +66,11 @@ pub trait SharedWrites: Send + Sync + 'static {
     /// silences, heartbeats, runs awaiting recovery — not every firing alert
     /// (batches read those they touch).
     async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError>;
+    /// When a replica last passed over the timers, by its own clock (the epoch if
+    /// none ever did).
+    async fn timers_passed_at(&self) -> Result<DateTime<Utc>, StoreError>;
+    /// Records that this replica passed over the timers at `at`.
+    async fn mark_timers_passed(&self, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Who holds the inhibitor `keys`, as `(key, holder)`; with `None`, every key held.
     async fn inhibitors(
         &self,

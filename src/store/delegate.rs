@@ -69,6 +69,12 @@ impl<T: Forward<dyn SharedWrites>> SharedWrites for T {
     async fn load_open_incidents(&self, kept_source: &str) -> Result<OpenState, StoreError> {
         self.to().load_open_incidents(kept_source).await
     }
+    async fn timers_passed_at(&self) -> Result<DateTime<Utc>, StoreError> {
+        self.to().timers_passed_at().await
+    }
+    async fn mark_timers_passed(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.to().mark_timers_passed(at).await
+    }
     async fn inhibitors(
         &self,
         keys: Option<&[String]>,

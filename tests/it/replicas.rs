@@ -663,3 +663,39 @@ async fn a_host_down_on_one_replica_inhibits_its_services_on_another() {
         "the host is back: its service pages now: {after}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_timer_pass_a_period_serves_every_replica_and_a_due_step_pages_once() {
+    let Some(url) = pg_url() else { return };
+    let smtp = SmtpSink::start().await;
+    let a = Harness::start_on(&pg_schema(&url).await, &config(&smtp)).await;
+    let b = a.replica().await;
+    a.ingest_ok("generic", &generic("db-03", "postgres", "critical"))
+        .await;
+    let clock = a.clock.clone();
+    // L2 is due 10 minutes after the incident opened. Both views are older than a
+    // replica keeps one, so both pass; A's pass is the last.
+    clock.advance(TimeDelta::minutes(10) - TimeDelta::milliseconds(100));
+    b.tick().await;
+    clock.advance(TimeDelta::milliseconds(50));
+    a.tick().await;
+    assert_eq!(smtp.to("carol@example.com").len(), 0, "not due yet");
+
+    // Due now, but A passed 200 ms ago: B leaves the timers to A's next tick.
+    clock.advance(TimeDelta::milliseconds(200));
+    b.tick().await;
+    assert_eq!(
+        smtp.to("carol@example.com").len(),
+        0,
+        "B skipped its pass within A's period"
+    );
+    // A period after A's pass without another (A died, or ticks later), B passes.
+    clock.advance(TimeDelta::milliseconds(100));
+    b.tick().await;
+    assert_eq!(smtp.to("carol@example.com").len(), 1);
+    a.tick().await;
+    clock.advance(TimeDelta::seconds(1));
+    tokio::join!(a.tick(), b.tick());
+    assert_eq!(smtp.to("carol@example.com").len(), 1, "paged once");
+    assert_eq!(smtp.to("alice@example.com").len(), 1);
+}

@@ -103,6 +103,7 @@ conformance!(
     replicas_read_again_the_rows_a_batch_touches_and_draw_ids_in_blocks,
     flap_histories_are_kept_read_and_forgotten,
     inhibitor_keys_are_held_read_by_key_and_released,
+    the_last_timer_pass_is_marked_and_read_back,
     many_alerts_and_timers_change_in_one_batch,
     the_facts_pages_show_are_read_for_many_incidents_at_once,
 );
@@ -1723,6 +1724,23 @@ async fn the_facts_pages_show_are_read_for_many_incidents_at_once(store: &dyn St
     assert_eq!(waiting, [1], "only the run waiting for approval");
     let none = store.page_facts(&[], 20).await.unwrap();
     assert!(none.incidents.is_empty() && none.alerts.is_empty());
+}
+
+async fn the_last_timer_pass_is_marked_and_read_back(store: &dyn Store, _backend: Backend) {
+    assert_eq!(
+        store.timers_passed_at().await.unwrap(),
+        DateTime::<Utc>::UNIX_EPOCH,
+        "never passed: any tick passes"
+    );
+    let at = t0() + TimeDelta::milliseconds(1_250);
+    store.mark_timers_passed(at).await.unwrap();
+    assert_eq!(store.timers_passed_at().await.unwrap(), at);
+    store.mark_timers_passed(t0()).await.unwrap();
+    assert_eq!(
+        store.timers_passed_at().await.unwrap(),
+        t0(),
+        "the last mark wins, even an earlier time (another replica's slower clock)"
+    );
 }
 
 async fn inhibitor_keys_are_held_read_by_key_and_released(store: &dyn Store, _backend: Backend) {

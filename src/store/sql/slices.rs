@@ -7,9 +7,11 @@ use super::incidents::INCIDENT_COLUMNS;
 use super::paging::{ESCALATION_COLUMNS, escalation_from_row};
 use super::writes::{FIRING, OPEN_ALERT_COLUMNS, open_alert_from_row};
 use super::{Backend, CHUNK, Columns, ID_BLOCK, On, Sql, SqlStore};
+use crate::clock::{from_millis, to_millis};
 use crate::dedup::DedupKey;
 use crate::store::{IdTable, OpenState, SharedWrites, StoreError, TouchedRows};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::ops::Range;
 
 /// One round trip for what a batch needs of `keys` (all of `source`): their firing
@@ -145,6 +147,22 @@ impl<B: Backend> SharedWrites for SqlStore<B> {
         ))
         .arg(kept_source);
         self.open_state(sql).await
+    }
+
+    async fn timers_passed_at(&self) -> Result<DateTime<Utc>, StoreError> {
+        let sql = Sql::new("SELECT passed_at FROM timer_passes");
+        let row = self.db.fetch_optional(On::Readers, sql).await?;
+        Ok(from_millis(match row {
+            Some(row) => row.int("passed_at")?,
+            None => 0,
+        }))
+    }
+
+    async fn mark_timers_passed(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut sql = Sql::once("UPDATE timer_passes SET passed_at = ");
+        sql.bind(to_millis(at));
+        self.db.execute(On::Writer, sql).await?;
+        Ok(())
     }
 
     async fn inhibitors(
