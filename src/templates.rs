@@ -1,7 +1,7 @@
 //! Message bodies from Handlebars templates: the defaults are compiled in, and files
 //! of the same name in `templates_dir` override them.
 
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars};
 use serde_json::Value;
 use std::path::Path;
 
@@ -123,13 +123,19 @@ impl Templates {
 
     /// Renders `name` (`page.txt`, `page.html`, `page.sms`, …) with `context`.
     pub fn render(&self, name: &str, context: &Value) -> Result<String, TemplateError> {
+        self.render_in(name, &Context::from(context.clone()))
+    }
+
+    /// Renders `name` with a context made once for all of a message's templates:
+    /// Handlebars' `render` copies its data into a context of its own every time.
+    pub fn render_in(&self, name: &str, context: &Context) -> Result<String, TemplateError> {
         let registry = if name.ends_with(".html") {
             &self.html
         } else {
             &self.text
         };
         registry
-            .render(name, context)
+            .render_with_context(name, context)
             .map(|text| text.trim_end().to_string())
             .map_err(|error| TemplateError {
                 name: name.to_string(),
@@ -142,20 +148,20 @@ impl Templates {
 pub fn fit_sms(
     templates: &Templates,
     name: &str,
-    context: &mut Value,
+    context: &mut Context,
     summary: &str,
     limit: usize,
 ) -> Result<String, TemplateError> {
-    context["summary"] = Value::from(summary);
-    let full = templates.render(name, context)?;
+    context.data_mut()["summary"] = Value::from(summary);
+    let full = templates.render_in(name, context)?;
     let excess = full.chars().count().saturating_sub(limit);
     if excess == 0 {
         return Ok(full);
     }
     let keep = summary.chars().count().saturating_sub(excess + 1);
     let short: String = summary.chars().take(keep).collect::<String>() + "…";
-    context["summary"] = Value::from(short);
-    templates.render(name, context)
+    context.data_mut()["summary"] = Value::from(short);
+    templates.render_in(name, context)
 }
 
 #[cfg(test)]
@@ -165,7 +171,9 @@ mod tests {
     #[test]
     fn sms_stays_within_160_characters_and_keeps_the_reply_codes() {
         let templates = Templates::load(Path::new("/nonexistent")).unwrap();
-        let mut context = serde_json::json!({ "incident": { "id": 4521, "priority": "P1", "resource": "db-01.prod.example.net" } });
+        let mut context = Context::from(
+            serde_json::json!({ "incident": { "id": 4521, "priority": "P1", "resource": "db-01.prod.example.net" } }),
+        );
         let summary = "x".repeat(400);
         let sms = fit_sms(&templates, "page.sms", &mut context, &summary, 160).unwrap();
         assert!(sms.chars().count() <= 160, "{}", sms.len());
@@ -175,7 +183,7 @@ mod tests {
             short,
             "[P1] #4521 db-01.prod.example.net: disk full Reply ACK 4521 or RES 4521"
         );
-        context["console_url"] = "https://tocsin.example.com/ui/incidents/4521".into();
+        context.data_mut()["console_url"] = "https://tocsin.example.com/ui/incidents/4521".into();
         let linked = fit_sms(&templates, "page.sms", &mut context, &summary, 160).unwrap();
         assert!(linked.chars().count() <= 160, "{linked}");
         assert!(

@@ -72,7 +72,8 @@ impl Outbox {
         incident: &Incident,
         facts: &Facts,
     ) -> Result<Message, NotifyError> {
-        let mut context = self.context(notification, incident, facts);
+        // Moved into Handlebars' context for the renders and back out for the channel.
+        let mut context = handlebars::Context::from(self.context(notification, incident, facts));
         let resolved = notification.kind == NotificationKind::Resolved;
         let short_name = match (resolved, notification.channel) {
             (true, _) => "resolved.sms",
@@ -99,7 +100,7 @@ impl Outbox {
             )
             .map_err(template_error)?
         } else {
-            self.render(short_name, &context)?
+            self.render_in(short_name, &context)?
         };
         let (subject, text, html) = if notification.channel != Channel::Email {
             (
@@ -110,14 +111,14 @@ impl Outbox {
         } else if resolved {
             (
                 incident.subject("[RESOLVED]"),
-                self.render("resolved.txt", &context)?,
+                self.render_in("resolved.txt", &context)?,
                 None,
             )
         } else {
             (
                 incident.subject(&format!("[{}]", incident.priority)),
-                self.render("page.txt", &context)?,
-                Some(self.render("page.html", &context)?),
+                self.render_in("page.txt", &context)?,
+                Some(self.render_in("page.html", &context)?),
             )
         };
         Ok(Message {
@@ -126,7 +127,7 @@ impl Outbox {
             html,
             short,
             resolved,
-            context,
+            context: std::mem::take(context.data_mut()),
         })
     }
 
@@ -233,6 +234,12 @@ impl Outbox {
 
     fn render(&self, name: &str, context: &Value) -> Result<String, NotifyError> {
         self.templates.render(name, context).map_err(template_error)
+    }
+
+    fn render_in(&self, name: &str, context: &handlebars::Context) -> Result<String, NotifyError> {
+        self.templates
+            .render_in(name, context)
+            .map_err(template_error)
     }
 
     /// One link per run waiting for approval on the incident, valid while it waits.
