@@ -351,6 +351,11 @@ fn bind(statement: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite
             Arg::Text(value) => value,
             Arg::OptText(value) => value,
             Arg::Bool(value) => value,
+            Arg::Texts(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "SQLite binds no list of texts: write the list out with `Sql::list`".into(),
+                ));
+            }
         };
         statement.raw_bind_parameter(index + 1, value)?;
     }

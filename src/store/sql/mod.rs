@@ -135,6 +135,10 @@ pub(super) enum Arg {
     Text(String),
     OptText(Option<String>),
     Bool(bool),
+    /// Texts as one PostgreSQL array (`= ANY(?)`): the statement's text stays the same
+    /// whatever the number of values, so it is prepared and planned once. SQLite
+    /// binds no lists.
+    Texts(Vec<String>),
 }
 
 impl From<i64> for Arg {
@@ -325,10 +329,27 @@ impl Tuple<'_> {
     }
 }
 
+/// Arguments that take a list of texts as one value: PostgreSQL's arrays.
+pub(super) trait TextList {
+    fn add_texts(&mut self, values: Vec<String>) -> Result<(), BoxDynError>;
+}
+
+impl TextList for sqlx::postgres::PgArguments {
+    fn add_texts(&mut self, values: Vec<String>) -> Result<(), BoxDynError> {
+        sqlx::Arguments::add(self, values)
+    }
+}
+
+impl TextList for sqlx::sqlite::SqliteArguments {
+    fn add_texts(&mut self, _values: Vec<String>) -> Result<(), BoxDynError> {
+        Err("SQLite binds no list of texts: write the list out with `Sql::list`".into())
+    }
+}
+
 /// The bound values as a backend's arguments.
 pub(super) fn arguments<A>(args: Vec<Arg>) -> Result<A, BoxDynError>
 where
-    A: sqlx::Arguments,
+    A: sqlx::Arguments + TextList,
     for<'q> i64: Encode<'q, A::Database> + Type<A::Database>,
     for<'q> Option<i64>: Encode<'q, A::Database> + Type<A::Database>,
     for<'q> Option<i32>: Encode<'q, A::Database> + Type<A::Database>,
@@ -345,6 +366,7 @@ where
             Arg::Text(value) => arguments.add(value)?,
             Arg::OptText(value) => arguments.add(value)?,
             Arg::Bool(value) => arguments.add(value)?,
+            Arg::Texts(values) => arguments.add_texts(values)?,
         }
     }
     Ok(arguments)
