@@ -136,7 +136,7 @@ pub(super) enum Arg {
     OptText(Option<String>),
     Bool(bool),
     /// Texts as one PostgreSQL array (`= ANY(?)`): the statement's text stays the same
-    /// whatever the number of values, so it is prepared and planned once. SQLite
+    /// whatever the number of values, so it is prepared (parsed) once. SQLite
     /// binds no lists.
     Texts(Vec<String>),
 }
