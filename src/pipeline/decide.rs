@@ -218,9 +218,9 @@ impl Decider {
         }
     }
 
-    /// Approves each run; a failure after the first poisons the batch, so none of
-    /// them starts.
-    fn approve_all(
+    /// Approves every run or none: all are checked before the first starts, so a
+    /// refused one changes nothing and the batch's other commands still commit.
+    pub(super) fn approve_all(
         &mut self,
         incident_id: i64,
         runbooks: &[String],
@@ -234,10 +234,14 @@ impl Decider {
         {
             return Err(PipelineError::Spent);
         }
-        let mut started = Vec::with_capacity(runbooks.len());
+        let mut approvals = Vec::with_capacity(runbooks.len());
         for runbook in runbooks {
-            started.push(self.approve_run(incident_id, runbook, actor, now, batch)?);
+            approvals.push(self.plan_approval(incident_id, runbook, &approvals, batch)?);
         }
+        let started = approvals
+            .into_iter()
+            .map(|approval| self.start_approved(approval, actor, now, batch))
+            .collect();
         if let Some(once) = once {
             batch.spend(once, now);
         }

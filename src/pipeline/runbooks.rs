@@ -31,6 +31,14 @@ pub struct RunRequest {
 /// Longest output kept on the timeline (the run row keeps the bounded whole).
 const TIMELINE_OUTPUT: usize = 4000;
 
+/// A waiting run an approval will start, with what it starts with.
+pub(super) struct Approved {
+    proposed: RunRecord,
+    runbook: Runbook,
+    params: Params,
+    priority: String,
+}
+
 impl Decider {
     /// A new incident starts the runbooks its rule names and those whose matchers
     /// match its alert. Refusals are on the timeline; paging goes on regardless.
@@ -218,22 +226,26 @@ impl Decider {
         self.save_run(batch, record);
     }
 
-    /// `POST /api/v1/incidents/{id}/runbooks/{name}/approve`: the proposed run starts.
-    /// A person decided, so only the concurrency limit still applies.
-    pub(super) fn approve_run(
-        &mut self,
+    /// `POST /api/v1/incidents/{id}/runbooks/{name}/approve`, first half: checks the
+    /// waiting run could start, changing nothing. A person decided, so only the
+    /// concurrency limit still applies. An approval of several runs is planned whole
+    /// before any starts, so a refusal of the last leaves the batch untouched instead
+    /// of failing its other commands. `planned` are the runs this approval already
+    /// starts: not waiting any more, and holding slots.
+    pub(super) fn plan_approval(
+        &self,
         incident_id: i64,
         name: &str,
-        actor: &str,
-        now: DateTime<Utc>,
-        batch: &mut WriteBatch,
-    ) -> Result<i64, PipelineError> {
-        let Some(index) = self
-            .view
-            .pending_approvals
-            .iter()
-            .position(|run| run.incident_id == Some(incident_id) && run.runbook == name)
-        else {
+        planned: &[Approved],
+        batch: &WriteBatch,
+    ) -> Result<Approved, PipelineError> {
+        let Some(proposed) = self.view.pending_approvals.iter().find(|run| {
+            run.incident_id == Some(incident_id)
+                && run.runbook == name
+                && !planned
+                    .iter()
+                    .any(|approval| approval.proposed.id == run.id)
+        }) else {
             return Err(self.nothing_to_approve(incident_id, name, batch));
         };
         if !self.view.incidents.contains_key(&incident_id) {
@@ -242,8 +254,8 @@ impl Decider {
             )));
         }
         let priority = self.priority_of(incident_id, batch)?;
-        let config = self.config.clone();
-        let runbook = config
+        let runbook = self
+            .config
             .runbooks
             .iter()
             .find(|runbook| runbook.name == name)
@@ -252,19 +264,53 @@ impl Decider {
                     "runbook {name} is no longer in the runbooks directory; restore its manifest or handle the incident by hand"
                 ))
             })?;
-        let proposed = self.view.pending_approvals[index].clone();
-        let params = self.proposed_params(runbook, &proposed, &priority)?;
-        self.guard.check_concurrency(runbook).map_err(|why| {
-            PipelineError::NotPossible(format!("runbook {name} cannot start now: {why}"))
-        })?;
-        self.view.pending_approvals.remove(index);
-        batch.record(entry(
-            incident_id,
-            now,
-            TimelineKind::RunbookApproved,
-            actor,
-            format!("runbook {name} ({}) approved by {actor}", proposed.target),
-        ));
+        let params = self.proposed_params(runbook, proposed, &priority)?;
+        let starting = planned
+            .iter()
+            .filter(|approval| approval.runbook.name == name)
+            .count();
+        self.guard
+            .check_concurrency(runbook, starting)
+            .map_err(|why| {
+                PipelineError::NotPossible(format!("runbook {name} cannot start now: {why}"))
+            })?;
+        Ok(Approved {
+            proposed: proposed.clone(),
+            runbook: runbook.clone(),
+            params,
+            priority,
+        })
+    }
+
+    /// Starts a run `plan_approval` accepted; nothing can refuse it any more.
+    pub(super) fn start_approved(
+        &mut self,
+        approval: Approved,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut WriteBatch,
+    ) -> i64 {
+        let Approved {
+            proposed,
+            runbook,
+            params,
+            priority,
+        } = approval;
+        self.view
+            .pending_approvals
+            .retain(|run| run.id != proposed.id);
+        if let Some(incident_id) = proposed.incident_id {
+            batch.record(entry(
+                incident_id,
+                now,
+                TimelineKind::RunbookApproved,
+                actor,
+                format!(
+                    "runbook {} ({}) approved by {actor}",
+                    runbook.name, proposed.target
+                ),
+            ));
+        }
         let record = RunRecord {
             status: "running".into(),
             actor: actor.to_string(),
@@ -272,7 +318,7 @@ impl Decider {
             approval_due: None,
             ..proposed
         };
-        Ok(self.launch(record, runbook, params, &priority, batch))
+        self.launch(record, &runbook, params, &priority, batch)
     }
 
     /// Why there is nothing to approve: no such incident (404), or no proposal (409).
@@ -854,7 +900,14 @@ pattern = "^[a-z0-9-]+$"
 
         let approve = |decider: &mut Decider| {
             let mut batch = WriteBatch::default();
-            let result = decider.approve_run(incident_id, "restart", "alice", at(2), &mut batch);
+            let result = decider.approve_all(
+                incident_id,
+                &["restart".to_string()],
+                "alice",
+                None,
+                at(2),
+                &mut batch,
+            );
             (result, batch)
         };
         // Without the alerts the parameters cannot be rendered again.
@@ -880,5 +933,65 @@ pattern = "^[a-z0-9-]+$"
             matches!(twice, Err(PipelineError::NotPossible(_))),
             "{twice:?}"
         );
+    }
+
+    #[test]
+    fn an_approval_of_several_runs_refused_on_the_last_changes_nothing() {
+        let manual = format!("approval = \"responder\"\napproval_timeout = \"15m\"\n{RESTART}");
+        let single = format!("concurrency = 1\n{manual}");
+        let mut decider = decider_with("", &[("restart", &manual), ("diagnose", &single)]);
+        let firing = |host| alert(host, Severity::Critical, AlertStatus::Firing);
+        let mut incident_on = |host| {
+            let (accepted, _) = ingest(&mut decider, firing(host), at(0));
+            accepted.incident_id.unwrap()
+        };
+        let (first, second) = (incident_on("db-01"), incident_on("db-02"));
+        assert_eq!(decider.view.pending_approvals.len(), 4, "two runs each");
+        for (id, host) in [(first, "db-01"), (second, "db-02")] {
+            decider.facts.incident_alerts.insert(id, vec![firing(host)]);
+        }
+        let names = |names: &[&str]| {
+            names
+                .iter()
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>()
+        };
+        let mut batch = WriteBatch::default();
+        // The second incident's diagnosis takes its runbook's only slot.
+        decider
+            .approve_all(
+                second,
+                &names(&["diagnose"]),
+                "bob",
+                None,
+                at(1),
+                &mut batch,
+            )
+            .unwrap();
+        let (revision, running) = (batch.revision(), decider.pending_runs.len());
+
+        let both = names(&["restart", "diagnose"]);
+        let refused = decider.approve_all(first, &both, "alice", Some("sms-1"), at(1), &mut batch);
+        assert!(
+            matches!(&refused, Err(PipelineError::NotPossible(why)) if why.contains("concurrency")),
+            "{refused:?}"
+        );
+        assert_eq!(batch.revision(), revision, "nothing of it in the batch");
+        assert_eq!(
+            decider.pending_runs.len(),
+            running,
+            "the restart did not start"
+        );
+        assert_eq!(decider.view.pending_approvals.len(), 3, "both still wait");
+        assert!(
+            !decider.is_spent("sms-1", &batch),
+            "the reply can be sent again"
+        );
+
+        let restart = decider
+            .approve_all(first, &both[..1], "alice", None, at(1), &mut batch)
+            .unwrap();
+        assert_eq!(restart.len(), 1);
+        assert_eq!(decider.view.pending_approvals.len(), 2);
     }
 }

@@ -159,15 +159,17 @@ impl Guard {
                 return Err(Refused::HourlyCap { cap });
             }
         }
-        self.check_concurrency(runbook)
+        self.check_concurrency(runbook, 0)
     }
 
-    /// Runs at once over all replicas: what an approval must still respect.
-    pub fn check_concurrency(&self, runbook: &Runbook) -> Result<(), Refused> {
+    /// Runs at once over all replicas, with `starting` more of it about to start
+    /// (one approval of several waiting runs): what an approval must still respect.
+    pub fn check_concurrency(&self, runbook: &Runbook, starting: usize) -> Result<(), Refused> {
         let running = self
             .of_runbook(runbook)
             .filter(|run| run.state == State::Running)
-            .count();
+            .count()
+            + starting;
         if running >= runbook.concurrency as usize {
             return Err(Refused::Concurrency {
                 running,
@@ -330,13 +332,17 @@ mod tests {
         let mut guard = Guard::of(&[run(1, "a", "running", now)]);
         assert!(
             guard
-                .check_concurrency(&runbook)
+                .check_concurrency(&runbook, 0)
                 .unwrap_err()
                 .to_string()
                 .contains("concurrency")
         );
         guard.record(&run(1, "a", "interrupted", now));
-        guard.check_concurrency(&runbook).unwrap();
+        guard.check_concurrency(&runbook, 0).unwrap();
+        assert!(
+            guard.check_concurrency(&runbook, 1).is_err(),
+            "one slot, and one of this approval already takes it"
+        );
         guard.record(&run(2, "b", "approval_expired", now));
         guard.check(&runbook, "b", now).unwrap();
     }
