@@ -260,7 +260,8 @@ impl Desk {
         let (call, read): (Call, ReadCreated) = match settings.platform {
             Platform::Zendesk => (zendesk::find(incident_id), zendesk::found),
             Platform::ServiceNow => (servicenow::find(incident_id), servicenow::found),
-            Platform::Freshdesk | Platform::Jira => return Ok(None),
+            Platform::Freshdesk => (freshdesk::find(incident_id), freshdesk::found),
+            Platform::Jira => (jira::find(settings, incident_id), jira::found),
         };
         let answer = self.call(settings, call).await?;
         Ok(read(&answer))

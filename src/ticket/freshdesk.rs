@@ -1,7 +1,8 @@
 //! Freshdesk, Tickets API v2: Basic auth with the API key as user and `X` as password;
 //! create with `POST /api/v2/tickets`, private notes with
 //! `POST /api/v2/tickets/{id}/notes`, solve with `PUT /api/v2/tickets/{id}`
-//! (`status` 4, Resolved). Descriptions and notes are HTML.
+//! (`status` 4, Resolved); a lost create is looked up with
+//! `GET /api/v2/search/tickets`. Descriptions and notes are HTML.
 
 use super::{Call, Opening, TicketConfig, TicketEvent, first};
 use crate::alert::Priority;
@@ -34,18 +35,40 @@ fn from_priority(word: &str) -> Option<Priority> {
 
 pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
     let incident = opening.incident;
+    let mut tags = super::tags(config, incident);
+    // Freshdesk has no field of the caller's own to look a ticket up by: the
+    // marker goes in a tag.
+    tags.push(super::marker(incident.id));
     let mut ticket = json!({
         "subject": opening.subject,
         "description": html(&opening.description),
         "email": config.requester,
         "priority": priority(incident.priority),
         "status": OPEN,
-        "tags": super::tags(config, incident),
+        "tags": tags,
     });
     if let Some(group) = config.group.as_ref().and_then(|g| g.parse::<i64>().ok()) {
         ticket["group_id"] = json!(group);
     }
     Call::new(Method::POST, "/api/v2/tickets".into(), ticket)
+}
+
+/// Looks for the ticket an earlier create opened by its marker tag (Freshdesk's
+/// search, `GET /api/v2/search/tickets?query="tag:'…'"`), before a retry whose
+/// first answer was lost opens a second one. Freshdesk indexes a new ticket for
+/// search within seconds; a retry comes later than that.
+pub fn find(incident_id: i64) -> Call {
+    let query = format!("\"tag:'{}'\"", super::marker(incident_id));
+    Call::get(format!(
+        "/api/v2/search/tickets?query={}",
+        percent_encoding::utf8_percent_encode(&query, percent_encoding::NON_ALPHANUMERIC)
+    ))
+}
+
+/// `(id, reference)` of the ticket [`find`] found.
+pub fn found(answer: &Value) -> Option<(String, String)> {
+    let id = first(answer, &["/results/0/id"])?;
+    Some((id.clone(), id))
 }
 
 pub fn created(answer: &Value) -> Option<(String, String)> {

@@ -1,7 +1,8 @@
 //! Jira Service Management: Basic auth `{user}:{token}` (an Atlassian account email and
 //! API token); create with `POST /rest/api/2/issue`, internal comments with
 //! `POST /rest/servicedeskapi/request/{key}/comment` (`public: false`), resolve with
-//! `POST /rest/api/2/issue/{key}/transitions`. Webhooks with a secret are signed:
+//! `POST /rest/api/2/issue/{key}/transitions`; a lost create is looked up with
+//! `GET /rest/api/2/search/jql`. Webhooks with a secret are signed:
 //! `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`.
 
 use super::{Call, Opening, TicketConfig, TicketEvent, first};
@@ -33,10 +34,12 @@ fn from_priority(word: &str) -> Option<Priority> {
 pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
     let incident = opening.incident;
     // Jira labels cannot hold spaces.
-    let labels: Vec<String> = super::tags(config, incident)
+    let mut labels: Vec<String> = super::tags(config, incident)
         .iter()
         .map(|tag| tag.replace(char::is_whitespace, "-"))
         .collect();
+    // The marker a lost create is found by (`find`).
+    labels.push(super::marker(incident.id));
     Call::new(
         Method::POST,
         "/rest/api/2/issue".into(),
@@ -49,6 +52,27 @@ pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
             "labels": labels,
         } }),
     )
+}
+
+/// Looks for the issue an earlier create opened by its marker label (Jira Cloud's
+/// JQL search, `GET /rest/api/2/search/jql`), before a retry whose first answer
+/// was lost opens a second one.
+pub fn find(config: &TicketConfig, incident_id: i64) -> Call {
+    let jql = format!(
+        "project = \"{}\" AND labels = \"{}\"",
+        config.project.as_deref().unwrap_or_default(),
+        super::marker(incident_id)
+    );
+    Call::get(format!(
+        "/rest/api/2/search/jql?jql={}&fields=key&maxResults=1",
+        percent_encoding::utf8_percent_encode(&jql, percent_encoding::NON_ALPHANUMERIC)
+    ))
+}
+
+/// `(key, key)` of the issue [`find`] found.
+pub fn found(answer: &Value) -> Option<(String, String)> {
+    let key = first(answer, &["/issues/0/key"])?;
+    Some((key.clone(), key))
 }
 
 /// `(key, key)` from the 201 answer: OPS-7 is both what people see and what the API takes.

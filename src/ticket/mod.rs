@@ -181,6 +181,12 @@ pub struct Opening<'a> {
 
 /// The configured tags, plus `tocsin` and the priority (`p1`), so helpdesk views can
 /// filter what Tocsin opened.
+/// The id Tocsin gives an incident's ticket on every platform, so a create whose
+/// answer was lost is found by it before it is retried.
+pub fn marker(incident_id: i64) -> String {
+    format!("tocsin-{incident_id}")
+}
+
 fn tags(config: &TicketConfig, incident: &Incident) -> Vec<String> {
     let mut tags = config.tags.clone();
     for tag in [

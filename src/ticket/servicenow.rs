@@ -42,7 +42,7 @@ pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
         "description": opening.description,
         "impact": impact,
         "urgency": urgency,
-        "correlation_id": format!("tocsin-{}", incident.id),
+        "correlation_id": super::marker(incident.id),
         "correlation_display": "Tocsin",
     });
     if let Some(group) = &config.group {
@@ -59,7 +59,8 @@ pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
 /// a retry whose first answer was lost opens a second one.
 pub fn find(incident_id: i64) -> Call {
     Call::get(format!(
-        "/api/now/table/incident?sysparm_query=correlation_id%3Dtocsin-{incident_id}&sysparm_limit=1"
+        "/api/now/table/incident?sysparm_query=correlation_id%3D{}&sysparm_limit=1",
+        super::marker(incident_id)
     ))
 }
 

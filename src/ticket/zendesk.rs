@@ -42,7 +42,7 @@ pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
         "priority": priority(incident.priority),
         "type": "incident",
         "tags": super::tags(config, incident),
-        "external_id": format!("tocsin-{}", incident.id),
+        "external_id": super::marker(incident.id),
     });
     if let Some(group) = config.group.as_ref().and_then(|g| g.parse::<i64>().ok()) {
         ticket["group_id"] = json!(group);
@@ -62,7 +62,8 @@ pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
 /// retry whose first answer was lost opens a second one.
 pub fn find(incident_id: i64) -> Call {
     Call::get(format!(
-        "/api/v2/tickets.json?external_id=tocsin-{incident_id}"
+        "/api/v2/tickets.json?external_id={}",
+        super::marker(incident_id)
     ))
 }
 

@@ -227,12 +227,8 @@ async fn handle(
                         .push(format!("{platform}/{reference}"));
                 }
             }
-            let external = body
-                .pointer("/ticket/external_id")
-                .or_else(|| body.pointer("/correlation_id"))
-                .and_then(Value::as_str);
             if status == StatusCode::CREATED
-                && let Some(external) = external
+                && let Some(external) = marker_of(&body)
             {
                 desk.created
                     .lock()
@@ -255,9 +251,32 @@ async fn handle(
     }
 }
 
+/// The id Tocsin gave a ticket it creates: Zendesk's `external_id`, ServiceNow's
+/// `correlation_id`, a `tocsin-<n>` tag (Freshdesk) or label (Jira).
+fn marker_of(body: &Value) -> Option<&str> {
+    let marker = |tag: &&Value| {
+        tag.as_str().is_some_and(|tag| {
+            tag.strip_prefix("tocsin-")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    body.pointer("/ticket/external_id")
+        .or_else(|| body.pointer("/correlation_id"))
+        .or_else(|| body["tags"].as_array()?.iter().find(marker))
+        .or_else(|| {
+            body.pointer("/fields/labels")?
+                .as_array()?
+                .iter()
+                .find(marker)
+        })
+        .and_then(Value::as_str)
+}
+
 /// The documented searches by the id Tocsin gave a ticket: Zendesk's
-/// `GET /api/v2/tickets.json?external_id=` and ServiceNow's
-/// `GET /api/now/table/incident?sysparm_query=correlation_id=…`.
+/// `GET /api/v2/tickets.json?external_id=`, ServiceNow's
+/// `GET /api/now/table/incident?sysparm_query=correlation_id=…`, Freshdesk's
+/// `GET /api/v2/search/tickets?query="tag:'…'"` and Jira Cloud's
+/// `GET /rest/api/2/search/jql?jql=project = "OPS" AND labels = "…"`.
 fn lookup(desk: &Helpdesk, platform: &str, path: &str, query: &str) -> Option<Value> {
     let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
@@ -278,6 +297,20 @@ fn lookup(desk: &Helpdesk, platform: &str, path: &str, query: &str) -> Option<Va
                 .strip_prefix("correlation_id=")?
                 .to_string(),
             |found| json!({ "result": found.iter().map(|reply| reply["result"].clone()).collect::<Vec<_>>() }),
+        ),
+        ("freshdesk", "/api/v2/search/tickets") => (
+            param("query")?
+                .strip_prefix("\"tag:'")?
+                .strip_suffix("'\"")?
+                .to_string(),
+            |found| json!({ "results": found, "total": found.len() }),
+        ),
+        ("jira", "/rest/api/2/search/jql") => (
+            param("jql")?
+                .strip_prefix("project = \"OPS\" AND labels = \"")?
+                .strip_suffix('"')?
+                .to_string(),
+            |found| json!({ "issues": found.iter().map(|reply| json!({ "id": reply["id"], "key": reply["key"] })).collect::<Vec<_>>(), "isLast": true }),
         ),
         _ => return None,
     };

@@ -712,8 +712,8 @@ async fn a_create_whose_answer_was_lost_is_found_before_it_is_retried() {
     for _ in 0..3 {
         desk.advance(10).await;
     }
-    // The platforms searchable by the id Tocsin gave the ticket keep one ticket.
-    for platform in ["zendesk", "servicenow"] {
+    // Every platform is searched by the id Tocsin gave the ticket, and keeps one.
+    for platform in PLATFORMS {
         assert_eq!(
             desk.creates(platform),
             1,
