@@ -498,6 +498,47 @@ impl Decider {
 mod tests {
     use super::super::decide::testing::{alert, at, decider, ingest, p1, toggle};
     use super::*;
+    use crate::alert::{AlertStatus, Severity};
+
+    /// A downtime of any identity a sender can send makes a silence of exactly that
+    /// identity: a refused one would fail its alert half-way through a request.
+    #[test]
+    fn a_downtime_silences_any_identity_exactly_and_its_end_lifts_it() {
+        let mut decider = decider("");
+        let hostile = [
+            "a\"b",
+            "ends\\",
+            "two\nlines",
+            "\\\"",
+            "\"",
+            "\\n",
+            " padded ",
+        ];
+        for (n, key) in hostile.iter().enumerate() {
+            let mut down = alert("db-01", Severity::Warning, AlertStatus::Firing);
+            down.source = format!("nagios\\{key}");
+            down.dedup_key = (*key).to_string();
+            let mut batch = WriteBatch::default();
+            decider
+                .sender_downtime(&down, true, at(n as i64), &mut batch)
+                .unwrap_or_else(|error| panic!("{key:?}: {error}"));
+            let silence = decider.view.silences.last().unwrap().clone();
+            assert!(silence.matches(&down), "{key:?}: {:?}", silence.matchers);
+            let mut other = down.clone();
+            other.dedup_key = format!("{key}x");
+            assert!(!silence.matches(&other), "{key:?} only");
+            decider
+                .sender_downtime(&down, false, at(n as i64), &mut batch)
+                .unwrap();
+            assert!(
+                !decider
+                    .view
+                    .silences
+                    .iter()
+                    .any(|s| s.is_active(at(n as i64)))
+            );
+        }
+    }
 
     #[test]
     fn a_silent_heartbeat_opens_one_p1_and_its_check_in_resolves_it() {
