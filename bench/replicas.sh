@@ -8,7 +8,8 @@
 # Usage: flock /tmp/cargo.lock bench/replicas.sh   (needs wrk, nginx, psql;
 #        PG=postgres://postgres@127.0.0.1:5432 by default; TOCSIN_BIN=another build
 #        to compare, e.g. one of the commit before; REPLICAS="3" runs only that count;
-#        EXTRA_TOML='…' appends to the replicas' config, e.g. an [[inhibit]] rule)
+#        EXTRA_TOML='…' appends to the replicas' config, e.g. an [[inhibit]] rule;
+#        CONNECTIONS=90 loads with more connections than the default 30)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pg=${PG:-postgres://postgres@127.0.0.1:5432}
@@ -64,7 +65,7 @@ run() { # replicas
   nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' &
   pids+=($!)
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:$lb/readyz" >/dev/null && break; sleep 0.1; done
-  load() { wrk -t2 -c30 -d10s --latency -s "$root/bench/$1" "http://127.0.0.1:$lb" \
+  load() { wrk -t2 -c"${CONNECTIONS:-30}" -d10s --latency -s "$root/bench/$1" "http://127.0.0.1:$lb" \
     | grep -E 'Requests/sec|50%|99%|Non-2xx|Socket errors' | sed 's/^/   /'; }
   echo "== $replicas replica(s) behind nginx round-robin: distinct P3 alerts"
   load distinct.lua
