@@ -126,6 +126,42 @@ mod a_settlement_writes_its_row_and_its_timeline_line_together_or_neither {
     }
 }
 
+/// PostgreSQL only: its planner's statistics are kept by the store itself.
+#[tokio::test]
+async fn a_table_filling_from_empty_is_analyzed_within_seconds_from_a_small_sample() {
+    let Some(fresh) = fresh(Backend::Postgres).await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&fresh.url).await.unwrap();
+    // Autovacuum would analyze from the default sample if it woke in these seconds.
+    sqlx::query("ALTER TABLE alerts SET (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut batch = WriteBatch::default();
+    for id in 1..=1_500 {
+        batch.insert_alert(alert(id, None));
+    }
+    commit(&*fresh.store, &batch).await;
+    // The histogram of distinct keys has one bound per unit of the sample's target
+    // (and one more): 101 at PostgreSQL's default, 11 at the store's.
+    let bounds = "SELECT array_length(string_to_array(trim(both '{}' from histogram_bounds::text), ','), 1) \
+                  FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'alerts' AND attname = 'dedup_key'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let found = loop {
+        let found: Option<i32> = sqlx::query_scalar(bounds)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+            .flatten();
+        if found.is_some() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(found, Some(11), "analyzed from the store's small sample");
+}
+
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-29T03:00:00Z")
         .unwrap()
