@@ -498,7 +498,6 @@ impl Decider {
 mod tests {
     use super::super::decide::testing::{alert, at, decider, ingest, p1, toggle};
     use super::*;
-    use crate::alert::{AlertStatus, Severity};
 
     /// A downtime of any identity a sender can send makes a silence of exactly that
     /// identity: a refused one would fail its alert half-way through a request.

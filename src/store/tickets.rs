@@ -124,6 +124,8 @@ pub struct TicketOp {
     pub step: String,
     /// The note's text (for a solve, the resolution note).
     pub body: String,
+    /// Attempts started, counted when claimed: one whose process died mid-call
+    /// counts, so the next knows a create may already have been made.
     pub attempts: i64,
     pub due_at: DateTime<Utc>,
     pub deadline: DateTime<Utc>,

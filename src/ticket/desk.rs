@@ -82,7 +82,7 @@ impl Desk {
     async fn deliver(&self, op: TicketOp, claim: &str) -> Result<(), StoreError> {
         let outcome = self.perform(&op).await;
         let now = self.clock.now();
-        let attempt = op.attempts + 1;
+        let attempt = op.attempts;
         let what = format!("{} {}", op.platform, describe(op.kind));
         let (delivery, kind, message) = match outcome {
             Ok(done) => (Delivery::Sent, done_kind(op.kind), done),
@@ -151,10 +151,7 @@ impl Desk {
                 "{} ticket {} is already open: {}",
                 op.platform, ticket.id, ticket.url
             )),
-            (TicketOpKind::Create, None) => {
-                self.open(config.as_ref(), settings, op.incident_id, op.attempts > 0)
-                    .await
-            }
+            (TicketOpKind::Create, None) => self.open(config.as_ref(), settings, op).await,
             (_, None) => Err(NotifyError::Permanent(format!(
                 "no {} ticket was opened for this incident",
                 op.platform
@@ -198,10 +195,14 @@ impl Desk {
         &self,
         config: &dyn Settings,
         settings: &TicketConfig,
-        incident_id: i64,
-        retry: bool,
+        op: &TicketOp,
     ) -> Result<String, NotifyError> {
-        if retry && let Some((id, reference)) = self.find(settings, incident_id).await? {
+        let incident_id = op.incident_id;
+        // An earlier attempt may have opened the ticket and lost the answer (a
+        // timeout, a crash): look for it first.
+        if op.attempts > 1
+            && let Some((id, reference)) = self.find_earlier(settings, op).await?
+        {
             let ticket = self.ticket(settings, incident_id, id, reference);
             self.store
                 .save_ticket(&ticket, self.clock.now())
@@ -250,8 +251,37 @@ impl Desk {
         ))
     }
 
-    /// The ticket an earlier create opened, on the platforms that can be searched by
-    /// the id Tocsin gave it (Zendesk `external_id`, ServiceNow `correlation_id`).
+    /// The ticket an earlier attempt of `op` opened, if any. A platform whose search
+    /// shows a new ticket late is asked again, not created on, until that lag has
+    /// passed since the call was queued. A search the platform refuses (a role
+    /// without search rights) opens the ticket as before lookups existed.
+    async fn find_earlier(
+        &self,
+        settings: &TicketConfig,
+        op: &TicketOp,
+    ) -> Result<Option<(String, String)>, NotifyError> {
+        let found = match self.find(settings, op.incident_id).await {
+            Err(NotifyError::Permanent(why)) => {
+                tracing::warn!(platform = %op.platform, %why, "cannot search for a ticket a lost create may have opened; opening one");
+                return Ok(None);
+            }
+            found => found?,
+        };
+        let lag = super::search_lag(op.platform);
+        // The call was queued `deadline` before its deadline (pipeline/tickets.rs).
+        let queued_at = op.deadline - settings.deadline;
+        if found.is_none() && self.clock.now() < queued_at + lag {
+            return Err(NotifyError::Transient(format!(
+                "no {} ticket {} found yet; its search can take up to {} min to show a new ticket, so it is searched again before another is opened",
+                op.platform,
+                super::marker(op.incident_id),
+                lag.num_minutes()
+            )));
+        }
+        Ok(found)
+    }
+
+    /// The ticket an earlier create opened, found by the id Tocsin gave it.
     async fn find(
         &self,
         settings: &TicketConfig,

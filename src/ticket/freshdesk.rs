@@ -55,8 +55,8 @@ pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
 
 /// Looks for the ticket an earlier create opened by its marker tag (Freshdesk's
 /// search, `GET /api/v2/search/tickets?query="tag:'…'"`), before a retry whose
-/// first answer was lost opens a second one. Freshdesk indexes a new ticket for
-/// search within seconds; a retry comes later than that.
+/// first answer was lost opens a second one. The search reads an index that may
+/// show a new ticket minutes late (`super::search_lag`).
 pub fn find(incident_id: i64) -> Call {
     let query = format!("\"tag:'{}'\"", super::marker(incident_id));
     Call::get(format!(

@@ -179,14 +179,25 @@ pub struct Opening<'a> {
     pub description: String,
 }
 
-/// The configured tags, plus `tocsin` and the priority (`p1`), so helpdesk views can
-/// filter what Tocsin opened.
 /// The id Tocsin gives an incident's ticket on every platform, so a create whose
 /// answer was lost is found by it before it is retried.
 pub fn marker(incident_id: i64) -> String {
     format!("tocsin-{incident_id}")
 }
 
+/// How long a platform's lookup by [`marker`] may miss a ticket just created:
+/// Zendesk's `external_id` filter and ServiceNow's table query read the tickets
+/// themselves; Freshdesk's and Jira's searches read an index that follows them.
+pub fn search_lag(platform: Platform) -> TimeDelta {
+    match platform {
+        Platform::Zendesk | Platform::ServiceNow => TimeDelta::zero(),
+        Platform::Freshdesk => TimeDelta::minutes(5),
+        Platform::Jira => TimeDelta::minutes(1),
+    }
+}
+
+/// The configured tags, plus `tocsin` and the priority (`p1`), so helpdesk views can
+/// filter what Tocsin opened.
 fn tags(config: &TicketConfig, incident: &Incident) -> Vec<String> {
     let mut tags = config.tags.clone();
     for tag in [

@@ -41,6 +41,9 @@ pub struct Helpdesk {
     /// While set, a create is carried out but its answer is lost (504), as when a
     /// proxy times out after the platform committed.
     pub losing: Arc<AtomicBool>,
+    /// While set, Freshdesk's and Jira's searches do not see tickets yet, as their
+    /// search indexes lag behind a create.
+    pub unindexed: Arc<AtomicBool>,
     /// Created tickets by `platform/external id`, with the platform's answer.
     created: Arc<Mutex<Vec<(String, Value)>>>,
     next_id: Arc<AtomicI64>,
@@ -315,12 +318,14 @@ fn lookup(desk: &Helpdesk, platform: &str, path: &str, query: &str) -> Option<Va
         _ => return None,
     };
     let key = format!("{platform}/{external}");
+    let indexed =
+        !(desk.unindexed.load(Ordering::SeqCst) && matches!(platform, "freshdesk" | "jira"));
     let found = desk
         .created
         .lock()
         .unwrap()
         .iter()
-        .filter(|(created, _)| *created == key)
+        .filter(|(created, _)| indexed && *created == key)
         .map(|(_, reply)| reply.clone())
         .collect();
     Some(wrap(found))

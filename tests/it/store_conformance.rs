@@ -926,8 +926,22 @@ async fn ticket_calls_reach_each_ticket_in_order_and_tickets_are_found(
         },
         TicketOp {
             due_at: t0() + CLAIM_LEASE,
+            attempts: 1,
             ..ticket_op(TicketOpKind::Note, "note-1")
         }
+    );
+    // A claim whose process died is taken again after its lease, and the attempt it
+    // started counts: a create retried so is looked up first.
+    let again = store
+        .claim_ticket_ops(t0() + CLAIM_LEASE, CLAIM_LEASE, 10, "d4")
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|op| (op.id, op.attempts))
+            .collect::<Vec<_>>(),
+        [(next[0].id, 2)]
     );
 
     let ticket = Ticket {

@@ -20,7 +20,7 @@ impl<B: Backend> TicketStore for SqlStore<B> {
         claim: &str,
     ) -> Result<Vec<TicketOp>, StoreError> {
         let sql = Sql::new(format!(
-            "UPDATE ticket_ops SET status = 'sending', due_at = ?, claim = ? WHERE id IN \
+            "UPDATE ticket_ops SET status = 'sending', attempts = attempts + 1, due_at = ?, claim = ? WHERE id IN \
              (SELECT o.id FROM ticket_ops o WHERE o.status IN ('pending', 'sending') AND o.due_at <= ? \
               AND NOT EXISTS (SELECT 1 FROM ticket_ops p WHERE p.incident_id = o.incident_id \
                 AND p.platform = o.platform AND p.id < o.id AND p.status IN ('pending', 'sending')) \
@@ -61,7 +61,7 @@ impl<B: Backend> TicketStore for SqlStore<B> {
             Delivery::Failed { error } => ("failed", now, Some(error.clone())),
             Delivery::Cancelled => ("cancelled", now, None),
         };
-        let sql = Sql::new("UPDATE ticket_ops SET status = ?, attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?")
+        let sql = Sql::new("UPDATE ticket_ops SET status = ?, due_at = ?, last_error = ? WHERE id = ? AND status = 'sending' AND claim = ?")
             .arg(status)
             .arg(to_millis(due_at))
             .arg(error)
