@@ -59,10 +59,7 @@ pub fn create(config: &TicketConfig, opening: &Opening<'_>) -> Call {
 /// show a new ticket minutes late (`super::search_lag`).
 pub fn find(incident_id: i64) -> Call {
     let query = format!("\"tag:'{}'\"", super::marker(incident_id));
-    Call::get(format!(
-        "/api/v2/search/tickets?query={}",
-        percent_encoding::utf8_percent_encode(&query, percent_encoding::NON_ALPHANUMERIC)
-    ))
+    Call::search("/api/v2/search/tickets", &[("query", &query)])
 }
 
 /// `(id, reference)` of the ticket [`find`] found.

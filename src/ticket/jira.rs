@@ -63,10 +63,10 @@ pub fn find(config: &TicketConfig, incident_id: i64) -> Call {
         config.project.as_deref().unwrap_or_default(),
         super::marker(incident_id)
     );
-    Call::get(format!(
-        "/rest/api/2/search/jql?jql={}&fields=key&maxResults=1",
-        percent_encoding::utf8_percent_encode(&jql, percent_encoding::NON_ALPHANUMERIC)
-    ))
+    Call::search(
+        "/rest/api/2/search/jql",
+        &[("jql", &jql), ("fields", "key"), ("maxResults", "1")],
+    )
 }
 
 /// `(key, key)` of the issue [`find`] found.

@@ -74,6 +74,21 @@ impl Call {
             body: None,
         }
     }
+
+    /// A search: `path` with its query parameters, each value percent-encoded.
+    fn search(path: &str, params: &[(&str, &str)]) -> Self {
+        let query: Vec<String> = params
+            .iter()
+            .map(|(name, value)| {
+                let value = percent_encoding::utf8_percent_encode(
+                    value,
+                    percent_encoding::NON_ALPHANUMERIC,
+                );
+                format!("{name}={value}")
+            })
+            .collect();
+        Self::get(format!("{path}?{}", query.join("&")))
+    }
 }
 
 /// What a platform's webhook says happened to a ticket.
