@@ -67,6 +67,7 @@ impl Decider {
                         attempts: 0,
                         due_at: now,
                         deadline: now + settings.deadline,
+                        queued_at: now,
                     });
                 }
             }

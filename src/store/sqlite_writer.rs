@@ -353,7 +353,7 @@ fn bind(statement: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite
             Arg::Bool(value) => value,
             Arg::Texts(_) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
-                    "SQLite binds no list of texts: write the list out with `Sql::list`".into(),
+                    super::sql::NO_TEXT_LISTS.into(),
                 ));
             }
         };

@@ -129,4 +129,6 @@ pub struct TicketOp {
     pub attempts: i64,
     pub due_at: DateTime<Utc>,
     pub deadline: DateTime<Utc>,
+    /// When the change that called for it committed.
+    pub queued_at: DateTime<Utc>,
 }

@@ -268,9 +268,7 @@ impl Desk {
             found => found?,
         };
         let lag = super::search_lag(op.platform);
-        // The call was queued `deadline` before its deadline (pipeline/tickets.rs).
-        let queued_at = op.deadline - settings.deadline;
-        if found.is_none() && self.clock.now() < queued_at + lag {
+        if found.is_none() && self.clock.now() < op.queued_at + lag {
             return Err(NotifyError::Transient(format!(
                 "no {} ticket {} found yet; its search can take up to {} min to show a new ticket, so it is searched again before another is opened",
                 op.platform,

@@ -279,6 +279,7 @@ fn ticket_op(kind: TicketOpKind, step: &str) -> TicketOp {
         attempts: 0,
         due_at: t0(),
         deadline: t0() + TimeDelta::hours(1),
+        queued_at: t0(),
     }
 }
 

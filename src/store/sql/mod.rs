@@ -340,9 +340,13 @@ impl TextList for sqlx::postgres::PgArguments {
     }
 }
 
+/// Why SQLite's binders refuse [`Arg::Texts`].
+pub(super) const NO_TEXT_LISTS: &str =
+    "SQLite binds no list of texts: write the list out with `Sql::list`";
+
 impl TextList for sqlx::sqlite::SqliteArguments {
     fn add_texts(&mut self, _values: Vec<String>) -> Result<(), BoxDynError> {
-        Err("SQLite binds no list of texts: write the list out with `Sql::list`".into())
+        Err(NO_TEXT_LISTS.into())
     }
 }
 

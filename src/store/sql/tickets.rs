@@ -25,7 +25,7 @@ impl<B: Backend> TicketStore for SqlStore<B> {
               AND NOT EXISTS (SELECT 1 FROM ticket_ops p WHERE p.incident_id = o.incident_id \
                 AND p.platform = o.platform AND p.id < o.id AND p.status IN ('pending', 'sending')) \
               ORDER BY o.id LIMIT ?{}) \
-             RETURNING id, incident_id, platform, kind, step, body, attempts, due_at, deadline",
+             RETURNING id, incident_id, platform, kind, step, body, attempts, due_at, deadline, created_at",
             B::CLAIM_LOCK
         ))
         .arg(to_millis(now + lease))
@@ -43,6 +43,7 @@ impl<B: Backend> TicketStore for SqlStore<B> {
                 attempts: row.int("attempts")?,
                 due_at: row.time("due_at")?,
                 deadline: row.time("deadline")?,
+                queued_at: row.time("created_at")?,
             })
         })
         .await
@@ -150,7 +151,7 @@ pub(super) fn insert_ticket_ops(ops: &[TicketOp]) -> Sql {
             .bind(op.attempts)
             .bind(to_millis(op.due_at))
             .bind(to_millis(op.deadline))
-            .bind(to_millis(op.due_at));
+            .bind(to_millis(op.queued_at));
     });
     sql.push(" ON CONFLICT DO NOTHING;");
     sql
