@@ -72,9 +72,10 @@ struct TocsinChange {
     details: Option<serde_json::Value>,
 }
 
-/// A link as a plain URL or as `{"href", "text"}`.
+/// A link as a plain URL or as `{"href", "text"}`. The refusal names both shapes
+/// instead of serde's "did not match any variant of untagged enum".
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a link is a URL string or {\"href\": URL, \"text\": label}")]
 enum LinkField {
     Url(String),
     Link(ChangeLink),
@@ -220,5 +221,16 @@ mod tests {
             .err()
             .map(|e| e.detail());
         assert!(empty.is_some_and(|d| d.contains("summary")));
+    }
+
+    #[test]
+    fn a_link_of_neither_shape_is_refused_with_both_shapes_named() {
+        let detail = tocsin(br#"{"summary":"deploy","source":"ci","links":[7]}"#, now())
+            .err()
+            .map(|e| e.detail())
+            .unwrap_or_default();
+        assert!(detail.starts_with("links[0]: "), "{detail}");
+        assert!(detail.contains(r#"a URL string or {"href""#), "{detail}");
+        assert!(!detail.contains("untagged enum"), "{detail}");
     }
 }
