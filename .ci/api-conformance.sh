@@ -62,7 +62,7 @@ curl -fsS "$base/readyz" >/dev/null || { cat "$work/tocsin.log" >&2; echo "api-c
 # two cores) and a failure reproducible; the seed moves only by hand.
 st() {
   "$venv/bin/st" run "$base/api/v1/openapi.json" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --max-examples "${TOCSIN_ST_EXAMPLES:-20}" \
     --seed "${TOCSIN_ST_SEED:-19}" \
     --workers 2 \
