@@ -869,11 +869,14 @@ impl Writer {
                 let since = crate::runbook::guard::Guard::since(&self.decider.config.runbooks, now);
                 self.decider.guard.prune(since);
                 self.publish(effects);
-                for reply in replies {
-                    reply(true);
-                }
+                // Marked before the tick is answered: a replica ticking as soon as
+                // this pass returns must see it, or it passes too (one round trip,
+                // once a period, for the requests sharing the batch).
                 if passing {
                     self.mark_timer_pass(now).await;
+                }
+                for reply in replies {
+                    reply(true);
                 }
             }
             Err(error) => {
