@@ -17,7 +17,6 @@ use crate::templates::Templates;
 use crate::tls::Certificates;
 use anyhow::Context;
 use axum::Router;
-use futures_util::future::Either;
 use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -305,6 +304,7 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     let listen = config.listen;
+    let client_timeout = config.client_timeout;
     if let Some(refusal) = config.exposure_refusal() {
         anyhow::bail!(refusal);
     }
@@ -350,23 +350,13 @@ pub async fn serve(
             stopping.notify_one();
         }
     };
-    let serving = match certificates {
-        None => Either::Left(
-            axum::serve(listener, router)
-                .with_graceful_shutdown(signal)
-                .into_future(),
-        ),
-        Some(certificates) => Either::Right(async move {
-            crate::tls::serve(listener, router, certificates, signal).await;
-            Ok::<(), std::io::Error>(())
-        }),
-    };
+    let serving = crate::server::serve(listener, router, certificates, client_timeout, signal);
     // A dead task ends the process at once: waiting for in-flight requests would
     // only hold answers the dead writer can never give. A stop waits for requests in
     // flight, but not for connections that never end by themselves (the dashboard's
     // live stream), so a supervisor's stop never runs into its kill timeout.
     tokio::select! {
-        served = serving => served.context("the HTTP server failed")?,
+        () = serving => {}
         () = fatal.tripped() => {
             anyhow::bail!("{}", fatal.reason().unwrap_or("a background task died"));
         }

@@ -42,8 +42,13 @@ pub fn reload(config: &SharedConfig, path: Option<&Path>) -> Result<String, Conf
     let mut fresh = load(path)?;
     let running = config.load_full();
     let mut note = format!("reloaded {}", path.display());
-    if fresh.listen != running.listen || fresh.storage_url != running.storage_url {
-        note.push_str("; server.listen and storage.url take effect at the next restart");
+    if fresh.listen != running.listen
+        || fresh.storage_url != running.storage_url
+        || fresh.client_timeout != running.client_timeout
+    {
+        note.push_str(
+            "; server.listen, server.client_timeout and storage.url take effect at the next restart",
+        );
     }
     // Console overrides live in the store, not the file: the mirror carries over.
     fresh.directory.stored = running.directory.stored.clone();

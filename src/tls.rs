@@ -1,22 +1,17 @@
 //! Native HTTPS (`[server] tls_cert`, `tls_key`): the PEM files become a rustls
-//! server configuration, served with hyper's HTTP/1 + HTTP/2 connection builder.
+//! server configuration, and each accepted connection's handshake (`server.rs` serves
+//! it with hyper's HTTP/1 + HTTP/2 connection builder).
 //! SIGHUP swaps in a fresh configuration: connections already open keep theirs,
 //! new handshakes get the new certificate.
 
 use arc_swap::ArcSwap;
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const CERT_KEY: &str = "server.tls_cert";
 const KEY_KEY: &str = "server.tls_key";
@@ -185,77 +180,20 @@ impl Certificates {
         Ok(())
     }
 
-    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.current.load_full())
     }
 }
 
-/// Serves `router` over TLS until `shutdown` completes, then stops accepting and
-/// waits for the open connections to finish the requests they are serving.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    certificates: Arc<Certificates>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let connections = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let connection = connection(
-                    stream,
-                    certificates.acceptor(),
-                    router.clone(),
-                    connections.watcher(),
-                );
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%peer, "HTTPS connection ended: {error}");
-                    }
-                });
-            }
-            Err(error) => pause_after(error).await,
-        }
-    }
-    drop(listener);
-    connections.shutdown().await;
-}
-
-async fn connection(
+/// The TLS handshake on an accepted connection, bounded by [`HANDSHAKE_TIMEOUT`].
+pub async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
     stream: TcpStream,
-    acceptor: tokio_rustls::TlsAcceptor,
-    router: Router,
-    watcher: Watcher,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    // A handshake is several small flights: with Nagle's algorithm, the peer's
-    // delayed ACK held one back ~40 ms in every other test run.
-    stream.set_nodelay(true)?;
-    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
         .await
-        .map_err(|_| "the TLS handshake took over 10 s")?
-        .map_err(|error| format!("TLS handshake failed (is the client using http://?): {error}"))?;
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let serving = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
-    watcher.watch(serving).await
-}
-
-/// Same policy as `axum::serve`: a client that gave up is nothing; anything else
-/// (out of file descriptors) is logged and retried after a pause.
-async fn pause_after(error: std::io::Error) {
-    use std::io::ErrorKind;
-    if matches!(
-        error.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!("cannot accept a connection: {error}; retrying in 1 s");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+        .map_err(|_| "the TLS handshake took over 10 s".to_string())?
+        .map_err(|error| format!("TLS handshake failed (is the client using http://?): {error}"))
 }
 
 #[cfg(test)]

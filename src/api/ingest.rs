@@ -158,7 +158,7 @@ async fn accept(
         rate_limit()?;
     }
     check_content_type(kind, headers)?;
-    let body = read_body(body, config.max_body_bytes).await?;
+    let body = read_body(body, declared_length(headers), config.max_body_bytes).await?;
     let signature = match &source.signature {
         Some(signature) => Some(
             crate::webhook_auth::verify(signature, headers, &body, state.clock.now()).map_err(
@@ -286,43 +286,70 @@ fn check_content_type(kind: SourceKind, headers: &HeaderMap) -> Result<(), Refus
     ))
 }
 
+/// The body's declared `Content-Length`, when it is a number.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Reads at most `limit` bytes. Past it, discards the rest (bounded in size and
 /// time) so a client that writes its whole body before reading still sees the 413.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Refusal> {
+/// A body declared larger is not waited for: it is only drained.
+async fn read_body(body: Body, declared: Option<u64>, limit: usize) -> Result<Bytes, Refusal> {
     let mut body = body;
-    let mut buffer = Vec::new();
-    let unreadable = |error: axum::Error| {
+    let too_large = || {
         Refusal::new(
-            "invalid",
-            StatusCode::BAD_REQUEST,
-            "unreadable body",
-            format!("the body could not be read: {error}"),
+            "too_large",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload too large",
+            format!(
+                "the body is larger than server.max_body_bytes ({limit} bytes); send fewer alerts per request"
+            ),
         )
     };
+    let cap = limit.saturating_mul(DRAIN_FACTOR);
+    if declared.is_some_and(|length| length > limit as u64) {
+        drain(body, 0, cap).await;
+        return Err(too_large());
+    }
+    let mut buffer = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(unreadable)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
         if buffer.len() + data.len() > limit {
-            drain(
-                body,
-                buffer.len() + data.len(),
-                limit.saturating_mul(DRAIN_FACTOR),
-            )
-            .await;
-            return Err(Refusal::new(
-                "too_large",
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload too large",
-                format!(
-                    "the body is larger than server.max_body_bytes ({limit} bytes); send fewer alerts per request"
-                ),
-            ));
+            drain(body, buffer.len() + data.len(), cap).await;
+            return Err(too_large());
         }
         buffer.extend_from_slice(&data);
     }
     Ok(Bytes::from(buffer))
+}
+
+/// A body that stopped arriving (`server.client_timeout`, enforced by the listener)
+/// is 408; one that broke off is 400.
+fn unreadable(error: axum::Error) -> Refusal {
+    let stalled = std::error::Error::source(&error)
+        .is_some_and(|source| source.is::<tower_http::timeout::TimeoutError>());
+    if stalled {
+        return Refusal::new(
+            "invalid",
+            StatusCode::REQUEST_TIMEOUT,
+            "request timeout",
+            "the body stopped arriving for longer than server.client_timeout; send it whole, at once",
+        );
+    }
+    Refusal::new(
+        "invalid",
+        StatusCode::BAD_REQUEST,
+        "unreadable body",
+        format!("the body could not be read: {error}"),
+    )
 }
 
 async fn drain(mut body: Body, mut seen: usize, cap: usize) {

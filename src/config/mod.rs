@@ -153,6 +153,9 @@ pub struct Config {
     pub public_url: String,
     pub max_body_bytes: usize,
     pub ack_link_ttl: TimeDelta,
+    /// `[server] client_timeout`: a request's headers, and each next piece of its
+    /// body, arrive within this or the connection is closed (read at start).
+    pub client_timeout: std::time::Duration,
     /// `[server] tls_cert` and `tls_key`: HTTPS only when set.
     pub tls: Option<crate::tls::TlsFiles>,
     pub storage_url: String,
@@ -584,6 +587,16 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         .unwrap_or_default();
 
     let ack_link_ttl = check.duration("server.ack_link_ttl", &raw.server.ack_link_ttl);
+    let client_timeout = check
+        .duration("server.client_timeout", &raw.server.client_timeout)
+        .to_std()
+        .unwrap_or_default();
+    if client_timeout.is_zero() && parse_duration(&raw.server.client_timeout).is_ok() {
+        check.error(
+            "server.client_timeout",
+            "must be more than 0s: a client would have no time to send its request",
+        );
+    }
     let tls = tls_files(&raw.server, &mut check);
     let api_tokens = api_tokens(&raw.api, &mut check);
     let sources = sources(&raw.sources, &mut check);
@@ -720,6 +733,7 @@ fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Config {
         public_url: raw.server.public_url.trim_end_matches('/').to_string(),
         max_body_bytes: usize::try_from(raw.server.max_body_bytes).unwrap_or(usize::MAX),
         ack_link_ttl,
+        client_timeout,
         tls,
         storage_url,
         write_timeout,

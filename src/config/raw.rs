@@ -15,6 +15,9 @@ pub struct RawServer {
     /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS only.
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    /// How long a client may take over its request headers (or leave a keep-alive
+    /// connection idle), and go without sending any of its body.
+    pub client_timeout: String,
 }
 
 impl Default for RawServer {
@@ -26,6 +29,7 @@ impl Default for RawServer {
             ack_link_ttl: "24h".into(),
             tls_cert: None,
             tls_key: None,
+            client_timeout: "75s".into(),
         }
     }
 }

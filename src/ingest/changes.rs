@@ -75,7 +75,10 @@ struct TocsinChange {
 /// A link as a plain URL or as `{"href", "text"}`. The refusal names both shapes
 /// instead of serde's "did not match any variant of untagged enum".
 #[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "a link is a URL string or {\"href\": URL, \"text\": label}")]
+#[serde(
+    untagged,
+    expecting = "a link is a URL string or {\"href\": URL, \"text\": label}"
+)]
 enum LinkField {
     Url(String),
     Link(ChangeLink),

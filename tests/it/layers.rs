@@ -41,6 +41,7 @@ const OUTER: &[&str] = &[
     "report",
     "runbook",
     "scheduler",
+    "server",
     "simulate",
     "store",
     "supervise",

@@ -629,3 +629,79 @@ fn version_names_the_commit_it_was_built_from() {
         _ => println!("skipped the commit check: not a git checkout"),
     }
 }
+
+/// What a slow or stalled client gets from `server.client_timeout` (1 s here): a
+/// connection whose request headers never end is closed, a body that stops
+/// arriving is 408, and a body declared past `max_body_bytes` is 413 after the
+/// bounded drain without waiting for bytes that never come (spec §10).
+#[tokio::test]
+async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = project_dir();
+    let file = dir.path().join("config/tocsin.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("client_timeout = \"75s\""),
+        "the shipped default"
+    );
+    std::fs::write(
+        &file,
+        text.replace("client_timeout = \"75s\"", "client_timeout = \"1s\""),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut daemon = serve(dir.path(), port);
+    let client = crate::harness::client();
+    wait_ready(&client, &format!("http://127.0.0.1:{port}")).await;
+
+    // Everything the server says before closing, or None if it held on for 20 s.
+    let exchange = |request: &'static [u8]| async move {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            let _ = stream.read_to_end(&mut answer).await;
+        })
+        .await
+        .ok()
+        .map(|()| String::from_utf8_lossy(&answer).into_owned())
+    };
+    let unfinished_headers = exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    let stalled_body = exchange(
+        b"POST /api/v1/ingest/generic HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-ingest-token\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"resource\":",
+    );
+    let declared_huge = exchange(
+        b"POST /api/v1/ingest/generic HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-ingest-token\r\nContent-Type: application/json\r\nContent-Length: 2000000000\r\n\r\n",
+    );
+    let (unfinished_headers, stalled_body, declared_huge) =
+        tokio::join!(unfinished_headers, stalled_body, declared_huge);
+
+    // The daemon still serves, and nothing was stored from either body.
+    let alerts: Value = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/alerts"))
+        .bearer_auth("dev-admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+
+    let closed = unfinished_headers.expect("a connection without its headers is closed");
+    assert!(!closed.contains("200 OK"), "{closed}");
+    let stalled = stalled_body.expect("a stalled body is answered");
+    assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
+    assert!(stalled.contains("server.client_timeout"), "{stalled}");
+    let huge = declared_huge.expect("a body declared too large is answered");
+    assert!(huge.starts_with("HTTP/1.1 413"), "{huge}");
+    assert!(huge.contains("max_body_bytes"), "{huge}");
+    assert_eq!(
+        alerts["items"].as_array().map(Vec::len),
+        Some(0),
+        "{alerts}"
+    );
+}
