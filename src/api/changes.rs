@@ -42,9 +42,10 @@ pub async fn enqueue(
     let header_ok =
         presented_token(&headers, query.as_deref()).is_some_and(|token| matches(Some(&token)));
     let event = changes::pagerduty(&body, state.clock.now());
-    let routing_ok = event
-        .as_ref()
-        .is_ok_and(|event| matches(event.routing_key.as_deref()));
+    let routing_ok = match &event {
+        Ok(event) => matches(event.routing_key.as_deref()),
+        Err(_) => matches(super::ingest::routing_key_of(&body).as_deref()),
+    };
     if !header_ok && !routing_ok {
         return Err(unauthorized(
             "the [sources.pagerduty] token (as routing_key, Bearer or ?token=)",

@@ -227,8 +227,9 @@ async fn accept(
     })
 }
 
-/// The `routing_key` of a body that may be invalid otherwise.
-fn routing_key_of(body: &[u8]) -> Option<String> {
+/// The `routing_key` of a body that may be invalid otherwise: a sender proven by it
+/// hears what is wrong with its body (400), not that its key is (401).
+pub(super) fn routing_key_of(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct RoutingKey {
         routing_key: Option<String>,

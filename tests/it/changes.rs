@@ -122,6 +122,20 @@ async fn change_events_need_a_token_and_a_valid_body() {
         post(&tocsin, "/v2/change/enqueue", None, &wrong).await.0,
         401
     );
+    // Proven by its routing key, a sender hears what is wrong with its body.
+    let mut broken = pagerduty_change("api-3", "2026-11-29T02:50:00Z");
+    broken["links"] = json!([1]);
+    let (status, answer) = post(&tocsin, "/v2/change/enqueue", None, &broken).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("links"),
+        "{answer}"
+    );
+    broken["routing_key"] = json!("not-the-key");
+    assert_eq!(
+        post(&tocsin, "/v2/change/enqueue", None, &broken).await.0,
+        401
+    );
     let change = json!({"summary": "deploy", "source": "ci"});
     assert_eq!(post(&tocsin, "/api/v1/changes", None, &change).await.0, 401);
     assert_eq!(
