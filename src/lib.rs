@@ -55,6 +55,7 @@ pub mod report;
 pub mod rules;
 pub mod runbook;
 pub mod scheduler;
+pub mod serde_text;
 pub mod server;
 pub mod silence;
 pub mod simulate;

@@ -99,7 +99,7 @@ pub async fn json_errors(response: Response) -> Response {
             "this route does not take that method; see /api/v1/openapi.json".to_string()
         }
         _ if text.is_empty() => "see /api/v1/openapi.json for what this route takes".into(),
-        _ => text,
+        _ => crate::serde_text::readable(&text),
     };
     let error = status
         .canonical_reason()

@@ -517,7 +517,7 @@ fn section<T: DeserializeOwned>(
             errors.push(ConfigError {
                 path,
                 line: None,
-                message: error.into_inner().to_string(),
+                message: crate::serde_text::readable(&error.into_inner().to_string()),
             });
         }
     }

@@ -262,7 +262,7 @@ pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestError> {
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        let message = format!("invalid JSON: {inner}");
+        let message = crate::serde_text::readable(&format!("invalid JSON: {inner}"));
         if path == "." || path == "?" || path.is_empty() {
             IngestError::body(message)
         } else {

@@ -425,3 +425,61 @@ async fn rejections_axum_writes_itself_are_json_too() {
         );
     }
 }
+
+/// A refusal names what to send, never a Rust type: the bodies below once answered
+/// "expected struct GenericAlert", "struct Webhook with 9 elements", "struct
+/// NoteBody with 2 elements", "expected i64", "duplicate field" (review).
+#[tokio::test]
+async fn refusals_name_no_rust_types() {
+    let tocsin = Harness::start("").await;
+    let opened = tocsin
+        .ingest_ok("generic", &generic("db-01", "postgres", "critical"))
+        .await;
+    let id = &opened["alerts"][0]["incident_id"];
+    let refusals = [
+        ("/api/v1/ingest/generic", INGEST_TOKEN, "null".to_string()),
+        ("/api/v1/ingest/alertmanager", INGEST_TOKEN, "[]".into()),
+        (
+            "/api/v1/ingest/pagerduty",
+            "e93facc04764012d7bfb002500d5d1a6",
+            "null".into(),
+        ),
+        ("/api/v1/changes", INGEST_TOKEN, "null".into()),
+        (&*format!("/api/v1/incidents/{id}/ack"), ADMIN, "[]".into()),
+        ("/api/v1/silences", ADMIN, "[]".into()),
+        (
+            "/api/v1/runbooks/diagnostics/run",
+            ADMIN,
+            r#"{"incident_id":"1"}"#.into(),
+        ),
+    ];
+    for (path, token, body) in refusals {
+        let (status, answer) = post(
+            &tocsin,
+            path,
+            Some("application/json"),
+            Some(token),
+            body.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!(status, 400, "{path} {body}: {answer}");
+        let detail = answer["detail"].as_str().unwrap_or_default();
+        for leak in ["struct ", "enum ", "i64", "u64", "elements", "target type"] {
+            assert!(!detail.contains(leak), "{path} {body}: {detail}");
+        }
+    }
+    let duplicated: Value = tocsin
+        .client
+        .get(format!("{}/api/v1/alerts?limit=1&limit=2", tocsin.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        duplicated["detail"],
+        "the query string gives `limit` more than once; give it once"
+    );
+}

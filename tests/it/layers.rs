@@ -41,6 +41,7 @@ const OUTER: &[&str] = &[
     "report",
     "runbook",
     "scheduler",
+    "serde_text",
     "server",
     "simulate",
     "store",
