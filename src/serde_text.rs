@@ -47,6 +47,8 @@ const REWRITES: &[(&str, &str)] = &[
     ),
     (r"expected (?:f32|f64)\b", "expected a number"),
     (r" as [iu](?:8|16|32|64|128|size)\b", ""),
+    // toml repeats the key the error's path already names, on a line of its own.
+    (r"\s*\nin `[^`]*`\s*$", ""),
 ];
 
 static COMPILED: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
