@@ -155,6 +155,11 @@ const MAX_LABELS: usize = 64;
 const MAX_LABEL_NAME_BYTES: usize = 128;
 const MAX_LABEL_VALUE_BYTES: usize = 1024;
 const MAX_SUMMARY_CHARS: usize = 1024;
+/// A resource or check is a name (it titles the incident and every page), held to
+/// a label value's limit: a 500 KB host name made a 2 MB page email.
+const MAX_NAME_BYTES: usize = 1024;
+/// Longer links are dropped like links that are not `http(s)`.
+const MAX_LINK_BYTES: usize = 2048;
 
 /// Holds an alert to the limits of SPEC §11: identities and labels over them are
 /// refused (naming the field), a long summary is cut, and links that are not
@@ -183,6 +188,17 @@ fn bound(alert: &mut Alert) -> Result<(), IngestError> {
                 alert.dedup_key.len()
             ),
         ));
+    }
+    for (field, name) in [("resource", &alert.resource), ("check", &alert.check)] {
+        if name.len() > MAX_NAME_BYTES {
+            return Err(IngestError::field(
+                field,
+                format!(
+                    "is {} bytes; send at most {MAX_NAME_BYTES} (a name, not a description: put long text in summary or details)",
+                    name.len()
+                ),
+            ));
+        }
     }
     if alert.labels.len() > MAX_LABELS {
         return Err(IngestError::field(
@@ -215,7 +231,9 @@ fn bound(alert: &mut Alert) -> Result<(), IngestError> {
         cut.push('…');
         alert.summary = cut;
     }
-    alert.links.retain(|link| is_web_link(link));
+    alert
+        .links
+        .retain(|link| is_web_link(link) && link.len() <= MAX_LINK_BYTES);
     Ok(())
 }
 

@@ -330,7 +330,7 @@ async fn a_private_dashboard_needs_a_token_and_keeps_a_session_not_the_token_in_
 }
 
 #[tokio::test]
-async fn oversized_identities_and_labels_are_refused_naming_the_field() {
+async fn oversized_identities_names_and_labels_are_refused_naming_the_field() {
     let tocsin = Harness::start("").await;
     let refused = |body: Value| {
         let tocsin = &tocsin;
@@ -357,6 +357,11 @@ async fn oversized_identities_and_labels_are_refused_naming_the_field() {
     let mut long_value = base.clone();
     long_value["labels"] = json!({ "team": "v".repeat(1025) });
     assert!(refused(long_value).await.contains("labels.team"));
+    for field in ["resource", "check"] {
+        let mut long = base.clone();
+        long[field] = json!("h".repeat(1025));
+        assert!(refused(long).await.starts_with(field));
+    }
     assert!(tocsin.alerts().await.is_empty(), "nothing refused is kept");
 
     let mut long_summary = base.clone();
@@ -364,7 +369,8 @@ async fn oversized_identities_and_labels_are_refused_naming_the_field() {
     long_summary["links"] = json!([
         "javascript:alert(1)",
         "https://grafana.example.net/d/x",
-        "JaVaScRiPt:x"
+        "JaVaScRiPt:x",
+        format!("https://example.net/{}", "a".repeat(2048))
     ]);
     tocsin
         .ingest_ok("generic", long_summary.to_string().as_bytes())
