@@ -452,13 +452,15 @@ impl Decider {
                     "runbook {name:?} does not exist; GET /api/v1/runbooks lists them"
                 ))
             })?;
-        let params = runbook
-            .validate(values)
-            .map_err(|why| PipelineError::Invalid(why.to_string()))?;
+        // An incident that does not exist is the caller's first mistake, not the
+        // parameters it would have supplied.
         let priority = match incident_id {
             Some(id) => self.priority_of(id, batch)?,
             None => String::new(),
         };
+        let params = runbook
+            .validate(values)
+            .map_err(|why| PipelineError::Invalid(why.to_string()))?;
         self.guard.check_by_hand(runbook, now).map_err(|why| {
             PipelineError::NotPossible(format!("runbook {name} cannot start now: {why}"))
         })?;

@@ -989,6 +989,16 @@ async fn runbooks_can_be_run_by_hand_and_bad_requests_are_refused() {
         .await;
     assert_eq!(status, 400);
     assert!(error["detail"].as_str().unwrap().contains("parameter host"));
+    // An incident that does not exist is said first, not the parameters.
+    let (status, error) = tocsin
+        .post_as(
+            RESPONDER,
+            "/api/v1/runbooks/restart-service/run",
+            json!({ "incident_id": 999_999 }),
+        )
+        .await;
+    assert_eq!(status, 404, "{error}");
+    assert!(error["detail"].as_str().unwrap().contains("999999"), "{error}");
     let (status, _) = tocsin
         .post_as(
             crate::harness::VIEWER,
