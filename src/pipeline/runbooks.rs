@@ -328,8 +328,16 @@ impl Decider {
         name: &str,
         batch: &WriteBatch,
     ) -> PipelineError {
+        let known = self
+            .config
+            .runbooks
+            .iter()
+            .any(|runbook| runbook.name == name);
         match self.priority_of(incident_id, batch) {
             Err(error) => error,
+            Ok(_) if !known => PipelineError::Missing(format!(
+                "runbook {name:?} does not exist; GET /api/v1/runbooks lists them"
+            )),
             Ok(_) => PipelineError::NotPossible(format!(
                 "no run of runbook {name} waits for approval on incident {incident_id}: it was approved, expired or never proposed (the incident's timeline says which)"
             )),

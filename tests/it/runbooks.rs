@@ -423,6 +423,9 @@ async fn an_alert_cannot_choose_where_a_password_goes_nor_whose_it_resets() {
         .post_as(crate::harness::VIEWER, &approve, json!({}))
         .await;
     assert_eq!(status, 403, "{reply}");
+    let unknown = format!("/api/v1/incidents/{id}/runbooks/nope/approve");
+    let (status, reply) = tocsin.post_as(RESPONDER, &unknown, json!({})).await;
+    assert_eq!(status, 404, "a runbook that does not exist: {reply}");
     let (status, reply) = tocsin.post_as(RESPONDER, &approve, json!({})).await;
     assert_eq!(status, 202, "{reply}");
     assert!(reply["run_id"].is_i64());
@@ -998,7 +1001,10 @@ async fn runbooks_can_be_run_by_hand_and_bad_requests_are_refused() {
         )
         .await;
     assert_eq!(status, 404, "{error}");
-    assert!(error["detail"].as_str().unwrap().contains("999999"), "{error}");
+    assert!(
+        error["detail"].as_str().unwrap().contains("999999"),
+        "{error}"
+    );
     let (status, _) = tocsin
         .post_as(
             crate::harness::VIEWER,
