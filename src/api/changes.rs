@@ -52,6 +52,7 @@ pub async fn enqueue(
         ));
     }
     limit_sender(&state, SourceKind::Pagerduty)?;
+    json_only(&headers)?;
     let event = event.map_err(|error| ApiError::bad_request("invalid event", error.detail()))?;
     refuse_unscoped(&event.change, false)?;
     state
@@ -62,6 +63,18 @@ pub async fn enqueue(
         StatusCode::ACCEPTED,
         Json(json!({ "status": "success", "message": "Change event processed" })),
     ))
+}
+
+/// Change events are JSON: any other declared type is 415, as on the ingest routes.
+fn json_only(headers: &HeaderMap) -> Result<(), ApiError> {
+    match super::ingest::declared_type(headers) {
+        Some(declared) if !super::ingest::is_json(&declared) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported content type",
+            format!("Content-Type {declared:?} cannot be read here; send application/json"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `POST /api/v1/changes`: a sender's ingest token or a responder's API token.
@@ -99,6 +112,7 @@ pub async fn create(
             limit_sender(&state, kind)?;
         }
     }
+    json_only(&headers)?;
     let change = changes::tocsin(&body, state.clock.now())
         .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
     refuse_unscoped(&change, responder)?;

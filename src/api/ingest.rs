@@ -257,21 +257,11 @@ fn unauthorized(kind: SourceKind, presented: bool) -> Refusal {
 /// JSON endpoints take `application/json` and `*+json`; the form-capable senders also
 /// take forms. No declared type is read as JSON.
 fn check_content_type(kind: SourceKind, headers: &HeaderMap) -> Result<(), Refusal> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+    let Some(declared) = declared_type(headers) else {
         return Ok(());
     };
-    let declared = value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let json = declared == "application/json"
-        || (declared.starts_with("application/") && declared.ends_with("+json"));
     let form = declared == "application/x-www-form-urlencoded";
-    if json || (form && kind.accepts_form()) {
+    if is_json(&declared) || (form && kind.accepts_form()) {
         return Ok(());
     }
     let accepted = if kind.accepts_form() {
@@ -285,6 +275,28 @@ fn check_content_type(kind: SourceKind, headers: &HeaderMap) -> Result<(), Refus
         "unsupported content type",
         format!("Content-Type {declared:?} cannot be read here; send {accepted}"),
     ))
+}
+
+/// The declared `Content-Type` without its parameters, lowercased; `None` when
+/// there is none (read as JSON).
+pub(super) fn declared_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?;
+    Some(
+        value
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+/// `application/json` or an `application/…+json` type.
+pub(super) fn is_json(declared: &str) -> bool {
+    declared == "application/json"
+        || (declared.starts_with("application/") && declared.ends_with("+json"))
 }
 
 /// The body's declared `Content-Length`, when it is a number.

@@ -138,6 +138,19 @@ async fn change_events_need_a_token_and_a_valid_body() {
     );
     let change = json!({"summary": "deploy", "source": "ci"});
     assert_eq!(post(&tocsin, "/api/v1/changes", None, &change).await.0, 401);
+    for path in ["/api/v1/changes", "/v2/change/enqueue"] {
+        let typed = tocsin
+            .client
+            .post(format!("{}{path}", tocsin.url))
+            .bearer_auth(RESPONDER)
+            .header("content-type", "text/plain")
+            .body(pagerduty_change("api-3", "2026-11-29T02:50:00Z").to_string())
+            .send()
+            .await
+            .unwrap();
+        // The PagerDuty route's sender is proven by the body's routing key.
+        assert_eq!(typed.status().as_u16(), 415, "{path}");
+    }
     assert_eq!(
         post(&tocsin, "/api/v1/changes", Some(VIEWER), &change)
             .await
