@@ -503,23 +503,53 @@ fn section<T: DeserializeOwned>(
     errors: &mut Vec<ConfigError>,
     slot: &mut T,
 ) {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(parsed) => *slot = parsed,
-        Err(error) => {
-            let inner = error.path().to_string();
-            let path = if inner == "." || inner.is_empty() {
-                key.to_string()
-            } else if inner.starts_with('[') {
-                format!("{key}{inner}")
-            } else {
-                format!("{key}.{inner}")
-            };
-            errors.push(ConfigError {
-                path,
-                line: None,
-                message: crate::serde_text::readable(&error.into_inner().to_string()),
-            });
+    let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        Ok(parsed) => {
+            *slot = parsed;
+            return;
         }
+        Err(error) => error,
+    };
+    // Serde stops at a section's first bad key. Every key of a table section is read
+    // again on its own (the others take their defaults), so one run names each bad
+    // key, and the good ones are kept to be checked further (spec §10).
+    if let toml::Value::Table(table) = value {
+        let mut good = toml::Table::new();
+        let mut bad = Vec::new();
+        for (name, entry) in table {
+            let alone = toml::Table::from_iter([(name.clone(), entry.clone())]);
+            match serde_path_to_error::deserialize::<_, T>(toml::Value::Table(alone)) {
+                // A required key the others hold ("missing field") is not this key's.
+                Err(error) if error.path().iter().next().is_some() => bad.push(error),
+                _ => {
+                    good.insert(name, entry);
+                }
+            }
+        }
+        if !bad.is_empty() {
+            errors.extend(bad.into_iter().map(|error| section_error(key, error)));
+            if let Ok(parsed) = serde_path_to_error::deserialize::<_, T>(toml::Value::Table(good)) {
+                *slot = parsed;
+            }
+            return;
+        }
+    }
+    errors.push(section_error(key, error));
+}
+
+fn section_error(key: &str, error: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let inner = error.path().to_string();
+    let path = if inner == "." || inner.is_empty() {
+        key.to_string()
+    } else if inner.starts_with('[') {
+        format!("{key}{inner}")
+    } else {
+        format!("{key}.{inner}")
+    };
+    ConfigError {
+        path,
+        line: None,
+        message: crate::serde_text::readable(&error.into_inner().to_string()),
     }
 }
 
@@ -1745,6 +1775,7 @@ listen = "nowhere"
 
 [incidents]
 group_window = "5 minutes"
+auto_open = "P1"
 
 [[users]]
 id = "alice"
@@ -1769,13 +1800,20 @@ priority = "P9"
                 .unwrap_or_else(|| panic!("no error at {path}: {errors:?}"))
         };
         assert_eq!(find("server.listen").line, Some(2));
+        // A key of the wrong type does not hide its section's other errors.
         assert_eq!(find("incidents.group_window").line, Some(5));
+        let auto_open = find("incidents.auto_open");
+        assert_eq!(auto_open.line, Some(6));
+        assert!(
+            auto_open.message.contains("expected a sequence"),
+            "{auto_open:?}"
+        );
         let ghost = find("escalation_policies[0].tiers[1].targets[0]");
         assert_eq!(ghost.message, "unknown user \"ghost\"");
-        assert_eq!(ghost.line, Some(14));
-        assert_eq!(find("rules[0].match[0]").line, Some(19));
-        assert_eq!(find("rules[0].priority").line, Some(20));
-        assert_eq!(errors.len(), 5);
+        assert_eq!(ghost.line, Some(15));
+        assert_eq!(find("rules[0].match[0]").line, Some(20));
+        assert_eq!(find("rules[0].priority").line, Some(21));
+        assert_eq!(errors.len(), 6, "{errors:?}");
     }
 
     #[test]
