@@ -37,8 +37,14 @@ const REWRITES: &[(&str, &str)] = &[
         r"expected enum \w+",
         "expected one of the documented values",
     ),
+    (r"expected u8\b", "expected a whole number from 0 to 255"),
+    (r"expected u16\b", "expected a whole number from 0 to 65535"),
     (
-        r"expected (?:u8|u16|u32|u64|u128|usize)\b",
+        r"expected u32\b",
+        "expected a whole number from 0 to 4294967295",
+    ),
+    (
+        r"expected (?:u64|u128|usize)\b",
         "expected a whole number, 0 or more",
     ),
     (
@@ -94,6 +100,10 @@ mod tests {
             (
                 "invalid value: integer `-1`, expected u64",
                 "invalid value: integer `-1`, expected a whole number, 0 or more",
+            ),
+            (
+                "invalid value: integer `70000`, expected u16",
+                "invalid value: integer `70000`, expected a whole number from 0 to 65535",
             ),
             (
                 "Failed to deserialize query string: duplicate field `limit`",

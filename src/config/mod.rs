@@ -383,8 +383,24 @@ fn build(text: &str, lookup: &Lookup<'_>, errors: &mut Vec<ConfigError>) -> Opti
     for (key, value) in table.iter_mut() {
         interpolate(value, key, lookup, errors);
     }
+    let read_from = errors.len();
     let raw = read_sections(table, errors);
-    Some(validate(raw, errors))
+    let unread: Vec<String> = errors[read_from..]
+        .iter()
+        .map(|error| error.path.clone())
+        .filter(|path| !path.is_empty())
+        .collect();
+    let checked_from = errors.len();
+    let config = validate(raw, errors);
+    // A check naming a key whose value could not be read saw that key's default, not
+    // what the file says: its complaint would send the reader after a wrong cause.
+    let checked = errors.split_off(checked_from);
+    errors.extend(checked.into_iter().filter(|error| {
+        !unread
+            .iter()
+            .any(|path| error.message.contains(path.as_str()))
+    }));
+    Some(config)
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string value.
@@ -528,8 +544,9 @@ fn section<T: DeserializeOwned>(
         }
         if !bad.is_empty() {
             errors.extend(bad.into_iter().map(|error| section_error(key, error)));
-            if let Ok(parsed) = serde_path_to_error::deserialize::<_, T>(toml::Value::Table(good)) {
-                *slot = parsed;
+            match serde_path_to_error::deserialize::<_, T>(toml::Value::Table(good)) {
+                Ok(parsed) => *slot = parsed,
+                Err(error) => errors.push(section_error(key, error)),
             }
             return;
         }
@@ -549,7 +566,8 @@ fn section_error(key: &str, error: serde_path_to_error::Error<toml::de::Error>) 
     ConfigError {
         path,
         line: None,
-        message: crate::serde_text::readable(&error.into_inner().to_string()),
+        message: crate::serde_text::readable(&error.into_inner().to_string())
+            .replace("a JSON object", "a table"),
     }
 }
 
@@ -1814,6 +1832,14 @@ priority = "P9"
         assert_eq!(find("rules[0].match[0]").line, Some(20));
         assert_eq!(find("rules[0].priority").line, Some(21));
         assert_eq!(errors.len(), 6, "{errors:?}");
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_read_is_not_also_reported_missing() {
+        let errors =
+            parse_with("[server]\ntls_cert = \"cert.pem\"\ntls_key = 5\n", &[]).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "server.tls_key");
     }
 
     #[test]
