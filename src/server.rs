@@ -11,10 +11,19 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
 use tower_http::timeout::RequestBodyTimeout;
+
+/// HTTP/2's connection preface: hyper-util reads this many bytes, with no timer of
+/// its own, to tell HTTP/1 from HTTP/2 before either protocol's timers start.
+const PREFACE: usize = 24;
 
 /// Serves `router` until `shutdown` completes, then stops accepting and waits for
 /// the open connections to finish the requests they are serving. `client_timeout`
@@ -72,16 +81,106 @@ async fn connection(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(client_timeout);
+    // An HTTP/2 peer that stops answering pings is dropped; one that answers them
+    // but sends nothing is an idle connection, as HTTP/2 allows.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(client_timeout);
     match acceptor {
         None => {
+            let stream = FirstBytes::new(stream, client_timeout);
             let serving = builder.serve_connection(TokioIo::new(stream), service);
             watcher.watch(serving).await
         }
         Some(acceptor) => {
             let stream = crate::tls::handshake(&acceptor, stream).await?;
+            let stream = FirstBytes::new(stream, client_timeout);
             let serving = builder.serve_connection(TokioIo::new(stream), service);
             watcher.watch(serving).await
         }
+    }
+}
+
+/// A connection whose client must send its first [`PREFACE`] bytes within a
+/// deadline: a client that connects and sends nothing (or a few bytes) is closed
+/// instead of held while hyper-util waits to tell the protocol. Transparent after.
+struct FirstBytes<S> {
+    inner: S,
+    deadline: Option<Pin<Box<Sleep>>>,
+    seen: usize,
+}
+
+impl<S> FirstBytes<S> {
+    fn new(inner: S, within: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Some(Box::pin(tokio::time::sleep(within))),
+            seen: 0,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.seen += buf.filled().len() - before;
+                if this.seen >= PREFACE {
+                    this.deadline = None;
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if expired {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client sent no request within server.client_timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytes<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, data)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

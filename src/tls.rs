@@ -185,15 +185,24 @@ impl Certificates {
     }
 }
 
+/// Why an accepted connection got no TLS session (logged at debug: the client's
+/// doing, not the server's).
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("the TLS handshake took over {} s", HANDSHAKE_TIMEOUT.as_secs())]
+    TimedOut,
+    #[error("TLS handshake failed (is the client using http://?): {0}")]
+    Failed(#[from] std::io::Error),
+}
+
 /// The TLS handshake on an accepted connection, bounded by [`HANDSHAKE_TIMEOUT`].
 pub async fn handshake(
     acceptor: &tokio_rustls::TlsAcceptor,
     stream: TcpStream,
-) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, HandshakeError> {
+    Ok(tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
         .await
-        .map_err(|_| "the TLS handshake took over 10 s".to_string())?
-        .map_err(|error| format!("TLS handshake failed (is the client using http://?): {error}"))
+        .map_err(|_| HandshakeError::TimedOut)??)
 }
 
 #[cfg(test)]

@@ -631,7 +631,8 @@ fn version_names_the_commit_it_was_built_from() {
 }
 
 /// What a slow or stalled client gets from `server.client_timeout` (1 s here): a
-/// connection whose request headers never end is closed, a body that stops
+/// connection that sends nothing, or whose request headers never end, is closed,
+/// a body that stops
 /// arriving is 408, and a body declared past `max_body_bytes` is 413 after the
 /// bounded drain without waiting for bytes that never come (spec §10).
 #[tokio::test]
@@ -668,6 +669,9 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
         .ok()
         .map(|()| String::from_utf8_lossy(&answer).into_owned())
     };
+    let silent = exchange(b"");
+    // Shorter than HTTP/2's 24-byte preface, and complete: answered, then closed.
+    let short = exchange(b"GET / HTTP/1.0\r\n\r\n");
     let unfinished_headers = exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
     let stalled_body = exchange(
         b"POST /api/v1/ingest/generic HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-ingest-token\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"resource\":",
@@ -675,8 +679,13 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
     let declared_huge = exchange(
         b"POST /api/v1/ingest/generic HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-ingest-token\r\nContent-Type: application/json\r\nContent-Length: 2000000000\r\n\r\n",
     );
-    let (unfinished_headers, stalled_body, declared_huge) =
-        tokio::join!(unfinished_headers, stalled_body, declared_huge);
+    let (silent, short, unfinished_headers, stalled_body, declared_huge) = tokio::join!(
+        silent,
+        short,
+        unfinished_headers,
+        stalled_body,
+        declared_huge
+    );
 
     // The daemon still serves, and nothing was stored from either body.
     let alerts: Value = client
@@ -691,6 +700,13 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
     daemon.kill().unwrap();
     let _ = daemon.wait();
 
+    assert_eq!(
+        silent.as_deref(),
+        Some(""),
+        "a client that sends nothing is closed"
+    );
+    let short = short.expect("a short request is answered");
+    assert!(short.starts_with("HTTP/1.0 200"), "{short}");
     let closed = unfinished_headers.expect("a connection without its headers is closed");
     assert!(!closed.contains("200 OK"), "{closed}");
     let stalled = stalled_body.expect("a stalled body is answered");
