@@ -200,9 +200,11 @@ pub async fn handshake(
     acceptor: &tokio_rustls::TlsAcceptor,
     stream: TcpStream,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, HandshakeError> {
-    Ok(tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-        .await
-        .map_err(|_| HandshakeError::TimedOut)??)
+    Ok(
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+            .await
+            .map_err(|_| HandshakeError::TimedOut)??,
+    )
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ async fn accept(
         rate_limit()?;
     }
     check_content_type(kind, headers)?;
-    let body = read_body(body, declared_length(headers), config.max_body_bytes).await?;
+    let body = read_body(body, declared(headers), config.max_body_bytes).await?;
     let signature = match &source.signature {
         Some(signature) => Some(
             crate::webhook_auth::verify(signature, headers, &body, state.clock.now()).map_err(
@@ -299,20 +299,28 @@ pub(super) fn is_json(declared: &str) -> bool {
         || (declared.starts_with("application/") && declared.ends_with("+json"))
 }
 
-/// The body's declared `Content-Length`, when it is a number.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+/// What the client said of its body before sending it.
+struct Declared {
+    /// `Content-Length`, when it is a number.
+    length: Option<u64>,
+    /// `Expect: 100-continue`: the body comes only once it is asked for.
+    waits_to_send: bool,
+}
+
+fn declared(headers: &HeaderMap) -> Declared {
+    let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
+    Declared {
+        length: text(header::CONTENT_LENGTH).and_then(|length| length.parse().ok()),
+        waits_to_send: text(header::EXPECT)
+            .is_some_and(|expect| expect.eq_ignore_ascii_case("100-continue")),
+    }
 }
 
 /// Reads at most `limit` bytes. Past it, discards the rest (bounded in size and
 /// time) so a client that writes its whole body before reading still sees the 413.
-/// A body declared larger is not waited for: it is only drained.
-async fn read_body(body: Body, declared: Option<u64>, limit: usize) -> Result<Bytes, Refusal> {
+/// A body declared larger is not waited for: it is only drained, or, from a client
+/// that waits to be asked for it (`100-continue`), not asked for at all.
+async fn read_body(body: Body, declared: Declared, limit: usize) -> Result<Bytes, Refusal> {
     let mut body = body;
     let too_large = || {
         Refusal::new(
@@ -325,8 +333,10 @@ async fn read_body(body: Body, declared: Option<u64>, limit: usize) -> Result<By
         )
     };
     let cap = limit.saturating_mul(DRAIN_FACTOR);
-    if declared.is_some_and(|length| length > limit as u64) {
-        drain(body, 0, cap).await;
+    if declared.length.is_some_and(|length| length > limit as u64) {
+        if !declared.waits_to_send {
+            drain(body, 0, cap).await;
+        }
         return Err(too_large());
     }
     let mut buffer = Vec::new();

@@ -679,12 +679,16 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
     let declared_huge = exchange(
         b"POST /api/v1/ingest/generic HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-ingest-token\r\nContent-Type: application/json\r\nContent-Length: 2000000000\r\n\r\n",
     );
-    let (silent, short, unfinished_headers, stalled_body, declared_huge) = tokio::join!(
+    let asks_first = exchange(
+        b"POST /api/v1/ingest/generic HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-ingest-token\r\nContent-Type: application/json\r\nContent-Length: 2000000000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    );
+    let (silent, short, unfinished_headers, stalled_body, declared_huge, asks_first) = tokio::join!(
         silent,
         short,
         unfinished_headers,
         stalled_body,
-        declared_huge
+        declared_huge,
+        asks_first
     );
 
     // The daemon still serves, and nothing was stored from either body.
@@ -715,6 +719,9 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
     let huge = declared_huge.expect("a body declared too large is answered");
     assert!(huge.starts_with("HTTP/1.1 413"), "{huge}");
     assert!(huge.contains("max_body_bytes"), "{huge}");
+    // Not invited to send what would be refused.
+    let asks_first = asks_first.expect("a 100-continue client is answered");
+    assert!(asks_first.starts_with("HTTP/1.1 413"), "{asks_first}");
     assert_eq!(
         alerts["items"].as_array().map(Vec::len),
         Some(0),
