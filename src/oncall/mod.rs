@@ -267,7 +267,7 @@ impl Directory {
     /// The shift after the one at `at`.
     pub fn next(&self, schedule: &Schedule, at: DateTime<Utc>) -> Shift {
         let current = self.on_call(schedule, at);
-        self.on_call(schedule, current.end)
+        self.on_call(schedule, current.end).resumed_at(current.end)
     }
 
     /// The user whose phone number is `phone`, comparing digits only.

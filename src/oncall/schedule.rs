@@ -37,6 +37,17 @@ pub struct Shift {
     pub end: DateTime<Utc>,
 }
 
+impl Shift {
+    /// This shift as it goes on after `at`: after an override that cut into it, the
+    /// rotation's shift resumes when the override ends, not when it began.
+    pub fn resumed_at(self, at: DateTime<Utc>) -> Self {
+        Self {
+            start: self.start.max(at),
+            ..self
+        }
+    }
+}
+
 /// Why a schedule was refused: the value as written and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
@@ -168,7 +179,7 @@ impl Schedule {
     /// The shift after the current one.
     pub fn next(&self, at: DateTime<Utc>) -> Shift {
         let current = self.on_call(at);
-        self.on_call(current.end)
+        self.on_call(current.end).resumed_at(current.end)
     }
 }
 
@@ -232,6 +243,11 @@ mod tests {
             end: utc("2026-11-05T00:00:00Z"),
         });
         assert_eq!(schedule.on_call(utc("2026-11-04T19:00:00Z")).user, "z");
+        // After the override, the rotation's shift it cut into resumes at its end.
+        let next = schedule.next(utc("2026-11-04T19:00:00Z"));
+        assert_eq!(next.user, "a");
+        assert_eq!(next.start, utc("2026-11-05T00:00:00Z"));
+        assert_eq!(next.end, utc("2026-11-05T18:00:00Z"));
     }
 
     #[test]
