@@ -68,8 +68,9 @@ struct TocsinChange {
     timestamp: Option<String>,
     #[serde(default)]
     links: Vec<LinkField>,
+    /// An object, as documented: an array or a number here is a sender's mistake.
     #[serde(default)]
-    details: Option<serde_json::Value>,
+    details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A link as a plain URL or as `{"href", "text"}`. The refusal names both shapes
@@ -106,7 +107,10 @@ pub fn tocsin(body: &[u8], now: DateTime<Utc>) -> Result<Change, IngestError> {
         resource: optional(event.resource, "resource")?,
         at: time(event.timestamp.as_deref(), "timestamp", now)?,
         links: web_links(links),
-        details: event.details.unwrap_or_default(),
+        details: event
+            .details
+            .map(serde_json::Value::Object)
+            .unwrap_or_default(),
     })
 }
 
@@ -235,5 +239,13 @@ mod tests {
         assert!(detail.starts_with("links[0]: "), "{detail}");
         assert!(detail.contains(r#"a URL string or {"href""#), "{detail}");
         assert!(!detail.contains("untagged enum"), "{detail}");
+        let details = tocsin(
+            br#"{"summary":"deploy","source":"ci","details":[1]}"#,
+            now(),
+        )
+        .err()
+        .map(|e| e.detail())
+        .unwrap_or_default();
+        assert!(details.starts_with("details: "), "{details}");
     }
 }
