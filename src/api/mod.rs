@@ -247,12 +247,18 @@ pub fn page(limit: Option<&str>, cursor: Option<&str>) -> Result<(i64, Option<i6
     };
     let before = match cursor.filter(|c| !c.is_empty()) {
         None => None,
-        Some(text) => Some(text.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid query",
-                format!("cursor: {text:?} is not a cursor from a previous page's \"next\""),
-            )
-        })?),
+        // A "next" is an id, so positive: 0 or less is no cursor we gave out.
+        Some(text) => Some(
+            text.parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid query",
+                        format!("cursor: {text:?} is not a cursor from a previous page's \"next\""),
+                    )
+                })?,
+        ),
     };
     Ok((limit, before))
 }

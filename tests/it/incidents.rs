@@ -204,12 +204,14 @@ async fn lists_page_newest_first_with_a_cursor() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
-    let bad = tocsin
-        .client
-        .get(format!("{}/api/v1/incidents?status=open", tocsin.url))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
+    for query in ["status=open", "cursor=-1", "cursor=0", "cursor=abc"] {
+        let bad = tocsin
+            .client
+            .get(format!("{}/api/v1/incidents?{query}", tocsin.url))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400, "{query}");
+    }
 }
