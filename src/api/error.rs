@@ -90,6 +90,16 @@ pub async fn json_errors(response: Response) -> Response {
         Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
         Err(_) => String::new(),
     };
+    // A body the listener's timer cut off (tower-http's RequestBodyTimeout) reaches
+    // axum's extractors as an unreadable body: the client stalled, it did not err.
+    if text.contains("data was not received within the designated timeout") {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request timeout",
+            "the body stopped arriving for longer than server.client_timeout; send it whole, at once",
+        )
+        .into_response();
+    }
     let detail = match (status, &allow) {
         (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) => format!(
             "this route takes {}; see /api/v1/openapi.json",

@@ -679,16 +679,28 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
     let declared_huge = exchange(
         b"POST /api/v1/ingest/generic HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-ingest-token\r\nContent-Type: application/json\r\nContent-Length: 2000000000\r\n\r\n",
     );
+    let stalled_api_body = exchange(
+        b"POST /api/v1/silences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-admin-token\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"matchers\":",
+    );
     let asks_first = exchange(
         b"POST /api/v1/ingest/generic HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-ingest-token\r\nContent-Type: application/json\r\nContent-Length: 2000000000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
     );
-    let (silent, short, unfinished_headers, stalled_body, declared_huge, asks_first) = tokio::join!(
+    let (
         silent,
         short,
         unfinished_headers,
         stalled_body,
         declared_huge,
-        asks_first
+        asks_first,
+        stalled_api_body,
+    ) = tokio::join!(
+        silent,
+        short,
+        unfinished_headers,
+        stalled_body,
+        declared_huge,
+        asks_first,
+        stalled_api_body
     );
 
     // The daemon still serves, and nothing was stored from either body.
@@ -714,6 +726,9 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
     let closed = unfinished_headers.expect("a connection without its headers is closed");
     assert!(!closed.contains("200 OK"), "{closed}");
     let stalled = stalled_body.expect("a stalled body is answered");
+    assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
+    assert!(stalled.contains("server.client_timeout"), "{stalled}");
+    let stalled = stalled_api_body.expect("a stalled API body is answered");
     assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
     assert!(stalled.contains("server.client_timeout"), "{stalled}");
     let huge = declared_huge.expect("a body declared too large is answered");
