@@ -24,6 +24,16 @@ impl ApiError {
         }
     }
 
+    /// 408: a request body that stopped arriving, cut off by the listener's
+    /// `server.client_timeout` (tower-http's `RequestBodyTimeout`).
+    pub fn body_stalled() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request timeout",
+            "the body stopped arriving for longer than server.client_timeout; send it whole, at once",
+        )
+    }
+
     /// 400.
     pub fn bad_request(error: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, error, detail)
@@ -90,15 +100,10 @@ pub async fn json_errors(response: Response) -> Response {
         Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
         Err(_) => String::new(),
     };
-    // A body the listener's timer cut off (tower-http's RequestBodyTimeout) reaches
-    // axum's extractors as an unreadable body: the client stalled, it did not err.
+    // axum's extractors render the listener's body timeout as an unreadable body
+    // (its `TimeoutError` only as text, here): the client stalled, it did not err.
     if text.contains("data was not received within the designated timeout") {
-        return ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request timeout",
-            "the body stopped arriving for longer than server.client_timeout; send it whole, at once",
-        )
-        .into_response();
+        return ApiError::body_stalled().into_response();
     }
     let detail = match (status, &allow) {
         (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) => format!(

@@ -360,12 +360,10 @@ fn unreadable(error: axum::Error) -> Refusal {
     let stalled = std::error::Error::source(&error)
         .is_some_and(|source| source.is::<tower_http::timeout::TimeoutError>());
     if stalled {
-        return Refusal::new(
-            "invalid",
-            StatusCode::REQUEST_TIMEOUT,
-            "request timeout",
-            "the body stopped arriving for longer than server.client_timeout; send it whole, at once",
-        );
+        return Refusal {
+            reason: "invalid",
+            error: ApiError::body_stalled(),
+        };
     }
     Refusal::new(
         "invalid",
