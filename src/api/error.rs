@@ -82,10 +82,19 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-/// Middleware: the refusals axum writes itself — a query string, path or JSON body
-/// its extractors cannot read (plain text), a method the route does not take (an
-/// empty 405) — become `{"error","detail"}` JSON like every other error (SPEC §11).
-pub async fn json_errors(response: Response) -> Response {
+/// A refusal axum wrote itself, read back: the error to answer with, the `Allow` of
+/// a 405, and whether the path (not the query or body) could not be read.
+pub struct Refusal {
+    pub error: ApiError,
+    pub allow: Option<axum::http::HeaderValue>,
+    pub bad_path: bool,
+}
+
+/// The refusals axum writes itself — a query string, path or JSON body its
+/// extractors cannot read (plain text), a method the route does not take (an empty
+/// 405) — read back so they can be answered in the house style; every other
+/// response is given back unchanged.
+pub async fn refusal(response: Response) -> Result<Refusal, Response> {
     let status = response.status();
     let plain = response
         .headers()
@@ -93,7 +102,7 @@ pub async fn json_errors(response: Response) -> Response {
         .and_then(|value| value.to_str().ok())
         .is_none_or(|value| value.starts_with("text/plain"));
     if !(status.is_client_error() || status.is_server_error()) || !plain {
-        return response;
+        return Err(response);
     }
     let allow = response.headers().get(axum::http::header::ALLOW).cloned();
     let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
@@ -103,7 +112,11 @@ pub async fn json_errors(response: Response) -> Response {
     // axum's extractors render the listener's body timeout as an unreadable body
     // (its `TimeoutError` only as text, here): the client stalled, it did not err.
     if text.contains("data was not received within the designated timeout") {
-        return ApiError::body_stalled().into_response();
+        return Ok(Refusal {
+            error: ApiError::body_stalled(),
+            allow,
+            bad_path: false,
+        });
     }
     let detail = match (status, &allow) {
         (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) => format!(
@@ -120,13 +133,28 @@ pub async fn json_errors(response: Response) -> Response {
         .canonical_reason()
         .unwrap_or("error")
         .to_ascii_lowercase();
-    let mut answer = ApiError::new(status, &error, detail).into_response();
-    if let Some(allow) = allow {
-        answer
-            .headers_mut()
-            .insert(axum::http::header::ALLOW, allow);
+    Ok(Refusal {
+        error: ApiError::new(status, &error, detail),
+        allow,
+        bad_path: text.starts_with("Invalid URL"),
+    })
+}
+
+/// Middleware: axum's own refusals become `{"error","detail"}` JSON like every
+/// other error (SPEC §11).
+pub async fn json_errors(response: Response) -> Response {
+    match refusal(response).await {
+        Err(response) => response,
+        Ok(refusal) => {
+            let mut answer = refusal.error.into_response();
+            if let Some(allow) = refusal.allow {
+                answer
+                    .headers_mut()
+                    .insert(axum::http::header::ALLOW, allow);
+            }
+            answer
+        }
     }
-    answer
 }
 
 impl IntoResponse for ApiError {

@@ -127,7 +127,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/enqueue", post(ingest::enqueue))
         .layer(DefaultBodyLimit::disable());
     let max_body = state.config.load().max_body_bytes;
-    Router::new()
+    let links = Router::new()
         .route(
             "/ack/{token}",
             get(acknowledge::ack_page).post(acknowledge::acknowledge),
@@ -136,7 +136,13 @@ pub fn router(state: AppState) -> Router {
             "/csat/{token}",
             get(acknowledge::csat_page).post(acknowledge::csat_answer),
         )
-        .route("/approve/{token}", get(approve::show).post(approve::approve))
+        .route(
+            "/approve/{token}",
+            get(approve::show).post(approve::approve),
+        )
+        .layer(axum::middleware::map_response(link_page::html_errors));
+    Router::new()
+        .merge(links)
         .route("/api/v1/sms/inbound", post(acknowledge::sms_inbound))
         .route("/api/v1/chat/slack", post(chat::slack))
         .route("/api/v1/chat/telegram", post(chat::telegram))

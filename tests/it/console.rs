@@ -837,3 +837,92 @@ async fn take_shift(session: &Signed, user: &str) -> (u16, String) {
         )
         .await
 }
+
+/// What a browser asked for that no page answers: a person gets a page saying so, not
+/// the API's JSON, and a mangled email link is refused like a forged one.
+#[tokio::test]
+async fn addresses_no_page_answers_get_a_page_saying_so_not_json() {
+    let tocsin = Harness::start("").await;
+    let responder = Signed::login(&tocsin, RESPONDER).await;
+    let page = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_string());
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = response.text().await.unwrap();
+        assert!(kind.starts_with("text/html"), "{status} {kind}: {body}");
+        assert!(body.contains("<html"), "{body}");
+        (status, allow, body)
+    };
+    for path in ["/ui/incidents/%ff", "/ui/incidents/abc", "/ui/nothing-here"] {
+        let (status, _, body) = page(
+            responder
+                .client
+                .get(format!("{}{path}", tocsin.url))
+                .header("cookie", &responder.cookie)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(body.contains("/ui/incidents"), "says where to go: {body}");
+    }
+    let (status, allow, body) = page(
+        responder
+            .client
+            .put(format!("{}/ui/incidents", tocsin.url))
+            .header("cookie", &responder.cookie)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, allow.as_deref()),
+        (405, Some("GET,HEAD")),
+        "{body}"
+    );
+    for link in ["/ack/%ff", "/approve/%ff%fe", "/csat/%c3"] {
+        let (status, _, body) = page(
+            tocsin
+                .client
+                .get(format!("{}{link}", tocsin.url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 403, "{link}: {body}");
+        assert!(body.contains("not one Tocsin issued"), "{body}");
+    }
+    let (status, allow, _) = page(
+        tocsin
+            .client
+            .delete(format!("{}/ack/some-token", tocsin.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, allow.as_deref()), (405, Some("GET,HEAD,POST")));
+
+    let api = tocsin
+        .client
+        .get(format!("{}/api/v1/incidents/abc", tocsin.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+    let refusal: Value = api.json().await.unwrap();
+    assert!(
+        refusal["detail"].is_string(),
+        "the API stays JSON: {refusal}"
+    );
+}

@@ -65,6 +65,38 @@ pub fn router() -> Router<AppState> {
         .route("/ui/silences", get(silences::list).post(silences::create))
         .route("/ui/silences/new", get(silences::new))
         .route("/ui/silences/{id}/expire", post(silences::expire))
+        .route("/ui/{*rest}", axum::routing::any(no_such_page))
+        .layer(axum::middleware::map_response(html_errors))
+}
+
+async fn no_such_page() -> Response {
+    page_error(
+        StatusCode::NOT_FOUND,
+        "No such page",
+        "The console has no page at this address. Start again from the incident list, /ui/incidents.",
+    )
+}
+
+/// Middleware: axum's own refusals (an unreadable path, query or form, a method the
+/// page does not take) as a page for the person in the browser, not the API's JSON.
+/// A path naming nothing the console has (`/ui/incidents/abc`) is 404, not 400.
+async fn html_errors(response: Response) -> Response {
+    let refusal = match super::error::refusal(response).await {
+        Ok(refusal) => refusal,
+        Err(response) => return response,
+    };
+    if refusal.bad_path {
+        return no_such_page().await;
+    }
+    let mut page = page_error(
+        refusal.error.status,
+        &refusal.error.error,
+        &refusal.error.detail,
+    );
+    if let Some(allow) = refusal.allow {
+        page.headers_mut().insert(header::ALLOW, allow);
+    }
+    page
 }
 
 /// Renders `template` inside the layout. `context` may carry `session` (for the
