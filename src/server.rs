@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
-use tower_http::timeout::RequestBodyTimeout;
+use tower_http::timeout::RequestBodyDeadline;
 
 /// HTTP/2's connection preface: hyper-util reads this many bytes, with no timer of
 /// its own, to tell HTTP/1 from HTTP/2 before either protocol's timers start.
@@ -28,7 +28,7 @@ const PREFACE: usize = 24;
 /// Serves `router` until `shutdown` completes, then stops accepting and waits for
 /// the open connections to finish the requests they are serving. `client_timeout`
 /// bounds the wait for a request's headers (an idle keep-alive connection's too)
-/// and for each next piece of its body.
+/// and then for its whole body.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -75,7 +75,9 @@ async fn connection(
     // A small answer must not wait for the peer's delayed ACK (Nagle's algorithm):
     // with TLS, a handshake's flights were held ~40 ms in every other test run.
     stream.set_nodelay(true)?;
-    let service = TowerToHyperService::new(RequestBodyTimeout::new(router, client_timeout));
+    // A deadline for the whole body, not for each next piece of it: a body trickling
+    // one byte per `client_timeout` would otherwise hold its connection forever.
+    let service = TowerToHyperService::new(RequestBodyDeadline::new(router, client_timeout));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -24,13 +24,13 @@ impl ApiError {
         }
     }
 
-    /// 408: a request body that stopped arriving, cut off by the listener's
-    /// `server.client_timeout` (tower-http's `RequestBodyTimeout`).
+    /// 408: a request body not whole within the listener's `server.client_timeout`
+    /// (tower-http's `RequestBodyDeadline`): stalled, or trickling.
     pub fn body_stalled() -> Self {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,
             "request timeout",
-            "the body stopped arriving for longer than server.client_timeout; send it whole, at once",
+            "the body did not arrive whole within server.client_timeout; send it whole, at once",
         )
     }
 

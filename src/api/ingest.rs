@@ -354,7 +354,7 @@ async fn read_body(body: Body, declared: Declared, limit: usize) -> Result<Bytes
     Ok(Bytes::from(buffer))
 }
 
-/// A body that stopped arriving (`server.client_timeout`, enforced by the listener)
+/// A body not whole within `server.client_timeout` (enforced by the listener)
 /// is 408; one that broke off is 400.
 fn unreadable(error: axum::Error) -> Refusal {
     let stalled = std::error::Error::source(&error)

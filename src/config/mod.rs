@@ -153,8 +153,8 @@ pub struct Config {
     pub public_url: String,
     pub max_body_bytes: usize,
     pub ack_link_ttl: TimeDelta,
-    /// `[server] client_timeout`: a request's headers, and each next piece of its
-    /// body, arrive within this or the connection is closed (read at start).
+    /// `[server] client_timeout`: a request's headers, and then its whole body,
+    /// arrive within this or the connection is closed (read at start).
     pub client_timeout: std::time::Duration,
     /// `[server] tls_cert` and `tls_key`: HTTPS only when set.
     pub tls: Option<crate::tls::TlsFiles>,

@@ -632,8 +632,7 @@ fn version_names_the_commit_it_was_built_from() {
 
 /// What a slow or stalled client gets from `server.client_timeout` (1 s here): a
 /// connection that sends nothing, or whose request headers never end, is closed,
-/// a body that stops
-/// arriving is 408, and a body declared past `max_body_bytes` is 413 after the
+/// a body not whole within it (stalled, or trickling a byte at a time) is 408, and a body declared past `max_body_bytes` is 413 after the
 /// bounded drain without waiting for bytes that never come (spec §10).
 #[tokio::test]
 async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
@@ -685,6 +684,39 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
     let asks_first = exchange(
         b"POST /api/v1/ingest/generic HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-ingest-token\r\nContent-Type: application/json\r\nContent-Length: 2000000000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
     );
+    // Never silent for the whole second, never done: a space every 300 ms of 100.
+    let trickled = async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        writer.write_all(b"POST /api/v1/ingest/generic HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-ingest-token\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n").await.unwrap();
+        let trickle = tokio::spawn(async move {
+            for _ in 0..100 {
+                if writer.write_all(b" ").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let _ = tokio::time::timeout(Duration::from_secs(20), async {
+            while !String::from_utf8_lossy(&answer).contains("client_timeout") {
+                match reader.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await;
+        let answered_while_trickling = !trickle.is_finished();
+        trickle.abort();
+        (
+            String::from_utf8_lossy(&answer).into_owned(),
+            answered_while_trickling,
+        )
+    };
     let (
         silent,
         short,
@@ -693,6 +725,7 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
         declared_huge,
         asks_first,
         stalled_api_body,
+        (trickled, answered_while_trickling),
     ) = tokio::join!(
         silent,
         short,
@@ -700,7 +733,8 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
         stalled_body,
         declared_huge,
         asks_first,
-        stalled_api_body
+        stalled_api_body,
+        trickled
     );
 
     // The daemon still serves, and nothing was stored from either body.
@@ -731,6 +765,11 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
     let stalled = stalled_api_body.expect("a stalled API body is answered");
     assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
     assert!(stalled.contains("server.client_timeout"), "{stalled}");
+    assert!(trickled.starts_with("HTTP/1.1 408"), "{trickled}");
+    assert!(
+        answered_while_trickling,
+        "cut off by the deadline, not by the body's end"
+    );
     let huge = declared_huge.expect("a body declared too large is answered");
     assert!(huge.starts_with("HTTP/1.1 413"), "{huge}");
     assert!(huge.contains("max_body_bytes"), "{huge}");
