@@ -419,6 +419,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            tocsin::server::raise_open_files_limit();
             match run(config, path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {

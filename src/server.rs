@@ -25,6 +25,29 @@ use tower_http::timeout::RequestBodyDeadline;
 /// its own, to tell HTTP/1 from HTTP/2 before either protocol's timers start.
 const PREFACE: usize = 24;
 
+/// Raises the soft limit on open files to the hard one, as Go's runtime and nginx's
+/// `worker_rlimit_nofile` do: systemd starts services at a soft 1,024 (hard
+/// 524,288), and every sender connection, dashboard stream and database file is one,
+/// so a busy instance would stop accepting (EMFILE) long before the machine must.
+/// Runbooks inherit the raised limit.
+pub fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft >= hard {
+        return;
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => tracing::info!(from = soft, to = hard, "raised the open files limit"),
+        Err(error) => tracing::warn!(
+            %error,
+            soft,
+            "cannot raise the open files limit; set LimitNOFILE in the service's unit"
+        ),
+    }
+}
+
 /// Serves `router` until `shutdown` completes, then stops accepting and waits for
 /// the open connections to finish the requests they are serving. `client_timeout`
 /// bounds the wait for a request's headers (an idle keep-alive connection's too)

@@ -782,3 +782,60 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
         "{alerts}"
     );
 }
+
+/// Started the way systemd starts a service, with a low soft limit on open files
+/// (128 here, 1,024 there), it still serves more connections at once than that.
+#[tokio::test]
+async fn more_connections_than_the_soft_open_files_limit_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = project_dir();
+    let port = free_port();
+    let mut daemon = KillOnDrop(
+        Command::new("/bin/sh")
+            .args(["-c", "ulimit -S -n 128 && exec \"$0\" serve", BINARY])
+            .current_dir(dir.path())
+            .env("TOCSIN_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = crate::harness::client();
+    wait_ready(&client, &format!("http://127.0.0.1:{port}")).await;
+    let mut held = Vec::new();
+    for n in 0..300 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer)).await;
+        let answer = match read {
+            Ok(Ok(length)) => String::from_utf8_lossy(&answer[..length]).into_owned(),
+            _ => String::new(),
+        };
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "connection {n} of 300 held open at once was not served: {answer:?}"
+        );
+        held.push(stream);
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", daemon.0.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        open_files[0], open_files[1],
+        "soft raised to hard: {limits}"
+    );
+    drop(held);
+    daemon.0.kill().unwrap();
+}
