@@ -42,25 +42,30 @@ pub fn inert_markdown(text: &str) -> String {
 
 /// Makes a provider request: a refused connection, a timeout, a 5xx or a 429 is
 /// transient, any other non-2xx permanent. The URL never goes into the error (Telegram
-/// puts the bot token in it), so the timeline stays free of credentials.
+/// puts the bot token in it), and what the provider answered is kept (it says why)
+/// with the request's credentials cut out: a provider or a proxy in between may
+/// repeat the webhook URL or the token it was sent, and errors go on the timeline.
 pub async fn call(
     request: reqwest::RequestBuilder,
     provider: &str,
 ) -> Result<reqwest::Response, NotifyError> {
-    let response = request.send().await.map_err(|error| {
+    let (client, request) = request.build_split();
+    let request = request.map_err(|error| {
+        NotifyError::Permanent(format!(
+            "cannot build the request to {provider}: {}",
+            error.without_url()
+        ))
+    })?;
+    let secrets = credentials_of(&request);
+    let response = client.execute(request).await.map_err(|error| {
         NotifyError::Transient(format!("cannot reach {provider}: {}", error.without_url()))
     })?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
     }
-    let detail: String = response
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect();
+    let answer = response.text().await.unwrap_or_default();
+    let detail: String = redact(&answer, &secrets).chars().take(200).collect();
     if status.is_server_error() || status.as_u16() == 429 {
         Err(NotifyError::Transient(format!(
             "{provider} answered {status}: {detail}"
@@ -72,9 +77,96 @@ pub async fn call(
     }
 }
 
+/// Shorter pieces are words of the provider's own API ("api", "v1"), not secrets.
+const SECRET_MIN_LEN: usize = 6;
+
+/// Whatever in a request may be a credential: the URL's user, password, path
+/// segments and query values (a webhook's URL is its secret, a topic or bot token a
+/// segment of it), and the words of its `Authorization` header, Basic's decoded too.
+fn credentials_of(request: &reqwest::Request) -> Vec<String> {
+    let url = request.url();
+    let mut pieces: Vec<String> = vec![url.as_str().to_string(), url.username().to_string()];
+    pieces.extend(url.password().map(str::to_string));
+    pieces.extend(
+        url.path_segments()
+            .into_iter()
+            .flatten()
+            .map(str::to_string),
+    );
+    pieces.extend(url.query_pairs().map(|(_, value)| value.into_owned()));
+    for value in request.headers().get_all(reqwest::header::AUTHORIZATION) {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        for word in value.split_whitespace() {
+            use base64::Engine;
+            if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(word) {
+                let decoded = String::from_utf8_lossy(&decoded).into_owned();
+                pieces.extend(decoded.split(':').map(str::to_string));
+            }
+            pieces.push(word.to_string());
+        }
+    }
+    let decoded: Vec<String> = pieces
+        .iter()
+        .map(|piece| {
+            percent_encoding::percent_decode_str(piece)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    pieces.extend(decoded);
+    pieces.retain(|piece| piece.len() >= SECRET_MIN_LEN);
+    // Longest first, so a URL is cut whole before its segments are.
+    pieces.sort_by_key(|piece| std::cmp::Reverse(piece.len()));
+    pieces.dedup();
+    pieces
+}
+
+fn redact(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret.as_str(), "…")
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::inert_markdown;
+    use super::{credentials_of, inert_markdown, redact};
+
+    fn request(url: &str, authorization: &str) -> reqwest::Request {
+        let mut request = reqwest::Request::new(reqwest::Method::POST, url.parse().unwrap());
+        request.headers_mut().insert(
+            reqwest::header::AUTHORIZATION,
+            authorization.parse().unwrap(),
+        );
+        request
+    }
+
+    #[test]
+    fn what_a_provider_repeats_of_the_url_or_token_is_cut_from_its_answer() {
+        let webhook = request(
+            "https://hooks.example/webhookb2/SECRETHOOK%2Fx?sig=SECRETSIG",
+            "Bearer tk_SECRETNTFY",
+        );
+        let secrets = credentials_of(&webhook);
+        let answer = "bad request to https://hooks.example/webhookb2/SECRETHOOK%2Fx?sig=SECRETSIG; \
+                      path /webhookb2/SECRETHOOK/x sig=SECRETSIG auth=Bearer tk_SECRETNTFY; \
+                      the channel is archived";
+        let redacted = redact(answer, &secrets);
+        for secret in ["SECRETHOOK", "SECRETSIG", "tk_SECRETNTFY"] {
+            assert!(!redacted.contains(secret), "{redacted}");
+        }
+        assert!(redacted.contains("the channel is archived"), "{redacted}");
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode("AC123456:twilio-auth-token");
+        let twilio = request(
+            "https://api.twilio.example/2010-04-01/Accounts/AC123456/Messages.json",
+            &format!("Basic {basic}"),
+        );
+        let redacted = redact(
+            "account AC123456 token twilio-auth-token is invalid",
+            &credentials_of(&twilio),
+        );
+        assert_eq!(redacted, "account … token … is invalid");
+    }
 
     #[test]
     fn a_summary_cannot_link_embed_or_mention_in_markdown_chats() {

@@ -74,23 +74,7 @@ impl SmsSender {
                 .post(url)
                 .json(&serde_json::json!({ "to": to, "from": from, "body": body })),
         };
-        let response = request.send().await.map_err(|error| {
-            NotifyError::Transient(format!("cannot reach the gateway: {error}"))
-        })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let detail = response.text().await.unwrap_or_default();
-        let detail: String = detail.chars().take(200).collect();
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(NotifyError::Transient(format!(
-                "gateway answered {status}: {detail}"
-            )))
-        } else {
-            Err(NotifyError::Permanent(format!(
-                "gateway refused the message ({status}): {detail}"
-            )))
-        }
+        super::call(request, "the SMS gateway").await?;
+        Ok(())
     }
 }

@@ -300,6 +300,27 @@ async fn a_forged_old_or_unmapped_slack_click_changes_nothing() {
     assert_eq!(status(&tocsin, id).await, "triggered");
 }
 
+/// A provider (or a proxy before it) whose error page repeats the URL and token it
+/// was sent: the timeline keeps its words, not the credentials.
+#[tokio::test]
+async fn a_providers_error_page_repeating_its_credentials_leaves_them_off_the_timeline() {
+    for (channel, secrets) in [
+        ("teams", &["teams-secret-sig"][..]),
+        ("ntfy", &["alice-pager", "tk_ntfy_token"][..]),
+        ("mattermost", &["mm-secret-key"][..]),
+        ("slack", &["xoxb-test-token"][..]),
+    ] {
+        let (tocsin, providers) = start(channel).await;
+        providers.failing.store(true, Ordering::SeqCst);
+        let id = p1(&tocsin).await;
+        let timeline = timeline_messages(&tocsin, id).await.join("\n");
+        assert!(timeline.contains("down for maintenance"), "{timeline}");
+        for secret in secrets {
+            assert!(!timeline.contains(secret), "{channel}: {timeline}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_slack_outage_delays_the_page_without_losing_or_repeating_it() {
     let (tocsin, slack) = start("slack").await;

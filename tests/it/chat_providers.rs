@@ -86,7 +86,13 @@ impl ChatProviders {
 
     fn answer(&self, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
         if self.failing.load(Ordering::SeqCst) {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "down for maintenance").into_response();
+            // As a proxy's error page does: it repeats what it was sent.
+            let authorization = headers
+                .get("authorization")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("");
+            let page = format!("down for maintenance; request {uri} authorization={authorization}");
+            return (StatusCode::INTERNAL_SERVER_ERROR, page).into_response();
         }
         let path = uri.path().to_string();
         let answer = if path == "/api/chat.postMessage" {

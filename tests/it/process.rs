@@ -1,6 +1,7 @@
 //! The real binary: the README's quick start, durability across SIGKILL, and the
 //! one-instance guard on a SQLite file.
 
+use crate::harness::KillOnDrop;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -555,17 +556,6 @@ async fn the_readme_quick_start_shows_an_incident_its_diagnostics_and_the_page()
         .await
         .unwrap();
     assert_eq!(nagios["items"][0]["resource"], "db-01", "{nagios}");
-}
-
-/// A daemon that is stopped however the test ends, so a failed assertion leaves no
-/// process behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test]

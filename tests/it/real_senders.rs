@@ -89,12 +89,15 @@ async fn real_alertmanager_and_nagios_open_and_close_incidents() {
         "[server]\nlisten = \"127.0.0.1:{port}\"\n[api]\ntokens = [ {{ name = \"ops\", token = \"{ADMIN}\", role = \"admin\" }} ]\n[sources.alertmanager]\ntoken = \"{TOKEN}\"\n[sources.nagios]\ntoken = \"{TOKEN}\"\n"
     );
     std::fs::write(work.path().join("tocsin.toml"), config).unwrap();
-    let mut tocsin = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .args(["serve", "--config", "tocsin.toml"])
-        .current_dir(work.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _tocsin = crate::harness::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_tocsin"))
+            .args(["serve", "--config", "tocsin.toml"])
+            .current_dir(work.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let client = crate::harness::client();
     let ready = Instant::now() + Duration::from_secs(20);
     while client
@@ -177,7 +180,4 @@ async fn real_alertmanager_and_nagios_open_and_close_incidents() {
     })
     .await;
     script(&dir, "nagios.sh", &["stop"], &[]);
-
-    tocsin.kill().unwrap();
-    tocsin.wait().unwrap();
 }
