@@ -71,6 +71,11 @@ impl From<PipelineError> for ApiError {
                 error.to_string(),
             ),
             PipelineError::Spent => Self::new(StatusCode::GONE, "already used", error.to_string()),
+            PipelineError::KeyReused => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency key reused",
+                error.to_string(),
+            ),
         }
     }
 }

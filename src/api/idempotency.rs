@@ -1,18 +1,70 @@
 //! `Idempotency-Key` on action routes (SPEC §11): a client that retries after a lost
 //! answer or a 503 gets the first answer instead of acting twice. The key is scoped
-//! to the caller's token and the route, so two clients never share answers.
+//! to the caller's token and the route, so two clients never share answers, and
+//! kept with a digest of the body, so a key sent again with another body is refused
+//! 422 (as the IETF's Idempotency-Key draft says) instead of answered as the first.
 
+use super::AppState;
 use super::auth::Actor;
 use super::error::ApiError;
-use axum::extract::FromRequestParts;
+use crate::pipeline::IdempotencyKey;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+
+/// The digest of a keyed request's body, left by [`digest_body`] for the extractor.
+#[derive(Clone)]
+struct BodyDigest(String);
+
+/// Middleware on the action routes, after authentication: the body of a request
+/// carrying an `Idempotency-Key` is read here (within `server.max_body_bytes`) and
+/// digested, then handed on unchanged.
+pub async fn digest_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !request.headers().contains_key("idempotency-key") {
+        return next.run(request).await;
+    }
+    let limit = state.config.load().max_body_bytes;
+    let (mut parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(error) => return unread(&error, limit).into_response(),
+    };
+    parts
+        .extensions
+        .insert(BodyDigest(hex::encode(Sha256::digest(&bytes))));
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+fn unread(error: &axum::Error, limit: usize) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(source) = cause {
+        if source.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::body_stalled();
+        }
+        if source.is::<http_body_util::LengthLimitError>() {
+            return ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload too large",
+                format!("the body is larger than server.max_body_bytes ({limit} bytes)"),
+            );
+        }
+        cause = source.source();
+    }
+    ApiError::bad_request(
+        "unreadable body",
+        format!("the body could not be read: {error}"),
+    )
+}
 
 /// Longest key accepted.
 const MAX_KEY_BYTES: usize = 255;
 
 /// The scoped key of a request, when it carries one.
-pub struct Idempotency(pub Option<String>);
+pub struct Idempotency(pub Option<IdempotencyKey>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
     type Rejection = ApiError;
@@ -43,6 +95,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
             .chain_update([0])
             .chain_update(key)
             .finalize();
-        Ok(Self(Some(hex::encode(scoped))))
+        let request = parts
+            .extensions
+            .get::<BodyDigest>()
+            .map(|digest| digest.0.clone())
+            .unwrap_or_default();
+        Ok(Self(Some(IdempotencyKey {
+            key: hex::encode(scoped),
+            request,
+        })))
     }
 }

@@ -9,7 +9,7 @@ use super::idempotency::Idempotency;
 use super::{AppState, Page, page};
 use crate::clock::rfc3339;
 use crate::incident::Incident;
-use crate::pipeline::Action;
+use crate::pipeline::{Action, IdempotencyKey};
 use crate::store::tickets::Ticket;
 use crate::store::{AlertQuery, IncidentQuery};
 use axum::Json;
@@ -210,7 +210,7 @@ pub async fn add_note(
 async fn noted(
     state: &AppState,
     actor: &Actor,
-    key: Option<String>,
+    key: Option<IdempotencyKey>,
     id: &str,
     body: &Bytes,
     action: fn(Option<String>) -> Action,
@@ -225,7 +225,7 @@ async fn act(
     id: i64,
     action: Action,
     actor: &Actor,
-    key: Option<String>,
+    key: Option<IdempotencyKey>,
 ) -> Result<Json<Value>, ApiError> {
     let incident = state.pipeline.keyed(key).act(id, action, &actor.0).await?;
     let tickets = state.store.tickets(&[id]).await?;

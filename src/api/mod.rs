@@ -116,6 +116,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/silences/{id}",
             axum::routing::delete(silences::expire),
         )
+        .route_layer(from_fn_with_state(state.clone(), idempotency::digest_body))
         .route_layer(role(Role::Responder));
     // Ingest enforces server.max_body_bytes itself, with the drain of spec §10; every
     // other body is capped at the same size by axum.

@@ -6,7 +6,9 @@
 //! watch, runbooks, tickets, drills) is unit-tested on memory alone.
 
 use super::facts::Facts;
-use super::{Command, Effects, PipelineError, Queued, Reply, RunRequest, Unavailable, View};
+use super::{
+    Command, Effects, IdempotencyKey, PipelineError, Queued, Reply, RunRequest, Unavailable, View,
+};
 use crate::config::Config;
 use crate::incident::Incident;
 use crate::store::WriteBatch;
@@ -134,7 +136,7 @@ impl Decider {
                 once,
                 reply,
             } => {
-                if let Some(first) = self.recall(key.as_deref(), batch) {
+                if let Some(first) = self.recall(key.as_ref(), batch) {
                     let first = match first {
                         Ok(id) => self.current_incident(id, batch),
                         Err(error) => Err(error),
@@ -155,7 +157,7 @@ impl Decider {
                 answer(reply, result)
             }
             Command::Silence { change, reply } => {
-                if let Some(first) = self.recall(key.as_deref(), batch) {
+                if let Some(first) = self.recall(key.as_ref(), batch) {
                     let first = match first {
                         Ok(id) => self.current_silence(id),
                         Err(error) => Err(error),
@@ -179,7 +181,7 @@ impl Decider {
                 answer(reply, result)
             }
             Command::Drill { name, actor, reply } => {
-                if let Some(first) = self.recall(key.as_deref(), batch) {
+                if let Some(first) = self.recall(key.as_ref(), batch) {
                     let first = match first {
                         Ok(id) => self.current_incident(id, batch),
                         Err(error) => Err(error),
@@ -197,7 +199,7 @@ impl Decider {
                 actor,
                 reply,
             } => {
-                if let Some(first) = self.recall(key.as_deref(), batch) {
+                if let Some(first) = self.recall(key.as_ref(), batch) {
                     return answer(reply, first);
                 }
                 let result = self.manual_run(&name, values, incident_id, &actor, now, batch);
@@ -255,12 +257,22 @@ impl Decider {
 
     /// What an earlier request with the same idempotency key answered: the id of
     /// the incident, silence or run it acted on, kept in this batch or before it.
-    fn recall(&self, key: Option<&str>, batch: &WriteBatch) -> Option<Result<i64, PipelineError>> {
+    /// Kept as "<id> <request digest>" (before digests, "<id>" alone, taken as
+    /// the same request).
+    fn recall(
+        &self,
+        key: Option<&IdempotencyKey>,
+        batch: &WriteBatch,
+    ) -> Option<Result<i64, PipelineError>> {
         let key = key?;
         let kept = batch
-            .remembered(key)
-            .or_else(|| self.facts.answers.get(key).map(String::as_str))?;
-        Some(kept.parse().map_err(|_| {
+            .remembered(&key.key)
+            .or_else(|| self.facts.answers.get(&key.key).map(String::as_str))?;
+        let (id, request) = kept.split_once(' ').unwrap_or((kept, key.request.as_str()));
+        if request != key.request {
+            return Some(Err(PipelineError::KeyReused));
+        }
+        Some(id.parse().map_err(|_| {
             PipelineError::NotPossible(
                 "the first answer to this Idempotency-Key cannot be read; send the request with a new key".into(),
             )
@@ -320,13 +332,13 @@ fn answer<T: Send + 'static>(
 /// Keeps what a successful command acted on (an id) for its idempotency key, in the
 /// same commit as the act.
 fn remember(
-    key: Option<String>,
+    key: Option<IdempotencyKey>,
     result: Result<i64, &PipelineError>,
     now: DateTime<Utc>,
     batch: &mut WriteBatch,
 ) {
     if let (Some(key), Ok(id)) = (key, result) {
-        batch.remember(&key, id.to_string(), now);
+        batch.remember(&key.key, format!("{id} {}", key.request), now);
     }
 }
 
@@ -495,7 +507,10 @@ mod tests {
                 once: once.map(str::to_string),
                 reply,
             },
-            idempotency: key.map(str::to_string),
+            idempotency: key.map(|key| super::IdempotencyKey {
+                key: key.to_string(),
+                request: "the request".into(),
+            }),
             admission: Arc::new(Admission::default()),
         };
         let (reply, _) = decider.apply(queued, at(1), batch, &mut Effects::default());
@@ -542,6 +557,18 @@ mod tests {
         let mut batch = WriteBatch::default();
         let repeat = act(&mut decider, id, None, Some("retry-2"), &mut batch).unwrap();
         assert_eq!(repeat.escalation_level, "L1");
+        assert!(batch.is_empty());
+
+        // Kept with another request's digest: refused, nothing done.
+        decider
+            .facts
+            .answers
+            .insert("retry-3".into(), format!("{id} another-body"));
+        let reused = act(&mut decider, id, None, Some("retry-3"), &mut batch);
+        assert!(
+            matches!(reused, Err(PipelineError::KeyReused)),
+            "{reused:?}"
+        );
         assert!(batch.is_empty());
     }
 }

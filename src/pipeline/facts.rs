@@ -73,7 +73,7 @@ impl Wanted {
                 _ => None,
             };
             if let (Some(key), Some(recalled)) = (&queued.idempotency, recalled) {
-                wanted.answers.push((key.clone(), recalled));
+                wanted.answers.push((key.key.clone(), recalled));
             }
             match &queued.command {
                 Command::Ingest { alerts, once, .. } => {
@@ -266,7 +266,10 @@ mod tests {
     fn queued(command: Command, key: Option<&str>) -> Queued {
         Queued {
             command,
-            idempotency: key.map(str::to_string),
+            idempotency: key.map(|key| crate::pipeline::IdempotencyKey {
+                key: key.to_string(),
+                request: String::new(),
+            }),
             admission: Arc::new(Admission::default()),
         }
     }

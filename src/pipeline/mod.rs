@@ -74,6 +74,19 @@ pub enum PipelineError {
     /// A single-use key (an ack link) was spent by an earlier request.
     #[error("this link was already used; the incident stays as it is")]
     Spent,
+    /// An `Idempotency-Key` sent again with another request than the first.
+    #[error(
+        "this Idempotency-Key was first used with another body; send each different request with a key of its own"
+    )]
+    KeyReused,
+}
+
+/// An `Idempotency-Key`, scoped to its caller and route, and a digest of the request
+/// it came with: a repeat is answered as the first only when it is the same request.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request: String,
 }
 
 /// Why the writer could not carry out a command. The cause is for the log; a client
@@ -210,7 +223,7 @@ enum Command {
 struct Queued {
     command: Command,
     /// Scope and client key of an `Idempotency-Key` request.
-    idempotency: Option<String>,
+    idempotency: Option<IdempotencyKey>,
     admission: Arc<Admission>,
 }
 
@@ -247,7 +260,7 @@ pub struct Pipeline {
     commands: mpsc::Sender<Queued>,
     timeout: std::time::Duration,
     /// Set by [`Pipeline::keyed`]: the next command is answered once per key.
-    idempotency: Option<String>,
+    idempotency: Option<IdempotencyKey>,
 }
 
 /// A handle that does not keep the writer alive (held by the runbook executor, so
@@ -392,7 +405,7 @@ impl Pipeline {
     /// This handle with an idempotency key: the command it sends next is applied
     /// once per key within [`IDEMPOTENCY_WINDOW`]; a repeat gets the first answer.
     /// `key` must already be scoped to its caller and route.
-    pub fn keyed(&self, key: Option<String>) -> Pipeline {
+    pub fn keyed(&self, key: Option<IdempotencyKey>) -> Pipeline {
         Pipeline {
             idempotency: key,
             ..self.clone()

@@ -241,6 +241,26 @@ async fn a_repeated_idempotency_key_gets_the_first_answer_and_acts_once() {
     let listed = tocsin.get("/api/v1/silences").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 
+    // The same key with another body is a client's mistake, not a retry: told so,
+    // not answered as the first (which would drop this silence without a word).
+    let other = json!({"matchers": ["resource=\"db-02\""], "ends_at": "2026-11-30T00:00:00Z"});
+    let (status, reused) = post_keyed(&tocsin, "/api/v1/silences", "retry-1", other).await;
+    assert_eq!(status, 422, "{reused}");
+    assert!(
+        reused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("key of its own"),
+        "{reused}"
+    );
+    let notes = format!("/api/v1/incidents/{id}/notes");
+    let (status, _) = post_keyed(&tocsin, &notes, "note-1", json!({"text": "first"})).await;
+    assert_eq!(status, 200);
+    let (status, _) = post_keyed(&tocsin, &notes, "note-1", json!({"text": "second"})).await;
+    assert_eq!(status, 422);
+    let listed = tocsin.get("/api/v1/silences").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
     let oversized = "k".repeat(256);
     let (status, body) = post_keyed(&tocsin, &escalate, &oversized, json!({})).await;
     assert_eq!(status, 400, "{body}");
