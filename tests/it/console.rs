@@ -926,3 +926,34 @@ async fn addresses_no_page_answers_get_a_page_saying_so_not_json() {
         "the API stays JSON: {refusal}"
     );
 }
+
+/// A sign-in link whose `next` no `Location` can carry, or that climbs out of the
+/// console, still signs in, and lands on the incident list.
+#[tokio::test]
+async fn a_crafted_next_cannot_break_or_redirect_a_sign_in() {
+    let tocsin = Harness::start("").await;
+    let client = no_redirects();
+    for next in ["/ui/\nx", "/ui/../api/v1/kpi", "/ui/%2e%2e/api/v1/kpi"] {
+        let form = client
+            .get(format!(
+                "{}/ui/login?next={}",
+                tocsin.url,
+                percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+            ))
+            .send()
+            .await
+            .unwrap();
+        let login_cookie = cookie_pair(&form, "tocsin_login");
+        let csrf = csrf_in(&form.text().await.unwrap());
+        let signed = client
+            .post(format!("{}/ui/login", tocsin.url))
+            .header("cookie", &login_cookie)
+            .form(&[("token", RESPONDER), ("csrf", &csrf), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed.status(), 303, "{next:?}");
+        assert_eq!(signed.headers()["location"], "/ui/incidents", "{next:?}");
+        cookie_pair(&signed, "tocsin_session");
+    }
+}

@@ -178,10 +178,20 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
-/// Where to go after signing in: only a console path, never another site.
+/// Where to go after signing in: only a console path, never another site, nor a
+/// path that climbs out of `/ui/` (`..`) or that no `Location` header can carry
+/// (a control character made the sign-in itself fail, 500).
 fn next_path(next: Option<&str>) -> String {
     next.filter(|next| next.starts_with("/ui/") && !next.starts_with("//"))
-        .filter(|next| !next.contains('\\'))
+        .filter(|next| !next.contains('\\') && !next.chars().any(char::is_control))
+        .filter(|next| {
+            let path = next.split(['?', '#']).next().unwrap_or("");
+            // WHATWG URLs read `%2e` as a dot in these segments.
+            !path.split('/').any(|segment| {
+                let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+                segment == ".." || segment == "."
+            })
+        })
         .unwrap_or("/ui/incidents")
         .to_string()
 }
@@ -295,9 +305,18 @@ mod tests {
             "//evil.example/ui/",
             "/api/v1/kpi",
             "/ui/\\evil",
+            "/ui/../api/v1/kpi",
+            "/ui/%2E%2e/api/v1/kpi",
+            "/ui/./x",
+            "/ui/\nx",
+            "/ui/\u{7f}",
         ] {
             assert_eq!(next_path(Some(elsewhere)), "/ui/incidents", "{elsewhere}");
         }
         assert_eq!(next_path(None), "/ui/incidents");
+        assert_eq!(
+            next_path(Some("/ui/incidents?q=a..b")),
+            "/ui/incidents?q=a..b"
+        );
     }
 }
