@@ -99,8 +99,16 @@ pub async fn create(
         })
         .map(|(kind, _)| *kind)
         .collect();
-    let responder = find_token(&config, &token).is_some_and(|found| found.role >= Role::Responder);
+    let api_token = find_token(&config, &token);
+    let responder = api_token.is_some_and(|found| found.role >= Role::Responder);
     if !responder {
+        if senders.is_empty() && api_token.is_some() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient role",
+                "recording a change takes an ingest token of any [sources.X] or a responder API token; this token's role is viewer",
+            ));
+        }
         if senders.is_empty() {
             return Err(unauthorized(
                 "an ingest token of any [sources.X] or a responder API token",

@@ -50,8 +50,13 @@ pub async fn webhook(
         }
     };
     if !responder {
-        crate::ticket::authenticate(settings, &headers, &body, state.clock.now())
-            .map_err(unauthorized)?;
+        // Off is answered like the chat and SMS webhooks when their channel is off.
+        crate::ticket::authenticate(settings, &headers, &body, state.clock.now()).map_err(
+            |error| match error {
+                crate::ticket::WebhookError::Off(_) => ApiError::not_found(error.to_string()),
+                error => unauthorized(error),
+            },
+        )?;
     }
     let event = crate::ticket::event(settings.platform, &body)
         .map_err(|why| ApiError::bad_request("invalid webhook", why.to_string()))?;

@@ -155,7 +155,7 @@ async fn change_events_need_a_token_and_a_valid_body() {
         post(&tocsin, "/api/v1/changes", Some(VIEWER), &change)
             .await
             .0,
-        401
+        403
     );
     let (status, body) = post(
         &tocsin,

@@ -1,6 +1,6 @@
 //! Every sender over HTTP with its real payloads, silences, flapping and heartbeats.
 
-use crate::harness::{Harness, INGEST_TOKEN, RESPONDER, fixture, generic};
+use crate::harness::{Harness, INGEST_TOKEN, RESPONDER, VIEWER, fixture, generic};
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 use tocsin::clock::Clock;
@@ -468,6 +468,16 @@ async fn a_missed_heartbeat_opens_a_p1_and_the_next_check_in_resolves_it() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    // The caller is checked first: no name is confirmed or denied to a stranger, and
+    // a viewer's token is known but not enough.
+    let stranger = tocsin
+        .client
+        .post(format!("{}/api/v1/heartbeat/nope", tocsin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 401);
+    assert_eq!(beat(VIEWER).await.unwrap().status(), 403);
 }
 
 #[tokio::test]
