@@ -128,10 +128,18 @@ impl EmailSender {
         let to = to
             .parse::<Mailbox>()
             .map_err(|error| NotifyError::Permanent(format!("address {to:?}: {error}")))?;
+        // lettre adds a Date but no Message-ID, which RFC 5322 asks for and some
+        // receiving servers (Gmail) refuse or mark as spam without.
+        let message_id = format!(
+            "<{}@{}>",
+            uuid::Uuid::new_v4().simple(),
+            self.from.email.domain()
+        );
         let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(subject);
+            .subject(subject)
+            .message_id(Some(message_id));
         let message = match html {
             Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
             None => builder.body(text),

@@ -204,8 +204,16 @@ async fn tiers_page_on_time_once_each_and_an_ack_stops_the_rest() {
         2.0
     );
 
-    let subject = paging.smtp.to("alice@example.com")[0].subject();
-    assert_eq!(subject, "[P1] #1 db-01: postgres failing on db-01");
+    let page = &paging.smtp.to("alice@example.com")[0];
+    assert_eq!(page.subject(), "[P1] #1 db-01: postgres failing on db-01");
+    // What receiving servers check before they accept a message (RFC 5322 3.6).
+    for header in ["Message-ID: <", "Date: ", "From: "] {
+        assert!(
+            page.data.lines().any(|line| line.starts_with(header)),
+            "{header}: {}",
+            page.data
+        );
+    }
     let kinds: Vec<String> = timeline(&paging.tocsin, id)
         .await
         .into_iter()
