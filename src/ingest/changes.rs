@@ -148,16 +148,36 @@ fn optional(value: Option<String>, field: &str) -> Result<Option<String>, Ingest
     Ok(Some(value))
 }
 
+/// How far ahead of this server's clock a change may say it happened (clock skew):
+/// the list is newest first, so one dated years ahead would head it for ever.
+const MAX_AHEAD: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 fn time(text: Option<&str>, field: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, IngestError> {
-    match text {
-        None => Ok(now),
-        Some(text) => parse_time(text).ok_or_else(|| {
-            IngestError::field(
-                field,
-                format!("{text:?} is not an RFC 3339 / ISO 8601 time"),
-            )
-        }),
+    let Some(text) = text else {
+        return Ok(now);
+    };
+    // Go's zero time, which some senders send for "unset": valid RFC 3339 text.
+    if text.trim().starts_with("0001-01-01") {
+        return Err(IngestError::field(
+            field,
+            format!("{text:?} is year 1, not the time of a change; leave it out to mean now"),
+        ));
     }
+    let at = parse_time(text).ok_or_else(|| {
+        IngestError::field(
+            field,
+            format!("{text:?} is not an RFC 3339 / ISO 8601 time"),
+        )
+    })?;
+    if at > now + MAX_AHEAD {
+        return Err(IngestError::field(
+            field,
+            format!(
+                "{text:?} is more than an hour ahead of this server's clock; send the time the change happened, or leave it out to mean now"
+            ),
+        ));
+    }
+    Ok(at)
 }
 
 fn web_links(links: Vec<ChangeLink>) -> Vec<ChangeLink> {

@@ -94,6 +94,47 @@ async fn an_incident_lists_the_deploy_of_its_resource_and_not_another_ones() {
 
     let listed = tocsin.get("/api/v1/changes").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+    // A page at a time, newest first by when they happened, each change once: the
+    // back-dated one (sent last) comes last.
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = tocsin
+            .get(&format!("/api/v1/changes?limit=1{cursor}"))
+            .await;
+        paged.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["summary"].clone()),
+        );
+        match page["next"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged,
+        vec![
+            json!("deploy db schema v7"),
+            deploy["payload"]["summary"].clone(),
+            json!("deploy api v1")
+        ],
+    );
+    // A time far ahead, or Go's zero time, is a sender's mistake, not a change.
+    for (timestamp, says) in [
+        ("2036-01-01T00:00:00Z", "ahead"),
+        ("0001-01-01T00:00:00Z", "year 1"),
+    ] {
+        let future = json!({"summary": "deploy", "source": "ci", "timestamp": timestamp});
+        let (status, answer) = post(&tocsin, "/api/v1/changes", Some(INGEST_TOKEN), &future).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains(says),
+            "{answer}"
+        );
+    }
     // The dashboard shows what changed lately, too.
     let panel = tocsin
         .client

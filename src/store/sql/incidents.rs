@@ -87,10 +87,13 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
     async fn changes(&self, query: &ChangeQuery) -> Result<Vec<Change>, StoreError> {
         // The limit (a number) is written out: SQLite prepares a statement again each
         // time a bound LIMIT is bound, and the outbox reads this for every flush.
-        let sql = Sql::new(format!("SELECT id, source, summary, resource, at, links, details FROM changes WHERE at >= ? AND at <= ? AND id < ? AND (CAST(? AS TEXT) IS NULL OR resource = ? OR source = ? OR resource IS NULL) ORDER BY at DESC, id DESC LIMIT {}", query.limit))
+        // The list is in the order of `at`, not of ids (a change may be sent late):
+        // the next page starts after the cursor's change in that order.
+        let sql = Sql::new(format!("SELECT id, source, summary, resource, at, links, details FROM changes WHERE at >= ? AND at <= ? AND (CAST(? AS BIGINT) IS NULL OR (at, id) < (SELECT at, id FROM changes WHERE id = ?)) AND (CAST(? AS TEXT) IS NULL OR resource = ? OR source = ? OR resource IS NULL) ORDER BY at DESC, id DESC LIMIT {}", query.limit))
             .arg(to_millis(query.since))
             .arg(to_millis(query.until))
-            .arg(query.before_id.unwrap_or(i64::MAX))
+            .arg(query.before_id)
+            .arg(query.before_id)
             .arg(&query.resource)
             .arg(&query.resource)
             .arg(&query.resource);
