@@ -308,6 +308,9 @@ pub async fn serve(
     if let Some(refusal) = config.exposure_refusal() {
         anyhow::bail!(refusal);
     }
+    if let Some(mismatch) = config.public_url_mismatch() {
+        tracing::warn!("{mismatch}");
+    }
     let certificates = config
         .tls
         .as_ref()

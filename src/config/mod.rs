@@ -266,6 +266,28 @@ impl Config {
         ))
     }
 
+    /// Why the links in messages would not reach this instance: `public_url` is a
+    /// loopback address on another port than the one it listens on (the listen
+    /// address was changed, `TOCSIN_LISTEN`, and the public URL left as shipped).
+    pub fn public_url_mismatch(&self) -> Option<String> {
+        let url = reqwest::Url::parse(&self.public_url).ok()?;
+        let host = url
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let port = url.port_or_known_default()?;
+        (loopback && self.listen.ip().is_loopback() && port != self.listen.port()).then(|| {
+            format!(
+                "server.public_url {} is not where this instance listens ({}): links in pages and emails will not reach it; set public_url (or TOCSIN_PUBLIC_URL in the shipped config) to the address people open",
+                self.public_url, self.listen
+            )
+        })
+    }
+
     /// Whether people beyond this machine reach Tocsin: it listens beyond loopback,
     /// or its public URL (a reverse proxy in front) is not a loopback address.
     pub fn exposed(&self) -> bool {
@@ -1745,6 +1767,29 @@ mod tests {
             refusal.contains("[sources.generic] has no token"),
             "{refusal}"
         );
+    }
+
+    #[test]
+    fn a_listen_port_changed_alone_is_named_because_links_would_miss_it() {
+        let moved = parse_with(DEFAULT_CONFIG, &[("TOCSIN_LISTEN", "127.0.0.1:18950")])
+            .unwrap_or_else(|errors| panic!("{errors:?}"));
+        let mismatch = moved.public_url_mismatch().unwrap_or_default();
+        assert!(
+            mismatch.contains("127.0.0.1:18950") && mismatch.contains("TOCSIN_PUBLIC_URL"),
+            "{mismatch}"
+        );
+        let both = parse_with(
+            DEFAULT_CONFIG,
+            &[
+                ("TOCSIN_LISTEN", "127.0.0.1:18950"),
+                ("TOCSIN_PUBLIC_URL", "http://localhost:18950"),
+            ],
+        )
+        .unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert_eq!(both.public_url_mismatch(), None);
+        assert_eq!(both.public_url, "http://localhost:18950");
+        let shipped = parse_with(DEFAULT_CONFIG, &[]).unwrap_or_else(|errors| panic!("{errors:?}"));
+        assert_eq!(shipped.public_url_mismatch(), None);
     }
 
     #[test]
