@@ -242,8 +242,7 @@ enum IncidentsAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.print_default_config {
-        print!("{DEFAULT_CONFIG}");
-        return ExitCode::SUCCESS;
+        return write_out(DEFAULT_CONFIG);
     }
     init_logging(cli.log_format);
     match cli.command {
@@ -253,14 +252,11 @@ fn main() -> ExitCode {
         }
         Some(Command::CheckConfig { config }) => match tocsin::reload::load(&config) {
             Ok(loaded) => match tocsin::templates::Templates::load(&loaded.templates_dir) {
-                Ok(_) => {
-                    println!(
-                        "{}: OK ({} runbooks)",
-                        config.display(),
-                        loaded.runbooks.len()
-                    );
-                    ExitCode::SUCCESS
-                }
+                Ok(_) => write_out(&format!(
+                    "{}: OK ({} runbooks)\n",
+                    config.display(),
+                    loaded.runbooks.len()
+                )),
                 Err(error) => {
                     eprintln!("{}: {error}", config.display());
                     ExitCode::FAILURE
@@ -510,12 +506,27 @@ fn send_test(config: &std::path::Path, to: &str, channel: &str) -> ExitCode {
 
 fn finish(outcome: anyhow::Result<String>) -> ExitCode {
     match outcome {
-        Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(text) => write_out(&format!("{text}\n")),
         Err(error) => {
             eprintln!("tocsin: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes a command's output. A reader that stopped reading (`| head`) is not an
+/// error of the command's: `println!` panicked on the broken pipe (exit 101).
+fn write_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tocsin: cannot write the output: {error}");
             ExitCode::FAILURE
         }
     }

@@ -829,3 +829,24 @@ async fn more_connections_than_the_soft_open_files_limit_are_served() {
     drop(held);
     daemon.0.kill().unwrap();
 }
+
+/// `tocsin … | head -1`: a reader that stops reading is not the command's failure
+/// (it panicked on the broken pipe, exit 101 with a backtrace).
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = project_dir();
+    for args in [&["--print-default-config"][..], &["check-config"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(BINARY)
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
