@@ -168,7 +168,23 @@ impl Metrics {
                 &INGEST_BUCKETS,
             )?,
             registry,
-        })
+        }
+        .with_known_series())
+    }
+
+    /// Series whose labels are known before anything happens start at 0: an alert
+    /// rule on `rate(tocsin_sla_breaches_total[…])` has nothing to read until the
+    /// first breach otherwise, and sees that first one as the series' start.
+    fn with_known_series(self) -> Self {
+        for priority in crate::alert::Priority::ALL {
+            let priority = priority.as_str();
+            for clock in [crate::sla::Clock::Response, crate::sla::Clock::Resolve] {
+                self.sla_breaches
+                    .with_label_values(&[priority, clock.as_str()]);
+            }
+            self.incidents_opened.with_label_values(&[priority]);
+        }
+        self
     }
 
     /// The text exposition format for `/metrics`.
@@ -178,5 +194,22 @@ impl Metrics {
             tracing::error!(%error, "cannot encode metrics");
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn breaches_and_openings_are_series_at_zero_before_the_first() {
+        let text = Metrics::new().unwrap().render();
+        for series in [
+            r#"tocsin_sla_breaches_total{kind="response",priority="P1"} 0"#,
+            r#"tocsin_sla_breaches_total{kind="resolve",priority="P4"} 0"#,
+            r#"tocsin_incidents_opened_total{priority="P2"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
     }
 }
