@@ -6,7 +6,7 @@ use super::{Action, Effects, OpenIncident, PipelineError, entry, seconds};
 use crate::alert::{AlertStatus, Priority};
 use crate::config::Config;
 use crate::escalation;
-use crate::incident::{Incident, TimelineKind, TransitionError};
+use crate::incident::{Incident, IncidentStatus, TimelineKind, TransitionError};
 use crate::oncall::Channel;
 use crate::store::WriteBatch;
 use crate::store::paging::{Notification, NotificationKind, Paged};
@@ -27,6 +27,14 @@ impl Decider {
         }
         match action {
             Action::Acknowledge { note } => {
+                // A second acknowledgement changes nothing, but its note is kept.
+                let again = self
+                    .open_incident(incident_id)
+                    .is_ok_and(|incident| incident.status == IncidentStatus::Acknowledged);
+                let note = note.filter(|note| !note.trim().is_empty());
+                if again && let Some(note) = note.clone() {
+                    batch.record(entry(incident_id, now, TimelineKind::Note, actor, note));
+                }
                 let message = with_note(format!("acknowledged by {actor}"), note);
                 self.acknowledge_incident(incident_id, actor, message, now, batch, effects)
             }
@@ -439,6 +447,10 @@ mod tests {
         let (again, batch) = act(&mut decider, id, Action::Acknowledge { note: None }, at(4));
         assert_eq!(again.unwrap().acknowledged_at, Some(at(3)));
         assert!(batch.is_empty(), "a second acknowledgement changes nothing");
+        let note = Some("handing over to bob".to_string());
+        let (again, batch) = act(&mut decider, id, Action::Acknowledge { note }, at(5));
+        assert_eq!(again.unwrap().acknowledged_at, Some(at(3)));
+        assert_eq!(kinds(&batch), ["note"], "but its note is kept");
     }
 
     #[test]
