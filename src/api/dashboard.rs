@@ -25,14 +25,15 @@ use serde_json::{Value, json};
 use std::convert::Infallible;
 
 /// Middleware: a private dashboard needs an API token (any role) as Bearer, or a
-/// console session (`/ui/login`). A token given once as `?token=` opens such a
-/// session, so the page's own requests (panel, live stream) need no token in their
-/// URLs and the cookie never holds the token itself.
+/// session: the console's (`/ui/login`), or the dashboard's own, which a token given
+/// once as `?token=` on the page opens, so the page's own requests (panel, live
+/// stream) need no token in their URLs and the cookie never holds the token itself.
 pub async fn access(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    use super::console::session::{COOKIE, DASHBOARD_COOKIE, current, open};
     let config = state.config.load_full();
     if config.dashboard_public() {
         return Ok(next.run(request).await);
@@ -41,13 +42,19 @@ pub async fn access(
         .filter(|token| find_token(&config, token).is_some());
     let bearer = presented_token(request.headers(), None)
         .is_some_and(|token| find_token(&config, &token).is_some());
-    let signed_in = !bearer
-        && super::console::session::current(&state, request.headers())
-            .await
-            .map_err(|_| {
-                ApiError::unavailable("the session store did not answer; reload in a moment")
-            })?
-            .is_some();
+    let unavailable =
+        |_| ApiError::unavailable("the session store did not answer; reload in a moment");
+    let mut signed_in = false;
+    if !bearer {
+        for name in [COOKIE, DASHBOARD_COOKIE] {
+            if !signed_in {
+                signed_in = current(&state, request.headers(), name)
+                    .await
+                    .map_err(unavailable)?
+                    .is_some();
+            }
+        }
+    }
     if !bearer && from_query.is_none() && !signed_in {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -55,11 +62,12 @@ pub async fn access(
             "sign in at /ui/login, or open /?token=<an API token> once (any role), or set [dashboard] public = true",
         ));
     }
+    // Only the page opens a session: its panel and stream would otherwise store one
+    // more for every request that carries the token.
+    let page = request.uri().path() == "/";
     let mut response = next.run(request).await;
-    // A link carrying someone else's token must not replace the session of whoever
-    // opens it (their acts would then be credited to that token).
-    if let Some(token) = from_query.filter(|_| !signed_in) {
-        match super::console::session::open(&state, &config, &token).await {
+    if let Some(token) = from_query.filter(|_| page && !signed_in) {
+        match open(&state, &config, &token, DASHBOARD_COOKIE).await {
             Ok(cookie) => {
                 if let Ok(value) = HeaderValue::from_str(&cookie) {
                     response.headers_mut().insert(header::SET_COOKIE, value);

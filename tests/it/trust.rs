@@ -347,6 +347,28 @@ async fn a_private_dashboard_needs_a_token_and_keeps_a_session_not_the_token_in_
         .await
         .unwrap();
     assert_eq!(bearer.status(), 200);
+
+    // A link carrying someone's token shows the dashboard, and signs nobody into
+    // the console as that token (a page opened from it would act as them).
+    let console = client
+        .get(format!("{}/ui/incidents", tocsin.url))
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        console.url().path().starts_with("/ui/login"),
+        "the dashboard's session is not a console session: {}",
+        console.url()
+    );
+    // The page's panel and stream take the token too, but store no session each.
+    let panel = client
+        .get(format!("{}/dashboard/panel?token={VIEWER}", tocsin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(panel.status(), 200);
+    assert!(panel.headers().get("set-cookie").is_none());
 }
 
 #[tokio::test]

@@ -18,8 +18,12 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-/// The session cookie, shared with the dashboard.
+/// The console's session cookie; the dashboard takes it too.
 pub const COOKIE: &str = "tocsin_session";
+/// The cookie of a session opened by the dashboard's `?token=` link: it shows the
+/// dashboard only, so a link carrying someone else's token cannot sign its opener
+/// into the console, where their acts would be credited to that token.
+pub const DASHBOARD_COOKIE: &str = "tocsin_dashboard";
 /// The login form's double-submit cookie.
 const LOGIN_COOKIE: &str = "tocsin_login";
 
@@ -97,8 +101,14 @@ fn set_cookie(response: &mut Response, value: &str) {
     }
 }
 
-/// Opens a session for an API token of `config`; returns the `Set-Cookie` value.
-pub async fn open(state: &AppState, config: &Config, token: &str) -> Result<String, Response> {
+/// Opens a session for an API token of `config`, carried by the cookie `name`;
+/// returns the `Set-Cookie` value.
+pub async fn open(
+    state: &AppState,
+    config: &Config,
+    token: &str,
+    name: &str,
+) -> Result<String, Response> {
     let now = state.clock.now();
     let ttl = config.console.session_ttl;
     let id = random();
@@ -113,15 +123,20 @@ pub async fn open(state: &AppState, config: &Config, token: &str) -> Result<Stri
         .await
         .map_err(store_down)?;
     Ok(format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        "{name}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         ttl.num_seconds(),
         secure(config)
     ))
 }
 
-/// The session the request's cookie names, if it is live and its token still valid.
-pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, Response> {
-    let Some(id) = cookie(headers, COOKIE) else {
+/// The session the request's cookie `name` names, if it is live and its token
+/// still valid.
+pub async fn current(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<Option<Session>, Response> {
+    let Some(id) = cookie(headers, name) else {
         return Ok(None);
     };
     let Some(row) = state
@@ -158,7 +173,7 @@ impl FromRequestParts<AppState> for Session {
 
     /// Without a live session, a person is sent to sign in and brought back after.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        if let Some(session) = current(state, &parts.headers).await? {
+        if let Some(session) = current(state, &parts.headers, COOKIE).await? {
             return Ok(session);
         }
         let back = if parts.method == axum::http::Method::GET {
@@ -253,7 +268,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, fields: Fi
             &next,
         );
     }
-    match open(&state, &config, token).await {
+    match open(&state, &config, token, COOKIE).await {
         Ok(cookie) => {
             let mut response = Redirect::to(&next).into_response();
             set_cookie(&mut response, &cookie);
