@@ -89,6 +89,17 @@ fn decide(config: &Config, alert: &Alert, now: DateTime<Utc>) -> Value {
             "resolves the open alert with this key (and its incident when it was the last)"
                 .to_string()
         }
+        (AlertAction::Report, AlertStatus::Firing)
+            if let Some(window) = config
+                .maintenance
+                .iter()
+                .find(|window| window.covers(alert, now)) =>
+        {
+            format!(
+                "kept quiet by [[maintenance]] {:?}, in force now: stored silenced, opens no incident and pages nobody",
+                window.name
+            )
+        }
         (AlertAction::Report, AlertStatus::Firing) if !opens => {
             format!(
                 "kept in the alert queue: {} is not in incidents.auto_open",
@@ -259,6 +270,29 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .contains("kept in the alert queue")
+        );
+        let patching = Config::parse(
+            "[[maintenance]]\nname = \"all day\"\nmatch = ['resource=\"db-01.prod.example.net\"']\nstart = \"00:00\"\nend = \"23:59\"\n",
+            "m.toml",
+        )
+        .unwrap();
+        let quiet = simulate(
+            &patching,
+            "am.json",
+            &fixture("alertmanager-firing.json"),
+            None,
+            Utc::now()
+                .date_naive()
+                .and_hms_opt(12, 0, 0)
+                .unwrap()
+                .and_utc(),
+        );
+        assert!(
+            quiet["alerts"][0]["outcome"]
+                .as_str()
+                .unwrap()
+                .contains("kept quiet by [[maintenance]] \"all day\""),
+            "{quiet}"
         );
         let bad = simulate(
             &config,
