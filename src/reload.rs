@@ -26,8 +26,9 @@ pub fn load_text(text: &str, file: &str) -> Result<Config, ConfigErrors> {
 }
 
 /// Reads the configuration file again and swaps it in whole, or keeps the running
-/// one and returns every error. Listen address, storage, channels, rate limits and
-/// the report's cron are read at start only; a reload that changes them says so.
+/// one and returns every error. Listen address, client timeout, storage, email and
+/// SMS are read at start only (so are rate limits and the report's cron); a reload
+/// that changes the first five names them.
 pub fn reload(config: &SharedConfig, path: Option<&Path>) -> Result<String, ConfigErrors> {
     let Some(path) = path else {
         return Err(ConfigErrors {
@@ -42,13 +43,27 @@ pub fn reload(config: &SharedConfig, path: Option<&Path>) -> Result<String, Conf
     let mut fresh = load(path)?;
     let running = config.load_full();
     let mut note = format!("reloaded {}", path.display());
-    if fresh.listen != running.listen
-        || fresh.storage_url != running.storage_url
-        || fresh.client_timeout != running.client_timeout
-    {
-        note.push_str(
-            "; server.listen, server.client_timeout and storage.url take effect at the next restart",
-        );
+    let at_start = [
+        ("server.listen", fresh.listen != running.listen),
+        (
+            "server.client_timeout",
+            fresh.client_timeout != running.client_timeout,
+        ),
+        ("storage.url", fresh.storage_url != running.storage_url),
+        ("[email]", fresh.email != running.email),
+        ("[sms]", fresh.sms != running.sms),
+    ];
+    let changed: Vec<&str> = at_start
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| *key)
+        .collect();
+    if !changed.is_empty() {
+        note.push_str(&format!(
+            "; {} changed and take{} effect at the next restart (the running values stay until then)",
+            changed.join(", "),
+            if changed.len() == 1 { "s" } else { "" }
+        ));
     }
     // Console overrides live in the store, not the file: the mirror carries over.
     fresh.directory.stored = running.directory.stored.clone();
@@ -75,6 +90,36 @@ pub fn reload(config: &SharedConfig, path: Option<&Path>) -> Result<String, Conf
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reload_names_the_start_only_keys_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tocsin.toml");
+        let manifests = dir.path().join("runbooks");
+        std::fs::create_dir(&manifests).unwrap();
+        let runbooks = format!("[runbooks]\ndir = \"{}\"\n", manifests.display());
+        std::fs::write(
+            &file,
+            format!(
+                "{runbooks}[email]\ntransport = \"spool\"\nspool_dir = \"{}\"\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let config: SharedConfig = Arc::new(arc_swap::ArcSwap::from_pointee(load(&file).unwrap()));
+        let note = reload(&config, Some(&file)).unwrap();
+        assert!(!note.contains("restart"), "nothing changed: {note}");
+        std::fs::write(
+            &file,
+            format!("{runbooks}[email]\ntransport = \"smtp\"\nhost = \"mail.example.net\"\n"),
+        )
+        .unwrap();
+        let note = reload(&config, Some(&file)).unwrap();
+        assert!(
+            note.contains("[email] changed and takes effect at the next restart"),
+            "{note}"
+        );
+    }
 
     #[test]
     fn runbooks_are_read_after_the_file_and_checked_against_it() {
