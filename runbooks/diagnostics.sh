@@ -11,6 +11,12 @@ on_host() {
   esac
 }
 
+# A host it cannot reach is a failed run, saying why, not a success with empty sections.
+if ! on_host true; then
+  echo "cannot run commands on $host: give Tocsin's user an ssh key it accepts (BatchMode), or the alert's resource is not a host" >&2
+  exit 2
+fi
+
 section() { printf '\n== %s\n' "$1"; }
 section "load";      on_host uptime
 section "memory";    on_host free -m
