@@ -36,6 +36,7 @@ use crate::pipeline::Pipeline;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::header;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use error::ApiError;
@@ -164,7 +165,10 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     dashboard::access,
-                )),
+                ))
+                // What is open, and who is on call: not for a shared cache or the
+                // browser's back button after the session ends.
+                .route_layer(security_header(header::CACHE_CONTROL, "no-store")),
         )
         .merge(console::router())
         .route("/api/v1/openapi.json", get(health::openapi))
@@ -178,6 +182,16 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest)
         .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
         .layer(axum::middleware::map_response(error::json_errors))
+        // For browsers: no page may be framed by another site (clickjacking a
+        // console button), no type is guessed from content, and no address, which
+        // for `/ack/…` links holds a token, is sent on as a referrer.
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(security_header(
+            header::CONTENT_SECURITY_POLICY,
+            "frame-ancestors 'none'",
+        ))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
         // Every request gets an x-request-id (kept when the client sent one), logged
         // with its span and returned in the response.
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
@@ -187,6 +201,16 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
         .with_state(state)
+}
+
+fn security_header(
+    name: axum::http::HeaderName,
+    value: &'static str,
+) -> tower_http::set_header::SetResponseHeaderLayer<axum::http::HeaderValue> {
+    tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+        name,
+        axum::http::HeaderValue::from_static(value),
+    )
 }
 
 /// A request path as logs may show it: the single-use tokens of `/ack/…`,

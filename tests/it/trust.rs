@@ -703,3 +703,44 @@ async fn unsigned_requests_do_not_use_up_a_signed_senders_rate() {
         .unwrap();
     assert_eq!(response.status(), 202);
 }
+
+/// Every answer tells browsers not to frame it, sniff it or pass its address on
+/// (an ack link's address holds its token); the dashboard is not kept in caches.
+#[tokio::test]
+async fn pages_cannot_be_framed_sniffed_or_referred_and_the_dashboard_is_not_cached() {
+    let tocsin = Harness::start("").await;
+    for path in [
+        "/",
+        "/ui/login",
+        "/ack/some-token",
+        "/healthz",
+        "/api/v1/incidents",
+    ] {
+        let response = tocsin
+            .client
+            .get(format!("{}{path}", tocsin.url))
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers();
+        for (name, value) in [
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "frame-ancestors 'none'"),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+        ] {
+            assert_eq!(
+                headers.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{path} {name}"
+            );
+        }
+    }
+    let dashboard = tocsin
+        .client
+        .get(format!("{}/dashboard/panel", tocsin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dashboard.headers()["cache-control"], "no-store");
+}
