@@ -36,7 +36,11 @@ fn https_project() -> tempfile::TempDir {
             &format!("[server]\ntls_cert = \"{CERT}\"\ntls_key = \"{KEY}\"\n"),
             1,
         )
-        .replacen("public_url = \"http://", "public_url = \"https://", 1);
+        .replacen(
+            "public_url = \"${TOCSIN_PUBLIC_URL:-http://",
+            "public_url = \"${TOCSIN_PUBLIC_URL:-https://",
+            1,
+        );
     assert!(
         config.contains("tls_cert = ") && config.contains("https://127.0.0.1:8080"),
         "the shipped [server] section changed"
@@ -272,7 +276,7 @@ async fn https_serves_the_readme_ingest_and_swaps_its_certificate_on_sighup() {
     let answer = in_flight.finish().await;
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
     assert!(
-        !log(dir.path()).contains("server.public_url"),
+        !log(dir.path()).contains("serves HTTPS only, but the links"),
         "{}",
         log(dir.path())
     );
