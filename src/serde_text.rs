@@ -18,6 +18,10 @@ const REWRITES: &[(&str, &str)] = &[
     ),
     (r"Failed to deserialize query string: ", "query string: "),
     (
+        r"Failed to buffer the request body: length limit exceeded",
+        "the body is larger than server.max_body_bytes; send a smaller one",
+    ),
+    (
         r"Failed to parse the request body as JSON: ",
         "the body is not JSON: ",
     ),
@@ -96,6 +100,10 @@ mod tests {
             (
                 "incident_id: invalid type: string \"1\", expected i64",
                 "incident_id: invalid type: string \"1\", expected an integer",
+            ),
+            (
+                "Failed to buffer the request body: length limit exceeded",
+                "the body is larger than server.max_body_bytes; send a smaller one",
             ),
             (
                 "invalid value: integer `-1`, expected u64",

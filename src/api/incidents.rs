@@ -91,8 +91,14 @@ pub async fn show(
     Ok(Json(body))
 }
 
-/// Optional body of `/ack` and `/resolve`.
+/// Longest note, in characters: a note is a line on the timeline, in pages and
+/// chat messages; a log belongs in a link.
+pub const MAX_NOTE_CHARS: usize = 4096;
+
+/// Optional body of `/ack` and `/resolve`. A field it does not know is refused: a
+/// misspelt `notes` would otherwise act and drop the note without a word.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NoteBody {
     note: Option<String>,
     text: Option<String>,
@@ -108,6 +114,14 @@ fn note_body(body: &Bytes) -> Result<NoteBody, ApiError> {
         if let Some(text) = text {
             crate::ingest::refuse_nul(field, text)
                 .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
+            if text.chars().count() > MAX_NOTE_CHARS {
+                return Err(ApiError::bad_request(
+                    "invalid body",
+                    format!(
+                        "{field}: is over {MAX_NOTE_CHARS} characters; keep a note short and link to anything longer"
+                    ),
+                ));
+            }
         }
     }
     Ok(body)
@@ -216,8 +230,8 @@ async fn noted(
     action: fn(Option<String>) -> Action,
 ) -> Result<Json<Value>, ApiError> {
     let id = incident_id(id)?;
-    let note = note_body(body)?.note;
-    act(state, id, action(note), actor, key).await
+    let body = note_body(body)?;
+    act(state, id, action(body.note.or(body.text)), actor, key).await
 }
 
 async fn act(

@@ -35,6 +35,25 @@ async fn responders_acknowledge_and_resolve_and_the_timeline_names_them() {
         )
         .await;
     assert_eq!(status, 200);
+    // A misspelt field is refused rather than acted on without its note, and a note
+    // is a line, not a log.
+    for (path, body, says) in [
+        ("ack", json!({"notes": "typo"}), "unknown field `notes`"),
+        (
+            "notes",
+            json!({"text": "x".repeat(4097)}),
+            "over 4096 characters",
+        ),
+    ] {
+        let (status, refusal) = tocsin
+            .post_as(RESPONDER, &format!("/api/v1/incidents/{id}/{path}"), body)
+            .await;
+        assert_eq!(status, 400, "{refusal}");
+        assert!(
+            refusal["detail"].as_str().unwrap().contains(says),
+            "{refusal}"
+        );
+    }
     tocsin.clock.advance(TimeDelta::minutes(30));
     let response = tocsin
         .client

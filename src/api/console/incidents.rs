@@ -321,6 +321,19 @@ pub async fn act(
     {
         return page_error(StatusCode::BAD_REQUEST, "Invalid note", &error.detail());
     }
+    if note
+        .as_deref()
+        .is_some_and(|note| note.chars().count() > crate::api::incidents::MAX_NOTE_CHARS)
+    {
+        return page_error(
+            StatusCode::BAD_REQUEST,
+            "Note too long",
+            &format!(
+                "A note holds at most {} characters. Shorten it, and link to anything longer.",
+                crate::api::incidents::MAX_NOTE_CHARS
+            ),
+        );
+    }
     let action = match (fields.get("action").unwrap_or_default(), note) {
         ("ack", note) => Action::Acknowledge { note },
         ("resolve", note) => Action::Resolve { note },
