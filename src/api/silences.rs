@@ -64,7 +64,13 @@ pub async fn create(
             .map(|text| time("starts_at", text))
             .transpose()?,
         ends_at: time("ends_at", &body.ends_at)?,
-        created_by: body.created_by.filter(|c| !c.is_empty()).unwrap_or(actor.0),
+        // A name given for someone else keeps the token that made it beside it: the
+        // list is what an audit reads.
+        created_by: match body.created_by.filter(|c| !c.is_empty()) {
+            Some(given) if given != actor.0 => format!("{given} (via {})", actor.0),
+            Some(given) => given,
+            None => actor.0,
+        },
         comment: body.comment.unwrap_or_default(),
     };
     let silence = state

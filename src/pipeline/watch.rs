@@ -47,6 +47,12 @@ impl Decider {
                         "ends_at: must be after starts_at and in the future".into(),
                     ));
                 }
+                // As check-config refuses durations over 10 years.
+                if new.ends_at > now + chrono::TimeDelta::days(3653) {
+                    return Err(PipelineError::Invalid(
+                        "ends_at: is more than 10 years ahead; give the silence an end within 10 years (expire it sooner with DELETE)".into(),
+                    ));
+                }
                 let silence = Silence::new(
                     self.view.ids.silences.take(),
                     new.matchers,

@@ -369,7 +369,7 @@ async fn a_silence_is_made_from_an_alert_listed_and_expired() {
     let alert = tocsin
         .ingest_ok(
             "generic",
-            br#"{"resource": "db-7", "check": "backup", "severity": "warning", "summary": "backup late", "labels": {"env": "prod"}}"#,
+            br#"{"resource": "db-7", "check": "backup", "severity": "warning", "summary": "backup late", "labels": {"env": "prod", "a b": "x", "": "y"}}"#,
         )
         .await["alerts"][0]["id"]
         .as_i64()
@@ -384,6 +384,10 @@ async fn a_silence_is_made_from_an_alert_listed_and_expired() {
     assert!(
         shown.contains("resource=\"db-7\"") && shown.contains("labels.env=\"prod\""),
         "the matchers are filled from the alert: {form}"
+    );
+    assert!(
+        !shown.contains("labels.a b") && !shown.contains("labels.=\""),
+        "no matcher a silence would refuse: {form}"
     );
     let (status, _) = responder
         .post(

@@ -40,7 +40,16 @@ pub async fn new(
                 matchers.push(format!("source={}", quote(&alert.source)));
                 matchers.push(format!("resource={}", quote(&alert.resource)));
                 matchers.push(format!("check={}", quote(&alert.check)));
-                for (name, value) in &alert.labels {
+                // A label whose name a matcher cannot spell (a sender may send
+                // `a b` or an empty name) is left out; source, resource and check
+                // already single the alert out.
+                let spellable = |name: &str| {
+                    !name.is_empty()
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                };
+                for (name, value) in alert.labels.iter().filter(|(name, _)| spellable(name)) {
                     matchers.push(format!("labels.{name}={}", quote(value)));
                 }
             }
