@@ -280,6 +280,11 @@ async fn https_serves_the_readme_ingest_and_swaps_its_certificate_on_sighup() {
         "{}",
         log(dir.path())
     );
+    assert!(
+        !log(dir.path()).contains('\u{1b}'),
+        "no colour codes in a log that is not a terminal: {}",
+        log(dir.path())
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(status) = daemon.0.try_wait().unwrap() {
