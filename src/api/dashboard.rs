@@ -166,8 +166,23 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
         .take(20)
         .map(|alert| json!({ "priority": alert.priority.as_str(), "check": alert.check, "resource": alert.resource, "summary": alert.summary, "count": alert.count }))
         .collect::<Vec<_>>();
-    let oncall =
-        crate::oncall::report::report(&state.config.load().directory, now)["schedules"].clone();
+    let on_call = crate::oncall::report::report(&state.config.load().directory, now);
+    let oncall = on_call["schedules"].clone();
+    // Without schedules, who a page reaches first is each policy's first tier.
+    let first_tiers: Vec<Value> = on_call["policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|policy| {
+            let tier = policy["tiers"].get(0)?;
+            let users: Vec<&str> = tier["users"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            Some(json!({ "policy": policy["name"], "level": tier["level"], "users": users.join(", ") }))
+        })
+        .collect();
     let start_of_day = now - TimeDelta::seconds(i64::from(now.num_seconds_from_midnight()));
     let today = crate::report::read::kpis(
         state.store.as_ref(),
@@ -208,6 +223,7 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
         "resolved": resolved.iter().map(|i| incident_row(i, &tickets)).collect::<Vec<_>>(),
         "queue": queue,
         "oncall": oncall,
+        "first_tiers": first_tiers,
         "today": figures(&today["overall"]),
         "week": figures(&week["overall"]),
         "runs": runs.iter().take(8).map(|run| json!({ "runbook": run.runbook, "status": run.status, "target": run.target, "started_at": rfc3339(run.started_at) })).collect::<Vec<_>>(),

@@ -556,6 +556,19 @@ async fn the_readme_quick_start_shows_an_incident_its_diagnostics_and_the_page()
         .await
         .unwrap();
     assert_eq!(nagios["items"][0]["resource"], "db-01", "{nagios}");
+    // With no schedule, the dashboard says who a page reaches first.
+    let panel = client
+        .get(format!("{url}/dashboard/panel"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        panel.contains("oncall-l1") && panel.contains("paged first"),
+        "{panel}"
+    );
 }
 
 #[tokio::test]
