@@ -381,6 +381,25 @@ pub fn oncall(
         })
         .collect();
     if rows.is_empty() {
+        let first: Vec<String> = report["policies"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|policy| {
+                let tier = policy["tiers"].get(0)?;
+                let users: Vec<String> = tier["users"].as_array()?.iter().map(text).collect();
+                Some(format!(
+                    "policy {}: {} paged first ({})",
+                    text(&policy["name"]),
+                    users.join(", "),
+                    text(&tier["level"])
+                ))
+            })
+            .collect();
+        if !first.is_empty() {
+            return Ok(format!("no schedules are configured\n{}", first.join("\n")));
+        }
         return Ok("no schedules are configured".into());
     }
     Ok(table(

@@ -156,6 +156,18 @@ fn oncall_prints_who_is_on_call_from_the_config() {
         text.contains("primary") && text.contains("Alice Martin") && text.contains("Europe/Paris"),
         "{text}"
     );
+    // The shipped config has no schedule: who a page reaches first instead.
+    let shipped = project_dir();
+    let output = Command::new(BINARY)
+        .arg("oncall")
+        .current_dir(shipped.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("policy default: oncall-l1 paged first (L1)"),
+        "{text}"
+    );
 }
 
 /// `tocsin check-config` on a file holding `text`: its exit code and what it printed.
