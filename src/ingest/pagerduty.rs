@@ -58,6 +58,17 @@ struct Link {
 
 /// Parses one event. A trigger without `dedup_key` gets a fresh UUID, as PagerDuty does.
 pub fn parse(body: &[u8], _now: DateTime<Utc>) -> Result<Payload, IngestError> {
+    // Events API v1 (`service_key`, `event_type`) reads as v2 missing its fields:
+    // name the version instead.
+    if let Ok(v1) = serde_json::from_slice::<serde_json::Value>(body)
+        && v1.get("event_type").is_some()
+        && v1.get("event_action").is_none()
+    {
+        return Err(IngestError::field(
+            "event_type",
+            "this is a PagerDuty Events API v1 body; Tocsin takes Events API v2 (routing_key, event_action, payload): point the integration at an Events API v2 URL",
+        ));
+    }
     let event: Event = from_json(body)?;
     let action = match event.event_action.as_str() {
         "trigger" => AlertAction::Report,
@@ -223,6 +234,15 @@ mod tests {
         assert_eq!(alert.check, "replication lag");
         assert_eq!(alert.severity, Severity::Critical);
         assert!(alert.occurred_at.is_some(), "+0000 offsets are read");
+    }
+
+    #[test]
+    fn a_v1_event_is_named_as_such() {
+        let refused = parse(&fixture("pagerduty-v1-legacy-trigger.json"), Utc::now())
+            .err()
+            .map(|error| error.detail())
+            .unwrap_or_default();
+        assert!(refused.contains("Events API v1"), "{refused}");
     }
 
     #[test]
