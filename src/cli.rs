@@ -301,7 +301,10 @@ impl Remote {
 
     /// `tocsin send-test-alert`: a generic alert that walks the whole chain.
     pub async fn send_test_alert(&self, severity: &str) -> anyhow::Result<String> {
+        // A key of its own each time: a second test walks the chain again instead of
+        // counting as a repeat of the first (which pages nobody).
         let body = serde_json::json!({
+            "dedup_key": format!("tocsin-test-{}", uuid::Uuid::new_v4().simple()),
             "resource": "tocsin-test",
             "check": "test alert",
             "severity": severity,
@@ -313,7 +316,10 @@ impl Remote {
             .await?;
         let alert = &reply["alerts"][0];
         Ok(match alert["incident_id"].as_i64() {
-            Some(incident) => format!("alert {} opened incident #{incident}", alert["id"]),
+            Some(incident) => format!(
+                "alert {} opened incident #{incident}; resolve it with `tocsin incidents resolve {incident}`",
+                alert["id"]
+            ),
             None => format!(
                 "alert {} is in the queue (its priority opens no incident)",
                 alert["id"]

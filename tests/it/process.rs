@@ -875,3 +875,31 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// Each `send-test-alert` walks the chain anew: a second one is a new incident, not
+/// a repeat of the first that pages nobody.
+#[tokio::test]
+async fn each_test_alert_opens_an_incident_of_its_own() {
+    let dir = project_dir();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = crate::harness::client();
+    let _tocsin = KillOnDrop(serve(dir.path(), port));
+    wait_ready(&client, &url).await;
+    let mut printed = Vec::new();
+    for _ in 0..2 {
+        let output = Command::new(BINARY)
+            .args(["send-test-alert", "--url", &url])
+            .env("TOCSIN_TOKEN", "dev-admin-token")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        printed.push(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    assert!(printed[0].contains("opened incident #1"), "{printed:?}");
+    assert!(printed[1].contains("opened incident #2"), "{printed:?}");
+}
