@@ -136,6 +136,10 @@ fn notification(fields: &Fields) -> Result<Alert, IngestError> {
                 "author",
             ][..],
         ),
+        (
+            "comment",
+            &["notificationcomment", "notification_comment", "comment"][..],
+        ),
     ] {
         if let Some(value) = fields.get(names) {
             labels.insert(label.into(), value.to_string());

@@ -130,7 +130,8 @@ impl Decider {
         count(&mut effects.received, &alert.source);
         match alert.action {
             AlertAction::Acknowledge => {
-                return self.sender_acknowledges(&key, &alert.source, now, batch, effects);
+                let said = sender_said(&alert);
+                return self.sender_acknowledges(&key, &alert.source, &said, now, batch, effects);
             }
             AlertAction::DowntimeStart => self.sender_downtime(&alert, true, now, batch)?,
             AlertAction::DowntimeEnd => self.sender_downtime(&alert, false, now, batch)?,
@@ -420,6 +421,7 @@ impl Decider {
         &mut self,
         key: &DedupKey,
         actor: &str,
+        said: &str,
         now: DateTime<Utc>,
         batch: &mut WriteBatch,
         effects: &mut Effects,
@@ -451,7 +453,7 @@ impl Decider {
             self.acknowledge_incident(
                 incident_id,
                 actor,
-                format!("acknowledged by the sender ({actor})"),
+                format!("acknowledged by the sender ({actor}){said}"),
                 now,
                 batch,
                 effects,
@@ -526,6 +528,17 @@ fn links_of(
         .filter(|runbook| classification.runbooks.contains(&runbook.name) || runbook.matches(alert))
         .flat_map(|runbook| runbook.kb.iter());
     crate::incident::links::for_alert(alert, rule_kb.chain(runbook_kb), &config.remote_access)
+}
+
+/// Who acknowledged at the sender, and why, as the sender said it (Nagios:
+/// `NOTIFICATIONAUTHOR`, `NOTIFICATIONCOMMENT`): `": jdoe: looking into it"`.
+fn sender_said(alert: &Alert) -> String {
+    ["author", "comment"]
+        .iter()
+        .filter_map(|label| alert.labels.get(*label))
+        .filter(|text| !text.trim().is_empty())
+        .map(|text| format!(": {text}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -179,11 +179,17 @@ async fn nagios_recovery_acknowledgement_and_downtime_walk_the_incident() {
         fixture("nagios-service-acknowledgement.form"),
     )
     .await;
-    assert_eq!(
-        tocsin
-            .get(&format!("/api/v1/incidents/{incident_id}"))
-            .await["status"],
-        "acknowledged"
+    let acknowledged = tocsin
+        .get(&format!("/api/v1/incidents/{incident_id}"))
+        .await;
+    assert_eq!(acknowledged["status"], "acknowledged");
+    // Who acknowledged in Nagios, and why, as Nagios said it.
+    assert!(
+        acknowledged["timeline"].as_array().unwrap().iter().any(|entry| {
+            entry["message"]
+                == "acknowledged by the sender (nagios): jdoe: Looking into it - replica IO saturated"
+        }),
+        "{acknowledged}"
     );
     let (code, reply) = post(
         &tocsin,
