@@ -186,14 +186,7 @@ pub async fn list(
     let (limit, before_id) = page(query.limit.as_deref(), query.cursor.as_deref())?;
     let since = match query.since.as_deref() {
         None => now - state.config.load().changes.retention,
-        Some(text) => DateTime::parse_from_rfc3339(text)
-            .map(|at| at.with_timezone(&Utc))
-            .map_err(|_| {
-                ApiError::bad_request(
-                    "invalid query",
-                    format!("since: {text:?} is not an RFC 3339 time"),
-                )
-            })?,
+        Some(text) => super::query_time("since", text)?,
     };
     let changes = state
         .store

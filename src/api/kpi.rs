@@ -36,16 +36,7 @@ impl Window {
 
 fn time(name: &str, text: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
     text.as_deref()
-        .map(|text| {
-            DateTime::parse_from_rfc3339(text)
-                .map(|at| at.with_timezone(&Utc))
-                .map_err(|_| {
-                    ApiError::bad_request(
-                        "invalid query",
-                        format!("{name}: {text:?} is not an RFC 3339 time"),
-                    )
-                })
-        })
+        .map(|text| super::query_time(name, text))
         .transpose()
 }
 

@@ -261,6 +261,26 @@ impl<T> Page<T> {
     }
 }
 
+/// A time in a query string (`?from=`, `?since=`), RFC 3339. An offset's `+` sent
+/// unencoded arrives as a space; the refusal says so, since the text it echoes looks
+/// right to whoever typed it.
+pub fn query_time(name: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    let parse = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&chrono::Utc))
+    };
+    parse(text).map_err(|_| {
+        let hint = if text.contains(' ') && parse(&text.replace(' ', "+")).is_ok() {
+            "; a + in a query string arrives as a space: write it %2B (…%2B01:00)"
+        } else {
+            ""
+        };
+        ApiError::bad_request(
+            "invalid query",
+            format!("{name}: {text:?} is not an RFC 3339 time{hint}"),
+        )
+    })
+}
+
 /// Reads `?limit=` (default 100, at most 1000) and `?cursor=`.
 pub fn page(limit: Option<&str>, cursor: Option<&str>) -> Result<(i64, Option<i64>), ApiError> {
     let limit = match limit {

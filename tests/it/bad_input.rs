@@ -483,3 +483,30 @@ async fn refusals_name_no_rust_types() {
         "the query string gives `limit` more than once; give it once"
     );
 }
+
+/// An offset's `+` typed into a query string arrives as a space: the refusal says to
+/// write it %2B, since the time it echoes looks right to whoever typed it.
+#[tokio::test]
+async fn a_plus_lost_in_a_query_time_is_named() {
+    let tocsin = Harness::start("").await;
+    let answer = tocsin
+        .client
+        .get(format!(
+            "{}/api/v1/kpi?from=2026-11-01T00:00:00+01:00",
+            tocsin.url
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let refusal: Value = answer.json().await.unwrap();
+    assert!(
+        refusal["detail"].as_str().unwrap().contains("%2B"),
+        "{refusal}"
+    );
+    let fine = tocsin
+        .get("/api/v1/kpi?from=2026-11-01T00:00:00%2B01:00")
+        .await;
+    assert!(fine["overall"].is_object(), "{fine}");
+}
