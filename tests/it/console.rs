@@ -892,6 +892,10 @@ async fn addresses_no_page_answers_get_a_page_saying_so_not_json() {
         (405, Some("GET,HEAD")),
         "{body}"
     );
+    assert!(
+        !body.contains("openapi"),
+        "a person is not sent to the API's document: {body}"
+    );
     for link in ["/ack/%ff", "/approve/%ff%fe", "/csat/%c3"] {
         let (status, _, body) = page(
             tocsin

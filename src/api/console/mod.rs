@@ -88,11 +88,13 @@ async fn html_errors(response: Response) -> Response {
     if refusal.bad_path {
         return no_such_page().await;
     }
-    let mut page = page_error(
-        refusal.error.status,
-        &refusal.error.error,
-        &refusal.error.detail,
-    );
+    // The API's words (its document's address) mean nothing to a person here.
+    let text = if refusal.error.status == StatusCode::METHOD_NOT_ALLOWED {
+        "This page cannot be used that way. Open it from the console's links and use its buttons."
+    } else {
+        &refusal.error.detail
+    };
+    let mut page = page_error(refusal.error.status, &refusal.error.error, text);
     if let Some(allow) = refusal.allow {
         page.headers_mut().insert(header::ALLOW, allow);
     }
