@@ -257,8 +257,6 @@ impl Decider {
 
     /// What an earlier request with the same idempotency key answered: the id of
     /// the incident, silence or run it acted on, kept in this batch or before it.
-    /// Kept as "<id> <request digest>" (before digests, "<id>" alone, taken as
-    /// the same request).
     fn recall(
         &self,
         key: Option<&IdempotencyKey>,
@@ -268,15 +266,13 @@ impl Decider {
         let kept = batch
             .remembered(&key.key)
             .or_else(|| self.facts.answers.get(&key.key).map(String::as_str))?;
-        let (id, request) = kept.split_once(' ').unwrap_or((kept, key.request.as_str()));
-        if request != key.request {
-            return Some(Err(PipelineError::KeyReused));
-        }
-        Some(id.parse().map_err(|_| {
-            PipelineError::NotPossible(
+        Some(match super::kept_answer(kept) {
+            Some((_, Some(request))) if request != key.request => Err(PipelineError::KeyReused),
+            Some((id, _)) => Ok(id),
+            None => Err(PipelineError::NotPossible(
                 "the first answer to this Idempotency-Key cannot be read; send the request with a new key".into(),
-            )
-        }))
+            )),
+        })
     }
 
     /// An incident as it is now, open or closed.

@@ -190,7 +190,10 @@ impl Writer {
             };
             // A repeated request answers with what its first one acted on, as it is
             // now.
-            match (recalled, answer.parse::<i64>()) {
+            match (
+                recalled,
+                super::kept_answer(&answer).map(|(id, _)| id).ok_or(()),
+            ) {
                 (Recalled::Incident, Ok(id)) if !self.decider.view.incidents.contains_key(&id) => {
                     closed.push(id);
                 }

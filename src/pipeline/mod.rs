@@ -89,6 +89,16 @@ pub struct IdempotencyKey {
     pub request: String,
 }
 
+/// A kept answer: `"<id> <request digest>"`, or `"<id>"` alone as kept before
+/// digests (taken as the same request). The id, and the digest if any.
+fn kept_answer(kept: &str) -> Option<(i64, Option<&str>)> {
+    let (id, request) = match kept.split_once(' ') {
+        Some((id, request)) => (id, Some(request)),
+        None => (kept, None),
+    };
+    Some((id.parse().ok()?, request))
+}
+
 /// Why the writer could not carry out a command. The cause is for the log; a client
 /// is only told that nothing happened and to retry.
 #[derive(Debug, Clone, thiserror::Error)]

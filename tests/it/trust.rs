@@ -235,11 +235,25 @@ async fn a_repeated_idempotency_key_gets_the_first_answer_and_acts_once() {
     let silence = json!({"matchers": ["resource=\"db-01\""], "ends_at": "2026-11-30T00:00:00Z"});
     let (status, one) = post_keyed(&tocsin, "/api/v1/silences", "retry-1", silence.clone()).await;
     assert_eq!(status, 201, "{one}");
+    let silence_again = silence.clone();
     let (status, two) = post_keyed(&tocsin, "/api/v1/silences", "retry-1", silence).await;
     assert_eq!(status, 201, "{two}");
     assert_eq!(one["id"], two["id"], "one silence, answered twice");
     let listed = tocsin.get("/api/v1/silences").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    // Retried after the silence ended: still the first answer, not a 404.
+    let expired = tocsin
+        .client
+        .delete(format!("{}/api/v1/silences/{}", tocsin.url, one["id"]))
+        .bearer_auth(RESPONDER)
+        .send()
+        .await
+        .unwrap();
+    assert!(expired.status().is_success(), "{}", expired.status());
+    let (status, three) = post_keyed(&tocsin, "/api/v1/silences", "retry-1", silence_again).await;
+    assert_eq!(status, 201, "{three}");
+    assert_eq!(three["id"], one["id"]);
 
     // The same key with another body is a client's mistake, not a retry: told so,
     // not answered as the first (which would drop this silence without a word).
