@@ -20,6 +20,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+/// What a caller who proved nothing is told, whether or not the desk is configured.
+const NOT_PROVEN: &str = "sign the webhook as its platform does, or send a responder API token";
+
 /// The webhook.
 pub async fn webhook(
     State(state): State<AppState>,
@@ -39,9 +42,7 @@ pub async fn webhook(
         Some(settings) => settings,
         // Nothing is looked up for a caller who has not proved anything.
         None if !responder => {
-            return Err(unauthorized(
-                "sign the webhook as its platform does, or send a responder API token",
-            ));
+            return Err(unauthorized(NOT_PROVEN));
         }
         None => {
             return Err(ApiError::not_found(format!(
@@ -50,10 +51,14 @@ pub async fn webhook(
         }
     };
     if !responder {
-        // Off is answered like the chat and SMS webhooks when their channel is off.
+        // A desk whose webhooks are off answers a stranger as one not configured
+        // does: which desks exist is not told; the log says what to set.
         crate::ticket::authenticate(settings, &headers, &body, state.clock.now()).map_err(
             |error| match error {
-                crate::ticket::WebhookError::Off(_) => ApiError::not_found(error.to_string()),
+                crate::ticket::WebhookError::Off(_) => {
+                    tracing::warn!("{error}");
+                    unauthorized(NOT_PROVEN)
+                }
                 error => unauthorized(error),
             },
         )?;

@@ -1,6 +1,6 @@
 //! Every sender over HTTP with its real payloads, silences, flapping and heartbeats.
 
-use crate::harness::{Harness, INGEST_TOKEN, RESPONDER, VIEWER, fixture, generic};
+use crate::harness::{ADMIN, Harness, INGEST_TOKEN, RESPONDER, VIEWER, fixture, generic};
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 use tocsin::clock::Clock;
@@ -454,7 +454,8 @@ async fn an_alert_that_flaps_across_a_restart_is_still_caught() {
 #[tokio::test]
 async fn a_missed_heartbeat_opens_a_p1_and_the_next_check_in_resolves_it() {
     let tocsin = Harness::start(
-        "[[heartbeats]]\nname = \"backup-cron\"\ninterval = \"10m\"\ngrace = \"1m\"\n",
+        "[[heartbeats]]\nname = \"backup-cron\"\ninterval = \"10m\"\ngrace = \"1m\"\n\
+         [[heartbeats]]\nname = \"own\"\ninterval = \"10m\"\ntoken = \"own-heartbeat-token\"\n",
     )
     .await;
     let beat = |token: &'static str| {
@@ -514,6 +515,17 @@ async fn a_missed_heartbeat_opens_a_p1_and_the_next_check_in_resolves_it() {
         .unwrap();
     assert_eq!(stranger.status(), 401);
     assert_eq!(beat(VIEWER).await.unwrap().status(), 403);
+    // A heartbeat with a token of its own takes only that one: any other is 401,
+    // an admin's too (not "your role is viewer").
+    let own = |token: &'static str| {
+        tocsin
+            .client
+            .post(format!("{}/api/v1/heartbeat/own", tocsin.url))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(own(ADMIN).await.unwrap().status(), 401);
+    assert_eq!(own("own-heartbeat-token").await.unwrap().status(), 200);
 }
 
 #[tokio::test]
