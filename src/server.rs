@@ -25,21 +25,26 @@ use tower_http::timeout::RequestBodyDeadline;
 /// its own, to tell HTTP/1 from HTTP/2 before either protocol's timers start.
 const PREFACE: usize = 24;
 
+/// Open files `serve` asks for: far more connections than one instance serves.
+const OPEN_FILES: u64 = 65_536;
+
 /// Raises the soft limit on open files to the hard one, as Go's runtime and nginx's
 /// `worker_rlimit_nofile` do: systemd starts services at a soft 1,024 (hard
 /// 524,288), and every sender connection, dashboard stream and database file is one,
 /// so a busy instance would stop accepting (EMFILE) long before the machine must.
-/// Runbooks inherit the raised limit.
+/// At most [`OPEN_FILES`]: runbooks inherit it, and tools that walk every possible
+/// descriptor crawl under a hard limit of `infinity` (about 10^9).
 pub fn raise_open_files_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return;
     };
-    if soft >= hard {
+    let wanted = hard.min(OPEN_FILES);
+    if soft >= wanted {
         return;
     }
-    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => tracing::info!(from = soft, to = hard, "raised the open files limit"),
+    match setrlimit(Resource::RLIMIT_NOFILE, wanted, hard) {
+        Ok(()) => tracing::info!(from = soft, to = wanted, "raised the open files limit"),
         Err(error) => tracing::warn!(
             %error,
             soft,

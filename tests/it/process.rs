@@ -799,15 +799,30 @@ async fn a_stalled_client_is_answered_or_closed_instead_of_held() {
 }
 
 /// Started the way systemd starts a service, with a low soft limit on open files
-/// (128 here, 1,024 there), it still serves more connections at once than that.
+/// (64 here, 1,024 there), it still serves more connections at once than that.
 #[tokio::test]
 async fn more_connections_than_the_soft_open_files_limit_are_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const HELD: usize = 120;
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .to_string();
+            line.split_whitespace().nth(4).map(str::to_string)
+        })
+        .unwrap_or_default();
+    if hard != "unlimited" && hard.parse::<usize>().unwrap_or(0) < 1024 {
+        println!("skipped: the hard limit on open files ({hard}) leaves no room to raise");
+        return;
+    }
     let dir = project_dir();
     let port = free_port();
     let mut daemon = KillOnDrop(
         Command::new("/bin/sh")
-            .args(["-c", "ulimit -S -n 128 && exec \"$0\" serve", BINARY])
+            .args(["-c", "ulimit -S -n 64 && exec \"$0\" serve", BINARY])
             .current_dir(dir.path())
             .env("TOCSIN_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
@@ -818,7 +833,7 @@ async fn more_connections_than_the_soft_open_files_limit_are_served() {
     let client = crate::harness::client();
     wait_ready(&client, &format!("http://127.0.0.1:{port}")).await;
     let mut held = Vec::new();
-    for n in 0..300 {
+    for n in 0..HELD {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
@@ -834,22 +849,21 @@ async fn more_connections_than_the_soft_open_files_limit_are_served() {
         };
         assert!(
             answer.starts_with("HTTP/1.1 200"),
-            "connection {n} of 300 held open at once was not served: {answer:?}"
+            "connection {n} of {HELD} held open at once was not served: {answer:?}"
         );
         held.push(stream);
     }
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", daemon.0.id())).unwrap();
-    let open_files = limits
+    let soft = limits
         .lines()
         .find(|line| line.starts_with("Max open files"))
-        .unwrap()
-        .split_whitespace()
-        .skip(3)
-        .take(2)
-        .collect::<Vec<_>>();
-    assert_eq!(
-        open_files[0], open_files[1],
-        "soft raised to hard: {limits}"
+        .and_then(|line| line.split_whitespace().nth(3))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        soft.parse::<u64>()
+            .is_ok_and(|soft| soft > 64 && soft <= 65_536),
+        "raised, at most 65,536: {limits}"
     );
     drop(held);
     daemon.0.kill().unwrap();
