@@ -338,11 +338,34 @@ async fn a_post_without_the_sessions_csrf_token_or_role_is_refused_403() {
     };
     assert_eq!(status, 403);
 
-    // Signing out ends the session in the store.
-    let (status, _) = responder
-        .post("/ui/logout", &[("csrf", &responder.csrf)])
-        .await;
-    assert_eq!(status, 303);
+    // Signing out ends the session in the store, and a dashboard session the same
+    // browser holds.
+    let out = responder
+        .client
+        .post(format!("{}/ui/logout", tocsin.url))
+        .header(
+            "cookie",
+            format!("{}; tocsin_dashboard=left-open", responder.cookie),
+        )
+        .form(&[("csrf", &responder.csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let cleared: Vec<&str> = out
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    for name in ["tocsin_session=;", "tocsin_dashboard=;"] {
+        assert!(
+            cleared
+                .iter()
+                .any(|c| c.starts_with(name) && c.contains("Max-Age=0")),
+            "{cleared:?}"
+        );
+    }
     let (status, _) = responder.get(&path).await;
     assert_eq!(status, 303, "signed out, the page sends to the login");
 }

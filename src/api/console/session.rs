@@ -292,19 +292,23 @@ pub async fn logout(
     if let Err(refused) = session.authorize(&fields, Role::Viewer) {
         return *refused;
     }
-    if let Some(id) = cookie(&headers, COOKIE)
-        && let Err(error) = state
-            .store
-            .end_session(&digest(&id), state.clock.now())
-            .await
-    {
-        return store_down(error);
-    }
+    // The dashboard's session in the same browser ends too: signing out of a shared
+    // screen leaves nothing readable.
     let mut response = Redirect::to("/ui/login").into_response();
-    set_cookie(
-        &mut response,
-        &format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    for name in [COOKIE, DASHBOARD_COOKIE] {
+        if let Some(id) = cookie(&headers, name)
+            && let Err(error) = state
+                .store
+                .end_session(&digest(&id), state.clock.now())
+                .await
+        {
+            return store_down(error);
+        }
+        set_cookie(
+            &mut response,
+            &format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        );
+    }
     response
 }
 
