@@ -79,10 +79,15 @@ pub async fn call(
 
 /// Shorter pieces are words of the provider's own API ("api", "v1"), not secrets.
 const SECRET_MIN_LEN: usize = 6;
+/// A piece shaped like a word (letters, lower case after the first: "services",
+/// "Bearer") is a word of the API unless it is this long: cutting such words out
+/// of an answer would garble its reason.
+const SECRET_WORD_LEN: usize = 12;
 
 /// Whatever in a request may be a credential: the URL's user, password, path
 /// segments and query values (a webhook's URL is its secret, a topic or bot token a
-/// segment of it), and the words of its `Authorization` header, Basic's decoded too.
+/// segment of it, Telegram's after `bot`), and the words of its `Authorization`
+/// header, Basic's decoded too; each also split at `:`.
 fn credentials_of(request: &reqwest::Request) -> Vec<String> {
     let url = request.url();
     let mut pieces: Vec<String> = vec![url.as_str().to_string(), url.username().to_string()];
@@ -114,17 +119,40 @@ fn credentials_of(request: &reqwest::Request) -> Vec<String> {
         })
         .collect();
     pieces.extend(decoded);
-    pieces.retain(|piece| piece.len() >= SECRET_MIN_LEN);
+    let bot_tokens: Vec<String> = pieces
+        .iter()
+        .filter_map(|piece| piece.strip_prefix("bot"))
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        .map(str::to_string)
+        .collect();
+    pieces.extend(bot_tokens);
+    let parts: Vec<String> = pieces
+        .iter()
+        .flat_map(|piece| piece.split(':'))
+        .map(str::to_string)
+        .collect();
+    pieces.extend(parts);
+    let url = url.as_str().to_string();
+    pieces.retain(|piece| {
+        let word = piece.chars().all(|c| c.is_ascii_alphabetic())
+            && piece.chars().skip(1).all(|c| c.is_ascii_lowercase());
+        *piece == url
+            || (piece.len() >= SECRET_MIN_LEN && (!word || piece.len() >= SECRET_WORD_LEN))
+    });
     // Longest first, so a URL is cut whole before its segments are.
     pieces.sort_by_key(|piece| std::cmp::Reverse(piece.len()));
     pieces.dedup();
     pieces
 }
 
-fn redact(text: &str, secrets: &[String]) -> String {
-    secrets.iter().fold(text.to_string(), |text, secret| {
-        text.replace(secret.as_str(), "…")
-    })
+/// `text` with every one of `secrets` cut out.
+pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|secret| !secret.is_empty())
+        .fold(text.to_string(), |text, secret| {
+            text.replace(secret.as_str(), "…")
+        })
 }
 
 #[cfg(test)]
@@ -149,12 +177,25 @@ mod tests {
         let secrets = credentials_of(&webhook);
         let answer = "bad request to https://hooks.example/webhookb2/SECRETHOOK%2Fx?sig=SECRETSIG; \
                       path /webhookb2/SECRETHOOK/x sig=SECRETSIG auth=Bearer tk_SECRETNTFY; \
-                      the channel is archived";
+                      the channel is archived; webhooks of services need a Bearer";
         let redacted = redact(answer, &secrets);
         for secret in ["SECRETHOOK", "SECRETSIG", "tk_SECRETNTFY"] {
             assert!(!redacted.contains(secret), "{redacted}");
         }
-        assert!(redacted.contains("the channel is archived"), "{redacted}");
+        assert!(
+            redacted.contains("the channel is archived; webhooks of services need a Bearer"),
+            "the provider's words stay: {redacted}"
+        );
+        let telegram = request(
+            "https://api.telegram.example/bot123456:ABCdef-ghi/sendMessage",
+            "Bearer x",
+        );
+        let redacted = redact(
+            "token 123456:ABCdef-ghi (ABCdef-ghi) was revoked",
+            &credentials_of(&telegram),
+        );
+        assert_eq!(redacted, "token … (…) was revoked");
+        assert_eq!(redact("unchanged", &[String::new()]), "unchanged");
         use base64::Engine;
         let basic = base64::engine::general_purpose::STANDARD.encode("AC123456:twilio-auth-token");
         let twilio = request(

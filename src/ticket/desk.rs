@@ -353,20 +353,24 @@ impl Desk {
         let mut request = self
             .http
             .request(call.method, format!("{}{}", settings.base_url, call.path))
-            .basic_auth(user, Some(password))
+            .basic_auth(user, Some(&password))
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(body) = &call.body {
             request = request.json(body);
         }
         let response = request.send().await.map_err(|error| {
-            NotifyError::Transient(format!("{platform} is unreachable: {error}"))
+            NotifyError::Transient(format!(
+                "{platform} is unreachable: {}",
+                error.without_url()
+            ))
         })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if status.is_success() {
             return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
         }
-        let answer = shorten(&text);
+        // An answer that repeats the credentials it was sent keeps them off the timeline.
+        let answer = shorten(&crate::notify::redact(&text, &[password]));
         Err(match status {
             s if s.is_server_error()
                 || s == StatusCode::TOO_MANY_REQUESTS
