@@ -4,7 +4,6 @@
 //! kept with a digest of the body, so a key sent again with another body is refused
 //! 422 (as the IETF's Idempotency-Key draft says) instead of answered as the first.
 
-use super::AppState;
 use super::auth::Actor;
 use super::error::ApiError;
 use crate::pipeline::IdempotencyKey;
@@ -22,11 +21,11 @@ struct BodyDigest(String);
 /// Middleware on the action routes, after authentication: the body of a request
 /// carrying an `Idempotency-Key` is read here (within `server.max_body_bytes`) and
 /// digested, then handed on unchanged.
-pub async fn digest_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// `limit` is the one axum's `DefaultBodyLimit` holds every other body to.
+pub async fn digest_body(State(limit): State<usize>, request: Request, next: Next) -> Response {
     if !request.headers().contains_key("idempotency-key") {
         return next.run(request).await;
     }
-    let limit = state.config.load().max_body_bytes;
     let (mut parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
@@ -49,7 +48,9 @@ fn unread(error: &axum::Error, limit: usize) -> ApiError {
             return ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "payload too large",
-                format!("the body is larger than server.max_body_bytes ({limit} bytes)"),
+                format!(
+                    "the body is larger than server.max_body_bytes ({limit} bytes); send a smaller one"
+                ),
             );
         }
         cause = source.source();

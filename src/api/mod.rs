@@ -99,7 +99,9 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/-/reload", post(health::reload))
         .route_layer(role(Role::Admin));
-    let act = Router::new()
+    let max_body = state.config.load().max_body_bytes;
+    // The routes that take an Idempotency-Key read its body's digest first.
+    let keyed = Router::new()
         .route("/api/v1/incidents/{id}/ack", post(incidents::acknowledge))
         .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
         .route("/api/v1/incidents/{id}/notes", post(incidents::add_note))
@@ -108,16 +110,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}/unhold", post(incidents::unhold))
         .route("/api/v1/silences", post(silences::create))
         .route("/api/v1/runbooks/{name}/run", post(runbooks::run))
+        .route("/api/v1/drills/{name}/run", post(drills::run))
+        .route_layer(from_fn_with_state(max_body, idempotency::digest_body));
+    let act = Router::new()
         .route(
             "/api/v1/incidents/{id}/runbooks/{name}/approve",
             post(runbooks::approve),
         )
-        .route("/api/v1/drills/{name}/run", post(drills::run))
         .route(
             "/api/v1/silences/{id}",
             axum::routing::delete(silences::expire),
         )
-        .route_layer(from_fn_with_state(state.clone(), idempotency::digest_body))
+        .merge(keyed)
         .route_layer(role(Role::Responder));
     // Ingest enforces server.max_body_bytes itself, with the drain of spec §10; every
     // other body is capped at the same size by axum.
@@ -128,7 +132,6 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/enqueue", post(ingest::enqueue))
         .layer(DefaultBodyLimit::disable());
-    let max_body = state.config.load().max_body_bytes;
     let links = Router::new()
         .route(
             "/ack/{token}",

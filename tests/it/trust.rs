@@ -275,6 +275,15 @@ async fn a_repeated_idempotency_key_gets_the_first_answer_and_acts_once() {
     let listed = tocsin.get("/api/v1/silences").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 
+    // A keyed body is read within the same limit as any other.
+    let huge = json!({"text": "x".repeat(2 * 1024 * 1024)});
+    let (status, body) = post_keyed(&tocsin, &notes, "note-2", huge).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("max_body_bytes"),
+        "{body}"
+    );
+
     let oversized = "k".repeat(256);
     let (status, body) = post_keyed(&tocsin, &escalate, &oversized, json!({})).await;
     assert_eq!(status, 400, "{body}");
