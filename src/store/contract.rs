@@ -172,8 +172,9 @@ pub trait IncidentStore: Send + Sync + 'static {
         change: &crate::change::Change,
         received_at: DateTime<Utc>,
     ) -> Result<i64, StoreError>;
-    /// Changes newest first (by time of change): those at or after `since`, of
-    /// `resource` when given, up to `limit` with an id below `before_id`.
+    /// Changes newest first (by time of change, then id): those at or after `since`,
+    /// of `resource` when given, up to `limit`, after the change `before_id` in that
+    /// order (none when that change no longer exists).
     async fn changes(&self, query: &ChangeQuery) -> Result<Vec<crate::change::Change>, StoreError>;
     /// Whether this address already answered the satisfaction survey of this incident.
     async fn csat_answered(&self, incident_id: i64, address: &str) -> Result<bool, StoreError>;
