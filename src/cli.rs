@@ -387,20 +387,13 @@ pub fn oncall(
         })
         .collect();
     if rows.is_empty() {
-        let first: Vec<String> = report["policies"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|policy| {
-                let tier = policy["tiers"].get(0)?;
-                let users: Vec<String> = tier["users"].as_array()?.iter().map(text).collect();
-                Some(format!(
-                    "policy {}: {} paged first ({})",
-                    text(&policy["name"]),
-                    users.join(", "),
-                    text(&tier["level"])
-                ))
+        let first: Vec<String> = crate::oncall::report::first_tiers(&report)
+            .into_iter()
+            .map(|(policy, level, users)| {
+                format!(
+                    "policy {policy}: {} paged first ({level})",
+                    users.join(", ")
+                )
             })
             .collect();
         if !first.is_empty() {

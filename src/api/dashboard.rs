@@ -169,19 +169,9 @@ async fn render_panel(state: &AppState) -> Result<String, ApiError> {
     let on_call = crate::oncall::report::report(&state.config.load().directory, now);
     let oncall = on_call["schedules"].clone();
     // Without schedules, who a page reaches first is each policy's first tier.
-    let first_tiers: Vec<Value> = on_call["policies"]
-        .as_array()
+    let first_tiers: Vec<Value> = crate::oncall::report::first_tiers(&on_call)
         .into_iter()
-        .flatten()
-        .filter_map(|policy| {
-            let tier = policy["tiers"].get(0)?;
-            let users: Vec<&str> = tier["users"]
-                .as_array()?
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
-            Some(json!({ "policy": policy["name"], "level": tier["level"], "users": users.join(", ") }))
-        })
+        .map(|(policy, level, users)| json!({ "policy": policy, "level": level, "users": users.join(", ") }))
         .collect();
     let start_of_day = now - TimeDelta::seconds(i64::from(now.num_seconds_from_midnight()));
     let today = crate::report::read::kpis(

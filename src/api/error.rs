@@ -145,6 +145,33 @@ pub async fn refusal(response: Response) -> Result<Refusal, Response> {
     })
 }
 
+/// axum's own refusals as a page for a person: `bad_path` answers a path that
+/// cannot be read, `page(status, title, text)` draws the rest; a 405 keeps `Allow`.
+pub async fn refusal_page(
+    response: Response,
+    bad_path: impl FnOnce() -> Response,
+    page: impl FnOnce(StatusCode, &str, &str) -> Response,
+) -> Response {
+    let refusal = match refusal(response).await {
+        Ok(refusal) => refusal,
+        Err(response) => return response,
+    };
+    if refusal.bad_path {
+        return bad_path();
+    }
+    let mut answer = page(
+        refusal.error.status,
+        &refusal.error.error,
+        &refusal.error.detail,
+    );
+    if let Some(allow) = refusal.allow {
+        answer
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    answer
+}
+
 /// Middleware: axum's own refusals become `{"error","detail"}` JSON like every
 /// other error (SPEC §11).
 pub async fn json_errors(response: Response) -> Response {

@@ -93,7 +93,7 @@ pub async fn show(
 
 /// Longest note, in characters: a note is a line on the timeline, in pages and
 /// chat messages; a log belongs in a link.
-pub const MAX_NOTE_CHARS: usize = 4096;
+const MAX_NOTE_CHARS: usize = 4096;
 
 /// Optional body of `/ack` and `/resolve`. A field it does not know is refused: a
 /// misspelt `notes` would otherwise act and drop the note without a word.
@@ -104,6 +104,18 @@ struct NoteBody {
     text: Option<String>,
 }
 
+/// A note as the timeline takes it, from the API or the console: no NUL character,
+/// at most [`MAX_NOTE_CHARS`]; else what to change.
+pub fn check_note(field: &str, text: &str) -> Result<(), String> {
+    crate::ingest::refuse_nul(field, text).map_err(|error| error.detail())?;
+    if text.chars().count() > MAX_NOTE_CHARS {
+        return Err(format!(
+            "{field}: is over {MAX_NOTE_CHARS} characters; keep a note short and link to anything longer"
+        ));
+    }
+    Ok(())
+}
+
 fn note_body(body: &Bytes) -> Result<NoteBody, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(NoteBody::default());
@@ -112,16 +124,7 @@ fn note_body(body: &Bytes) -> Result<NoteBody, ApiError> {
         .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
     for (field, text) in [("note", &body.note), ("text", &body.text)] {
         if let Some(text) = text {
-            crate::ingest::refuse_nul(field, text)
-                .map_err(|error| ApiError::bad_request("invalid body", error.detail()))?;
-            if text.chars().count() > MAX_NOTE_CHARS {
-                return Err(ApiError::bad_request(
-                    "invalid body",
-                    format!(
-                        "{field}: is over {MAX_NOTE_CHARS} characters; keep a note short and link to anything longer"
-                    ),
-                ));
-            }
+            check_note(field, text).map_err(|why| ApiError::bad_request("invalid body", why))?;
         }
     }
     Ok(body)

@@ -108,23 +108,11 @@ fn escape(text: &str) -> String {
 /// followed the link. A path that cannot be read (`/ack/%ff`) is a link Tocsin did
 /// not issue, refused like any other forged one.
 pub async fn html_errors(response: Response) -> Response {
-    let refusal = match super::error::refusal(response).await {
-        Ok(refusal) => refusal,
-        Err(response) => return response,
-    };
-    if refusal.bad_path {
+    let forged = || {
         let forged = crate::notify::ack_link::LinkError::Forged;
-        return message(StatusCode::FORBIDDEN, "Link refused", &forged.to_string());
-    }
-    let mut page = message(
-        refusal.error.status,
-        &refusal.error.error,
-        &refusal.error.detail,
-    );
-    if let Some(allow) = refusal.allow {
-        page.headers_mut().insert(header::ALLOW, allow);
-    }
-    page
+        message(StatusCode::FORBIDDEN, "Link refused", &forged.to_string())
+    };
+    super::error::refusal_page(response, forged, message).await
 }
 
 #[cfg(test)]

@@ -50,3 +50,18 @@ pub fn report(directory: &Directory, now: DateTime<Utc>) -> Value {
         .collect();
     json!({ "at": rfc3339(now), "schedules": schedules, "policies": policies })
 }
+/// Who each policy pages first, read from a [`report`]: `(policy, level, users)`.
+/// Without schedules, this is who "on call" means.
+pub fn first_tiers(report: &Value) -> Vec<(String, String, Vec<String>)> {
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
+    report["policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|policy| {
+            let tier = policy["tiers"].get(0)?;
+            let users = tier["users"].as_array()?.iter().map(text).collect();
+            Some((text(&policy["name"]), text(&tier["level"]), users))
+        })
+        .collect()
+}

@@ -315,24 +315,11 @@ pub async fn act(
         .map(str::trim)
         .filter(|note| !note.is_empty())
         .map(str::to_string);
-    if let Some(Err(error)) = note
+    if let Some(Err(why)) = note
         .as_deref()
-        .map(|note| crate::ingest::refuse_nul("note", note))
+        .map(|note| crate::api::incidents::check_note("note", note))
     {
-        return page_error(StatusCode::BAD_REQUEST, "Invalid note", &error.detail());
-    }
-    if note
-        .as_deref()
-        .is_some_and(|note| note.chars().count() > crate::api::incidents::MAX_NOTE_CHARS)
-    {
-        return page_error(
-            StatusCode::BAD_REQUEST,
-            "Note too long",
-            &format!(
-                "A note holds at most {} characters. Shorten it, and link to anything longer.",
-                crate::api::incidents::MAX_NOTE_CHARS
-            ),
-        );
+        return page_error(StatusCode::BAD_REQUEST, "Invalid note", &why);
     }
     let action = match (fields.get("action").unwrap_or_default(), note) {
         ("ack", note) => Action::Acknowledge { note },

@@ -70,6 +70,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn no_such_page() -> Response {
+    not_found_page()
+}
+
+fn not_found_page() -> Response {
     page_error(
         StatusCode::NOT_FOUND,
         "No such page",
@@ -81,24 +85,16 @@ async fn no_such_page() -> Response {
 /// page does not take) as a page for the person in the browser, not the API's JSON.
 /// A path naming nothing the console has (`/ui/incidents/abc`) is 404, not 400.
 async fn html_errors(response: Response) -> Response {
-    let refusal = match super::error::refusal(response).await {
-        Ok(refusal) => refusal,
-        Err(response) => return response,
-    };
-    if refusal.bad_path {
-        return no_such_page().await;
-    }
-    // The API's words (its document's address) mean nothing to a person here.
-    let text = if refusal.error.status == StatusCode::METHOD_NOT_ALLOWED {
-        "This page cannot be used that way. Open it from the console's links and use its buttons."
-    } else {
-        &refusal.error.detail
-    };
-    let mut page = page_error(refusal.error.status, &refusal.error.error, text);
-    if let Some(allow) = refusal.allow {
-        page.headers_mut().insert(header::ALLOW, allow);
-    }
-    page
+    super::error::refusal_page(response, not_found_page, |status, title, text| {
+        // The API's words (its document's address) mean nothing to a person here.
+        let text = if status == StatusCode::METHOD_NOT_ALLOWED {
+            "This page cannot be used that way. Open it from the console's links and use its buttons."
+        } else {
+            text
+        };
+        page_error(status, title, text)
+    })
+    .await
 }
 
 /// Renders `template` inside the layout. `context` may carry `session` (for the
