@@ -527,7 +527,8 @@ async fn the_client_commands_drive_a_running_daemon() {
 }
 
 /// The role each route's `require` layer asks for, from src/api/mod.rs: the routes of
-/// `let read`, `let act` and `let admin` up to their `route_layer(role(Role::…))`.
+/// `let read`, `let act` (with `let keyed`, merged into it) and `let admin` up to
+/// their first `route_layer(…)`.
 fn roles_in_source() -> BTreeMap<(String, String), &'static str> {
     let source =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api/mod.rs"))
@@ -537,6 +538,7 @@ fn roles_in_source() -> BTreeMap<(String, String), &'static str> {
     for (group, role) in [
         ("letread=", "viewer"),
         ("letact=", "responder"),
+        ("letkeyed=", "responder"),
         ("letadmin=", "admin"),
     ] {
         let block = compact.split(group).nth(1).unwrap();
