@@ -182,12 +182,10 @@ pub fn router(state: AppState) -> Router {
         .merge(act)
         .merge(admin)
         .layer(DefaultBodyLimit::max(max_body))
-        .merge(ingest)
-        .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
-        .layer(axum::middleware::map_response(error::json_errors))
         // For browsers: no page may be framed by another site (clickjacking a
         // console button), no type is guessed from content, and no address, which
-        // for `/ack/…` links holds a token, is sent on as a referrer.
+        // for `/ack/…` links holds a token, is sent on as a referrer. Not on ingest,
+        // which no browser reads and where four more headers cost ~10% of the rate.
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(security_header(
             header::CONTENT_SECURITY_POLICY,
@@ -195,6 +193,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+        .merge(ingest)
+        .fallback(|| async { ApiError::not_found("no such route; see the README for the API") })
+        .layer(axum::middleware::map_response(error::json_errors))
         // Every request gets an x-request-id (kept when the client sent one), logged
         // with its span and returned in the response.
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
