@@ -34,6 +34,12 @@ impl ApiError {
         )
     }
 
+    /// [`Self::body_stalled`] when reading a body failed because the listener's
+    /// deadline cut it off (tower-http's `TimeoutError`, anywhere in the causes).
+    pub fn if_body_stalled(error: &axum::Error) -> Option<Self> {
+        body_error_is::<tower_http::timeout::TimeoutError>(error).then(Self::body_stalled)
+    }
+
     /// 400.
     pub fn bad_request(error: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, error, detail)
@@ -85,6 +91,18 @@ impl From<crate::store::StoreError> for ApiError {
         tracing::error!(%error, "store read failed");
         Self::unavailable("the store cannot answer the read right now; retry shortly")
     }
+}
+
+/// Whether `E` is among the causes of a body's read error.
+pub fn body_error_is<E: std::error::Error + 'static>(error: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(source) = cause {
+        if source.is::<E>() {
+            return true;
+        }
+        cause = source.source();
+    }
+    false
 }
 
 /// A refusal axum wrote itself, read back: the error to answer with, the `Allow` of

@@ -39,21 +39,17 @@ pub async fn digest_body(State(limit): State<usize>, request: Request, next: Nex
 }
 
 fn unread(error: &axum::Error, limit: usize) -> ApiError {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(source) = cause {
-        if source.is::<tower_http::timeout::TimeoutError>() {
-            return ApiError::body_stalled();
-        }
-        if source.is::<http_body_util::LengthLimitError>() {
-            return ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload too large",
-                format!(
-                    "the body is larger than server.max_body_bytes ({limit} bytes); send a smaller one"
-                ),
-            );
-        }
-        cause = source.source();
+    if let Some(stalled) = ApiError::if_body_stalled(error) {
+        return stalled;
+    }
+    if super::error::body_error_is::<http_body_util::LengthLimitError>(error) {
+        return ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload too large",
+            format!(
+                "the body is larger than server.max_body_bytes ({limit} bytes); send a smaller one"
+            ),
+        );
     }
     ApiError::bad_request(
         "unreadable body",

@@ -357,12 +357,10 @@ async fn read_body(body: Body, declared: Declared, limit: usize) -> Result<Bytes
 /// A body not whole within `server.client_timeout` (enforced by the listener)
 /// is 408; one that broke off is 400.
 fn unreadable(error: axum::Error) -> Refusal {
-    let stalled = std::error::Error::source(&error)
-        .is_some_and(|source| source.is::<tower_http::timeout::TimeoutError>());
-    if stalled {
+    if let Some(stalled) = ApiError::if_body_stalled(&error) {
         return Refusal {
             reason: "invalid",
-            error: ApiError::body_stalled(),
+            error: stalled,
         };
     }
     Refusal::new(
