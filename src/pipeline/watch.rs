@@ -152,11 +152,17 @@ impl Decider {
             self.change_silence(SilenceChange::Add(new), now, batch)
                 .map(|_| ())
         } else {
+            // Only the sender's own silences: a person's silence of the same alert (a
+            // seven-week disk replacement) outlives the sender's short downtime.
             let ended: Vec<i64> = self
                 .view
                 .silences
                 .iter()
-                .filter(|silence| silence.matchers == matchers && silence.is_active(now))
+                .filter(|silence| {
+                    silence.matchers == matchers
+                        && silence.created_by == alert.source
+                        && silence.is_active(now)
+                })
                 .map(|silence| silence.id)
                 .collect();
             for id in ended {
@@ -543,6 +549,42 @@ mod tests {
                     .any(|s| s.is_active(at(n as i64)))
             );
         }
+    }
+
+    /// A sender's downtime ending lifts the silence it made, never one a person made
+    /// of the same alert.
+    #[test]
+    fn a_downtime_end_leaves_a_persons_silence_of_the_same_alert() {
+        let mut decider = decider("");
+        let down = alert("db-01", Severity::Warning, AlertStatus::Firing);
+        let mut batch = WriteBatch::default();
+        let person = NewSilence {
+            matchers: vec![
+                format!("source=\"{}\"", down.source),
+                format!("dedup_key=\"{}\"", down.dedup_key),
+            ],
+            starts_at: None,
+            ends_at: at(0) + chrono::TimeDelta::days(49),
+            created_by: "alice".into(),
+            comment: "disk replacement".into(),
+        };
+        decider
+            .change_silence(SilenceChange::Add(person), at(0), &mut batch)
+            .unwrap();
+        decider
+            .sender_downtime(&down, true, at(1), &mut batch)
+            .unwrap();
+        decider
+            .sender_downtime(&down, false, at(2), &mut batch)
+            .unwrap();
+        let active: Vec<&str> = decider
+            .view
+            .silences
+            .iter()
+            .filter(|silence| silence.is_active(at(3)))
+            .map(|silence| silence.created_by.as_str())
+            .collect();
+        assert_eq!(active, ["alice"]);
     }
 
     #[test]
