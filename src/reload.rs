@@ -67,8 +67,14 @@ pub fn reload(config: &SharedConfig, path: Option<&Path>) -> Result<String, Conf
     }
     // Console overrides live in the store, not the file: the mirror carries over.
     fresh.directory.stored = running.directory.stored.clone();
-    // The socket stays where it is until a restart: judge exposure by it.
+    // What is read at start stays as it runs until a restart, for every reader: the
+    // socket (judge exposure by it), and the email and SMS senders, whose inbound
+    // replies and message deadlines must agree with the running sender, not the file.
     fresh.listen = running.listen;
+    fresh.client_timeout = running.client_timeout;
+    fresh.storage_url = running.storage_url.clone();
+    fresh.email = running.email.clone();
+    fresh.sms = running.sms.clone();
     if let Some(refusal) = fresh.exposure_refusal() {
         return Err(ConfigErrors {
             file: path.display().to_string(),
@@ -118,6 +124,14 @@ mod tests {
         assert!(
             note.contains("[email] changed and takes effect at the next restart"),
             "{note}"
+        );
+        // Every reader keeps the running section, as the note says.
+        assert!(
+            matches!(
+                config.load().email.as_ref().map(|email| &email.transport),
+                Some(crate::config::channels::EmailTransport::Spool { .. })
+            ),
+            "the running [email] was replaced"
         );
     }
 
