@@ -8,7 +8,7 @@ use super::auth::Actor;
 use super::error::ApiError;
 use crate::pipeline::IdempotencyKey;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -57,6 +57,15 @@ fn unread(error: &axum::Error, limit: usize) -> ApiError {
     )
 }
 
+/// The route a request matched (`/api/v1/incidents/{id}/notes`), its path when none
+/// did.
+fn route(parts: &Parts) -> &str {
+    parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or(parts.uri.path(), MatchedPath::as_str)
+}
+
 /// Longest key accepted.
 const MAX_KEY_BYTES: usize = 255;
 
@@ -66,7 +75,11 @@ pub struct Idempotency(pub Option<IdempotencyKey>);
 impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key("idempotency-key") {
+            return Ok(Self(None));
+        }
+        let params = RawPathParams::from_request_parts(parts, state).await.ok();
         let Some(value) = parts.headers.get("idempotency-key") else {
             return Ok(Self(None));
         };
@@ -84,14 +97,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
             .extensions
             .get::<Actor>()
             .map_or("", |actor| actor.0.as_str());
-        let scoped = Sha256::new()
+        let mut scoped = Sha256::new()
             .chain_update(actor)
             .chain_update([0])
             .chain_update(parts.method.as_str())
-            .chain_update(parts.uri.path())
-            .chain_update([0])
-            .chain_update(key)
-            .finalize();
+            .chain_update(route(parts))
+            .chain_update([0]);
+        // The route's parameters as the handler reads them: `/incidents/01/notes`,
+        // `/incidents/+1/notes` and `/incidents/%31/notes` all act on incident 1,
+        // so a retry whose path a proxy spelt another way is still the same request.
+        if let Some(params) = &params {
+            for (name, value) in params {
+                let value = value
+                    .parse::<i64>()
+                    .map_or_else(|_| value.to_string(), |number| number.to_string());
+                scoped.update(name);
+                scoped.update([0]);
+                scoped.update(value);
+                scoped.update([0]);
+            }
+        }
+        let scoped = scoped.chain_update(key).finalize();
         let request = parts
             .extensions
             .get::<BodyDigest>()

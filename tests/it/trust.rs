@@ -226,6 +226,13 @@ async fn a_repeated_idempotency_key_gets_the_first_answer_and_acts_once() {
         again["escalation_level"], "L2",
         "the repeat did not escalate again"
     );
+    // The same incident spelt another way (a proxy's rewrite) is the same request.
+    for spelt in [format!("0{id}"), format!("+{id}"), format!("%3{id}")] {
+        let path = format!("/api/v1/incidents/{spelt}/escalate");
+        let (status, again) = post_keyed(&tocsin, &path, "retry-1", json!({})).await;
+        assert_eq!(status, 200, "{spelt}: {again}");
+        assert_eq!(again["escalation_level"], "L2", "{spelt} escalated again");
+    }
     let incident = tocsin.get(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(tier_pages(&incident, "L2"), 1);
 
