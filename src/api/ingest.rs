@@ -158,6 +158,7 @@ async fn accept(
         rate_limit()?;
     }
     check_content_type(kind, headers)?;
+    check_content_encoding(headers)?;
     let body = read_body(body, declared(headers), config.max_body_bytes).await?;
     let signature = match &source.signature {
         Some(signature) => Some(
@@ -234,7 +235,9 @@ pub(super) fn routing_key_of(body: &[u8]) -> Option<String> {
     struct RoutingKey {
         routing_key: Option<String>,
     }
-    serde_json::from_slice::<RoutingKey>(body).ok()?.routing_key
+    serde_json::from_slice::<RoutingKey>(crate::ingest::without_bom(body))
+        .ok()?
+        .routing_key
 }
 
 fn unauthorized(kind: SourceKind, presented: bool) -> Refusal {
@@ -274,6 +277,27 @@ fn check_content_type(kind: SourceKind, headers: &HeaderMap) -> Result<(), Refus
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported content type",
         format!("Content-Type {declared:?} cannot be read here; send {accepted}"),
+    ))
+}
+
+/// Bodies are read as sent: a compressed one would be parsed as garbage (and `br`
+/// on a plain one would be a lie this reader cannot tell), so any encoding but
+/// `identity` is refused, naming it.
+fn check_content_encoding(headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    let encoding = value.to_str().unwrap_or("?").trim();
+    if encoding.eq_ignore_ascii_case("identity") {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        "unsupported_media_type",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported content encoding",
+        format!(
+            "Content-Encoding {encoding:?} cannot be read here; send the body uncompressed, without Content-Encoding"
+        ),
     ))
 }
 

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Body {
     matchers: Vec<String>,
     #[serde(default)]

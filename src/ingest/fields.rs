@@ -6,6 +6,35 @@ use super::IngestError;
 use serde_json::Value;
 use std::collections::HashMap;
 
+/// The pairs of a form body. A field that is not UTF-8 is read as ISO-8859-1, as
+/// older Nagios and PRTG hosts write accented names: every byte stays a character of
+/// its own, so `hé` and `hè` stay two hosts (replacing the bytes would make both `h�`
+/// and merge their outages into one alert). PRTG may also send raw bytes it did not
+/// URL-encode; they are read the same way.
+fn form_pairs(body: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
+    body.split(|byte| *byte == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = match pair.iter().position(|byte| *byte == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            (form_text(key), form_text(value))
+        })
+}
+
+/// One form-encoded name or value: `+` is a space, then percent-decoded, then UTF-8
+/// or, failing that, ISO-8859-1.
+fn form_text(encoded: &[u8]) -> String {
+    let spaced: Vec<u8> = encoded
+        .iter()
+        .map(|byte| if *byte == b'+' { b' ' } else { *byte })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(bytes)
+        .unwrap_or_else(|error| error.into_bytes().into_iter().map(char::from).collect())
+}
+
 /// Lower-cased keys to values.
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
@@ -34,9 +63,8 @@ impl Fields {
                 ));
             }
             Some(_) => {
-                // Lossy on purpose: PRTG may send raw bytes it did not URL-encode.
-                for (key, value) in form_urlencoded::parse(body) {
-                    fields.insert(&key, value.into_owned(), prefixes);
+                for (key, value) in form_pairs(body) {
+                    fields.insert(&key, value, prefixes);
                 }
                 if fields.values.is_empty() {
                     return Err(IngestError::body("the form holds no field"));
@@ -131,6 +159,22 @@ fn is_placeholder(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_that_is_not_utf8_keeps_every_byte_apart() {
+        let read = |body: &[u8]| {
+            Fields::read(body, &[])
+                .unwrap()
+                .get(&["hostname"])
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(read(b"HOSTNAME=h%E9&x=1"), "h\u{e9}");
+        assert_eq!(read(b"HOSTNAME=h%E8"), "h\u{e8}");
+        assert_eq!(read(b"HOSTNAME=h\xe9"), "h\u{e9}", "raw, not URL-encoded");
+        assert_eq!(read(b"HOSTNAME=h%C3%A9"), "h\u{e9}", "UTF-8 stays UTF-8");
+        assert_eq!(read(b"HOSTNAME=db+01%2B%26=x"), "db 01+&=x");
+    }
 
     #[test]
     fn forms_and_json_read_the_same_way() {

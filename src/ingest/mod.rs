@@ -129,11 +129,17 @@ pub struct Payload {
 
 /// Parses a body for `kind`.
 pub fn parse(kind: SourceKind, body: &[u8], now: DateTime<Utc>) -> Result<Payload, IngestError> {
-    let mut payload = parse_unbounded(kind, body, now)?;
+    let mut payload = parse_unbounded(kind, without_bom(body), now)?;
     for alert in &mut payload.alerts {
         bound(alert)?;
     }
     Ok(payload)
+}
+
+/// The body without the UTF-8 byte order mark Windows PowerShell and .NET senders
+/// put before their JSON, which JSON parsers refuse at "line 1 column 1".
+pub fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
 /// PostgreSQL cannot store a NUL character in a text column: one would fail the

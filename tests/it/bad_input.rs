@@ -484,6 +484,99 @@ async fn refusals_name_no_rust_types() {
     );
 }
 
+/// A misspelt silence field is refused naming it, not dropped: a silence created
+/// without its comment (or its `created_by`) says nothing of why it exists.
+#[tokio::test]
+async fn a_silence_with_a_misspelt_field_is_refused_naming_it() {
+    let tocsin = Harness::start("").await;
+    let body = r#"{"matchers":["resource=\"db-01\""],"ends_at":"2026-11-30T00:00:00Z","commnet":"disk swap"}"#;
+    let (status, answer) = post(
+        &tocsin,
+        "/api/v1/silences",
+        Some("application/json"),
+        Some(ADMIN),
+        body.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let detail = answer["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("commnet"), "{detail}");
+    assert!(detail.contains("comment"), "names what it takes: {detail}");
+    let listed = tocsin.get("/api/v1/silences").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 0);
+}
+
+/// What senders send besides plain UTF-8: a Latin-1 form (older Nagios hosts) keeps
+/// two accented host names apart, a JSON body after a byte order mark (PowerShell)
+/// is read, and a compressed body is refused naming its encoding, not parsed as
+/// garbage.
+#[tokio::test]
+async fn latin1_forms_bom_json_and_compressed_bodies() {
+    let tocsin = Harness::start("[sources.nagios]\ntoken = \"nagios-token-1\"\n").await;
+    let form = "application/x-www-form-urlencoded; charset=ISO-8859-1";
+    let mut incidents = Vec::new();
+    for host in [b"h\xe9".as_slice(), b"h\xe8"] {
+        let mut body = b"HOSTNAME=".to_vec();
+        body.extend_from_slice(host);
+        body.extend_from_slice(b"&SERVICEDESC=disk&SERVICESTATE=CRITICAL&NOTIFICATIONTYPE=PROBLEM");
+        let (status, answer) = post(
+            &tocsin,
+            "/api/v1/ingest/nagios",
+            Some(form),
+            Some("nagios-token-1"),
+            body,
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        incidents.push(answer["alerts"][0]["incident_id"].clone());
+    }
+    assert_ne!(incidents[0], incidents[1], "two hosts, two outages");
+    let resources: Vec<Value> = tocsin
+        .alerts()
+        .await
+        .iter()
+        .map(|alert| alert["resource"].clone())
+        .collect();
+    assert!(resources.contains(&Value::from("h\u{e9}")), "{resources:?}");
+    assert!(resources.contains(&Value::from("h\u{e8}")), "{resources:?}");
+
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend(generic("win-01", "iis", "warning"));
+    let (status, answer) = post(
+        &tocsin,
+        "/api/v1/ingest/generic",
+        Some("application/json; charset=utf-8"),
+        Some(INGEST_TOKEN),
+        bom,
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+
+    let before = snapshot(&tocsin).await;
+    let response = tocsin
+        .client
+        .post(format!("{}/api/v1/ingest/generic", tocsin.url))
+        .bearer_auth(INGEST_TOKEN)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(generic("web-9", "http", "critical"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let answer: Value = response.json().await.unwrap();
+    let detail = answer["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("gzip") && detail.contains("uncompressed"),
+        "{detail}"
+    );
+    assert_eq!(
+        snapshot(&tocsin).await,
+        before,
+        "the refused body changed nothing"
+    );
+}
+
 /// An offset's `+` typed into a query string arrives as a space: the refusal says to
 /// write it %2B, since the time it echoes looks right to whoever typed it.
 #[tokio::test]
