@@ -17,6 +17,15 @@ const REWRITES: &[(&str, &str)] = &[
         "the query string gives `$1` more than once; give it once",
     ),
     (r"Failed to deserialize query string: ", "query string: "),
+    // The standard library's words for a number that is not one (query values).
+    (
+        r"(?:invalid digit found in string|cannot parse integer from empty string)",
+        "is not a whole number; give digits only",
+    ),
+    (
+        r"number too (?:large|small) to fit in target type",
+        "is out of range; give a smaller whole number",
+    ),
     (
         r"Failed to buffer the request body: length limit exceeded",
         "the body is larger than server.max_body_bytes; send a smaller one",
@@ -120,6 +129,10 @@ mod tests {
             (
                 "Failed to deserialize the JSON body into the target type: links[0]: data did not match any variant of untagged enum Link",
                 "links[0]: matches none of the shapes this field takes",
+            ),
+            (
+                "Failed to deserialize query string: before: invalid digit found in string",
+                "query string: before: is not a whole number; give digits only",
             ),
             (
                 "unknown field `x`, expected `a` or `b`",
