@@ -290,6 +290,7 @@ fn outbox(
         http,
         handoff,
         chat_sync: crate::notify::outbox::ChatSync::default(),
+        settler: crate::notify::outbox::Settler::default(),
     })
 }
 

@@ -45,6 +45,10 @@ pub enum StoreError {
     Write(String),
     #[error("the database writer has stopped")]
     WriterStopped,
+    /// A write made together with others (the outbox's settlements) failed; the
+    /// first of them holds the cause itself.
+    #[error("{0}")]
+    Together(String),
 }
 
 impl StoreError {

@@ -16,7 +16,7 @@ mod settle;
 pub use chat::ChatSync;
 pub use claim::Handoff;
 pub use compose::{CSAT_LABELS, Message};
-pub use settle::{describe, fallback};
+pub use settle::{Settler, describe, fallback};
 
 use super::NotifyError;
 use super::ack_link::AckLinks;
@@ -44,6 +44,7 @@ pub struct Outbox {
     pub http: reqwest::Client,
     pub handoff: Arc<Handoff>,
     pub chat_sync: ChatSync,
+    pub settler: Settler,
 }
 
 impl Outbox {
@@ -81,10 +82,7 @@ impl Outbox {
                         at: self.clock.now(),
                         timeline: None,
                     };
-                    return self
-                        .store
-                        .settle_notifications(std::slice::from_ref(&cancelled))
-                        .await;
+                    return self.settler.settle(self.store.as_ref(), cancelled).await;
                 }
                 Some(incident) => self.send(&notification, incident, facts).await,
                 None => Err(NotifyError::Permanent(format!(

@@ -6,9 +6,10 @@ use super::Outbox;
 use crate::incident::{Message, TimelineEntry, TimelineKind};
 use crate::notify::NotifyError;
 use crate::oncall::Channel;
-use crate::store::StoreError;
 use crate::store::paging::{Delivery, Notification, NotificationKind, Settlement};
+use crate::store::{OutboxStore, StoreError};
 use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
 
 /// Failed attempts after which the user's next channel is tried as well.
 const FALLBACK_AFTER: i64 = 3;
@@ -63,9 +64,7 @@ impl Outbox {
             at: now,
             timeline: line(notification, now, kind, message),
         };
-        self.store
-            .settle_notifications(std::slice::from_ref(&settlement))
-            .await?;
+        self.settler.settle(self.store.as_ref(), settlement).await?;
         if falls_back {
             self.fall_back(notification, now).await?;
         }
@@ -98,6 +97,60 @@ impl Outbox {
             .queue_notifications(std::slice::from_ref(&fallback))
             .await?;
         self.store.bring_forward(&fallback).await
+    }
+}
+
+/// Settlements made at about the same moment, written as one request: a storm's
+/// pages finish a few at a time, and each written alone cost a savepoint, a hand-off
+/// to the writer and a wake back (BENCHMARKS.md). Group commit, as the pipeline's:
+/// whoever takes the write turn writes every settlement waiting, and the others
+/// find theirs answered when their turn comes. A settlement waits for no timer, so a
+/// sent page is recorded as soon as alone.
+#[derive(Default)]
+pub struct Settler {
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+type Waiting = (Settlement, oneshot::Sender<Result<(), String>>);
+
+impl Settler {
+    /// Records `settlement` with the others waiting, once it is its turn.
+    pub async fn settle(
+        &self,
+        store: &dyn OutboxStore,
+        settlement: Settlement,
+    ) -> Result<(), StoreError> {
+        let (reply, mut answer) = oneshot::channel();
+        self.waiting().push((settlement, reply));
+        let _turn = self.turn.lock().await;
+        // A turn before this one took it along and answered before giving the turn.
+        if let Ok(answered) = answer.try_recv() {
+            return answered.map_err(StoreError::Together);
+        }
+        let (settlements, replies): (Vec<Settlement>, Vec<_>) =
+            std::mem::take(&mut *self.waiting()).into_iter().unzip();
+        let written = store.settle_notifications(&settlements).await;
+        let told = written.as_ref().map(|_| ()).map_err(ToString::to_string);
+        for reply in replies {
+            // This one's own answer is taken below; a caller gone hears nothing.
+            let _ = reply.send(told.clone());
+        }
+        match answer.try_recv() {
+            Ok(_) => written,
+            // Not among those taken: impossible while every push is followed by a
+            // turn, but never a silent success.
+            Err(_) => Err(StoreError::Together(
+                "the settlement was not written with its group".into(),
+            )),
+        }
+    }
+
+    /// Pushes and takes only, so a lock poisoned by a panic elsewhere is still whole.
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -188,5 +241,122 @@ pub fn describe(notification: &Notification) -> String {
             "{} {what} to {} ({})",
             notification.channel, notification.user_id, notification.address
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::paging::PageFacts;
+    use async_trait::async_trait;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// Records the groups written; holds each write while the test holds `hold`.
+    #[derive(Default)]
+    struct Groups {
+        written: std::sync::Mutex<Vec<Vec<i64>>>,
+        hold: tokio::sync::Mutex<()>,
+        writing: AtomicUsize,
+        failing: AtomicBool,
+    }
+
+    #[async_trait]
+    impl OutboxStore for Groups {
+        async fn overdue_escalations(&self, _: DateTime<Utc>) -> Result<i64, StoreError> {
+            Ok(0)
+        }
+        async fn claimed_notifications(
+            &self,
+            _: &str,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<Notification>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn claim_notifications(
+            &self,
+            _: DateTime<Utc>,
+            _: chrono::TimeDelta,
+            _: i64,
+            _: &str,
+        ) -> Result<Vec<Notification>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn settle_notifications(&self, settlements: &[Settlement]) -> Result<(), StoreError> {
+            self.writing.fetch_add(1, Ordering::SeqCst);
+            let _held = self.hold.lock().await;
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Write("disk full".into()));
+            }
+            let ids = settlements.iter().map(|settlement| settlement.id).collect();
+            self.written.lock().unwrap().push(ids);
+            Ok(())
+        }
+        async fn page_facts(&self, _: &[i64], _: i64) -> Result<PageFacts, StoreError> {
+            Ok(PageFacts::default())
+        }
+        async fn queue_notifications(&self, _: &[Notification]) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn sent(id: i64) -> Settlement {
+        Settlement {
+            id,
+            claim: "c".into(),
+            delivery: Delivery::Sent,
+            at: DateTime::UNIX_EPOCH,
+            timeline: None,
+        }
+    }
+
+    /// Settles 1, then 2..=11 while 1 is being written; returns each one's answer.
+    async fn storm(groups: &Arc<Groups>) -> Vec<Result<(), StoreError>> {
+        let settler = Arc::new(Settler::default());
+        let held = groups.hold.lock().await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in 1..=11 {
+            let (settler, store) = (Arc::clone(&settler), Arc::clone(groups));
+            tasks.spawn(async move { settler.settle(store.as_ref(), sent(id)).await });
+            if id == 1 {
+                while groups.writing.load(Ordering::SeqCst) == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        tasks.join_all().await
+    }
+
+    #[tokio::test]
+    async fn settlements_waiting_behind_a_write_are_written_together_and_each_answered() {
+        let groups = Arc::new(Groups::default());
+        let answers = storm(&groups).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        let written = groups.written.lock().unwrap().clone();
+        assert_eq!(
+            written.len(),
+            2,
+            "one write, then one for all who waited: {written:?}"
+        );
+        assert_eq!(written[0], [1]);
+        let mut rest = written[1].clone();
+        rest.sort_unstable();
+        assert_eq!(rest, (2..=11).collect::<Vec<i64>>());
+    }
+
+    #[tokio::test]
+    async fn a_failed_group_write_fails_every_settlement_in_it() {
+        let groups = Arc::new(Groups::default());
+        groups.failing.store(true, Ordering::SeqCst);
+        let answers = storm(&groups).await;
+        assert_eq!(answers.len(), 11);
+        for answer in answers {
+            let error = answer.expect_err("none of them was written");
+            assert!(error.to_string().contains("disk full"), "{error}");
+        }
     }
 }
