@@ -43,13 +43,11 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         claim: &str,
         held_past: DateTime<Utc>,
     ) -> Result<Vec<Notification>, StoreError> {
-        // `status IN (..)` lets the claimable index (the rows in flight) find them,
-        // and ordering by its column keeps SQLite on it: `ORDER BY id` alone made it
-        // walk the whole table for every claim the writer handed over.
+        // Found by `notifications_by_claim`: a claim holds one batch's messages, where
+        // the lease index holds every message in flight.
         let sql = Sql::new(format!(
             "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
-             WHERE status IN ('pending', 'sending') AND status = 'sending' AND claim = ? \
-             AND due_at > ? ORDER BY due_at, id"
+             WHERE status = 'sending' AND claim = ? AND due_at > ? ORDER BY due_at, id"
         ))
         .arg(claim)
         .arg(to_millis(held_past));
