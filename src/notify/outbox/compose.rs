@@ -90,22 +90,27 @@ impl Outbox {
                 | Channel::Mattermost,
             ) => "page.chat",
         };
-        let short = if notification.channel == Channel::Sms {
-            fit_sms(
-                &self.templates,
-                short_name,
-                &mut context,
-                &incident.summary,
-                SMS_LIMIT,
-            )
-            .map_err(template_error)?
-        } else {
-            self.render_in(short_name, &context)?
+        let short = match notification.channel {
+            Channel::Sms => Some(
+                fit_sms(
+                    &self.templates,
+                    short_name,
+                    &mut context,
+                    &incident.summary,
+                    SMS_LIMIT,
+                )
+                .map_err(template_error)?,
+            ),
+            // An email sends its subject and bodies: a storm's pages rendered a third
+            // template each for nothing. Its short form is the subject, as for every
+            // other email.
+            Channel::Email => None,
+            _ => Some(self.render_in(short_name, &context)?),
         };
         let (subject, text, html) = if notification.channel != Channel::Email {
             (
                 incident.subject(&format!("[{}]", incident.priority)),
-                short.clone(),
+                short.clone().unwrap_or_default(),
                 None,
             )
         } else if resolved {
@@ -122,10 +127,10 @@ impl Outbox {
             )
         };
         Ok(Message {
+            short: short.unwrap_or_else(|| subject.clone()),
             subject,
             text,
             html,
-            short,
             resolved,
             context: std::mem::take(context.data_mut()),
         })
