@@ -56,6 +56,15 @@ impl Outbox {
         claim: &str,
         facts: Option<&Facts>,
     ) -> Result<(), StoreError> {
+        // Sent before by this process, but the store was down when it said so: the
+        // lease ran out and the row came back; record it, do not send it again.
+        if let Some(sent) = self.settler.sent_unstored(notification.id) {
+            let again = Settlement {
+                claim: claim.to_string(),
+                ..sent
+            };
+            return self.settler.settle(self.store.as_ref(), again).await;
+        }
         let outcome = if notification.kind == NotificationKind::Report {
             self.send_report(&notification).await
         } else {

@@ -9,6 +9,7 @@ use crate::oncall::Channel;
 use crate::store::paging::{Delivery, Notification, NotificationKind, Settlement};
 use crate::store::{OutboxStore, StoreError};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use tokio::sync::oneshot;
 
 /// Failed attempts after which the user's next channel is tried as well.
@@ -110,7 +111,15 @@ impl Outbox {
 pub struct Settler {
     waiting: std::sync::Mutex<Vec<Waiting>>,
     turn: tokio::sync::Mutex<()>,
+    /// Messages this process sent whose outcome the store refused (it was down or
+    /// full), kept so that when their lease runs out and the claim path takes them
+    /// again they are recorded as sent, not sent twice.
+    unstored: std::sync::Mutex<HashMap<i64, Settlement>>,
 }
+
+/// How long a sent message whose outcome could not be stored is remembered: far
+/// longer than any outage a lease would be taken over after.
+const REMEMBER_UNSTORED: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 type Waiting = (Settlement, oneshot::Sender<Result<(), String>>);
 
@@ -131,6 +140,9 @@ impl Settler {
         let (settlements, replies): (Vec<Settlement>, Vec<_>) =
             std::mem::take(&mut *self.waiting()).into_iter().unzip();
         let written = store.settle_notifications(&settlements).await;
+        if written.is_err() {
+            self.remember_unstored(&settlements);
+        }
         let told = written.as_ref().map(|_| ()).map_err(ToString::to_string);
         for reply in replies {
             // This one's own answer is taken below; a caller gone hears nothing.
@@ -144,6 +156,32 @@ impl Settler {
                 "the settlement was not written with its group".into(),
             )),
         }
+    }
+
+    /// The settlement of message `id` if this process sent it and the store refused
+    /// its outcome: the message must be recorded as sent, not sent again.
+    pub fn sent_unstored(&self, id: i64) -> Option<Settlement> {
+        self.unstored_sent().get(&id).cloned()
+    }
+
+    fn remember_unstored(&self, settlements: &[Settlement]) {
+        let mut unstored = self.unstored_sent();
+        if let Some(newest) = settlements.iter().map(|settlement| settlement.at).max() {
+            unstored.retain(|_, kept| newest - kept.at < REMEMBER_UNSTORED);
+        }
+        for settlement in settlements {
+            // Only a send matters: a retry or a failure not recorded is attempted
+            // again, which is what it asked for.
+            if matches!(settlement.delivery, Delivery::Sent) {
+                unstored.insert(settlement.id, settlement.clone());
+            }
+        }
+    }
+
+    fn unstored_sent(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Settlement>> {
+        self.unstored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Pushes and takes only, so a lock poisoned by a panic elsewhere is still whole.
@@ -358,5 +396,37 @@ mod tests {
             let error = answer.expect_err("none of them was written");
             assert!(error.to_string().contains("disk full"), "{error}");
         }
+    }
+
+    /// A send whose outcome the store refused is remembered, so the claim path that
+    /// takes the row again records it instead of sending it twice; a refused retry
+    /// is not (attempting it again is what it asked for).
+    #[tokio::test]
+    async fn a_send_the_store_could_not_record_is_remembered() {
+        let groups = Groups::default();
+        groups.failing.store(true, Ordering::SeqCst);
+        let settler = Settler::default();
+        assert!(settler.settle(&groups, sent(7)).await.is_err());
+        let retry = Settlement {
+            delivery: Delivery::Retry {
+                at: DateTime::UNIX_EPOCH,
+                error: "relay down".into(),
+            },
+            ..sent(8)
+        };
+        assert!(settler.settle(&groups, retry).await.is_err());
+        assert_eq!(settler.sent_unstored(7).map(|kept| kept.id), Some(7));
+        assert!(settler.sent_unstored(8).is_none());
+        groups.failing.store(false, Ordering::SeqCst);
+        let later = Settlement {
+            at: DateTime::UNIX_EPOCH + REMEMBER_UNSTORED,
+            ..sent(9)
+        };
+        groups.failing.store(true, Ordering::SeqCst);
+        assert!(settler.settle(&groups, later).await.is_err());
+        assert!(
+            settler.sent_unstored(7).is_none(),
+            "forgotten after an hour"
+        );
     }
 }
