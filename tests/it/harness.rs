@@ -12,7 +12,7 @@ use tocsin::config::Config;
 use tocsin::incident::{Incident, TimelineEntry};
 use tocsin::store::channels::ChannelStore;
 use tocsin::store::console::ConsoleStore;
-use tocsin::store::paging::Paged;
+use tocsin::store::paging::{Notification, PageFacts, Paged, Settlement};
 use tocsin::store::{
     AlertStore, ChangeQuery, Forward, IncidentQuery, IncidentStore, KeyStore, LeaseStore,
     OpenState, OutboxStore, PageHistory, RunStore, SharedWrites, Store, StoreError, TicketStore,
@@ -82,6 +82,8 @@ pub struct FaultyStore {
     pub panicking: AtomicBool,
     /// Commits still to fail, with everything else working (the turn is taken).
     pub failing_commits: AtomicUsize,
+    /// Makes the outbox's settlements fail, as a database gone while it sends.
+    pub failing_settlements: AtomicBool,
 }
 
 #[async_trait]
@@ -213,9 +215,44 @@ impl Forward<dyn ChannelStore> for FaultyStore {
         &*self.inner
     }
 }
-impl Forward<dyn OutboxStore> for FaultyStore {
-    fn to(&self) -> &dyn OutboxStore {
-        &*self.inner
+#[async_trait]
+impl OutboxStore for FaultyStore {
+    async fn overdue_escalations(&self, before: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.inner.overdue_escalations(before).await
+    }
+    async fn claimed_notifications(
+        &self,
+        claim: &str,
+        held_past: DateTime<Utc>,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.inner.claimed_notifications(claim, held_past).await
+    }
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+        limit: i64,
+        claim: &str,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.inner
+            .claim_notifications(now, lease, limit, claim)
+            .await
+    }
+    async fn settle_notifications(&self, settlements: &[Settlement]) -> Result<(), StoreError> {
+        if self.failing_settlements.load(Ordering::SeqCst) {
+            return Err(driver_fault());
+        }
+        self.inner.settle_notifications(settlements).await
+    }
+    async fn page_facts(
+        &self,
+        incident_ids: &[i64],
+        alerts_each: i64,
+    ) -> Result<PageFacts, StoreError> {
+        self.inner.page_facts(incident_ids, alerts_each).await
+    }
+    async fn queue_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+        self.inner.queue_notifications(notifications).await
     }
 }
 impl Forward<dyn LeaseStore> for FaultyStore {
@@ -373,6 +410,7 @@ impl Harness {
             waiting: std::sync::atomic::AtomicUsize::new(0),
             panicking: AtomicBool::new(false),
             failing_commits: AtomicUsize::new(0),
+            failing_settlements: AtomicBool::new(false),
         });
         let app = App::start_with_store(config, clock.clone(), store.clone(), Background::Manual)
             .await
