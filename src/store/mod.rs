@@ -46,7 +46,7 @@ pub enum StoreError {
     #[error("the database writer has stopped")]
     WriterStopped,
     /// A write made together with others (the outbox's settlements) failed; the
-    /// first of them holds the cause itself.
+    /// caller that made the write holds the cause itself, the others its text.
     #[error("{0}")]
     Together(String),
 }

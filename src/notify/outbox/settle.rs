@@ -139,9 +139,12 @@ impl Settler {
         }
         let (settlements, replies): (Vec<Settlement>, Vec<_>) =
             std::mem::take(&mut *self.waiting()).into_iter().unzip();
+        // Remembered until the write says otherwise, so a write that fails, or never
+        // ends (its task aborted, a panic), leaves the sends known.
+        self.remember_unstored(&settlements);
         let written = store.settle_notifications(&settlements).await;
-        if written.is_err() {
-            self.remember_unstored(&settlements);
+        if written.is_ok() {
+            self.forget_stored(&settlements);
         }
         let told = written.as_ref().map(|_| ()).map_err(ToString::to_string);
         for reply in replies {
@@ -150,10 +153,11 @@ impl Settler {
         }
         match answer.try_recv() {
             Ok(_) => written,
-            // Not among those taken: impossible while every push is followed by a
-            // turn, but never a silent success.
+            // Taken by a turn whose write was abandoned (its task aborted or
+            // panicked): remembered, and recorded when the claim path brings it back.
             Err(_) => Err(StoreError::Together(
-                "the settlement was not written with its group".into(),
+                "the write of its group was abandoned; a sent message is recorded when its lease runs out"
+                    .into(),
             )),
         }
     }
@@ -162,6 +166,13 @@ impl Settler {
     /// its outcome: the message must be recorded as sent, not sent again.
     pub fn sent_unstored(&self, id: i64) -> Option<Settlement> {
         self.unstored_sent().get(&id).cloned()
+    }
+
+    fn forget_stored(&self, settlements: &[Settlement]) {
+        let mut unstored = self.unstored_sent();
+        for settlement in settlements {
+            unstored.remove(&settlement.id);
+        }
     }
 
     fn remember_unstored(&self, settlements: &[Settlement]) {
@@ -417,16 +428,38 @@ mod tests {
         assert!(settler.settle(&groups, retry).await.is_err());
         assert_eq!(settler.sent_unstored(7).map(|kept| kept.id), Some(7));
         assert!(settler.sent_unstored(8).is_none());
-        groups.failing.store(false, Ordering::SeqCst);
         let later = Settlement {
             at: DateTime::UNIX_EPOCH + REMEMBER_UNSTORED,
             ..sent(9)
         };
-        groups.failing.store(true, Ordering::SeqCst);
         assert!(settler.settle(&groups, later).await.is_err());
         assert!(
             settler.sent_unstored(7).is_none(),
             "forgotten after an hour"
         );
+        // Recorded at last: nothing left to remember.
+        groups.failing.store(false, Ordering::SeqCst);
+        let kept = settler.sent_unstored(9).unwrap();
+        assert!(settler.settle(&groups, kept).await.is_ok());
+        assert!(settler.sent_unstored(9).is_none());
+    }
+
+    /// A write that never ends (its task aborted mid-write) leaves its sends known.
+    #[tokio::test]
+    async fn a_send_whose_write_was_abandoned_is_remembered() {
+        let groups = Arc::new(Groups::default());
+        let settler = Arc::new(Settler::default());
+        let held = groups.hold.lock().await;
+        let writing = {
+            let (settler, store) = (Arc::clone(&settler), Arc::clone(&groups));
+            tokio::spawn(async move { settler.settle(store.as_ref(), sent(5)).await })
+        };
+        while groups.writing.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        writing.abort();
+        assert!(writing.await.is_err(), "aborted");
+        drop(held);
+        assert_eq!(settler.sent_unstored(5).map(|kept| kept.id), Some(5));
     }
 }
