@@ -106,11 +106,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
         // The route's parameters as the handler reads them: `/incidents/01/notes`,
         // `/incidents/+1/notes` and `/incidents/%31/notes` all act on incident 1,
         // so a retry whose path a proxy spelt another way is still the same request.
+        // Only `{id}` is a number: a runbook named `01` is not one named `1`.
         if let Some(params) = &params {
             for (name, value) in params {
-                let value = value
-                    .parse::<i64>()
-                    .map_or_else(|_| value.to_string(), |number| number.to_string());
+                let value = match value.parse::<i64>() {
+                    Ok(number) if name == "id" => number.to_string(),
+                    _ => value.to_string(),
+                };
                 scoped.update(name);
                 scoped.update([0]);
                 scoped.update(value);
