@@ -288,7 +288,7 @@ fn check_content_encoding(headers: &HeaderMap) -> Result<(), Refusal> {
         return Ok(());
     };
     let encoding = value.to_str().unwrap_or("?").trim();
-    if encoding.eq_ignore_ascii_case("identity") {
+    if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
         return Ok(());
     }
     Err(Refusal::new(

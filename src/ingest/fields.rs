@@ -6,7 +6,7 @@ use super::IngestError;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// The pairs of a form body. A field that is not UTF-8 is read as ISO-8859-1, as
+/// The pairs of a form body. Bytes that are not UTF-8 are read as ISO-8859-1, as
 /// older Nagios and PRTG hosts write accented names: every byte stays a character of
 /// its own, so `hé` and `hè` stay two hosts (replacing the bytes would make both `h�`
 /// and merge their outages into one alert). PRTG may also send raw bytes it did not
@@ -23,16 +23,20 @@ fn form_pairs(body: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
         })
 }
 
-/// One form-encoded name or value: `+` is a space, then percent-decoded, then UTF-8
-/// or, failing that, ISO-8859-1.
+/// One form-encoded name or value: `+` is a space, then percent-decoded; the UTF-8
+/// in it is kept, and each byte that is not UTF-8 is read as ISO-8859-1.
 fn form_text(encoded: &[u8]) -> String {
     let spaced: Vec<u8> = encoded
         .iter()
         .map(|byte| if *byte == b'+' { b' ' } else { *byte })
         .collect();
     let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
-    String::from_utf8(bytes)
-        .unwrap_or_else(|error| error.into_bytes().into_iter().map(char::from).collect())
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        text.extend(chunk.invalid().iter().copied().map(char::from));
+    }
+    text
 }
 
 /// Lower-cased keys to values.
@@ -173,6 +177,11 @@ mod tests {
         assert_eq!(read(b"HOSTNAME=h%E8"), "h\u{e8}");
         assert_eq!(read(b"HOSTNAME=h\xe9"), "h\u{e9}", "raw, not URL-encoded");
         assert_eq!(read(b"HOSTNAME=h%C3%A9"), "h\u{e9}", "UTF-8 stays UTF-8");
+        assert_eq!(
+            read(b"HOSTNAME=Z%C3%BCrich+h%E9"),
+            "Z\u{fc}rich h\u{e9}",
+            "only the stray byte is read as ISO-8859-1"
+        );
         assert_eq!(read(b"HOSTNAME=db+01%2B%26=x"), "db 01+&=x");
     }
 
